@@ -1,0 +1,3 @@
+"""URLs of community clearance (worker console, resident confirmation links)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""URLs of the appeals app (pages under its own prefix, API under api/v1/appeals/)."""
+
+urlpatterns: list = []

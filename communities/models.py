@@ -1,0 +1,216 @@
+"""The registry: places (district → street → community, compound aliases), residents, staff."""
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from communities import pii
+
+
+class District(models.Model):
+    code = models.CharField(_("code"), max_length=6, unique=True)
+    name = models.CharField(_("name"), max_length=32, unique=True)
+    name_en = models.CharField(_("English name"), max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("district")
+        verbose_name_plural = _("districts")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Street(models.Model):
+    """Street (街道) or township (乡镇)."""
+
+    class Kind(models.TextChoices):
+        STREET = "street", _("Street")
+        TOWNSHIP = "township", _("Township")
+
+    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="streets")
+    code = models.CharField(_("code"), max_length=12, unique=True)
+    name = models.CharField(_("name"), max_length=64)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.STREET)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("street / township")
+        verbose_name_plural = _("streets / townships")
+        constraints = [
+            models.UniqueConstraint(fields=["district", "name"], name="street_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.district.name}{self.name}"
+
+
+class Community(models.Model):
+    """Community (社区) or village (村): the unit that verifies residents and lifts popups."""
+
+    street = models.ForeignKey(Street, on_delete=models.PROTECT, related_name="communities")
+    code = models.CharField(_("code"), max_length=15, unique=True)
+    name = models.CharField(_("name"), max_length=64)
+    phone = models.CharField(_("duty phone"), max_length=20, blank=True)
+    address = models.CharField(_("office address"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("community")
+        verbose_name_plural = _("communities")
+        constraints = [
+            models.UniqueConstraint(fields=["street", "name"], name="community_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.street.district.name}{self.street.name}{self.name}"
+
+    @property
+    def district(self) -> District:
+        return self.street.district
+
+
+class CompoundAlias(models.Model):
+    """A residential compound (小区) name or address that belongs to a community.
+
+    Residents name the compound, not the community; the finder maps one to the other.
+    """
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(_("compound or address"), max_length=128)
+    address = models.CharField(_("street address"), max_length=200, blank=True)
+    normalized = models.CharField(max_length=128, editable=False, db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("compound alias")
+        verbose_name_plural = _("compound aliases")
+        constraints = [
+            models.UniqueConstraint(fields=["community", "name"], name="alias_unique_per_community")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Resident(models.Model):
+    """A person. The ID number is only ever held encrypted + hashed; use the helpers to show it."""
+
+    name = models.CharField(_("name"), max_length=64)
+    id_encrypted = models.TextField(editable=False)
+    id_hash = models.CharField(max_length=64, unique=True, editable=False)
+    id_masked = models.CharField(_("ID (masked)"), max_length=18, editable=False)
+    community = models.ForeignKey(
+        Community, on_delete=models.PROTECT, related_name="residents", null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("resident")
+        verbose_name_plural = _("residents")
+        indexes = [models.Index(fields=["community", "id"], name="resident_community_idx")]
+
+    def __str__(self) -> str:
+        return self.masked
+
+    @property
+    def masked(self) -> str:
+        return pii.masked_person(self.name, self.id_masked)
+
+    @property
+    def masked_name(self) -> str:
+        return pii.mask_name(self.name)
+
+    def set_id_number(self, id_number: str) -> None:
+        number = pii.validate_id_number(id_number)
+        self.id_encrypted = pii.encrypt(number)
+        self.id_hash = pii.id_hash(number)
+        self.id_masked = pii.mask_id(number)
+
+    def reveal_id_number(self) -> str:
+        """Clear ID: callers must go through communities.services.resident_reveal (audited)."""
+        return pii.decrypt(self.id_encrypted)
+
+
+class ResidentPhone(models.Model):
+    resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="phones")
+    phone_encrypted = models.TextField(editable=False)
+    phone_hash = models.CharField(max_length=64, db_index=True, editable=False)
+    phone_masked = models.CharField(_("phone (masked)"), max_length=16, editable=False)
+    is_primary = models.BooleanField(_("primary"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-is_primary", "id"]
+        verbose_name = _("resident phone")
+        verbose_name_plural = _("resident phones")
+        constraints = [
+            models.UniqueConstraint(fields=["resident", "phone_hash"], name="phone_unique_per_resident")
+        ]
+
+    def __str__(self) -> str:
+        return self.phone_masked
+
+    def set_phone(self, phone: str) -> None:
+        number = pii.validate_phone(phone)
+        self.phone_encrypted = pii.encrypt(number)
+        self.phone_hash = pii.phone_hash(number)
+        self.phone_masked = pii.mask_phone(number)
+
+    def reveal_phone(self) -> str:
+        return pii.decrypt(self.phone_encrypted)
+
+
+class User(AbstractUser):
+    """Staff account. Community workers see only the communities attached to them."""
+
+    class Role(models.TextChoices):
+        OPERATOR = "operator", _("Hotline operator")
+        COMMUNITY_WORKER = "community_worker", _("Community worker")
+        SUPERVISOR = "supervisor", _("Supervisor")
+        ADMINISTRATOR = "administrator", _("Administrator")
+        VENUE_MANAGER = "venue_manager", _("Venue manager")
+        INTEGRATION = "integration", _("Integration client")
+
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.OPERATOR)
+    communities = models.ManyToManyField(
+        Community, blank=True, related_name="workers", verbose_name=_("communities served")
+    )
+
+    class Meta:
+        verbose_name = _("staff user")
+        verbose_name_plural = _("staff users")
+
+    @property
+    def sees_all_communities(self) -> bool:
+        return self.role in {self.Role.OPERATOR, self.Role.SUPERVISOR, self.Role.ADMINISTRATOR}
+
+
+class PersonalDataAccess(models.Model):
+    """Append-only audit of every look at or reveal of a person's data."""
+
+    class Action(models.TextChoices):
+        VIEW = "view", _("Viewed")
+        REVEAL_ID = "reveal_id", _("Revealed ID number")
+        REVEAL_PHONE = "reveal_phone", _("Revealed phone")
+        LOOKUP = "lookup", _("Looked up by ID")
+        EXPORT = "export", _("Exported")
+
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    resident = models.ForeignKey(
+        Resident, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    action = models.CharField(max_length=16, choices=Action.choices)
+    context = models.CharField(_("where"), max_length=120, blank=True)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("personal data access")
+        verbose_name_plural = _("personal data accesses")
+        indexes = [models.Index(fields=["resident", "-at"], name="pda_resident_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,118 @@
+"""Reads of the registry, including the community finder and role scoping."""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+
+from communities import pii
+from communities.models import Community, CompoundAlias, District, Resident, User
+from communities.services import normalize_place_text
+
+
+def communities_visible_to(user: User) -> QuerySet[Community]:
+    if not user.is_authenticated or not user.is_active:
+        return Community.objects.none()
+    if user.is_superuser or user.sees_all_communities:
+        return Community.objects.all()
+    if user.role == User.Role.COMMUNITY_WORKER:
+        return Community.objects.filter(workers=user)
+    return Community.objects.none()
+
+
+def residents_visible_to(user: User) -> QuerySet[Resident]:
+    if not user.is_authenticated or not user.is_active:
+        return Resident.objects.none()
+    if user.is_superuser or user.sees_all_communities:
+        return Resident.objects.all()
+    if user.role == User.Role.COMMUNITY_WORKER:
+        return Resident.objects.filter(community__workers=user)
+    return Resident.objects.none()
+
+
+def resident_access(*, user: User, resident_id: int) -> Resident:
+    """Fetch a resident the user may see, or raise PermissionDenied (not 404: no enumeration hint)."""
+    resident = residents_visible_to(user).filter(pk=resident_id).first()
+    if resident is None:
+        raise PermissionDenied
+    return resident
+
+
+def resident_by_id_number(id_number: str) -> Resident | None:
+    """Exact look-up through the keyed hash; an invalid number simply finds nobody."""
+    return Resident.objects.filter(id_hash=pii.id_hash(id_number)).first()
+
+
+def residents_by_phone(phone: str) -> QuerySet[Resident]:
+    return Resident.objects.filter(phones__phone_hash=pii.phone_hash(phone)).distinct()
+
+
+@dataclass(frozen=True)
+class CommunityMatch:
+    community: Community
+    score: float
+    matched: str
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1)} if len(text) > 1 else {text}
+
+
+def community_find(text: str, *, limit: int = 5) -> list[CommunityMatch]:
+    """Likely communities for a free-text address or compound name, best first.
+
+    Residents write the compound (小区) or a full address; the community is what counts. We look
+    for aliases contained in the text, aliases and communities containing the text, then rank
+    everything by character-bigram overlap (works for Chinese without a tokenizer), with a bonus
+    when the district or street is named too.
+    """
+    query = normalize_place_text(text)
+    if len(query) < 2:
+        return []
+    grams = _bigrams(query)
+    # Candidate aliases: contained in the query, containing it, or sharing a rare-ish bigram.
+    gram_filter = Q()
+    for gram in sorted(grams, key=len, reverse=True)[:24]:
+        gram_filter |= Q(normalized__contains=gram)
+    aliases = (
+        CompoundAlias.objects.select_related("community__street__district")
+        .filter(gram_filter)
+        .only("name", "normalized", "community__name", "community__street__name",
+              "community__street__district__name", "community__code", "community__street__code",
+              "community__street__district__code")[:400]
+    )
+    communities = (
+        Community.objects.select_related("street__district")
+        .filter(Q(name__icontains=text.strip()) | Q(street__name__icontains=text.strip()))[:50]
+    )
+    best: dict[int, CommunityMatch] = {}
+
+    def consider(community: Community, candidate: str, label: str) -> None:
+        if not candidate:
+            return
+        if candidate in query:
+            score = 0.6 + 0.4 * min(len(candidate) / max(len(query), 1), 1.0)
+        elif query in candidate:
+            score = 0.5 + 0.4 * len(query) / len(candidate)
+        else:
+            cand = _bigrams(candidate)
+            score = 0.8 * (2 * len(grams & cand) / (len(grams) + len(cand)))
+        district = community.street.district
+        if normalize_place_text(district.name) in query or normalize_place_text(district.name[:-1]) in query:
+            score += 0.1
+        if normalize_place_text(community.street.name) in query:
+            score += 0.1
+        current = best.get(community.pk)
+        if current is None or score > current.score:
+            best[community.pk] = CommunityMatch(community=community, score=round(score, 3), matched=label)
+
+    for alias in aliases:
+        consider(alias.community, alias.normalized, alias.name)
+    for community in communities:
+        consider(community, normalize_place_text(community.name), community.name)
+    ranked = sorted(best.values(), key=lambda m: (-m.score, m.community.code))
+    return [m for m in ranked if m.score >= 0.2][:limit]
+
+
+def districts() -> QuerySet[District]:
+    return District.objects.all()

@@ -1,0 +1,190 @@
+"""Ingest API for integration clients (token-authenticated, role `integration`).
+
+One class per endpoint. Records are validated by healthkit.ingest in plain Python (fast, and
+reported by index); the nested `RecordSerializer` of each endpoint documents the record format
+in the OpenAPI schema only.
+"""
+
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from healthkit import ingest
+from healthkit.errors import ApplicationError
+from healthkit.models import IngestBatch
+from healthkit.permissions import IsIntegration
+
+
+class _Resident(serializers.Serializer):
+    id_number = serializers.CharField(help_text="National ID number (18 characters).")
+    name = serializers.CharField(required=False, help_text="Registers an unknown resident.")
+    record_id = serializers.CharField(required=False, help_text="Client record id (idempotency).")
+
+
+class IngestOutputSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    batch_id = serializers.CharField(allow_null=True)
+    received = serializers.IntegerField()
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField(help_text="Already on record (a retry); not an error.")
+    rejected = serializers.ListField(child=serializers.DictField(),
+                                     help_text='[{"index": 3, "errors": {"field": "message"}}]')
+    replayed = serializers.BooleanField(help_text="This batch id was seen before: stored answer.")
+
+
+class _IngestApi(APIView):
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsIntegration]
+    kind: str = ""
+
+    def post(self, request):
+        data = request.data
+        if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+            raise ApplicationError(_("Send a JSON object with a `records` list."))
+        batch_id = data.get("batch_id")
+        if batch_id is not None and (not isinstance(batch_id, str) or not 0 < len(batch_id) <= 80):
+            raise ApplicationError(_("`batch_id` is a string of at most 80 characters."))
+        result = ingest.ingest(kind=self.kind, records=data["records"], client=request.user,
+                               batch_id=batch_id)
+        return Response(IngestOutputSerializer(result.as_response()).data)
+
+
+def _rename_from(serializer: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """`from` is a Python keyword: declare `from_`, publish it as `from` in the schema."""
+    serializer._declared_fields["from"] = serializer._declared_fields.pop("from_")
+    return serializer
+
+
+def _input(record_serializer: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
+    return type(name, (serializers.Serializer,), {
+        "batch_id": serializers.CharField(required=False, max_length=80),
+        "records": record_serializer(many=True),
+    })
+
+
+class TestResultIngestApi(_IngestApi):
+    """Nucleic-acid test results (idempotent per lab + sample id + resident)."""
+
+    kind = IngestBatch.Kind.TEST_RESULTS
+
+    class RecordSerializer(_Resident):
+        lab = serializers.CharField(max_length=64)
+        sample_id = serializers.CharField(max_length=64)
+        sampled_at = serializers.DateTimeField()
+        resulted_at = serializers.DateTimeField()
+        result = serializers.ChoiceField(choices=["negative", "positive"])
+        from_other_province = serializers.BooleanField(required=False)
+
+    InputSerializer = _input(RecordSerializer, "TestResultIngestInput")
+
+    @extend_schema(request=InputSerializer, responses=IngestOutputSerializer)
+    def post(self, request):
+        return super().post(request)
+
+
+class ArrivalIngestApi(_IngestApi):
+    """Arrivals into the city (type-4 trigger)."""
+
+    kind = IngestBatch.Kind.ARRIVALS
+
+    class RecordSerializer(_Resident):
+        arrived_at = serializers.DateTimeField()
+        from_county = serializers.CharField(help_text="6-digit county code")
+
+    InputSerializer = _input(RecordSerializer, "ArrivalIngestInput")
+
+    @extend_schema(request=InputSerializer, responses=IngestOutputSerializer)
+    def post(self, request):
+        return super().post(request)
+
+
+class StayIngestApi(_IngestApi):
+    """Stays outside the city (types 1 and 5)."""
+
+    kind = IngestBatch.Kind.STAYS
+
+    class RecordSerializer(_Resident):
+        county = serializers.CharField(help_text="6-digit county code")
+        from_ = serializers.DateTimeField()
+        to = serializers.DateTimeField(required=False, allow_null=True)
+        border_port = serializers.BooleanField(required=False)
+
+    RecordSerializer = _rename_from(RecordSerializer)
+    InputSerializer = _input(RecordSerializer, "StayIngestInput")
+
+    @extend_schema(request=InputSerializer, responses=IngestOutputSerializer)
+    def post(self, request):
+        return super().post(request)
+
+
+class LocalCaseIngestApi(_IngestApi):
+    """Local cases reported per county (rule 1)."""
+
+    kind = IngestBatch.Kind.LOCAL_CASES
+
+    class RecordSerializer(serializers.Serializer):
+        county = serializers.CharField(help_text="6-digit county code")
+        date = serializers.DateField(required=False, help_text="or reported_at (date-time)")
+        reported_at = serializers.DateTimeField(required=False)
+        record_id = serializers.CharField(required=False)
+
+    InputSerializer = _input(RecordSerializer, "LocalCaseIngestInput")
+
+    @extend_schema(request=InputSerializer, responses=IngestOutputSerializer)
+    def post(self, request):
+        return super().post(request)
+
+
+class QuarantineOrderIngestApi(_IngestApi):
+    """Entry quarantine orders (type 2)."""
+
+    kind = IngestBatch.Kind.QUARANTINE_ORDERS
+
+    class RecordSerializer(_Resident):
+        from_ = serializers.DateTimeField()
+        to = serializers.DateTimeField()
+
+    RecordSerializer = _rename_from(RecordSerializer)
+    InputSerializer = _input(RecordSerializer, "QuarantineOrderIngestInput")
+
+    @extend_schema(request=InputSerializer, responses=IngestOutputSerializer)
+    def post(self, request):
+        return super().post(request)
+
+
+class MedicalEventIngestApi(_IngestApi):
+    """Purchases of the four kinds of drugs and clinic visits with one of the 11 symptoms."""
+
+    kind = IngestBatch.Kind.MEDICAL_EVENTS
+
+    class RecordSerializer(_Resident):
+        kind = serializers.ChoiceField(choices=["drug_purchase", "clinic_visit"])
+        category = serializers.ChoiceField(choices=list(ingest.DRUG_CATEGORIES), required=False)
+        symptom = serializers.ChoiceField(choices=list(ingest.SYMPTOMS), required=False)
+        occurred_at = serializers.DateTimeField()
+
+    InputSerializer = _input(RecordSerializer, "MedicalEventIngestInput")
+
+    @extend_schema(request=InputSerializer, responses=IngestOutputSerializer)
+    def post(self, request):
+        return super().post(request)
+
+
+class PopupAssignmentIngestApi(_IngestApi):
+    """Upstream popup assignments (type 3 from the big-data match)."""
+
+    kind = IngestBatch.Kind.POPUP_ASSIGNMENTS
+
+    class RecordSerializer(_Resident):
+        popup_type = serializers.ChoiceField(choices=[3])
+        reason = serializers.CharField(max_length=200)
+        assigned_at = serializers.DateTimeField()
+
+    InputSerializer = _input(RecordSerializer, "PopupAssignmentIngestInput")
+
+    @extend_schema(request=InputSerializer, responses=IngestOutputSerializer)
+    def post(self, request):
+        return super().post(request)

@@ -1,0 +1,12 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from healthkit import views_console
+
+urlpatterns = [
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("console/", views_console.ConsoleHomeView.as_view(), name="console-home"),
+    path("console/popups/<int:pk>/", views_console.PopupCaseDetailView.as_view(), name="console-popup"),
+    path("", views_console.LandingView.as_view(), name="landing"),
+]

@@ -1,0 +1,408 @@
+"""The popup rules engine: which automatic popups (types 1, 2, 4, 5) are active at an instant,
+raised and lifted set-wise in SQL, with the records that decided each change.
+
+One implementation serves both paths:
+- event-driven: `evaluate(resident_ids=[...])` after a batch of signals commits (a Celery task);
+- the periodic sweep: `sweep()` = the same statement without the resident filter.
+The simulator calls `evaluate` for its one resident at each event's instant.
+
+How a rule is expressed: each rule turns signal rows into *intervals* `[starts_at, ends_at)`
+during which it holds for a resident, clipped to the validity of each (non-abolished) policy
+version of its type and using that version's parameters. A popup type is active at `at` when
+some interval contains `at`. Each interval carries the ids of the records that make it
+(`refs`) and of those that end it (`end_refs`), which become the popup event's `data`: the
+answer to a resident's "why?". An interval never starts before its records were on record
+(`received_at`), so a popup is never back-dated to before the engine could have known.
+
+- type 1: a stay in county C × a local case in C: from max(stay start, case) until
+  min(left + window_days, case + case_free_days) (window 14 d before 2022-07-16, then 7 d).
+- type 2: a quarantine order: from its start until 00:00 (city time) of the day after its end.
+- type 4: a trigger (arrival, drug purchase, clinic visit) at T: from T + deadline_hours until
+  the first negative result sampled after T is *received*.
+- type 5: a stay in a border-port county: from its start until left + window_days; the policy
+  version from 2022-07-16 is abolished, so intervals end at 2022-07-16 00:00 +08:00 and any
+  still-open type-5 popup (whatever raised it) is lifted at that instant.
+- type 3 is never lifted here: upstream assignments raise it once (`dedupe_key='upstream'`).
+
+Raising: an open case is never duplicated (the unique partial index popup_one_open_per_cause,
+INSERT ... ON CONFLICT DO NOTHING, rows inserted in (resident, type) order so two concurrent
+runs never deadlock). A popup lifted by a person (community decision) is not re-raised for the
+same records: only an interval that started after that lift raises it again.
+Lifting: open engine cases with no interval containing `at`, locked in primary-key order with
+SKIP LOCKED (a case a person is transitioning right now is left for the next run); lifted_at is
+the instant the last interval ended, not the time the sweep happened to run.
+Every raise and lift writes a PopupEvent and an outbox record in the same statement.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils.translation import gettext as _
+
+from healthkit import clock
+
+AUTO_TYPES = (1, 2, 4, 5)
+RULES = {1: "risk_county", 2: "entry_quarantine", 3: "upstream_assignment", 4: "missed_test", 5: "border_port"}
+SWEEP_LOCK_KEY = 4_202_207_16  # pg advisory lock: one full sweep at a time (others skip)
+OPEN = "('active', 'under_review')"
+
+_POLICY_AT = """
+    SELECT {cols} FROM healthkit_popuppolicy p
+    WHERE p.popup_type = {t} AND p.effective_from <= {at}
+      AND (p.effective_to IS NULL OR p.effective_to > {at})
+    ORDER BY p.effective_from DESC LIMIT 1
+"""
+
+# The rules as intervals. {fs}/{fq}/{fg} are the optional resident filters (fixed SQL, no input).
+_INTERVALS = """
+pol AS (
+    SELECT id, popup_type, effective_from AS pf,
+           COALESCE(effective_to, 'infinity'::timestamptz) AS pt, params
+    FROM healthkit_popuppolicy
+    WHERE NOT COALESCE((params->>'abolished')::boolean, false)
+),
+iv_all AS (
+    -- type 1: stayed in a county while/before it was affected, left less than W days ago
+    SELECT s.resident_id, 1 AS popup_type,
+           GREATEST(s.started_at, c.reported_at, s.received_at, c.received_at, p.pf) AS starts_at,
+           LEAST(COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int),
+                 c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7)),
+                 p.pt) AS ends_at,
+           jsonb_build_object('stay', s.id, 'local_case', c.id) AS refs,
+           jsonb_build_object('stay', s.id, 'local_case', c.id, 'ended_by', CASE
+               WHEN p.pt <= LEAST(COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int),
+                                  c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7)))
+                    THEN 'policy_boundary'
+               WHEN c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7))
+                    <= COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int)
+                    THEN 'county_case_free'
+               ELSE 'window_since_leaving' END) AS end_refs
+    FROM healthkit_stay s
+    JOIN pol p ON p.popup_type = 1
+    JOIN healthkit_localcase c ON c.county = s.county
+         AND c.reported_at < COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int)
+         AND c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7)) > s.started_at
+    WHERE s.started_at <= %(at)s {fs}
+  UNION ALL
+    -- type 2: entry quarantine, lifted 00:00 (city time) the day after it ends
+    SELECT q.resident_id, 2,
+           GREATEST(q.starts_at, q.received_at, p.pf),
+           LEAST((date_trunc('day', q.ends_at AT TIME ZONE %(tz)s) + interval '1 day') AT TIME ZONE %(tz)s, p.pt),
+           jsonb_build_object('quarantine_order', q.id),
+           jsonb_build_object('quarantine_order', q.id, 'ended_by', 'quarantine_ended')
+    FROM healthkit_quarantineorder q
+    JOIN pol p ON p.popup_type = 2
+    WHERE q.starts_at <= %(at)s {fq}
+  UNION ALL
+    -- type 4: no negative result sampled after the trigger on record by the deadline
+    SELECT g.resident_id, 4,
+           GREATEST(g.at + make_interval(hours => (p.params->>'deadline_hours')::int), g.received_at),
+           COALESCE(n.received_at, 'infinity'),
+           jsonb_build_object(g.kind, g.id),
+           jsonb_build_object(g.kind, g.id, 'test_result', n.id, 'ended_by', 'negative_result')
+    FROM (
+        SELECT 'arrival' AS kind, a.id, a.resident_id, a.arrived_at AS at, a.received_at
+        FROM healthkit_arrival a WHERE a.arrived_at <= %(at)s {fa}
+        UNION ALL
+        SELECT m.kind, m.id, m.resident_id, m.occurred_at, m.received_at
+        FROM healthkit_medicalevent m WHERE m.occurred_at <= %(at)s {fm}
+    ) g
+    JOIN pol p ON p.popup_type = 4 AND p.pf <= g.at AND g.at < p.pt
+         AND COALESCE(p.params->'triggers', '[]'::jsonb) ? g.kind
+    LEFT JOIN LATERAL (
+        SELECT r.id, r.received_at FROM healthkit_testresult r
+        WHERE r.resident_id = g.resident_id AND r.result = 'negative' AND r.sampled_at > g.at
+        ORDER BY r.received_at, r.id LIMIT 1
+    ) n ON true
+  UNION ALL
+    -- type 5: stayed in a county with a land border port within W days
+    SELECT s.resident_id, 5,
+           GREATEST(s.started_at, s.received_at, p.pf),
+           LEAST(COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int), p.pt),
+           jsonb_build_object('stay', s.id),
+           jsonb_build_object('stay', s.id, 'ended_by', CASE
+               WHEN p.pt <= COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int)
+               THEN 'policy_boundary' ELSE 'window_since_leaving' END)
+    FROM healthkit_stay s
+    JOIN pol p ON p.popup_type = 5
+    WHERE s.border_port AND s.started_at <= %(at)s {fs}
+),
+iv AS (SELECT * FROM iv_all WHERE starts_at < ends_at AND starts_at <= %(at)s),
+cur AS (
+    SELECT resident_id, popup_type,
+           array_agg(starts_at ORDER BY starts_at) AS starts,
+           jsonb_agg(refs ORDER BY starts_at) AS records
+    FROM iv WHERE %(at)s < ends_at
+    GROUP BY resident_id, popup_type
+),
+last_end AS (
+    SELECT DISTINCT ON (resident_id, popup_type) resident_id, popup_type, ends_at, end_refs
+    FROM iv WHERE ends_at <= %(at)s
+    ORDER BY resident_id, popup_type, ends_at DESC
+)
+"""
+
+# Composed only from constants in this module; all values go through query parameters.
+_EVALUATE = (
+    "WITH "  # noqa: S608
+    + _INTERVALS
+    + """,
+abolished AS (
+    SELECT popup_type, effective_from FROM healthkit_popuppolicy
+    WHERE COALESCE((params->>'abolished')::boolean, false)
+      AND effective_from <= %(at)s AND (effective_to IS NULL OR effective_to > %(at)s)
+),
+victims AS (
+    SELECT pc.id, pc.resident_id, pc.popup_type, pc.state, pc.raised_at
+    FROM healthkit_popupcase pc
+    WHERE pc.state IN """ + OPEN + """ {fc}
+      AND (
+        (pc.source = 'engine' AND pc.dedupe_key = '' AND pc.popup_type IN (1, 2, 4, 5)
+         AND NOT EXISTS (SELECT 1 FROM cur WHERE cur.resident_id = pc.resident_id
+                                            AND cur.popup_type = pc.popup_type))
+        OR pc.popup_type IN (SELECT popup_type FROM abolished)
+      )
+    ORDER BY pc.id
+    FOR UPDATE OF pc SKIP LOCKED
+),
+lifted AS (
+    UPDATE healthkit_popupcase pc
+    SET state = 'lifted', updated_at = now(),
+        lifted_at = GREATEST(v.raised_at, LEAST(%(at)s, COALESCE(le.ends_at, ab.effective_from, %(at)s)))
+    FROM victims v
+    LEFT JOIN last_end le ON le.resident_id = v.resident_id AND le.popup_type = v.popup_type
+    LEFT JOIN abolished ab ON ab.popup_type = v.popup_type
+    WHERE pc.id = v.id AND pc.state IN """ + OPEN + """
+    RETURNING pc.id, pc.resident_id, pc.popup_type, pc.lifted_at AS at, v.state AS from_state,
+              COALESCE(le.end_refs, CASE WHEN ab.popup_type IS NOT NULL
+                  THEN jsonb_build_object('ended_by', 'policy_abolished')
+                  ELSE jsonb_build_object('ended_by', 'no_rule_holds') END) AS records
+),
+candidates AS (
+    SELECT cur.resident_id, cur.popup_type, cur.records,
+           GREATEST(
+               (SELECT min(x) FROM unnest(cur.starts) x WHERE x > COALESCE(lc.last_manual, '-infinity')),
+               COALESCE(lc.last_close, '-infinity')) AS raised_at
+    FROM cur
+    LEFT JOIN LATERAL (
+        SELECT max(c.lifted_at) AS last_close,
+               max(c.lifted_at) FILTER (WHERE NOT EXISTS (
+                   SELECT 1 FROM healthkit_popupevent e
+                   WHERE e.case_id = c.id AND e.kind IN ('lifted', 'withdrawn') AND e.actor_label = 'engine'
+               )) AS last_manual
+        FROM healthkit_popupcase c
+        WHERE c.resident_id = cur.resident_id AND c.popup_type = cur.popup_type
+          AND c.dedupe_key = '' AND c.lifted_at IS NOT NULL
+    ) lc ON true
+    WHERE NOT EXISTS (
+        SELECT 1 FROM healthkit_popupcase o
+        WHERE o.resident_id = cur.resident_id AND o.popup_type = cur.popup_type
+          AND o.dedupe_key = '' AND o.state IN """ + OPEN + """
+    )
+      AND cur.starts[array_upper(cur.starts, 1)] > COALESCE(lc.last_manual, '-infinity')
+),
+raised AS (
+    INSERT INTO healthkit_popupcase
+        (resident_id, popup_type, dedupe_key, cause, source, state, policy_id, raised_at, lifted_at, updated_at)
+    SELECT c.resident_id, c.popup_type, '',
+           jsonb_build_object('rule', %(rules)s::jsonb->>(c.popup_type::text), 'records', c.records),
+           'engine', 'active',
+           (""" + _POLICY_AT.format(cols="p.id", t="c.popup_type", at="c.raised_at") + """),
+           c.raised_at, NULL, now()
+    FROM candidates c
+    ORDER BY c.resident_id, c.popup_type
+    ON CONFLICT DO NOTHING
+    RETURNING id, resident_id, popup_type, raised_at AS at, cause->'records' AS records
+),
+changes AS (
+    SELECT 'raised' AS kind, id, resident_id, popup_type, at, '' AS from_state, 'active' AS to_state, records
+    FROM raised
+  UNION ALL
+    SELECT 'lifted', id, resident_id, popup_type, at, from_state, 'lifted', records FROM lifted
+),
+ch AS (
+    SELECT ch.*, pv.version AS policy FROM changes ch
+    LEFT JOIN LATERAL (""" + _POLICY_AT.format(cols="p.id, p.version", t="ch.popup_type", at="ch.at") + """) pv ON true
+),
+ev AS (
+    INSERT INTO healthkit_popupevent
+        (case_id, kind, from_state, to_state, actor_id, actor_label, reason, data, at, recorded_at)
+    SELECT id, kind, from_state, to_state, NULL, 'engine',
+           %(reasons)s::jsonb->kind->>(popup_type::text),
+           jsonb_build_object('rule', %(rules)s::jsonb->>(popup_type::text), 'policy', policy,
+                              'records', records, 'evaluated_at', %(at)s),
+           at, now()
+    FROM ch
+),
+ob AS (
+    INSERT INTO healthkit_outboxrecord
+        (idempotency_key, kind, case_id, resident_id, popup_type, at, payload, created_at)
+    SELECT 'popup-' || id || '-' || kind, kind, id, resident_id, popup_type, at,
+           jsonb_build_object('event', 'popup.' || kind, 'case', id, 'popup_type', popup_type,
+                              'at', at, 'policy', policy, 'rule', %(rules)s::jsonb->>(popup_type::text)),
+           now()
+    FROM ch
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, resident_id
+),
+dl AS (
+    INSERT INTO healthkit_outboxdelivery
+        (record_id, endpoint_id, resident_id, state, attempts, next_attempt_at, last_error, delivered_at)
+    SELECT ob.id, e.id, ob.resident_id, 'pending', 0, now(), '', NULL
+    FROM ob CROSS JOIN healthkit_downstreamendpoint e WHERE e.active
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM lifted), (SELECT count(*) FROM dl)
+"""
+)
+
+# Constants only; values are query parameters.
+_ASSIGNMENTS = """
+WITH todo AS (
+    SELECT a.id, a.resident_id, a.popup_type, a.reason, GREATEST(a.assigned_at, a.received_at) AS at
+    FROM healthkit_popupassignment a
+    WHERE a.case_id IS NULL AND GREATEST(a.assigned_at, a.received_at) <= %(at)s {fa}
+    ORDER BY a.id
+    FOR UPDATE SKIP LOCKED
+),
+first AS (
+    SELECT DISTINCT ON (resident_id, popup_type) * FROM todo ORDER BY resident_id, popup_type, at, id
+),
+raised AS (
+    INSERT INTO healthkit_popupcase
+        (resident_id, popup_type, dedupe_key, cause, source, state, policy_id, raised_at, lifted_at, updated_at)
+    SELECT f.resident_id, f.popup_type, 'upstream',
+           jsonb_build_object('rule', 'upstream_assignment', 'reason', f.reason,
+                              'records', jsonb_build_array(jsonb_build_object('popup_assignment', f.id))),
+           'upstream', 'active', pv.id, f.at, NULL, now()
+    FROM first f
+    JOIN LATERAL (""" + _POLICY_AT.format(cols="p.id, p.version", t="f.popup_type", at="f.at") + """) pv ON true
+    WHERE NOT EXISTS (SELECT 1 FROM healthkit_popuppolicy ap WHERE ap.id = pv.id
+                      AND COALESCE((ap.params->>'abolished')::boolean, false))
+    ORDER BY f.resident_id, f.popup_type
+    ON CONFLICT DO NOTHING
+    RETURNING id, resident_id, popup_type, raised_at AS at, cause
+),
+ch AS (
+    SELECT r.*, pv.version AS policy FROM raised r
+    LEFT JOIN LATERAL (""" + _POLICY_AT.format(cols="p.id, p.version", t="r.popup_type", at="r.at") + """) pv ON true
+),
+ev AS (
+    INSERT INTO healthkit_popupevent
+        (case_id, kind, from_state, to_state, actor_id, actor_label, reason, data, at, recorded_at)
+    SELECT id, 'raised', '', 'active', NULL, 'upstream', cause->>'reason',
+           jsonb_build_object('rule', 'upstream_assignment', 'policy', policy,
+                              'records', cause->'records', 'cause', cause), at, now()
+    FROM ch
+),
+ob AS (
+    INSERT INTO healthkit_outboxrecord
+        (idempotency_key, kind, case_id, resident_id, popup_type, at, payload, created_at)
+    SELECT 'popup-' || id || '-raised', 'raised', id, resident_id, popup_type, at,
+           jsonb_build_object('event', 'popup.raised', 'case', id, 'popup_type', popup_type,
+                              'at', at, 'policy', policy, 'rule', 'upstream_assignment'),
+           now()
+    FROM ch
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, resident_id
+),
+dl AS (
+    INSERT INTO healthkit_outboxdelivery
+        (record_id, endpoint_id, resident_id, state, attempts, next_attempt_at, last_error, delivered_at)
+    SELECT ob.id, e.id, ob.resident_id, 'pending', 0, now(), '', NULL
+    FROM ob CROSS JOIN healthkit_downstreamendpoint e WHERE e.active
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM raised), (SELECT coalesce(array_agg(id), '{{}}') FROM todo),
+       (SELECT count(*) FROM dl)
+"""  # noqa: S608
+
+_LINK_ASSIGNMENTS = """
+UPDATE healthkit_popupassignment a SET case_id = o.id
+FROM healthkit_popupcase o
+WHERE a.id = ANY(%(ids)s) AND a.case_id IS NULL
+  AND o.resident_id = a.resident_id AND o.popup_type = a.popup_type
+  AND o.dedupe_key = 'upstream' AND o.state IN """ + OPEN
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    raised: int = 0
+    lifted: int = 0
+    deliveries: int = 0
+
+
+def _filters(resident_ids: Sequence[int] | None) -> dict[str, str]:
+    if resident_ids is None:
+        return dict.fromkeys(("fs", "fq", "fa", "fm", "fc"), "")
+    return {
+        "fs": "AND s.resident_id = ANY(%(ids)s)",
+        "fq": "AND q.resident_id = ANY(%(ids)s)",
+        "fa": "AND a.resident_id = ANY(%(ids)s)",
+        "fm": "AND m.resident_id = ANY(%(ids)s)",
+        "fc": "AND pc.resident_id = ANY(%(ids)s)",
+    }
+
+
+def _reasons() -> str:
+    lifted = {
+        1: _("Rule 1: no longer within the window after leaving a county with local cases."),
+        2: _("Rule 2: entry quarantine ended; lifted at 00:00 the day after."),
+        4: _("Rule 4: a negative result sampled after the trigger is on record."),
+        5: _("Rule 5: no longer within 14 days of a border-port county, or the rule was abolished."),
+        3: _("The rule for this popup type was abolished."),
+    }
+    raised = {
+        1: _("Rule 1: stayed in a county with local cases within the window."),
+        2: _("Rule 2: in entry quarantine."),
+        4: _("Rule 4: no negative result sampled after the trigger by the deadline."),
+        5: _("Rule 5: stayed in a county with a land border port within 14 days."),
+    }
+    return json.dumps({
+        "raised": {str(k): str(v) for k, v in raised.items()},
+        "lifted": {str(k): str(v) for k, v in lifted.items()},
+    }, ensure_ascii=False)
+
+
+def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = None) -> Evaluation:
+    """Bring the automatic popups of these residents (None: everyone) in line with the rules
+    at `at` (default: healthkit.clock.now()). Idempotent; safe to run concurrently with itself,
+    the sweep and staff transitions. One transaction; outbox delivery is kicked on commit."""
+    from healthkit import outbox
+
+    at = at or clock.now()
+    if resident_ids is not None:
+        resident_ids = sorted({int(r) for r in resident_ids})
+        if not resident_ids:
+            return Evaluation()
+    params = {
+        "at": at, "ids": resident_ids, "tz": settings.TIME_ZONE,
+        "rules": json.dumps({str(k): v for k, v in RULES.items()}), "reasons": _reasons(),
+    }
+    filters = _filters(resident_ids)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_ASSIGNMENTS.format(fa=filters["fa"]), params)
+        raised_upstream, todo_ids, deliveries_upstream = cursor.fetchone()
+        if todo_ids:
+            cursor.execute(_LINK_ASSIGNMENTS, {"ids": list(todo_ids)})
+        cursor.execute(_EVALUATE.format(**filters), params)
+        raised, lifted, deliveries = cursor.fetchone()
+        if deliveries or deliveries_upstream:
+            outbox.dispatch_on_commit()
+    return Evaluation(raised=raised + raised_upstream, lifted=lifted,
+                      deliveries=deliveries + deliveries_upstream)
+
+
+def sweep(*, at: dt.datetime | None = None) -> Evaluation | None:
+    """The periodic, time-based pass over everyone (deadlines passed, quarantines ended,
+    windows expired, policy boundaries crossed). Returns None if another sweep holds the lock."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
+            if not cursor.fetchone()[0]:
+                return None
+        return evaluate(resident_ids=None, at=at)

@@ -1,0 +1,522 @@
+"""The popup core: policy as data, popup cases with their event log, test results, SMS."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from communities.models import Resident
+
+
+class PopupType(models.IntegerChoices):
+    RISK_COUNTY = 1, _("1 · Stayed in a county with local cases")
+    ENTRY_QUARANTINE = 2, _("2 · In entry quarantine")
+    RISK_LINK = 3, _("3 · Spatio-temporal link, risk investigation")
+    MISSED_TEST = 4, _("4 · Missed a required nucleic-acid test")
+    BORDER_PORT = 5, _("5 · Stayed in a county with a land border port")
+
+
+class PopupPolicy(models.Model):
+    """One version of the rule for one popup type, in force over [effective_from, effective_to).
+
+    `params` keys (all optional, read by the engine): window_days, case_free_days, deadline_hours,
+    auto_lift (bool), lift_authority ("engine" | "community" | "lab"), abolished (bool),
+    test_days (list of day numbers), description.
+    """
+
+    popup_type = models.PositiveSmallIntegerField(_("popup type"), choices=PopupType.choices)
+    version = models.CharField(_("version"), max_length=32)
+    effective_from = models.DateTimeField(_("effective from"))
+    effective_to = models.DateTimeField(_("effective to"), null=True, blank=True)
+    params = models.JSONField(_("parameters"), default=dict)
+    source = models.CharField(_("source / notice"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["popup_type", "effective_from"]
+        verbose_name = _("popup policy")
+        verbose_name_plural = _("popup policies")
+        constraints = [
+            models.UniqueConstraint(fields=["popup_type", "version"], name="policy_unique_version"),
+            models.CheckConstraint(
+                condition=Q(effective_to__isnull=True) | Q(effective_to__gt=models.F("effective_from")),
+                name="policy_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_popup_type_display()} [{self.version}]"
+
+    @property
+    def abolished(self) -> bool:
+        return bool(self.params.get("abolished"))
+
+
+class PopupCase(models.Model):
+    class State(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        UNDER_REVIEW = "under_review", _("Under review")
+        LIFTED = "lifted", _("Lifted")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    class Source(models.TextChoices):
+        ENGINE = "engine", _("Rules engine")
+        UPSTREAM = "upstream", _("Upstream big-data match")
+        VENUE = "venue", _("Venue exposure")
+        MANUAL = "manual", _("Entered by staff")
+
+    OPEN_STATES = (State.ACTIVE, State.UNDER_REVIEW)
+    TRANSITIONS: dict[str, set[str]] = {
+        State.ACTIVE: {State.UNDER_REVIEW, State.LIFTED, State.WITHDRAWN},
+        State.UNDER_REVIEW: {State.ACTIVE, State.LIFTED, State.WITHDRAWN},
+        State.LIFTED: set(),
+        State.WITHDRAWN: set(),
+    }
+
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="popups")
+    popup_type = models.PositiveSmallIntegerField(_("popup type"), choices=PopupType.choices)
+    # Separates independent causes of the same type (e.g. two risk venues); "" for the usual one.
+    dedupe_key = models.CharField(max_length=120, blank=True, default="")
+    cause = models.JSONField(_("cause"), default=dict, blank=True)
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    state = models.CharField(_("state"), max_length=14, choices=State.choices, default=State.ACTIVE)
+    policy = models.ForeignKey(PopupPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    raised_at = models.DateTimeField(_("raised at"))
+    lifted_at = models.DateTimeField(_("lifted at"), null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-raised_at"]
+        verbose_name = _("popup case")
+        verbose_name_plural = _("popup cases")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resident", "popup_type", "dedupe_key"],
+                condition=Q(state__in=["active", "under_review"]),
+                name="popup_one_open_per_cause",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["lifted", "withdrawn"], lifted_at__isnull=False)
+                | Q(state__in=["active", "under_review"], lifted_at__isnull=True),
+                name="popup_lifted_at_matches_state",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["resident", "state"], name="popup_resident_state_idx"),
+            # The sweep and the queues scan open cases by type.
+            models.Index(fields=["popup_type", "raised_at"], name="popup_open_type_idx",
+                         condition=Q(state__in=["active", "under_review"])),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_popup_type_display()} ({self.get_state_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in self.OPEN_STATES
+
+
+class PopupEvent(models.Model):
+    """Append-only history of a popup case: who did what, when and why (the engine's 'why' too)."""
+
+    class Kind(models.TextChoices):
+        RAISED = "raised", _("Raised")
+        REVIEW_STARTED = "review_started", _("Review started")
+        REJECTED = "rejected", _("Review rejected, back to active")
+        LIFTED = "lifted", _("Lifted")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        NOTE = "note", _("Note")
+        CAUSE_UPDATED = "cause_updated", _("Cause updated")
+
+    case = models.ForeignKey(PopupCase, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    from_state = models.CharField(max_length=14, blank=True)
+    to_state = models.CharField(max_length=14, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    actor_label = models.CharField(max_length=64, blank=True, help_text=_("engine, upstream feed, ..."))
+    reason = models.TextField(_("reason"), blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(_("at"))
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = _("popup event")
+        verbose_name_plural = _("popup events")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} @ {self.at:%Y-%m-%d %H:%M}"
+
+
+class TestResult(models.Model):
+    class Outcome(models.TextChoices):
+        NEGATIVE = "negative", _("Negative")
+        POSITIVE = "positive", _("Positive")
+
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="test_results")
+    lab = models.CharField(_("lab"), max_length=64)
+    sample_id = models.CharField(_("sample id"), max_length=64)
+    sampled_at = models.DateTimeField(_("sampled at"))
+    resulted_at = models.DateTimeField(_("resulted at"))
+    received_at = models.DateTimeField(_("received at"), help_text=_("A result counts from when it is on record."))
+    result = models.CharField(_("result"), max_length=8, choices=Outcome.choices)
+    from_other_province = models.BooleanField(_("synced from another province"), default=False)
+
+    class Meta:
+        ordering = ["-sampled_at"]
+        verbose_name = _("test result")
+        verbose_name_plural = _("test results")
+        constraints = [
+            models.UniqueConstraint(fields=["lab", "sample_id", "resident"], name="result_unique_sample"),
+            models.CheckConstraint(condition=Q(resulted_at__gte=models.F("sampled_at")), name="result_after_sample"),
+        ]
+        indexes = [models.Index(fields=["resident", "received_at"], name="result_resident_recv_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.lab}/{self.sample_id} {self.get_result_display()}"
+
+
+class HealthStatusOrder(models.Model):
+    """A yellow or red status ordered for a period (home observation, centralised observation)."""
+
+    class Status(models.TextChoices):
+        YELLOW = "yellow", _("Yellow · home observation")
+        RED = "red", _("Red · centralised observation")
+
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="status_orders")
+    status = models.CharField(max_length=6, choices=Status.choices)
+    starts_at = models.DateTimeField(_("from"))
+    ends_at = models.DateTimeField(_("until"), null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=200)
+    ordered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        verbose_name = _("health status order")
+        verbose_name_plural = _("health status orders")
+        indexes = [models.Index(fields=["resident", "starts_at"], name="status_resident_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_status_display()} {self.starts_at:%Y-%m-%d}"
+
+
+class SmsMessage(models.Model):
+    """Transactional SMS outbox: written with the change that causes it, delivered by Celery once."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed, will retry")
+        DEAD = "dead", _("Gave up")
+
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    purpose = models.CharField(_("purpose"), max_length=40)
+    resident = models.ForeignKey(Resident, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    phone_encrypted = models.TextField(editable=False)
+    phone_masked = models.CharField(_("phone"), max_length=16)
+    body = models.TextField(_("text"))
+    state = models.CharField(_("state"), max_length=8, choices=State.choices, default=State.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    provider_id = models.CharField(max_length=64, blank=True)
+    last_error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("SMS message")
+        verbose_name_plural = _("SMS messages")
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="sms_due_idx",
+                                condition=Q(state__in=["queued", "failed"]))]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} → {self.phone_masked} ({self.get_state_display()})"
+
+
+# --- Signals in (the engine's inputs) -------------------------------------------------------
+# Every signal row carries `record_key` (the client's record id, or a hash of the record's
+# content when it sent none) so a retried record is a no-op, and `received_at`: a signal only
+# counts from when it is on record (DOMAIN.md: "a result only counts once synced").
+
+
+class IngestBatch(models.Model):
+    """One ingest request, by the client's batch id: replaying it returns the stored answer."""
+
+    class Kind(models.TextChoices):
+        TEST_RESULTS = "test_results", _("Nucleic-acid test results")
+        ARRIVALS = "arrivals", _("Arrivals into the city")
+        STAYS = "stays", _("Stays outside the city")
+        LOCAL_CASES = "local_cases", _("Local cases per county")
+        QUARANTINE_ORDERS = "quarantine_orders", _("Entry quarantine orders")
+        MEDICAL_EVENTS = "medical_events", _("Drug purchases and clinic visits")
+        POPUP_ASSIGNMENTS = "popup_assignments", _("Upstream popup assignments")
+
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    batch_id = models.CharField(_("client batch id"), max_length=80)
+    received_at = models.DateTimeField(_("received at"))
+    records = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    response = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = _("ingest batch")
+        verbose_name_plural = _("ingest batches")
+        constraints = [
+            models.UniqueConstraint(fields=["client", "kind", "batch_id"], name="ingest_batch_unique",
+                                    nulls_distinct=False),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.batch_id}"
+
+
+class Arrival(models.Model):
+    """Arrived in the city (a type-4 trigger: test within 72 h)."""
+
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
+    arrived_at = models.DateTimeField(_("arrived at"))
+    from_county = models.CharField(_("from county (code)"), max_length=12)
+    record_key = models.CharField(max_length=100, unique=True)
+    received_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        ordering = ["-arrived_at"]
+        verbose_name = _("arrival")
+        verbose_name_plural = _("arrivals")
+        # Type 4 reads a resident's triggers.
+        indexes = [models.Index(fields=["resident", "arrived_at"], name="arrival_resident_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.from_county} → {self.arrived_at:%Y-%m-%d %H:%M}"
+
+
+class Stay(models.Model):
+    """A stay outside the city, in one county (types 1 and 5)."""
+
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
+    county = models.CharField(_("county (code)"), max_length=12)
+    started_at = models.DateTimeField(_("from"))
+    ended_at = models.DateTimeField(_("to"), null=True, blank=True, help_text=_("Empty while still there."))
+    border_port = models.BooleanField(_("county has a land border port"), default=False)
+    record_key = models.CharField(max_length=100, unique=True)
+    received_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("stay outside the city")
+        verbose_name_plural = _("stays outside the city")
+        constraints = [
+            models.CheckConstraint(condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("started_at")),
+                                   name="stay_ordered"),
+        ]
+        indexes = [
+            models.Index(fields=["resident", "started_at"], name="stay_resident_idx"),
+            # A new local case re-evaluates the residents who stayed in that county.
+            models.Index(fields=["county", "ended_at"], name="stay_county_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.county} {self.started_at:%Y-%m-%d}"
+
+
+class LocalCase(models.Model):
+    """A local case reported in a county: the county is 'affected' for 7 days (policy)."""
+
+    county = models.CharField(_("county (code)"), max_length=12)
+    reported_at = models.DateTimeField(_("reported at"))
+    record_key = models.CharField(max_length=100, unique=True)
+    received_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        ordering = ["-reported_at"]
+        verbose_name = _("local case")
+        verbose_name_plural = _("local cases")
+        indexes = [models.Index(fields=["county", "reported_at"], name="localcase_county_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.county} {self.reported_at:%Y-%m-%d}"
+
+
+class QuarantineOrder(models.Model):
+    """Entry quarantine (type 2): active from the start, lifted 00:00 the day after the end."""
+
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
+    starts_at = models.DateTimeField(_("from"))
+    ends_at = models.DateTimeField(_("to"))
+    record_key = models.CharField(max_length=100, unique=True)
+    received_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        ordering = ["-starts_at"]
+        verbose_name = _("entry quarantine order")
+        verbose_name_plural = _("entry quarantine orders")
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gte=models.F("starts_at")), name="quarantine_ordered"),
+        ]
+        indexes = [models.Index(fields=["resident", "starts_at"], name="quarantine_resident_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.starts_at:%Y-%m-%d} – {self.ends_at:%Y-%m-%d}"
+
+
+class MedicalEvent(models.Model):
+    """A purchase of one of the four kinds of drugs, or a clinic visit with one of the 11
+    symptoms: both are type-4 triggers."""
+
+    class Kind(models.TextChoices):
+        DRUG_PURCHASE = "drug_purchase", _("Drug purchase")
+        CLINIC_VISIT = "clinic_visit", _("Clinic visit")
+
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(_("kind"), max_length=14, choices=Kind.choices)
+    detail = models.CharField(_("drug category or symptom"), max_length=32)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    record_key = models.CharField(max_length=100, unique=True)
+    received_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        verbose_name = _("drug purchase or clinic visit")
+        verbose_name_plural = _("drug purchases and clinic visits")
+        indexes = [models.Index(fields=["resident", "occurred_at"], name="medical_resident_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.detail}"
+
+
+class PopupAssignment(models.Model):
+    """A popup assigned upstream (type 3 from the big-data match). Applied once: `case` is the
+    popup it raised or joined; a community lift is never undone by replaying it."""
+
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
+    popup_type = models.PositiveSmallIntegerField(_("popup type"), choices=PopupType.choices)
+    reason = models.CharField(_("reason"), max_length=200)
+    assigned_at = models.DateTimeField(_("assigned at"))
+    record_key = models.CharField(max_length=100, unique=True)
+    received_at = models.DateTimeField(_("received at"))
+    case = models.ForeignKey(PopupCase, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-assigned_at"]
+        verbose_name = _("upstream popup assignment")
+        verbose_name_plural = _("upstream popup assignments")
+        indexes = [
+            models.Index(fields=["resident"], name="assignment_pending_idx", condition=Q(case__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_popup_type_display()} {self.assigned_at:%Y-%m-%d}"
+
+
+# --- Outbox to downstream systems (rail and airline ticket restriction) ---------------------
+
+
+class DownstreamEndpoint(models.Model):
+    """A system told about every popup raised or lifted (configured by administrators)."""
+
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    url = models.URLField(_("URL"))
+    token = models.CharField(_("bearer token"), max_length=200, blank=True)
+    send_id_number = models.BooleanField(
+        _("send the ID number"), default=True,
+        help_text=_("Ticket systems identify travellers by ID number; it is decrypted at send time only."),
+    )
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("downstream endpoint")
+        verbose_name_plural = _("downstream endpoints")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OutboxRecord(models.Model):
+    """A popup raised or lifted, written in the same transaction as the change (the promise)."""
+
+    class Kind(models.TextChoices):
+        RAISED = "raised", _("Raised")
+        LIFTED = "lifted", _("Lifted")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    idempotency_key = models.CharField(max_length=80, unique=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    case = models.ForeignKey(PopupCase, on_delete=models.PROTECT, related_name="+")
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
+    popup_type = models.PositiveSmallIntegerField(_("popup type"), choices=PopupType.choices)
+    at = models.DateTimeField(_("at"))
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("outbox record")
+        verbose_name_plural = _("outbox records")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.case_id}"
+
+
+class OutboxDelivery(models.Model):
+    """One record to one endpoint. Per-endpoint rows: a failing endpoint blocks nobody else."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        FAILED = "failed", _("Failed, will retry")
+        DELIVERED = "delivered", _("Delivered")
+        DEAD = "dead", _("Gave up (retry from the admin)")
+
+    record = models.ForeignKey(OutboxRecord, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(DownstreamEndpoint, on_delete=models.PROTECT, related_name="deliveries")
+    # Copied from the record so the due query keeps one resident's records in order per endpoint.
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=200, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("outbox delivery")
+        verbose_name_plural = _("outbox deliveries")
+        constraints = [
+            models.UniqueConstraint(fields=["record", "endpoint"], name="delivery_once_per_endpoint"),
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="delivery_due_idx",
+                         condition=Q(state__in=["pending", "failed"])),
+            models.Index(fields=["endpoint", "resident", "id"], name="delivery_order_idx",
+                         condition=Q(state__in=["pending", "failed"])),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record} → {self.endpoint} ({self.get_state_display()})"
+
+
+class OutboxAttempt(models.Model):
+    """The per-endpoint delivery log (admin): one row per try."""
+
+    delivery = models.ForeignKey(OutboxDelivery, on_delete=models.CASCADE, related_name="log")
+    at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField(default=False)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=200, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {'ok' if self.ok else self.error}"

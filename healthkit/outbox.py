@@ -1,0 +1,186 @@
+"""Outbox to the downstream ticket-restriction systems (rail, airlines).
+
+Every popup raised, lifted or withdrawn writes an OutboxRecord in the same transaction as the
+change (the engine's SQL does it set-wise; `outbox_record` is the Python path used by
+healthkit.services), fanned out to one OutboxDelivery per active DownstreamEndpoint.
+
+Delivery: one Celery task per endpoint (so a slow or failing endpoint blocks nobody else) sends
+that endpoint's due rows, oldest first, each as a JSON POST with the record's idempotency key in
+the `Idempotency-Key` header. A failure is logged (OutboxAttempt, visible in the admin) and
+retried with exponential backoff by the beat sweep `outbox_dispatch_due`; nothing is dropped:
+after MAX_ATTEMPTS a row is marked dead and an administrator can requeue it. Within one
+endpoint, a resident's records go in order (a lift never overtakes its raise).
+"""
+
+import datetime as dt
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from healthkit.models import (
+    DownstreamEndpoint,
+    OutboxAttempt,
+    OutboxDelivery,
+    OutboxRecord,
+    PopupCase,
+)
+
+logger = logging.getLogger(__name__)
+MAX_ATTEMPTS = 15
+BATCH = 500
+DUE_STATES = (OutboxDelivery.State.PENDING, OutboxDelivery.State.FAILED)
+
+
+class DeliveryError(Exception):
+    """The endpoint refused the record or could not be reached; it will be retried."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def outbox_record(*, case: PopupCase, kind: str, at: dt.datetime, policy: str | None = None,
+                  rule: str = "") -> OutboxRecord | None:
+    """Write the record for a popup change in the caller's transaction (idempotent per case and
+    kind) and its per-endpoint deliveries; delivery starts after commit."""
+    record, created = OutboxRecord.objects.get_or_create(
+        idempotency_key=f"popup-{case.pk}-{kind}",
+        defaults={
+            "kind": kind, "case": case, "resident_id": case.resident_id, "popup_type": case.popup_type,
+            "at": at,
+            "payload": {"event": f"popup.{kind}", "case": case.pk, "popup_type": case.popup_type,
+                        "at": at.isoformat(), "policy": policy, "rule": rule},
+        },
+    )
+    if not created:
+        return record
+    endpoints = list(DownstreamEndpoint.objects.filter(active=True).values_list("pk", flat=True))
+    if endpoints:
+        OutboxDelivery.objects.bulk_create(
+            OutboxDelivery(record=record, endpoint_id=pk, resident_id=case.resident_id) for pk in endpoints
+        )
+        dispatch_on_commit()
+    return record
+
+
+def dispatch_on_commit() -> None:
+    from healthkit import tasks
+
+    transaction.on_commit(tasks.outbox_dispatch_due.delay)
+
+
+def _backoff(attempts: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
+
+
+def _due(endpoint_id: int):
+    earlier_open = OutboxDelivery.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"), resident_id=OuterRef("resident_id"),
+        state__in=DUE_STATES, id__lt=OuterRef("id"),
+    )
+    return (
+        OutboxDelivery.objects.filter(endpoint_id=endpoint_id, state__in=DUE_STATES,
+                                      next_attempt_at__lte=timezone.now())
+        .filter(~Exists(earlier_open))
+        .order_by("id")
+    )
+
+
+def endpoints_with_due_rows() -> list[int]:
+    return list(
+        OutboxDelivery.objects.filter(state__in=DUE_STATES, next_attempt_at__lte=timezone.now(),
+                                      endpoint__active=True)
+        .values_list("endpoint_id", flat=True).distinct()
+    )
+
+
+def post_json(*, url: str, body: dict, token: str, idempotency_key: str, timeout: float = 10) -> int:
+    """One HTTP POST; returns the status code or raises DeliveryError (2xx is success)."""
+    request = urllib.request.Request(  # noqa: S310 - URL configured by administrators
+        url, data=json.dumps(body, ensure_ascii=False).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key,
+                 **({"Authorization": f"Bearer {token}"} if token else {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as exc:
+        raise DeliveryError(f"HTTP {exc.code}", status_code=exc.code) from exc
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise DeliveryError(type(exc).__name__) from exc
+
+
+def _body(delivery: OutboxDelivery) -> dict:
+    record = delivery.record
+    body = dict(record.payload)
+    body["idempotency_key"] = record.idempotency_key
+    if delivery.endpoint.send_id_number:
+        # Decrypted only here, for the wire; never stored in the outbox or logged.
+        body["id_number"] = record.resident.reveal_id_number()
+    body["name_masked"] = record.resident.masked_name
+    return body
+
+
+def deliver(*, delivery_id: int) -> OutboxDelivery | None:
+    """Send one due delivery. Safe twice or concurrently: the row lock (SKIP LOCKED) decides."""
+    with transaction.atomic():
+        delivery = (
+            OutboxDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("record__resident", "endpoint")
+            .filter(pk=delivery_id, state__in=DUE_STATES).first()
+        )
+        if delivery is None:
+            return None
+        delivery.attempts += 1
+        started = time.monotonic()
+        status_code, error = None, ""
+        try:
+            status_code = post_json(
+                url=delivery.endpoint.url, body=_body(delivery), token=delivery.endpoint.token,
+                idempotency_key=delivery.record.idempotency_key,
+            )
+        except DeliveryError as exc:
+            status_code, error = exc.status_code, str(exc)[:200]
+        duration = int((time.monotonic() - started) * 1000)
+        if error:
+            delivery.state = (OutboxDelivery.State.DEAD if delivery.attempts >= MAX_ATTEMPTS
+                              else OutboxDelivery.State.FAILED)
+            delivery.next_attempt_at = timezone.now() + _backoff(delivery.attempts)
+            delivery.last_error = error
+            logger.warning("outbox delivery %s to endpoint %s attempt %s failed: %s",
+                           delivery.pk, delivery.endpoint_id, delivery.attempts, error)
+        else:
+            delivery.state = OutboxDelivery.State.DELIVERED
+            delivery.delivered_at = timezone.now()
+            delivery.last_error = ""
+        delivery.save(update_fields=["state", "attempts", "next_attempt_at", "last_error", "delivered_at"])
+        OutboxAttempt.objects.create(delivery=delivery, ok=not error, status_code=status_code,
+                                     error=error, duration_ms=duration)
+        return delivery
+
+
+def deliver_endpoint(*, endpoint_id: int, limit: int = BATCH) -> int:
+    """Send up to `limit` due rows of one endpoint, oldest first; stops at the first failure
+    (the endpoint is down: the next sweep tries again after the backoff). Returns rows sent."""
+    sent = 0
+    for delivery_id in list(_due(endpoint_id).values_list("pk", flat=True)[:limit]):
+        delivery = deliver(delivery_id=delivery_id)
+        if delivery is None:
+            continue
+        if delivery.state != OutboxDelivery.State.DELIVERED:
+            break
+        sent += 1
+    return sent
+
+
+def delivery_requeue(*, delivery_ids: list[int]) -> int:
+    """Admin action: make dead or failed rows due now."""
+    return OutboxDelivery.objects.filter(
+        pk__in=delivery_ids, state__in=[OutboxDelivery.State.DEAD, OutboxDelivery.State.FAILED]
+    ).update(state=OutboxDelivery.State.PENDING, next_attempt_at=timezone.now())

@@ -1,0 +1,9 @@
+"""Periodic jobs of the popup core (merged into Celery beat by healthkit/celery.py)."""
+
+BEAT_SCHEDULE = {
+    "sms-deliver-due": {"task": "healthkit.tasks.sms_deliver_due", "schedule": 30.0},
+    # Time-based popup changes (deadlines, quarantine ends, windows, policy boundaries).
+    "engine-sweep": {"task": "healthkit.tasks.engine_sweep", "schedule": 60.0},
+    # Outbox retries after backoff, and anything an on-commit kick missed.
+    "outbox-dispatch-due": {"task": "healthkit.tasks.outbox_dispatch_due", "schedule": 15.0},
+}

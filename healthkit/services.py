@@ -1,0 +1,151 @@
+"""Writes of the popup core: raising, transitions (locked, table-checked, logged), lifting."""
+
+import datetime as dt
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from communities.models import Resident, User
+from healthkit import clock
+from healthkit.errors import ApplicationError, IllegalTransition
+from healthkit.models import OutboxRecord, PopupCase, PopupEvent, PopupPolicy
+from healthkit.outbox import outbox_record
+from healthkit.selectors import policy_in_force
+
+_EVENT_FOR_TARGET = {
+    PopupCase.State.UNDER_REVIEW: PopupEvent.Kind.REVIEW_STARTED,
+    PopupCase.State.ACTIVE: PopupEvent.Kind.REJECTED,
+    PopupCase.State.LIFTED: PopupEvent.Kind.LIFTED,
+    PopupCase.State.WITHDRAWN: PopupEvent.Kind.WITHDRAWN,
+}
+
+
+def popup_raise(
+    *,
+    resident: Resident,
+    popup_type: int,
+    source: str,
+    cause: dict[str, Any],
+    at: dt.datetime | None = None,
+    dedupe_key: str = "",
+    actor: User | None = None,
+    actor_label: str = "",
+    reason: str = "",
+    policy: PopupPolicy | None = None,
+) -> tuple[PopupCase, bool]:
+    """Open a popup, or return the open one for the same cause (idempotent; returns created flag).
+
+    Raises ApplicationError if the popup type is not in force (abolished or not yet defined) at `at`.
+    """
+    at = at or clock.now()
+    policy = policy or policy_in_force(popup_type, at)
+    if policy is None or policy.abolished:
+        raise ApplicationError(
+            _("Popup type %(type)s is not in force at that time.") % {"type": popup_type},
+            extra={"popup_type": popup_type},
+        )
+    open_case = PopupCase.objects.filter(
+        resident=resident, popup_type=popup_type, dedupe_key=dedupe_key,
+        state__in=PopupCase.OPEN_STATES,
+    ).first()
+    if open_case is not None:
+        return open_case, False
+    try:
+        with transaction.atomic():
+            case = PopupCase.objects.create(
+                resident=resident, popup_type=popup_type, dedupe_key=dedupe_key, cause=cause,
+                source=source, policy=policy, raised_at=at,
+            )
+            PopupEvent.objects.create(
+                case=case, kind=PopupEvent.Kind.RAISED, to_state=case.state, actor=actor,
+                actor_label=actor_label or source, reason=reason,
+                data={"cause": cause, "policy": policy.version}, at=at,
+            )
+            # The ticket systems learn of it exactly once, from this same transaction.
+            outbox_record(case=case, kind=OutboxRecord.Kind.RAISED, at=at, policy=policy.version,
+                          rule=str(cause.get("rule", source)))
+    except IntegrityError:
+        # A concurrent raise for the same cause won the unique index: return its case.
+        case = PopupCase.objects.get(
+            resident=resident, popup_type=popup_type, dedupe_key=dedupe_key,
+            state__in=PopupCase.OPEN_STATES,
+        )
+        return case, False
+    return case, True
+
+
+@transaction.atomic
+def popup_case_transition(
+    *,
+    case: PopupCase,
+    to: str,
+    actor: User | None = None,
+    actor_label: str = "",
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> PopupCase:
+    """Move a case to `to`. Locks the row, checks the transition table, writes the event.
+
+    Raises IllegalTransition (translated) if the table forbids it, e.g. lifting a lifted popup.
+    """
+    at = at or clock.now()
+    locked = PopupCase.objects.select_for_update().get(pk=case.pk)
+    if to not in PopupCase.TRANSITIONS[locked.state]:
+        raise IllegalTransition(
+            _("A popup that is %(state)s cannot become %(to)s.")
+            % {"state": locked.get_state_display(), "to": PopupCase.State(to).label},
+            extra={"from": locked.state, "to": to, "case": locked.pk},
+        )
+    from_state = locked.state
+    locked.state = to
+    if to in (PopupCase.State.LIFTED, PopupCase.State.WITHDRAWN):
+        locked.lifted_at = at
+    locked.save(update_fields=["state", "lifted_at", "updated_at"])
+    PopupEvent.objects.create(
+        case=locked, kind=_EVENT_FOR_TARGET[to], from_state=from_state, to_state=to, actor=actor,
+        actor_label=actor_label or (actor.get_username() if actor else ""), reason=reason,
+        data=data or {}, at=at,
+    )
+    if to in (PopupCase.State.LIFTED, PopupCase.State.WITHDRAWN):
+        policy = policy_in_force(locked.popup_type, at)
+        outbox_record(case=locked, kind=to, at=at, policy=policy.version if policy else None,
+                      rule=str((data or {}).get("rule", "")))
+    case.state, case.lifted_at = locked.state, locked.lifted_at
+    return locked
+
+
+def popup_start_review(*, case: PopupCase, actor: User | None, reason: str = "") -> PopupCase:
+    return popup_case_transition(case=case, to=PopupCase.State.UNDER_REVIEW, actor=actor, reason=reason)
+
+
+def popup_reject_review(*, case: PopupCase, actor: User | None, reason: str) -> PopupCase:
+    return popup_case_transition(case=case, to=PopupCase.State.ACTIVE, actor=actor, reason=reason)
+
+
+def popup_lift(
+    *,
+    case: PopupCase,
+    actor: User | None = None,
+    actor_label: str = "",
+    reason: str,
+    data: dict[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> PopupCase:
+    """Lift a popup (community decision, lab upload, or the engine with its 'why' in `data`)."""
+    return popup_case_transition(
+        case=case, to=PopupCase.State.LIFTED, actor=actor, actor_label=actor_label,
+        reason=reason, data=data, at=at,
+    )
+
+
+def popup_withdraw(
+    *, case: PopupCase, actor: User | None = None, actor_label: str = "", reason: str,
+    data: dict[str, Any] | None = None, at: dt.datetime | None = None,
+) -> PopupCase:
+    """Withdraw a popup raised in error (e.g. a corrected venue risk window)."""
+    return popup_case_transition(
+        case=case, to=PopupCase.State.WITHDRAWN, actor=actor, actor_label=actor_label,
+        reason=reason, data=data, at=at,
+    )

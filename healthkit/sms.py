@@ -1,0 +1,157 @@
+"""SMS gateway: backends (console, in-memory, HTTP) and the outbox delivery.
+
+Services call `sms_enqueue` inside their transaction; the row is the promise. Delivery runs in
+Celery (on commit, and a beat sweep for retries), locks the row with SKIP LOCKED, and uses the
+row's idempotency key with the provider so a crash between send and mark never sends twice.
+"""
+
+import datetime as dt
+import json
+import logging
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from communities import pii
+from communities.models import Resident
+from healthkit.models import SmsMessage
+
+logger = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+
+
+class SmsSendError(Exception):
+    """The gateway refused or could not be reached; the message stays queued for retry."""
+
+
+class SmsBackend(Protocol):
+    def send(self, *, phone: str, body: str, idempotency_key: str) -> str: ...
+
+
+class ConsoleBackend:
+    """Development: print the text (phone masked) so a developer can follow links and codes."""
+
+    def send(self, *, phone: str, body: str, idempotency_key: str) -> str:
+        print(f"[SMS to {pii.mask_phone(phone)}] {body}", flush=True)
+        return f"console-{idempotency_key}"
+
+
+@dataclass
+class SentMessage:
+    phone: str
+    body: str
+    idempotency_key: str
+
+
+@dataclass
+class MemoryBackend:
+    """Tests: records messages; `fail_next` makes the next N sends fail."""
+
+    outbox: list[SentMessage] = field(default_factory=list)
+    fail_next: int = 0
+
+    def send(self, *, phone: str, body: str, idempotency_key: str) -> str:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise SmsSendError("simulated gateway failure")
+        if any(m.idempotency_key == idempotency_key for m in self.outbox):
+            return f"mem-{idempotency_key}"  # the provider deduplicates by key, like real ones
+        self.outbox.append(SentMessage(phone=phone, body=body, idempotency_key=idempotency_key))
+        return f"mem-{idempotency_key}"
+
+
+memory_backend = MemoryBackend()
+
+
+class HttpBackend:
+    """Production: POST JSON to SMS_HTTP_URL with a bearer token and an Idempotency-Key header."""
+
+    def send(self, *, phone: str, body: str, idempotency_key: str) -> str:
+        request = urllib.request.Request(  # noqa: S310 - URL comes from deployment settings
+            settings.SMS_HTTP_URL,
+            data=json.dumps({"to": phone, "text": body, "sender": settings.SMS_SENDER_NAME}).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {settings.SMS_HTTP_TOKEN}",
+                "Idempotency-Key": idempotency_key,
+            },
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                payload = json.loads(response.read() or b"{}")
+        except Exception as exc:  # network errors of every kind are retryable here
+            raise SmsSendError(type(exc).__name__) from exc
+        return str(payload.get("id", ""))
+
+
+def get_backend() -> SmsBackend:
+    if settings.SMS_BACKEND == "healthkit.sms.MemoryBackend":
+        return memory_backend
+    return import_string(settings.SMS_BACKEND)()
+
+
+def sms_enqueue(*, phone: str, body: str, purpose: str, idempotency_key: str,
+                resident: Resident | None = None) -> SmsMessage:
+    """Queue an SMS in the caller's transaction; the same key never queues (or sends) twice."""
+    from healthkit import tasks
+
+    number = pii.validate_phone(phone)
+    message, created = SmsMessage.objects.get_or_create(
+        idempotency_key=idempotency_key,
+        defaults={
+            "purpose": purpose, "resident": resident, "phone_encrypted": pii.encrypt(number),
+            "phone_masked": pii.mask_phone(number), "body": body, "next_attempt_at": timezone.now(),
+        },
+    )
+    if created:
+        transaction.on_commit(lambda: tasks.sms_deliver.delay(message.pk))
+    return message
+
+
+def _backoff(attempts: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
+
+
+def sms_deliver(*, message_id: int) -> SmsMessage | None:
+    """Send one due message. Safe to run twice or concurrently: the row lock decides who sends."""
+    with transaction.atomic():
+        message = (
+            SmsMessage.objects.select_for_update(skip_locked=True)
+            .filter(pk=message_id, state__in=[SmsMessage.State.QUEUED, SmsMessage.State.FAILED])
+            .first()
+        )
+        if message is None:
+            return None
+        message.attempts += 1
+        try:
+            provider_id = get_backend().send(
+                phone=pii.decrypt(message.phone_encrypted), body=message.body,
+                idempotency_key=message.idempotency_key,
+            )
+        except SmsSendError as exc:
+            message.state = SmsMessage.State.DEAD if message.attempts >= MAX_ATTEMPTS else SmsMessage.State.FAILED
+            message.next_attempt_at = timezone.now() + _backoff(message.attempts)
+            message.last_error = str(exc)[:200]
+            logger.warning("sms %s attempt %s failed: %s", message.pk, message.attempts, message.last_error)
+        else:
+            message.state = SmsMessage.State.SENT
+            message.provider_id = provider_id[:64]
+            message.sent_at = timezone.now()
+            message.last_error = ""
+        message.save(update_fields=["state", "attempts", "next_attempt_at", "provider_id", "sent_at", "last_error"])
+        return message
+
+
+def sms_due_ids(limit: int = 500) -> list[int]:
+    return list(
+        SmsMessage.objects.filter(
+            state__in=[SmsMessage.State.QUEUED, SmsMessage.State.FAILED],
+            next_attempt_at__lte=timezone.now(),
+        ).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+    )

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("healthkit.console_urls")),
+    path("", include("communities.urls")),
+    # Each app owns its URLconf; these lines are the only wiring between them.
+    path("api/v1/", include("healthkit.api_urls")),
+    path("", include("appeals.urls")),
+    path("", include("appeals.clearance.urls")),
+    path("", include("venues.urls")),
+]

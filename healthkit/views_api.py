@@ -1,0 +1,46 @@
+"""Read API of the popup core."""
+
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from communities.models import PersonalDataAccess
+from communities.selectors import resident_by_id_number, residents_visible_to
+from communities.services import access_log
+from healthkit.errors import ApplicationError
+from healthkit.permissions import IsStaffRole
+from healthkit.selectors import health_code_at
+
+
+class HealthCodeApi(APIView):
+    """Health code of one resident, by exact ID number (POST body: never in the URL). Audited."""
+
+    permission_classes = [IsStaffRole]
+    throttle_scope = "health_code"
+
+    class InputSerializer(serializers.Serializer):
+        id_number = serializers.CharField(max_length=32)
+        at = serializers.DateTimeField(required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        resident = serializers.CharField()
+        code = serializers.CharField()
+        active_popups = serializers.ListField(child=serializers.IntegerField())
+        reasons = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        resident = resident_by_id_number(data.validated_data["id_number"])
+        if resident is None or not residents_visible_to(request.user).filter(pk=resident.pk).exists():
+            raise ApplicationError(_("No resident you may see has that ID number."))
+        access_log(actor=request.user, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
+                   context="api:health-code")
+        code = health_code_at(resident, data.validated_data.get("at"))
+        return Response(self.OutputSerializer({
+            "resident": resident.masked, "code": code.color,
+            "active_popups": code.popup_types, "reasons": code.reasons,
+        }).data)

@@ -1,0 +1,54 @@
+"""Staff console landing pages of the popup core."""
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.views.generic import DetailView, TemplateView
+
+from communities.models import PersonalDataAccess
+from communities.selectors import residents_visible_to
+from communities.services import access_log
+from healthkit.models import PopupCase
+from healthkit.permissions import RoleRequiredMixin
+
+
+class LandingView(TemplateView):
+    template_name = "landing.html"
+
+
+class ConsoleHomeView(RoleRequiredMixin, TemplateView):
+    template_name = "console/home.html"
+    allowed_roles = RoleRequiredMixin.allowed_roles | {"venue_manager"}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        open_popups = PopupCase.objects.filter(
+            state__in=PopupCase.OPEN_STATES, resident__in=residents_visible_to(self.request.user)
+        )
+        context["open_by_type"] = (
+            open_popups.values("popup_type").annotate(n=Count("id")).order_by("popup_type")
+        )
+        return context
+
+
+class PopupCaseDetailView(RoleRequiredMixin, DetailView):
+    """One popup with its 'why' (event log). Scoped to residents the viewer may see; audited."""
+
+    template_name = "console/popup_detail.html"
+    context_object_name = "case"
+
+    def get_object(self, queryset=None) -> PopupCase:
+        case = (
+            PopupCase.objects.select_related("resident__community__street__district", "policy")
+            .filter(pk=self.kwargs["pk"], resident__in=residents_visible_to(self.request.user))
+            .first()
+        )
+        if case is None:
+            raise PermissionDenied
+        access_log(actor=self.request.user, resident=case.resident,
+                   action=PersonalDataAccess.Action.VIEW, context=f"popup:{case.pk}")
+        return case
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["events"] = self.object.events.select_related("actor").order_by("at", "id")
+        return context

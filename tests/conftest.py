@@ -1,0 +1,53 @@
+import pytest
+from django.core.cache import cache
+
+from healthkit import sms
+
+
+@pytest.fixture(autouse=True)
+def _private_media(settings, tmp_path):
+    """Every test gets its own private media root and the in-memory SMS gateway."""
+    settings.MEDIA_ROOT = tmp_path / "private"
+    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "private"), "base_url": "/private-media-not-served/"},
+        },
+    }
+    settings.SMS_BACKEND = "healthkit.sms.MemoryBackend"
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.SECURE_SSL_REDIRECT = False
+    sms.memory_backend.outbox.clear()
+    sms.memory_backend.fail_next = 0
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def sms_outbox():
+    return sms.memory_backend
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    """Districts and popup policies come from data migrations; a transactional test's flush
+    empties them, so put them back for whichever test runs next."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None and not {"db", "transactional_db"} & set(request.fixturenames):
+        yield
+        return
+    request.getfixturevalue("transactional_db" if marker and marker.kwargs.get("transaction") else "db")
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from communities.models import District
+    from healthkit.models import PopupPolicy
+
+    if not District.objects.exists():
+        import_module("communities.migrations.0002_seed_districts").seed(apps, None)
+    if not PopupPolicy.objects.exists():
+        import_module("healthkit.migrations.0002_seed_policies").seed(apps, None)
+    yield
