@@ -7,7 +7,7 @@ from django.views.generic import DetailView, TemplateView
 from communities.models import PersonalDataAccess
 from communities.selectors import residents_visible_to
 from communities.services import access_log
-from healthkit.models import PopupCase
+from healthkit.models import PopupCase, PopupType
 from healthkit.permissions import RoleRequiredMixin
 
 
@@ -24,9 +24,11 @@ class ConsoleHomeView(RoleRequiredMixin, TemplateView):
         open_popups = PopupCase.objects.filter(
             state__in=PopupCase.OPEN_STATES, resident__in=residents_visible_to(self.request.user)
         )
-        context["open_by_type"] = (
-            open_popups.values("popup_type").annotate(n=Count("id")).order_by("popup_type")
-        )
+        labels = dict(PopupType.choices)
+        context["open_by_type"] = [
+            {**row, "label": labels.get(row["popup_type"], row["popup_type"])}
+            for row in open_popups.values("popup_type").annotate(n=Count("id")).order_by("popup_type")
+        ]
         return context
 
 

@@ -127,6 +127,8 @@ def cmd_run() -> int:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
+    # Children got the terminal's Ctrl-C too; a second Ctrl-C must not orphan them mid-shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop()
     for proc in procs:
         try:

@@ -14,6 +14,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing on CI: scripts/dev.py test should have installed it")
         pytest.skip(f"{CHROMIUM} is not installed (scripts/dev.py test installs it where it can)")
     from playwright.sync_api import sync_playwright
 
