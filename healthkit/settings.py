@@ -197,3 +197,37 @@ LOGGING = {
 }
 
 # --- App settings (each app appends its own block below; document each in .env.example) ---
+
+# --- Appeals (appeals/) ---
+# Response-time targets per priority in hours: 1 emergency, 2 high (stranded), 3 normal.
+APPEALS_SLA_HOURS = {
+    1: env.float("APPEALS_SLA_EMERGENCY_HOURS", default=2),
+    2: env.float("APPEALS_SLA_HIGH_HOURS", default=12),
+    3: env.float("APPEALS_SLA_NORMAL_HOURS", default=24),
+}
+# Flood limits of the public pages, "count/seconds" per phone, per ID and per client IP.
+APPEALS_RATE_LIMITS = {
+    "code_phone": env("APPEALS_RATE_CODE_PHONE", default="5/3600"),
+    "code_id": env("APPEALS_RATE_CODE_ID", default="8/3600"),
+    "code_ip": env("APPEALS_RATE_CODE_IP", default="30/3600"),
+    "file_id": env("APPEALS_RATE_FILE_ID", default="10/86400"),
+    "file_ip": env("APPEALS_RATE_FILE_IP", default="60/3600"),
+    "status_ip": env("APPEALS_RATE_STATUS_IP", default="30/600"),
+    "upload_ip": env("APPEALS_RATE_UPLOAD_IP", default="120/3600"),
+}
+# Evidence screenshots: per-file byte and pixel limits, and how many per appeal.
+APPEALS_EVIDENCE_MAX_BYTES = env.int("APPEALS_EVIDENCE_MAX_BYTES", default=10 * 1024 * 1024)
+APPEALS_EVIDENCE_MAX_PIXELS = env.int("APPEALS_EVIDENCE_MAX_PIXELS", default=40_000_000)
+APPEALS_EVIDENCE_MAX_FILES = 9
+# Lifetime of the one-time SMS code and of "add evidence" links sent to residents.
+APPEALS_CODE_TTL_SECONDS = env.int("APPEALS_CODE_TTL_SECONDS", default=600)
+APPEALS_LINK_TTL_HOURS = env.int("APPEALS_LINK_TTL_HOURS", default=72)
+
+# Community clearance (appeals/clearance): SMS confirmation links and the worker's SLA.
+# Hours a resident's confirmation link stays valid (it also works only once).
+CLEARANCE_LINK_TTL_HOURS = env.int("CLEARANCE_LINK_TTL_HOURS", default=72)
+# Hours a community has to decide a task; emergencies get the shorter one.
+CLEARANCE_SLA_HOURS = env.int("CLEARANCE_SLA_HOURS", default=24)
+CLEARANCE_SLA_EMERGENCY_HOURS = env.int("CLEARANCE_SLA_EMERGENCY_HOURS", default=4)
+# Days outside the city after which a resident wishing to return becomes a priority case.
+CLEARANCE_STRANDED_DAYS = env.int("CLEARANCE_STRANDED_DAYS", default=30)

@@ -1,0 +1,192 @@
+"""Community clearance: a confirmation task per resident and cause, the resident's signed SMS
+link, and the task's append-only history."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from appeals.models import Appeal
+from communities.models import Community, Resident
+from healthkit.models import PopupCase
+
+OPEN_TASK_STATES = ("open", "confirmed", "info_requested", "measures")
+
+
+class ClearanceTask(models.Model):
+    """One community's work on one resident's popup: confirm, investigate, decide, lift."""
+
+    class Origin(models.TextChoices):
+        APPEAL = "appeal", _("Appeal routed by 12345")
+        RISK_LINK = "risk_link", _("Popup 3: risk investigation")
+        IN_CITY = "in_city", _("Popup 1: resident already in the city")
+        MISATTRIBUTION = "misattribution", _("Upstream attribution to check")
+        STRANDED = "stranded", _("Stranded outside the city, wishes to return")
+        CHECKPOINT = "checkpoint", _("Self-drive return, pre-approved at a checkpoint")
+
+    class State(models.TextChoices):
+        OPEN = "open", _("Waiting for the resident")
+        CONFIRMED = "confirmed", _("Resident confirmed")
+        INFO_REQUESTED = "info_requested", _("More information asked for")
+        MEASURES = "measures", _("Measures in progress")
+        LIFTED = "lifted", _("Accepted, popup lifted")
+        REJECTED = "rejected", _("Rejected")
+        CLOSED = "closed", _("Closed without decision")
+
+    class Priority(models.IntegerChoices):
+        # Lower sorts first, same scale as appeals.
+        EMERGENCY = 1, _("Emergency")
+        HIGH = 2, _("High")
+        NORMAL = 3, _("Normal")
+
+    class Outcome(models.TextChoices):
+        HIGH_RISK = "high_risk", _("High-risk link: centralised quarantine (red)")
+        MEDIUM_RISK = "medium_risk", _("Medium-risk link: home isolation (yellow) with tests")
+        LISTED_AREA = "listed_area", _("Other listed area: tests on days 1, 2, 4 and 7")
+        NOTHING_FOUND = "nothing_found", _("Nothing found: commitment letter and a negative test")
+
+    OPEN_STATES = OPEN_TASK_STATES
+    CLOSED_STATES = (State.LIFTED, State.REJECTED, State.CLOSED)
+    TRANSITIONS: dict[str, set[str]] = {
+        State.OPEN: {State.CONFIRMED, State.INFO_REQUESTED, State.MEASURES, State.LIFTED, State.REJECTED, State.CLOSED},
+        State.CONFIRMED: {State.INFO_REQUESTED, State.MEASURES, State.LIFTED, State.REJECTED, State.CLOSED},
+        State.INFO_REQUESTED: {State.CONFIRMED, State.MEASURES, State.LIFTED, State.REJECTED, State.CLOSED},
+        State.MEASURES: {State.LIFTED, State.REJECTED, State.CLOSED},
+        State.LIFTED: set(),
+        State.REJECTED: set(),
+        State.CLOSED: set(),
+    }
+
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="clearance_tasks")
+    community = models.ForeignKey(Community, on_delete=models.PROTECT, related_name="clearance_tasks",
+                                  verbose_name=_("community"))
+    popup = models.ForeignKey(PopupCase, on_delete=models.PROTECT, null=True, blank=True,
+                              related_name="clearance_tasks", verbose_name=_("popup"))
+    appeal = models.ForeignKey(Appeal, on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="clearance_tasks", verbose_name=_("appeal"))
+    origin = models.CharField(_("origin"), max_length=16, choices=Origin.choices)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.OPEN)
+    priority = models.PositiveSmallIntegerField(_("priority"), choices=Priority.choices, default=Priority.NORMAL)
+    sla_due_at = models.DateTimeField(_("SLA due"), null=True, blank=True)
+    sla_breached_at = models.DateTimeField(_("SLA breached at"), null=True, blank=True)
+    escalated_at = models.DateTimeField(_("escalated at"), null=True, blank=True)
+    # Relief: known from the appeal or the resident's confirmation.
+    outside_since = models.DateField(_("outside the city since"), null=True, blank=True)
+    wishes_to_return = models.BooleanField(_("wishes to return"), default=False)
+    # What the resident submitted through the link (no ID number; phone kept encrypted below).
+    confirmation = models.JSONField(_("resident's confirmation"), default=dict, blank=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    contact_phone_encrypted = models.TextField(blank=True, editable=False)
+    contact_phone_masked = models.CharField(_("contact phone"), max_length=16, blank=True)
+    commitment_required = models.BooleanField(_("commitment letter required"), default=False)
+    commitment_signed_at = models.DateTimeField(_("commitment letter signed at"), null=True, blank=True)
+    commitment_digest = models.CharField(max_length=64, blank=True, editable=False,
+                                         help_text=_("SHA-256 of the letter text and the typed signature."))
+    outcome = models.CharField(_("investigation outcome"), max_length=16, choices=Outcome.choices, blank=True)
+    investigated_at = models.DateTimeField(_("investigated at"), null=True, blank=True)
+    measures_until = models.DateTimeField(_("measures until"), null=True, blank=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+", verbose_name=_("decided by"))
+    decision_reason = models.TextField(_("reason"), blank=True)
+    created_at = models.DateTimeField(_("created at"))
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["priority", "sla_due_at", "id"]
+        verbose_name = _("clearance task")
+        verbose_name_plural = _("clearance tasks")
+        constraints = [
+            # One open task per popup: a routed appeal joins the sweep's task and vice versa.
+            models.UniqueConstraint(fields=["popup"], condition=Q(state__in=OPEN_TASK_STATES, popup__isnull=False),
+                                    name="clearance_one_open_per_popup"),
+            models.UniqueConstraint(fields=["appeal"], condition=Q(state__in=OPEN_TASK_STATES, appeal__isnull=False),
+                                    name="clearance_one_open_per_appeal"),
+            models.CheckConstraint(
+                condition=Q(state__in=["lifted", "rejected", "closed"], closed_at__isnull=False)
+                | Q(state__in=OPEN_TASK_STATES, closed_at__isnull=True),
+                name="clearance_closed_at_matches_state",
+            ),
+        ]
+        indexes = [
+            # The worklist: open tasks of a few communities by urgency.
+            models.Index(fields=["community", "priority", "sla_due_at"], name="clearance_worklist_idx",
+                         condition=Q(state__in=OPEN_TASK_STATES)),
+            models.Index(fields=["sla_due_at"], name="clearance_sla_idx", condition=Q(state__in=OPEN_TASK_STATES)),
+            models.Index(fields=["resident", "state"], name="clearance_resident_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"C{self.pk:06d}" if self.pk else "C-new"
+
+    @property
+    def reference(self) -> str:
+        return str(self)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in self.OPEN_STATES
+
+
+class ClearanceLink(models.Model):
+    """A one-time link sent by SMS. Only the SHA-256 of the random token is stored."""
+
+    class Purpose(models.TextChoices):
+        CONFIRM = "confirm", _("Confirm information")
+        COMMITMENT = "commitment", _("Sign the commitment letter")
+
+    task = models.ForeignKey(ClearanceTask, on_delete=models.CASCADE, related_name="links")
+    purpose = models.CharField(max_length=12, choices=Purpose.choices, default=Purpose.CONFIRM)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("clearance link")
+        verbose_name_plural = _("clearance links")
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.purpose}"
+
+
+class ClearanceEvent(models.Model):
+    """Append-only history of a clearance task (decisions with actor and reason, links, calls)."""
+
+    class Kind(models.TextChoices):
+        OPENED = "opened", _("Opened")
+        APPEAL_JOINED = "appeal_joined", _("Appeal attached")
+        LINK_SENT = "link_sent", _("Link sent to the resident")
+        CONFIRMED = "confirmed", _("Resident confirmed")
+        COMMITMENT_SIGNED = "commitment_signed", _("Commitment letter signed")
+        INFO_REQUESTED = "info_requested", _("Information requested")
+        INVESTIGATED = "investigated", _("Investigation recorded")
+        LIFTED = "lifted", _("Accepted and lifted")
+        REJECTED = "rejected", _("Rejected")
+        CLOSED = "closed", _("Closed")
+        PRIORITISED = "prioritised", _("Raised to priority")
+        ESCALATED = "escalated", _("SLA escalation")
+        CALL = "call", _("Phone call")
+        REVEAL = "reveal", _("Personal data revealed")
+
+    task = models.ForeignKey(ClearanceTask, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    from_state = models.CharField(max_length=16, blank=True)
+    to_state = models.CharField(max_length=16, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                              related_name="+")
+    actor_label = models.CharField(max_length=64, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(_("at"))
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = _("clearance event")
+        verbose_name_plural = _("clearance events")
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.kind}"
