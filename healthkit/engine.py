@@ -17,7 +17,8 @@ answer to a resident's "why?". An interval never starts before its records were 
 - type 1: a stay in county C × a local case in C: from max(stay start, case) until
   min(left + window_days, case + case_free_days) (window 14 d before 2022-07-16, then 7 d).
 - type 2: a quarantine order: from its start until 00:00 (city time) of the day after its end.
-- type 4: a trigger (arrival, drug purchase, clinic visit) at T: from T + deadline_hours until
+- type 4: a trigger (arrival, drug purchase, clinic visit) at T: from T + deadline_hours (a
+  TestRequirement: its own deadline_at) until
   the first negative result sampled after T is *received*.
 - type 5: a stay in a border-port county: from its start until left + window_days; the policy
   version from 2022-07-16 is abolished, so intervals end at 2022-07-16 00:00 +08:00 and any
@@ -100,19 +101,25 @@ iv_all AS (
   UNION ALL
     -- type 4: no negative result sampled after the trigger on record by the deadline
     SELECT g.resident_id, 4,
-           GREATEST(g.at + make_interval(hours => (p.params->>'deadline_hours')::int), g.received_at),
+           GREATEST(COALESCE(g.deadline_at, g.at + make_interval(hours => (p.params->>'deadline_hours')::int)),
+                    g.received_at),
            COALESCE(n.received_at, 'infinity'),
            jsonb_build_object(g.kind, g.id),
            jsonb_build_object(g.kind, g.id, 'test_result', n.id, 'ended_by', 'negative_result')
     FROM (
-        SELECT 'arrival' AS kind, a.id, a.resident_id, a.arrived_at AS at, a.received_at
+        SELECT 'arrival' AS kind, a.id, a.resident_id, a.arrived_at AS at, a.received_at,
+               NULL::timestamptz AS deadline_at
         FROM healthkit_arrival a WHERE a.arrived_at <= %(at)s {fa}
         UNION ALL
-        SELECT m.kind, m.id, m.resident_id, m.occurred_at, m.received_at
+        SELECT m.kind, m.id, m.resident_id, m.occurred_at, m.received_at, NULL
         FROM healthkit_medicalevent m WHERE m.occurred_at <= %(at)s {fm}
+        UNION ALL
+        -- a test requirement (screening, investigation, checkpoint) carries its own deadline
+        SELECT 'test_requirement', t.id, t.resident_id, t.trigger_at, t.received_at, t.deadline_at
+        FROM healthkit_testrequirement t WHERE t.trigger_at <= %(at)s {ft}
     ) g
     JOIN pol p ON p.popup_type = 4 AND p.pf <= g.at AND g.at < p.pt
-         AND COALESCE(p.params->'triggers', '[]'::jsonb) ? g.kind
+         AND (g.kind = 'test_requirement' OR COALESCE(p.params->'triggers', '[]'::jsonb) ? g.kind)
     LEFT JOIN LATERAL (
         SELECT r.id, r.received_at FROM healthkit_testresult r
         WHERE r.resident_id = g.resident_id AND r.result = 'negative' AND r.sampled_at > g.at
@@ -338,12 +345,13 @@ class Evaluation:
 
 def _filters(resident_ids: Sequence[int] | None) -> dict[str, str]:
     if resident_ids is None:
-        return dict.fromkeys(("fs", "fq", "fa", "fm", "fc"), "")
+        return dict.fromkeys(("fs", "fq", "fa", "fm", "ft", "fc"), "")
     return {
         "fs": "AND s.resident_id = ANY(%(ids)s)",
         "fq": "AND q.resident_id = ANY(%(ids)s)",
         "fa": "AND a.resident_id = ANY(%(ids)s)",
         "fm": "AND m.resident_id = ANY(%(ids)s)",
+        "ft": "AND t.resident_id = ANY(%(ids)s)",
         "fc": "AND pc.resident_id = ANY(%(ids)s)",
     }
 

@@ -415,6 +415,42 @@ class PopupAssignment(models.Model):
         return f"{self.get_popup_type_display()} {self.assigned_at:%Y-%m-%d}"
 
 
+class TestRequirement(models.Model):
+    """A test required of one resident by a deadline (occupational or mass screening, a risk
+    investigation, a checkpoint): a type-4 trigger with its own deadline. Written by
+    healthkit.services.test_requirement_create (other apps call that)."""
+
+    class Kind(models.TextChoices):
+        OCCUPATIONAL = "occupational", _("Occupational screening")
+        MASS_SCREENING = "mass_screening", _("Mass screening")
+        INVESTIGATION = "investigation", _("Risk investigation")
+        CHECKPOINT = "checkpoint", _("Checkpoint")
+
+    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    trigger_at = models.DateTimeField(_("required from"))
+    deadline_at = models.DateTimeField(_("deadline"))
+    reason = models.CharField(_("reason"), max_length=200)
+    source_ref = models.CharField(_("source reference"), max_length=100, blank=True, default="")
+    received_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        ordering = ["-trigger_at"]
+        verbose_name = _("test requirement")
+        verbose_name_plural = _("test requirements")
+        constraints = [
+            models.UniqueConstraint(fields=["resident", "kind", "source_ref", "trigger_at"],
+                                    name="test_requirement_once"),
+            models.CheckConstraint(condition=Q(deadline_at__gte=models.F("trigger_at")),
+                                   name="test_requirement_ordered"),
+        ]
+        # Type 4 reads a resident's triggers.
+        indexes = [models.Index(fields=["resident", "trigger_at"], name="requirement_resident_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.deadline_at:%Y-%m-%d %H:%M}"
+
+
 # --- Outbox to downstream systems (rail and airline ticket restriction) ---------------------
 
 

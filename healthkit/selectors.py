@@ -4,10 +4,20 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from communities.models import Resident
 from healthkit import clock
-from healthkit.models import HealthStatusOrder, PopupCase, PopupPolicy, TestResult
+from healthkit.models import (
+    HealthStatusOrder,
+    PopupCase,
+    PopupEvent,
+    PopupPolicy,
+    PopupType,
+    TestResult,
+)
 
 
 def policy_in_force(popup_type: int, at: dt.datetime | None = None) -> PopupPolicy | None:
@@ -72,3 +82,167 @@ def health_code_at(resident: Resident, at: dt.datetime | None = None) -> HealthC
 
 def popup_history(case: PopupCase) -> QuerySet:
     return case.events.select_related("actor").order_by("at", "id")
+
+
+# --- "Why do I have this popup?" -------------------------------------------------------------
+
+
+def _when(instant: dt.datetime | None) -> str:
+    if instant is None:
+        return _("(still there)")
+    return timezone.localtime(instant).strftime("%Y-%m-%d %H:%M")
+
+
+def _day(instant: dt.datetime) -> str:
+    return timezone.localtime(instant).strftime("%Y-%m-%d")
+
+
+def _rule_line(case: PopupCase) -> str:
+    params = case.policy.params if case.policy else {}
+    version = case.policy.version if case.policy else _("unknown")
+    rules = {
+        PopupType.RISK_COUNTY: _(
+            "Rule 1: you stayed in a county that reported a local case, and left it less than "
+            "%(window)s days before; it is lifted when the county has gone 7 days without a new "
+            "case or %(window)s days have passed since you left."
+        ) % {"window": params.get("window_days", 7)},
+        PopupType.ENTRY_QUARANTINE: _(
+            "Rule 2: you are in entry quarantine; it is lifted at 00:00 on the day after the "
+            "quarantine ends."
+        ),
+        PopupType.RISK_LINK: _(
+            "Rule 3: a spatio-temporal link to a risk area, risk venue or risk person needs a "
+            "risk investigation; only your community can lift it."
+        ),
+        PopupType.MISSED_TEST: _(
+            "Rule 4: a nucleic-acid test was required within %(hours)s hours and no negative "
+            "result sampled after that was on record by the deadline; it is lifted as soon as "
+            "one is received."
+        ) % {"hours": params.get("deadline_hours", 72)},
+        PopupType.BORDER_PORT: _(
+            "Rule 5: you stayed within %(window)s days in a county with a land border port "
+            "(abolished from 2022-07-16)."
+        ) % {"window": params.get("window_days", 14)},
+    }
+    return _("%(rule)s Policy version %(version)s.") % {
+        "rule": rules.get(case.popup_type, PopupType(case.popup_type).label), "version": version,
+    }
+
+
+def _record_lines(records: list[dict]) -> list[str]:
+    """Plain sentences for the signal rows a rule used (dates, counties; never a person's IDs)."""
+    from healthkit import models as m
+
+    wanted: dict[str, set[int]] = {}
+    for ref in records:
+        for key, value in ref.items():
+            if isinstance(value, int):
+                wanted.setdefault(key, set()).add(value)
+
+    def rows(model, key):
+        return model.objects.filter(pk__in=wanted.get(key, ())).order_by("pk")
+
+    lines: list[str] = []
+    for stay in rows(m.Stay, "stay"):
+        lines.append(_("Stay in county %(county)s from %(start)s to %(end)s%(port)s.") % {
+            "county": stay.county, "start": _when(stay.started_at), "end": _when(stay.ended_at),
+            "port": _(" (a county with a land border port)") if stay.border_port else "",
+        })
+    for case in rows(m.LocalCase, "local_case"):
+        lines.append(_("County %(county)s reported a local case on %(day)s.") % {
+            "county": case.county, "day": _day(case.reported_at)})
+    for order in rows(m.QuarantineOrder, "quarantine_order"):
+        lines.append(_("Entry quarantine from %(start)s to %(end)s.") % {
+            "start": _when(order.starts_at), "end": _when(order.ends_at)})
+    for arrival in rows(m.Arrival, "arrival"):
+        lines.append(_("Arrived in the city on %(at)s (from county %(county)s); a test was due within 72 hours.")
+                     % {"at": _when(arrival.arrived_at), "county": arrival.from_county})
+    medical = wanted.get("drug_purchase", set()) | wanted.get("clinic_visit", set())
+    for event in m.MedicalEvent.objects.filter(pk__in=medical).order_by("pk"):
+        if event.kind == m.MedicalEvent.Kind.DRUG_PURCHASE:
+            text = _("Bought a drug of the kind '%(detail)s' on %(at)s; a test was due within 72 hours.")
+        else:
+            text = _("Clinic visit with the symptom '%(detail)s' on %(at)s; a test was due within 72 hours.")
+        lines.append(text % {"detail": event.detail, "at": _when(event.occurred_at)})
+    for requirement in rows(m.TestRequirement, "test_requirement"):
+        lines.append(_("Test required (%(kind)s) from %(start)s, due by %(due)s: %(reason)s.") % {
+            "kind": requirement.get_kind_display(), "start": _when(requirement.trigger_at),
+            "due": _when(requirement.deadline_at), "reason": requirement.reason})
+    for assignment in rows(m.PopupAssignment, "popup_assignment"):
+        lines.append(_("Assigned by the upstream big-data match on %(at)s: %(reason)s.") % {
+            "at": _when(assignment.assigned_at), "reason": assignment.reason})
+    for result in rows(TestResult, "test_result"):
+        lines.append(_("A %(outcome)s result sampled on %(sampled)s was received on %(received)s.") % {
+            "outcome": result.get_result_display().lower(), "sampled": _when(result.sampled_at),
+            "received": _when(result.received_at)})
+    return lines
+
+
+def _venue_lines(cause: dict) -> list[str]:
+    """Venue exposure (venues app): the venue's name and the risk window, if the cause has them."""
+    venue = cause.get("venue_name") or cause.get("venue")
+    if not isinstance(venue, str | int):
+        return []
+    window = cause.get("window") if isinstance(cause.get("window"), dict) else cause
+    start, end = window.get("from") or window.get("starts_at"), window.get("to") or window.get("ends_at")
+    if start and end:
+        return [_("Visited the venue %(venue)s during its risk window %(start)s to %(end)s.") % {
+            "venue": venue, "start": _fmt_any(start), "end": _fmt_any(end)}]
+    return [_("Linked to the risk venue %(venue)s.") % {"venue": venue}]
+
+
+def _fmt_any(value: object) -> str:
+    if isinstance(value, str):
+        try:
+            return _when(dt.datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    return str(value)
+
+
+_ENDED_BY = {
+    "county_case_free": _lazy("the county went 7 days without a new local case"),
+    "window_since_leaving": _lazy("the window since leaving the county passed"),
+    "policy_boundary": _lazy("the policy in force changed"),
+    "policy_abolished": _lazy("the rule was abolished"),
+    "quarantine_ended": _lazy("the quarantine ended"),
+    "negative_result": _lazy("a negative result sampled after the trigger was received"),
+    "no_rule_holds": _lazy("no rule holds any more"),
+}
+
+
+def popup_explain(case: PopupCase) -> list[str]:
+    """Plain-language, translated lines answering the resident's "why?": the rule and policy
+    version, the records that raised the popup (dates, counties, venue, reason), and how it
+    was lifted. Never contains an ID number, phone or name. A few queries; for one case."""
+    cause = case.cause if isinstance(case.cause, dict) else {}
+    lines = [
+        _("Popup %(type)s, raised on %(at)s (%(source)s).") % {
+            "type": PopupType(case.popup_type).label, "at": _when(case.raised_at),
+            "source": case.get_source_display()},
+        _rule_line(case),
+    ]
+    records = cause.get("records") if isinstance(cause.get("records"), list) else []
+    record_lines = _record_lines([r for r in records if isinstance(r, dict)])
+    if not record_lines and cause.get("reason"):
+        record_lines = [_("Reason given: %(reason)s.") % {"reason": cause["reason"]}]
+    lines += _venue_lines(cause) + record_lines
+    if case.state == PopupCase.State.UNDER_REVIEW:
+        lines.append(_("Your community is reviewing it."))
+    if case.lifted_at is not None:
+        event = (case.events.filter(kind__in=[PopupEvent.Kind.LIFTED, PopupEvent.Kind.WITHDRAWN])
+                 .order_by("-at", "-id").first())
+        verb = _("Withdrawn") if case.state == PopupCase.State.WITHDRAWN else _("Lifted")
+        data = event.data if event is not None and isinstance(event.data, dict) else {}
+        ended = data.get("records") if isinstance(data.get("records"), dict) else {}
+        if event is not None and event.actor_label == "engine":
+            why = _ENDED_BY.get(ended.get("ended_by"), _ENDED_BY["no_rule_holds"])
+            lines.append(_("%(verb)s automatically on %(at)s: %(why)s.") % {
+                "verb": verb, "at": _when(case.lifted_at), "why": why})
+            lines += _record_lines([{"test_result": ended["test_result"]}]) if ended.get("test_result") else []
+        else:
+            lines.append(_("%(verb)s on %(at)s by %(by)s: %(reason)s") % {
+                "verb": verb, "at": _when(case.lifted_at),
+                "by": (event.actor_label if event and event.actor_label else _("staff")),
+                "reason": event.reason if event else ""})
+    return lines

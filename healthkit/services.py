@@ -9,7 +9,14 @@ from django.utils.translation import gettext as _
 from communities.models import Resident, User
 from healthkit import clock
 from healthkit.errors import ApplicationError, IllegalTransition
-from healthkit.models import OutboxRecord, PopupCase, PopupEvent, PopupPolicy
+from healthkit.models import (
+    HealthStatusOrder,
+    OutboxRecord,
+    PopupCase,
+    PopupEvent,
+    PopupPolicy,
+    TestRequirement,
+)
 from healthkit.outbox import outbox_record
 from healthkit.selectors import policy_in_force
 
@@ -149,3 +156,66 @@ def popup_withdraw(
         case=case, to=PopupCase.State.WITHDRAWN, actor=actor, actor_label=actor_label,
         reason=reason, data=data, at=at,
     )
+
+
+def test_requirement_create(
+    *,
+    resident: Resident,
+    kind: str,
+    trigger_at: dt.datetime,
+    deadline_at: dt.datetime,
+    reason: str,
+    source_ref: str = "",
+) -> TestRequirement:
+    """Require a nucleic-acid test of `resident`: if no negative result sampled after
+    `trigger_at` has been received by `deadline_at`, rule 4 raises popup 4 at `deadline_at`
+    (the sweep or the next evaluation), and lifts it when one is received.
+
+    Idempotent on resident + kind + source_ref + trigger_at (returns the existing row).
+    Raises ApplicationError for an unknown kind or a deadline before the trigger."""
+    if kind not in TestRequirement.Kind.values:
+        raise ApplicationError(_("Unknown test requirement kind."), extra={"kind": kind})
+    if deadline_at < trigger_at:
+        raise ApplicationError(_("The deadline cannot come before the requirement starts."))
+    with transaction.atomic():
+        requirement, created = TestRequirement.objects.get_or_create(
+            resident=resident, kind=kind, source_ref=source_ref[:100], trigger_at=trigger_at,
+            defaults={"deadline_at": deadline_at, "reason": reason[:200], "received_at": clock.now()},
+        )
+        if created:
+            # A deadline already passed raises at once; otherwise the sweep raises it on time.
+            from healthkit import tasks
+
+            transaction.on_commit(lambda: tasks.engine_evaluate_residents.delay([resident.pk]))
+    return requirement
+
+
+test_requirement_create.__test__ = False  # a service, not a test: pytest must not collect it
+
+
+def health_status_order_create(
+    *,
+    resident: Resident,
+    status: str,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime | None,
+    reason: str,
+    actor: User | None,
+) -> HealthStatusOrder:
+    """Order a yellow (home observation) or red (centralised observation) health code for a
+    period; health_code_at reads it. Idempotent: the same order twice returns the first one.
+    Raises ApplicationError for an unknown status or an end before the start."""
+    if status not in HealthStatusOrder.Status.values:
+        raise ApplicationError(_("A status order is yellow or red."), extra={"status": status})
+    if ends_at is not None and ends_at <= starts_at:
+        raise ApplicationError(_("A status order must end after it starts."))
+    with transaction.atomic():
+        existing = HealthStatusOrder.objects.filter(
+            resident=resident, status=status, starts_at=starts_at, ends_at=ends_at,
+        ).first()
+        if existing is not None:
+            return existing
+        return HealthStatusOrder.objects.create(
+            resident=resident, status=status, starts_at=starts_at, ends_at=ends_at,
+            reason=reason[:200], ordered_by=actor,
+        )
