@@ -231,3 +231,10 @@ CLEARANCE_SLA_HOURS = env.int("CLEARANCE_SLA_HOURS", default=24)
 CLEARANCE_SLA_EMERGENCY_HOURS = env.int("CLEARANCE_SLA_EMERGENCY_HOURS", default=4)
 # Days outside the city after which a resident wishing to return becomes a priority case.
 CLEARANCE_STRANDED_DAYS = env.int("CLEARANCE_STRANDED_DAYS", default=30)
+# Hours after the end of a required test day before a missing result raises popup 4 (lab delay).
+CLEARANCE_TEST_GRACE_HOURS = env.int("CLEARANCE_TEST_GRACE_HOURS", default=24)
+
+# venues: what the resident app reads from a venue poster (prefix + the venue's stable code),
+# and an optional font file with Chinese glyphs for the PNG poster (else fontconfig's :lang=zh).
+VENUES_QR_PREFIX = env("VENUES_QR_PREFIX", default="HKVENUE:")
+VENUES_POSTER_FONT = env("VENUES_POSTER_FONT", default="")

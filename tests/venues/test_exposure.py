@@ -1,0 +1,123 @@
+"""The exposure job: exact selection at the window's edges, idempotency, the popup's cause."""
+
+import datetime as dt
+
+import pytest
+
+from healthkit.models import DownstreamEndpoint, OutboxDelivery, OutboxRecord, PopupCase, PopupEvent
+from tests.factories import ResidentFactory
+from tests.factories.venues import RiskWindowFactory, VenueFactory, VenueScanFactory, cst
+from venues.exposure import exposure_run
+from venues.models import Exposure, RiskWindowEvent
+
+pytestmark = pytest.mark.django_db
+RUN_AT = cst(2022, 9, 2, 9)
+
+
+def _scan(venue, at, resident=None):
+    return VenueScanFactory(venue=venue, scanned_at=at, resident=resident or ResidentFactory())
+
+
+def test_window_is_half_open_start_included_end_excluded():
+    # given a window [10:00, 14:00) and scans just around both edges
+    venue = VenueFactory()
+    window = RiskWindowFactory(venue=venue, starts_at=cst(2022, 9, 1, 10), ends_at=cst(2022, 9, 1, 14))
+    second = dt.timedelta(seconds=1)
+    before = _scan(venue, cst(2022, 9, 1, 10) - second)
+    at_start = _scan(venue, cst(2022, 9, 1, 10))
+    inside = _scan(venue, cst(2022, 9, 1, 13, 59, 59))
+    at_end = _scan(venue, cst(2022, 9, 1, 14))
+    other_venue = _scan(VenueFactory(), cst(2022, 9, 1, 12))
+
+    # when the exposure job runs
+    result = exposure_run(window_id=window.pk, at=RUN_AT)
+
+    # then exactly the scans in [from, to) raise popup 3
+    raised = set(PopupCase.objects.filter(popup_type=3).values_list("resident_id", flat=True))
+    assert raised == {at_start.resident_id, inside.resident_id}
+    assert before.resident_id not in raised and at_end.resident_id not in raised
+    assert other_venue.resident_id not in raised
+    assert result.raised == 2 and result.visitors == 2
+
+
+def test_cause_carries_what_the_community_investigation_needs():
+    venue = VenueFactory(name="望京某火锅店")
+    window = RiskWindowFactory(venue=venue)
+    resident = ResidentFactory()
+    first = _scan(venue, cst(2022, 9, 1, 11), resident)
+    _scan(venue, cst(2022, 9, 1, 12), resident)
+
+    exposure_run(window_id=window.pk, at=RUN_AT)
+
+    case = PopupCase.objects.get(resident=resident)
+    assert case.source == "venue" and case.dedupe_key == f"venue-risk:{window.pk}"
+    assert case.state == "active" and case.raised_at == RUN_AT
+    cause = case.cause
+    assert cause["venue"] == venue.pk and cause["venue_name"] == "望京某火锅店"
+    assert cause["window_id"] == window.pk and cause["risk_level"] == "high"
+    assert cause["scan"] == first.pk
+    assert dt.datetime.fromisoformat(cause["scanned_at"]) == first.scanned_at
+    assert cause["scans_in_window"] == 2
+    assert cause["community"] == resident.community_id
+    assert dt.datetime.fromisoformat(cause["window"]["from"]) == window.starts_at
+    event = PopupEvent.objects.get(case=case)
+    assert event.kind == "raised" and event.actor_id is None and event.actor_label == "venue-exposure"
+
+
+def test_running_twice_raises_nothing_twice_even_after_a_lift():
+    venue = VenueFactory()
+    window = RiskWindowFactory(venue=venue)
+    scans = [_scan(venue, cst(2022, 9, 1, 11)) for _ in range(3)]
+    assert exposure_run(window_id=window.pk, at=RUN_AT).raised == 3
+
+    # the community lifts one of them
+    from healthkit.services import popup_lift
+
+    lifted = PopupCase.objects.get(resident=scans[0].resident)
+    popup_lift(case=lifted, actor_label="community", reason="排查无风险", at=RUN_AT + dt.timedelta(hours=1))
+
+    again = exposure_run(window_id=window.pk, at=RUN_AT + dt.timedelta(hours=2))
+    assert (again.raised, again.updated, again.withdrawn) == (0, 0, 0)
+    assert PopupCase.objects.filter(popup_type=3).count() == 3
+    assert Exposure.objects.filter(window=window).count() == 3
+
+
+def test_raise_writes_outbox_records_and_one_delivery_per_active_endpoint():
+    DownstreamEndpoint.objects.create(name="rail", url="http://127.0.0.1:9/rail")
+    DownstreamEndpoint.objects.create(name="air", url="http://127.0.0.1:9/air")
+    DownstreamEndpoint.objects.create(name="off", url="http://127.0.0.1:9/off", active=False)
+    venue = VenueFactory()
+    window = RiskWindowFactory(venue=venue)
+    _scan(venue, cst(2022, 9, 1, 11))
+
+    result = exposure_run(window_id=window.pk, at=RUN_AT)
+
+    record = OutboxRecord.objects.get()
+    assert record.kind == "raised" and record.popup_type == 3
+    assert record.payload["rule"] == "venue_risk"
+    assert OutboxDelivery.objects.filter(record=record).count() == 2 == result.deliveries
+
+
+def test_late_scan_is_picked_up_by_the_next_run_and_traced():
+    venue = VenueFactory()
+    window = RiskWindowFactory(venue=venue)
+    _scan(venue, cst(2022, 9, 1, 11))
+    exposure_run(window_id=window.pk, at=RUN_AT)
+    _scan(venue, cst(2022, 9, 1, 12))
+
+    result = exposure_run(window_id=window.pk, at=RUN_AT + dt.timedelta(hours=1))
+
+    assert result.raised == 1
+    assert PopupCase.objects.filter(popup_type=3).count() == 2
+    assert RiskWindowEvent.objects.filter(window=window, kind="exposure").count() == 2
+
+
+def test_no_popup_when_type_3_is_not_in_force():
+    venue = VenueFactory()
+    window = RiskWindowFactory(venue=venue, starts_at=cst(2021, 9, 1, 10), ends_at=cst(2021, 9, 1, 14))
+    _scan(venue, cst(2021, 9, 1, 11))
+
+    result = exposure_run(window_id=window.pk, at=cst(2021, 9, 2))
+
+    assert result.skipped == "no_policy"
+    assert not PopupCase.objects.exists()

@@ -1,0 +1,291 @@
+"""The exposure job: a risk window → popup 3 for everyone who scanned there inside it.
+
+One SQL statement per window brings the window's popups in line with the window as it now
+stands (set-based; no Python loop over scans or residents):
+
+- hits: residents with a scan at the venue in [starts_at, ends_at) (half-open: a scan at exactly
+  `starts_at` counts, one at exactly `ends_at` does not); the first such scan is the cause.
+- raised: a hit with no exposure row yet (or whose popup this job itself withdrew earlier) gets
+  a popup 3 (source 'venue', dedupe_key 'venue-risk:<window id>'), a PopupEvent, an outbox
+  record with one delivery per active endpoint, and an Exposure row.
+- updated: an exposure whose popup is still 'active' and untouched by a person (no event with an
+  actor), still a hit, but raised for another window version or scan: its cause is rewritten
+  and a 'cause_updated' PopupEvent records before/after.
+- withdrawn: such an untouched 'active' popup that is no longer a hit (window withdrawn, or
+  corrected away from the visit): state 'withdrawn' + PopupEvent + outbox record.
+- flagged: a popup someone has acted on (under review, or any event with an actor) whose window
+  changed is left as it is; it gets one 'note' PopupEvent per window version and is listed in
+  the window's trace (RiskWindowEvent) for the community to decide.
+
+Idempotent: a second run with the same window changes nothing (an exposure row exists per
+window and resident, so a popup the community lifted is never raised again). Runs of one
+window are serialised by an advisory lock and the window's row lock; popup rows are locked in
+primary-key order. The popup's cause carries what the community's investigation needs: venue
+id/code/name, window id/version/from/to, risk level, first scan id and time, the resident's
+community.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.utils.translation import gettext as _
+
+from healthkit import clock, outbox
+from healthkit.selectors import policy_in_force
+from venues.models import RiskWindow, RiskWindowEvent
+
+ACTOR_LABEL = "venue-exposure"
+LOCK_NAMESPACE = 3_2022  # pg_advisory_xact_lock(namespace, window id)
+MAX_TRACE_IDS = 1000
+
+_EXPOSURE = """
+WITH w AS (
+    SELECT rw.id, rw.venue_id, rw.starts_at, rw.ends_at, rw.risk_level, rw.version, rw.state,
+           rw.reason, v.code AS venue_code, v.name AS venue_name
+    FROM venues_riskwindow rw JOIN venues_venue v ON v.id = rw.venue_id
+    WHERE rw.id = %(window)s
+),
+hits AS (
+    SELECT DISTINCT ON (s.resident_id) s.resident_id, s.id AS scan_id, s.scanned_at,
+           count(*) OVER (PARTITION BY s.resident_id) AS scans
+    FROM venues_venuescan s
+    JOIN w ON w.state = 'active' AND s.venue_id = w.venue_id
+          AND s.scanned_at >= w.starts_at AND s.scanned_at < w.ends_at
+    ORDER BY s.resident_id, s.scanned_at, s.id
+),
+causes AS (
+    SELECT h.resident_id, h.scan_id, h.scanned_at,
+           jsonb_build_object(
+               'rule', 'venue_risk', 'venue', w.venue_id, 'venue_code', w.venue_code,
+               'venue_name', w.venue_name, 'window_id', w.id, 'window_version', w.version,
+               'window', jsonb_build_object('id', w.id, 'version', w.version, 'from', w.starts_at,
+                                            'to', w.ends_at, 'risk_level', w.risk_level,
+                                            'reason', w.reason),
+               'risk_level', w.risk_level, 'scan', h.scan_id, 'scanned_at', h.scanned_at,
+               'scans_in_window', h.scans, 'community', r.community_id,
+               'records', jsonb_build_array(jsonb_build_object('venue_scan', h.scan_id),
+                                            jsonb_build_object('risk_window', w.id))
+           ) AS cause
+    FROM hits h CROSS JOIN w JOIN communities_resident r ON r.id = h.resident_id
+),
+ex AS (
+    SELECT x.id AS exposure_id, x.resident_id, x.withdrawn_at, x.flagged_version,
+           pc.id AS case_id, pc.state, pc.cause, pc.raised_at,
+           EXISTS (SELECT 1 FROM healthkit_popupevent e
+                   WHERE e.case_id = pc.id AND e.actor_id IS NOT NULL) AS human
+    FROM venues_exposure x JOIN healthkit_popupcase pc ON pc.id = x.case_id
+    WHERE x.window_id = %(window)s
+    ORDER BY pc.id
+    FOR UPDATE OF pc
+),
+todo_raise AS (
+    SELECT c.* FROM causes c
+    LEFT JOIN ex ON ex.resident_id = c.resident_id
+    WHERE ex.case_id IS NULL OR (ex.state = 'withdrawn' AND ex.withdrawn_at IS NOT NULL)
+),
+todo_update AS (
+    SELECT ex.case_id, ex.exposure_id, ex.cause AS old_cause, c.cause, c.scan_id, c.scanned_at
+    FROM ex JOIN causes c ON c.resident_id = ex.resident_id
+    WHERE ex.state = 'active' AND NOT ex.human
+      AND (ex.cause->'window_version' IS DISTINCT FROM c.cause->'window_version'
+           OR ex.cause->'scan' IS DISTINCT FROM c.cause->'scan')
+),
+todo_withdraw AS (
+    SELECT ex.case_id, ex.exposure_id, ex.raised_at FROM ex
+    WHERE ex.state = 'active' AND NOT ex.human
+      AND NOT EXISTS (SELECT 1 FROM causes c WHERE c.resident_id = ex.resident_id)
+),
+todo_flag AS (
+    SELECT ex.case_id, ex.exposure_id, ex.state,
+           EXISTS (SELECT 1 FROM causes c WHERE c.resident_id = ex.resident_id) AS still_inside
+    FROM ex CROSS JOIN w
+    WHERE ex.state IN ('active', 'under_review') AND (ex.human OR ex.state = 'under_review')
+      AND ex.flagged_version < w.version
+      AND (w.state <> 'active'
+           OR ex.cause->'window_version' IS DISTINCT FROM to_jsonb(w.version)
+           OR NOT EXISTS (SELECT 1 FROM causes c WHERE c.resident_id = ex.resident_id))
+),
+raised AS (
+    INSERT INTO healthkit_popupcase
+        (resident_id, popup_type, dedupe_key, cause, source, state, policy_id, raised_at, lifted_at, updated_at)
+    SELECT t.resident_id, 3, %(key)s, t.cause, 'venue', 'active', %(policy_id)s, %(at)s, NULL, now()
+    FROM todo_raise t
+    ORDER BY t.resident_id
+    ON CONFLICT DO NOTHING
+    RETURNING id, resident_id, raised_at AS at, cause
+),
+updated AS (
+    UPDATE healthkit_popupcase pc SET cause = t.cause, updated_at = now()
+    FROM todo_update t
+    WHERE pc.id = t.case_id AND pc.state = 'active'
+    RETURNING pc.id, pc.resident_id, t.old_cause, t.cause, t.exposure_id, t.scan_id, t.scanned_at
+),
+withdrawn AS (
+    UPDATE healthkit_popupcase pc
+    SET state = 'withdrawn', lifted_at = GREATEST(t.raised_at, %(at)s), updated_at = now()
+    FROM todo_withdraw t
+    WHERE pc.id = t.case_id AND pc.state = 'active'
+    RETURNING pc.id, pc.resident_id, pc.lifted_at AS at, pc.cause, t.exposure_id
+),
+x_raised AS (
+    INSERT INTO venues_exposure
+        (window_id, resident_id, case_id, scan_id, scanned_at, raised_at, withdrawn_at, flagged_version)
+    SELECT %(window)s, r.resident_id, r.id, (r.cause->>'scan')::bigint,
+           (r.cause->>'scanned_at')::timestamptz, r.at, NULL, 0
+    FROM raised r
+    ON CONFLICT (window_id, resident_id) DO UPDATE
+        SET case_id = EXCLUDED.case_id, scan_id = EXCLUDED.scan_id, scanned_at = EXCLUDED.scanned_at,
+            raised_at = EXCLUDED.raised_at, withdrawn_at = NULL, flagged_version = 0
+    RETURNING 1
+),
+x_updated AS (
+    UPDATE venues_exposure x SET scan_id = u.scan_id, scanned_at = u.scanned_at
+    FROM updated u WHERE x.id = u.exposure_id
+    RETURNING 1
+),
+x_withdrawn AS (
+    UPDATE venues_exposure x SET withdrawn_at = wd.at
+    FROM withdrawn wd WHERE x.id = wd.exposure_id
+    RETURNING 1
+),
+x_flagged AS (
+    UPDATE venues_exposure x SET flagged_version = w.version
+    FROM todo_flag f CROSS JOIN w WHERE x.id = f.exposure_id
+    RETURNING x.case_id
+),
+ev AS (
+    INSERT INTO healthkit_popupevent
+        (case_id, kind, from_state, to_state, actor_id, actor_label, reason, data, at, recorded_at)
+    SELECT id, 'raised'::varchar, ''::varchar, 'active'::varchar, NULL::bigint, %(label)s::varchar, %(reason_raised)s,
+           jsonb_build_object('rule', 'venue_risk', 'policy', %(policy_version)s, 'cause', cause,
+                              'records', cause->'records'), at, now()
+    FROM raised
+  UNION ALL
+    SELECT id, 'cause_updated', 'active', 'active', NULL, %(label)s, %(reason_updated)s,
+           jsonb_build_object('rule', 'venue_risk', 'before', old_cause->'window',
+                              'after', cause->'window', 'scanned_at_before', old_cause->'scanned_at',
+                              'scanned_at_after', cause->'scanned_at'), %(at)s, now()
+    FROM updated
+  UNION ALL
+    SELECT id, 'withdrawn', 'active', 'withdrawn', NULL, %(label)s, %(reason_withdrawn)s,
+           jsonb_build_object('rule', 'venue_risk', 'window', %(window)s,
+                              'window_state', (SELECT state FROM w),
+                              'window_version', (SELECT version FROM w)), at, now()
+    FROM withdrawn
+  UNION ALL
+    SELECT f.case_id, 'note', f.state, f.state, NULL, %(label)s, %(reason_flagged)s,
+           jsonb_build_object('rule', 'venue_risk', 'window', %(window)s, 'window_state', w.state,
+                              'window_version', w.version, 'still_inside', f.still_inside,
+                              'flag', 'window_changed_after_action'), %(at)s, now()
+    FROM todo_flag f CROSS JOIN w
+),
+changes AS (
+    SELECT 'raised' AS kind, id, resident_id, at FROM raised
+  UNION ALL
+    SELECT 'withdrawn', id, resident_id, at FROM withdrawn
+),
+ob AS (
+    INSERT INTO healthkit_outboxrecord
+        (idempotency_key, kind, case_id, resident_id, popup_type, at, payload, created_at)
+    SELECT 'popup-' || id || '-' || kind, kind, id, resident_id, 3, at,
+           jsonb_build_object('event', 'popup.' || kind, 'case', id, 'popup_type', 3, 'at', at,
+                              'policy', %(policy_version)s, 'rule', 'venue_risk'),
+           now()
+    FROM changes
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, resident_id
+),
+dl AS (
+    INSERT INTO healthkit_outboxdelivery
+        (record_id, endpoint_id, resident_id, state, attempts, next_attempt_at, last_error, delivered_at)
+    SELECT ob.id, e.id, ob.resident_id, 'pending', 0, now(), '', NULL
+    FROM ob CROSS JOIN healthkit_downstreamendpoint e WHERE e.active
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM updated),
+       (SELECT count(*) FROM withdrawn),
+       (SELECT coalesce(array_agg(case_id ORDER BY case_id), '{}') FROM x_flagged),
+       (SELECT count(*) FROM dl), (SELECT count(*) FROM hits),
+       (SELECT count(*) FROM x_raised) + (SELECT count(*) FROM x_updated)
+         + (SELECT count(*) FROM x_withdrawn)
+"""  # noqa: S608 - constants only; every value is a query parameter
+
+
+@dataclass
+class ExposureResult:
+    window_id: int
+    visitors: int = 0
+    raised: int = 0
+    updated: int = 0
+    withdrawn: int = 0
+    flagged: list[int] = field(default_factory=list)
+    deliveries: int = 0
+    skipped: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.raised or self.updated or self.withdrawn or self.flagged)
+
+    def as_dict(self) -> dict:
+        return {"visitors": self.visitors, "raised": self.raised, "updated": self.updated,
+                "withdrawn": self.withdrawn, "flagged": self.flagged[:MAX_TRACE_IDS],
+                "flagged_count": len(self.flagged), "deliveries": self.deliveries,
+                **({"skipped": self.skipped} if self.skipped else {})}
+
+
+def exposure_run(*, window_id: int, at: dt.datetime | None = None) -> ExposureResult:
+    """Bring the popups of one risk window in line with it at `at` (default: now). Idempotent;
+    one transaction; serialised per window. Writes a RiskWindowEvent when anything changed.
+    A window whose exposure is not due and that nothing changed is a cheap no-op re-check.
+    Raises nothing for a missing window (returns skipped='missing')."""
+    at = at or clock.now()
+    result = ExposureResult(window_id=window_id)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, window_id])
+        window = RiskWindow.objects.select_for_update().filter(pk=window_id).first()
+        if window is None:
+            result.skipped = "missing"
+            return result
+        policy = policy_in_force(3, at)
+        if policy is None or policy.abolished:
+            # Without a rule in force nothing may be raised, and nothing is withdrawn either.
+            result.skipped = "no_policy"
+            RiskWindow.objects.filter(pk=window_id).update(exposure_due=False)
+            RiskWindowEvent.objects.create(window=window, kind=RiskWindowEvent.Kind.EXPOSURE,
+                                           actor_label=ACTOR_LABEL, data=result.as_dict(), at=at,
+                                           reason=_("Popup type 3 is not in force; nothing raised."))
+            return result
+        params = {
+            "window": window_id, "at": at, "key": window.dedupe_key, "label": ACTOR_LABEL,
+            "policy_id": policy.pk, "policy_version": policy.version,
+            "reason_raised": _("Scanned at a venue inside its risk window; risk investigation by "
+                               "the resident's community."),
+            "reason_updated": _("The venue's risk window was corrected; the cause was updated."),
+            "reason_withdrawn": _("The venue's risk window was withdrawn or corrected so that this "
+                                  "visit is no longer inside it."),
+            "reason_flagged": _("The venue's risk window changed after this popup was acted on; "
+                                "it is left for the community to decide."),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(_EXPOSURE, params)
+            (result.raised, result.updated, result.withdrawn, flagged, result.deliveries,
+             result.visitors, _rows) = cursor.fetchone()
+        result.flagged = list(flagged)
+        RiskWindow.objects.filter(pk=window_id).update(exposure_due=False)
+        if result.changed:
+            RiskWindowEvent.objects.create(
+                window=window, kind=RiskWindowEvent.Kind.EXPOSURE, actor_label=ACTOR_LABEL,
+                data={**result.as_dict(), "window_version": window.version,
+                      "window_state": window.state}, at=at,
+            )
+        if result.deliveries:
+            outbox.dispatch_on_commit()
+    return result
+
+
+def exposure_run_due(*, at: dt.datetime | None = None, limit: int = 100) -> list[ExposureResult]:
+    """Run every window marked due (few: windows, not scans), oldest first."""
+    ids = list(RiskWindow.objects.filter(exposure_due=True).order_by("pk").values_list("pk", flat=True)[:limit])
+    return [exposure_run(window_id=pk, at=at) for pk in ids]
