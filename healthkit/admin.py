@@ -1,13 +1,28 @@
 """Admin for the popup core; history rows are read-only (append-only log)."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from healthkit import outbox
 from healthkit.models import (
+    Arrival,
+    DownstreamEndpoint,
     HealthStatusOrder,
+    IngestBatch,
+    LocalCase,
+    MedicalEvent,
+    OutboxAttempt,
+    OutboxDelivery,
+    OutboxRecord,
+    PopupAssignment,
     PopupCase,
     PopupEvent,
     PopupPolicy,
+    QuarantineOrder,
     SmsMessage,
+    Stay,
+    TestRequirement,
     TestResult,
 )
 
@@ -85,3 +100,136 @@ class SmsMessageAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "purpose", "phone_masked", "state", "attempts", "sent_at"]
     list_filter = ["state", "purpose"]
     exclude = ["phone_encrypted"]
+
+
+# --- Signals in (read-only: they arrive through the ingest API) ------------------------------
+
+
+@admin.register(IngestBatch)
+class IngestBatchAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "kind", "batch_id", "client", "records", "accepted", "duplicates", "rejected"]
+    list_filter = ["kind"]
+    search_fields = ["batch_id"]
+    show_full_result_count = False
+
+
+class _SignalAdmin(ReadOnlyAdmin):
+    list_select_related = ["resident"]
+    show_full_result_count = False
+
+
+@admin.register(Arrival)
+class ArrivalAdmin(_SignalAdmin):
+    list_display = ["arrived_at", "resident", "from_county", "received_at"]
+
+
+@admin.register(Stay)
+class StayAdmin(_SignalAdmin):
+    list_display = ["started_at", "ended_at", "resident", "county", "border_port", "received_at"]
+    list_filter = ["border_port"]
+
+
+@admin.register(LocalCase)
+class LocalCaseAdmin(ReadOnlyAdmin):
+    list_display = ["reported_at", "county", "received_at"]
+    search_fields = ["county"]
+    show_full_result_count = False
+
+
+@admin.register(QuarantineOrder)
+class QuarantineOrderAdmin(_SignalAdmin):
+    list_display = ["starts_at", "ends_at", "resident", "received_at"]
+
+
+@admin.register(MedicalEvent)
+class MedicalEventAdmin(_SignalAdmin):
+    list_display = ["occurred_at", "kind", "detail", "resident", "received_at"]
+    list_filter = ["kind"]
+
+
+@admin.register(PopupAssignment)
+class PopupAssignmentAdmin(_SignalAdmin):
+    list_display = ["assigned_at", "popup_type", "reason", "resident", "case"]
+
+
+@admin.register(TestRequirement)
+class TestRequirementAdmin(_SignalAdmin):
+    list_display = ["trigger_at", "deadline_at", "kind", "reason", "resident"]
+    list_filter = ["kind"]
+
+
+# --- Outbox to the ticket-restriction systems -------------------------------------------------
+
+
+@admin.register(DownstreamEndpoint)
+class DownstreamEndpointAdmin(admin.ModelAdmin):
+    list_display = ["name", "url", "active", "send_id_number", "pending", "failing", "dead"]
+    list_filter = ["active"]
+
+    def _count(self, obj, *states) -> int:
+        return obj.deliveries.filter(state__in=states).count()
+
+    @admin.display(description=_("pending"))
+    def pending(self, obj) -> int:
+        return self._count(obj, OutboxDelivery.State.PENDING)
+
+    @admin.display(description=_("failing"))
+    def failing(self, obj) -> int:
+        return self._count(obj, OutboxDelivery.State.FAILED)
+
+    @admin.display(description=_("dead"))
+    def dead(self, obj) -> int:
+        return self._count(obj, OutboxDelivery.State.DEAD)
+
+
+@admin.register(OutboxRecord)
+class OutboxRecordAdmin(ReadOnlyAdmin):
+    list_display = ["id", "kind", "popup_type", "case", "at", "idempotency_key"]
+    list_filter = ["kind", "popup_type"]
+    exclude = ["resident"]
+    show_full_result_count = False
+
+
+class OutboxAttemptInline(admin.TabularInline):
+    model = OutboxAttempt
+    extra = 0
+    can_delete = False
+    fields = ["at", "ok", "status_code", "error", "duration_ms"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(OutboxDelivery)
+class OutboxDeliveryAdmin(ReadOnlyAdmin):
+    """The per-endpoint delivery log: each row's attempts inline; requeue dead or failed rows."""
+
+    list_display = ["id", "endpoint", "record", "state", "attempts", "next_attempt_at", "last_error", "delivered_at"]
+    list_filter = ["endpoint", "state"]
+    list_select_related = ["endpoint", "record"]
+    exclude = ["resident"]
+    inlines = [OutboxAttemptInline]
+    actions = ["requeue"]
+    show_full_result_count = False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("healthkit.change_outboxdelivery")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "resident"]
+
+    @admin.action(description=_("Retry now (dead or failed rows)"))
+    def requeue(self, request, queryset) -> None:
+        count = outbox.delivery_requeue(delivery_ids=list(queryset.values_list("pk", flat=True)))
+        outbox.dispatch_on_commit()
+        self.message_user(request, ngettext("%(n)d delivery requeued.", "%(n)d deliveries requeued.", count)
+                          % {"n": count}, messages.SUCCESS)
+
+
+@admin.register(OutboxAttempt)
+class OutboxAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["at", "delivery", "ok", "status_code", "error", "duration_ms"]
+    list_filter = ["ok", "delivery__endpoint"]
+    list_select_related = ["delivery__endpoint"]
+    show_full_result_count = False

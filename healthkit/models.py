@@ -531,8 +531,9 @@ class OutboxDelivery(models.Model):
         indexes = [
             models.Index(fields=["next_attempt_at"], name="delivery_due_idx",
                          condition=Q(state__in=["pending", "failed"])),
+            # Per-resident order: an undelivered (even dead) earlier row holds later ones back.
             models.Index(fields=["endpoint", "resident", "id"], name="delivery_order_idx",
-                         condition=Q(state__in=["pending", "failed"])),
+                         condition=Q(state__in=["pending", "failed", "dead"])),
         ]
 
     def __str__(self) -> str:

@@ -9,7 +9,7 @@ that endpoint's due rows, oldest first, each as a JSON POST with the record's id
 the `Idempotency-Key` header. A failure is logged (OutboxAttempt, visible in the admin) and
 retried with exponential backoff by the beat sweep `outbox_dispatch_due`; nothing is dropped:
 after MAX_ATTEMPTS a row is marked dead and an administrator can requeue it. Within one
-endpoint, a resident's records go in order (a lift never overtakes its raise).
+endpoint, a resident's records go in order (a lift never overtakes its raise, even a dead one).
 """
 
 import datetime as dt
@@ -34,6 +34,7 @@ from healthkit.models import (
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 15
 BATCH = 500
+STOP_AFTER_FAILURES = 3
 DUE_STATES = (OutboxDelivery.State.PENDING, OutboxDelivery.State.FAILED)
 
 
@@ -80,9 +81,11 @@ def _backoff(attempts: int) -> dt.timedelta:
 
 
 def _due(endpoint_id: int):
+    # A dead row blocks the resident's later rows too: a requeued raise must never land after
+    # its lift (the ticket restriction would come back).
     earlier_open = OutboxDelivery.objects.filter(
         endpoint_id=OuterRef("endpoint_id"), resident_id=OuterRef("resident_id"),
-        state__in=DUE_STATES, id__lt=OuterRef("id"),
+        state__in=(*DUE_STATES, OutboxDelivery.State.DEAD), id__lt=OuterRef("id"),
     )
     return (
         OutboxDelivery.objects.filter(endpoint_id=endpoint_id, state__in=DUE_STATES,
@@ -166,16 +169,21 @@ def deliver(*, delivery_id: int) -> OutboxDelivery | None:
 
 
 def deliver_endpoint(*, endpoint_id: int, limit: int = BATCH) -> int:
-    """Send up to `limit` due rows of one endpoint, oldest first; stops at the first failure
-    (the endpoint is down: the next sweep tries again after the backoff). Returns rows sent."""
-    sent = 0
+    """Send up to `limit` due rows of one endpoint, oldest first. One refused record does not
+    hold up other residents' records; STOP_AFTER_FAILURES failures in a row mean the endpoint
+    is down, and the next sweep tries again after the backoff. Returns rows sent."""
+    sent = failures = 0
     for delivery_id in list(_due(endpoint_id).values_list("pk", flat=True)[:limit]):
         delivery = deliver(delivery_id=delivery_id)
         if delivery is None:
             continue
         if delivery.state != OutboxDelivery.State.DELIVERED:
-            break
+            failures += 1
+            if failures >= STOP_AFTER_FAILURES:
+                break
+            continue
         sent += 1
+        failures = 0
     return sent
 
 
