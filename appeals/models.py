@@ -1,8 +1,11 @@
 """Appeals (12345 tickets): filed online or by phone, triaged by operators, routed to communities."""
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from communities.models import Community, Resident
@@ -40,6 +43,14 @@ class Appeal(models.Model):
         OPEN311 = "open311", _("Open311 client")
 
     OPEN_STATUSES = (Status.NEW, Status.IN_PROGRESS, Status.WAITING_RESIDENT, Status.ROUTED)
+    # The one table of allowed status changes; services.appeal_transition enforces it.
+    TRANSITIONS: dict[str, set[str]] = {
+        Status.NEW: {Status.IN_PROGRESS, Status.WAITING_RESIDENT, Status.ROUTED, Status.CLOSED},
+        Status.IN_PROGRESS: {Status.WAITING_RESIDENT, Status.ROUTED, Status.CLOSED},
+        Status.WAITING_RESIDENT: {Status.IN_PROGRESS, Status.ROUTED, Status.CLOSED},
+        Status.ROUTED: {Status.IN_PROGRESS, Status.WAITING_RESIDENT, Status.CLOSED},
+        Status.CLOSED: set(),
+    }
 
     reference = models.CharField(_("reference"), max_length=20, unique=True)
     resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="appeals")
@@ -54,6 +65,7 @@ class Appeal(models.Model):
                                   related_name="appeals", verbose_name=_("community (confirmed by resident)"))
     address_text = models.CharField(_("address as written"), max_length=200, blank=True)
     contact_phone_encrypted = models.TextField(blank=True, editable=False)
+    contact_phone_hash = models.CharField(max_length=64, blank=True, editable=False)
     contact_phone_masked = models.CharField(_("contact phone"), max_length=16, blank=True)
     description = models.TextField(_("description"), blank=True)
     currently_outside_city = models.BooleanField(_("currently outside the city"), default=False)
@@ -69,7 +81,9 @@ class Appeal(models.Model):
     sla_due_at = models.DateTimeField(_("SLA due"), null=True, blank=True)
     sla_breached_at = models.DateTimeField(_("SLA breached at"), null=True, blank=True)
     escalated_at = models.DateTimeField(_("escalated at"), null=True, blank=True)
-    created_at = models.DateTimeField(_("filed at"), auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+", verbose_name=_("entered by"))
+    created_at = models.DateTimeField(_("filed at"), default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     close_reason = models.CharField(_("close reason"), max_length=200, blank=True)
@@ -93,6 +107,19 @@ class Appeal(models.Model):
             models.Index(fields=["assigned_to", "status"], name="appeal_mine_idx"),
             models.Index(fields=["sla_due_at"], name="appeal_sla_idx",
                          condition=Q(status__in=["new", "in_progress", "waiting_resident", "routed"])),
+            # Seek pagination of the console queue: one index per offered ordering.
+            models.Index(fields=["priority", "created_at", "id"], name="appeal_seek_priority_idx"),
+            models.Index(fields=["created_at", "id"], name="appeal_seek_created_idx"),
+            models.Index(fields=["sla_due_at", "id"], name="appeal_seek_sla_idx"),
+            # Phone search in the queue and the per-phone filing limit.
+            models.Index(fields=["contact_phone_hash"], name="appeal_phone_lookup_idx"),
+            # Beat sweep: open appeals past their SLA and not yet marked.
+            models.Index(fields=["sla_due_at"], name="appeal_sla_unmarked_idx",
+                         condition=Q(status__in=["new", "in_progress", "waiting_resident", "routed"],
+                                     sla_breached_at__isnull=True)),
+            # Folding repeats for "a popup you don't show" (no popup row to hold the constraint).
+            models.Index(fields=["resident", "popup_type_claimed"], name="appeal_unlisted_fold_idx",
+                         condition=Q(popup__isnull=True, status__in=["new", "in_progress", "waiting_resident", "routed"])),
         ]
 
     def __str__(self) -> str:
@@ -106,19 +133,132 @@ class Appeal(models.Model):
 class AppealEvent(models.Model):
     """Append-only history of an appeal; the status page shows these in plain words."""
 
+    class Kind(models.TextChoices):
+        FILED = "filed", _("Appeal received")
+        REPEAT = "repeat", _("The resident appealed again; added to this appeal")
+        EVIDENCE_ADDED = "evidence_added", _("Evidence added")
+        ASSIGNED = "assigned", _("Taken by an operator")
+        PRIORITY_SET = "priority_set", _("Priority changed")
+        STATUS_CHANGED = "status_changed", _("Status changed")
+        EVIDENCE_REQUESTED = "evidence_requested", _("More evidence requested from the resident")
+        ROUTED = "routed", _("Sent to the community")
+        MERGED = "merged", _("Merged into another appeal")
+        MERGED_IN = "merged_in", _("Another appeal was merged into this one")
+        CONTACT = "contact", _("Call logged")
+        SLA_BREACHED = "sla_breached", _("Response time exceeded")
+        ESCALATED = "escalated", _("Escalated to a supervisor")
+        REVEALED = "revealed", _("Personal data revealed")
+        CLOSED = "closed", _("Closed")
+        NOTE = "note", _("Note")
+
     appeal = models.ForeignKey(Appeal, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=32)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     actor_label = models.CharField(max_length=64, blank=True)
     note = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
     public = models.BooleanField(default=True, help_text=_("Shown to the resident on the status page."))
-    at = models.DateTimeField(auto_now_add=True)
+    at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["at", "id"]
+        indexes = [models.Index(fields=["appeal", "at"], name="appeal_event_history_idx")]
         verbose_name = _("appeal event")
         verbose_name_plural = _("appeal events")
 
     def __str__(self) -> str:
         return f"{self.appeal_id} {self.kind}"
+
+
+def evidence_path(instance: "AppealEvidence", filename: str) -> str:
+    # A random name: nothing of the resident's file name (which may hold a name or phone) is kept.
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    now = timezone.now()
+    return f"appeals/evidence/{now:%Y/%m}/{uuid.uuid4().hex}.{ext}"
+
+
+class AppealEvidence(models.Model):
+    """A screenshot, re-encoded without metadata, stored in private storage, served by a checked view.
+
+    While a resident is still filling the form the row has no appeal, only the draft key of the
+    session; filing attaches it.
+    """
+
+    appeal = models.ForeignKey(Appeal, on_delete=models.CASCADE, null=True, blank=True, related_name="evidence")
+    draft_key = models.CharField(max_length=64, blank=True, default="")
+    file = models.FileField(upload_to=evidence_path, max_length=200)
+    thumbnail = models.FileField(upload_to=evidence_path, max_length=200)
+    content_type = models.CharField(max_length=32)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size_bytes = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("evidence")
+        verbose_name_plural = _("evidence")
+        indexes = [
+            # Draft uploads of one form session; the orphan sweep deletes old ones.
+            models.Index(fields=["draft_key"], name="evidence_draft_idx", condition=Q(appeal__isnull=True)),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(appeal__isnull=False) | ~Q(draft_key=""), name="evidence_owned"),
+        ]
+
+    def __str__(self) -> str:
+        return f"evidence {self.pk}"
+
+
+class AppealContact(models.Model):
+    """One call (or attempt) between the hotline and the resident: the ticket's call log."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", _("Resident called 12345")
+        OUTBOUND = "outbound", _("Operator called the resident")
+
+    class Outcome(models.TextChoices):
+        REACHED = "reached", _("Spoke with the resident")
+        NO_ANSWER = "no_answer", _("No answer")
+        BUSY = "busy", _("Line busy")
+        DROPPED = "dropped", _("Call dropped")
+        WRONG_NUMBER = "wrong_number", _("Wrong number")
+        CALL_BACK = "call_back", _("Asked to call back")
+
+    appeal = models.ForeignKey(Appeal, on_delete=models.CASCADE, related_name="contacts")
+    operator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    direction = models.CharField(_("direction"), max_length=8, choices=Direction.choices)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    note = models.TextField(_("note"), blank=True)
+    at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = _("call log entry")
+        verbose_name_plural = _("call log")
+
+    def __str__(self) -> str:
+        return f"{self.appeal_id} {self.outcome}"
+
+
+class AppealLink(models.Model):
+    """A signed-by-secrecy link sent by SMS (e.g. "add evidence"): expiring and single-use.
+
+    Only the hash of the token is stored, so a database reader cannot forge a working link.
+    """
+
+    appeal = models.ForeignKey(Appeal, on_delete=models.CASCADE, related_name="links")
+    purpose = models.CharField(max_length=20)
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.appeal_id} {self.purpose}"

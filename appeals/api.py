@@ -1,0 +1,300 @@
+"""REST API for tickets and evidence (mounted at /api/v1/appeals/), scoped by role.
+
+One class per endpoint with explicit serializers; personal data only masked; look-ups by
+reference (not personal data). Evidence bytes go through the same check as the console view.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from appeals import selectors, services
+from appeals.filters import AppealFilter
+from appeals.models import Appeal, AppealContact
+from communities.models import Community, User
+from healthkit.errors import ApplicationError
+from healthkit.permissions import IsStaffRole, role_permission
+from healthkit.selectors import popup_explain
+
+IsHandler = role_permission(*selectors.HANDLER_ROLES)
+
+
+class AppealCursorPagination(CursorPagination):
+    # Served by appeal_seek_created_idx (created_at, id): no OFFSET, no COUNT(*).
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "page_size"
+
+
+class AppealSummarySerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    status = serializers.CharField()
+    category = serializers.CharField()
+    priority = serializers.IntegerField()
+    channel = serializers.CharField()
+    resident = serializers.CharField(source="resident.masked")
+    popup_type = serializers.IntegerField(source="popup_type_claimed", allow_null=True)
+    community = serializers.CharField(source="community.name", allow_null=True, default=None)
+    routed_community = serializers.CharField(source="routed_community.name", allow_null=True, default=None)
+    assigned_to = serializers.CharField(source="assigned_to.username", allow_null=True, default=None)
+    repeat_count = serializers.IntegerField()
+    sla_due_at = serializers.DateTimeField(allow_null=True)
+    sla_breached_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+    outcome = serializers.CharField()
+
+
+def _appeal_by_reference(request, reference: str) -> Appeal:
+    appeal = selectors.appeals_visible_to(request.user).filter(reference=reference.upper()).only("pk").first()
+    if appeal is None:
+        raise PermissionDenied
+    return selectors.appeal_access(user=request.user, pk=appeal.pk)
+
+
+class AppealListApi(APIView):
+    """Tickets you may see, newest first (cursor pagination), with the console's filters."""
+
+    permission_classes = [IsStaffRole]
+
+    class FilterSerializer(serializers.Serializer):
+        queue = serializers.ChoiceField(choices=[q for q, _label in AppealFilter.QUEUES], required=False)
+        reference = serializers.CharField(required=False)
+        category = serializers.ChoiceField(choices=Appeal.Category.choices, required=False)
+        priority = serializers.IntegerField(required=False)
+        popup_type = serializers.IntegerField(required=False)
+        district = serializers.IntegerField(required=False)
+        community = serializers.CharField(required=False)
+        filed_after = serializers.DateField(required=False)
+        filed_before = serializers.DateField(required=False)
+
+    @extend_schema(parameters=[FilterSerializer], responses=AppealSummarySerializer(many=True))
+    def get(self, request):
+        params = request.query_params.copy()
+        params.setdefault("queue", "all")
+        base = selectors.appeals_visible_to(request.user).select_related(
+            "resident", "community", "routed_community", "assigned_to")
+        filterset = AppealFilter(params, queryset=base, user=request.user)
+        if not filterset.is_valid():
+            raise ApplicationError(_("Invalid filter."), extra={"errors": filterset.errors})
+        paginator = AppealCursorPagination()
+        page = paginator.paginate_queryset(filterset.qs, request, view=self)
+        return paginator.get_paginated_response(AppealSummarySerializer(page, many=True).data)
+
+
+class AppealDetailApi(APIView):
+    permission_classes = [IsStaffRole]
+
+    class OutputSerializer(AppealSummarySerializer):
+        description = serializers.CharField()
+        address_text = serializers.CharField()
+        contact_phone = serializers.CharField(source="contact_phone_masked")
+        popup_explanation = serializers.ListField(child=serializers.CharField())
+        evidence_count = serializers.IntegerField()
+        history = serializers.ListField(child=serializers.DictField())
+        contacts = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, reference: str):
+        appeal = _appeal_by_reference(request, reference)
+        appeal.popup_explanation = popup_explain(appeal.popup) if appeal.popup else []
+        appeal.evidence_count = selectors.appeal_evidence(appeal).count()
+        appeal.history = [
+            {"kind": e.kind, "label": e.get_kind_display(), "at": e.at.isoformat(), "actor": e.actor_label,
+             "note": e.note, "public": e.public}
+            for e in selectors.appeal_history(appeal)
+        ]
+        appeal.contacts = [
+            {"at": c.at.isoformat(), "direction": c.direction, "outcome": c.outcome, "note": c.note,
+             "operator": c.operator.get_username()}
+            for c in appeal.contacts.select_related("operator").order_by("at", "id")
+        ]
+        return Response(self.OutputSerializer(appeal).data)
+
+
+class AppealCreateApi(APIView):
+    """An appeal taken by phone (operators): finds or registers the resident, logs the call."""
+
+    permission_classes = [IsHandler]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=64)
+        id_number = serializers.CharField(max_length=32)
+        phone = serializers.CharField(max_length=20)
+        category = serializers.ChoiceField(choices=Appeal.Category.choices)
+        popup_type = serializers.IntegerField(required=False, allow_null=True)
+        community_code = serializers.CharField(required=False, allow_blank=True)
+        address = serializers.CharField(required=False, allow_blank=True, max_length=200)
+        description = serializers.CharField(required=False, allow_blank=True)
+        call_outcome = serializers.ChoiceField(choices=AppealContact.Outcome.choices, default="reached")
+        call_note = serializers.CharField(required=False, allow_blank=True)
+
+    class OutputSerializer(serializers.Serializer):
+        reference = serializers.CharField()
+        folded = serializers.BooleanField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        community = Community.objects.filter(code=d.get("community_code") or "").first()
+        appeal, folded = services.appeal_file_by_phone(
+            actor=request.user, name=d["name"], id_number=d["id_number"], phone=d["phone"], category=d["category"],
+            popup_type_claimed=d.get("popup_type"), community=community, address_text=d.get("address", ""),
+            description=d.get("description", ""), call_outcome=d["call_outcome"], call_note=d.get("call_note", ""))
+        return Response(self.OutputSerializer({"reference": appeal.reference, "folded": folded}).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class AppealAssignApi(APIView):
+    permission_classes = [IsHandler]
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(required=False, help_text="Omit to assign to yourself.")
+
+    @extend_schema(request=InputSerializer, responses=AppealSummarySerializer)
+    def post(self, request, reference: str):
+        appeal = _appeal_by_reference(request, reference)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignee = request.user
+        if data.validated_data.get("username"):
+            assignee = User.objects.filter(username=data.validated_data["username"]).first()
+            if assignee is None:
+                raise ApplicationError(_("No such operator."))
+        appeal = services.appeal_assign(appeal=appeal, assignee=assignee, actor=request.user)
+        return Response(AppealSummarySerializer(appeal).data)
+
+
+class AppealRouteApi(APIView):
+    permission_classes = [IsHandler]
+
+    class InputSerializer(serializers.Serializer):
+        community_code = serializers.CharField()
+        reason = serializers.CharField(required=False, allow_blank=True)
+
+    @extend_schema(request=InputSerializer, responses=AppealSummarySerializer)
+    def post(self, request, reference: str):
+        appeal = _appeal_by_reference(request, reference)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        community = Community.objects.filter(code=data.validated_data["community_code"]).first()
+        if community is None:
+            raise ApplicationError(_("No community has that code."))
+        appeal = services.appeal_route(appeal=appeal, community=community, actor=request.user,
+                                       reason=data.validated_data.get("reason", ""))
+        return Response(AppealSummarySerializer(appeal).data)
+
+
+class AppealCloseApi(APIView):
+    permission_classes = [IsHandler]
+
+    class InputSerializer(serializers.Serializer):
+        outcome = serializers.CharField(max_length=40)
+        reason = serializers.CharField(max_length=200)
+
+    @extend_schema(request=InputSerializer, responses=AppealSummarySerializer)
+    def post(self, request, reference: str):
+        appeal = _appeal_by_reference(request, reference)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        appeal = services.appeal_close(appeal=appeal, actor=request.user, **data.validated_data)
+        return Response(AppealSummarySerializer(appeal).data)
+
+
+class AppealContactCreateApi(APIView):
+    permission_classes = [IsHandler]
+
+    class InputSerializer(serializers.Serializer):
+        direction = serializers.ChoiceField(choices=AppealContact.Direction.choices)
+        outcome = serializers.ChoiceField(choices=AppealContact.Outcome.choices)
+        note = serializers.CharField(required=False, allow_blank=True)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        at = serializers.DateTimeField()
+        direction = serializers.CharField()
+        outcome = serializers.CharField()
+        note = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request, reference: str):
+        appeal = _appeal_by_reference(request, reference)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        contact = services.appeal_contact_log(appeal=appeal, actor=request.user, **data.validated_data)
+        return Response(self.OutputSerializer(contact).data, status=status.HTTP_201_CREATED)
+
+
+class EvidenceOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    content_type = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    size_bytes = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    def get_file_url(self, obj) -> str:
+        return reverse("appeals:api-evidence-file", kwargs={"pk": obj.pk})
+
+    def get_thumbnail_url(self, obj) -> str:
+        return reverse("appeals:evidence-thumb", kwargs={"pk": obj.pk})
+
+
+class AppealEvidenceListApi(APIView):
+    """Screenshots of one appeal, for those who may see them (see selectors.can_see_evidence)."""
+
+    permission_classes = [IsStaffRole]
+
+    @extend_schema(responses=EvidenceOutputSerializer(many=True))
+    def get(self, request, reference: str):
+        appeal = _appeal_by_reference(request, reference)
+        if not selectors.can_see_evidence(request.user, appeal):
+            raise PermissionDenied
+        return Response(EvidenceOutputSerializer(selectors.appeal_evidence(appeal), many=True).data)
+
+
+class AppealEvidenceUploadApi(APIView):
+    """Attach a screenshot (multipart `file`), validated and stripped like the resident's uploads."""
+
+    permission_classes = [IsHandler]
+    parser_classes = [MultiPartParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField()
+
+    @extend_schema(request={"multipart/form-data": InputSerializer}, responses={201: EvidenceOutputSerializer})
+    def post(self, request, reference: str):
+        appeal = _appeal_by_reference(request, reference)
+        if not selectors.can_see_evidence(request.user, appeal):
+            raise PermissionDenied
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        evidence = services.appeal_evidence_add(appeal=appeal, upload=data.validated_data["file"], actor=request.user)
+        return Response(EvidenceOutputSerializer(evidence).data, status=status.HTTP_201_CREATED)
+
+
+class EvidenceFileApi(APIView):
+    """The picture itself (token or session auth), same check as the console's view."""
+
+    permission_classes = [IsStaffRole]
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY},
+                   parameters=[OpenApiParameter("pk", int, OpenApiParameter.PATH)])
+    def get(self, request, pk: int):
+        evidence = selectors.evidence_access(user=request.user, pk=pk)
+        response = FileResponse(evidence.file.open("rb"), content_type=evidence.content_type)
+        response["Cache-Control"] = "private, no-store"
+        return response

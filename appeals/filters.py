@@ -1,0 +1,81 @@
+"""The console queue's filters (django-filter). Personal-data searches (exact ID, phone) are not
+here: they are POSTed and go through the keyed hash (see views_console.QueueView)."""
+
+import django_filters
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from appeals.models import Appeal
+from appeals.selectors import sla_soon_cutoff
+from communities.models import Community, District, User
+from healthkit.models import PopupType
+
+
+class AppealFilter(django_filters.FilterSet):
+    QUEUES = (
+        ("open", _("All open")),
+        ("new", _("New")),
+        ("mine", _("Mine")),
+        ("emergency", _("Emergencies")),
+        ("sla_soon", _("SLA due within an hour")),
+        ("breached", _("SLA breached")),
+        ("waiting", _("Waiting for the resident")),
+        ("routed", _("With the community")),
+        ("closed", _("Closed")),
+        ("all", _("Everything")),
+    )
+
+    queue = django_filters.ChoiceFilter(label=_("Queue"), choices=QUEUES, method="filter_queue", empty_label=None)
+    reference = django_filters.CharFilter(label=_("Reference"), method="filter_reference")
+    category = django_filters.ChoiceFilter(label=_("Category"), choices=Appeal.Category.choices)
+    priority = django_filters.ChoiceFilter(label=_("Priority"), choices=Appeal.Priority.choices)
+    channel = django_filters.ChoiceFilter(label=_("Channel"), choices=Appeal.Channel.choices)
+    popup_type = django_filters.ChoiceFilter(label=_("Popup type"), choices=PopupType.choices,
+                                             field_name="popup_type_claimed")
+    district = django_filters.ModelChoiceFilter(label=_("District"), queryset=District.objects.all(),
+                                                method="filter_district")
+    community = django_filters.CharFilter(label=_("Community (code or name)"), method="filter_community")
+    assigned_to = django_filters.ModelChoiceFilter(
+        label=_("Assigned to"),
+        queryset=User.objects.filter(role__in=[User.Role.OPERATOR, User.Role.SUPERVISOR], is_active=True))
+    filed_after = django_filters.DateFilter(label=_("Filed from"), field_name="created_at", lookup_expr="date__gte")
+    filed_before = django_filters.DateFilter(label=_("Filed until"), field_name="created_at", lookup_expr="date__lte")
+
+    class Meta:
+        model = Appeal
+        fields: list[str] = []
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def filter_queue(self, qs, name, value):
+        open_q = Q(status__in=Appeal.OPEN_STATUSES)
+        now = timezone.now()
+        return {
+            "open": lambda: qs.filter(open_q),
+            "new": lambda: qs.filter(status=Appeal.Status.NEW),
+            "mine": lambda: qs.filter(open_q, assigned_to=self.user),
+            "emergency": lambda: qs.filter(open_q, priority=Appeal.Priority.EMERGENCY),
+            "sla_soon": lambda: qs.filter(open_q, sla_due_at__gte=now, sla_due_at__lt=sla_soon_cutoff()),
+            "breached": lambda: qs.filter(open_q, sla_due_at__lt=now),
+            "waiting": lambda: qs.filter(status=Appeal.Status.WAITING_RESIDENT),
+            "routed": lambda: qs.filter(status=Appeal.Status.ROUTED),
+            "closed": lambda: qs.filter(status=Appeal.Status.CLOSED),
+            "all": lambda: qs,
+        }.get(value, lambda: qs.filter(open_q))()
+
+    def filter_reference(self, qs, name, value):
+        return qs.filter(reference=value.strip().upper()) if value.strip() else qs
+
+    def filter_district(self, qs, name, value):
+        return qs.filter(Q(community__street__district=value) | Q(routed_community__street__district=value))
+
+    def filter_community(self, qs, name, value):
+        value = value.strip()
+        if not value:
+            return qs
+        # Thousands of communities: matched by code or name, then an indexed IN on the appeal side.
+        matches = Community.objects.filter(Q(code=value) | Q(name__icontains=value)).values("pk")[:50]
+        return qs.filter(Q(community__in=matches) | Q(routed_community__in=matches))

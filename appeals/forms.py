@@ -1,0 +1,148 @@
+"""Forms of the resident pages and the operator console (validation only; services decide)."""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from appeals.models import Appeal, AppealContact
+from communities.models import User
+from healthkit.models import PopupType
+
+UNLISTED = "unlisted"
+
+
+class IdentifyForm(forms.Form):
+    name = forms.CharField(label=_("Name (as on your ID card)"), max_length=64)
+    id_number = forms.CharField(label=_("National ID number"), max_length=32,
+                                widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "text"}))
+    phone = forms.CharField(label=_("Mobile phone"), max_length=20,
+                            widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "tel"}))
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(label=_("6-digit code from the SMS"), max_length=6, min_length=6,
+                           widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}))
+
+
+class PopupCategoryForm(forms.Form):
+    popup = forms.ChoiceField(label=_("Which popup are you appealing?"), widget=forms.RadioSelect)
+    popup_type_claimed = forms.TypedChoiceField(
+        label=_("If we do not show your popup: which number does it show?"), required=False, coerce=int,
+        empty_value=None, choices=[("", _("I am not sure"))] + list(PopupType.choices))
+    category = forms.ChoiceField(label=_("What kind of appeal is this?"), choices=Appeal.Category.choices,
+                                 widget=forms.RadioSelect)
+    currently_outside_city = forms.BooleanField(label=_("I am outside the city now"), required=False)
+    outside_since = forms.DateField(label=_("Outside the city since"), required=False,
+                                    widget=forms.DateInput(attrs={"type": "date"}))
+    wishes_to_return = forms.BooleanField(label=_("I wish to return to the city"), required=False)
+
+    def __init__(self, *args, popups=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(str(p.pk), _("Popup %(type)s, since %(date)s") % {
+            "type": p.get_popup_type_display(), "date": f"{p.raised_at:%Y-%m-%d}"}) for p in popups]
+        choices.append((UNLISTED, _("I have a popup that is not listed here")))
+        self.fields["popup"].choices = choices
+
+    def clean(self):
+        data = super().clean()
+        if data.get("category") == Appeal.Category.STRANDED and not data.get("currently_outside_city"):
+            self.add_error("currently_outside_city", _("This category is for residents who are outside the city now."))
+        return data
+
+
+class CommunitySearchForm(forms.Form):
+    address = forms.CharField(label=_("Your address or the name of your compound (小区)"), max_length=200)
+
+
+class DetailsForm(forms.Form):
+    description = forms.CharField(
+        label=_("Describe your situation"), max_length=4000, required=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text=_("Where you have been and when, and why you think the popup is wrong. Do not write your ID number."))
+
+
+class StatusForm(forms.Form):
+    reference = forms.CharField(label=_("Reference number"), max_length=20)
+    id_number = forms.CharField(label=_("National ID number"), max_length=32,
+                                widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    phone = forms.CharField(label=_("Mobile phone"), max_length=20, widget=forms.TextInput(attrs={"inputmode": "tel"}))
+
+
+class EvidenceLinkForm(forms.Form):
+    note = forms.CharField(label=_("Anything to add"), max_length=4000, required=False,
+                           widget=forms.Textarea(attrs={"rows": 4}))
+
+
+# --- Console ---------------------------------------------------------------------------------
+
+class PersonSearchForm(forms.Form):
+    id_number = forms.CharField(label=_("Exact ID number"), max_length=32, required=False,
+                                widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    phone = forms.CharField(label=_("Phone"), max_length=20, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("id_number") and not data.get("phone"):
+            raise forms.ValidationError(_("Enter an ID number or a phone number."))
+        return data
+
+
+class PhoneEntryForm(forms.Form):
+    name = forms.CharField(label=_("Caller's name"), max_length=64)
+    id_number = forms.CharField(label=_("National ID number"), max_length=32, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    phone = forms.CharField(label=_("Call-back phone"), max_length=20)
+    category = forms.ChoiceField(label=_("Category"), choices=Appeal.Category.choices)
+    popup_type_claimed = forms.TypedChoiceField(label=_("Popup number the caller sees"), required=False, coerce=int,
+                                                empty_value=None, choices=[("", "—")] + list(PopupType.choices))
+    address = forms.CharField(label=_("Address or compound"), max_length=200, required=False)
+    description = forms.CharField(label=_("What the caller said"), widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    call_outcome = forms.ChoiceField(label=_("Call outcome"), choices=AppealContact.Outcome.choices,
+                                     initial=AppealContact.Outcome.REACHED)
+    call_note = forms.CharField(label=_("Call note"), max_length=1000, required=False)
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(
+        label=_("Operator"),
+        queryset=User.objects.filter(role__in=[User.Role.OPERATOR, User.Role.SUPERVISOR], is_active=True).order_by("username"))
+
+
+class PriorityForm(forms.Form):
+    priority = forms.TypedChoiceField(label=_("Priority"), choices=Appeal.Priority.choices, coerce=int)
+    reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
+
+
+class MergeForm(forms.Form):
+    into_reference = forms.CharField(label=_("Merge this appeal into (reference)"), max_length=20)
+
+
+class RequestEvidenceForm(forms.Form):
+    message = forms.CharField(label=_("What is missing (sent in the SMS)"), max_length=140, required=False)
+
+
+class RouteForm(forms.Form):
+    community = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    community_code = forms.CharField(label=_("Or a community code"), max_length=15, required=False)
+    reason = forms.CharField(label=_("Note for the community"), max_length=500, required=False)
+
+
+class CloseForm(forms.Form):
+    OUTCOMES = (
+        ("lifted", _("Popup lifted")),
+        ("no_popup", _("No popup found")),
+        ("rejected", _("Request not granted")),
+        ("duplicate", _("Duplicate")),
+        ("withdrawn", _("Withdrawn by the resident")),
+        ("other", _("Other")),
+    )
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=OUTCOMES)
+    reason = forms.CharField(label=_("Reason (shown to the resident)"), max_length=200)
+
+
+class ContactForm(forms.Form):
+    direction = forms.ChoiceField(label=_("Direction"), choices=AppealContact.Direction.choices)
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=AppealContact.Outcome.choices)
+    note = forms.CharField(label=_("Note"), max_length=1000, required=False)
+
+
+class RevealForm(forms.Form):
+    reason = forms.CharField(label=_("Why do you need the full details?"), max_length=200)

@@ -1,0 +1,210 @@
+"""Open311 GeoReport v2 (`/open311/v2/`): standard civic-issue clients file and track appeals.
+
+services.json is public. requests need an `api_key` (a DRF token of an integration client or a
+hotline account): a client sees the requests it filed; hotline staff see all. Responses carry no
+personal data (no description, no address text: the community name stands in for the address).
+JSON and XML (`.xml`). Field mapping: docs/appeals.md.
+"""
+
+import datetime as dt
+import json
+from xml.etree import ElementTree as ET
+
+from django.http import HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.authtoken.models import Token
+
+from appeals import ratelimit, selectors, services
+from appeals.models import Appeal
+from communities.models import User
+from healthkit.errors import ApplicationError
+from healthkit.models import PopupType
+from healthkit.permissions import has_role
+
+CLIENT_ROLES = (User.Role.INTEGRATION, User.Role.OPERATOR, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
+MAX_LIST = 1000
+GROUP = "Health Kit popup appeals"
+
+
+class Open311Error(Exception):
+    def __init__(self, code: int, description: str):
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+def _render(data, fmt: str, root: str, item: str, status: int = 200) -> HttpResponse:
+    if fmt == "xml":
+        element = ET.Element(root)
+        for row in data:
+            child = ET.SubElement(element, item)
+            for key, value in row.items():
+                if isinstance(value, list):
+                    holder = ET.SubElement(child, key)
+                    for entry in value:
+                        sub = ET.SubElement(holder, "attribute" if key == "attributes" else "value")
+                        for k, v in (entry.items() if isinstance(entry, dict) else [("value", entry)]):
+                            ET.SubElement(sub, k).text = "" if v is None else str(v)
+                else:
+                    ET.SubElement(child, key).text = "" if value is None else (
+                        str(value).lower() if isinstance(value, bool) else str(value))
+        body = b'<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(element, encoding="utf-8")
+        return HttpResponse(body, status=status, content_type="text/xml; charset=utf-8")
+    return HttpResponse(json.dumps(data, ensure_ascii=False), status=status,
+                        content_type="application/json; charset=utf-8")
+
+
+def _error(exc: Open311Error, fmt: str) -> HttpResponse:
+    return _render([{"code": exc.code, "description": exc.description}], fmt, "errors", "error", status=exc.code)
+
+
+def _services() -> list[dict]:
+    emergency = {c.value for c in Appeal.EMERGENCY_CATEGORIES}
+    return [
+        {"service_code": code, "service_name": str(label), "description": str(label), "metadata": True,
+         "type": "realtime", "keywords": "health code, popup, appeal" + (", emergency" if code in emergency else ""),
+         "group": GROUP}
+        for code, label in Appeal.Category.choices
+    ]
+
+
+def _definition(code: str) -> dict:
+    return {"service_code": code, "attributes": [
+        {"variable": True, "code": "id_number", "datatype": "string", "required": True, "order": 1,
+         "datatype_description": _("18-character national ID number"), "description": _("National ID number")},
+        {"variable": True, "code": "popup_type", "datatype": "singlevaluelist", "required": False, "order": 2,
+         "datatype_description": "", "description": _("Popup number shown"),
+         "values": [{"key": str(v), "name": str(label)} for v, label in PopupType.choices]},
+    ]}
+
+
+def _client(request) -> User:
+    key = request.POST.get("api_key") or request.GET.get("api_key") or ""
+    token = Token.objects.select_related("user").filter(key=key).first() if key else None
+    if token is None or not has_role(token.user, CLIENT_ROLES):
+        raise Open311Error(403, _("A valid api_key is required."))
+    return token.user
+
+
+def _scope(user: User):
+    if has_role(user, selectors.HANDLER_ROLES):
+        return selectors.appeals_visible_to(user)
+    return Appeal.objects.filter(created_by=user, channel=Appeal.Channel.OPEN311)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return timezone.localtime(value).isoformat(timespec="seconds") if value else None
+
+
+def _request_row(appeal: Appeal) -> dict:
+    last = next(iter(appeal.public_events), None) if hasattr(appeal, "public_events") else None
+    community = appeal.routed_community or appeal.community
+    return {
+        "service_request_id": appeal.reference,
+        "status": "closed" if appeal.status == Appeal.Status.CLOSED else "open",
+        "status_notes": appeal.close_reason if appeal.status == Appeal.Status.CLOSED else (
+            str(last.get_kind_display()) if last else str(Appeal.Status(appeal.status).label)),
+        "service_name": str(Appeal.Category(appeal.category).label),
+        "service_code": appeal.category,
+        "description": "",
+        "agency_responsible": str(appeal.routed_community) if appeal.routed_community else "12345",
+        "service_notice": _("Free of charge. Nobody can sell a faster process."),
+        "requested_datetime": _iso(appeal.created_at),
+        "updated_datetime": _iso(appeal.updated_at),
+        "expected_datetime": _iso(appeal.sla_due_at),
+        "address": str(community) if community else "",
+        "address_id": community.code if community else "",
+        "zipcode": "",
+        "lat": None,
+        "long": None,
+        "media_url": "",
+    }
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class Open311View(View):
+    def dispatch(self, request, *args, fmt: str = "json", **kwargs):
+        self.fmt = fmt
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except Open311Error as exc:
+            return _error(exc, fmt)
+
+
+class ServicesView(Open311View):
+    def get(self, request):
+        return _render(_services(), self.fmt, "services", "service")
+
+
+class ServiceDefinitionView(Open311View):
+    def get(self, request, code: str):
+        if code not in Appeal.Category.values:
+            raise Open311Error(404, _("Unknown service_code."))
+        definition = _definition(code)
+        if self.fmt == "xml":
+            return _render([definition], "xml", "service_definitions", "service_definition")
+        return _render(definition, "json", "", "")
+
+
+class RequestsView(Open311View):
+    def get(self, request):
+        user = _client(request)
+        qs = _scope(user).select_related("community", "routed_community")
+        ids = [r.strip().upper() for r in request.GET.get("service_request_id", "").split(",") if r.strip()]
+        if ids:
+            qs = qs.filter(reference__in=ids[:MAX_LIST])
+        else:
+            end = parse_datetime(request.GET.get("end_date", "") or "") or timezone.now()
+            start = parse_datetime(request.GET.get("start_date", "") or "") or end - dt.timedelta(days=90)
+            qs = qs.filter(created_at__gte=start, created_at__lte=end)
+            if request.GET.get("service_code"):
+                qs = qs.filter(category__in=request.GET["service_code"].split(","))
+            wanted = request.GET.get("status")
+            if wanted == "open":
+                qs = qs.filter(status__in=Appeal.OPEN_STATUSES)
+            elif wanted == "closed":
+                qs = qs.filter(status=Appeal.Status.CLOSED)
+        rows = [_request_row(a) for a in qs.order_by("-created_at", "-id")[:MAX_LIST]]
+        return _render(rows, self.fmt, "service_requests", "request")
+
+    def post(self, request):
+        user = _client(request)
+        ratelimit_key = f"open311:{user.pk}"
+        try:
+            ratelimit.hit("file_ip", ratelimit_key)
+        except ratelimit.RateLimited as exc:
+            raise Open311Error(429, exc.message) from None
+        p = request.POST
+        code = p.get("service_code", "")
+        if code not in Appeal.Category.values:
+            raise Open311Error(400, _("service_code is missing or unknown."))
+        if not p.get("address_string") and not (p.get("lat") and p.get("long")):
+            raise Open311Error(400, _("A location is required: address_string (or lat and long)."))
+        popup_type = p.get("attribute[popup_type]") or None
+        try:
+            appeal, _folded = services.appeal_file_open311(
+                client=user, name=(p.get("last_name", "") + p.get("first_name", "")).strip(),
+                id_number=p.get("attribute[id_number]", ""), phone=p.get("phone", ""), category=code,
+                popup_type_claimed=int(popup_type) if popup_type and popup_type.isdigit() else None,
+                address_text=p.get("address_string", ""), description=p.get("description", ""),
+            )
+        except ApplicationError as exc:
+            raise Open311Error(400, exc.message) from None
+        return _render([{"service_request_id": appeal.reference,
+                         "service_notice": _("Free of charge. Nobody can sell a faster process."),
+                         "account_id": None}], self.fmt, "service_requests", "request", status=201)
+
+
+class RequestDetailView(Open311View):
+    def get(self, request, reference: str):
+        user = _client(request)
+        appeal = _scope(user).select_related("community", "routed_community").filter(reference=reference.upper()).first()
+        if appeal is None:
+            raise Open311Error(404, _("No such service request."))
+        appeal.public_events = list(appeal.events.filter(public=True).order_by("-at", "-id")[:1])
+        return _render([_request_row(appeal)], self.fmt, "service_requests", "request")

@@ -1,0 +1,49 @@
+"""Fixed-window flood limits on the public pages, kept in Django's cache.
+
+Keys carry only keyed hashes (never a phone or ID in clear). A refused request loses nothing:
+the caller shows a polite message and whatever was already stored stays stored.
+"""
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils.translation import gettext as _
+
+from communities import pii
+from healthkit.errors import ApplicationError
+
+
+class RateLimited(ApplicationError):
+    """Too many attempts in a window; the message says to try again later."""
+
+
+def _parse(rule: str) -> tuple[int, int]:
+    count, seconds = rule.split("/")
+    return int(count), int(seconds)
+
+
+def client_ip(request) -> str:
+    # Behind the proxy the deployment's SECURE_PROXY_SSL_HEADER implies X-Forwarded-For is set
+    # by our own proxy; the right-most entry is the one it added.
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if forwarded:
+        return forwarded.split(",")[-1].strip()
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def hit(limit_name: str, subject: str) -> None:
+    """Count one attempt for `subject` under the named limit; raise RateLimited when over it."""
+    count, seconds = _parse(settings.APPEALS_RATE_LIMITS[limit_name])
+    key = f"appeals:rl:{limit_name}:{pii.keyed_hash('rl:' + subject)[:32]}"
+    cache.add(key, 0, timeout=seconds)
+    try:
+        current = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=seconds)
+        current = 1
+    if current > count:
+        minutes = max(seconds // 60, 1)
+        raise RateLimited(
+            _("There have been too many attempts. Nothing you already sent is lost; please try again "
+              "in about %(minutes)d minutes.") % {"minutes": minutes},
+            extra={"limit": limit_name},
+        )

@@ -1,0 +1,202 @@
+"""Reads of the appeals app: role scoping, the queue, evidence access, the resident status look-up."""
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from appeals.models import Appeal, AppealEvent, AppealEvidence
+from communities import pii
+from communities.models import Community, Resident, User
+from communities.selectors import community_find
+from healthkit.models import PopupCase
+from healthkit.permissions import has_role
+from healthkit.selectors import popups_active_at
+
+HANDLER_ROLES = (User.Role.OPERATOR, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
+OVERSEER_ROLES = (User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
+
+
+def appeals_visible_to(user: User) -> QuerySet[Appeal]:
+    """Hotline staff see every appeal; community workers those of (or routed to) their communities."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Appeal.objects.none()
+    if has_role(user, HANDLER_ROLES):
+        return Appeal.objects.all()
+    if user.role == User.Role.COMMUNITY_WORKER:
+        mine = Community.objects.filter(workers=user).values("pk")
+        return Appeal.objects.filter(Q(routed_community__in=mine) | Q(community__in=mine))
+    return Appeal.objects.none()
+
+
+def appeal_access(*, user: User, pk: int) -> Appeal:
+    """The appeal if the user may see it, else PermissionDenied (no hint whether it exists)."""
+    appeal = (
+        appeals_visible_to(user)
+        .select_related("resident", "popup", "community__street__district", "routed_community__street__district",
+                        "assigned_to", "merged_into")
+        .filter(pk=pk).first()
+    )
+    if appeal is None:
+        raise PermissionDenied
+    return appeal
+
+
+def can_see_evidence(user: User, appeal: Appeal) -> bool:
+    """Supervisors and administrators: all. Operators: appeals assigned to them. Community
+    workers: appeals routed to (or naming) one of their communities. Nobody else."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if has_role(user, OVERSEER_ROLES):
+        return True
+    if user.role == User.Role.OPERATOR:
+        return appeal.assigned_to_id == user.pk
+    if user.role == User.Role.COMMUNITY_WORKER:
+        ids = {c for c in (appeal.routed_community_id, appeal.community_id) if c}
+        return bool(ids) and user.communities.filter(pk__in=ids).exists()
+    return False
+
+
+def appeal_evidence(appeal: Appeal) -> QuerySet[AppealEvidence]:
+    """The appeal's filed screenshots (drafts excluded), oldest first."""
+    return AppealEvidence.objects.filter(appeal=appeal).order_by("created_at", "id")
+
+
+def evidence_access(*, user: User, pk: int) -> AppealEvidence:
+    """Evidence the user may open, else PermissionDenied (same answer for 'absent' and 'forbidden')."""
+    evidence = AppealEvidence.objects.select_related("appeal").filter(pk=pk, appeal__isnull=False).first()
+    if evidence is None or not can_see_evidence(user, evidence.appeal):
+        raise PermissionDenied
+    return evidence
+
+
+def appeal_history(appeal: Appeal, *, public_only: bool = False) -> QuerySet[AppealEvent]:
+    events = appeal.events.select_related("actor").order_by("at", "id")
+    return events.filter(public=True) if public_only else events
+
+
+def appeal_for_status(*, reference: str, id_number: str, phone: str) -> Appeal | None:
+    """The resident's own appeal: reference, ID and phone must all match (phone = the appeal's
+    contact phone or one of the resident's). None otherwise, whichever part is wrong."""
+    reference = (reference or "").strip().upper()
+    try:
+        number = pii.validate_id_number(id_number)
+        mobile = pii.validate_phone(phone)
+    except ValidationError:  # an invalid number simply finds nothing
+        return None
+    appeal = (Appeal.objects.select_related("resident", "community", "routed_community", "merged_into")
+              .filter(reference=reference, resident__id_hash=pii.id_hash(number)).first())
+    if appeal is None:
+        return None
+    ph = pii.phone_hash(mobile)
+    if appeal.contact_phone_hash == ph or appeal.resident.phones.filter(phone_hash=ph).exists():
+        return appeal
+    return None
+
+
+def resident_open_popups(resident: Resident) -> list[PopupCase]:
+    return list(popups_active_at(resident).filter(state__in=PopupCase.OPEN_STATES).order_by("popup_type", "raised_at"))
+
+
+def community_suggestions(appeal: Appeal, *, limit: int = 5) -> list[Community]:
+    """Where to route: the community the resident confirmed, the resident's registered one, then
+    the finder's matches for the address they wrote."""
+    seen: list[Community] = []
+    for candidate in (appeal.community, appeal.resident.community):
+        if candidate is not None and candidate not in seen:
+            seen.append(candidate)
+    if appeal.address_text:
+        for match in community_find(appeal.address_text, limit=limit):
+            if match.community not in seen:
+                seen.append(match.community)
+    return seen[:limit]
+
+
+# --- The queue: filters live in appeals/filters.py; this is the seek pagination ---------------
+
+# Each ordering names its index (see Appeal.Meta.indexes) and the columns of its seek key.
+ORDERINGS = {
+    "priority": ("appeal_seek_priority_idx", ["priority", "created_at", "id"]),
+    "oldest": ("appeal_seek_created_idx", ["created_at", "id"]),
+    "newest": ("appeal_seek_created_idx", ["-created_at", "-id"]),
+    "sla": ("appeal_seek_sla_idx", ["sla_due_at", "id"]),
+}
+COUNT_CAP = 1000
+
+
+@dataclass
+class SeekPage:
+    rows: list[Appeal]
+    next_cursor: str | None
+    count: int
+    count_capped: bool
+
+
+def _encode(values: list) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, dt.datetime) else v for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, fields: list[str]) -> list | None:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(raw, list) or len(raw) != len(fields):
+        return None
+    values = []
+    for field, value in zip(fields, raw, strict=True):
+        name = field.lstrip("-")
+        if name in ("created_at", "sla_due_at"):
+            try:
+                value = dt.datetime.fromisoformat(value) if value is not None else None
+            except (TypeError, ValueError):
+                return None
+        elif not isinstance(value, int):
+            return None
+        values.append(value)
+    return values
+
+
+def _after(fields: list[str], values: list) -> Q:
+    """Row-value comparison `(a, b, c) > (x, y, z)` spelled as nested ORs the planner can use."""
+    q = Q()
+    for i, field in enumerate(fields):
+        name = field.lstrip("-")
+        op = "lt" if field.startswith("-") else "gt"
+        step = Q(**{f"{name}__{op}": values[i]})
+        for prev_field, prev_value in zip(fields[:i], values[:i], strict=True):
+            step &= Q(**{prev_field.lstrip("-"): prev_value})
+        q |= step
+    return q
+
+
+def seek_page(qs: QuerySet[Appeal], *, ordering: str = "priority", cursor: str | None = None,
+              size: int = 50) -> SeekPage:
+    """One page by keyset: no OFFSET, and a count capped at COUNT_CAP (never COUNT(*) over all)."""
+    _index, fields = ORDERINGS.get(ordering, ORDERINGS["priority"])
+    if ordering == "sla":
+        qs = qs.filter(sla_due_at__isnull=False)
+    ordered = qs.order_by(*fields)
+    page_qs = ordered
+    if cursor:
+        values = _decode(cursor, fields)
+        if values is not None:
+            page_qs = ordered.filter(_after(fields, values))
+    rows = list(page_qs[: size + 1])
+    next_cursor = None
+    if len(rows) > size:
+        rows = rows[:size]
+        last = rows[-1]
+        next_cursor = _encode([getattr(last, f.lstrip("-")) for f in fields])
+    capped_count = qs.order_by()[: COUNT_CAP + 1].count()
+    return SeekPage(rows=rows, next_cursor=next_cursor, count=min(capped_count, COUNT_CAP),
+                    count_capped=capped_count > COUNT_CAP)
+
+
+def sla_soon_cutoff() -> dt.datetime:
+    return timezone.now() + dt.timedelta(hours=1)

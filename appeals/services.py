@@ -1,0 +1,580 @@
+"""Writes of the appeals app: filing, folding repeats, evidence, operator actions, SLA sweep.
+
+Every change of an appeal writes an AppealEvent in the same transaction (the history page and
+the audit are reads of those rows). Functions are keyword-only and raise ApplicationError with a
+message a person can read.
+"""
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from appeals import ratelimit
+from appeals.evidence import EvidenceRejected, clean_image
+from appeals.models import Appeal, AppealContact, AppealEvent, AppealEvidence, AppealLink
+from communities import pii
+from communities.models import Community, PersonalDataAccess, Resident, User
+from communities.selectors import community_find, resident_by_id_number
+from communities.services import access_log, resident_get_or_create, resident_reveal
+from healthkit.errors import ApplicationError, IllegalTransition
+from healthkit.models import PopupCase
+from healthkit.permissions import has_role
+from healthkit.sms import sms_enqueue
+
+HANDLER_ROLES = (User.Role.OPERATOR, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
+_REF_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O/1/I: read aloud on the phone
+
+
+def _reference() -> str:
+    return f"{timezone.localdate():%y%m%d}-{''.join(secrets.choice(_REF_ALPHABET) for _ in range(6))}"
+
+
+def priority_for(category: str) -> int:
+    if category in Appeal.EMERGENCY_CATEGORIES:
+        return Appeal.Priority.EMERGENCY
+    if category == Appeal.Category.STRANDED:
+        return Appeal.Priority.HIGH
+    return Appeal.Priority.NORMAL
+
+
+def sla_due(priority: int, start: dt.datetime) -> dt.datetime:
+    hours = settings.APPEALS_SLA_HOURS.get(int(priority), 24)
+    return start + dt.timedelta(hours=hours)
+
+
+def appeal_event(*, appeal: Appeal, kind: str, actor: User | None = None, actor_label: str = "",
+                 note: str = "", data: dict | None = None, public: bool = True) -> AppealEvent:
+    if actor is not None and not actor_label:
+        actor_label = actor.get_username()
+    return AppealEvent.objects.create(appeal=appeal, kind=kind, actor=actor, actor_label=actor_label[:64],
+                                      note=note, data=data or {}, public=public)
+
+
+def _locked(appeal: Appeal) -> Appeal:
+    return Appeal.objects.select_for_update().get(pk=appeal.pk)
+
+
+def _require_handler(actor: User) -> None:
+    if not has_role(actor, HANDLER_ROLES):
+        raise ApplicationError(_("Only hotline operators and supervisors can do this."))
+
+
+def _set_status(appeal: Appeal, to: str, *, actor: User | None, reason: str = "") -> None:
+    """Change status through the transition table (row already locked by the caller)."""
+    if appeal.status == to:
+        return
+    if to not in Appeal.TRANSITIONS[appeal.status]:
+        raise IllegalTransition(
+            _("An appeal that is “%(from)s” cannot become “%(to)s”.")
+            % {"from": Appeal.Status(appeal.status).label, "to": Appeal.Status(to).label},
+            extra={"from": appeal.status, "to": to},
+        )
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.STATUS_CHANGED, actor=actor, note=reason,
+                 data={"from": appeal.status, "to": to})
+    appeal.status = to
+
+
+# --- Resident identity: one-time SMS code ---------------------------------------------------
+
+@dataclass(frozen=True)
+class CodeChallenge:
+    token: str
+    phone_masked: str
+
+
+def _code_hash(token: str, code: str) -> str:
+    return pii.keyed_hash(f"appeal-code:{token}:{code}")
+
+
+def identity_code_send(*, name: str, id_number: str, phone: str, ip: str) -> CodeChallenge:
+    """Validate the resident's details, rate-limit, and send a 6-digit code by SMS.
+
+    The details wait in the cache (encrypted) under a random token until the code is entered;
+    nothing is written to the database before the phone is proven. Raises ApplicationError.
+    """
+    name = (name or "").strip()
+    if not name or len(name) > 64:
+        raise ApplicationError(_("Please enter your name as on your ID card."))
+    try:
+        number = pii.validate_id_number(id_number)
+        mobile = pii.validate_phone(phone)
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(exc.messages)) from None
+    ratelimit.hit("code_ip", ip)
+    ratelimit.hit("code_phone", pii.phone_hash(mobile))
+    ratelimit.hit("code_id", pii.id_hash(number))
+    token = secrets.token_urlsafe(24)
+    code = f"{secrets.randbelow(10**6):06d}"
+    ttl = settings.APPEALS_CODE_TTL_SECONDS
+    cache.set(f"appeals:code:{token}", {
+        "code_hash": _code_hash(token, code), "attempts": 0,
+        "name": pii.encrypt(name), "id": pii.encrypt(number), "phone": pii.encrypt(mobile),
+    }, timeout=ttl)
+    body = _("[12345] Your code for a health-code popup appeal is %(code)s, valid %(minutes)d minutes. "
+             "The appeal is free: never pay anyone or share this code.") % {"code": code, "minutes": ttl // 60}
+    with transaction.atomic():
+        sms_enqueue(phone=mobile, body=body, purpose="appeal_code", idempotency_key=f"appeal-code:{token}")
+    return CodeChallenge(token=token, phone_masked=pii.mask_phone(mobile))
+
+
+@dataclass(frozen=True)
+class VerifiedIdentity:
+    resident_id: int
+    phone_encrypted: str
+
+
+def identity_code_verify(*, token: str, code: str) -> VerifiedIdentity:
+    """Check the code (5 tries), then find or register the resident. Single-use."""
+    key = f"appeals:code:{token}"
+    entry = cache.get(key)
+    if entry is None:
+        raise ApplicationError(_("This code has expired. Please ask for a new one."))
+    if entry["attempts"] >= 5:
+        cache.delete(key)
+        raise ApplicationError(_("Too many wrong codes. Please ask for a new one."))
+    if not secrets.compare_digest(entry["code_hash"], _code_hash(token, (code or "").strip())):
+        entry["attempts"] += 1
+        cache.set(key, entry, timeout=settings.APPEALS_CODE_TTL_SECONDS)
+        raise ApplicationError(_("That code is not right. Please check the SMS and try again."))
+    cache.delete(key)
+    name, number, mobile = (pii.decrypt(entry[k]) for k in ("name", "id", "phone"))
+    existing = resident_by_id_number(number)
+    if existing is not None and existing.name != name:
+        # Same message whatever differs: the form must not confirm whose ID number this is.
+        raise ApplicationError(_("The name and ID number do not match our records. Please check both."))
+    resident, _created = resident_get_or_create(name=name, id_number=number, phone=mobile)
+    return VerifiedIdentity(resident_id=resident.pk, phone_encrypted=pii.encrypt(mobile))
+
+
+# --- Evidence --------------------------------------------------------------------------------
+
+def evidence_store(*, upload, appeal: Appeal | None = None, draft_key: str = "",
+                   user: User | None = None) -> AppealEvidence:
+    """Validate, strip and store one screenshot for an appeal or a form draft (max 9 each).
+
+    Raises EvidenceRejected (an ApplicationError) with a clear message; an identical picture
+    uploaded twice is stored once.
+    """
+    if appeal is None and not draft_key:
+        raise ValueError("evidence needs an appeal or a draft key")
+    owned = AppealEvidence.objects.filter(appeal=appeal) if appeal else AppealEvidence.objects.filter(
+        appeal__isnull=True, draft_key=draft_key)
+    if owned.count() >= settings.APPEALS_EVIDENCE_MAX_FILES:
+        raise EvidenceRejected(_("An appeal can hold at most %(n)d pictures.")
+                               % {"n": settings.APPEALS_EVIDENCE_MAX_FILES})
+    image = clean_image(upload)
+    same = owned.filter(sha256=image.sha256).first()
+    if same is not None:
+        return same
+    evidence = AppealEvidence(
+        appeal=appeal, draft_key=draft_key if appeal is None else "", content_type=image.content_type,
+        width=image.width, height=image.height, size_bytes=len(image.data), sha256=image.sha256,
+        uploaded_by=user if user is not None and user.is_authenticated else None,
+    )
+    evidence.file.save(f"e.{image.extension}", ContentFile(image.data), save=False)
+    evidence.thumbnail.save("t.jpg", ContentFile(image.thumbnail), save=False)
+    evidence.save()
+    return evidence
+
+
+@transaction.atomic
+def appeal_evidence_add(*, appeal: Appeal, upload, actor: User) -> AppealEvidence:
+    """Staff attach a screenshot (e.g. sent by the resident another way); written to the history."""
+    _require_handler(actor)
+    appeal = _locked(appeal)
+    evidence = evidence_store(upload=upload, appeal=appeal, user=actor)
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor=actor, data={"evidence": evidence.pk})
+    return evidence
+
+
+def evidence_discard(*, evidence: AppealEvidence) -> None:
+    """Remove a draft picture (before filing); filed evidence is never deleted."""
+    if evidence.appeal_id is not None:
+        raise ApplicationError(_("Evidence of a filed appeal cannot be removed."))
+    evidence.file.delete(save=False)
+    evidence.thumbnail.delete(save=False)
+    evidence.delete()
+
+
+# --- Filing ----------------------------------------------------------------------------------
+
+def _open_appeal_for(resident: Resident, popup: PopupCase | None, popup_type: int | None) -> Appeal | None:
+    qs = Appeal.objects.select_for_update().filter(resident=resident, status__in=Appeal.OPEN_STATUSES,
+                                                    merged_into__isnull=True)
+    if popup is not None:
+        return qs.filter(popup=popup).first()
+    return qs.filter(popup__isnull=True, popup_type_claimed=popup_type).first()
+
+
+@transaction.atomic
+def appeal_file(
+    *, resident: Resident, category: str, popup: PopupCase | None = None, popup_type_claimed: int | None = None,
+    community: Community | None = None, address_text: str = "", description: str = "",
+    contact_phone: str = "", channel: str = Appeal.Channel.ONLINE, draft_key: str = "",
+    actor: User | None = None, currently_outside_city: bool = False, outside_since: dt.date | None = None,
+    wishes_to_return: bool = False,
+) -> tuple[Appeal, bool]:
+    """File an appeal, or fold it into the resident's open appeal on the same popup.
+
+    Returns (appeal, folded). Folding counts the repeat, keeps the new description and evidence
+    as an event, and raises the priority if the new category is more urgent. Locks the resident
+    row so two simultaneous submissions cannot both open an appeal.
+    """
+    if category not in Appeal.Category.values:
+        raise ApplicationError(_("Please choose a category."))
+    Resident.objects.select_for_update().filter(pk=resident.pk).first()
+    if popup is not None:
+        if popup.resident_id != resident.pk or not popup.is_open:
+            raise ApplicationError(_("That popup is not one of your active popups."))
+        popup_type_claimed = popup.popup_type
+    phone_fields = {}
+    if contact_phone:
+        try:
+            mobile = pii.validate_phone(contact_phone)
+        except ValidationError as exc:
+            raise ApplicationError(" ".join(exc.messages)) from None
+        phone_fields = {"contact_phone_encrypted": pii.encrypt(mobile), "contact_phone_hash": pii.phone_hash(mobile),
+                        "contact_phone_masked": pii.mask_phone(mobile)}
+    priority = priority_for(category)
+    existing = _open_appeal_for(resident, popup, popup_type_claimed)
+    if existing is not None:
+        existing.repeat_count += 1
+        changed = ["repeat_count", "updated_at"]
+        if priority < existing.priority:
+            existing.priority = priority
+            existing.sla_due_at = min(existing.sla_due_at or sla_due(priority, existing.created_at),
+                                      sla_due(priority, timezone.now()))
+            changed += ["priority", "sla_due_at"]
+        if phone_fields and not existing.contact_phone_hash:
+            for name, value in phone_fields.items():
+                setattr(existing, name, value)
+            changed += list(phone_fields)
+        existing.save(update_fields=changed)
+        moved = _attach_drafts(existing, draft_key)
+        appeal_event(appeal=existing, kind=AppealEvent.Kind.REPEAT, actor=actor,
+                     actor_label="" if actor else _("resident"), note=description[:4000],
+                     data={"category": category, "channel": channel, "evidence_added": moved,
+                           "repeat_count": existing.repeat_count})
+        if existing.status == Appeal.Status.WAITING_RESIDENT and moved:
+            _set_status(existing, Appeal.Status.IN_PROGRESS, actor=None, reason=_("The resident sent more evidence."))
+            existing.save(update_fields=["status", "updated_at"])
+        return existing, True
+    now = timezone.now()
+    appeal = Appeal.objects.create(
+        reference=_reference(), resident=resident, popup=popup, popup_type_claimed=popup_type_claimed,
+        category=category, priority=priority, channel=channel, community=community,
+        address_text=address_text[:200], description=description, sla_due_at=sla_due(priority, now),
+        currently_outside_city=currently_outside_city, outside_since=outside_since,
+        wishes_to_return=wishes_to_return, created_by=actor, created_at=now, **phone_fields,
+    )
+    moved = _attach_drafts(appeal, draft_key)
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.FILED, actor=actor,
+                 actor_label="" if actor else _("resident"),
+                 data={"channel": channel, "category": category, "evidence": moved})
+    return appeal, False
+
+
+def _attach_drafts(appeal: Appeal, draft_key: str) -> int:
+    if not draft_key:
+        return 0
+    room = settings.APPEALS_EVIDENCE_MAX_FILES - appeal.evidence.count()
+    known = set(appeal.evidence.values_list("sha256", flat=True))
+    drafts = AppealEvidence.objects.filter(appeal__isnull=True, draft_key=draft_key).exclude(sha256__in=known)
+    ids = list(drafts.order_by("id").values_list("id", flat=True)[: max(room, 0)])
+    # Pictures over the limit stay as drafts rather than being silently deleted.
+    return AppealEvidence.objects.filter(pk__in=ids).update(appeal=appeal, draft_key="")
+
+
+@transaction.atomic
+def appeal_file_by_phone(
+    *, actor: User, name: str, id_number: str, phone: str, category: str, popup: PopupCase | None = None,
+    popup_type_claimed: int | None = None, community: Community | None = None, address_text: str = "",
+    description: str = "", call_outcome: str = AppealContact.Outcome.REACHED, call_note: str = "",
+) -> tuple[Appeal, bool]:
+    """An appeal taken on the 12345 line: same model, channel phone, with the call logged."""
+    _require_handler(actor)
+    try:
+        resident, _created = resident_get_or_create(name=name, id_number=id_number, phone=phone)
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(exc.messages)) from None
+    access_log(actor=actor, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
+               context="appeals:phone-entry")
+    appeal, folded = appeal_file(
+        resident=resident, category=category, popup=popup, popup_type_claimed=popup_type_claimed,
+        community=community, address_text=address_text, description=description, contact_phone=phone,
+        channel=Appeal.Channel.PHONE, actor=actor,
+    )
+    appeal_contact_log(appeal=appeal, actor=actor, direction=AppealContact.Direction.INBOUND,
+                       outcome=call_outcome, note=call_note)
+    return appeal, folded
+
+
+@transaction.atomic
+def appeal_file_open311(
+    *, client: User, name: str, id_number: str, phone: str, category: str, popup_type_claimed: int | None = None,
+    address_text: str = "", description: str = "",
+) -> tuple[Appeal, bool]:
+    """An appeal from an Open311 client (api_key checked by the caller). The community is the
+    finder's best match for the address; an operator confirms it on the ticket."""
+    if not name:
+        raise ApplicationError(_("first_name and last_name are required."))
+    try:
+        resident, _created = resident_get_or_create(name=name, id_number=id_number, phone=phone)
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(exc.messages)) from None
+    if resident.name != name.strip():
+        raise ApplicationError(_("The name and ID number do not match our records. Please check both."))
+    matches = community_find(address_text, limit=1) if address_text else []
+    return appeal_file(
+        resident=resident, category=category, popup_type_claimed=popup_type_claimed,
+        community=matches[0].community if matches else None, address_text=address_text, description=description,
+        contact_phone=phone, channel=Appeal.Channel.OPEN311, actor=client,
+    )
+
+
+# --- Operator actions ------------------------------------------------------------------------
+
+@transaction.atomic
+def appeal_assign(*, appeal: Appeal, assignee: User, actor: User) -> Appeal:
+    """Give the appeal to an operator (to oneself or another); a new appeal becomes in progress."""
+    _require_handler(actor)
+    if not has_role(assignee, HANDLER_ROLES):
+        raise ApplicationError(_("Appeals can only be assigned to hotline operators or supervisors."))
+    appeal = _locked(appeal)
+    if not appeal.is_open:
+        raise ApplicationError(_("This appeal is closed."))
+    previous = appeal.assigned_to_id
+    appeal.assigned_to = assignee
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.ASSIGNED, actor=actor, public=False,
+                 data={"from": previous, "to": assignee.pk, "to_label": assignee.get_username()})
+    if appeal.status == Appeal.Status.NEW:
+        _set_status(appeal, Appeal.Status.IN_PROGRESS, actor=actor)
+    appeal.save(update_fields=["assigned_to", "status", "updated_at"])
+    return appeal
+
+
+@transaction.atomic
+def appeal_set_priority(*, appeal: Appeal, priority: int, actor: User, reason: str = "") -> Appeal:
+    """Change the priority; the SLA due time is recomputed from when the appeal was filed."""
+    _require_handler(actor)
+    if int(priority) not in Appeal.Priority.values:
+        raise ApplicationError(_("Unknown priority."))
+    appeal = _locked(appeal)
+    if not appeal.is_open:
+        raise ApplicationError(_("This appeal is closed."))
+    old = appeal.priority
+    appeal.priority = int(priority)
+    appeal.sla_due_at = sla_due(appeal.priority, appeal.created_at)
+    if appeal.sla_breached_at and appeal.sla_due_at > timezone.now():
+        appeal.sla_breached_at = None
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.PRIORITY_SET, actor=actor, note=reason, public=False,
+                 data={"from": old, "to": appeal.priority})
+    appeal.save(update_fields=["priority", "sla_due_at", "sla_breached_at", "updated_at"])
+    return appeal
+
+
+@transaction.atomic
+def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User) -> Appeal:
+    """Fold a duplicate appeal of the same resident into another: evidence moves, repeats add up,
+    the duplicate closes with outcome "merged". Locks both rows in primary-key order."""
+    _require_handler(actor)
+    if duplicate.pk == into.pk:
+        raise ApplicationError(_("An appeal cannot be merged into itself."))
+    first, second = sorted([duplicate.pk, into.pk])
+    rows = {a.pk: a for a in Appeal.objects.select_for_update().filter(pk__in=[first, second]).order_by("pk")}
+    duplicate, into = rows[duplicate.pk], rows[into.pk]
+    if duplicate.resident_id != into.resident_id:
+        raise ApplicationError(_("Only appeals of the same resident can be merged."))
+    if not duplicate.is_open or not into.is_open:
+        raise ApplicationError(_("Both appeals must be open to merge them."))
+    room = settings.APPEALS_EVIDENCE_MAX_FILES - into.evidence.count()
+    moving = list(duplicate.evidence.order_by("id").values_list("id", flat=True)[: max(room, 0)])
+    AppealEvidence.objects.filter(pk__in=moving).update(appeal=into)
+    into.repeat_count += 1 + duplicate.repeat_count
+    into.priority = min(into.priority, duplicate.priority)
+    into.save(update_fields=["repeat_count", "priority", "updated_at"])
+    appeal_event(appeal=into, kind=AppealEvent.Kind.MERGED_IN, actor=actor,
+                 data={"from": duplicate.reference, "evidence_moved": len(moving)})
+    duplicate.merged_into = into
+    _set_status(duplicate, Appeal.Status.CLOSED, actor=actor, reason=_("Duplicate of %(ref)s") % {"ref": into.reference})
+    duplicate.closed_at = timezone.now()
+    duplicate.outcome = "merged"
+    duplicate.close_reason = _("Merged into %(ref)s") % {"ref": into.reference}
+    duplicate.save(update_fields=["merged_into", "status", "closed_at", "outcome", "close_reason", "updated_at"])
+    appeal_event(appeal=duplicate, kind=AppealEvent.Kind.MERGED, actor=actor, data={"into": into.reference})
+    return into
+
+
+def _link_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def appeal_request_evidence(*, appeal: Appeal, actor: User, message: str = "") -> AppealLink:
+    """Ask the resident for more evidence: an expiring, single-use link by SMS; status waiting."""
+    _require_handler(actor)
+    appeal = _locked(appeal)
+    if not appeal.is_open:
+        raise ApplicationError(_("This appeal is closed."))
+    phone = pii.decrypt(appeal.contact_phone_encrypted) if appeal.contact_phone_encrypted else ""
+    if not phone:
+        primary = appeal.resident.phones.first()
+        phone = primary.reveal_phone() if primary else ""
+    if not phone:
+        raise ApplicationError(_("This appeal has no phone number to send the request to."))
+    token = secrets.token_urlsafe(32)
+    link = AppealLink.objects.create(
+        appeal=appeal, purpose="evidence", token_hash=_link_hash(token),
+        expires_at=timezone.now() + dt.timedelta(hours=settings.APPEALS_LINK_TTL_HOURS),
+    )
+    url = settings.OFFICIAL_SITE_URL.rstrip("/") + reverse("appeals:evidence-link", kwargs={"token": token})
+    body = _("[12345] Appeal %(ref)s: please add evidence at %(url)s (valid %(hours)d h, free of charge; "
+             "we never ask for money).") % {"ref": appeal.reference, "url": url, "hours": settings.APPEALS_LINK_TTL_HOURS}
+    if message:
+        body += " " + message[:140]
+    sms_enqueue(phone=phone, body=body, purpose="appeal_evidence_request",
+                idempotency_key=f"appeal-evidence:{link.pk}", resident=appeal.resident)
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_REQUESTED, actor=actor, note=message,
+                 data={"link": link.pk, "expires_at": link.expires_at.isoformat()})
+    _set_status(appeal, Appeal.Status.WAITING_RESIDENT, actor=actor)
+    appeal.save(update_fields=["status", "updated_at"])
+    return link
+
+
+def appeal_link_get(token: str) -> AppealLink:
+    """The live link for a token, or ApplicationError (expired, used or unknown: same message)."""
+    link = AppealLink.objects.select_related("appeal").filter(token_hash=_link_hash(token or "")).first()
+    if link is None or link.used_at is not None or link.expires_at <= timezone.now() or not link.appeal.is_open:
+        raise ApplicationError(_("This link is no longer valid. Official links work once and expire; "
+                                 "you can check your appeal on the status page."))
+    return link
+
+
+@transaction.atomic
+def appeal_link_submit(*, token: str, uploads: list, note: str = "") -> Appeal:
+    """Resident answers an evidence request: pictures stored, link used up, appeal back in progress."""
+    link = appeal_link_get(token)
+    link = AppealLink.objects.select_for_update().get(pk=link.pk)
+    if link.used_at is not None:
+        raise ApplicationError(_("This link has already been used."))
+    appeal = _locked(link.appeal)
+    stored = [evidence_store(upload=u, appeal=appeal) for u in uploads]
+    link.used_at = timezone.now()
+    link.save(update_fields=["used_at"])
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor_label=_("resident"), note=note[:4000],
+                 data={"count": len(stored), "link": link.pk})
+    if appeal.status == Appeal.Status.WAITING_RESIDENT:
+        _set_status(appeal, Appeal.Status.IN_PROGRESS, actor=None, reason=_("The resident sent more evidence."))
+        appeal.save(update_fields=["status", "updated_at"])
+    return appeal
+
+
+@transaction.atomic
+def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, reason: str = "") -> Appeal:
+    """Send the appeal to the responsible community (status "with the community").
+
+    On commit, clearance opens its case (`clearance_open_for_appeal`, idempotent).
+    """
+    if actor is not None:
+        _require_handler(actor)
+    appeal = _locked(appeal)
+    if not appeal.is_open:
+        raise ApplicationError(_("This appeal is closed."))
+    appeal.routed_community = community
+    appeal.routed_at = timezone.now()
+    _set_status(appeal, Appeal.Status.ROUTED, actor=actor, reason=reason)
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.ROUTED, actor=actor, note=reason,
+                 data={"community": community.pk, "community_name": str(community)})
+    appeal.save(update_fields=["routed_community", "routed_at", "status", "updated_at"])
+    from appeals.clearance.tasks import clearance_open_for_appeal
+
+    appeal_id = appeal.pk
+    transaction.on_commit(lambda: clearance_open_for_appeal.delay(appeal_id))
+    return appeal
+
+
+@transaction.atomic
+def appeal_close(*, appeal: Appeal, actor: User | None, reason: str, outcome: str) -> Appeal:
+    """Close with a reason and outcome. Idempotent: an already-closed appeal is returned unchanged."""
+    appeal = _locked(appeal)
+    if appeal.status == Appeal.Status.CLOSED:
+        return appeal
+    if not (reason or "").strip():
+        raise ApplicationError(_("Please give a reason for closing."))
+    _set_status(appeal, Appeal.Status.CLOSED, actor=actor, reason=reason)
+    appeal.closed_at = timezone.now()
+    appeal.close_reason = reason[:200]
+    appeal.outcome = (outcome or "")[:40]
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.CLOSED, actor=actor,
+                 actor_label="" if actor else "system", note=reason, data={"outcome": appeal.outcome})
+    appeal.save(update_fields=["status", "closed_at", "close_reason", "outcome", "updated_at"])
+    return appeal
+
+
+@transaction.atomic
+def appeal_contact_log(*, appeal: Appeal, actor: User, direction: str, outcome: str, note: str = "",
+                       at: dt.datetime | None = None) -> AppealContact:
+    """Record one call with the resident in the ticket's call log (and its history)."""
+    _require_handler(actor)
+    if direction not in AppealContact.Direction.values or outcome not in AppealContact.Outcome.values:
+        raise ApplicationError(_("Please choose the call direction and outcome."))
+    contact = AppealContact.objects.create(appeal=appeal, operator=actor, direction=direction,
+                                           outcome=outcome, note=note, at=at or timezone.now())
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.CONTACT, actor=actor, public=False, note=note,
+                 data={"contact": contact.pk, "direction": direction, "outcome": outcome})
+    return contact
+
+
+@transaction.atomic
+def appeal_reveal(*, appeal: Appeal, actor: User, reason: str) -> dict[str, object]:
+    """Show the resident's ID and phones in clear: scoped and audited (registry log + history)."""
+    if not (reason or "").strip():
+        raise ApplicationError(_("Please say why you need to see the full details."))
+    data = resident_reveal(actor=actor, resident=appeal.resident, reason=reason, context=f"appeal:{appeal.pk}")
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.REVEALED, actor=actor, note=reason, public=False)
+    return data
+
+
+# --- SLA --------------------------------------------------------------------------------------
+
+def appeal_sla_sweep(*, now: dt.datetime | None = None) -> int:
+    """Mark every open appeal past its SLA as breached and escalated, with two history events
+    each, in one statement (set-based; a rerun finds nothing new). Returns the number marked."""
+    now = now or timezone.now()
+    open_statuses = list(Appeal.OPEN_STATUSES)
+    sql = """
+        WITH breached AS (
+            UPDATE appeals_appeal SET sla_breached_at = %(now)s, escalated_at = %(now)s, updated_at = %(now)s
+            WHERE status = ANY(%(open)s) AND sla_breached_at IS NULL AND sla_due_at < %(now)s
+            RETURNING id, sla_due_at
+        ), events AS (
+            INSERT INTO appeals_appealevent (appeal_id, kind, actor_label, note, data, public, at)
+            SELECT b.id, k.kind, 'sla-sweep', '', jsonb_build_object('due', b.sla_due_at), k.public, %(now)s
+            FROM breached b CROSS JOIN (VALUES ('sla_breached', false), ('escalated', false)) AS k(kind, public)
+            RETURNING 1
+        )
+        SELECT count(*) FROM breached
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, {"now": now, "open": [str(s) for s in open_statuses]})
+        return cursor.fetchone()[0]
+
+
+def evidence_drafts_purge(*, older_than: dt.timedelta = dt.timedelta(days=2)) -> int:
+    """Delete draft pictures never filed (abandoned forms). Bounded batch; beat runs it hourly."""
+    old = AppealEvidence.objects.filter(appeal__isnull=True, created_at__lt=timezone.now() - older_than)
+    count = 0
+    for evidence in old.order_by("id")[:500]:
+        evidence_discard(evidence=evidence)
+        count += 1
+    return count

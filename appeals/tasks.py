@@ -1,0 +1,17 @@
+"""Celery tasks of the appeals app: thin, re-runnable, no personal data in arguments."""
+
+from celery import shared_task
+
+from appeals import services
+
+
+@shared_task(acks_late=True)
+def appeal_sla_sweep() -> int:
+    """Mark open appeals past their SLA as breached and escalated (set-based; a rerun is a no-op)."""
+    return services.appeal_sla_sweep()
+
+
+@shared_task(acks_late=True)
+def evidence_drafts_purge() -> int:
+    """Remove screenshots of forms abandoned for two days (bounded batch per run)."""
+    return services.evidence_drafts_purge()

@@ -1,0 +1,268 @@
+"""Hotline console: queues, the ticket page, operator actions, phone entry, checked evidence files."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views import View
+
+from appeals import forms, selectors, services
+from appeals.filters import AppealFilter
+from appeals.models import Appeal
+from communities import pii
+from communities.models import Community, PersonalDataAccess
+from communities.selectors import community_find, resident_by_id_number, residents_by_phone
+from communities.services import access_log
+from healthkit.errors import ApplicationError
+from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin, has_role
+from healthkit.selectors import popup_explain
+
+QUEUE_ROLES = STAFF_ROLES
+LIST_COLUMNS = ("resident", "community__street__district", "routed_community", "assigned_to")
+
+
+class QueueView(RoleRequiredMixin, View):
+    """Queues and filters by GET (no personal data); exact ID / phone search by POST, audited."""
+
+    allowed_roles = QUEUE_ROLES
+    template_name = "appeals/console/queue.html"
+    page_size = 50
+
+    def _base(self):
+        return selectors.appeals_visible_to(self.request.user).select_related(*LIST_COLUMNS)
+
+    def get(self, request):
+        params = request.GET.copy()
+        params.setdefault("queue", "open")
+        filterset = AppealFilter(params, queryset=self._base(), user=request.user)
+        qs = filterset.qs if filterset.is_valid() else self._base().none()
+        ordering = request.GET.get("order", "priority")
+        page = selectors.seek_page(qs, ordering=ordering, cursor=request.GET.get("after"), size=self.page_size)
+        next_params = request.GET.copy()
+        if page.next_cursor:
+            next_params["after"] = page.next_cursor
+        return render(request, self.template_name, {
+            "filter": filterset, "page": page, "ordering": ordering, "orderings": self._orderings(),
+            "next_query": next_params.urlencode() if page.next_cursor else "",
+            "search_form": forms.PersonSearchForm(), "queues": AppealFilter.QUEUES,
+            "current_queue": params.get("queue"),
+        })
+
+    def post(self, request):
+        form = forms.PersonSearchForm(request.POST)
+        rows: list[Appeal] = []
+        if form.is_valid():
+            qs = self._base()
+            residents = []
+            if form.cleaned_data["id_number"]:
+                resident = resident_by_id_number(form.cleaned_data["id_number"])
+                residents = [resident] if resident else []
+                access_log(actor=request.user, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
+                           context="appeals:queue-id-search")
+                qs = qs.filter(resident__in=residents)
+            if form.cleaned_data["phone"]:
+                ph = pii.phone_hash(form.cleaned_data["phone"])
+                by_phone = list(residents_by_phone(form.cleaned_data["phone"])[:20])
+                for resident in by_phone or [None]:
+                    access_log(actor=request.user, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
+                               context="appeals:queue-phone-search")
+                qs = qs.filter(Q(contact_phone_hash=ph) | Q(resident__in=by_phone))
+            rows = list(qs.order_by("-created_at", "-id")[:100])
+        filterset = AppealFilter({"queue": "open"}, queryset=self._base(), user=request.user)
+        return render(request, self.template_name, {
+            "filter": filterset, "search_form": form, "search_rows": rows, "searched": form.is_valid(),
+            "queues": AppealFilter.QUEUES, "orderings": self._orderings(), "ordering": "priority",
+        })
+
+    @staticmethod
+    def _orderings():
+        return [("priority", _("Priority, then oldest")), ("sla", _("SLA due first")),
+                ("oldest", _("Oldest first")), ("newest", _("Newest first"))]
+
+
+class PhoneEntryView(RoleRequiredMixin, View):
+    """An appeal taken on the 12345 line, entered by the operator (call logged)."""
+
+    allowed_roles = set(selectors.HANDLER_ROLES)
+    template_name = "appeals/console/phone_entry.html"
+
+    def get(self, request):
+        return render(request, self.template_name, {"form": forms.PhoneEntryForm()})
+
+    def post(self, request):
+        form = forms.PhoneEntryForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            matches = community_find(data["address"], limit=1) if data["address"] else []
+            try:
+                appeal, folded = services.appeal_file_by_phone(
+                    actor=request.user, name=data["name"], id_number=data["id_number"], phone=data["phone"],
+                    category=data["category"], popup_type_claimed=data["popup_type_claimed"],
+                    community=matches[0].community if matches else None, address_text=data["address"],
+                    description=data["description"], call_outcome=data["call_outcome"], call_note=data["call_note"])
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                if folded:
+                    messages.info(request, _("The caller already had an open appeal; the call was added to it."))
+                else:
+                    messages.success(request, _("Appeal %(ref)s created.") % {"ref": appeal.reference})
+                return redirect("appeals:ticket", pk=appeal.pk)
+        return render(request, self.template_name, {"form": form}, status=400)
+
+
+class TicketView(RoleRequiredMixin, View):
+    allowed_roles = QUEUE_ROLES
+    template_name = "appeals/console/ticket.html"
+
+    def _context(self, appeal, **extra):
+        user = self.request.user
+        popups = []
+        if appeal.popup is not None:
+            popups.append((appeal.popup, popup_explain(appeal.popup)))
+        for popup in selectors.resident_open_popups(appeal.resident):
+            if appeal.popup_id != popup.pk:
+                popups.append((popup, popup_explain(popup)))
+        can_handle = has_role(user, selectors.HANDLER_ROLES)
+        context = {
+            "appeal": appeal, "popups": popups, "events": selectors.appeal_history(appeal),
+            "contacts": appeal.contacts.select_related("operator").order_by("at", "id"),
+            "can_see_evidence": selectors.can_see_evidence(user, appeal),
+            "evidence": selectors.appeal_evidence(appeal) if selectors.can_see_evidence(user, appeal) else [],
+            "evidence_count": selectors.appeal_evidence(appeal).count(),
+            "can_handle": can_handle and appeal.is_open,
+            "suggestions": selectors.community_suggestions(appeal) if can_handle else [],
+            "merged": appeal.merged.all(),
+            "forms": {
+                "assign": forms.AssignForm(), "priority": forms.PriorityForm(initial={"priority": appeal.priority}),
+                "merge": forms.MergeForm(), "request": forms.RequestEvidenceForm(), "route": forms.RouteForm(),
+                "close": forms.CloseForm(), "contact": forms.ContactForm(), "reveal": forms.RevealForm(),
+            },
+        }
+        context.update(extra)
+        return context
+
+    def get(self, request, pk):
+        appeal = selectors.appeal_access(user=request.user, pk=pk)
+        access_log(actor=request.user, resident=appeal.resident, action=PersonalDataAccess.Action.VIEW,
+                   context=f"appeal:{appeal.pk}")
+        return render(request, self.template_name, self._context(appeal))
+
+    def post(self, request, pk):
+        """Reveal: the clear details are rendered once in this response, never stored or redirected."""
+        appeal = selectors.appeal_access(user=request.user, pk=pk)
+        form = forms.RevealForm(request.POST)
+        revealed = None
+        if form.is_valid():
+            try:
+                revealed = services.appeal_reveal(appeal=appeal, actor=request.user, reason=form.cleaned_data["reason"])
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+        response = render(request, self.template_name, self._context(appeal, revealed=revealed))
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class TicketActionView(RoleRequiredMixin, View):
+    """One POST endpoint per action; each calls one service, which writes the history event."""
+
+    allowed_roles = set(selectors.HANDLER_ROLES)
+
+    def post(self, request, pk, action):
+        appeal = selectors.appeal_access(user=request.user, pk=pk)
+        handler = getattr(self, f"do_{action.replace('-', '_')}", None)
+        if handler is None:
+            raise Http404
+        try:
+            message = handler(request, appeal)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            if message:
+                messages.success(request, message)
+        return redirect("appeals:ticket", pk=appeal.pk)
+
+    def _form(self, cls, request):
+        form = cls(request.POST)
+        if not form.is_valid():
+            errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
+            raise ApplicationError(errors or _("Please check the form."))
+        return form.cleaned_data
+
+    def do_assign_me(self, request, appeal):
+        services.appeal_assign(appeal=appeal, assignee=request.user, actor=request.user)
+        return _("The appeal is yours.")
+
+    def do_assign(self, request, appeal):
+        data = self._form(forms.AssignForm, request)
+        services.appeal_assign(appeal=appeal, assignee=data["assignee"], actor=request.user)
+        return _("Assigned to %(user)s.") % {"user": data["assignee"].get_username()}
+
+    def do_priority(self, request, appeal):
+        data = self._form(forms.PriorityForm, request)
+        services.appeal_set_priority(appeal=appeal, priority=data["priority"], actor=request.user, reason=data["reason"])
+        return _("Priority changed.")
+
+    def do_merge(self, request, appeal):
+        data = self._form(forms.MergeForm, request)
+        into = Appeal.objects.filter(reference=data["into_reference"].strip().upper()).first()
+        if into is None:
+            raise ApplicationError(_("No appeal has that reference."))
+        services.appeal_merge(duplicate=appeal, into=into, actor=request.user)
+        return _("Merged into %(ref)s.") % {"ref": into.reference}
+
+    def do_request_evidence(self, request, appeal):
+        data = self._form(forms.RequestEvidenceForm, request)
+        services.appeal_request_evidence(appeal=appeal, actor=request.user, message=data["message"])
+        return _("The resident has been sent an SMS with a link to add evidence.")
+
+    def do_route(self, request, appeal):
+        data = self._form(forms.RouteForm, request)
+        community = None
+        if data.get("community_code"):
+            community = Community.objects.filter(code=data["community_code"].strip()).first()
+        elif data.get("community"):
+            community = Community.objects.filter(pk=data["community"]).first()
+        if community is None:
+            raise ApplicationError(_("Choose a community to send the appeal to."))
+        services.appeal_route(appeal=appeal, community=community, actor=request.user, reason=data["reason"])
+        return _("Sent to %(community)s.") % {"community": community}
+
+    def do_close(self, request, appeal):
+        data = self._form(forms.CloseForm, request)
+        services.appeal_close(appeal=appeal, actor=request.user, reason=data["reason"], outcome=data["outcome"])
+        return _("Appeal closed.")
+
+    def do_contact(self, request, appeal):
+        data = self._form(forms.ContactForm, request)
+        services.appeal_contact_log(appeal=appeal, actor=request.user, direction=data["direction"],
+                                    outcome=data["outcome"], note=data["note"])
+        return _("Call logged.")
+
+
+class _EvidenceFileBase(View):
+    """Checked file serving: anonymous never (login), everyone else only as can_see_evidence says."""
+
+    field = "file"
+
+    def get(self, request, pk):
+        if not request.user.is_authenticated:
+            raise PermissionDenied
+        evidence = selectors.evidence_access(user=request.user, pk=pk)
+        stored = getattr(evidence, self.field)
+        content_type = evidence.content_type if self.field == "file" else "image/jpeg"
+        response = FileResponse(stored.open("rb"), content_type=content_type)
+        response["Cache-Control"] = "private, no-store"
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Disposition"] = f'inline; filename="evidence-{evidence.pk}.{stored.name.rsplit(".", 1)[-1]}"'
+        return response
+
+
+class EvidenceFileView(_EvidenceFileBase):
+    field = "file"
+
+
+class EvidenceThumbView(_EvidenceFileBase):
+    field = "thumbnail"

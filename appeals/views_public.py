@@ -1,0 +1,336 @@
+"""Resident pages: file an appeal step by step, follow it, answer an evidence request.
+
+No account: the resident proves the phone with a one-time SMS code. The form's progress sits in
+the session (personal data encrypted); nothing personal ever goes into a URL. Rate limits answer
+with a polite message and keep what the resident already sent.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views import View
+from django.views.generic import TemplateView
+
+from appeals import forms, ratelimit, selectors, services
+from appeals.models import Appeal, AppealEvidence
+from communities import pii
+from communities.models import Community, Resident
+from communities.selectors import community_find
+from healthkit.errors import ApplicationError
+from healthkit.models import PopupCase
+
+SESSION_KEY = "appeal_draft"
+CHALLENGE_KEY = "appeal_challenge"
+DONE_KEY = "appeal_done"
+
+
+class StartView(TemplateView):
+    template_name = "appeals/public/start.html"
+
+
+class IdentifyView(View):
+    template_name = "appeals/public/identify.html"
+
+    def get(self, request):
+        return render(request, self.template_name, {"form": forms.IdentifyForm(), "step": 1})
+
+    def post(self, request):
+        form = forms.IdentifyForm(request.POST)
+        if form.is_valid():
+            try:
+                challenge = services.identity_code_send(
+                    name=form.cleaned_data["name"], id_number=form.cleaned_data["id_number"],
+                    phone=form.cleaned_data["phone"], ip=ratelimit.client_ip(request))
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                request.session[CHALLENGE_KEY] = {"token": challenge.token, "phone": challenge.phone_masked}
+                return redirect("appeals:file-verify")
+        return render(request, self.template_name, {"form": form, "step": 1}, status=400 if form.errors else 200)
+
+
+class VerifyView(View):
+    template_name = "appeals/public/verify.html"
+
+    def _challenge(self, request):
+        return request.session.get(CHALLENGE_KEY)
+
+    def get(self, request):
+        challenge = self._challenge(request)
+        if not challenge:
+            return redirect("appeals:file-identify")
+        return render(request, self.template_name, {"form": forms.CodeForm(), "phone": challenge["phone"], "step": 1})
+
+    def post(self, request):
+        challenge = self._challenge(request)
+        if not challenge:
+            return redirect("appeals:file-identify")
+        form = forms.CodeForm(request.POST)
+        if form.is_valid():
+            try:
+                identity = services.identity_code_verify(token=challenge["token"], code=form.cleaned_data["code"])
+            except ApplicationError as exc:
+                form.add_error("code", exc.message)
+            else:
+                request.session.cycle_key()  # a proven identity gets a fresh session id
+                request.session.pop(CHALLENGE_KEY, None)
+                request.session[SESSION_KEY] = {
+                    "resident_id": identity.resident_id, "phone": identity.phone_encrypted,
+                    "draft_key": secrets.token_hex(16),
+                }
+                return redirect("appeals:file-popup")
+        return render(request, self.template_name, {"form": form, "phone": challenge["phone"], "step": 1}, status=400)
+
+
+class DraftMixin:
+    """Steps after the code: need a verified draft in the session, else back to the start."""
+
+    def dispatch(self, request, *args, **kwargs):
+        self.draft = request.session.get(SESSION_KEY)
+        if not self.draft:
+            messages.info(request, _("Please confirm your phone number first."))
+            return redirect("appeals:file-identify")
+        self.resident = Resident.objects.select_related("community").filter(pk=self.draft["resident_id"]).first()
+        if self.resident is None:
+            request.session.pop(SESSION_KEY, None)
+            return redirect("appeals:file-identify")
+        return super().dispatch(request, *args, **kwargs)
+
+    def save_draft(self, **values):
+        self.draft.update(values)
+        self.request.session[SESSION_KEY] = self.draft
+        self.request.session.modified = True
+
+
+class PopupStepView(DraftMixin, View):
+    template_name = "appeals/public/popup.html"
+
+    def _form(self, data=None):
+        popups = selectors.resident_open_popups(self.resident)
+        initial = {k: self.draft.get(k) for k in ("category", "popup_type_claimed", "currently_outside_city", "wishes_to_return")}
+        initial["popup"] = str(self.draft["popup_id"]) if self.draft.get("popup_id") else self.draft.get("popup_choice")
+        return forms.PopupCategoryForm(data, popups=popups, initial=initial), popups
+
+    def get(self, request):
+        form, popups = self._form()
+        return render(request, self.template_name, {"form": form, "popups": popups, "step": 2})
+
+    def post(self, request):
+        form, popups = self._form(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            popup_id = None if data["popup"] == forms.UNLISTED else int(data["popup"])
+            self.save_draft(
+                popup_id=popup_id, popup_choice=data["popup"], popup_type_claimed=data["popup_type_claimed"],
+                category=data["category"], currently_outside_city=data["currently_outside_city"],
+                outside_since=data["outside_since"].isoformat() if data["outside_since"] else None,
+                wishes_to_return=data["wishes_to_return"],
+            )
+            return redirect("appeals:file-community")
+        return render(request, self.template_name, {"form": form, "popups": popups, "step": 2}, status=400)
+
+
+class CommunityStepView(DraftMixin, View):
+    """Find the community (社区) from an address or compound; the resident confirms it."""
+
+    template_name = "appeals/public/community.html"
+
+    def get(self, request):
+        form = forms.CommunitySearchForm(initial={"address": self.draft.get("address_text", "")})
+        return render(request, self.template_name, self._context(form, []))
+
+    def _context(self, form, matches):
+        chosen = Community.objects.select_related("street__district").filter(pk=self.draft.get("community_id")).first()
+        return {"form": form, "matches": matches, "chosen": chosen, "registered": self.resident.community, "step": 3}
+
+    def post(self, request):
+        action = request.POST.get("action")
+        if action == "confirm":
+            community = Community.objects.filter(pk=request.POST.get("community") or 0).first()
+            if community is None:
+                messages.error(request, _("Please choose your community from the list."))
+                return redirect("appeals:file-community")
+            self.save_draft(community_id=community.pk)
+            return redirect("appeals:file-details")
+        if action == "skip":
+            self.save_draft(community_id=None)
+            return redirect("appeals:file-details")
+        form = forms.CommunitySearchForm(request.POST)
+        matches = []
+        if form.is_valid():
+            self.save_draft(address_text=form.cleaned_data["address"])
+            matches = community_find(form.cleaned_data["address"])
+            if not matches:
+                form.add_error("address", _("We could not find a community for this address. Try the compound "
+                                            "name, or the street and district."))
+        return render(request, self.template_name, self._context(form, matches))
+
+
+class DetailsStepView(DraftMixin, View):
+    template_name = "appeals/public/details.html"
+
+    def _drafts(self):
+        return AppealEvidence.objects.filter(appeal__isnull=True, draft_key=self.draft["draft_key"]).order_by("id")
+
+    def _render(self, form, errors=(), status=200):
+        return render(self.request, self.template_name, {
+            "form": form, "drafts": self._drafts(), "upload_errors": errors, "step": 4,
+            "max_files": settings.APPEALS_EVIDENCE_MAX_FILES}, status=status)
+
+    def get(self, request):
+        return self._render(forms.DetailsForm(initial={"description": self.draft.get("description", "")}))
+
+    def post(self, request):
+        form = forms.DetailsForm(request.POST)
+        if form.is_valid():
+            self.save_draft(description=form.cleaned_data["description"])
+        action = request.POST.get("action", "continue")
+        if action == "remove":
+            evidence = self._drafts().filter(pk=request.POST.get("evidence") or 0).first()
+            if evidence is not None:
+                services.evidence_discard(evidence=evidence)
+            return redirect("appeals:file-details")
+        errors = self._store_uploads(request)
+        if errors or action == "upload":
+            return self._render(form, errors, status=400 if errors else 200)
+        if not form.is_valid():
+            return self._render(form, status=400)
+        return redirect("appeals:file-check")
+
+    def _store_uploads(self, request) -> list[str]:
+        errors = []
+        for index, upload in enumerate(request.FILES.getlist("files"), start=1):
+            try:
+                ratelimit.hit("upload_ip", ratelimit.client_ip(request))
+                services.evidence_store(upload=upload, draft_key=self.draft["draft_key"])
+            except ApplicationError as exc:
+                # The resident's file name may hold personal data: refer to the file by position.
+                errors.append(_("Picture %(n)d: %(message)s") % {"n": index, "message": exc.message})
+        return errors
+
+
+class CheckView(DraftMixin, View):
+    template_name = "appeals/public/check.html"
+
+    def _context(self):
+        draft = self.draft
+        popup = PopupCase.objects.filter(pk=draft.get("popup_id") or 0, resident=self.resident).first()
+        return {
+            "resident": self.resident, "popup": popup, "draft": draft,
+            "category": Appeal.Category(draft["category"]).label if draft.get("category") else "",
+            "community": Community.objects.select_related("street__district").filter(pk=draft.get("community_id") or 0).first(),
+            "drafts": AppealEvidence.objects.filter(appeal__isnull=True, draft_key=draft["draft_key"]).order_by("id"),
+            "phone_masked": pii.mask_phone(pii.decrypt(draft["phone"])), "step": 5,
+        }
+
+    def get(self, request):
+        if not self.draft.get("category"):
+            return redirect("appeals:file-popup")
+        return render(request, self.template_name, self._context())
+
+    def post(self, request):
+        draft = self.draft
+        if not draft.get("category"):
+            return redirect("appeals:file-popup")
+        popup = PopupCase.objects.filter(pk=draft.get("popup_id") or 0, resident=self.resident).first()
+        try:
+            ratelimit.hit("file_ip", ratelimit.client_ip(request))
+            ratelimit.hit("file_id", self.resident.id_hash)
+            appeal, folded = services.appeal_file(
+                resident=self.resident, category=draft["category"], popup=popup,
+                popup_type_claimed=draft.get("popup_type_claimed"),
+                community=Community.objects.filter(pk=draft.get("community_id") or 0).first(),
+                address_text=draft.get("address_text", ""), description=draft.get("description", ""),
+                contact_phone=pii.decrypt(draft["phone"]), draft_key=draft["draft_key"],
+                currently_outside_city=bool(draft.get("currently_outside_city")),
+                outside_since=draft.get("outside_since") or None, wishes_to_return=bool(draft.get("wishes_to_return")),
+            )
+        except ApplicationError as exc:
+            # Draft and pictures stay in the session: the resident can submit again later.
+            context = self._context()
+            context["error"] = exc.message
+            return render(request, self.template_name, context, status=429 if isinstance(exc, ratelimit.RateLimited) else 400)
+        request.session.pop(SESSION_KEY, None)
+        request.session[DONE_KEY] = {"reference": appeal.reference, "folded": folded, "pk": appeal.pk}
+        return redirect("appeals:file-done")
+
+
+class DoneView(View):
+    template_name = "appeals/public/done.html"
+
+    def get(self, request):
+        done = request.session.get(DONE_KEY)
+        if not done:
+            return redirect("appeals:start")
+        appeal = Appeal.objects.filter(pk=done["pk"]).first()
+        return render(request, self.template_name, {"done": done, "appeal": appeal,
+                                                    "sla_hours": settings.APPEALS_SLA_HOURS})
+
+
+class StatusView(View):
+    """Reference + ID + phone by POST; answers the same for every kind of mismatch."""
+
+    template_name = "appeals/public/status.html"
+
+    def get(self, request):
+        return render(request, self.template_name, {"form": forms.StatusForm()})
+
+    def post(self, request):
+        form = forms.StatusForm(request.POST)
+        appeal = None
+        status = 200
+        if form.is_valid():
+            try:
+                ratelimit.hit("status_ip", ratelimit.client_ip(request))
+            except ratelimit.RateLimited as exc:
+                form.add_error(None, exc.message)
+                status = 429
+            else:
+                appeal = selectors.appeal_for_status(**form.cleaned_data)
+                if appeal is None:
+                    form.add_error(None, _("We found no appeal with these details. Please check the reference "
+                                           "number, ID number and phone."))
+                    status = 404
+        if appeal is None:
+            return render(request, self.template_name, {"form": form}, status=status if form.is_valid() else 400)
+        if appeal.merged_into_id:
+            appeal = appeal.merged_into
+        return render(request, self.template_name, {
+            "appeal": appeal, "events": selectors.appeal_history(appeal, public_only=True),
+            "evidence_count": selectors.appeal_evidence(appeal).count(),
+        })
+
+
+class EvidenceLinkView(View):
+    """The page behind the "please add evidence" SMS: expiring, single-use, asks for nothing else."""
+
+    template_name = "appeals/public/evidence_link.html"
+
+    def get(self, request, token):
+        try:
+            link = services.appeal_link_get(token)
+        except ApplicationError as exc:
+            return render(request, self.template_name, {"invalid": exc.message}, status=410)
+        return render(request, self.template_name, {"appeal": link.appeal, "form": forms.EvidenceLinkForm(),
+                                                    "max_files": settings.APPEALS_EVIDENCE_MAX_FILES})
+
+    def post(self, request, token):
+        form = forms.EvidenceLinkForm(request.POST)
+        uploads = request.FILES.getlist("files")
+        try:
+            link = services.appeal_link_get(token)
+        except ApplicationError as exc:
+            return render(request, self.template_name, {"invalid": exc.message}, status=410)
+        if not form.is_valid() or not uploads:
+            form.add_error(None, _("Please choose at least one picture."))
+            return render(request, self.template_name, {"appeal": link.appeal, "form": form}, status=400)
+        try:
+            ratelimit.hit("upload_ip", ratelimit.client_ip(request))
+            appeal = services.appeal_link_submit(token=token, uploads=uploads, note=form.cleaned_data["note"])
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+            return render(request, self.template_name, {"appeal": link.appeal, "form": form}, status=400)
+        return render(request, self.template_name, {"sent": True, "appeal": appeal})
