@@ -39,6 +39,12 @@ class ClearanceTask(models.Model):
         HIGH = 2, _("High")
         NORMAL = 3, _("Normal")
 
+    class NextStep(models.TextChoices):
+        WAIT_7_DAYS = "wait_7_days", _("Stay 7 days in a place without cases, then apply again")
+        REAPPLY_EVIDENCE = "reapply_evidence", _("Apply again with the missing evidence")
+        CONTACT_COMMUNITY = "contact_community", _("Call the community's duty phone")
+        QUARANTINE = "quarantine", _("Follow the quarantine arranged by the community")
+
     class Outcome(models.TextChoices):
         HIGH_RISK = "high_risk", _("High-risk link: centralised quarantine (red)")
         MEDIUM_RISK = "medium_risk", _("Medium-risk link: home isolation (yellow) with tests")
@@ -85,6 +91,8 @@ class ClearanceTask(models.Model):
     outcome = models.CharField(_("investigation outcome"), max_length=16, choices=Outcome.choices, blank=True)
     investigated_at = models.DateTimeField(_("investigated at"), null=True, blank=True)
     measures_until = models.DateTimeField(_("measures until"), null=True, blank=True)
+    # Lifting after measures needs a negative result sampled at or after this instant.
+    negative_test_after = models.DateTimeField(_("negative test needed after"), null=True, blank=True)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+", verbose_name=_("decided by"))

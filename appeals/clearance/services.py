@@ -5,22 +5,31 @@ ClearanceEvent; SMS go through the healthkit outbox in that same transaction."""
 import datetime as dt
 import hashlib
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
+from appeals.clearance.models import OPEN_TASK_STATES, ClearanceEvent, ClearanceLink, ClearanceTask
 from appeals.models import Appeal
 from communities import pii
 from communities.models import Community, Resident, User
 from healthkit import clock
 from healthkit.errors import ApplicationError, IllegalTransition
 from healthkit.models import PopupCase
+from healthkit.services import (
+    health_status_order_create,
+    popup_case_transition,
+    popup_lift,
+    popup_reject_review,
+    test_requirement_create,
+)
 from healthkit.sms import sms_enqueue
 
 _LINK_SIGNER_SALT = "clearance.link"
@@ -73,14 +82,16 @@ def _sms_footer() -> str:
 @transaction.atomic
 def clearance_task_transition(*, task: ClearanceTask, to: str, kind: str, actor: User | None = None,
                               actor_label: str = "", reason: str = "", data: dict[str, Any] | None = None,
-                              at: dt.datetime | None = None, **fields: Any) -> ClearanceTask:
+                              at: dt.datetime | None = None, allow_same: bool = False,
+                              **fields: Any) -> ClearanceTask:
     """Move a task to `to` under a row lock, checking the table; sets `fields` and logs the event.
+    `allow_same` lets a step re-enter the state it is in (a second checkpoint call on a task in measures).
 
     Raises IllegalTransition when the table forbids the move (e.g. deciding a closed task).
     """
     at = at or clock.now()
     locked = ClearanceTask.objects.select_for_update().get(pk=task.pk)
-    if to != locked.state and to not in ClearanceTask.TRANSITIONS[locked.state]:
+    if not (allow_same and to == locked.state) and to not in ClearanceTask.TRANSITIONS[locked.state]:
         raise IllegalTransition(
             _("A task that is %(state)s cannot become %(to)s.")
             % {"state": locked.get_state_display(), "to": ClearanceTask.State(to).label},
@@ -217,18 +228,12 @@ def clearance_link_issue(*, task: ClearanceTask, purpose: str = ClearanceLink.Pu
                  "health-kit popup: %(url)s (valid until %(until)s, works once).")
     body = text % {
         "community": task.community.name, "url": link_url(token),
-        "until": clock_local(link.expires_at).strftime("%Y-%m-%d %H:%M"),
+        "until": timezone.localtime(link.expires_at).strftime("%Y-%m-%d %H:%M"),
     } + " " + _sms_footer()
     _notify(task=task, purpose=f"clearance_{purpose}", body=body, key=f"link:{link.pk}")
     _event(task=task, kind=ClearanceEvent.Kind.LINK_SENT, data={"purpose": purpose, "link": link.pk,
                                                                 "expires_at": link.expires_at.isoformat()}, at=at)
     return link, token
-
-
-def clock_local(instant: dt.datetime) -> dt.datetime:
-    from django.utils import timezone
-
-    return timezone.localtime(instant)
 
 
 def clearance_open_for_appeal(*, appeal: Appeal) -> ClearanceTask | None:
@@ -249,3 +254,573 @@ def clearance_open_for_appeal(*, appeal: Appeal) -> ClearanceTask | None:
 def check_not_closed(task: ClearanceTask) -> None:
     if not task.is_open:
         raise ApplicationError(_("This task is already closed."), extra={"task": task.pk})
+
+
+# --- the resident's submission through the link -------------------------------------------
+
+
+class LinkRefused(ApplicationError):
+    """The link is tampered, unknown, expired, used or replaced; `extra["reason"]` says which."""
+
+
+COMMITMENT_LETTER_VERSION = "2022-11"
+
+
+def commitment_letter_text() -> str:
+    return _(
+        "I commit that the information I gave is true and complete. On my return I will report to my "
+        "community, take the nucleic-acid tests it asks for on the days it names, stay at the address "
+        "I gave during any home observation, and tell the community at once if I have a fever, cough "
+        "or other symptoms. I understand that false statements have legal consequences."
+    )
+
+
+def token_hash(raw: str) -> str:
+    return _token_hash(raw)
+
+
+def unsign_token(token: str) -> str:
+    """The random part of a link token, or LinkRefused("invalid") if the signature does not match."""
+    try:
+        return _signer().unsign(token)
+    except signing.BadSignature as exc:
+        raise LinkRefused(_("This link is not valid."), extra={"reason": "invalid"}) from exc
+
+
+def _consume_link(*, token: str, at: dt.datetime) -> ClearanceLink:
+    """Mark the link used with one conditional UPDATE (so two submissions cannot both win)."""
+    digest = _token_hash(unsign_token(token))
+    used = ClearanceLink.objects.filter(
+        token_hash=digest, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=at,
+        task__state__in=ClearanceTask.OPEN_STATES,
+    ).update(used_at=at)
+    link = ClearanceLink.objects.select_related("task").filter(token_hash=digest).first()
+    if used != 1 or link is None:
+        from appeals.clearance.selectors import link_status
+
+        status = link_status(token, at=at)
+        raise LinkRefused(_("This link can no longer be used."), extra={"reason": status.reason})
+    return link
+
+
+def _start_review(task: ClearanceTask, at: dt.datetime) -> None:
+    if task.popup_id and task.popup.state == PopupCase.State.ACTIVE:
+        popup_case_transition(case=task.popup, to=PopupCase.State.UNDER_REVIEW, actor_label="clearance",
+                              reason=_("The resident confirmed their details to the community."),
+                              data={"clearance_task": task.pk}, at=at)
+
+
+@transaction.atomic
+def clearance_confirm_submit(*, token: str, confirmation: dict[str, Any], contact_phone: str = "",
+                             signature: str = "", at: dt.datetime | None = None) -> ClearanceTask:
+    """Record what the resident submitted through their link; the link is spent in the same
+    transaction (works once). `confirmation` holds the form's plain answers (no ID number).
+
+    Raises LinkRefused when the link is tampered, expired, used, replaced or its task closed;
+    ApplicationError when the commitment letter is required but not signed.
+    """
+    at = at or clock.now()
+    link = _consume_link(token=token, at=at)
+    task = ClearanceTask.objects.select_for_update(of=("self",)).select_related("popup").get(pk=link.task_id)
+    needs_letter = task.commitment_required and task.commitment_signed_at is None
+    if link.purpose == ClearanceLink.Purpose.COMMITMENT or (needs_letter and signature):
+        if not signature.strip():
+            raise ApplicationError(_("Please sign the commitment letter by typing your full name."))
+        task.commitment_signed_at = at
+        task.commitment_digest = hashlib.sha256(
+            f"{COMMITMENT_LETTER_VERSION}\n{commitment_letter_text()}\n{signature.strip()}\n{task.pk}\n{at.isoformat()}"
+            .encode()).hexdigest()
+        _event(task=task, kind=ClearanceEvent.Kind.COMMITMENT_SIGNED, actor_label="resident",
+               data={"version": COMMITMENT_LETTER_VERSION, "link": link.pk}, at=at)
+    if link.purpose == ClearanceLink.Purpose.CONFIRM:
+        task.confirmation = {**confirmation, "submitted_at": at.isoformat()}
+        task.confirmed_at = at
+        if confirmation.get("outside_since"):
+            task.outside_since = dt.date.fromisoformat(confirmation["outside_since"])
+        if confirmation.get("location") == "outside":
+            task.wishes_to_return = bool(confirmation.get("return_date"))
+        if contact_phone:
+            number = pii.validate_phone(contact_phone)
+            task.contact_phone_encrypted = pii.encrypt(number)
+            task.contact_phone_masked = pii.mask_phone(number)
+    task.save()
+    if link.purpose == ClearanceLink.Purpose.CONFIRM and task.state in (ClearanceTask.State.OPEN,
+                                                                         ClearanceTask.State.INFO_REQUESTED):
+        task = clearance_task_transition(task=task, to=ClearanceTask.State.CONFIRMED,
+                                         kind=ClearanceEvent.Kind.CONFIRMED, actor_label="resident",
+                                         data={"link": link.pk}, at=at)
+    elif link.purpose == ClearanceLink.Purpose.CONFIRM:
+        _event(task=task, kind=ClearanceEvent.Kind.CONFIRMED, actor_label="resident", data={"link": link.pk}, at=at)
+    _start_review(task, at)
+    clearance_measures_complete(task=task, at=at)
+    return task
+
+
+# --- worker decisions -----------------------------------------------------------------------
+
+
+def _require_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError(_("Please give a reason; the resident and the audit see it."))
+    return reason
+
+
+def _close_appeal(task: ClearanceTask, *, actor: User | None, reason: str, outcome: str) -> None:
+    if task.appeal_id is None:
+        return
+    from appeals.services import appeal_close
+
+    appeal_close(appeal=task.appeal, actor=actor, reason=reason[:200], outcome=outcome)
+
+
+@transaction.atomic
+def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, actor_label: str = "",
+                     at: dt.datetime | None = None) -> ClearanceTask:
+    """Accept the resident's return and lift the popup through the engine's `popup_lift` (so the
+    ticket-restriction outbox follows), close the appeal with outcome "lifted", text the resident.
+
+    Raises IllegalTransition if the task is already decided.
+    """
+    at = at or clock.now()
+    reason = _require_reason(reason)
+    task = clearance_task_transition(task=task, to=ClearanceTask.State.LIFTED, kind=ClearanceEvent.Kind.LIFTED,
+                                     actor=actor, actor_label=actor_label, reason=reason, at=at,
+                                     decided_at=at, decided_by=actor, decision_reason=reason)
+    popup = PopupCase.objects.filter(pk=task.popup_id).first()
+    if popup is not None and popup.is_open:
+        popup_lift(case=popup, actor=actor, actor_label=actor_label or ("" if actor else "clearance"), reason=reason,
+                   data={"rule": "community", "clearance_task": task.pk, "community": task.community_id}, at=at)
+    _close_appeal(task, actor=actor, reason=reason, outcome="lifted")
+    body = _("Your community %(community)s has accepted your return and your health-kit popup has been "
+             "lifted. Rail and airline ticket restrictions are cleared by a separate sync; if you still "
+             "cannot buy a ticket after 24 hours, call 12345.") % {"community": task.community.name}
+    _notify(task=task, purpose="clearance_lifted", body=body + " " + _sms_footer(), key="decision")
+    return task
+
+
+@transaction.atomic
+def clearance_reject(*, task: ClearanceTask, actor: User, reason: str, next_step: str,
+                     at: dt.datetime | None = None) -> ClearanceTask:
+    """Reject with the next step the resident must take; the popup goes back to active, the
+    appeal is closed with outcome "rejected", the resident gets an SMS saying what to do."""
+    at = at or clock.now()
+    reason = _require_reason(reason)
+    if next_step not in ClearanceTask.NextStep.values:
+        raise ApplicationError(_("Please choose the next step for the resident."))
+    task = clearance_task_transition(task=task, to=ClearanceTask.State.REJECTED, kind=ClearanceEvent.Kind.REJECTED,
+                                     actor=actor, reason=reason, data={"next_step": next_step}, at=at,
+                                     decided_at=at, decided_by=actor, decision_reason=reason)
+    popup = PopupCase.objects.filter(pk=task.popup_id).first()
+    if popup is not None and popup.state == PopupCase.State.UNDER_REVIEW:
+        popup_reject_review(case=popup, actor=actor, reason=reason)
+    _close_appeal(task, actor=actor, reason=reason, outcome="rejected")
+    body = _("Your community %(community)s could not accept your return yet: %(reason)s Next step: "
+             "%(next)s.") % {"community": task.community.name, "reason": reason.rstrip(".") + ".",
+                             "next": ClearanceTask.NextStep(next_step).label}
+    _notify(task=task, purpose="clearance_rejected", body=body + " " + _sms_footer(), key="decision")
+    return task
+
+
+@transaction.atomic
+def clearance_request_info(*, task: ClearanceTask, actor: User, question: str,
+                           at: dt.datetime | None = None) -> ClearanceTask:
+    """Ask the resident for more information: a fresh one-time link with the question."""
+    at = at or clock.now()
+    question = _require_reason(question)
+    task = clearance_task_transition(task=task, to=ClearanceTask.State.INFO_REQUESTED,
+                                     kind=ClearanceEvent.Kind.INFO_REQUESTED, actor=actor, reason=question, at=at)
+    count = task.events.filter(kind=ClearanceEvent.Kind.INFO_REQUESTED).count()
+    body = _("Your community %(community)s asks: %(question)s Please answer through the link we send "
+             "next.") % {"community": task.community.name, "question": question}
+    _notify(task=task, purpose="clearance_info", body=body + " " + _sms_footer(), key=f"info:{count}")
+    clearance_link_issue(task=task, at=at)
+    return task
+
+
+@transaction.atomic
+def clearance_call_log(*, task: ClearanceTask, actor: User, direction: str, outcome: str, note: str = "",
+                       at: dt.datetime | None = None) -> ClearanceEvent:
+    """Record a call between the worker and the resident (the task's call log)."""
+    if direction not in ("inbound", "outbound") or not outcome:
+        raise ApplicationError(_("Please choose the call direction and outcome."))
+    return _event(task=task, kind=ClearanceEvent.Kind.CALL, actor=actor, reason=note,
+                  data={"direction": direction, "outcome": outcome[:40]}, at=at)
+
+
+@transaction.atomic
+def clearance_reveal(*, task: ClearanceTask, actor: User, reason: str) -> dict[str, object]:
+    """The resident's name, ID number and phones in clear, for a worker whose scope includes the
+    task's community: logged in the registry's access log and in the task history first."""
+    from communities.models import PersonalDataAccess
+    from communities.services import access_log
+
+    reason = _require_reason(reason)
+    access_log(actor=actor, resident=task.resident, action=PersonalDataAccess.Action.REVEAL_ID,
+               context=f"clearance:{task.pk}", reason=reason)
+    _event(task=task, kind=ClearanceEvent.Kind.REVEAL, actor=actor, reason=reason)
+    resident = task.resident
+    phones = [p.reveal_phone() for p in resident.phones.all()]
+    if task.contact_phone_encrypted:
+        phones.append(pii.decrypt(task.contact_phone_encrypted))
+    return {"name": resident.name, "id_number": resident.reveal_id_number(), "phones": list(dict.fromkeys(phones))}
+
+
+# --- investigations and measures --------------------------------------------------------------
+
+
+def _day_start(start: dt.datetime, day: int) -> dt.datetime:
+    """Local midnight of day `day` counted from `start` (day 1 is the day of `start`)."""
+    local = timezone.localtime(start)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=day - 1)
+    return midnight if day > 1 else start
+
+
+def _require_tests(*, task: ClearanceTask, kind: str, start: dt.datetime, days: list[int], reason: str) -> dt.datetime:
+    """One TestRequirement per test day (engine raises popup 4 when a day is missed). Returns the
+    trigger of the last day (lifting needs a negative result sampled after it)."""
+    grace = dt.timedelta(hours=settings.CLEARANCE_TEST_GRACE_HOURS)
+    last = start
+    for day in days:
+        trigger = _day_start(start, day)
+        end_of_day = _day_start(start, day + 1) if day >= 1 else trigger
+        test_requirement_create(
+            resident=task.resident, kind=kind, trigger_at=trigger, deadline_at=end_of_day + grace,
+            reason=_("%(reason)s, test of day %(day)s") % {"reason": reason, "day": day},
+            source_ref=f"clearance:{task.pk}:day{day}",
+        )
+        last = max(last, trigger)
+    return last
+
+
+def _policy_params(task: ClearanceTask) -> dict[str, Any]:
+    policy = task.popup.policy if task.popup_id and task.popup.policy_id else None
+    return dict(policy.params) if policy else {}
+
+
+@transaction.atomic
+def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, reason: str,
+                          at: dt.datetime | None = None) -> ClearanceTask:
+    """Record a type-3 investigation and start its measures (task state "measures"):
+
+    high risk → red order (centralised observation) for `central_days`, negative test at the end;
+    medium → yellow order (home observation) for `home_days` with the policy's test days;
+    listed area → tests on the policy's days (1, 2, 4, 7), each tracked by the engine (type 4 if missed);
+    nothing found → commitment letter (SMS link) and one negative test within 72 h.
+    The popup is lifted by `clearance_measures_complete` once what the outcome asks for is on record.
+    """
+    at = at or clock.now()
+    reason = _require_reason(reason)
+    if outcome not in ClearanceTask.Outcome.values:
+        raise ApplicationError(_("Please choose the investigation outcome."))
+    locked = ClearanceTask.objects.select_for_update(of=("self",)).select_related("popup__policy", "community", "resident").get(
+        pk=task.pk)
+    if locked.popup_id is None or locked.popup.popup_type != 3:
+        raise ApplicationError(_("Only a popup 3 (risk link) is investigated."))
+    params = _policy_params(locked)
+    test_days = [int(d) for d in params.get("test_days", [1, 2, 4, 7])]
+    label = _("Risk investigation %(ref)s") % {"ref": locked.reference}
+    fields: dict[str, Any] = {"outcome": outcome, "investigated_at": at}
+    Outcome = ClearanceTask.Outcome
+    if outcome == Outcome.HIGH_RISK:
+        days = int(params.get("central_days", 7))
+        ends = _day_start(at, days + 1)
+        health_status_order_create(resident=locked.resident, status="red", starts_at=at, ends_at=ends,
+                                   reason=_("Centralised observation after %(label)s") % {"label": label}, actor=actor)
+        fields.update(measures_until=ends, negative_test_after=_day_start(at, days))
+        measures = _("centralised observation until %(until)s") % {"until": _fmt(ends)}
+    elif outcome == Outcome.MEDIUM_RISK:
+        days = int(params.get("home_days", 7))
+        ends = _day_start(at, days + 1)
+        health_status_order_create(resident=locked.resident, status="yellow", starts_at=at, ends_at=ends,
+                                   reason=_("Home observation after %(label)s") % {"label": label}, actor=actor)
+        last = _require_tests(task=locked, kind="investigation", start=at, days=[d for d in test_days if d <= days],
+                              reason=label)
+        fields.update(measures_until=ends, negative_test_after=last)
+        measures = _("home observation until %(until)s, nucleic-acid tests on days %(days)s") % {
+            "until": _fmt(ends), "days": ", ".join(map(str, test_days))}
+    elif outcome == Outcome.LISTED_AREA:
+        last = _require_tests(task=locked, kind="investigation", start=at, days=test_days, reason=label)
+        fields.update(measures_until=_day_start(at, max(test_days) + 1), negative_test_after=last)
+        measures = _("nucleic-acid tests on days %(days)s") % {"days": ", ".join(map(str, test_days))}
+    else:
+        deadline = at + dt.timedelta(hours=72)
+        test_requirement_create(resident=locked.resident, kind="investigation", trigger_at=at, deadline_at=deadline,
+                                reason=label, source_ref=f"clearance:{locked.pk}:negative")
+        fields.update(measures_until=None, negative_test_after=at, commitment_required=True)
+        measures = _("sign the commitment letter and take one nucleic-acid test by %(until)s") % {
+            "until": _fmt(deadline)}
+    task = clearance_task_transition(task=locked, to=ClearanceTask.State.MEASURES,
+                                     kind=ClearanceEvent.Kind.INVESTIGATED, actor=actor, reason=reason,
+                                     data={"outcome": outcome, "measures": str(measures)}, at=at, **fields)
+    _start_review(task, at)
+    body = _("Your community %(community)s finished its risk investigation. What you need to do: "
+             "%(measures)s. Your popup is lifted when this is done.") % {
+        "community": task.community.name, "measures": measures}
+    _notify(task=task, purpose="clearance_measures", body=body + " " + _sms_footer(), key="measures")
+    if task.commitment_required and task.commitment_signed_at is None:
+        clearance_link_issue(task=task, purpose=ClearanceLink.Purpose.COMMITMENT, at=at)
+    return task
+
+
+def _fmt(instant: dt.datetime) -> str:
+    return timezone.localtime(instant).strftime("%Y-%m-%d %H:%M")
+
+
+@transaction.atomic
+def clearance_checkpoint_preapprove(*, actor: User, resident: Resident, community: Community,
+                                    popup: PopupCase | None, measure: str, reason: str,
+                                    at: dt.datetime | None = None) -> ClearanceTask:
+    """The self-drive route: a worker accepts, by phone from the checkpoint, a resident returning
+    by car. The resident signs the commitment letter through an SMS link and then takes the
+    follow-up tests ("three days, two tests": days 1 and 3), or home observation (yellow, 7 days)
+    with tests on days 1, 3 and 7. Lifted like an investigation once everything is on record.
+    """
+    at = at or clock.now()
+    reason = _require_reason(reason)
+    if measure not in ("three_days_two_tests", "home_observation"):
+        raise ApplicationError(_("Please choose the follow-up for the resident."))
+    task, _created = clearance_task_open(resident=resident, community=community, origin=ClearanceTask.Origin.CHECKPOINT,
+                                         popup=popup, actor=actor, reason=reason, send_link=False, at=at)
+    label = _("Checkpoint return %(ref)s") % {"ref": task.reference}
+    days = [1, 3] if measure == "three_days_two_tests" else [1, 3, 7]
+    last = _require_tests(task=task, kind="checkpoint", start=at, days=days, reason=label)
+    until = _day_start(at, max(days) + 1)
+    if measure == "home_observation":
+        health_status_order_create(resident=resident, status="yellow", starts_at=at, ends_at=until,
+                                   reason=_("Home observation after %(label)s") % {"label": label}, actor=actor)
+    task = clearance_task_transition(
+        task=task, to=ClearanceTask.State.MEASURES, kind=ClearanceEvent.Kind.INVESTIGATED, actor=actor, reason=reason,
+        data={"checkpoint": measure, "test_days": days}, at=at, allow_same=True, commitment_required=True,
+        investigated_at=at, measures_until=until, negative_test_after=last,
+    )
+    _start_review(task, at)
+    body = _("Your community %(community)s accepted your return by car. Sign the commitment letter "
+             "through the next SMS and take nucleic-acid tests on days %(days)s.") % {
+        "community": community.name, "days": ", ".join(map(str, days))}
+    _notify(task=task, purpose="clearance_checkpoint", body=body + " " + _sms_footer(), key="checkpoint")
+    if task.commitment_signed_at is None:
+        clearance_link_issue(task=task, purpose=ClearanceLink.Purpose.COMMITMENT, at=at)
+    return task
+
+
+def clearance_measures_complete(*, task: ClearanceTask, at: dt.datetime | None = None) -> bool:
+    """Lift a task in "measures" once its measures are on record: commitment signed (if asked),
+    measures period over, and a negative result sampled at/after `negative_test_after` received.
+    Returns whether it lifted. Safe to call any time (the sweep and the resident's submission do)."""
+    from appeals.clearance.selectors import tasks_measures_done
+
+    at = at or clock.now()
+    if not tasks_measures_done(at=at).filter(pk=task.pk).exists():
+        return False
+    clearance_accept(task=task, actor=None, actor_label="clearance", at=at,
+                     reason=_("Measures completed: commitment and negative test on record."))
+    return True
+
+
+# --- set-based jobs (beat) --------------------------------------------------------------------
+
+_OPEN = list(OPEN_TASK_STATES)
+
+# Raw INSERTs name every NOT NULL column of clearance_clearancetask: Django sets no database defaults.
+_SWEEP_SQL = """
+WITH candidates AS (
+    SELECT p.id AS popup_id, p.resident_id, r.community_id,
+           CASE WHEN p.popup_type = 3 THEN 'risk_link'
+                WHEN p.source = 'upstream' THEN 'misattribution'
+                ELSE 'in_city' END AS origin
+    FROM healthkit_popupcase p
+    JOIN communities_resident r ON r.id = p.resident_id
+    WHERE p.state IN ('active', 'under_review') AND r.community_id IS NOT NULL
+      AND (p.popup_type = 3
+           OR (p.popup_type = 1 AND p.source = 'upstream')
+           -- type 1 of a resident already back: arrived after the start of their latest stay
+           -- outside, and no stay still open.
+           OR (p.popup_type = 1
+               AND NOT EXISTS (SELECT 1 FROM healthkit_stay s WHERE s.resident_id = p.resident_id
+                               AND s.ended_at IS NULL)
+               AND EXISTS (SELECT 1 FROM healthkit_arrival a WHERE a.resident_id = p.resident_id
+                           AND a.arrived_at >= (SELECT max(s.started_at) FROM healthkit_stay s
+                                                WHERE s.resident_id = p.resident_id))))
+      -- once per popup: a rejected task is not reopened by the sweep (the resident re-applies)
+      AND NOT EXISTS (SELECT 1 FROM clearance_clearancetask t WHERE t.popup_id = p.id)
+    ORDER BY p.raised_at, p.id
+    LIMIT %(limit)s
+), inserted AS (
+    INSERT INTO clearance_clearancetask (
+        resident_id, community_id, popup_id, appeal_id, origin, state, priority, sla_due_at,
+        outside_since, wishes_to_return, confirmation, contact_phone_encrypted, contact_phone_masked,
+        commitment_required, commitment_digest, outcome, decision_reason, created_at, updated_at)
+    SELECT resident_id, community_id, popup_id, NULL, origin, 'open', 3, %(due)s, NULL, false, '{}'::jsonb,
+           '', '', origin = 'risk_link', '', '', '', %(now)s, %(now)s
+    FROM candidates
+    ON CONFLICT DO NOTHING
+    RETURNING id, origin, popup_id
+), events AS (
+    INSERT INTO clearance_clearanceevent (task_id, kind, from_state, to_state, actor_label, reason, data, at)
+    SELECT id, 'opened', '', 'open', 'clearance-sweep', '', jsonb_build_object('origin', origin, 'popup', popup_id),
+           %(now)s
+    FROM inserted
+    RETURNING 1
+)
+SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM inserted
+"""
+
+
+def clearance_popup_sweep(*, at: dt.datetime | None = None, limit: int = 5000) -> list[int]:
+    """Open a task for every open popup that needs the community (type 3; type 1 assigned
+    upstream, i.e. a possible misattribution; type 1 of a resident already back in the city),
+    once per popup, in one statement. The resident's link SMS is sent per new task on commit.
+    Returns the new task ids (at most `limit` per run; the next run takes the rest)."""
+    from appeals.clearance.tasks import clearance_send_link
+
+    at = at or clock.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SWEEP_SQL, {"now": at, "limit": limit,
+                                    "due": at + dt.timedelta(hours=settings.CLEARANCE_SLA_HOURS)})
+        ids = list(cursor.fetchone()[0])
+        transaction.on_commit(lambda: [clearance_send_link.delay(pk) for pk in ids])
+    return ids
+
+
+_RELIEF_SQL = """
+WITH wishes AS (
+    SELECT DISTINCT ON (c.popup_id) c.popup_id, c.resident_id, c.community_id, c.appeal_id, c.outside_since
+    FROM (
+        SELECT a.popup_id, a.resident_id,
+               coalesce(a.routed_community_id, a.community_id, r.community_id) AS community_id,
+               a.id AS appeal_id, a.outside_since
+        FROM appeals_appeal a JOIN communities_resident r ON r.id = a.resident_id
+        WHERE a.status = ANY(%(appeal_open)s) AND a.merged_into_id IS NULL AND a.currently_outside_city
+          AND a.wishes_to_return AND a.outside_since <= %(cutoff)s AND a.popup_id IS NOT NULL
+        UNION ALL
+        SELECT t.popup_id, t.resident_id, t.community_id, NULL, t.outside_since
+        FROM clearance_clearancetask t
+        WHERE t.wishes_to_return AND t.outside_since <= %(cutoff)s AND t.popup_id IS NOT NULL
+    ) c
+    JOIN healthkit_popupcase p ON p.id = c.popup_id AND p.state IN ('active', 'under_review')
+    WHERE c.community_id IS NOT NULL
+    ORDER BY c.popup_id, c.appeal_id NULLS LAST, c.outside_since
+), raised AS (
+    UPDATE clearance_clearancetask t
+    SET priority = 2, sla_due_at = least(t.sla_due_at, %(due)s), updated_at = %(now)s
+    FROM wishes w
+    WHERE t.popup_id = w.popup_id AND t.state = ANY(%(open)s) AND t.priority > 2
+    RETURNING t.id
+), created AS (
+    INSERT INTO clearance_clearancetask (
+        resident_id, community_id, popup_id, appeal_id, origin, state, priority, sla_due_at,
+        outside_since, wishes_to_return, confirmation, contact_phone_encrypted, contact_phone_masked,
+        commitment_required, commitment_digest, outcome, decision_reason, created_at, updated_at)
+    SELECT w.resident_id, w.community_id, w.popup_id, w.appeal_id, 'stranded', 'open', 2, %(due)s, w.outside_since,
+           true, '{}'::jsonb, '', '', false, '', '', '', %(now)s, %(now)s
+    FROM wishes w
+    WHERE NOT EXISTS (SELECT 1 FROM clearance_clearancetask t WHERE t.popup_id = w.popup_id
+                      AND t.state = ANY(%(open)s))
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), events AS (
+    INSERT INTO clearance_clearanceevent (task_id, kind, from_state, to_state, actor_label, reason, data, at)
+    SELECT id, 'prioritised', '', '', 'relief', %(why)s, jsonb_build_object('priority', 2), %(now)s FROM raised
+    UNION ALL
+    SELECT id, 'opened', '', 'open', 'relief', %(why)s, jsonb_build_object('origin', 'stranded'), %(now)s FROM created
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM raised), (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM created)
+"""
+
+
+@dataclass(frozen=True)
+class ReliefResult:
+    prioritised: int
+    created: list[int]
+
+
+def clearance_relief_sweep(*, at: dt.datetime | None = None) -> ReliefResult:
+    """Daily relief: residents outside the city for more than CLEARANCE_STRANDED_DAYS with an
+    open popup and a wish to return (from an open appeal or their confirmation) become priority
+    cases on their community's worklist: an open task is raised to "high", otherwise a new
+    "stranded" task is opened (and the resident texted a link). Set-based; a rerun changes nothing."""
+    from appeals.clearance.tasks import clearance_send_link
+
+    at = at or clock.now()
+    cutoff = timezone.localdate(at) - dt.timedelta(days=settings.CLEARANCE_STRANDED_DAYS)
+    params = {
+        "now": at, "cutoff": cutoff, "open": _OPEN, "appeal_open": [str(s) for s in Appeal.OPEN_STATUSES],
+        "due": at + dt.timedelta(hours=settings.CLEARANCE_SLA_HOURS),
+        "why": _("Outside the city for more than %(days)s days and wishes to return.") % {
+            "days": settings.CLEARANCE_STRANDED_DAYS},
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_RELIEF_SQL, params)
+        prioritised, created = cursor.fetchone()
+        created = list(created)
+        transaction.on_commit(lambda: [clearance_send_link.delay(pk) for pk in created])
+    return ReliefResult(prioritised=prioritised, created=created)
+
+
+_SLA_SQL = """
+WITH breached AS (
+    UPDATE clearance_clearancetask
+    SET sla_breached_at = %(now)s, escalated_at = %(now)s, updated_at = %(now)s
+    WHERE state = ANY(%(open)s) AND sla_breached_at IS NULL AND sla_due_at < %(now)s
+    RETURNING id, sla_due_at
+), events AS (
+    INSERT INTO clearance_clearanceevent (task_id, kind, from_state, to_state, actor_label, reason, data, at)
+    SELECT id, 'escalated', '', '', 'sla-sweep', '', jsonb_build_object('due', sla_due_at), %(now)s FROM breached
+    RETURNING 1
+)
+SELECT count(*) FROM breached
+"""
+
+
+def clearance_sla_sweep(*, at: dt.datetime | None = None) -> int:
+    """Mark open tasks past their SLA as breached and escalated (supervisors see them first),
+    with one event each, in one statement, as appeals do. Returns the number marked."""
+    at = at or clock.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SLA_SQL, {"now": at, "open": _OPEN})
+        return cursor.fetchone()[0]
+
+
+_CLOSE_MOOT_SQL = """
+WITH closed AS (
+    UPDATE clearance_clearancetask t
+    SET state = 'closed', closed_at = %(now)s, updated_at = %(now)s, decision_reason = %(why)s
+    FROM healthkit_popupcase p
+    WHERE p.id = t.popup_id AND p.state IN ('lifted', 'withdrawn') AND t.state = ANY(%(open)s)
+    RETURNING t.id, t.state AS to_state, p.state AS popup_state
+), events AS (
+    INSERT INTO clearance_clearanceevent (task_id, kind, from_state, to_state, actor_label, reason, data, at)
+    SELECT id, 'closed', '', 'closed', 'clearance-sweep', %(why)s, jsonb_build_object('popup', popup_state), %(now)s
+    FROM closed
+    RETURNING 1
+)
+SELECT count(*) FROM closed
+"""
+
+
+def clearance_measures_sweep(*, at: dt.datetime | None = None, limit: int = 500) -> int:
+    """Lift tasks whose measures are complete (each through popup_lift, bounded per run), and
+    close open tasks whose popup was lifted or withdrawn elsewhere (one statement)."""
+    from appeals.clearance.selectors import tasks_measures_done
+
+    at = at or clock.now()
+    lifted = 0
+    for task in tasks_measures_done(at=at).select_related("community", "resident", "appeal").order_by("id")[:limit]:
+        lifted += clearance_measures_complete(task=task, at=at)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CLOSE_MOOT_SQL, {"now": at, "open": _OPEN,
+                                         "why": _("The popup was lifted or withdrawn by other means.")})
+    return lifted
+
+
+def clearance_send_first_link(*, task_id: int) -> ClearanceLink | None:
+    """The first link of a task opened by a sweep (idempotent: a task that has a link gets none)."""
+    with transaction.atomic():
+        task = (ClearanceTask.objects.select_for_update(of=("self",)).select_related("community", "resident", "appeal")
+                .filter(pk=task_id, state__in=ClearanceTask.OPEN_STATES).first())
+        if task is None or task.links.exists():
+            return None
+        link, _token = clearance_link_issue(task=task)
+        return link

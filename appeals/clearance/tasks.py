@@ -20,3 +20,43 @@ def clearance_open_for_appeal(self, appeal_id: int) -> int | None:
         return None
     task = services.clearance_open_for_appeal(appeal=appeal)
     return task.pk if task else None
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=(TransientError,), retry_backoff=True, max_retries=8)
+def clearance_send_link(self, task_id: int) -> None:
+    """Text the first link of a task a sweep opened (idempotent)."""
+    from appeals.clearance import services
+
+    services.clearance_send_first_link(task_id=task_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def clearance_popup_sweep() -> None:
+    """Beat: open tasks for popups that need the community (set-based)."""
+    from appeals.clearance import services
+
+    services.clearance_popup_sweep()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def clearance_relief_sweep() -> None:
+    """Beat, daily: long-stranded residents wishing to return become priority cases."""
+    from appeals.clearance import services
+
+    services.clearance_relief_sweep()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def clearance_sla_sweep() -> None:
+    """Beat: escalate tasks past their SLA."""
+    from appeals.clearance import services
+
+    services.clearance_sla_sweep()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def clearance_measures_sweep() -> None:
+    """Beat: lift tasks whose measures are complete; close tasks whose popup went elsewhere."""
+    from appeals.clearance import services
+
+    services.clearance_measures_sweep()

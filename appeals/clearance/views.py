@@ -1,9 +1,277 @@
-"""Views of community clearance: the resident's link page and the community worker console."""
+"""Views of community clearance: the resident's one-time link page and the community worker
+console. Views are thin: forms validate, services act, selectors scope."""
 
-from django.http import HttpResponse
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponseNotAllowed, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
 from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+
+from appeals.clearance import forms, selectors, services
+from appeals.clearance.models import ClearanceLink, ClearanceTask
+from communities.models import PersonalDataAccess
+from communities.selectors import (
+    communities_visible_to,
+    resident_by_id_number,
+    residents_visible_to,
+)
+from communities.services import access_log
+from healthkit.errors import ApplicationError
+from healthkit.models import PopupCase
+from healthkit.permissions import RoleRequiredMixin
+from healthkit.selectors import popup_explain
+
+WORKER_ROLES = set(selectors.WORKER_ROLES)
 
 
+# --- the resident's link ---------------------------------------------------------------------
+
+
+@method_decorator([never_cache, csrf_protect], name="dispatch")
 class ResidentLinkView(View):
+    """GET shows the form for a valid link; POST submits it and spends the link. Any link that
+    cannot be used gets the same kind of page: what happened and what to do, and no data."""
+
+    template_name = "clearance/link_form.html"
+
+    def _refused(self, request, reason: str):
+        response = render(request, "clearance/link_refused.html", {"reason": reason,
+                                                                   "site": _official_site()}, status=410
+                          if reason in ("expired", "used", "replaced", "closed") else 404)
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def _make_form(self, link: ClearanceLink, data=None):
+        if link.purpose == ClearanceLink.Purpose.COMMITMENT:
+            return forms.CommitmentForm(data)
+        task = link.task
+        return forms.ConfirmationForm(data, commitment=task.commitment_required and task.commitment_signed_at is None)
+
+    def _render(self, request, link: ClearanceLink, form, status: int = 200):
+        task = link.task
+        question = (task.events.filter(kind="info_requested").order_by("-at", "-id").values_list("reason", flat=True)
+                    .first() if task.state == ClearanceTask.State.INFO_REQUESTED else None)
+        response = render(request, self.template_name, {
+            "form": form, "link": link, "community": task.community, "question": question,
+            "letter": services.commitment_letter_text(), "site": _official_site(),
+            "expires_at": link.expires_at,
+        }, status=status)
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
     def get(self, request, token: str):
-        return HttpResponse(status=404)
+        status = selectors.link_status(token)
+        if not status.ok:
+            return self._refused(request, status.reason)
+        return self._render(request, status.link, self._make_form(status.link))
+
+    def post(self, request, token: str):
+        status = selectors.link_status(token)
+        if not status.ok:
+            return self._refused(request, status.reason)
+        form = self._make_form(status.link, request.POST)
+        if not form.is_valid():
+            return self._render(request, status.link, form, status=400)
+        try:
+            if isinstance(form, forms.CommitmentForm):
+                services.clearance_confirm_submit(token=token, confirmation={},
+                                                  signature=form.cleaned_data["signature"])
+            else:
+                services.clearance_confirm_submit(token=token, confirmation=form.confirmation(),
+                                                  contact_phone=form.cleaned_data["contact_phone"],
+                                                  signature=form.cleaned_data.get("signature", ""))
+        except services.LinkRefused as exc:
+            return self._refused(request, exc.extra.get("reason", "invalid"))
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+            return self._render(request, status.link, form, status=400)
+        response = render(request, "clearance/link_done.html", {"site": _official_site()})
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+
+def _official_site() -> str:
+    from django.conf import settings
+
+    return settings.OFFICIAL_SITE_URL
+
+
+# --- the community worker console -------------------------------------------------------------
+
+
+class WorkerMixin(RoleRequiredMixin):
+    allowed_roles = WORKER_ROLES
+
+
+def _filters(request) -> tuple[forms.WorklistFilterForm, selectors.WorklistFilters]:
+    form = forms.WorklistFilterForm(request.GET or None, communities=communities_visible_to(request.user)[:200])
+    if form.is_bound and form.is_valid():
+        d = form.cleaned_data
+        return form, selectors.WorklistFilters(state=d.get("state") or "", origin=d.get("origin") or "",
+                                               priority=d.get("priority"), community=d.get("community"),
+                                               overdue=bool(d.get("overdue")), reference=d.get("reference") or "")
+    return form, selectors.WorklistFilters()
+
+
+class WorklistView(WorkerMixin, View):
+    def get(self, request):
+        form, filters = _filters(request)
+        tasks = selectors.worklist(user=request.user, filters=filters)
+        page = Paginator(tasks, 50).get_page(request.GET.get("page"))
+        query = request.GET.copy()
+        query.pop("page", None)
+        return render(request, "clearance/worklist.html", {
+            "form": form, "page": page, "counts": selectors.state_counts(user=request.user),
+            "states": ClearanceTask.State, "now": timezone.now(), "query": query.urlencode(),
+        })
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+class WorklistCsvView(WorkerMixin, View):
+    """The worklist as CSV: the user's own communities only, personal data masked, logged."""
+
+    def get(self, request):
+        _form, filters = _filters(request)
+        tasks = selectors.worklist(user=request.user, filters=filters)
+        access_log(actor=request.user, resident=None, action=PersonalDataAccess.Action.EXPORT,
+                   context="clearance:worklist.csv", reason=request.GET.urlencode()[:200])
+        writer = csv.writer(_Echo())
+
+        def rows():
+            yield "\ufeff"
+            yield writer.writerow([_("Reference"), _("Community"), _("Resident"), _("Phone"), _("Origin"),
+                                   _("State"), _("Priority"), _("Popup type"), _("Appeal"), _("SLA due"),
+                                   _("Opened")])
+            for t in tasks.iterator(chunk_size=2000):
+                phone = t.contact_phone_masked or (t.appeal.contact_phone_masked if t.appeal_id else "")
+                yield writer.writerow([
+                    t.reference, t.community.name, t.resident.masked, phone, t.get_origin_display(),
+                    t.get_state_display(), t.get_priority_display(), t.popup.popup_type if t.popup_id else "",
+                    t.appeal.reference if t.appeal_id else "",
+                    timezone.localtime(t.sla_due_at).strftime("%Y-%m-%d %H:%M") if t.sla_due_at else "",
+                    timezone.localtime(t.created_at).strftime("%Y-%m-%d %H:%M"),
+                ])
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="clearance-worklist.csv"'
+        return response
+
+
+class TaskDetailView(WorkerMixin, View):
+    def get(self, request, pk: int, revealed=None, status: int = 200):
+        task = selectors.task_access(user=request.user, task_id=pk)
+        popups = selectors.task_popups(task)
+        return render(request, "clearance/task_detail.html", {
+            "task": task,
+            "popups": [{"case": p, "why": popup_explain(p)} for p in popups],
+            "evidence": selectors.task_evidence(task),
+            "calls": selectors.task_calls(task),
+            "history": selectors.task_history(task),
+            "links": task.links.order_by("-created_at"),
+            "revealed": revealed,
+            "forms": {
+                "accept": forms.AcceptForm(), "reject": forms.RejectForm(), "info": forms.InfoForm(),
+                "investigate": forms.InvestigateForm(), "call": forms.CallForm(), "reveal": forms.RevealForm(),
+            },
+            "can_investigate": task.is_open and task.popup_id and task.popup.popup_type == 3,
+            "now": timezone.now(),
+        }, status=status)
+
+
+class TaskActionView(WorkerMixin, View):
+    """POST one decision on a task; every decision records actor and reason (services do)."""
+
+    ACTIONS = {
+        "accept": (forms.AcceptForm, lambda t, u, d: services.clearance_accept(task=t, actor=u, reason=d["reason"]),
+                   _("Accepted; the popup is lifted and the resident is told.")),
+        "reject": (forms.RejectForm, lambda t, u, d: services.clearance_reject(
+            task=t, actor=u, reason=d["reason"], next_step=d["next_step"]),
+            _("Rejected; the resident is told the next step.")),
+        "info": (forms.InfoForm, lambda t, u, d: services.clearance_request_info(task=t, actor=u,
+                                                                                 question=d["question"]),
+                 _("The resident has been sent your question and a new link.")),
+        "investigate": (forms.InvestigateForm, lambda t, u, d: services.clearance_investigate(
+            task=t, actor=u, outcome=d["outcome"], reason=d["reason"]),
+            _("Investigation recorded; its measures have started.")),
+        "call": (forms.CallForm, lambda t, u, d: services.clearance_call_log(
+            task=t, actor=u, direction=d["direction"], outcome=d["outcome"], note=d["note"]),
+            _("Call logged.")),
+    }
+
+    def get(self, request, pk: int, action: str):
+        return HttpResponseNotAllowed(["POST"])
+
+    def post(self, request, pk: int, action: str):
+        task = selectors.task_access(user=request.user, task_id=pk)
+        if action == "reveal":
+            form = forms.RevealForm(request.POST)
+            if not form.is_valid():
+                messages.error(request, _("Please say why you need the full details."))
+                return redirect("clearance:task", pk=task.pk)
+            revealed = services.clearance_reveal(task=task, actor=request.user, reason=form.cleaned_data["reason"])
+            return TaskDetailView().get(request, pk=task.pk, revealed=revealed)
+        if action not in self.ACTIONS:
+            raise PermissionDenied
+        form_class, act, done = self.ACTIONS[action]
+        form = form_class(request.POST)
+        if not form.is_valid():
+            messages.error(request, _("Please fill in every field of the form."))
+            return redirect("clearance:task", pk=task.pk)
+        try:
+            act(task, request.user, form.cleaned_data)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, done)
+        return redirect("clearance:task", pk=task.pk)
+
+
+class CheckpointView(WorkerMixin, View):
+    """The self-drive route: pre-approve a resident calling from a checkpoint."""
+
+    def _communities(self, request):
+        return communities_visible_to(request.user).order_by("code")[:200]
+
+    def get(self, request):
+        return render(request, "clearance/checkpoint.html",
+                      {"form": forms.CheckpointForm(communities=self._communities(request))})
+
+    def post(self, request):
+        form = forms.CheckpointForm(request.POST, communities=self._communities(request))
+        if form.is_valid():
+            d = form.cleaned_data
+            community = communities_visible_to(request.user).filter(pk=d["community"]).first()
+            resident = resident_by_id_number(d["id_number"])
+            # Audited look-up; a resident outside the user's communities is "not found" (no hint).
+            if resident is not None and not residents_visible_to(request.user).filter(pk=resident.pk).exists():
+                resident = None
+            access_log(actor=request.user, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
+                       context="clearance:checkpoint", reason=d["reason"][:200])
+            if community is None or resident is None:
+                form.add_error("id_number", _("No resident with this ID number is registered in your communities."))
+            else:
+                popup = (PopupCase.objects.filter(resident=resident, state__in=PopupCase.OPEN_STATES)
+                         .order_by("-popup_type", "-raised_at").first())
+                try:
+                    task = services.clearance_checkpoint_preapprove(
+                        actor=request.user, resident=resident, community=community, popup=popup,
+                        measure=d["measure"], reason=d["reason"])
+                except ApplicationError as exc:
+                    form.add_error(None, exc.message)
+                else:
+                    messages.success(request, _("Pre-approved; the resident is texted the commitment letter."))
+                    return redirect("clearance:task", pk=task.pk)
+        return render(request, "clearance/checkpoint.html", {"form": form}, status=400)
+

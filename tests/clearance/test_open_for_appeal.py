@@ -1,6 +1,7 @@
 """A routed appeal opens the community's confirmation task and texts the resident a link."""
 
 import pytest
+from django.conf import settings
 
 from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
 from appeals.clearance.tasks import clearance_open_for_appeal
@@ -22,7 +23,9 @@ def test_routed_appeal_opens_task_and_sends_one_link(sms_outbox, django_capture_
     assert ClearanceLink.objects.filter(task=task).count() == 1
     assert len(sms_outbox.outbox) == 1
     body = sms_outbox.outbox[0].body
-    assert "/clearance/r/" in body and "money" in body
+    # names the official site, carries only the opaque token
+    assert f"{settings.OFFICIAL_SITE_URL}/clearance/r/" in body
+    assert appeal.resident.name not in body
 
 
 def test_rerun_is_idempotent(sms_outbox, django_capture_on_commit_callbacks):

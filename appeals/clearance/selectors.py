@@ -1,0 +1,162 @@
+"""Reads of community clearance: scoping (a worker sees only their communities' tasks), the
+worklist, link checks and the "measures done" query."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.core import signing
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+
+from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
+from communities.models import User
+from communities.selectors import communities_visible_to
+from healthkit import clock
+from healthkit.models import PopupCase, TestResult
+from healthkit.permissions import has_role
+
+WORKER_ROLES = (User.Role.COMMUNITY_WORKER, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
+
+
+def tasks_visible_to(user: User) -> QuerySet[ClearanceTask]:
+    """Tasks of the communities the user serves (supervisors and administrators: all)."""
+    if not has_role(user, WORKER_ROLES):
+        return ClearanceTask.objects.none()
+    if user.is_superuser or user.sees_all_communities:
+        return ClearanceTask.objects.all()
+    return ClearanceTask.objects.filter(community__in=communities_visible_to(user))
+
+
+def task_access(*, user: User, task_id: int) -> ClearanceTask:
+    """Fetch a task the user may see, or raise PermissionDenied (not 404: no enumeration hint)."""
+    task = (tasks_visible_to(user).select_related("resident", "community", "popup__policy", "appeal",
+                                                  "decided_by")
+            .filter(pk=task_id).first())
+    if task is None:
+        raise PermissionDenied
+    return task
+
+
+@dataclass(frozen=True)
+class WorklistFilters:
+    state: str = ""          # one state, "open" (default: every open state) or "all"
+    origin: str = ""
+    priority: int | None = None
+    community: int | None = None
+    overdue: bool = False
+    reference: str = ""
+
+
+def worklist(*, user: User, filters: WorklistFilters | None = None) -> QuerySet[ClearanceTask]:
+    """The worker's tasks by urgency: priority (emergencies first), then the SLA due time."""
+    filters = filters or WorklistFilters()
+    tasks = tasks_visible_to(user).select_related("resident", "community", "popup", "appeal")
+    if filters.state in ("", "open"):
+        tasks = tasks.filter(state__in=ClearanceTask.OPEN_STATES)
+    elif filters.state != "all":
+        tasks = tasks.filter(state=filters.state)
+    if filters.origin:
+        tasks = tasks.filter(origin=filters.origin)
+    if filters.priority:
+        tasks = tasks.filter(priority=filters.priority)
+    if filters.community:
+        tasks = tasks.filter(community_id=filters.community)
+    if filters.overdue:
+        tasks = tasks.filter(sla_due_at__lt=clock.now(), state__in=ClearanceTask.OPEN_STATES)
+    if filters.reference:
+        digits = filters.reference.strip().upper().lstrip("C")
+        tasks = tasks.filter(pk=int(digits)) if digits.isdigit() else tasks.none()
+    return tasks.order_by("priority", F("sla_due_at").asc(nulls_last=True), "id")
+
+
+def state_counts(*, user: User) -> dict[str, int]:
+    rows = tasks_visible_to(user).values("state").annotate(n=Count("id")).order_by()
+    counts = dict.fromkeys(ClearanceTask.State.values, 0)
+    counts.update({row["state"]: row["n"] for row in rows})
+    return counts
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    reason: str                      # ok, invalid, expired, used, replaced, closed
+    link: ClearanceLink | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == "ok"
+
+
+def link_status(token: str, *, at: dt.datetime | None = None) -> LinkStatus:
+    """What a link token is worth now. A tampered token is refused before any database read."""
+    from appeals.clearance.services import token_hash
+
+    at = at or clock.now()
+    try:
+        raw = signing.Signer(salt="clearance.link", sep=".").unsign(token)
+    except signing.BadSignature:
+        return LinkStatus("invalid")
+    link = ClearanceLink.objects.select_related("task__community").filter(token_hash=token_hash(raw)).first()
+    if link is None:
+        return LinkStatus("invalid")
+    if link.used_at is not None:
+        return LinkStatus("used", link)
+    if link.revoked_at is not None:
+        return LinkStatus("replaced", link)
+    if link.expires_at <= at:
+        return LinkStatus("expired", link)
+    if not link.task.is_open:
+        return LinkStatus("closed", link)
+    return LinkStatus("ok", link)
+
+
+def tasks_measures_done(*, at: dt.datetime | None = None) -> QuerySet[ClearanceTask]:
+    """Tasks in "measures" whose conditions for lifting are on record at `at` (one query)."""
+    at = at or clock.now()
+    negative = TestResult.objects.filter(
+        resident=OuterRef("resident"), result=TestResult.Outcome.NEGATIVE,
+        sampled_at__gte=OuterRef("negative_test_after"), received_at__lte=at,
+    )
+    return (ClearanceTask.objects.filter(state=ClearanceTask.State.MEASURES, negative_test_after__isnull=False)
+            .filter(Q(commitment_required=False) | Q(commitment_signed_at__isnull=False))
+            .filter(Q(measures_until__isnull=True) | Q(measures_until__lte=at))
+            .filter(Exists(negative)))
+
+
+def task_popups(task: ClearanceTask) -> list[PopupCase]:
+    """The task's popup first, then the resident's other open popups (for the engine's 'why')."""
+    popups = list(PopupCase.objects.filter(Q(pk=task.popup_id) | Q(resident=task.resident_id,
+                                                                   state__in=PopupCase.OPEN_STATES))
+                  .select_related("policy").order_by("-raised_at"))
+    return sorted(popups, key=lambda p: p.pk != task.popup_id)
+
+
+def task_history(task: ClearanceTask) -> QuerySet[ClearanceEvent]:
+    return task.events.select_related("actor").order_by("at", "id")
+
+
+def task_calls(task: ClearanceTask) -> list[dict]:
+    """The call log: the hotline's calls on the appeal and the community's own calls, by time."""
+    calls = [
+        {"at": e.at, "who": e.actor_label, "direction": e.data.get("direction", ""),
+         "outcome": e.data.get("outcome", ""), "note": e.reason, "source": "community"}
+        for e in task.events.filter(kind=ClearanceEvent.Kind.CALL).order_by("at", "id")
+    ]
+    if task.appeal_id:
+        contacts = getattr(task.appeal, "contacts", None)
+        if contacts is not None:
+            for c in contacts.select_related("operator").order_by("at", "id"):
+                calls.append({"at": c.at, "who": c.operator.get_username(), "direction": c.get_direction_display(),
+                              "outcome": c.get_outcome_display(), "note": c.note, "source": "12345"})
+    return sorted(calls, key=lambda c: c["at"])
+
+
+def task_evidence(task: ClearanceTask) -> list:
+    """The appeal's evidence (served by the appeals app's checked view)."""
+    if not task.appeal_id:
+        return []
+    try:
+        from appeals.selectors import appeal_evidence
+    except ImportError:  # appeals selectors not landed: read the relation directly
+        evidence = getattr(task.appeal, "evidence", None)
+        return list(evidence.all()) if evidence is not None else []
+    return list(appeal_evidence(task.appeal))
