@@ -1,0 +1,42 @@
+"""Forms of the supervisor and venue-manager pages (validation of shape only; rules live in
+venues.services)."""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from venues.models import RiskWindow, Venue
+
+_DT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class RegisterRangeForm(forms.Form):
+    start = forms.DateTimeField(label=_("From (inclusive)"), widget=_DT)
+    end = forms.DateTimeField(label=_("To (exclusive)"), widget=_DT)
+
+
+class RiskWindowForm(forms.Form):
+    starts_at = forms.DateTimeField(label=_("From (inclusive)"), widget=_DT)
+    ends_at = forms.DateTimeField(label=_("To (exclusive)"), widget=_DT)
+    risk_level = forms.ChoiceField(label=_("Risk level"), choices=RiskWindow.Level.choices)
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+
+
+class RiskWindowCreateForm(RiskWindowForm):
+    venue_code = forms.CharField(label=_("Venue code"), max_length=16)
+
+    field_order = ["venue_code", "starts_at", "ends_at", "risk_level", "reason"]
+
+    def clean_venue_code(self) -> Venue:
+        code = self.cleaned_data["venue_code"].strip().upper()
+        venue = Venue.objects.filter(code=code).first()
+        if venue is None:
+            raise forms.ValidationError(_("No venue has this code."))
+        return venue
+
+
+class RiskWindowCorrectForm(RiskWindowForm):
+    correction = forms.CharField(label=_("Why it is corrected"), max_length=200)
+
+
+class RiskWindowWithdrawForm(forms.Form):
+    reason = forms.CharField(label=_("Why it is withdrawn"), max_length=200)

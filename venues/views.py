@@ -1,0 +1,216 @@
+"""Server-rendered pages: venue list and posters, the visitor register (venue managers), and
+risk windows (supervisors). Views only parse input and call selectors/services."""
+
+import csv
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views import View
+from django.views.generic import TemplateView
+
+from communities.models import PersonalDataAccess, User
+from communities.services import access_log
+from healthkit.errors import ApplicationError
+from healthkit.permissions import RoleRequiredMixin
+from venues import poster, selectors, services
+from venues.forms import (
+    RegisterRangeForm,
+    RiskWindowCorrectForm,
+    RiskWindowCreateForm,
+    RiskWindowWithdrawForm,
+)
+from venues.models import RiskWindow
+
+VENUE_ROLES = {*selectors.SUPERVISING, User.Role.VENUE_MANAGER}
+EXPORT_MAX_ROWS = 100_000
+
+
+class VenueListView(RoleRequiredMixin, TemplateView):
+    template_name = "venues/venue_list.html"
+    allowed_roles = VENUE_ROLES
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        qs = selectors.venues_visible_to(self.request.user).select_related("community", "district")
+        q = self.request.GET.get("q", "").strip()[:60]
+        if q:
+            qs = qs.filter(name__icontains=q) | qs.filter(code=q.upper())
+        context["page"] = Paginator(qs.order_by("name", "id"), 50).get_page(self.request.GET.get("page"))
+        context["q"] = q
+        context["can_manage_windows"] = selectors.can_manage_windows(self.request.user)
+        return context
+
+
+class VenuePosterView(RoleRequiredMixin, View):
+    """The printable poster, PNG or SVG (`?download=1` to save it)."""
+
+    allowed_roles = VENUE_ROLES
+
+    def get(self, request, pk: int, fmt: str):
+        if fmt not in ("png", "svg"):
+            raise Http404
+        venue = selectors.venue_access(user=request.user, venue_id=pk)
+        if fmt == "png":
+            response = HttpResponse(poster.poster_png(venue), content_type="image/png")
+        else:
+            response = HttpResponse(poster.poster_svg(venue), content_type="image/svg+xml; charset=utf-8")
+        if request.GET.get("download"):
+            response["Content-Disposition"] = f'attachment; filename="venue-{venue.code}.{fmt}"'
+        return response
+
+
+def _register_period(request):
+    form = RegisterRangeForm(request.GET or None)
+    if not request.GET:
+        end = timezone.localtime().replace(second=0, microsecond=0)
+        return form, selectors.RegisterRange(start=end - timezone.timedelta(days=1), end=end), None
+    if not form.is_valid():
+        return form, None, None
+    try:
+        return form, selectors.register_range(form.cleaned_data["start"], form.cleaned_data["end"]), None
+    except ApplicationError as exc:
+        return form, None, exc.message
+
+
+class VenueRegisterView(RoleRequiredMixin, TemplateView):
+    """到访人信息登记簿: visits of one venue over a time range, masked; every view is audited."""
+
+    template_name = "venues/register.html"
+    allowed_roles = VENUE_ROLES
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        venue = selectors.venue_access(user=self.request.user, venue_id=self.kwargs["pk"])
+        form, period, error = _register_period(self.request)
+        context.update(venue=venue, form=form, error=error, period=period)
+        if period is not None:
+            page = Paginator(selectors.venue_visits(venue=venue, period=period), 100).get_page(
+                self.request.GET.get("page"))
+            access_log(actor=self.request.user, resident=None, action=PersonalDataAccess.Action.VIEW,
+                       context=f"venue-register:{venue.pk}",
+                       reason=f"{period.start.isoformat()}/{period.end.isoformat()} p{page.number}")
+            context["page"] = page
+            context["query"] = urlencode({"start": timezone.localtime(period.start).strftime("%Y-%m-%dT%H:%M"),
+                                          "end": timezone.localtime(period.end).strftime("%Y-%m-%dT%H:%M")})
+        return context
+
+
+class VenueRegisterExportView(RoleRequiredMixin, View):
+    """The register as CSV (masked), for that venue and range only; audited as an export."""
+
+    allowed_roles = VENUE_ROLES
+
+    def get(self, request, pk: int):
+        venue = selectors.venue_access(user=request.user, venue_id=pk)
+        form, period, error = _register_period(request)
+        if period is None:
+            return HttpResponse(error or _("Give a valid start and end."), status=400,
+                                content_type="text/plain; charset=utf-8")
+        access_log(actor=request.user, resident=None, action=PersonalDataAccess.Action.EXPORT,
+                   context=f"venue-register:{venue.pk}",
+                   reason=f"{period.start.isoformat()}/{period.end.isoformat()} csv")
+        visits = selectors.venue_visits(venue=venue, period=period)[:EXPORT_MAX_ROWS]
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+
+        def rows():
+            yield "\ufeff"  # BOM: spreadsheet programs then read the Chinese correctly
+            yield writer.writerow([_("Scanned at"), _("Visitor"), _("Venue code")])
+            for scan in visits.iterator(chunk_size=2000):
+                yield writer.writerow([timezone.localtime(scan.scanned_at).strftime("%Y-%m-%d %H:%M:%S"),
+                                       scan.resident.masked, venue.code])
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        stamp = timezone.localtime(period.start).strftime("%Y%m%d%H%M")
+        response["Content-Disposition"] = f'attachment; filename="register-{venue.code}-{stamp}.csv"'
+        return response
+
+
+def _window_list_context(request, form=None) -> dict:
+    state = request.GET.get("state")
+    qs = selectors.risk_windows(state=state if state in RiskWindow.State.values else None)
+    return {"page": Paginator(qs, 50).get_page(request.GET.get("page")),
+            "form": form or RiskWindowCreateForm(initial={"venue_code": request.GET.get("venue", "")})}
+
+
+def _window_context(window: RiskWindow, *, correct_form=None, withdraw_form=None) -> dict:
+    local = timezone.localtime
+    return {
+        "window": window,
+        "events": window.events.select_related("actor").order_by("at", "id"),
+        "exposures": window.exposures.count(),
+        "open_exposures": window.exposures.filter(case__state__in=["active", "under_review"]).count(),
+        "correct_form": correct_form or RiskWindowCorrectForm(initial={
+            "starts_at": local(window.starts_at), "ends_at": local(window.ends_at),
+            "risk_level": window.risk_level, "reason": window.reason}),
+        "withdraw_form": withdraw_form or RiskWindowWithdrawForm(),
+    }
+
+
+class RiskWindowListView(RoleRequiredMixin, View):
+    """Risk windows (GET) and marking a new one (POST)."""
+
+    allowed_roles = set(selectors.SUPERVISING)
+    template_name = "venues/window_list.html"
+
+    def get(self, request):
+        return TemplateResponse(request, self.template_name, _window_list_context(request))
+
+    def post(self, request):
+        form = RiskWindowCreateForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                window = services.risk_window_create(
+                    venue=data["venue_code"], starts_at=data["starts_at"], ends_at=data["ends_at"],
+                    risk_level=data["risk_level"], reason=data["reason"], actor=request.user)
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, _("Risk window marked; the exposure job raises the popups."))
+                return redirect("venues:window-detail", pk=window.pk)
+        return TemplateResponse(request, self.template_name, _window_list_context(request, form), status=400)
+
+
+class RiskWindowDetailView(RoleRequiredMixin, View):
+    """One window with its trace; correcting (POST action=correct) and withdrawing (action=withdraw)."""
+
+    allowed_roles = set(selectors.SUPERVISING)
+    template_name = "venues/window_detail.html"
+
+    def get(self, request, pk: int):
+        window = get_object_or_404(RiskWindow.objects.select_related("venue", "created_by"), pk=pk)
+        return TemplateResponse(request, self.template_name, _window_context(window))
+
+    def post(self, request, pk: int):
+        window = get_object_or_404(RiskWindow.objects.select_related("venue", "created_by"), pk=pk)
+        if request.POST.get("action") == "withdraw":
+            form = RiskWindowWithdrawForm(request.POST)
+            if form.is_valid():
+                services.risk_window_withdraw(window=window, actor=request.user,
+                                              reason=form.cleaned_data["reason"])
+                messages.success(request, _("Window withdrawn; untouched popups are withdrawn."))
+                return redirect("venues:window-detail", pk=pk)
+            context = _window_context(window, withdraw_form=form)
+        else:
+            form = RiskWindowCorrectForm(request.POST)
+            if form.is_valid():
+                try:
+                    services.risk_window_correct(window=window, actor=request.user, **form.cleaned_data)
+                except ApplicationError as exc:
+                    form.add_error(None, exc.message)
+                else:
+                    messages.success(request, _("Window corrected; the popups it raised follow."))
+                    return redirect("venues:window-detail", pk=pk)
+            context = _window_context(window, correct_form=form)
+        return TemplateResponse(request, self.template_name, context, status=400)
