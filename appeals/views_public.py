@@ -188,8 +188,8 @@ class DetailsStepView(DraftMixin, View):
         if form.is_valid():
             self.save_draft(description=form.cleaned_data["description"])
         action = request.POST.get("action", "continue")
-        if action == "remove":
-            evidence = self._drafts().filter(pk=request.POST.get("evidence") or 0).first()
+        if request.POST.get("remove"):
+            evidence = self._drafts().filter(pk=request.POST.get("remove") or 0).first()
             if evidence is not None:
                 services.evidence_discard(evidence=evidence)
             return redirect("appeals:file-details")
@@ -281,7 +281,7 @@ class StatusView(View):
     def post(self, request):
         form = forms.StatusForm(request.POST)
         appeal = None
-        status = 200
+        status = 400
         if form.is_valid():
             try:
                 ratelimit.hit("status_ip", ratelimit.client_ip(request))
@@ -295,7 +295,7 @@ class StatusView(View):
                                            "number, ID number and phone."))
                     status = 404
         if appeal is None:
-            return render(request, self.template_name, {"form": form}, status=status if form.is_valid() else 400)
+            return render(request, self.template_name, {"form": form}, status=status)
         if appeal.merged_into_id:
             appeal = appeal.merged_into
         return render(request, self.template_name, {

@@ -1,0 +1,61 @@
+import pytest
+
+from communities.models import User
+from tests.factories import (
+    CommunityFactory,
+    CompoundAliasFactory,
+    PopupCaseFactory,
+    ResidentFactory,
+    UserFactory,
+)
+
+
+@pytest.fixture
+def community(db):
+    community = CommunityFactory(name="望京西园社区")
+    CompoundAliasFactory(community=community, name="望京西园三区")
+    return community
+
+
+@pytest.fixture
+def resident_with_popup(community):
+    resident = ResidentFactory(name="李雷", community=community, phone="13800138000")
+    popup = PopupCaseFactory(resident=resident, popup_type=3)
+    return resident, popup
+
+
+@pytest.fixture
+def operator(db):
+    return UserFactory(username="op-a", role=User.Role.OPERATOR)
+
+
+@pytest.fixture
+def operator_b(db):
+    return UserFactory(username="op-b", role=User.Role.OPERATOR)
+
+
+@pytest.fixture
+def supervisor(db):
+    return UserFactory(username="sup", role=User.Role.SUPERVISOR)
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """Assertions read English msgids; the site default is zh-hans."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def client():
+    from django.test import Client
+
+    return Client(HTTP_ACCEPT_LANGUAGE="en")
+
+
+def last_sms_body() -> str:
+    from healthkit.models import SmsMessage
+
+    return SmsMessage.objects.order_by("-id").values_list("body", flat=True).first() or ""

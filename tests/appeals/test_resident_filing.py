@@ -1,0 +1,141 @@
+"""The whole resident journey through Django's test client: code, popup, community, evidence,
+check, confirmation, status page."""
+
+import io
+import re
+
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+from appeals.models import Appeal, AppealEvent, AppealEvidence
+from communities import pii
+from tests.appeals.conftest import last_sms_body
+from tests.factories.appeals import image_bytes, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def _code_from(sms_outbox) -> str:
+    # The outbox row is the promise (delivery runs on commit, which a test transaction never reaches).
+    return re.search(r"\b(\d{6})\b", last_sms_body()).group(1)
+
+
+def _identify(client, sms_outbox, resident, id_number, phone="13800138000"):
+    response = client.post(reverse("appeals:file-identify"),
+                           {"name": resident.name, "id_number": id_number, "phone": phone})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    response = client.post(reverse("appeals:file-verify"), {"code": _code_from(sms_outbox)})
+    assert response.status_code == 302
+    assert response.url == reverse("appeals:file-popup")
+
+
+def file_appeal(client, sms_outbox, resident, popup, *, category="correction", files=(), id_number=None):
+    id_number = id_number or resident.reveal_id_number()
+    _identify(client, sms_outbox, resident, id_number)
+    response = client.post(reverse("appeals:file-popup"), {"popup": str(popup.pk) if popup else "unlisted",
+                                                           "category": category, "popup_type_claimed": "3"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    response = client.post(reverse("appeals:file-community"), {"action": "find", "address": "朝阳区望京西园三区5号楼"})
+    assert "望京西园社区" in response.content.decode()
+    community_pk = re.search(r'name="community" value="(\d+)"', response.content.decode()).group(1)
+    response = client.post(reverse("appeals:file-community"), {"action": "confirm", "community": community_pk})
+    assert response.status_code == 302
+    response = client.post(reverse("appeals:file-details"),
+                           {"description": "I was in Beijing all week.", "action": "continue", "files": list(files)})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    response = client.get(reverse("appeals:file-check"))
+    assert response.status_code == 200
+    response = client.post(reverse("appeals:file-check"))
+    assert response.status_code == 302
+    return client.get(reverse("appeals:file-done"))
+
+
+def test_resident_files_online_with_screenshot_and_follows_status(client, sms_outbox, resident_with_popup, community):
+    # given a resident with an active popup 3
+    resident, popup = resident_with_popup
+    id_number = resident.reveal_id_number()
+    # when they file through every page, with one screenshot carrying GPS metadata
+    done = file_appeal(client, sms_outbox, resident, popup,
+                       files=[upload("IMG_李雷_13800138000.jpg", image_bytes("JPEG", exif_gps=True), "image/jpeg")])
+    # then the confirmation shows the reference, what happens next and the free-of-charge warning
+    appeal = Appeal.objects.get()
+    page = done.content.decode()
+    assert appeal.reference in page
+    assert "This process is free." in page
+    assert appeal.popup == popup and appeal.community == community
+    assert appeal.status == Appeal.Status.NEW and appeal.channel == Appeal.Channel.ONLINE
+    assert appeal.contact_phone_hash == pii.phone_hash("13800138000")
+    assert list(appeal.events.values_list("kind", flat=True)) == [AppealEvent.Kind.FILED]
+    # the screenshot is attached, re-encoded without EXIF, under a random name
+    evidence = AppealEvidence.objects.get()
+    assert evidence.appeal == appeal
+    assert "李雷" not in evidence.file.name and "13800138000" not in evidence.file.name
+    with evidence.file.open("rb") as fh:
+        stored = Image.open(io.BytesIO(fh.read()))
+        assert stored.format == "JPEG"
+        assert len(stored.getexif()) == 0
+    # and the status page (POST only) shows the stage and history in plain words
+    response = client.post(reverse("appeals:status"),
+                           {"reference": appeal.reference.lower(), "id_number": id_number, "phone": "138 0013 8000"})
+    assert response.status_code == 200
+    assert "Appeal received" in response.content.decode()
+    assert "waiting for an operator" in response.content.decode()
+
+
+def test_status_page_refuses_wrong_phone_with_the_same_message(client, resident_with_popup):
+    resident, popup = resident_with_popup
+    from tests.factories.appeals import AppealFactory
+
+    appeal = AppealFactory(resident=resident, popup=popup)
+    response = client.post(reverse("appeals:status"),
+                           {"reference": appeal.reference, "id_number": resident.reveal_id_number(), "phone": "13911112222"})
+    assert response.status_code == 404
+    assert "We found no appeal" in response.content.decode()
+    assert appeal.reference not in response.content.decode().split("<main>")[-1].split("value=")[0]
+
+
+def test_resident_without_popup_on_record_can_still_appeal(client, sms_outbox, community):
+    from tests.factories import ResidentFactory
+
+    resident = ResidentFactory(name="韩梅梅", community=community)
+    done = file_appeal(client, sms_outbox, resident, None)
+    appeal = Appeal.objects.get()
+    assert done.status_code == 200
+    assert appeal.popup is None and appeal.popup_type_claimed == 3
+
+
+def test_new_resident_is_registered_once_the_code_is_right(client, sms_outbox, db):
+    from communities.models import Resident
+    from tests.factories import make_id_number
+
+    number = make_id_number()
+    client.post(reverse("appeals:file-identify"), {"name": "张三", "id_number": number, "phone": "13700001111"})
+    assert not Resident.objects.exists()  # nothing written before the phone is proven
+    assert "never pay anyone" in last_sms_body()
+    client.post(reverse("appeals:file-verify"), {"code": _code_from(sms_outbox)})
+    resident = Resident.objects.get()
+    assert resident.id_hash == pii.id_hash(number)
+
+
+def test_wrong_code_is_refused_and_name_mismatch_does_not_reveal_the_owner(client, sms_outbox, resident_with_popup):
+    resident, _popup = resident_with_popup
+    client.post(reverse("appeals:file-identify"),
+                {"name": resident.name, "id_number": resident.reveal_id_number(), "phone": "13800138000"})
+    code = _code_from(sms_outbox)
+    wrong = "000000" if code != "000000" else "111111"
+    response = client.post(reverse("appeals:file-verify"), {"code": wrong})
+    assert response.status_code == 400 and "not right" in response.content.decode()
+    client.post(reverse("appeals:file-identify"),
+                {"name": "别人", "id_number": resident.reveal_id_number(), "phone": "13800138000"})
+    response = client.post(reverse("appeals:file-verify"), {"code": _code_from(sms_outbox)})
+    assert "do not match our records" in response.content.decode()
+
+
+def test_personal_data_never_appears_in_urls(client, sms_outbox, resident_with_popup):
+    resident, popup = resident_with_popup
+    id_number = resident.reveal_id_number()
+    file_appeal(client, sms_outbox, resident, popup)
+    response = client.get(reverse("appeals:file-done"))
+    for url in re.findall(r'href="([^"]+)"', response.content.decode()):
+        assert id_number not in url and "13800138000" not in url
