@@ -108,7 +108,9 @@ class Appeal(models.Model):
             models.Index(fields=["sla_due_at"], name="appeal_sla_idx",
                          condition=Q(status__in=["new", "in_progress", "waiting_resident", "routed"])),
             # Seek pagination of the console queue: one index per offered ordering.
-            models.Index(fields=["priority", "created_at", "id"], name="appeal_seek_priority_idx"),
+            # The default queue (open appeals, emergencies first, oldest first) reads this in order.
+            models.Index(fields=["priority", "created_at", "id"], name="appeal_seek_priority_idx",
+                         condition=Q(status__in=["new", "in_progress", "waiting_resident", "routed"])),
             models.Index(fields=["created_at", "id"], name="appeal_seek_created_idx"),
             models.Index(fields=["sla_due_at", "id"], name="appeal_seek_sla_idx"),
             # Phone search in the queue and the per-phone filing limit.
