@@ -9,6 +9,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
+from appeals.models import AppealContact
+from appeals.selectors import appeal_evidence
 from communities.models import User
 from communities.selectors import communities_visible_to
 from healthkit import clock
@@ -142,11 +144,9 @@ def task_calls(task: ClearanceTask) -> list[dict]:
         for e in task.events.filter(kind=ClearanceEvent.Kind.CALL).order_by("at", "id")
     ]
     if task.appeal_id:
-        contacts = getattr(task.appeal, "contacts", None)
-        if contacts is not None:
-            for c in contacts.select_related("operator").order_by("at", "id"):
-                calls.append({"at": c.at, "who": c.operator.get_username(), "direction": c.get_direction_display(),
-                              "outcome": c.get_outcome_display(), "note": c.note, "source": "12345"})
+        for c in AppealContact.objects.filter(appeal=task.appeal_id).select_related("operator").order_by("at", "id"):
+            calls.append({"at": c.at, "who": c.operator.get_username(), "direction": c.get_direction_display(),
+                          "outcome": c.get_outcome_display(), "note": c.note, "source": "12345"})
     return sorted(calls, key=lambda c: c["at"])
 
 
@@ -154,9 +154,4 @@ def task_evidence(task: ClearanceTask) -> list:
     """The appeal's evidence (served by the appeals app's checked view)."""
     if not task.appeal_id:
         return []
-    try:
-        from appeals.selectors import appeal_evidence
-    except ImportError:  # appeals selectors not landed: read the relation directly
-        evidence = getattr(task.appeal, "evidence", None)
-        return list(evidence.all()) if evidence is not None else []
     return list(appeal_evidence(task.appeal))

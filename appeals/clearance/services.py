@@ -692,11 +692,11 @@ WITH wishes AS (
                a.id AS appeal_id, a.outside_since
         FROM appeals_appeal a JOIN communities_resident r ON r.id = a.resident_id
         WHERE a.status = ANY(%(appeal_open)s) AND a.merged_into_id IS NULL AND a.currently_outside_city
-          AND a.wishes_to_return AND a.outside_since <= %(cutoff)s AND a.popup_id IS NOT NULL
+          AND a.wishes_to_return AND a.outside_since < %(cutoff)s AND a.popup_id IS NOT NULL
         UNION ALL
         SELECT t.popup_id, t.resident_id, t.community_id, NULL, t.outside_since
         FROM clearance_clearancetask t
-        WHERE t.wishes_to_return AND t.outside_since <= %(cutoff)s AND t.popup_id IS NOT NULL
+        WHERE t.wishes_to_return AND t.outside_since < %(cutoff)s AND t.popup_id IS NOT NULL
     ) c
     JOIN healthkit_popupcase p ON p.id = c.popup_id AND p.state IN ('active', 'under_review')
     WHERE c.community_id IS NOT NULL
