@@ -101,7 +101,7 @@ class AppealDetailApi(APIView):
         popup_explanation = serializers.ListField(child=serializers.CharField())
         evidence_count = serializers.IntegerField()
         history = serializers.ListField(child=serializers.DictField())
-        contacts = serializers.ListField(child=serializers.DictField())
+        call_log = serializers.ListField(child=serializers.DictField())
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request, reference: str):
@@ -113,7 +113,7 @@ class AppealDetailApi(APIView):
              "note": e.note, "public": e.public}
             for e in selectors.appeal_history(appeal)
         ]
-        appeal.contacts = [
+        appeal.call_log = [
             {"at": c.at.isoformat(), "direction": c.direction, "outcome": c.outcome, "note": c.note,
              "operator": c.operator.get_username()}
             for c in appeal.contacts.select_related("operator").order_by("at", "id")

@@ -1,0 +1,95 @@
+"""Open311 GeoReport v2: services, filing and tracking requests, JSON and XML."""
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from appeals.models import Appeal
+from communities.models import User
+from tests.factories import UserFactory, make_id_number
+from tests.factories.appeals import AppealFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api_key(db):
+    return Token.objects.create(user=UserFactory(role=User.Role.INTEGRATION)).key
+
+
+def _file(client, api_key, **extra):
+    data = {"api_key": api_key, "service_code": "correction", "first_name": "小明", "last_name": "王",
+            "phone": "13600009999", "attribute[id_number]": make_id_number(), "attribute[popup_type]": "3",
+            "address_string": "朝阳区望京西园三区", "description": "wrong popup"} | extra
+    return client.post("/open311/v2/requests.json", data)
+
+
+def test_services_list_is_public_in_json_and_xml(client):
+    services = client.get("/open311/v2/services.json").json()
+    assert {s["service_code"] for s in services} == set(Appeal.Category.values)
+    assert all(s["metadata"] is True and s["type"] == "realtime" for s in services)
+    root = ET.fromstring(client.get("/open311/v2/services.xml").content)
+    assert root.tag == "services" and len(root.findall("service")) == len(services)
+
+
+def test_service_definition_lists_the_id_attribute(client):
+    definition = client.get("/open311/v2/services/stranded.json").json()
+    assert definition["service_code"] == "stranded"
+    assert [a["code"] for a in definition["attributes"]] == ["id_number", "popup_type"]
+    assert client.get("/open311/v2/services/nope.json").status_code == 404
+
+
+def test_post_request_files_an_appeal(client, api_key, community):
+    response = _file(client, api_key)
+    assert response.status_code == 201
+    body = response.json()[0]
+    appeal = Appeal.objects.get(reference=body["service_request_id"])
+    assert appeal.channel == Appeal.Channel.OPEN311 and appeal.community == community
+    assert appeal.resident.name == "王小明" and appeal.popup_type_claimed == 3
+    assert "Free of charge" in body["service_notice"]
+
+
+def test_post_without_api_key_is_refused_with_open311_errors(client):
+    response = client.post("/open311/v2/requests.json", {"service_code": "correction"})
+    assert response.status_code == 403
+    assert response.json()[0]["code"] == 403
+
+
+def test_post_with_bad_id_number_is_a_400(client, api_key):
+    response = _file(client, api_key, **{"attribute[id_number]": "110105199001011234"})
+    assert response.status_code == 400 and "ID number" in response.json()[0]["description"]
+
+
+def test_get_request_and_list_in_json_and_xml(client, api_key):
+    ref = _file(client, api_key).json()[0]["service_request_id"]
+    one = client.get(f"/open311/v2/requests/{ref}.json", {"api_key": api_key}).json()[0]
+    assert one["service_request_id"] == ref and one["status"] == "open" and one["service_code"] == "correction"
+    assert one["description"] == "" and "望京" not in one.get("address_string", "")
+    listing = client.get("/open311/v2/requests.json", {"api_key": api_key, "status": "open"}).json()
+    assert [r["service_request_id"] for r in listing] == [ref]
+    root = ET.fromstring(client.get(f"/open311/v2/requests/{ref}.xml", {"api_key": api_key}).content)
+    assert root.tag == "service_requests" and root.find("request/service_request_id").text == ref
+
+
+def test_a_client_sees_only_its_own_requests(client, api_key):
+    other = AppealFactory()
+    assert client.get(f"/open311/v2/requests/{other.reference}.json", {"api_key": api_key}).status_code == 404
+    listing = client.get("/open311/v2/requests.json", {"api_key": api_key}).json()
+    assert listing == []
+
+
+def test_closed_status_and_notes(client, api_key):
+    from appeals.services import appeal_close
+
+    ref = _file(client, api_key).json()[0]["service_request_id"]
+    appeal_close(appeal=Appeal.objects.get(reference=ref), actor=None, reason="Popup lifted", outcome="lifted")
+    one = client.get(f"/open311/v2/requests/{ref}.json", {"api_key": api_key}).json()[0]
+    assert one["status"] == "closed" and one["status_notes"] == "Popup lifted"
+
+
+def test_repeat_filing_folds(client, api_key):
+    number = make_id_number()
+    first = _file(client, api_key, **{"attribute[id_number]": number}).json()[0]["service_request_id"]
+    second = _file(client, api_key, **{"attribute[id_number]": number}).json()[0]["service_request_id"]
+    assert first == second and Appeal.objects.get().repeat_count == 1
