@@ -79,32 +79,36 @@ ex AS (
     ORDER BY pc.id
     FOR UPDATE OF pc
 ),
+cls AS (
+    -- each exposure of this window against the current hits (one hash join, not a probe per row)
+    SELECT ex.*, c.cause AS new_cause, c.scan_id AS new_scan_id, c.scanned_at AS new_scanned_at,
+           (c.resident_id IS NOT NULL) AS inside
+    FROM ex LEFT JOIN causes c ON c.resident_id = ex.resident_id
+),
 todo_raise AS (
     SELECT c.* FROM causes c
     LEFT JOIN ex ON ex.resident_id = c.resident_id
     WHERE ex.case_id IS NULL OR (ex.state = 'withdrawn' AND ex.withdrawn_at IS NOT NULL)
 ),
 todo_update AS (
-    SELECT ex.case_id, ex.exposure_id, ex.cause AS old_cause, c.cause, c.scan_id, c.scanned_at
-    FROM ex JOIN causes c ON c.resident_id = ex.resident_id
-    WHERE ex.state = 'active' AND NOT ex.human
-      AND (ex.cause->'window_version' IS DISTINCT FROM c.cause->'window_version'
-           OR ex.cause->'scan' IS DISTINCT FROM c.cause->'scan')
+    SELECT case_id, exposure_id, cause AS old_cause, new_cause AS cause, new_scan_id AS scan_id,
+           new_scanned_at AS scanned_at
+    FROM cls
+    WHERE inside AND state = 'active' AND NOT human
+      AND (cause->'window_version' IS DISTINCT FROM new_cause->'window_version'
+           OR cause->'scan' IS DISTINCT FROM new_cause->'scan')
 ),
 todo_withdraw AS (
-    SELECT ex.case_id, ex.exposure_id, ex.raised_at FROM ex
-    WHERE ex.state = 'active' AND NOT ex.human
-      AND NOT EXISTS (SELECT 1 FROM causes c WHERE c.resident_id = ex.resident_id)
+    SELECT case_id, exposure_id, raised_at FROM cls
+    WHERE NOT inside AND state = 'active' AND NOT human
 ),
 todo_flag AS (
-    SELECT ex.case_id, ex.exposure_id, ex.state,
-           EXISTS (SELECT 1 FROM causes c WHERE c.resident_id = ex.resident_id) AS still_inside
-    FROM ex CROSS JOIN w
-    WHERE ex.state IN ('active', 'under_review') AND (ex.human OR ex.state = 'under_review')
-      AND ex.flagged_version < w.version
-      AND (w.state <> 'active'
-           OR ex.cause->'window_version' IS DISTINCT FROM to_jsonb(w.version)
-           OR NOT EXISTS (SELECT 1 FROM causes c WHERE c.resident_id = ex.resident_id))
+    SELECT cls.case_id, cls.exposure_id, cls.state, cls.inside AS still_inside
+    FROM cls CROSS JOIN w
+    WHERE cls.state IN ('active', 'under_review') AND (cls.human OR cls.state = 'under_review')
+      AND cls.flagged_version < w.version
+      AND (w.state <> 'active' OR NOT cls.inside
+           OR cls.cause->'window_version' IS DISTINCT FROM to_jsonb(w.version))
 ),
 raised AS (
     INSERT INTO healthkit_popupcase

@@ -1,0 +1,232 @@
+"""Venue scans at city scale: ingest rows/s (the service path next to raw COPY, same run, same
+table and indexes) and the exposure job's time for a risk window covering 50 k visits.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench_venues \\
+        .venv/bin/python bench/venues.py                # full: 10 M scans, 30 days, 100 k venues
+    .venv/bin/python bench/venues.py --scale 0.1        # 1 M scans, 10 k venues (hot window stays 50 k)
+
+The database named in DATABASE_URL (default hk_bench_venues) is DROPPED and re-created: point
+it at a dedicated database only. What is measured:
+- raw COPY: psycopg COPY straight into venues_venuescan (no validation, no conflict handling);
+- service: venues.ingest.scans_ingest in requests of 10 000 records as the API receives them
+  (validation, ID hashing, resident and venue look-up, COPY into staging,
+  INSERT ... ON CONFLICT DO NOTHING, late-scan window marking), and a replay of one batch
+  (all duplicates);
+- exposure: venues.exposure.exposure_run for a window with `--hot-visits` distinct visitors
+  (first run raises them all, with events, outbox records and one delivery each), a re-run
+  (nothing to do), a correction halving the window, and a withdrawal.
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hk_bench_venues")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthkit.settings")
+os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
+os.environ["CELERY_BROKER_URL"] = "memory://"  # outbox kicks go nowhere; delivery is not measured
+
+CST = dt.timezone(dt.timedelta(hours=8))
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+KINDS = ["restaurant", "mall", "supermarket", "hospital", "office", "hotel", "school", "transport"]
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def venue_code(i: int) -> str:
+    digits = []
+    for _ in range(9):
+        i, r = divmod(i, 32)
+        digits.append(ALPHABET[r])
+    return "V" + "".join(reversed(digits))
+
+
+def id_number(i: int) -> str:
+    from communities.pii import id_check_digit
+
+    birth = dt.date(1950, 1, 1) + dt.timedelta(days=i % 20000)
+    first17 = f"110105{birth:%Y%m%d}{i // 20000:03d}"
+    return first17 + id_check_digit(first17)
+
+
+def timed(label: str, results: dict, rows: int | None = None):
+    class _T:
+        def __enter__(self):
+            self.start = time.perf_counter()
+            return self
+
+        def __exit__(self, *exc):
+            seconds = time.perf_counter() - self.start
+            results[label] = {"seconds": round(seconds, 3)}
+            line = f"{label:<44} {seconds:9.2f} s"
+            if rows:
+                results[label].update(rows=rows, rows_per_s=round(rows / seconds))
+                line += f"  {rows:>11,} rows  {rows / seconds:>10,.0f} rows/s"
+            print(line, flush=True)
+
+    return _T()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies scans, venues, residents")
+    parser.add_argument("--scans", type=int, default=10_000_000)
+    parser.add_argument("--venues", type=int, default=100_000)
+    parser.add_argument("--residents", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--service-share", type=float, default=0.2,
+                        help="share of the scans sent through the ingest service (rest: raw COPY)")
+    parser.add_argument("--hot-visits", type=int, default=50_000, help="visitors inside the risk window")
+    parser.add_argument("--seed", type=int, default=2022)
+    args = parser.parse_args()
+    scans = int(args.scans * args.scale)
+    venues = max(int(args.venues * args.scale), 10)
+    residents = max(int(args.residents * args.scale), args.hot_visits + 1)
+    hot = args.hot_visits
+    rng = random.Random(args.seed)
+
+    recreate_database(os.environ["DATABASE_URL"])
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from communities import pii
+    from healthkit.models import DownstreamEndpoint, PopupCase
+    from venues import exposure, ingest, services
+    from venues.models import RiskWindow
+
+    services._kick = lambda window_id: None  # the bench runs the job itself, timed, not via Celery
+    call_command("migrate", verbosity=0)
+    results: dict = {"scale": {"scans": scans, "venues": venues, "residents": residents,
+                               "days": args.days, "hot_visits": hot, "service_share": args.service_share}}
+    print(f"venues bench: {scans:,} scans over {args.days} days, {venues:,} venues, "
+          f"{residents:,} residents; window with {hot:,} visitors", flush=True)
+
+    # --- registry: residents and venues (COPY; ID numbers kept for the service path) --------
+    numbers = [id_number(i) for i in range(residents)]
+    with timed("setup: residents (hash + COPY)", results, residents), connection.cursor() as cur:
+        with cur.cursor.copy("COPY communities_resident (name, id_encrypted, id_hash, id_masked, created_at) "
+                             "FROM STDIN") as copy:
+            now = dt.datetime.now(dt.UTC)
+            for n in numbers:
+                copy.write_row(("王某", "bench-not-encrypted", pii.id_hash(n), pii.mask_id(n), now))
+        cur.execute("SELECT min(id) FROM communities_resident")
+        first_resident = cur.fetchone()[0]
+    with timed("setup: venues (COPY)", results, venues), connection.cursor() as cur:
+        with cur.cursor.copy("COPY venues_venue (code, name, kind, address, active, created_at) FROM STDIN") as copy:
+            for i in range(venues):
+                copy.write_row((venue_code(i), f"场所{i}", KINDS[i % len(KINDS)], "", True, now))
+        cur.execute("SELECT min(id) FROM venues_venue")
+        first_venue = cur.fetchone()[0]
+
+    end = dt.datetime(2022, 9, 30, tzinfo=CST)
+    span = args.days * 86400
+    hot_venue = first_venue  # venue 0: the risk point
+    window_from = end - dt.timedelta(days=3, hours=-10)  # 3 days before the end, 10:00
+    window_to = window_from + dt.timedelta(hours=6)
+
+    def random_scan():
+        return (first_venue + rng.randrange(1, venues), first_resident + rng.randrange(residents),
+                end - dt.timedelta(seconds=rng.randrange(span), microseconds=rng.randrange(10**6)))
+
+    # --- raw COPY ------------------------------------------------------------------------------
+    service_rows = int(scans * args.service_share)
+    raw_rows = scans - service_rows - hot
+    hot_residents = rng.sample(range(residents), hot)
+    # Rows are generated before each COPY so that only the database's work is timed.
+    copy_seconds, done, chunk = 0.0, 0, 500_000
+    while done < raw_rows + hot:
+        rows = []
+        for j in range(done, min(done + chunk, raw_rows + hot)):
+            if j < hot:  # the hot venue's visitors, all inside the window
+                at = window_from + dt.timedelta(seconds=rng.randrange(6 * 3600))
+                rows.append((hot_venue, first_resident + hot_residents[j], at, at))
+            else:
+                venue, resident, at = random_scan()
+                rows.append((venue, resident, at, at))
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cur, cur.cursor.copy(
+                "COPY venues_venuescan (venue_id, resident_id, scanned_at, received_at) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        copy_seconds += time.perf_counter() - started
+        done += len(rows)
+    results["ingest: raw COPY into venues_venuescan"] = {
+        "seconds": round(copy_seconds, 3), "rows": done, "rows_per_s": round(done / copy_seconds)}
+    print(f"{'ingest: raw COPY into venues_venuescan':<44} {copy_seconds:9.2f} s  {done:>11,} rows  "
+          f"{done / copy_seconds:>10,.0f} rows/s", flush=True)
+
+    # --- the ingest service, in API-sized requests -------------------------------------------
+    batch = ingest.MAX_RECORDS
+    batches = []
+    for start in range(0, service_rows, batch):
+        records = []
+        for _ in range(min(batch, service_rows - start)):
+            venue, resident, at = random_scan()
+            records.append({"id_number": numbers[resident - first_resident],
+                            "venue": venue_code(venue - first_venue), "scanned_at": at.isoformat()})
+        batches.append(records)
+    accepted = 0
+    with timed("ingest: scans_ingest service (10k/request)", results, service_rows):
+        for records in batches:
+            accepted += ingest.scans_ingest(records=records).accepted
+    results["service_accepted"] = accepted
+    if batches:
+        with timed("ingest: replay of one request (duplicates)", results, len(batches[0])):
+            replay = ingest.scans_ingest(records=batches[0])
+        assert replay.accepted == 0 and replay.duplicates == len(batches[0])
+
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE venues_venuescan")
+        cur.execute("SELECT count(*), pg_size_pretty(pg_total_relation_size('venues_venuescan')) FROM venues_venuescan")
+        total, size = cur.fetchone()
+    results["venuescan_rows"], results["venuescan_size"] = total, size
+    print(f"venues_venuescan: {total:,} rows, {size} with indexes", flush=True)
+
+    # --- exposure ------------------------------------------------------------------------------
+    DownstreamEndpoint.objects.create(name="rail-bench", url="http://127.0.0.1:9/")
+    from venues.models import Venue
+
+    venue = Venue.objects.get(pk=hot_venue)
+    window = services.risk_window_create(venue=venue, starts_at=window_from, ends_at=window_to,
+                                         risk_level="high", reason="bench", actor=None)
+    run_at = end + dt.timedelta(hours=1)
+    with timed(f"exposure: first run ({hot:,} visitors)", results):
+        first = exposure.exposure_run(window_id=window.pk, at=run_at)
+    print(f"  raised {first.raised:,}, deliveries {first.deliveries:,}", flush=True)
+    with timed("exposure: re-run (idempotent, nothing to do)", results):
+        again = exposure.exposure_run(window_id=window.pk, at=run_at)
+    assert again.raised == 0 and not again.changed
+    window = services.risk_window_correct(
+        window=RiskWindow.objects.get(pk=window.pk), starts_at=window_from + dt.timedelta(hours=3),
+        ends_at=window_to, risk_level="medium", reason="bench", correction="halved", actor=None)
+    with timed("exposure: correction (half updated, half withdrawn)", results):
+        corrected = exposure.exposure_run(window_id=window.pk, at=run_at + dt.timedelta(hours=1))
+    print(f"  updated {corrected.updated:,}, withdrawn {corrected.withdrawn:,}", flush=True)
+    services.risk_window_withdraw(window=window, actor=None, reason="bench")
+    with timed("exposure: withdrawal", results):
+        withdrawn = exposure.exposure_run(window_id=window.pk, at=run_at + dt.timedelta(hours=2))
+    print(f"  withdrawn {withdrawn.withdrawn:,}", flush=True)
+    assert first.raised == hot and PopupCase.objects.filter(state="active").count() == 0
+    print(json.dumps(results, ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()
