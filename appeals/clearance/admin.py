@@ -1,0 +1,48 @@
+"""Admin: clearance tasks are read-only here (decisions go through the worker console, which
+records actor and reason); personal data stays masked."""
+
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
+from healthkit.admin import ReadOnlyAdmin
+
+
+class ClearanceEventInline(admin.TabularInline):
+    model = ClearanceEvent
+    fields = ("at", "kind", "from_state", "to_state", "actor", "actor_label", "reason", "data")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ClearanceLinkInline(admin.TabularInline):
+    model = ClearanceLink
+    # Never the token hash: it is of no use to anyone reading the admin.
+    fields = ("purpose", "created_at", "expires_at", "used_at", "revoked_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ClearanceTask)
+class ClearanceTaskAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "community", "masked_resident", "origin", "state", "priority", "sla_due_at",
+                    "created_at")
+    list_filter = ("state", "origin", "priority")
+    list_select_related = ("community", "resident")
+    search_fields = ("=id",)
+    date_hierarchy = "created_at"
+    exclude = ("contact_phone_encrypted", "commitment_digest")
+    raw_id_fields = ("resident", "popup", "appeal", "community", "decided_by")
+    inlines = [ClearanceLinkInline, ClearanceEventInline]
+
+    @admin.display(description=_("resident"))
+    def masked_resident(self, obj: ClearanceTask) -> str:
+        return obj.resident.masked

@@ -1,0 +1,190 @@
+"""Demo data: worker1's communities get believable clearance tasks in every state."""
+
+import datetime as dt
+import hashlib
+import random
+
+from django.utils import timezone
+
+from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
+from appeals.models import Appeal
+from communities import pii
+from communities.models import Resident, User
+from healthkit.models import HealthStatusOrder, PopupCase, PopupEvent, PopupPolicy, TestRequirement
+
+PLACES = ["河北省保定市莲池区", "上海市浦东新区", "天津市津南区", "广东省广州市海珠区", "内蒙古呼和浩特市新城区"]
+ADDRESSES = ["3号楼2单元501", "12号楼1单元302", "7号院4号楼606", "南里18号楼3门201", "西区5号楼1102"]
+FINDINGS = {
+    "high_risk": "与确诊病例同一时空，密接",
+    "medium_risk": "与风险点位同时段停留超过15分钟",
+    "listed_area": "途经其他涉疫地区",
+    "nothing_found": "手机信令误判，本人一直在京",
+}
+
+# (state, origin, priority, outcome) — one row per demo task, in every state.
+# Routed appeals get their task too (state spread over open / confirmed / info_requested).
+PLAN = [
+    ("open", "risk_link", 3, ""), ("open", "in_city", 3, ""), ("open", "misattribution", 3, ""),
+    ("open", "stranded", 2, ""), ("open", "risk_link", 3, ""),
+    ("confirmed", "misattribution", 3, ""), ("confirmed", "stranded", 2, ""), ("confirmed", "risk_link", 3, ""),
+    ("info_requested", "in_city", 3, ""),
+    ("measures", "risk_link", 3, "high_risk"), ("measures", "risk_link", 3, "medium_risk"),
+    ("measures", "risk_link", 3, "listed_area"), ("measures", "risk_link", 3, "nothing_found"),
+    ("measures", "checkpoint", 3, ""),
+    ("lifted", "misattribution", 3, ""), ("lifted", "risk_link", 3, "nothing_found"),
+    ("rejected", "stranded", 3, ""), ("closed", "in_city", 3, ""),
+]
+
+
+def _confirmation(rng: random.Random, now: dt.datetime, outside: bool) -> dict:
+    return {
+        "location": "outside" if outside else "in_city",
+        "current_place": rng.choice(PLACES) if outside else "北京市",
+        "outside_since": (now.date() - dt.timedelta(days=rng.randint(8, 45))).isoformat() if outside else None,
+        "return_date": (now.date() + dt.timedelta(days=rng.randint(1, 6))).isoformat() if outside else None,
+        "return_means": rng.choice(["train", "flight", "car"]) if outside else "already_back",
+        "address": rng.choice(ADDRESSES),
+        "health": {"symptoms": [], "contact_with_case": False, "declared_true": True},
+        "submitted_at": (now - dt.timedelta(hours=rng.randint(1, 20))).isoformat(),
+    }
+
+
+def seed(*, rng: random.Random, stdout) -> None:
+    worker = User.objects.filter(username="worker1").first()
+    if worker is None or ClearanceTask.objects.exists():
+        return
+    communities = list(worker.communities.order_by("pk"))
+    residents = list(Resident.objects.filter(community__in=communities).order_by("pk")[:200])
+    busy = set(PopupCase.objects.filter(state__in=PopupCase.OPEN_STATES).values_list("resident_id", flat=True))
+    busy |= set(Appeal.objects.values_list("resident_id", flat=True))
+    free = [r for r in residents if r.pk not in busy]
+    rng.shuffle(free)
+    now = timezone.now()
+    policies = {p.popup_type: p for p in PopupPolicy.objects.filter(effective_to__isnull=True)}
+
+    # Each planned task gets its own fresh popup, so the demo never collides with the city's popups.
+    plan = PLAN[: len(free)]
+    popups = []
+    for (state, origin, _priority, _outcome), resident in zip(plan, free, strict=False):
+        popup_type = 1 if origin in ("in_city", "misattribution") else 3
+        ended = state in ("lifted", "closed")
+        raised = now - dt.timedelta(hours=rng.randint(20, 24 * 6))
+        popups.append(PopupCase(
+            resident=resident, popup_type=popup_type, policy=policies.get(popup_type),
+            source=PopupCase.Source.UPSTREAM if origin in ("misattribution", "risk_link") else PopupCase.Source.ENGINE,
+            cause={"trigger": "upstream", "reason": rng.choice(["时空伴随", "到访风险点位", "手机号曾在外地使用"]),
+                   "rule": f"type{popup_type}.assignment"},
+            state=PopupCase.State.LIFTED if ended else (
+                PopupCase.State.UNDER_REVIEW if state in ("confirmed", "info_requested", "measures")
+                else PopupCase.State.ACTIVE),
+            raised_at=raised, lifted_at=now - dt.timedelta(hours=2) if ended else None,
+            dedupe_key=f"demo-clearance-{resident.pk}",
+        ))
+    popups = PopupCase.objects.bulk_create(popups)
+    PopupEvent.objects.bulk_create([
+        PopupEvent(case=p, kind=PopupEvent.Kind.RAISED, to_state="active", actor_label=p.source,
+                   data={"cause": p.cause}, at=p.raised_at) for p in popups
+    ])
+
+    rows = [(*row, popup, None) for row, popup in zip(plan, popups, strict=True)]
+    # Appeals the hotline routed to these communities (the demo bulk-creates them, so no task
+    # was opened on commit): each gets its task, as appeal_route would have done.
+    routed = (Appeal.objects.filter(status=Appeal.Status.ROUTED, routed_community__in=communities,
+                                    popup__state__in=PopupCase.OPEN_STATES, merged_into__isnull=True)
+              .select_related("popup").order_by("pk"))
+    for index, appeal in enumerate(routed):
+        state = ("open", "confirmed", "open", "info_requested")[index % 4]
+        rows.append((state, "appeal", min(appeal.priority, 3), "", appeal.popup, appeal))
+    community_of = dict(Resident.objects.filter(pk__in=[r[4].resident_id for r in rows])
+                        .values_list("pk", "community_id"))
+    routed_to = {r[5].pk: r[5].routed_community_id for r in rows if r[5] is not None}
+
+    tasks = []
+    for state, origin, priority, outcome, popup, appeal in rows:
+        created = popup.raised_at + dt.timedelta(minutes=rng.randint(2, 60))
+        closed = state in ("lifted", "rejected", "closed")
+        confirmed = state not in ("open",) and origin != "checkpoint"
+        outside = origin == "stranded" or (appeal is not None and appeal.currently_outside_city)
+        phone = f"1{rng.choice('3589')}{rng.randrange(10**9):09d}"
+        sla_hours = 4 if priority == 1 else 24
+        tasks.append(ClearanceTask(
+            resident_id=popup.resident_id,
+            community_id=routed_to[appeal.pk] if appeal else community_of[popup.resident_id],
+            popup=popup, appeal=appeal, origin=origin, state=state, priority=priority, created_at=created,
+            sla_due_at=created + dt.timedelta(hours=sla_hours),
+            escalated_at=created + dt.timedelta(hours=sla_hours) if created + dt.timedelta(hours=sla_hours) < now
+            and not closed else None,
+            sla_breached_at=created + dt.timedelta(hours=sla_hours) if created + dt.timedelta(hours=sla_hours) < now
+            and not closed else None,
+            outside_since=(appeal.outside_since if appeal else None) or (
+                now.date() - dt.timedelta(days=38) if origin == "stranded" else None),
+            wishes_to_return=origin == "stranded" or bool(appeal and appeal.wishes_to_return),
+            confirmation=_confirmation(rng, now, outside) if confirmed else {},
+            confirmed_at=created + dt.timedelta(hours=3) if confirmed else None,
+            contact_phone_encrypted=pii.encrypt(phone) if confirmed else "",
+            contact_phone_masked=pii.mask_phone(phone) if confirmed else "",
+            commitment_required=origin in ("risk_link", "checkpoint"),
+            commitment_signed_at=created + dt.timedelta(hours=4) if outcome == "nothing_found" and closed else None,
+            outcome=outcome, investigated_at=created + dt.timedelta(hours=5) if outcome else None,
+            measures_until=created + dt.timedelta(days=7) if outcome in ("high_risk", "medium_risk", "listed_area")
+            else None,
+            negative_test_after=created + dt.timedelta(hours=5) if state == "measures" else None,
+            decided_at=now - dt.timedelta(hours=2) if closed else None,
+            decided_by=worker if state in ("lifted", "rejected") else None,
+            decision_reason={"lifted": "核实无风险，同意返京", "rejected": "所在地7日内有本土病例，请满7天后再申请",
+                             "closed": "弹窗已由其他途径解除"}.get(state, ""),
+            closed_at=now - dt.timedelta(hours=2) if closed else None,
+        ))
+    tasks = ClearanceTask.objects.bulk_create(tasks)
+    orders = [
+        HealthStatusOrder(resident_id=t.resident_id, status="red" if t.outcome == "high_risk" else "yellow",
+                          starts_at=t.investigated_at, ends_at=t.measures_until, ordered_by=worker,
+                          reason=f"风险排查 {t.reference}")
+        for t in tasks if t.state == "measures" and t.outcome in ("high_risk", "medium_risk")
+    ]
+    HealthStatusOrder.objects.bulk_create(orders)
+
+    events, links, requirements = [], [], []
+    for task in tasks:
+        events.append(ClearanceEvent(task=task, kind="opened", to_state="open", actor_label="clearance-sweep",
+                                     data={"origin": task.origin}, at=task.created_at))
+        link_at = task.created_at + dt.timedelta(minutes=1)
+        links.append(ClearanceLink(
+            task=task, token_hash=hashlib.sha256(f"demo-{task.pk}-{rng.random()}".encode()).hexdigest(),
+            created_at=link_at, expires_at=link_at + dt.timedelta(hours=72),
+            used_at=task.confirmed_at,
+        ))
+        events.append(ClearanceEvent(task=task, kind="link_sent", actor_label="system", at=link_at))
+        if task.confirmed_at:
+            events.append(ClearanceEvent(task=task, kind="confirmed", from_state="open", to_state="confirmed",
+                                         actor_label="resident", at=task.confirmed_at))
+        if task.state == "info_requested":
+            events.append(ClearanceEvent(task=task, kind="info_requested", actor=worker, actor_label="worker1",
+                                         reason="请提供返京车次和近48小时核酸报告",
+                                         at=task.confirmed_at + dt.timedelta(hours=1)))
+        if task.investigated_at:
+            events.append(ClearanceEvent(task=task, kind="investigated", to_state="measures", actor=worker,
+                                         actor_label="worker1", reason=FINDINGS.get(task.outcome, ""),
+                                         data={"outcome": task.outcome}, at=task.investigated_at))
+            if task.outcome == "listed_area" and task.state == "measures":
+                for day in (1, 2, 4, 7):
+                    trigger = task.investigated_at + dt.timedelta(days=day - 1)
+                    requirements.append(TestRequirement(
+                        resident_id=task.resident_id, kind="investigation", trigger_at=trigger,
+                        deadline_at=trigger + dt.timedelta(hours=48), reason=f"风险排查 {task.reference}，第{day}天检测",
+                        source_ref=f"clearance:{task.pk}:day{day}", received_at=task.investigated_at))
+        if task.closed_at:
+            events.append(ClearanceEvent(task=task, kind=task.state, to_state=task.state, actor=task.decided_by,
+                                         actor_label="worker1" if task.decided_by else "clearance-sweep",
+                                         reason=task.decision_reason, at=task.closed_at))
+        if task.escalated_at:
+            events.append(ClearanceEvent(task=task, kind="escalated", actor_label="sla-sweep", at=task.escalated_at))
+        if task.state in ("open", "confirmed") and task.priority < 3:
+            events.append(ClearanceEvent(task=task, kind="call", actor=worker, actor_label="worker1",
+                                         reason="已电话联系，居民表示今日内填写", data={"direction": "outbound",
+                                                                                 "outcome": "reached"},
+                                         at=task.created_at + dt.timedelta(minutes=40)))
+    ClearanceEvent.objects.bulk_create(events)
+    ClearanceLink.objects.bulk_create(links)
+    TestRequirement.objects.bulk_create(requirements, ignore_conflicts=True)
+    stdout.write(f"  clearance: {len(tasks)} tasks for worker1's {len(communities)} communities")
