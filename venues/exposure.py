@@ -19,8 +19,10 @@ stands (set-based; no Python loop over scans or residents):
 
 Idempotent: a second run with the same window changes nothing (an exposure row exists per
 window and resident, so a popup the community lifted is never raised again). Runs of one
-window are serialised by an advisory lock and the window's row lock; popup rows are locked in
-primary-key order. The popup's cause carries what the community's investigation needs: venue
+window are serialised by an advisory lock and the window's row lock. Popup rows are not locked
+up front (a no-op re-run would otherwise write a lock on every one): the UPDATEs lock what they
+change and re-check `state = 'active'`, so a popup a person moves to review concurrently is
+left alone (PostgreSQL re-evaluates the condition on the new row version). The popup's cause carries what the community's investigation needs: venue
 id/code/name, window id/version/from/to, risk level, first scan id and time, the resident's
 community.
 """
@@ -76,8 +78,6 @@ ex AS (
                    WHERE e.case_id = pc.id AND e.actor_id IS NOT NULL) AS human
     FROM venues_exposure x JOIN healthkit_popupcase pc ON pc.id = x.case_id
     WHERE x.window_id = %(window)s
-    ORDER BY pc.id
-    FOR UPDATE OF pc
 ),
 cls AS (
     -- each exposure of this window against the current hits (one hash join, not a probe per row)
