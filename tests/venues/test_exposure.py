@@ -121,3 +121,19 @@ def test_no_popup_when_type_3_is_not_in_force():
 
     assert result.skipped == "no_policy"
     assert not PopupCase.objects.exists()
+
+
+def test_popup_explain_names_the_venue_and_window_but_no_person():
+    from healthkit.selectors import popup_explain
+
+    venue = VenueFactory(name="三里屯某酒吧")
+    window = RiskWindowFactory(venue=venue)
+    resident = ResidentFactory(name="李四")
+    _scan(venue, cst(2022, 9, 1, 11), resident)
+    exposure_run(window_id=window.pk, at=RUN_AT)
+
+    lines = popup_explain(PopupCase.objects.get(resident=resident))
+
+    text = " ".join(lines)
+    assert "三里屯某酒吧" in text and "2022-09-01 10:00" in text
+    assert "李四" not in text and resident.id_masked not in text
