@@ -21,11 +21,14 @@ After the transaction commits, the affected residents are re-evaluated by Celery
 
 import datetime as dt
 import hashlib
+import hmac
 import json
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
@@ -149,6 +152,47 @@ def _key(client_id: int | None, kind: str, rec: dict, content: Iterable[Any]) ->
     return f"sha256:{digest[:64]}"
 
 
+_COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)  # GB 11643
+_ID_CHECK = "10X98765432"
+
+
+def _copy_text(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPE)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _id_number_and_hash(raw: str, key: bytes, today: str = "") -> tuple[str, str]:
+    """(normalised ID number, its keyed hash as communities.pii.id_hash makes it). A fast path
+    for the usual valid number; anything else goes through pii.validate_id_number, which raises
+    ValidationError with the message (never echoing the number)."""
+    number = pii.normalize_id_number(raw)
+    fast = (
+        len(number) == 18 and number[:17].isdigit()
+        and _ID_CHECK[sum(map(operator.mul, _ID_WEIGHTS, map(int, number[:17]))) % 11] == number[17]
+        and number[6:10] >= "1890" and _real_past_date(number[6:14], today or f"{dt.date.today():%Y%m%d}")
+    )
+    if not fast:
+        number = pii.validate_id_number(raw)
+    return number, hmac.digest(key, b"id:" + number.encode(), "sha256").hex()
+
+
+def _real_past_date(yyyymmdd: str, today: str) -> bool:
+    try:
+        dt.date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
+    except ValueError:
+        return False
+    return yyyymmdd <= today
+
+
 # --- per-kind specs -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -168,14 +212,14 @@ def _parse_test_result(rec, *, now, client_id, resident_key=None):
     outcome = rec.get("result")
     if outcome not in ("negative", "positive"):
         raise RecordError({"result": _('Must be "negative" or "positive".')})
-    return (_text(rec, "lab", 64), _text(rec, "sample_id", 64), sampled, resulted, now, outcome,
+    return (_text(rec, "lab", 64), _text(rec, "sample_id", 64), sampled, resulted, outcome,
             _bool(rec, "from_other_province"))
 
 
 def _parse_arrival(rec, *, now, client_id, resident_key):
     arrived = _not_future(_instant(rec, "arrived_at"), now)
     county = _county(rec, "from_county")
-    return (arrived, county, _key(client_id, "arrival", rec, [resident_key, arrived, county]), now)
+    return (arrived, county, _key(client_id, "arrival", rec, [resident_key, arrived, county]))
 
 
 def _parse_stay(rec, *, now, client_id, resident_key):
@@ -184,20 +228,20 @@ def _parse_stay(rec, *, now, client_id, resident_key):
     if end is not None and end < start:
         raise RecordError({"to": _("A stay cannot end before it starts.")})
     county, port = _county(rec, "county"), _bool(rec, "border_port")
-    return (county, start, end, port, _key(client_id, "stay", rec, [resident_key, county, start, end, port]), now)
+    return (county, start, end, port, _key(client_id, "stay", rec, [resident_key, county, start, end, port]))
 
 
 def _parse_local_case(rec, *, now, client_id, resident_key=None):
     county = _county(rec, "county")
     reported = _not_future(_day_start(rec, "date" if "date" in rec else "reported_at"), now)
-    return (county, reported, _key(client_id, "local_case", rec, [county, reported]), now)
+    return (county, reported, _key(client_id, "local_case", rec, [county, reported]))
 
 
 def _parse_quarantine(rec, *, now, client_id, resident_key):
     start, end = _instant(rec, "from"), _instant(rec, "to")
     if end < start:
         raise RecordError({"to": _("A quarantine cannot end before it starts.")})
-    return (start, end, _key(client_id, "quarantine", rec, [resident_key, start, end]), now)
+    return (start, end, _key(client_id, "quarantine", rec, [resident_key, start, end]))
 
 
 def _parse_medical(rec, *, now, client_id, resident_key):
@@ -213,7 +257,7 @@ def _parse_medical(rec, *, now, client_id, resident_key):
     else:
         raise RecordError({"kind": _('Must be "drug_purchase" or "clinic_visit".')})
     occurred = _not_future(_instant(rec, "occurred_at"), now)
-    return (kind, detail, occurred, _key(client_id, "medical", rec, [resident_key, kind, detail, occurred]), now)
+    return (kind, detail, occurred, _key(client_id, "medical", rec, [resident_key, kind, detail, occurred]))
 
 
 def _parse_assignment(rec, *, now, client_id, resident_key):
@@ -221,45 +265,42 @@ def _parse_assignment(rec, *, now, client_id, resident_key):
         raise RecordError({"popup_type": _("Upstream assignments are popup type 3.")})
     reason = _text(rec, "reason", 200)
     assigned = _not_future(_instant(rec, "assigned_at"), now)
-    return (3, reason, assigned, _key(client_id, "assignment", rec, [resident_key, reason, assigned]), now)
+    return (3, reason, assigned, _key(client_id, "assignment", rec, [resident_key, reason, assigned]))
 
 
 SPECS: dict[str, Spec] = {
     IngestBatch.Kind.TEST_RESULTS: Spec(
         "healthkit_testresult",
         (("lab", "varchar"), ("sample_id", "varchar"), ("sampled_at", "timestamptz"),
-         ("resulted_at", "timestamptz"), ("received_at", "timestamptz"), ("result", "varchar"),
+         ("resulted_at", "timestamptz"), ("result", "varchar"),
          ("from_other_province", "boolean")),
         _parse_test_result),
     IngestBatch.Kind.ARRIVALS: Spec(
         "healthkit_arrival",
-        (("arrived_at", "timestamptz"), ("from_county", "varchar"), ("record_key", "varchar"),
-         ("received_at", "timestamptz")),
+        (("arrived_at", "timestamptz"), ("from_county", "varchar"), ("record_key", "varchar")),
         _parse_arrival),
     IngestBatch.Kind.STAYS: Spec(
         "healthkit_stay",
         (("county", "varchar"), ("started_at", "timestamptz"), ("ended_at", "timestamptz"),
-         ("border_port", "boolean"), ("record_key", "varchar"), ("received_at", "timestamptz")),
+         ("border_port", "boolean"), ("record_key", "varchar")),
         _parse_stay),
     IngestBatch.Kind.LOCAL_CASES: Spec(
         "healthkit_localcase",
-        (("county", "varchar"), ("reported_at", "timestamptz"), ("record_key", "varchar"),
-         ("received_at", "timestamptz")),
+        (("county", "varchar"), ("reported_at", "timestamptz"), ("record_key", "varchar")),
         _parse_local_case, has_resident=False),
     IngestBatch.Kind.QUARANTINE_ORDERS: Spec(
         "healthkit_quarantineorder",
-        (("starts_at", "timestamptz"), ("ends_at", "timestamptz"), ("record_key", "varchar"),
-         ("received_at", "timestamptz")),
+        (("starts_at", "timestamptz"), ("ends_at", "timestamptz"), ("record_key", "varchar")),
         _parse_quarantine),
     IngestBatch.Kind.MEDICAL_EVENTS: Spec(
         "healthkit_medicalevent",
         (("kind", "varchar"), ("detail", "varchar"), ("occurred_at", "timestamptz"),
-         ("record_key", "varchar"), ("received_at", "timestamptz")),
+         ("record_key", "varchar")),
         _parse_medical),
     IngestBatch.Kind.POPUP_ASSIGNMENTS: Spec(
         "healthkit_popupassignment",
         (("popup_type", "smallint"), ("reason", "varchar"), ("assigned_at", "timestamptz"),
-         ("record_key", "varchar"), ("received_at", "timestamptz")),
+         ("record_key", "varchar")),
         _parse_assignment),
 }
 
@@ -269,8 +310,12 @@ SPECS: dict[str, Spec] = {
 def _resolve_residents(people: dict[str, tuple[str, str]]) -> dict[str, int]:
     """{id_hash: (normalised id, name or '')} -> {id_hash: resident id}; registers unknown
     residents that came with a name (bulk, conflict-safe)."""
-    hashes = list(people)
-    found = dict(Resident.objects.filter(id_hash__in=hashes).values_list("id_hash", "id"))
+    with connection.cursor() as cursor:
+        # One text parameter (hex hashes joined by commas), not 10,000 placeholders or an
+        # array the driver quotes element by element.
+        cursor.execute("SELECT id_hash, id FROM communities_resident "
+                       "WHERE id_hash = ANY(string_to_array(%s, ','))", [",".join(people)])
+        found = dict(cursor.fetchall())
     to_create = [
         Resident(name=name[:64], id_encrypted=pii.encrypt(number), id_hash=h, id_masked=pii.mask_id(number))
         for h, (number, name) in people.items() if h not in found and name
@@ -282,8 +327,9 @@ def _resolve_residents(people: dict[str, tuple[str, str]]) -> dict[str, int]:
     return found
 
 
-def _copy_insert(spec: Spec, rows: list[tuple]) -> list[int]:
-    """COPY rows into a temporary staging table, then INSERT ... ON CONFLICT DO NOTHING.
+def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime) -> list[int]:
+    """COPY rows into a temporary staging table, then INSERT ... ON CONFLICT DO NOTHING, every
+    row stamped `received_at` (one parameter, not a column per row).
     Returns the resident ids (or 0s) of the rows actually inserted."""
     columns = (("resident_id", "bigint"), *spec.columns) if spec.has_resident else spec.columns
     names = ", ".join(name for name, _type in columns)
@@ -294,12 +340,14 @@ def _copy_insert(spec: Spec, rows: list[tuple]) -> list[int]:
                 t=spec.table, cols=", ".join(f"{n} {t}" for n, t in columns))
         )
         with cursor.cursor.copy(f"COPY ingest_stage_{spec.table} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            # COPY text built here: about twice as fast as write_row's per-value adaptation.
+            copy.write("".join("\t".join(map(_copy_text, row)) + "\n" for row in rows))
         cursor.execute(
             # Table and column names come from SPECS (constants), never from the request.
-            f"INSERT INTO {spec.table} ({names}) SELECT {names} FROM ingest_stage_{spec.table} "  # noqa: S608
-            f"ON CONFLICT DO NOTHING RETURNING {returning}"
+            f"INSERT INTO {spec.table} ({names}, received_at) "  # noqa: S608
+            f"SELECT {names}, %s FROM ingest_stage_{spec.table} "
+            f"ON CONFLICT DO NOTHING RETURNING {returning}",
+            [received_at],
         )
         inserted = [r[0] for r in cursor.fetchall()]
         cursor.execute(f"TRUNCATE ingest_stage_{spec.table}")
@@ -360,6 +408,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                                     duplicates=stored.get("duplicates", 0),
                                     rejected=stored.get("rejected", []), replayed=True)
 
+        hash_key, today = settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}"
         parsed: list[tuple[int, str | None, tuple]] = []  # (index, resident id hash, row)
         people: dict[str, tuple[str, str]] = {}
         id_cache: dict[str, str | Exception] = {}
@@ -377,8 +426,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                     hashed = id_cache.get(raw)
                     if hashed is None:
                         try:
-                            number = pii.validate_id_number(raw)
-                            hashed = pii.id_hash(number)
+                            number, hashed = _id_number_and_hash(raw, hash_key, today)
                             id_cache[raw] = hashed
                             name = rec.get("name")
                             people.setdefault(hashed, (number, name.strip() if isinstance(name, str) else ""))
@@ -415,7 +463,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
         else:
             rows = [row for _index, _hash, row in parsed]
 
-        inserted = _copy_insert(spec, rows) if rows else []
+        inserted = _copy_insert(spec, rows, now) if rows else []
         result.accepted = len(inserted)
         result.duplicates = len(rows) - len(inserted)
         if kind == IngestBatch.Kind.LOCAL_CASES:

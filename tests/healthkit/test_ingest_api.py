@@ -4,6 +4,7 @@ reported by index while the good ones are kept, at most 10,000 records per reque
 import datetime as dt
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -183,3 +184,25 @@ def test_malformed_request_body_is_a_clear_400():
     response = _post(client, "api-ingest-arrivals", {"rows": []})
     assert response.status_code == 400
     assert "records" in response.json()["message"]
+
+
+def test_fast_id_path_agrees_with_the_registry():
+    from django.conf import settings
+
+    from communities import pii
+
+    key = settings.PII_HASH_KEY.encode()
+    for _ in range(200):
+        number = make_id_number()
+        assert ingest._id_number_and_hash(number.lower() + " ", key) == (number, pii.id_hash(number))
+    for bad in ("110105196001010018", "11010519600101001", "110105196002300017", "110105209901010017"):
+        with pytest.raises(ValidationError):
+            ingest._id_number_and_hash(bad, key)
+
+
+def test_copy_text_escapes_what_copy_would_misread():
+    ResidentFactory(id_number="110105196001010017")
+    record = _result("110105196001010017", "S\t1\\x\ny", lab="lab\r\\N")
+    body = ingest.ingest(kind="test_results", records=[record], evaluate=False)
+    assert body.accepted == 1
+    assert TestResult.objects.values_list("lab", "sample_id").get() == ("lab\r\\N", "S\t1\\x\ny")
