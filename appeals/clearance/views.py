@@ -43,11 +43,11 @@ class ResidentLinkView(View):
     template_name = "clearance/link_form.html"
 
     def _refused(self, request, reason: str):
-        response = render(request, "clearance/link_refused.html", {"reason": reason,
-                                                                   "site": _official_site()}, status=410
-                          if reason in ("expired", "used", "replaced", "closed") else 404)
-        response["Referrer-Policy"] = "no-referrer"
-        return response
+        # 410 for a link that existed and is spent; 404 for anything else (tampered, unknown).
+        status = 410 if reason in ("expired", "used", "replaced", "closed") else 404
+        response = render(request, "clearance/link_refused.html", {"reason": reason, "site": _official_site()},
+                          status=status)
+        return _private(response)
 
     def _make_form(self, link: ClearanceLink, data=None):
         if link.purpose == ClearanceLink.Purpose.COMMITMENT:
@@ -64,8 +64,7 @@ class ResidentLinkView(View):
             "letter": services.commitment_letter_text(), "site": _official_site(),
             "expires_at": link.expires_at,
         }, status=status)
-        response["Referrer-Policy"] = "no-referrer"
-        return response
+        return _private(response)
 
     def get(self, request, token: str):
         status = selectors.link_status(token)
@@ -94,8 +93,15 @@ class ResidentLinkView(View):
             form.add_error(None, exc.message)
             return self._render(request, status.link, form, status=400)
         response = render(request, "clearance/link_done.html", {"site": _official_site()})
-        response["Referrer-Policy"] = "no-referrer"
-        return response
+        return _private(response)
+
+
+def _private(response):
+    # The token is in the URL: never leak it to another site through Referer, keep it out of
+    # search engines. ("no-referrer" would make browsers send "Origin: null" and fail CSRF.)
+    response["Referrer-Policy"] = "same-origin"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
 
 
 def _official_site() -> str:
