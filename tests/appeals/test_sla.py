@@ -62,3 +62,13 @@ def test_beat_schedule_has_the_sweep():
     from appeals.schedule import BEAT_SCHEDULE
 
     assert BEAT_SCHEDULE["appeals-sla-sweep"]["task"] == "appeals.tasks.appeal_sla_sweep"
+
+
+def test_sweep_sql_status_list_matches_the_model():
+    import inspect
+
+    from appeals import services
+
+    source = inspect.getsource(services.appeal_sla_sweep)
+    literal = ", ".join(f"'{s}'" for s in Appeal.OPEN_STATUSES)
+    assert f"status IN ({literal})" in source
