@@ -222,6 +222,8 @@ APPEALS_EVIDENCE_MAX_FILES = 9
 # Lifetime of the one-time SMS code and of "add evidence" links sent to residents.
 APPEALS_CODE_TTL_SECONDS = env.int("APPEALS_CODE_TTL_SECONDS", default=600)
 APPEALS_LINK_TTL_HOURS = env.int("APPEALS_LINK_TTL_HOURS", default=72)
+# One schema name for the call-outcome choices used by two appeal endpoints.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["AppealCallOutcomeEnum"] = "appeals.models.AppealContact.Outcome"
 
 # Community clearance (appeals/clearance): SMS confirmation links and the worker's SLA.
 # Hours a resident's confirmation link stays valid (it also works only once).
@@ -233,6 +235,8 @@ CLEARANCE_SLA_EMERGENCY_HOURS = env.int("CLEARANCE_SLA_EMERGENCY_HOURS", default
 CLEARANCE_STRANDED_DAYS = env.int("CLEARANCE_STRANDED_DAYS", default=30)
 # Hours after the end of a required test day before a missing result raises popup 4 (lab delay).
 CLEARANCE_TEST_GRACE_HOURS = env.int("CLEARANCE_TEST_GRACE_HOURS", default=24)
+# Requests per client address to the resident link pages: "count/seconds".
+CLEARANCE_LINK_RATE_LIMIT = env("CLEARANCE_LINK_RATE_LIMIT", default="60/600")
 
 # venues: what the resident app reads from a venue poster (prefix + the venue's stable code),
 # and an optional font file with Chinese glyphs for the PNG poster (else fontconfig's :lang=zh).

@@ -178,6 +178,7 @@ class ClearanceEvent(models.Model):
         PRIORITISED = "prioritised", _("Raised to priority")
         ESCALATED = "escalated", _("SLA escalation")
         CALL = "call", _("Phone call")
+        NOTE = "note", _("Note")
         REVEAL = "reveal", _("Personal data revealed")
 
     task = models.ForeignKey(ClearanceTask, on_delete=models.CASCADE, related_name="events")

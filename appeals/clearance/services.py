@@ -154,7 +154,8 @@ def clearance_task_open(
                 priority=priority, sla_due_at=at + dt.timedelta(hours=sla_hours_for(priority)),
                 outside_since=appeal.outside_since if appeal else None,
                 wishes_to_return=bool(appeal and appeal.wishes_to_return),
-                commitment_required=origin in (ClearanceTask.Origin.CHECKPOINT, ClearanceTask.Origin.RISK_LINK),
+                # The letter is asked for on the self-drive route, or later by an investigation.
+                commitment_required=origin == ClearanceTask.Origin.CHECKPOINT,
                 created_at=at,
             )
     except IntegrityError:
@@ -205,8 +206,9 @@ def link_url(token: str) -> str:
 
 @transaction.atomic
 def clearance_link_issue(*, task: ClearanceTask, purpose: str = ClearanceLink.Purpose.CONFIRM,
-                         at: dt.datetime | None = None) -> tuple[ClearanceLink, str]:
-    """Create a one-time link and queue the SMS carrying it. Returns (link, signed token).
+                         question: str = "", at: dt.datetime | None = None) -> tuple[ClearanceLink, str]:
+    """Create a one-time link and queue the SMS carrying it (with the worker's `question`, if
+    any). Returns (link, signed token).
 
     The URL carries only an opaque signed random token; the database keeps its hash. Earlier
     unused links of the same purpose are revoked, so only the latest SMS works.
@@ -223,11 +225,14 @@ def clearance_link_issue(*, task: ClearanceTask, purpose: str = ClearanceLink.Pu
     if purpose == ClearanceLink.Purpose.COMMITMENT:
         text = _("Your community %(community)s asks you to sign the commitment letter online: %(url)s "
                  "(valid until %(until)s, works once).")
+    elif question:
+        text = _("Your community %(community)s asks: %(question)s Please answer here: %(url)s "
+                 "(valid until %(until)s, works once).")
     else:
         text = _("Your community %(community)s needs you to confirm your details so it can review your "
                  "health-kit popup: %(url)s (valid until %(until)s, works once).")
     body = text % {
-        "community": task.community.name, "url": link_url(token),
+        "community": task.community.name, "url": link_url(token), "question": question,
         "until": timezone.localtime(link.expires_at).strftime("%Y-%m-%d %H:%M"),
     } + " " + _sms_footer()
     _notify(task=task, purpose=f"clearance_{purpose}", body=body, key=f"link:{link.pk}")
@@ -430,12 +435,28 @@ def clearance_request_info(*, task: ClearanceTask, actor: User, question: str,
     question = _require_reason(question)
     task = clearance_task_transition(task=task, to=ClearanceTask.State.INFO_REQUESTED,
                                      kind=ClearanceEvent.Kind.INFO_REQUESTED, actor=actor, reason=question, at=at)
-    count = task.events.filter(kind=ClearanceEvent.Kind.INFO_REQUESTED).count()
-    body = _("Your community %(community)s asks: %(question)s Please answer through the link we send "
-             "next.") % {"community": task.community.name, "question": question}
-    _notify(task=task, purpose="clearance_info", body=body + " " + _sms_footer(), key=f"info:{count}")
-    clearance_link_issue(task=task, at=at)
+    clearance_link_issue(task=task, question=question, at=at)
     return task
+
+
+@transaction.atomic
+def clearance_link_resend(*, task: ClearanceTask, actor: User, at: dt.datetime | None = None) -> ClearanceLink:
+    """Send the resident a fresh link (the earlier unused one stops working), e.g. after it
+    expired or the resident lost the SMS. Refused on a closed task."""
+    at = at or clock.now()
+    task = ClearanceTask.objects.select_for_update(of=("self",)).select_related("community", "resident", "appeal").get(
+        pk=task.pk)
+    check_not_closed(task)
+    purpose = (ClearanceLink.Purpose.COMMITMENT
+               if task.state == ClearanceTask.State.MEASURES and task.commitment_required
+               and task.commitment_signed_at is None else ClearanceLink.Purpose.CONFIRM)
+    question = ""
+    if task.state == ClearanceTask.State.INFO_REQUESTED:
+        question = (task.events.filter(kind=ClearanceEvent.Kind.INFO_REQUESTED).order_by("-at", "-id")
+                    .values_list("reason", flat=True).first() or "")
+    link, _token = clearance_link_issue(task=task, purpose=purpose, question=question, at=at)
+    _event(task=task, kind=ClearanceEvent.Kind.NOTE, actor=actor, reason=_("Link sent again."), at=at)
+    return link
 
 
 @transaction.atomic
@@ -652,7 +673,7 @@ WITH candidates AS (
         outside_since, wishes_to_return, confirmation, contact_phone_encrypted, contact_phone_masked,
         commitment_required, commitment_digest, outcome, decision_reason, created_at, updated_at)
     SELECT resident_id, community_id, popup_id, NULL, origin, 'open', 3, %(due)s, NULL, false, '{}'::jsonb,
-           '', '', origin = 'risk_link', '', '', '', %(now)s, %(now)s
+           '', '', false, '', '', '', %(now)s, %(now)s
     FROM candidates
     ON CONFLICT DO NOTHING
     RETURNING id, origin, popup_id

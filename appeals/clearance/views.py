@@ -3,7 +3,9 @@ console. Views are thin: forms validate, services act, selectors scope."""
 
 import csv
 
+from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseNotAllowed, StreamingHttpResponse
@@ -17,6 +19,8 @@ from django.views.decorators.csrf import csrf_protect
 
 from appeals.clearance import forms, selectors, services
 from appeals.clearance.models import ClearanceLink, ClearanceTask
+from appeals.ratelimit import client_ip
+from communities import pii
 from communities.models import PersonalDataAccess
 from communities.selectors import (
     communities_visible_to,
@@ -41,6 +45,13 @@ class ResidentLinkView(View):
     cannot be used gets the same kind of page: what happened and what to do, and no data."""
 
     template_name = "clearance/link_form.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if _over_limit(request):
+            response = render(request, "clearance/link_refused.html", {"reason": "busy", "site": _official_site()},
+                              status=429)
+            return _private(response)
+        return super().dispatch(request, *args, **kwargs)
 
     def _refused(self, request, reason: str):
         # 410 for a link that existed and is spent; 404 for anything else (tampered, unknown).
@@ -96,6 +107,18 @@ class ResidentLinkView(View):
         return _private(response)
 
 
+def _over_limit(request) -> bool:
+    """Fixed-window count per client address (keyed hash in the cache, never the address)."""
+    count, seconds = (int(x) for x in settings.CLEARANCE_LINK_RATE_LIMIT.split("/"))
+    key = "clearance:rl:" + pii.keyed_hash("rl:" + client_ip(request))[:32]
+    cache.add(key, 0, timeout=seconds)
+    try:
+        return cache.incr(key) > count
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=seconds)
+        return False
+
+
 def _private(response):
     # The token is in the URL: never leak it to another site through Referer, keep it out of
     # search engines. ("no-referrer" would make browsers send "Origin: null" and fail CSRF.)
@@ -105,8 +128,6 @@ def _private(response):
 
 
 def _official_site() -> str:
-    from django.conf import settings
-
     return settings.OFFICIAL_SITE_URL
 
 
@@ -192,6 +213,7 @@ class TaskDetailView(WorkerMixin, View):
                 "investigate": forms.InvestigateForm(), "call": forms.CallForm(), "reveal": forms.RevealForm(),
             },
             "can_investigate": task.is_open and task.popup_id and task.popup.popup_type == 3,
+            "means": dict(forms.ConfirmationForm.MEANS), "symptoms": dict(forms.ConfirmationForm.SYMPTOMS),
             "now": timezone.now(),
         }, status=status)
 
@@ -228,6 +250,14 @@ class TaskActionView(WorkerMixin, View):
                 return redirect("clearance:task", pk=task.pk)
             revealed = services.clearance_reveal(task=task, actor=request.user, reason=form.cleaned_data["reason"])
             return TaskDetailView().get(request, pk=task.pk, revealed=revealed)
+        if action == "resend":
+            try:
+                services.clearance_link_resend(task=task, actor=request.user)
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, _("A new link has been sent; the earlier one no longer works."))
+            return redirect("clearance:task", pk=task.pk)
         if action not in self.ACTIONS:
             raise PermissionDenied
         form_class, act, done = self.ACTIONS[action]
@@ -268,7 +298,9 @@ class CheckpointView(WorkerMixin, View):
             if community is None or resident is None:
                 form.add_error("id_number", _("No resident with this ID number is registered in your communities."))
             else:
-                popup = (PopupCase.objects.filter(resident=resident, state__in=PopupCase.OPEN_STATES)
+                # The popup the checkpoint stopped them for: type 3 first, else type 1.
+                popup = (PopupCase.objects.filter(resident=resident, state__in=PopupCase.OPEN_STATES,
+                                                  popup_type__in=[3, 1])
                          .order_by("-popup_type", "-raised_at").first())
                 try:
                     task = services.clearance_checkpoint_preapprove(

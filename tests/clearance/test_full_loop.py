@@ -123,11 +123,28 @@ def test_ask_for_information_sends_question_and_a_fresh_link(client, sms_outbox,
         client.post(reverse("clearance:task-action", args=[task.pk, "info"]), {"question": "请说明返京车次"})
     task.refresh_from_db()
     assert task.state == ClearanceTask.State.INFO_REQUESTED
-    assert len(sms_outbox.outbox) == 3
+    # one SMS with the question and the fresh link
+    assert len(sms_outbox.outbox) == 2
     assert "请说明返京车次" in sms_outbox.outbox[1].body
-    fresh = token_in(sms_outbox.outbox[2])
+    fresh = token_in(sms_outbox.outbox[1])
     client.logout()
     # the first link was replaced; the fresh one shows the question
     assert client.get(reverse("clearance:link", args=[first])).status_code == 410
     page = client.get(reverse("clearance:link", args=[fresh]))
     assert page.status_code == 200 and "请说明返京车次" in page.content.decode()
+
+
+def test_resend_replaces_the_unused_link(client, sms_outbox, django_capture_on_commit_callbacks):
+    appeal = RoutedAppealFactory()
+    worker = WorkerFactory(communities=[appeal.routed_community])
+    from appeals.clearance.services import clearance_open_for_appeal
+
+    with django_capture_on_commit_callbacks(execute=True):
+        task = clearance_open_for_appeal(appeal=appeal)
+    client.force_login(worker)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(reverse("clearance:task-action", args=[task.pk, "resend"])).status_code == 302
+    old, new = token_in(sms_outbox.outbox[0]), token_in(sms_outbox.outbox[1])
+    client.logout()
+    assert client.get(reverse("clearance:link", args=[old])).status_code == 410
+    assert client.get(reverse("clearance:link", args=[new])).status_code == 200

@@ -128,3 +128,14 @@ def test_pages_name_the_official_site_and_never_ask_for_money(client, issued, se
     assert settings.OFFICIAL_SITE_URL in body
     refused = client.get(reverse("clearance:link", args=["nope"])).content.decode()
     assert settings.OFFICIAL_SITE_URL in refused
+
+
+def test_link_pages_are_rate_limited_per_address(client, issued, settings):
+    settings.CLEARANCE_LINK_RATE_LIMIT = "3/600"
+    _task, _link, token = issued
+    url = reverse("clearance:link", args=[token])
+    assert [client.get(url).status_code for _ in range(3)] == [200, 200, 200]
+    busy = client.get(url)
+    assert busy.status_code == 429 and 'data-reason="busy"' in busy.content.decode()
+    # another address is not affected
+    assert client.get(url, REMOTE_ADDR="10.1.2.3").status_code == 200

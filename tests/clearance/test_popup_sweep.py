@@ -39,7 +39,7 @@ def test_sweep_picks_the_popups_that_need_the_community(sms_outbox, django_captu
 
     tasks = {t.popup_id: t for t in ClearanceTask.objects.filter(pk__in=ids)}
     assert set(tasks) == {risk.pk, upstream_1.pk, back.pk}
-    assert tasks[risk.pk].origin == ClearanceTask.Origin.RISK_LINK and tasks[risk.pk].commitment_required
+    assert tasks[risk.pk].origin == ClearanceTask.Origin.RISK_LINK
     assert tasks[upstream_1.pk].origin == ClearanceTask.Origin.MISATTRIBUTION
     assert tasks[back.pk].origin == ClearanceTask.Origin.IN_CITY
     assert all(t.community_id == t.resident.community_id and t.sla_due_at for t in tasks.values())
