@@ -43,11 +43,20 @@ WITH ins AS (
     ON CONFLICT DO NOTHING
     RETURNING venue_id, scanned_at
 ),
-due AS (
-    UPDATE venues_riskwindow w SET exposure_due = true
-    WHERE w.state = 'active' AND NOT w.exposure_due
+hit AS (
+    -- Always take the window's row lock (never skip a row already marked due): a job running
+    -- right now clears the flag when it commits, and must not miss these scans. Windows are
+    -- locked in id order so two batches never deadlock.
+    SELECT w.id FROM venues_riskwindow w
+    WHERE w.state = 'active'
       AND EXISTS (SELECT 1 FROM ins WHERE ins.venue_id = w.venue_id
                   AND ins.scanned_at >= w.starts_at AND ins.scanned_at < w.ends_at)
+    ORDER BY w.id
+    FOR UPDATE
+),
+due AS (
+    UPDATE venues_riskwindow w SET exposure_due = true
+    FROM hit WHERE w.id = hit.id
     RETURNING w.id
 )
 SELECT (SELECT count(*) FROM ins), (SELECT coalesce(array_agg(id), '{}') FROM due)

@@ -2,6 +2,7 @@
 risk windows (supervisors). Views only parse input and call selectors/services."""
 
 import csv
+import datetime as dt
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -69,7 +70,7 @@ def _register_period(request):
     form = RegisterRangeForm(request.GET or None)
     if not request.GET:
         end = timezone.localtime().replace(second=0, microsecond=0)
-        return form, selectors.RegisterRange(start=end - timezone.timedelta(days=1), end=end), None
+        return form, selectors.RegisterRange(start=end - dt.timedelta(days=1), end=end), None
     if not form.is_valid():
         return form, None, None
     try:
