@@ -22,11 +22,13 @@ def _parse(rule: str) -> tuple[int, int]:
 
 
 def client_ip(request) -> str:
-    # Behind the proxy the deployment's SECURE_PROXY_SSL_HEADER implies X-Forwarded-For is set
-    # by our own proxy; the right-most entry is the one it added.
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if forwarded:
-        return forwarded.split(",")[-1].strip()
+    """The client address for per-IP limits. With N trusted proxies, the N-th entry from the
+    right of X-Forwarded-For (the one our outermost proxy saw); anything further left is the
+    client's own claim and could be forged to dodge the limit."""
+    proxies = settings.APPEALS_TRUSTED_PROXIES
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if proxies > 0 and len(forwarded) >= proxies:
+        return forwarded[-proxies]
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 

@@ -222,6 +222,8 @@ APPEALS_EVIDENCE_MAX_FILES = 9
 # Lifetime of the one-time SMS code and of "add evidence" links sent to residents.
 APPEALS_CODE_TTL_SECONDS = env.int("APPEALS_CODE_TTL_SECONDS", default=600)
 APPEALS_LINK_TTL_HOURS = env.int("APPEALS_LINK_TTL_HOURS", default=72)
+# How many reverse proxies in front of Django append to X-Forwarded-For (0: use REMOTE_ADDR).
+APPEALS_TRUSTED_PROXIES = env.int("APPEALS_TRUSTED_PROXIES", default=0)
 # One schema name for the call-outcome choices used by two appeal endpoints.
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["AppealCallOutcomeEnum"] = "appeals.models.AppealContact.Outcome"
 

@@ -66,3 +66,19 @@ def test_status_lookups_per_ip_are_limited(client, settings):
     assert client.post(reverse("appeals:status"), data).status_code == 404
     response = client.post(reverse("appeals:status"), data)
     assert response.status_code == 429 and "too many attempts" in response.content.decode()
+
+
+def test_forged_forwarded_for_does_not_dodge_the_ip_limit(client, settings):
+    settings.APPEALS_TRUSTED_PROXIES = 0
+    settings.APPEALS_RATE_LIMITS = {**settings.APPEALS_RATE_LIMITS, "status_ip": "1/600"}
+    data = {"reference": "X", "id_number": make_id_number(), "phone": "13600001111"}
+    assert client.post(reverse("appeals:status"), data, HTTP_X_FORWARDED_FOR="1.1.1.1").status_code == 404
+    assert client.post(reverse("appeals:status"), data, HTTP_X_FORWARDED_FOR="2.2.2.2").status_code == 429
+
+
+def test_behind_one_proxy_the_address_it_saw_counts(rf, settings):
+    from appeals.ratelimit import client_ip
+
+    settings.APPEALS_TRUSTED_PROXIES = 1
+    request = rf.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7", REMOTE_ADDR="10.0.0.2")
+    assert client_ip(request) == "203.0.113.7"
