@@ -113,3 +113,20 @@ def test_upload_page_reports_a_bad_file_by_position_and_keeps_the_good_one(clien
     assert "Picture 2: This file is not a PNG, JPEG or WebP picture" in page
     assert "李雷身份证" not in page
     assert AppealEvidence.objects.filter(appeal__isnull=True).count() == 1
+
+
+def test_abandoned_draft_pictures_are_purged_and_filed_ones_kept():
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from appeals.services import evidence_drafts_purge
+
+    old_draft = evidence_store(upload=upload(data=image_bytes("PNG", (30, 30))), draft_key="gone")
+    fresh_draft = evidence_store(upload=upload(data=image_bytes("PNG", (31, 30))), draft_key="here")
+    filed = evidence_store(upload=upload(data=image_bytes("PNG", (32, 30))), appeal=AppealFactory())
+    AppealEvidence.objects.filter(pk__in=[old_draft.pk, filed.pk]).update(created_at=timezone.now() - dt.timedelta(days=3))
+    path = old_draft.file.name
+    assert evidence_drafts_purge() == 1
+    assert set(AppealEvidence.objects.values_list("pk", flat=True)) == {fresh_draft.pk, filed.pk}
+    assert not default_storage.exists(path)
