@@ -51,7 +51,9 @@ def _screenshots() -> list[bytes]:
 
 
 def seed(*, rng, stdout) -> None:
+    # Popups without an open appeal yet, so a second run adds appeals instead of failing.
     popups = list(PopupCase.objects.filter(state__in=PopupCase.OPEN_STATES)
+                  .exclude(appeals__status__in=Appeal.OPEN_STATUSES)
                   .select_related("resident__community").order_by("pk")[:N_APPEALS])
     if not popups:
         stdout.write("  appeals: no open popups; skipped")
@@ -66,7 +68,9 @@ def seed(*, rng, stdout) -> None:
         category = categories[index % len(categories)] if index % 3 else "correction"
         status = statuses[index % len(statuses)]
         priority = priority_for(category)
-        created = now - dt.timedelta(hours=rng.uniform(0.2, 24 * 6))
+        # Open appeals are mostly fresh (a few breached, as in real life); closed ones older.
+        age_hours = rng.uniform(0.2, 20) if status != "closed" and index % 5 else rng.uniform(1, 24 * 6)
+        created = now - dt.timedelta(hours=age_hours)
         phone = f"1{rng.choice('3589')}{rng.randrange(10**9):09d}"
         unlisted = index % 17 == 0
         appeal = Appeal(
