@@ -97,6 +97,19 @@ def _scope(user: User):
     return Appeal.objects.filter(created_by=user, channel=Appeal.Channel.OPEN311)
 
 
+def _when(value: str | None) -> dt.datetime | None:
+    """An Open311 (ISO 8601) date parameter; a malformed one is a 400, not a crash."""
+    if not value:
+        return None
+    try:
+        parsed = parse_datetime(value.replace(" ", "+"))  # '+' of the offset arrives as a space
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise Open311Error(400, _("Dates must be ISO 8601, e.g. 2022-11-20T08:00:00+08:00."))
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return timezone.localtime(value).isoformat(timespec="seconds") if value else None
 
@@ -159,8 +172,8 @@ class RequestsView(Open311View):
         if ids:
             qs = qs.filter(reference__in=ids[:MAX_LIST])
         else:
-            end = parse_datetime(request.GET.get("end_date", "") or "") or timezone.now()
-            start = parse_datetime(request.GET.get("start_date", "") or "") or end - dt.timedelta(days=90)
+            end = _when(request.GET.get("end_date")) or timezone.now()
+            start = _when(request.GET.get("start_date")) or end - dt.timedelta(days=90)
             qs = qs.filter(created_at__gte=start, created_at__lte=end)
             if request.GET.get("service_code"):
                 qs = qs.filter(category__in=request.GET["service_code"].split(","))

@@ -93,3 +93,13 @@ def test_repeat_filing_folds(client, api_key):
     first = _file(client, api_key, **{"attribute[id_number]": number}).json()[0]["service_request_id"]
     second = _file(client, api_key, **{"attribute[id_number]": number}).json()[0]["service_request_id"]
     assert first == second and Appeal.objects.get().repeat_count == 1
+
+
+def test_date_window_and_bad_dates(client, api_key):
+    ref = _file(client, api_key).json()[0]["service_request_id"]
+    inside = client.get("/open311/v2/requests.json", {"api_key": api_key, "start_date": "2020-01-01T00:00:00+08:00"})
+    assert [r["service_request_id"] for r in inside.json()] == [ref]
+    before = client.get("/open311/v2/requests.json", {"api_key": api_key, "end_date": "2020-01-01T00:00:00Z"})
+    assert before.json() == []
+    bad = client.get("/open311/v2/requests.json", {"api_key": api_key, "start_date": "yesterday"})
+    assert bad.status_code == 400 and "ISO 8601" in bad.json()[0]["description"]
