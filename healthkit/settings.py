@@ -244,3 +244,7 @@ CLEARANCE_LINK_RATE_LIMIT = env("CLEARANCE_LINK_RATE_LIMIT", default="60/600")
 # and an optional font file with Chinese glyphs for the PNG poster (else fontconfig's :lang=zh).
 VENUES_QR_PREFIX = env("VENUES_QR_PREFIX", default="HKVENUE:")
 VENUES_POSTER_FONT = env("VENUES_POSTER_FONT", default="")
+
+# Popup engine (healthkit/engine.py): work_mem for the full sweep's one big statement (sorts and
+# hashes over every open popup; the server default of 4MB spills to disk at 1 M popups).
+ENGINE_SWEEP_WORK_MEM = env("ENGINE_SWEEP_WORK_MEM", default="256MB")
