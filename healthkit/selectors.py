@@ -186,9 +186,13 @@ def _venue_lines(cause: dict) -> list[str]:
     window = cause.get("window") if isinstance(cause.get("window"), dict) else cause
     start, end = window.get("from") or window.get("starts_at"), window.get("to") or window.get("ends_at")
     if start and end:
-        return [_("Visited the venue %(venue)s during its risk window %(start)s to %(end)s.") % {
+        lines = [_("The venue %(venue)s was marked a risk point from %(start)s to %(end)s.") % {
             "venue": venue, "start": _fmt_any(start), "end": _fmt_any(end)}]
-    return [_("Linked to the risk venue %(venue)s.") % {"venue": venue}]
+    else:
+        lines = [_("Linked to the risk venue %(venue)s.") % {"venue": venue}]
+    if cause.get("scanned_at"):
+        lines.append(_("Your code was scanned there on %(at)s.") % {"at": _fmt_any(cause["scanned_at"])})
+    return lines
 
 
 def _fmt_any(value: object) -> str:

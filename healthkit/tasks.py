@@ -1,8 +1,10 @@
 """Celery tasks of the popup core: thin, take primary keys, safe to run twice."""
 
 from celery import shared_task
+from django.db import OperationalError
 
 from healthkit import sms
+from healthkit.errors import TransientError
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -22,7 +24,12 @@ def sms_deliver_due() -> int:
 # --- Popup engine and outbox ---------------------------------------------------------------
 
 
-@shared_task(acks_late=True, ignore_result=True)
+# A lost connection or a lock timeout is worth another try; both engine tasks are idempotent.
+_ENGINE_RETRY = {"autoretry_for": (OperationalError, TransientError), "retry_backoff": True,
+                 "retry_backoff_max": 60, "max_retries": 5}
+
+
+@shared_task(acks_late=True, ignore_result=True, **_ENGINE_RETRY)
 def engine_evaluate_residents(resident_ids: list[int]) -> None:
     """Event-driven re-evaluation of the residents a committed batch touched (ids only)."""
     from healthkit import engine
@@ -30,7 +37,7 @@ def engine_evaluate_residents(resident_ids: list[int]) -> None:
     engine.evaluate(resident_ids=resident_ids)
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(acks_late=True, ignore_result=True, **_ENGINE_RETRY)
 def engine_sweep() -> None:
     """Beat: time-based changes for everyone, set-wise (skips if a sweep is already running)."""
     from healthkit import engine

@@ -195,3 +195,10 @@ def test_concurrent_evaluations_and_sweeps_raise_and_log_each_change_once():
     assert PopupCase.objects.filter(popup_type=4, state="lifted").count() == 40
     assert PopupEvent.objects.filter(kind="lifted").count() == 40
     assert OutboxRecord.objects.filter(kind="lifted").count() == 40
+
+
+def test_engine_tasks_retry_on_database_hiccups():
+    from django.db import OperationalError
+
+    for task in (tasks.engine_evaluate_residents, tasks.engine_sweep):
+        assert OperationalError in task.autoretry_for and task.acks_late

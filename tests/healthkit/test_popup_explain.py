@@ -80,10 +80,12 @@ def test_venue_cause_names_the_venue_and_its_window():
     case = PopupCaseFactory(popup_type=3, source="venue", dedupe_key="venue-risk:1",
                             cause={"rule": "venue_exposure", "venue_name": "某超市",
                                    "window": {"from": "2022-05-01T10:00:00+08:00",
-                                              "to": "2022-05-01T12:00:00+08:00"}},
+                                              "to": "2022-05-01T12:00:00+08:00"},
+                                   "scanned_at": "2022-05-01T11:05:00+08:00"},
                             raised_at=cst(2022, 5, 2))
     text = "\n".join(popup_explain(case))
     assert "某超市" in text and "2022-05-01 10:00" in text and "2022-05-01 12:00" in text
+    assert "scanned there on 2022-05-01 11:05" in text
 
 
 def test_lines_are_translated_plain_strings():
