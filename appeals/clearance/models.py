@@ -167,6 +167,7 @@ class ClearanceEvent(models.Model):
     class Kind(models.TextChoices):
         OPENED = "opened", _("Opened")
         APPEAL_JOINED = "appeal_joined", _("Appeal attached")
+        REROUTED = "rerouted", _("Moved to another community")
         LINK_SENT = "link_sent", _("Link sent to the resident")
         CONFIRMED = "confirmed", _("Resident confirmed")
         COMMITMENT_SIGNED = "commitment_signed", _("Commitment letter signed")

@@ -241,18 +241,26 @@ def clearance_link_issue(*, task: ClearanceTask, purpose: str = ClearanceLink.Pu
     return link, token
 
 
+@transaction.atomic
 def clearance_open_for_appeal(*, appeal: Appeal) -> ClearanceTask | None:
     """The community's task for a routed appeal (idempotent). Returns None if the appeal is not
-    (or no longer) routed to a community."""
+    (or no longer) routed to a community. If the hotline re-routed the appeal to another
+    community, the open task moves there (the earlier community no longer sees it)."""
     community = appeal.routed_community or appeal.community
     if not appeal.is_open or community is None:
         return None
     priority = min(int(appeal.priority), ClearanceTask.Priority.NORMAL)
-    task, _created = clearance_task_open(
+    task, created = clearance_task_open(
         resident=appeal.resident, community=community, origin=ClearanceTask.Origin.APPEAL,
         popup=appeal.popup if appeal.popup_id and appeal.popup.is_open else None, appeal=appeal,
         priority=priority, reason=_("Appeal %(ref)s routed to the community.") % {"ref": appeal.reference},
     )
+    if not created and appeal.routed_community_id and task.community_id != appeal.routed_community_id:
+        _event(task=task, kind=ClearanceEvent.Kind.REROUTED,
+               data={"from": task.community_id, "to": appeal.routed_community_id},
+               reason=_("Appeal %(ref)s re-routed by the hotline.") % {"ref": appeal.reference})
+        task.community = appeal.routed_community
+        task.save(update_fields=["community", "updated_at"])
     return task
 
 
@@ -293,18 +301,25 @@ def unsign_token(token: str) -> str:
 
 
 def _consume_link(*, token: str, at: dt.datetime) -> ClearanceLink:
-    """Mark the link used with one conditional UPDATE (so two submissions cannot both win)."""
+    """Mark the link used with one conditional UPDATE (so two submissions cannot both win).
+
+    The UPDATE names only the link's own columns: a join (Django turns it into `id IN (SELECT
+    ...)`) is not re-checked after waiting for a concurrent writer's lock, and let every
+    concurrent submission through (tests/clearance/test_link_concurrency.py). The task's state
+    is checked after, under the task's row lock; refusing then rolls the UPDATE back.
+    """
     digest = _token_hash(unsign_token(token))
     used = ClearanceLink.objects.filter(
         token_hash=digest, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=at,
-        task__state__in=ClearanceTask.OPEN_STATES,
     ).update(used_at=at)
-    link = ClearanceLink.objects.select_related("task").filter(token_hash=digest).first()
-    if used != 1 or link is None:
+    link = ClearanceLink.objects.filter(token_hash=digest).first()
+    task_open = link is not None and ClearanceTask.objects.select_for_update().filter(
+        pk=link.task_id, state__in=ClearanceTask.OPEN_STATES).exists()
+    if used != 1 or not task_open:
         from appeals.clearance.selectors import link_status
 
-        status = link_status(token, at=at)
-        raise LinkRefused(_("This link can no longer be used."), extra={"reason": status.reason})
+        reason = link_status(token, at=at).reason if used != 1 else "closed"
+        raise LinkRefused(_("This link can no longer be used."), extra={"reason": reason})
     return link
 
 

@@ -57,3 +57,19 @@ def test_missing_or_unrouted_appeal_does_nothing():
     appeal = RoutedAppealFactory(status="closed", routed_community=None)
     assert clearance_open_for_appeal.delay(appeal.pk).get() is None
     assert not ClearanceTask.objects.exists()
+
+
+def test_rerouted_appeal_moves_the_open_task(django_capture_on_commit_callbacks):
+    from appeals.clearance.services import clearance_open_for_appeal as open_for
+    from tests.factories import CommunityFactory
+
+    appeal = RoutedAppealFactory()
+    task = open_for(appeal=appeal)
+    other = CommunityFactory()
+    appeal.routed_community = other
+    appeal.save(update_fields=["routed_community"])
+
+    again = open_for(appeal=appeal)
+
+    assert again.pk == task.pk and again.community == other
+    assert again.events.filter(kind=ClearanceEvent.Kind.REROUTED).exists()
