@@ -32,6 +32,8 @@ from healthkit.permissions import has_role
 from healthkit.sms import sms_enqueue
 
 HANDLER_ROLES = (User.Role.OPERATOR, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
+# Stored, not translated: history labels are data (the page translates event kinds, not actors).
+RESIDENT_LABEL = "resident"
 _REF_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O/1/I: read aloud on the phone
 
 
@@ -262,7 +264,7 @@ def appeal_file(
         existing.save(update_fields=changed)
         moved = _attach_drafts(existing, draft_key)
         appeal_event(appeal=existing, kind=AppealEvent.Kind.REPEAT, actor=actor,
-                     actor_label="" if actor else _("resident"), note=description[:4000],
+                     actor_label="" if actor else RESIDENT_LABEL, note=description[:4000],
                      data={"category": category, "channel": channel, "evidence_added": moved,
                            "repeat_count": existing.repeat_count})
         if existing.status == Appeal.Status.WAITING_RESIDENT and moved:
@@ -279,7 +281,7 @@ def appeal_file(
     )
     moved = _attach_drafts(appeal, draft_key)
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.FILED, actor=actor,
-                 actor_label="" if actor else _("resident"),
+                 actor_label="" if actor else RESIDENT_LABEL,
                  data={"channel": channel, "category": category, "evidence": moved})
     return appeal, False
 
@@ -471,7 +473,7 @@ def appeal_link_submit(*, token: str, uploads: list, note: str = "") -> Appeal:
     stored = [evidence_store(upload=u, appeal=appeal) for u in uploads]
     link.used_at = timezone.now()
     link.save(update_fields=["used_at"])
-    appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor_label=_("resident"), note=note[:4000],
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor_label=RESIDENT_LABEL, note=note[:4000],
                  data={"count": len(stored), "link": link.pk})
     if appeal.status == Appeal.Status.WAITING_RESIDENT:
         _set_status(appeal, Appeal.Status.IN_PROGRESS, actor=None, reason=_("The resident sent more evidence."))
