@@ -17,6 +17,7 @@ urlpatterns = [
     path("appeals/file/popup/", views_public.PopupStepView.as_view(), name="file-popup"),
     path("appeals/file/community/", views_public.CommunityStepView.as_view(), name="file-community"),
     path("appeals/file/details/", views_public.DetailsStepView.as_view(), name="file-details"),
+    path("appeals/file/details/picture/<int:pk>/", views_public.DraftThumbView.as_view(), name="file-draft-thumb"),
     path("appeals/file/check/", views_public.CheckView.as_view(), name="file-check"),
     path("appeals/file/done/", views_public.DoneView.as_view(), name="file-done"),
     path("appeals/status/", views_public.StatusView.as_view(), name="status"),

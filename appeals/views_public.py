@@ -9,6 +9,8 @@ import secrets
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views import View
@@ -210,6 +212,18 @@ class DetailsStepView(DraftMixin, View):
                 # The resident's file name may hold personal data: refer to the file by position.
                 errors.append(_("Picture %(n)d: %(message)s") % {"n": index, "message": exc.message})
         return errors
+
+
+class DraftThumbView(DraftMixin, View):
+    """The resident's own draft picture (thumbnail), for this session's form only."""
+
+    def get(self, request, pk):
+        evidence = AppealEvidence.objects.filter(pk=pk, appeal__isnull=True, draft_key=self.draft["draft_key"]).first()
+        if evidence is None:
+            raise PermissionDenied
+        response = FileResponse(evidence.thumbnail.open("rb"), content_type="image/jpeg")
+        response["Cache-Control"] = "private, no-store"
+        return response
 
 
 class CheckView(DraftMixin, View):

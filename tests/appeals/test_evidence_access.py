@@ -78,3 +78,20 @@ def test_draft_evidence_is_never_served(client, supervisor):
 def test_files_live_outside_any_public_url(evidence, settings):
     assert not evidence.file.url.startswith(settings.STATIC_URL)
     assert settings.MEDIA_URL == "/private-media-not-served/"
+
+
+def test_resident_sees_own_draft_thumbnail_but_another_session_does_not(client, sms_outbox, resident_with_popup):
+    from django.test import Client
+
+    from appeals.models import AppealEvidence
+    from tests.appeals.test_resident_filing import _identify
+
+    resident, _popup = resident_with_popup
+    _identify(client, sms_outbox, resident, resident.reveal_id_number())
+    client.post(reverse("appeals:file-details"), {"action": "upload", "files": [upload()]})
+    draft = AppealEvidence.objects.get()
+    url = reverse("appeals:file-draft-thumb", args=[draft.pk])
+    assert url in client.get(reverse("appeals:file-details")).content.decode()
+    assert client.get(url)["Content-Type"] == "image/jpeg"
+    stranger = Client()
+    assert stranger.get(url).status_code == 302  # no verified session: back to the start
