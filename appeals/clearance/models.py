@@ -52,6 +52,8 @@ class ClearanceTask(models.Model):
         NOTHING_FOUND = "nothing_found", _("Nothing found: commitment letter and a negative test")
 
     OPEN_STATES = OPEN_TASK_STATES
+    # Waiting for the community's response: the SLA applies (not once measures have started).
+    AWAITING_STATES = ("open", "confirmed", "info_requested")
     CLOSED_STATES = (State.LIFTED, State.REJECTED, State.CLOSED)
     TRANSITIONS: dict[str, set[str]] = {
         State.OPEN: {State.CONFIRMED, State.INFO_REQUESTED, State.MEASURES, State.LIFTED, State.REJECTED, State.CLOSED},
@@ -135,6 +137,10 @@ class ClearanceTask(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in self.OPEN_STATES
+
+    @property
+    def is_awaiting(self) -> bool:
+        return self.state in self.AWAITING_STATES
 
 
 class ClearanceLink(models.Model):

@@ -64,7 +64,7 @@ def worklist(*, user: User, filters: WorklistFilters | None = None) -> QuerySet[
     if filters.community:
         tasks = tasks.filter(community_id=filters.community)
     if filters.overdue:
-        tasks = tasks.filter(sla_due_at__lt=clock.now(), state__in=ClearanceTask.OPEN_STATES)
+        tasks = tasks.filter(sla_due_at__lt=clock.now(), state__in=ClearanceTask.AWAITING_STATES)
     if filters.reference:
         digits = filters.reference.strip().upper().lstrip("C")
         tasks = tasks.filter(pk=int(digits)) if digits.isdigit() else tasks.none()

@@ -647,16 +647,20 @@ def clearance_measures_complete(*, task: ClearanceTask, at: dt.datetime | None =
     from appeals.clearance.selectors import tasks_measures_done
 
     at = at or clock.now()
-    if not tasks_measures_done(at=at).filter(pk=task.pk).exists():
-        return False
-    clearance_accept(task=task, actor=None, actor_label="clearance", at=at,
-                     reason=_("Measures completed: commitment and negative test on record."))
+    with transaction.atomic():
+        # Re-checked under the task's lock: the sweep and a resident's submission may race.
+        if not tasks_measures_done(at=at).select_for_update(of=("self",)).filter(pk=task.pk).exists():
+            return False
+        clearance_accept(task=task, actor=None, actor_label="clearance", at=at,
+                         reason=_("Measures completed: commitment and negative test on record."))
     return True
 
 
 # --- set-based jobs (beat) --------------------------------------------------------------------
 
 _OPEN = list(OPEN_TASK_STATES)
+# The SLA measures the community's response; a task in "measures" has had it.
+_SLA_STATES = [s for s in OPEN_TASK_STATES if s != "measures"]
 
 # Raw INSERTs name every NOT NULL column of clearance_clearancetask: Django sets no database defaults.
 _SWEEP_SQL = """
@@ -811,11 +815,12 @@ SELECT count(*) FROM breached
 
 
 def clearance_sla_sweep(*, at: dt.datetime | None = None) -> int:
-    """Mark open tasks past their SLA as breached and escalated (supervisors see them first),
-    with one event each, in one statement, as appeals do. Returns the number marked."""
+    """Mark tasks still awaiting the community's response (open, confirmed, information asked;
+    not those in measures) past their SLA as breached and escalated, with one event each, in one
+    statement, as appeals do. Returns the number marked."""
     at = at or clock.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_SLA_SQL, {"now": at, "open": _OPEN})
+        cursor.execute(_SLA_SQL, {"now": at, "open": _SLA_STATES})
         return cursor.fetchone()[0]
 
 

@@ -34,3 +34,10 @@ def test_emergency_appeals_get_the_short_sla(settings):
     task = services.clearance_open_for_appeal(appeal=RoutedAppealFactory(priority=1))
     assert task.priority == ClearanceTask.Priority.EMERGENCY
     assert task.sla_due_at - task.created_at == dt.timedelta(hours=4)
+
+
+def test_tasks_in_measures_are_not_escalated():
+    now = timezone.now()
+    task = ClearanceTaskFactory(sla_due_at=now - dt.timedelta(hours=1))
+    ClearanceTask.objects.filter(pk=task.pk).update(state=ClearanceTask.State.MEASURES)
+    assert services.clearance_sla_sweep(at=now) == 0

@@ -81,3 +81,10 @@ def test_task_page_shows_why_and_masked_resident(client, community, worker):
     assert task.resident.masked in body
     assert task.resident.reveal_id_number() not in body
     assert f'data-popup="{task.popup_id}"' in body
+
+
+def test_task_page_query_count_is_bounded(client, community, worker, django_assert_max_num_queries):
+    task = _task(community)
+    client.force_login(worker)
+    with django_assert_max_num_queries(30):
+        assert client.get(reverse("clearance:task", args=[task.pk])).status_code == 200
