@@ -23,6 +23,7 @@ from communities.models import Community, Resident
 from communities.selectors import community_find
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
+from healthkit.selectors import popup_explain
 
 SESSION_KEY = "appeal_draft"
 CHALLENGE_KEY = "appeal_challenge"
@@ -315,6 +316,7 @@ class StatusView(View):
         return render(request, self.template_name, {
             "appeal": appeal, "events": selectors.appeal_history(appeal, public_only=True),
             "evidence_count": selectors.appeal_evidence(appeal).count(),
+            "why": popup_explain(appeal.popup) if appeal.popup_id else [],
         })
 
 

@@ -81,6 +81,7 @@ def test_resident_files_online_with_screenshot_and_follows_status(client, sms_ou
     assert response.status_code == 200
     assert "Appeal received" in response.content.decode()
     assert "waiting for an operator" in response.content.decode()
+    assert "Why the popup was raised" in response.content.decode()
 
 
 def test_status_page_refuses_wrong_phone_with_the_same_message(client, resident_with_popup):
