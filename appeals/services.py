@@ -470,7 +470,16 @@ def appeal_link_submit(*, token: str, uploads: list, note: str = "") -> Appeal:
     if link.used_at is not None:
         raise ApplicationError(_("This link has already been used."))
     appeal = _locked(link.appeal)
-    stored = [evidence_store(upload=u, appeal=appeal) for u in uploads]
+    stored: list[AppealEvidence] = []
+    try:
+        for upload in uploads:
+            stored.append(evidence_store(upload=upload, appeal=appeal))
+    except EvidenceRejected:
+        # The rows roll back with the transaction; remove the files written before the bad one.
+        for evidence in stored:
+            evidence.file.delete(save=False)
+            evidence.thumbnail.delete(save=False)
+        raise
     link.used_at = timezone.now()
     link.save(update_fields=["used_at"])
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor_label=RESIDENT_LABEL, note=note[:4000],

@@ -194,3 +194,19 @@ def test_community_worker_cannot_act(client, appeal, community):
     worker = UserFactory(role=User.Role.COMMUNITY_WORKER, communities=[community])
     client.force_login(worker)
     assert act(client, appeal, "assign-me").status_code == 403
+
+
+def test_a_bad_picture_in_an_evidence_answer_keeps_the_link_usable_and_leaves_no_files(appeal, operator, settings):
+    import os
+
+    from appeals.services import appeal_request_evidence
+    from healthkit.errors import ApplicationError
+
+    appeal_request_evidence(appeal=appeal, actor=operator)
+    token = SmsMessage.objects.get().body.split("/appeals/evidence-link/")[1].split("/")[0]
+    with pytest.raises(ApplicationError, match="not a PNG"):
+        appeal_link_submit(token=token, uploads=[upload(data=image_bytes()), upload("x.png", b"nope")])
+    files = [f for _root, _dirs, names in os.walk(settings.PRIVATE_MEDIA_ROOT) for f in names]
+    assert files == [] and appeal.evidence.count() == 0
+    appeal_link_submit(token=token, uploads=[upload(data=image_bytes())])
+    assert appeal.evidence.count() == 1
