@@ -154,8 +154,9 @@ def clearance_task_open(
                 priority=priority, sla_due_at=at + dt.timedelta(hours=sla_hours_for(priority)),
                 outside_since=appeal.outside_since if appeal else None,
                 wishes_to_return=bool(appeal and appeal.wishes_to_return),
-                # The letter is asked for on the self-drive route, or later by an investigation.
-                commitment_required=origin == ClearanceTask.Origin.CHECKPOINT,
+                # The letter is asked for where the popup's policy says so (params
+                # "commitment_letter"), on the self-drive route, or later by an investigation.
+                commitment_required=origin == ClearanceTask.Origin.CHECKPOINT or _policy_asks_letter(popup),
                 created_at=at,
             )
     except IntegrityError:
@@ -170,6 +171,11 @@ def clearance_task_open(
     if send_link:
         clearance_link_issue(task=task, at=at)
     return task, True
+
+
+def _policy_asks_letter(popup: PopupCase | None) -> bool:
+    policy = popup.policy if popup is not None and popup.policy_id else None
+    return bool(policy and policy.params.get("commitment_letter"))
 
 
 def _join(*, task: ClearanceTask, appeal: Appeal | None, priority: int, actor: User | None,
@@ -519,7 +525,7 @@ def _require_tests(*, task: ClearanceTask, kind: str, start: dt.datetime, days: 
     last = start
     for day in days:
         trigger = _day_start(start, day)
-        end_of_day = _day_start(start, day + 1) if day >= 1 else trigger
+        end_of_day = _day_start(start, day + 1)
         test_requirement_create(
             resident=task.resident, kind=kind, trigger_at=trigger, deadline_at=end_of_day + grace,
             reason=_("%(reason)s, test of day %(day)s") % {"reason": reason, "day": day},
@@ -668,9 +674,11 @@ WITH candidates AS (
     SELECT p.id AS popup_id, p.resident_id, r.community_id,
            CASE WHEN p.popup_type = 3 THEN 'risk_link'
                 WHEN p.source = 'upstream' THEN 'misattribution'
-                ELSE 'in_city' END AS origin
+                ELSE 'in_city' END AS origin,
+           coalesce((pol.params ->> 'commitment_letter')::boolean, false) AS letter
     FROM healthkit_popupcase p
     JOIN communities_resident r ON r.id = p.resident_id
+    LEFT JOIN healthkit_popuppolicy pol ON pol.id = p.policy_id
     WHERE p.state IN ('active', 'under_review') AND r.community_id IS NOT NULL
       AND (p.popup_type = 3
            OR (p.popup_type = 1 AND p.source = 'upstream')
@@ -692,7 +700,7 @@ WITH candidates AS (
         outside_since, wishes_to_return, confirmation, contact_phone_encrypted, contact_phone_masked,
         commitment_required, commitment_digest, outcome, decision_reason, created_at, updated_at)
     SELECT resident_id, community_id, popup_id, NULL, origin, 'open', 3, %(due)s, NULL, false, '{}'::jsonb,
-           '', '', false, '', '', '', %(now)s, %(now)s
+           '', '', letter, '', '', '', %(now)s, %(now)s
     FROM candidates
     ON CONFLICT DO NOTHING
     RETURNING id, origin, popup_id

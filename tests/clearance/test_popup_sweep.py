@@ -92,3 +92,28 @@ def test_task_closed_when_its_popup_ends_elsewhere():
     task = ClearanceTask.objects.get(pk=task_id)
     assert task.state == ClearanceTask.State.CLOSED and task.closed_at is not None
     assert task.events.filter(kind=ClearanceEvent.Kind.CLOSED).exists()
+
+
+def test_policy_can_ask_for_the_commitment_letter_on_confirmation(client, sms_outbox,
+                                                                   django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    from healthkit.models import PopupPolicy
+    from tests.clearance.helpers import confirmation_post, token_in
+
+    policy = PopupPolicy.objects.get(popup_type=3, effective_to__isnull=True)
+    policy.params = {**policy.params, "commitment_letter": True}
+    policy.save()
+    PopupCaseFactory(popup_type=3, policy=policy)
+    PopupCaseFactory(popup_type=3)  # no policy on record: no letter
+    with django_capture_on_commit_callbacks(execute=True):
+        services.clearance_popup_sweep()
+    asked = ClearanceTask.objects.get(popup__policy=policy)
+    assert asked.commitment_required
+    assert ClearanceTask.objects.filter(commitment_required=False).count() == 1
+    token = token_in(next(m for m in sms_outbox.outbox if m.phone == asked.resident.phones.get().reveal_phone()))
+    url = reverse("clearance:link", args=[token])
+    assert client.post(url, confirmation_post()).status_code == 400          # letter not signed
+    assert client.post(url, confirmation_post(signature="王小明")).status_code == 200
+    asked.refresh_from_db()
+    assert asked.commitment_signed_at is not None and asked.state == ClearanceTask.State.CONFIRMED
