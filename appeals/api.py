@@ -91,6 +91,29 @@ class AppealListApi(APIView):
         return paginator.get_paginated_response(AppealSummarySerializer(page, many=True).data)
 
 
+class AppealSearchApi(APIView):
+    """Appeals of one person by exact ID number or phone, in the body (never the URL); the
+    value is hashed with the registry's key and every search is audited."""
+
+    permission_classes = [IsStaffRole]
+
+    class InputSerializer(serializers.Serializer):
+        id_number = serializers.CharField(required=False, allow_blank=True, max_length=32)
+        phone = serializers.CharField(required=False, allow_blank=True, max_length=20)
+
+        def validate(self, attrs):
+            if not attrs.get("id_number") and not attrs.get("phone"):
+                raise serializers.ValidationError(_("Enter an ID number or a phone number."))
+            return attrs
+
+    @extend_schema(request=InputSerializer, responses=AppealSummarySerializer(many=True))
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rows = selectors.appeals_for_person(user=request.user, context="api:appeals-search", **data.validated_data)
+        return Response(AppealSummarySerializer(rows, many=True).data)
+
+
 class AppealDetailApi(APIView):
     permission_classes = [IsStaffRole]
 

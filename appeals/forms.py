@@ -1,6 +1,7 @@
 """Forms of the resident pages and the operator console (validation only; services decide)."""
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from appeals.models import Appeal, AppealContact
@@ -44,8 +45,15 @@ class PopupCategoryForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("category") == Appeal.Category.STRANDED and not data.get("currently_outside_city"):
-            self.add_error("currently_outside_city", _("This category is for residents who are outside the city now."))
+        if data.get("category") == Appeal.Category.STRANDED:
+            if not data.get("currently_outside_city"):
+                self.add_error("currently_outside_city", _("This category is for residents who are outside the city now."))
+            since = data.get("outside_since")
+            if since and (timezone.localdate() - since).days < 30:
+                self.add_error("outside_since", _("This category is for residents outside the city for over a month; "
+                                                  "please choose “Popup correction” or an emergency instead."))
+        if data.get("outside_since") and data["outside_since"] > timezone.localdate():
+            self.add_error("outside_since", _("This date is in the future."))
         return data
 
 

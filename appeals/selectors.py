@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from appeals.models import Appeal, AppealEvent, AppealEvidence
 from communities import pii
-from communities.models import Community, Resident, User
-from communities.selectors import community_find
+from communities.models import Community, PersonalDataAccess, Resident, User
+from communities.selectors import community_find, resident_by_id_number, residents_by_phone
+from communities.services import access_log
 from healthkit.models import PopupCase
 from healthkit.permissions import has_role
 from healthkit.selectors import popups_active_at
@@ -44,6 +45,24 @@ def appeal_access(*, user: User, pk: int) -> Appeal:
     if appeal is None:
         raise PermissionDenied
     return appeal
+
+
+def appeals_for_person(*, user: User, id_number: str = "", phone: str = "", context: str,
+                       limit: int = 100) -> list[Appeal]:
+    """Appeals (visible to `user`) of the person with this exact ID number and/or phone, newest
+    first. Look-ups go through the keyed hash and each is written to the access log."""
+    qs = appeals_visible_to(user).select_related("resident", "community__street__district", "routed_community",
+                                                 "assigned_to")
+    if id_number:
+        resident = resident_by_id_number(id_number)
+        access_log(actor=user, resident=resident, action=PersonalDataAccess.Action.LOOKUP, context=context)
+        qs = qs.filter(resident=resident) if resident else qs.none()
+    if phone:
+        by_phone = list(residents_by_phone(phone)[:20])
+        for resident in by_phone or [None]:
+            access_log(actor=user, resident=resident, action=PersonalDataAccess.Action.LOOKUP, context=context)
+        qs = qs.filter(Q(contact_phone_hash=pii.phone_hash(phone)) | Q(resident__in=by_phone))
+    return list(qs.order_by("-created_at", "-id")[:limit])
 
 
 def can_see_evidence(user: User, appeal: Appeal) -> bool:

@@ -31,6 +31,7 @@ urlpatterns = [
     path("console/appeals/evidence/<int:pk>/thumb/", views_console.EvidenceThumbView.as_view(), name="evidence-thumb"),
     # REST API.
     path("api/v1/appeals/", api.AppealListApi.as_view(), name="api-list"),
+    path("api/v1/appeals/search/", api.AppealSearchApi.as_view(), name="api-search"),
     path("api/v1/appeals/create/", api.AppealCreateApi.as_view(), name="api-create"),
     path("api/v1/appeals/evidence/<int:pk>/file/", api.EvidenceFileApi.as_view(), name="api-evidence-file"),
     path("api/v1/appeals/<str:reference>/", api.AppealDetailApi.as_view(), name="api-detail"),

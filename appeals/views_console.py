@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -11,9 +10,8 @@ from django.views import View
 from appeals import forms, selectors, services
 from appeals.filters import AppealFilter
 from appeals.models import Appeal
-from communities import pii
 from communities.models import Community, PersonalDataAccess
-from communities.selectors import community_find, resident_by_id_number, residents_by_phone
+from communities.selectors import community_find
 from communities.services import access_log
 from healthkit.errors import ApplicationError
 from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin, has_role
@@ -54,22 +52,8 @@ class QueueView(RoleRequiredMixin, View):
         form = forms.PersonSearchForm(request.POST)
         rows: list[Appeal] = []
         if form.is_valid():
-            qs = self._base()
-            residents = []
-            if form.cleaned_data["id_number"]:
-                resident = resident_by_id_number(form.cleaned_data["id_number"])
-                residents = [resident] if resident else []
-                access_log(actor=request.user, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
-                           context="appeals:queue-id-search")
-                qs = qs.filter(resident__in=residents)
-            if form.cleaned_data["phone"]:
-                ph = pii.phone_hash(form.cleaned_data["phone"])
-                by_phone = list(residents_by_phone(form.cleaned_data["phone"])[:20])
-                for resident in by_phone or [None]:
-                    access_log(actor=request.user, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
-                               context="appeals:queue-phone-search")
-                qs = qs.filter(Q(contact_phone_hash=ph) | Q(resident__in=by_phone))
-            rows = list(qs.order_by("-created_at", "-id")[:100])
+            rows = selectors.appeals_for_person(user=request.user, context="appeals:queue-search",
+                                                **form.cleaned_data)
         filterset = AppealFilter({"queue": "open"}, queryset=self._base(), user=request.user)
         return render(request, self.template_name, {
             "filter": filterset, "search_form": form, "search_rows": rows, "searched": form.is_valid(),

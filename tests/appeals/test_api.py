@@ -117,3 +117,15 @@ def test_schema_describes_the_appeals_api(api, operator):
     paths = schema["paths"]
     assert "/api/v1/appeals/" in paths and "/api/v1/appeals/{reference}/evidence/" in paths
     assert "/api/v1/appeals/create/" in paths
+
+
+def test_search_by_exact_id_is_a_post_and_is_audited(api, operator):
+    from communities.models import PersonalDataAccess
+
+    appeal = AppealFactory()
+    AppealFactory()
+    api.force_authenticate(operator)
+    data = api.post(reverse("appeals:api-search"), {"id_number": appeal.resident.reveal_id_number()}, format="json").json()
+    assert [r["reference"] for r in data] == [appeal.reference]
+    assert PersonalDataAccess.objects.filter(actor=operator, action="lookup", resident=appeal.resident).count() == 1
+    assert api.post(reverse("appeals:api-search"), {}, format="json").status_code == 400

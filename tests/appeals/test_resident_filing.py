@@ -140,3 +140,21 @@ def test_personal_data_never_appears_in_urls(client, sms_outbox, resident_with_p
     response = client.get(reverse("appeals:file-done"))
     for url in re.findall(r'href="([^"]+)"', response.content.decode()):
         assert id_number not in url and "13800138000" not in url
+
+
+def test_stranded_category_needs_over_a_month_outside(client, sms_outbox, resident_with_popup):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    resident, popup = resident_with_popup
+    _identify(client, sms_outbox, resident, resident.reveal_id_number())
+    recent = (timezone.localdate() - dt.timedelta(days=10)).isoformat()
+    response = client.post(reverse("appeals:file-popup"), {"popup": str(popup.pk), "category": "stranded",
+                                                           "currently_outside_city": "on", "outside_since": recent})
+    assert response.status_code == 400 and "over a month" in response.content.decode()
+    long_ago = (timezone.localdate() - dt.timedelta(days=45)).isoformat()
+    response = client.post(reverse("appeals:file-popup"), {"popup": str(popup.pk), "category": "stranded",
+                                                           "currently_outside_city": "on", "outside_since": long_ago,
+                                                           "wishes_to_return": "on"})
+    assert response.status_code == 302
