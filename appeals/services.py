@@ -129,6 +129,16 @@ def identity_code_send(*, name: str, id_number: str, phone: str, ip: str) -> Cod
     return CodeChallenge(token=token, phone_masked=pii.mask_phone(mobile))
 
 
+def identity_code_resend(*, token: str, ip: str) -> CodeChallenge:
+    """A new code for the same details (no retyping), under the same limits as the first."""
+    entry = cache.get(f"appeals:code:{token}")
+    if entry is None:
+        raise ApplicationError(_("This code has expired. Please ask for a new one."))
+    cache.delete(f"appeals:code:{token}")
+    return identity_code_send(name=pii.decrypt(entry["name"]), id_number=pii.decrypt(entry["id"]),
+                              phone=pii.decrypt(entry["phone"]), ip=ip)
+
+
 @dataclass(frozen=True)
 class VerifiedIdentity:
     resident_id: int

@@ -71,6 +71,15 @@ class VerifyView(View):
         challenge = self._challenge(request)
         if not challenge:
             return redirect("appeals:file-identify")
+        if request.POST.get("action") == "resend":
+            try:
+                fresh = services.identity_code_resend(token=challenge["token"], ip=ratelimit.client_ip(request))
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+                return redirect("appeals:file-identify" if not isinstance(exc, ratelimit.RateLimited) else "appeals:file-verify")
+            request.session[CHALLENGE_KEY] = {"token": fresh.token, "phone": fresh.phone_masked}
+            messages.info(request, _("A new code is on its way."))
+            return redirect("appeals:file-verify")
         form = forms.CodeForm(request.POST)
         if form.is_valid():
             try:

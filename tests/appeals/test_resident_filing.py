@@ -158,3 +158,19 @@ def test_stranded_category_needs_over_a_month_outside(client, sms_outbox, reside
                                                            "currently_outside_city": "on", "outside_since": long_ago,
                                                            "wishes_to_return": "on"})
     assert response.status_code == 302
+
+
+def test_resend_gives_a_new_code_and_the_old_one_stops_working(client, sms_outbox, resident_with_popup):
+    resident, _popup = resident_with_popup
+    client.post(reverse("appeals:file-identify"),
+                {"name": resident.name, "id_number": resident.reveal_id_number(), "phone": "13800138000"})
+    first = _code_from(sms_outbox)
+    assert client.post(reverse("appeals:file-verify"), {"action": "resend"}).status_code == 302
+    second = _code_from(sms_outbox)
+    from healthkit.models import SmsMessage
+
+    assert SmsMessage.objects.filter(purpose="appeal_code").count() == 2
+    if first != second:
+        assert client.post(reverse("appeals:file-verify"), {"code": first}).status_code == 400
+    response = client.post(reverse("appeals:file-verify"), {"code": second})
+    assert response.status_code == 302 and response.url == reverse("appeals:file-popup")
