@@ -102,6 +102,9 @@ def seed(*, rng: random.Random, stdout) -> None:
     tasks = []
     for state, origin, priority, outcome, popup, appeal in rows:
         created = popup.raised_at + dt.timedelta(minutes=rng.randint(2, 60))
+        if state in ("open", "confirmed", "info_requested"):
+            # Most tasks still waiting for the community are within their SLA; a few are late.
+            created = max(created, now - dt.timedelta(hours=rng.choice([3, 6, 10, 16, 20, 30])))
         closed = state in ("lifted", "rejected", "closed")
         confirmed = state not in ("open",) and origin != "checkpoint"
         outside = origin == "stranded" or (appeal is not None and appeal.currently_outside_city)

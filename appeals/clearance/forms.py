@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from appeals.clearance.models import ClearanceTask
+from appeals.clearance.models import CALL_DIRECTIONS, CALL_OUTCOMES, ClearanceTask
 from communities import pii
 
 
@@ -97,11 +97,8 @@ class InvestigateForm(forms.Form):
 
 
 class CallForm(forms.Form):
-    DIRECTIONS = [("outbound", _("We called the resident")), ("inbound", _("The resident called us"))]
-    OUTCOMES = [("reached", _("Spoke with the resident")), ("no_answer", _("No answer")),
-                ("busy", _("Line busy")), ("wrong_number", _("Wrong number"))]
-    direction = forms.ChoiceField(label=_("Direction"), choices=DIRECTIONS)
-    outcome = forms.ChoiceField(label=_("Outcome"), choices=OUTCOMES)
+    direction = forms.ChoiceField(label=_("Direction"), choices=CALL_DIRECTIONS)
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=CALL_OUTCOMES)
     note = forms.CharField(label=_("Note"), max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 

@@ -12,6 +12,11 @@ from healthkit.models import PopupCase
 
 OPEN_TASK_STATES = ("open", "confirmed", "info_requested", "measures")
 
+# The community's own calls (kept as ClearanceEvent kind "call" with these codes in `data`).
+CALL_DIRECTIONS = [("outbound", _("We called the resident")), ("inbound", _("The resident called us"))]
+CALL_OUTCOMES = [("reached", _("Spoke with the resident")), ("no_answer", _("No answer")),
+                 ("busy", _("Line busy")), ("wrong_number", _("Wrong number"))]
+
 
 class ClearanceTask(models.Model):
     """One community's work on one resident's popup: confirm, investigate, decide, lift."""

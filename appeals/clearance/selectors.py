@@ -7,8 +7,15 @@ from dataclasses import dataclass
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.utils.translation import gettext as _
 
-from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
+from appeals.clearance.models import (
+    CALL_DIRECTIONS,
+    CALL_OUTCOMES,
+    ClearanceEvent,
+    ClearanceLink,
+    ClearanceTask,
+)
 from appeals.models import AppealContact
 from appeals.selectors import appeal_evidence
 from communities.models import User
@@ -138,15 +145,17 @@ def task_history(task: ClearanceTask) -> QuerySet[ClearanceEvent]:
 
 def task_calls(task: ClearanceTask) -> list[dict]:
     """The call log: the hotline's calls on the appeal and the community's own calls, by time."""
+    directions, outcomes = dict(CALL_DIRECTIONS), dict(CALL_OUTCOMES)
     calls = [
-        {"at": e.at, "who": e.actor_label, "direction": e.data.get("direction", ""),
-         "outcome": e.data.get("outcome", ""), "note": e.reason, "source": "community"}
+        {"at": e.at, "who": e.actor_label, "direction": directions.get(e.data.get("direction"), ""),
+         "outcome": outcomes.get(e.data.get("outcome"), e.data.get("outcome", "")), "note": e.reason,
+         "source": _("Community")}
         for e in task.events.filter(kind=ClearanceEvent.Kind.CALL).order_by("at", "id")
     ]
     if task.appeal_id:
         for c in AppealContact.objects.filter(appeal=task.appeal_id).select_related("operator").order_by("at", "id"):
             calls.append({"at": c.at, "who": c.operator.get_username(), "direction": c.get_direction_display(),
-                          "outcome": c.get_outcome_display(), "note": c.note, "source": "12345"})
+                          "outcome": c.get_outcome_display(), "note": c.note, "source": _("12345 hotline")})
     return sorted(calls, key=lambda c: c["at"])
 
 

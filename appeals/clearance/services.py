@@ -16,7 +16,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from appeals.clearance.models import OPEN_TASK_STATES, ClearanceEvent, ClearanceLink, ClearanceTask
+from appeals.clearance.models import (
+    CALL_DIRECTIONS,
+    CALL_OUTCOMES,
+    OPEN_TASK_STATES,
+    ClearanceEvent,
+    ClearanceLink,
+    ClearanceTask,
+)
 from appeals.models import Appeal
 from communities import pii
 from communities.models import Community, Resident, User
@@ -484,10 +491,10 @@ def clearance_link_resend(*, task: ClearanceTask, actor: User, at: dt.datetime |
 def clearance_call_log(*, task: ClearanceTask, actor: User, direction: str, outcome: str, note: str = "",
                        at: dt.datetime | None = None) -> ClearanceEvent:
     """Record a call between the worker and the resident (the task's call log)."""
-    if direction not in ("inbound", "outbound") or not outcome:
+    if direction not in dict(CALL_DIRECTIONS) or outcome not in dict(CALL_OUTCOMES):
         raise ApplicationError(_("Please choose the call direction and outcome."))
     return _event(task=task, kind=ClearanceEvent.Kind.CALL, actor=actor, reason=note,
-                  data={"direction": direction, "outcome": outcome[:40]}, at=at)
+                  data={"direction": direction, "outcome": outcome}, at=at)
 
 
 @transaction.atomic
