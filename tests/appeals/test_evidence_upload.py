@@ -130,3 +130,17 @@ def test_abandoned_draft_pictures_are_purged_and_filed_ones_kept():
     assert evidence_drafts_purge() == 1
     assert set(AppealEvidence.objects.values_list("pk", flat=True)) == {fresh_draft.pk, filed.pk}
     assert not default_storage.exists(path)
+
+
+def test_png_text_chunks_and_icc_profile_are_dropped():
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "李雷 13800138000 Beijing 39.9,116.4")
+    out = io.BytesIO()
+    Image.new("RGB", (50, 50), (1, 2, 3)).save(out, "PNG", pnginfo=info, icc_profile=b"\x00" * 128)
+    evidence = evidence_store(upload=upload(data=out.getvalue()), draft_key="d1")
+    with evidence.file.open("rb") as fh:
+        raw = fh.read()
+    assert b"13800138000" not in raw and b"tEXt" not in raw and b"iCCP" not in raw
+    assert Image.open(io.BytesIO(raw)).getpixel((0, 0)) == (1, 2, 3)
