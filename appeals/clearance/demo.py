@@ -116,9 +116,9 @@ def seed(*, rng: random.Random, stdout) -> None:
             popup=popup, appeal=appeal, origin=origin, state=state, priority=priority, created_at=created,
             sla_due_at=created + dt.timedelta(hours=sla_hours),
             escalated_at=created + dt.timedelta(hours=sla_hours) if created + dt.timedelta(hours=sla_hours) < now
-            and not closed else None,
+            and state in ClearanceTask.AWAITING_STATES else None,
             sla_breached_at=created + dt.timedelta(hours=sla_hours) if created + dt.timedelta(hours=sla_hours) < now
-            and not closed else None,
+            and state in ClearanceTask.AWAITING_STATES else None,
             outside_since=(appeal.outside_since if appeal else None) or (
                 now.date() - dt.timedelta(days=38) if origin == "stranded" else None),
             wishes_to_return=origin == "stranded" or bool(appeal and appeal.wishes_to_return),
@@ -126,7 +126,7 @@ def seed(*, rng: random.Random, stdout) -> None:
             confirmed_at=created + dt.timedelta(hours=3) if confirmed else None,
             contact_phone_encrypted=pii.encrypt(phone) if confirmed else "",
             contact_phone_masked=pii.mask_phone(phone) if confirmed else "",
-            commitment_required=origin in ("risk_link", "checkpoint"),
+            commitment_required=origin == "checkpoint" or outcome == "nothing_found",
             commitment_signed_at=created + dt.timedelta(hours=4) if outcome == "nothing_found" and closed else None,
             outcome=outcome, investigated_at=created + dt.timedelta(hours=5) if outcome else None,
             measures_until=created + dt.timedelta(days=7) if outcome in ("high_risk", "medium_risk", "listed_area")

@@ -212,7 +212,8 @@ class TaskDetailView(WorkerMixin, View):
                 "accept": forms.AcceptForm(), "reject": forms.RejectForm(), "info": forms.InfoForm(),
                 "investigate": forms.InvestigateForm(), "call": forms.CallForm(), "reveal": forms.RevealForm(),
             },
-            "can_investigate": task.is_open and task.popup_id and task.popup.popup_type == 3,
+            # Once measures have started, the outcome is recorded: no second investigation.
+            "can_investigate": task.is_awaiting and task.popup_id and task.popup.popup_type == 3,
             "means": dict(forms.ConfirmationForm.MEANS), "symptoms": dict(forms.ConfirmationForm.SYMPTOMS),
             "now": timezone.now(),
         }, status=status)

@@ -128,3 +128,13 @@ def test_investigation_needs_an_outcome_and_findings(task, worker):
         services.clearance_investigate(task=task, actor=worker, outcome="whatever", reason="x")
     with pytest.raises(ApplicationError):
         services.clearance_investigate(task=task, actor=worker, outcome="listed_area", reason=" ")
+
+
+def test_investigation_form_is_offered_only_before_measures(client, task, worker):
+    from django.urls import reverse
+
+    client.force_login(worker)
+    url = reverse("clearance:task", args=[task.pk])
+    assert 'id="form-investigate"' in client.get(url).content.decode()
+    _investigate(task, worker, ClearanceTask.Outcome.LISTED_AREA)
+    assert 'id="form-investigate"' not in client.get(url).content.decode()
