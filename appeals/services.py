@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -38,7 +38,20 @@ _REF_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O/1/I: read aloud on 
 
 
 def _reference() -> str:
-    return f"{timezone.localdate():%y%m%d}-{''.join(secrets.choice(_REF_ALPHABET) for _ in range(6))}"
+    # 32^7 ≈ 3.4e10 per day: at 100 k appeals a day about one clash a week, which
+    # _create_with_reference absorbs by drawing again.
+    return f"{timezone.localdate():%y%m%d}-{''.join(secrets.choice(_REF_ALPHABET) for _ in range(7))}"
+
+
+def _create_with_reference(**fields) -> Appeal:
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                return Appeal.objects.create(reference=_reference(), **fields)
+        except IntegrityError as exc:
+            if "reference" not in str(exc):
+                raise
+    raise ApplicationError(_("Could not allocate a reference number; please try again."))
 
 
 def priority_for(category: str) -> int:
@@ -282,8 +295,8 @@ def appeal_file(
             existing.save(update_fields=["status", "updated_at"])
         return existing, True
     now = timezone.now()
-    appeal = Appeal.objects.create(
-        reference=_reference(), resident=resident, popup=popup, popup_type_claimed=popup_type_claimed,
+    appeal = _create_with_reference(
+        resident=resident, popup=popup, popup_type_claimed=popup_type_claimed,
         category=category, priority=priority, channel=channel, community=community,
         address_text=address_text[:200], description=description, sla_due_at=sla_due(priority, now),
         currently_outside_city=currently_outside_city, outside_since=outside_since,

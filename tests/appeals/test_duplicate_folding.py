@@ -69,3 +69,14 @@ def test_status_page_of_a_folded_resident_shows_the_repeat(client, sms_outbox, r
     response = client.post(reverse("appeals:status"), {"reference": appeal.reference,
                                                        "id_number": resident.reveal_id_number(), "phone": "13800138000"})
     assert "The resident appealed again; added to this appeal" in response.content.decode()
+
+
+def test_a_reference_clash_draws_again(resident_with_popup, monkeypatch):
+    from appeals import services
+
+    resident, popup = resident_with_popup
+    taken, _ = appeal_file(resident=resident, popup=popup, category="correction")
+    draws = iter([taken.reference, "261125-FRESH22"])
+    monkeypatch.setattr(services, "_reference", lambda: next(draws))
+    other, folded = appeal_file(resident=resident, popup=None, popup_type_claimed=1, category="other")
+    assert not folded and other.reference == "261125-FRESH22"
