@@ -239,6 +239,8 @@ CLEARANCE_STRANDED_DAYS = env.int("CLEARANCE_STRANDED_DAYS", default=30)
 CLEARANCE_TEST_GRACE_HOURS = env.int("CLEARANCE_TEST_GRACE_HOURS", default=24)
 # Requests per client address to the resident link pages: "count/seconds".
 CLEARANCE_LINK_RATE_LIMIT = env("CLEARANCE_LINK_RATE_LIMIT", default="60/600")
+# Checkpoint look-ups of a resident by ID number, per staff user: "count/seconds".
+CLEARANCE_LOOKUP_RATE_LIMIT = env("CLEARANCE_LOOKUP_RATE_LIMIT", default="30/3600")
 
 # venues: what the resident app reads from a venue poster (prefix + the venue's stable code),
 # and an optional font file with Chinese glyphs for the PNG poster (else fontconfig's :lang=zh).

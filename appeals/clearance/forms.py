@@ -126,7 +126,8 @@ class WorklistFilterForm(forms.Form):
 class CheckpointForm(forms.Form):
     MEASURES = [("three_days_two_tests", _("Three days, two tests (days 1 and 3)")),
                 ("home_observation", _("Home observation for 7 days, tests on days 1, 3 and 7"))]
-    id_number = forms.CharField(label=_("Resident's ID number (as read out on the phone)"), max_length=18)
+    id_number = forms.CharField(label=_("Resident's ID number (as read out on the phone)"), max_length=18,
+                                widget=forms.TextInput(attrs={"autocomplete": "off"}))
     community = forms.TypedChoiceField(label=_("Community"), coerce=int, choices=[])
     measure = forms.ChoiceField(label=_("Follow-up"), choices=MEASURES)
     reason = forms.CharField(label=_("Checkpoint, plate and what was agreed"), max_length=500,

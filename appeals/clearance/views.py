@@ -47,7 +47,7 @@ class ResidentLinkView(View):
     template_name = "clearance/link_form.html"
 
     def dispatch(self, request, *args, **kwargs):
-        if _over_limit(request):
+        if _over_limit("ip:" + client_ip(request), settings.CLEARANCE_LINK_RATE_LIMIT):
             response = render(request, "clearance/link_refused.html", {"reason": "busy", "site": _official_site()},
                               status=429)
             return _private(response)
@@ -107,10 +107,10 @@ class ResidentLinkView(View):
         return _private(response)
 
 
-def _over_limit(request) -> bool:
-    """Fixed-window count per client address (keyed hash in the cache, never the address)."""
-    count, seconds = (int(x) for x in settings.CLEARANCE_LINK_RATE_LIMIT.split("/"))
-    key = "clearance:rl:" + pii.keyed_hash("rl:" + client_ip(request))[:32]
+def _over_limit(subject: str, rule: str) -> bool:
+    """Fixed-window count per subject (a keyed hash in the cache, never the address or user)."""
+    count, seconds = (int(x) for x in rule.split("/"))
+    key = "clearance:rl:" + pii.keyed_hash("rl:" + subject)[:32]
     cache.add(key, 0, timeout=seconds)
     try:
         return cache.incr(key) > count
@@ -287,6 +287,10 @@ class CheckpointView(WorkerMixin, View):
 
     def post(self, request):
         form = forms.CheckpointForm(request.POST, communities=self._communities(request))
+        # Look-ups of a person by ID number are rate-limited per staff user (and audited below).
+        if _over_limit(f"user:{request.user.pk}", settings.CLEARANCE_LOOKUP_RATE_LIMIT):
+            form.add_error(None, _("Too many look-ups; please wait a while before the next one."))
+            return render(request, "clearance/checkpoint.html", {"form": form}, status=429)
         if form.is_valid():
             d = form.cleaned_data
             community = communities_visible_to(request.user).filter(pk=d["community"]).first()

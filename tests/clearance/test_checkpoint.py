@@ -100,3 +100,14 @@ def test_resident_outside_my_communities_is_not_found(client):
     # the failed look-up is still on the audit log
     assert PersonalDataAccess.objects.filter(actor=worker, action=PersonalDataAccess.Action.LOOKUP,
                                              resident=None).exists()
+
+
+def test_checkpoint_lookups_are_rate_limited_per_user(client, settings):
+    settings.CLEARANCE_LOOKUP_RATE_LIMIT = "2/3600"
+    worker = WorkerFactory(communities=[CommunityFactory()])
+    client.force_login(worker)
+    data = {"id_number": make_id_number(), "community": worker.communities.get().pk,
+            "measure": "three_days_two_tests", "reason": "检查站"}
+    assert [client.post(reverse("clearance:checkpoint"), data).status_code for _ in range(3)] == [400, 400, 429]
+    # the refused third try looked nobody up
+    assert PersonalDataAccess.objects.filter(actor=worker, action=PersonalDataAccess.Action.LOOKUP).count() == 2
