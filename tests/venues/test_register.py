@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django.utils import timezone
 
 from communities.models import PersonalDataAccess
 from tests.factories import ResidentFactory, UserFactory, make_id_number
@@ -102,3 +103,11 @@ def test_register_page_query_count_is_bounded(client, setup, django_assert_max_n
     client.force_login(manager)
     with django_assert_max_num_queries(12):
         assert client.get(f"/console/venues/{mine.pk}/register/", RANGE).status_code == 200
+
+
+def test_register_without_a_range_shows_the_last_day(client, setup):
+    manager, mine, _other, _resident, _number = setup
+    VenueScanFactory(venue=mine, scanned_at=timezone.now() - dt.timedelta(hours=2))
+    client.force_login(manager)
+    response = client.get(f"/console/venues/{mine.pk}/register/")
+    assert response.status_code == 200 and response.context["page"].paginator.count == 1

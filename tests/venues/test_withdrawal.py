@@ -166,3 +166,47 @@ def test_window_create_kicks_the_exposure_task_on_commit(supervisor, django_capt
     assert PopupCase.objects.filter(resident_id=scan.resident_id, popup_type=3, state="active").exists()
     window.refresh_from_db()
     assert window.exposure_due is False
+
+
+def test_correction_leaves_a_popup_under_review_untouched_and_flags_it(marked, supervisor):
+    window, scans = marked
+    reviewed = _case(scans["mid"])
+    popup_start_review(case=reviewed, actor=UserFactory(role="community_worker"), reason="核查")
+    before = dict(reviewed.cause)
+    services.risk_window_correct(window=window, starts_at=cst(2022, 9, 1, 10), ends_at=cst(2022, 9, 1, 14),
+                                 risk_level="medium", reason="确诊病例到访", actor=supervisor,
+                                 correction="风险等级调整", at=T0 + dt.timedelta(hours=1))
+
+    result = exposure_run(window_id=window.pk, at=T0 + dt.timedelta(hours=1))
+
+    assert result.updated == 2 and result.flagged == [reviewed.pk]
+    reviewed.refresh_from_db()
+    assert reviewed.state == "under_review" and reviewed.cause == before
+    note = reviewed.events.get(kind="note", actor_label="venue-exposure")
+    assert note.data["still_inside"] is True and note.data["window_version"] == 2
+
+
+def test_withdrawal_run_twice_withdraws_nothing_twice(marked, supervisor):
+    window, _scans = marked
+    services.risk_window_withdraw(window=window, actor=supervisor, reason="误报", at=T0)
+    assert exposure_run(window_id=window.pk, at=T0).withdrawn == 3
+    again = exposure_run(window_id=window.pk, at=T0 + dt.timedelta(hours=1))
+    assert not again.changed
+    assert OutboxRecord.objects.filter(kind="withdrawn").count() == 3
+
+
+def test_beat_sweep_runs_windows_still_due(supervisor):
+    from venues.tasks import venue_exposure_due
+
+    venue = VenueFactory()
+    scan = VenueScanFactory(venue=venue, scanned_at=cst(2022, 9, 1, 11))
+    # created without its on-commit kick ever running (e.g. the broker was down)
+    window = services.risk_window_create(venue=venue, starts_at=cst(2022, 9, 1, 10),
+                                         ends_at=cst(2022, 9, 1, 14), risk_level="high",
+                                         reason="r", actor=supervisor)
+    assert window.exposure_due
+
+    assert venue_exposure_due.delay().get() == 1
+
+    assert PopupCase.objects.filter(resident_id=scan.resident_id, state="active").exists()
+    assert venue_exposure_due.delay().get() == 0
