@@ -4,15 +4,46 @@ scan ingest is venues.ingest)."""
 import datetime as dt
 from collections.abc import Iterable
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from communities.models import Community, User
+from communities.models import Community, PersonalDataAccess, User
+from communities.services import access_log
 from healthkit import clock
 from healthkit.errors import ApplicationError
 from venues.models import RiskWindow, RiskWindowEvent, Venue
 
 MAX_WINDOW = dt.timedelta(days=31)
+# The register is personal data in bulk: per-user hourly ceilings stop enumeration.
+REGISTER_PAGES_PER_HOUR = 300
+REGISTER_EXPORTS_PER_HOUR = 20
+
+
+class RegisterRateLimited(ApplicationError):
+    """Too many register pages or exports this hour."""
+
+
+def venue_register_access(*, user: User, venue: Venue, start: dt.datetime, end: dt.datetime,
+                          export: bool, page: int = 1) -> None:
+    """Count and audit one look at a venue's visitor register (call after venue_access).
+    Raises RegisterRateLimited over the hourly ceiling (nothing is shown, nothing is logged)."""
+    kind, limit = ("export", REGISTER_EXPORTS_PER_HOUR) if export else ("page", REGISTER_PAGES_PER_HOUR)
+    hour = int(clock.now().timestamp() // 3600)
+    key = f"venues:register:{kind}:{user.pk}:{hour}"
+    cache.add(key, 0, timeout=3700)
+    try:
+        current = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=3700)
+        current = 1
+    if current > limit:
+        raise RegisterRateLimited(_("Too many look-ups of visitor registers this hour; please try again later."),
+                                  extra={"limit": limit})
+    access_log(actor=user, resident=None,
+               action=PersonalDataAccess.Action.EXPORT if export else PersonalDataAccess.Action.VIEW,
+               context=f"venue-register:{venue.pk}",
+               reason=f"{start.isoformat()}/{end.isoformat()} " + ("csv" if export else f"p{page}"))
 
 
 def venue_create(*, name: str, kind: str, address: str = "", community: Community | None,

@@ -15,8 +15,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 
-from communities.models import PersonalDataAccess, User
-from communities.services import access_log
+from communities.models import User
 from healthkit.errors import ApplicationError
 from healthkit.permissions import RoleRequiredMixin
 from venues import poster, selectors, services
@@ -67,10 +66,12 @@ class VenuePosterView(RoleRequiredMixin, View):
 
 
 def _register_period(request):
-    form = RegisterRangeForm(request.GET or None)
     if not request.GET:
         end = timezone.localtime().replace(second=0, microsecond=0)
-        return form, selectors.RegisterRange(start=end - dt.timedelta(days=1), end=end), None
+        start = end - dt.timedelta(days=1)
+        form = RegisterRangeForm(initial={"start": start, "end": end})
+        return form, selectors.RegisterRange(start=start, end=end), None
+    form = RegisterRangeForm(request.GET)
     if not form.is_valid():
         return form, None, None
     try:
@@ -91,11 +92,15 @@ class VenueRegisterView(RoleRequiredMixin, TemplateView):
         form, period, error = _register_period(self.request)
         context.update(venue=venue, form=form, error=error, period=period)
         if period is not None:
-            page = Paginator(selectors.venue_visits(venue=venue, period=period), 100).get_page(
-                self.request.GET.get("page"))
-            access_log(actor=self.request.user, resident=None, action=PersonalDataAccess.Action.VIEW,
-                       context=f"venue-register:{venue.pk}",
-                       reason=f"{period.start.isoformat()}/{period.end.isoformat()} p{page.number}")
+            requested = self.request.GET.get("page", "1")
+            try:
+                services.venue_register_access(user=self.request.user, venue=venue, start=period.start,
+                                               end=period.end, export=False,
+                                               page=int(requested) if requested.isdigit() else 1)
+            except services.RegisterRateLimited as exc:
+                context["error"] = exc.message
+                return context
+            page = Paginator(selectors.venue_visits(venue=venue, period=period), 100).get_page(requested)
             context["page"] = page
             context["query"] = urlencode({"start": timezone.localtime(period.start).strftime("%Y-%m-%dT%H:%M"),
                                           "end": timezone.localtime(period.end).strftime("%Y-%m-%dT%H:%M")})
@@ -113,9 +118,11 @@ class VenueRegisterExportView(RoleRequiredMixin, View):
         if period is None:
             return HttpResponse(error or _("Give a valid start and end."), status=400,
                                 content_type="text/plain; charset=utf-8")
-        access_log(actor=request.user, resident=None, action=PersonalDataAccess.Action.EXPORT,
-                   context=f"venue-register:{venue.pk}",
-                   reason=f"{period.start.isoformat()}/{period.end.isoformat()} csv")
+        try:
+            services.venue_register_access(user=request.user, venue=venue, start=period.start,
+                                           end=period.end, export=True)
+        except services.RegisterRateLimited as exc:
+            return HttpResponse(exc.message, status=429, content_type="text/plain; charset=utf-8")
         visits = selectors.venue_visits(venue=venue, period=period)[:EXPORT_MAX_ROWS]
 
         class Echo:

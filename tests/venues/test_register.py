@@ -111,3 +111,16 @@ def test_register_without_a_range_shows_the_last_day(client, setup):
     client.force_login(manager)
     response = client.get(f"/console/venues/{mine.pk}/register/")
     assert response.status_code == 200 and response.context["page"].paginator.count == 1
+
+
+def test_register_lookups_are_rate_limited_per_user(client, setup, monkeypatch):
+    from venues import services
+
+    manager, mine, _other, _resident, _number = setup
+    monkeypatch.setattr(services, "REGISTER_EXPORTS_PER_HOUR", 2)
+    client.force_login(manager)
+    for _ in range(2):
+        assert client.get(f"/console/venues/{mine.pk}/register.csv", RANGE).status_code == 200
+    refused = client.get(f"/console/venues/{mine.pk}/register.csv", RANGE)
+    assert refused.status_code == 429
+    assert PersonalDataAccess.objects.filter(actor=manager, action="export").count() == 2
