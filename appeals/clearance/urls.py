@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from appeals.clearance import views
+from appeals.clearance import api, views
 
 app_name = "clearance"
 
@@ -14,4 +14,10 @@ urlpatterns = [
     path("console/clearance/checkpoint/", views.CheckpointView.as_view(), name="checkpoint"),
     path("console/clearance/<int:pk>/", views.TaskDetailView.as_view(), name="task"),
     path("console/clearance/<int:pk>/<slug:action>/", views.TaskActionView.as_view(), name="task-action"),
+    # REST API (same scoping and services as the console).
+    path("api/v1/clearance/tasks/", api.ClearanceTaskListApi.as_view(), name="api-list"),
+    path("api/v1/clearance/tasks/<int:pk>/", api.ClearanceTaskDetailApi.as_view(), name="api-detail"),
+    path("api/v1/clearance/tasks/<int:pk>/decision/", api.ClearanceTaskDecisionApi.as_view(), name="api-decision"),
+    path("api/v1/clearance/tasks/<int:pk>/investigation/", api.ClearanceTaskInvestigationApi.as_view(),
+         name="api-investigation"),
 ]
