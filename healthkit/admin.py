@@ -8,6 +8,7 @@ from healthkit import outbox
 from healthkit.models import (
     Arrival,
     DownstreamEndpoint,
+    EngineSweep,
     HealthStatusOrder,
     IngestBatch,
     LocalCase,
@@ -232,4 +233,11 @@ class OutboxAttemptAdmin(ReadOnlyAdmin):
     list_display = ["at", "delivery", "ok", "status_code", "error", "duration_ms"]
     list_filter = ["ok", "delivery__endpoint"]
     list_select_related = ["delivery__endpoint"]
+    show_full_result_count = False
+
+
+@admin.register(EngineSweep)
+class EngineSweepAdmin(ReadOnlyAdmin):
+    list_display = ["at", "full", "residents", "raised", "lifted", "duration_ms"]
+    list_filter = ["full"]
     show_full_result_count = False

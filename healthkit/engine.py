@@ -37,18 +37,21 @@ Every raise and lift writes a PopupEvent and an outbox record in the same statem
 
 import datetime as dt
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from healthkit import clock
 
 AUTO_TYPES = (1, 2, 4, 5)
 RULES = {1: "risk_county", 2: "entry_quarantine", 3: "upstream_assignment", 4: "missed_test", 5: "border_port"}
-SWEEP_LOCK_KEY = 4_202_207_16  # pg advisory lock: one full sweep at a time (others skip)
+SWEEP_LOCK_KEY = 4_202_207_16  # pg advisory lock: one sweep at a time (others skip)
+SWEEP_OVERLAP = dt.timedelta(minutes=5)  # each sweep re-covers the end of the previous window
 OPEN = "('active', 'under_review')"
 
 _POLICY_AT = """
@@ -410,12 +413,86 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
                       deliveries=deliveries + deliveries_upstream)
 
 
-def sweep(*, at: dt.datetime | None = None) -> Evaluation | None:
-    """The periodic, time-based pass over everyone (deadlines passed, quarantines ended,
-    windows expired, policy boundaries crossed). Returns None if another sweep holds the lock."""
+def _ranges(column: str, name: str, deltas: Sequence[dt.timedelta], since: dt.datetime, at: dt.datetime,
+            params: dict) -> str:
+    """SQL: `column + delta` falls in (since, at] for some delta (sargable: ranges on column)."""
+    clauses = []
+    for n, delta in enumerate(sorted(set(deltas))):
+        params[f"{name}_lo{n}"], params[f"{name}_hi{n}"] = since - delta, at - delta
+        clauses.append(f"({column} > %({name}_lo{n})s AND {column} <= %({name}_hi{n})s)")
+    return " OR ".join(clauses) or "false"
+
+
+def due_residents(*, since: dt.datetime, at: dt.datetime) -> list[int]:
+    """Residents with a time boundary of a rule in (since, at]: a type-4 deadline, a quarantine
+    starting or ending (00:00 the day after), a window since leaving a county expiring, a county
+    going case-free. Data changes are evaluated when they arrive (event-driven); policy
+    boundaries make the caller sweep everyone. Index range scans only."""
+    from healthkit.models import PopupPolicy
+
+    policies = list(PopupPolicy.objects.values_list("popup_type", "params"))
+    hours = [dt.timedelta(hours=int(p.get("deadline_hours", 72))) for t, p in policies if t == 4]
+    windows = [dt.timedelta(days=int(p["window_days"])) for t, p in policies
+               if t in (1, 5) and p.get("window_days") is not None]
+    case_free = [dt.timedelta(days=int(p.get("case_free_days", 7))) for t, p in policies if t == 1]
+    longest = max(windows, default=dt.timedelta(days=14))
+    params: dict = {"since": since, "at": at, "day": dt.timedelta(days=1, hours=1), "longest": longest}
+    sql = f"""
+        SELECT resident_id FROM healthkit_arrival WHERE {_ranges("arrived_at", "arr", hours, since, at, params)}
+        UNION SELECT resident_id FROM healthkit_medicalevent
+              WHERE {_ranges("occurred_at", "med", hours, since, at, params)}
+        UNION SELECT resident_id FROM healthkit_testrequirement
+              WHERE deadline_at > %(since)s AND deadline_at <= %(at)s
+        UNION SELECT resident_id FROM healthkit_quarantineorder
+              WHERE (starts_at > %(since)s AND starts_at <= %(at)s)
+                 OR (ends_at > %(since)s - %(day)s AND ends_at <= %(at)s)
+        UNION SELECT resident_id FROM healthkit_stay WHERE {_ranges("ended_at", "stay", windows, since, at, params)}
+        UNION SELECT s.resident_id FROM healthkit_localcase c
+              JOIN healthkit_stay s ON s.county = c.county
+               AND (s.ended_at IS NULL OR s.ended_at > c.reported_at - %(longest)s)
+              WHERE {_ranges("c.reported_at", "case", case_free, since, at, params)}
+    """  # noqa: S608 - composed from constants; every value is a parameter
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _policy_boundary_crossed(since: dt.datetime, at: dt.datetime) -> bool:
+    from healthkit.models import PopupPolicy
+
+    return PopupPolicy.objects.filter(
+        Q(effective_from__gt=since, effective_from__lte=at) | Q(effective_to__gt=since, effective_to__lte=at)
+    ).exists()
+
+
+def sweep(*, at: dt.datetime | None = None, full: bool | None = None) -> Evaluation | None:
+    """The periodic, time-based pass: deadlines passed, quarantines ended, windows expired,
+    policy boundaries crossed. Evaluates only the residents with a time boundary since the
+    previous sweep (`due_residents`), or everyone (`full=True`; also when there is no previous
+    sweep, a policy boundary was crossed, the clock went back, or the last full sweep is older
+    than ENGINE_FULL_SWEEP_HOURS: the safety net for an evaluation task that was lost).
+    Idempotent. Returns None if another sweep holds the lock. Logged as an EngineSweep."""
+    from healthkit.models import EngineSweep
+
+    at = at or clock.now()
+    started = time.monotonic()
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
             if not cursor.fetchone()[0]:
                 return None
-        return evaluate(resident_ids=None, at=at)
+        last = EngineSweep.objects.order_by("-pk").first()
+        last_full = EngineSweep.objects.filter(full=True).order_by("-pk").first()
+        if full is None:
+            full = (
+                last is None or last_full is None or at <= last.at
+                or at - last_full.at >= dt.timedelta(hours=settings.ENGINE_FULL_SWEEP_HOURS)
+                or _policy_boundary_crossed(last.at - SWEEP_OVERLAP, at)
+            )
+        residents = None if full else due_residents(since=last.at - SWEEP_OVERLAP, at=at)
+        result = evaluate(resident_ids=residents, at=at)
+        EngineSweep.objects.create(
+            at=at, full=full, residents=None if residents is None else len(residents),
+            raised=result.raised, lifted=result.lifted, duration_ms=int((time.monotonic() - started) * 1000),
+        )
+        return result

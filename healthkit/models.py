@@ -296,7 +296,11 @@ class Arrival(models.Model):
         verbose_name = _("arrival")
         verbose_name_plural = _("arrivals")
         # Type 4 reads a resident's triggers.
-        indexes = [models.Index(fields=["resident", "arrived_at"], name="arrival_resident_idx")]
+        indexes = [
+            models.Index(fields=["resident", "arrived_at"], name="arrival_resident_idx"),
+            # The sweep finds deadlines passed since its last run by the trigger's instant.
+            models.Index(fields=["arrived_at"], name="arrival_at_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_county} → {self.arrived_at:%Y-%m-%d %H:%M}"
@@ -325,6 +329,8 @@ class Stay(models.Model):
             models.Index(fields=["resident", "started_at"], name="stay_resident_idx"),
             # A new local case re-evaluates the residents who stayed in that county.
             models.Index(fields=["county", "ended_at"], name="stay_county_idx"),
+            # The sweep finds windows since leaving that expired since its last run.
+            models.Index(fields=["ended_at"], name="stay_ended_idx"),
         ]
 
     def __str__(self) -> str:
@@ -343,7 +349,10 @@ class LocalCase(models.Model):
         ordering = ["-reported_at"]
         verbose_name = _("local case")
         verbose_name_plural = _("local cases")
-        indexes = [models.Index(fields=["county", "reported_at"], name="localcase_county_idx")]
+        indexes = [
+            models.Index(fields=["county", "reported_at"], name="localcase_county_idx"),
+            models.Index(fields=["reported_at"], name="localcase_reported_idx"),  # case-free ends
+        ]
 
     def __str__(self) -> str:
         return f"{self.county} {self.reported_at:%Y-%m-%d}"
@@ -365,7 +374,11 @@ class QuarantineOrder(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(ends_at__gte=models.F("starts_at")), name="quarantine_ordered"),
         ]
-        indexes = [models.Index(fields=["resident", "starts_at"], name="quarantine_resident_idx")]
+        indexes = [
+            models.Index(fields=["resident", "starts_at"], name="quarantine_resident_idx"),
+            models.Index(fields=["starts_at"], name="quarantine_starts_idx"),  # sweep: starts
+            models.Index(fields=["ends_at"], name="quarantine_ends_idx"),  # sweep: ends
+        ]
 
     def __str__(self) -> str:
         return f"{self.starts_at:%Y-%m-%d} – {self.ends_at:%Y-%m-%d}"
@@ -390,7 +403,10 @@ class MedicalEvent(models.Model):
         ordering = ["-occurred_at"]
         verbose_name = _("drug purchase or clinic visit")
         verbose_name_plural = _("drug purchases and clinic visits")
-        indexes = [models.Index(fields=["resident", "occurred_at"], name="medical_resident_idx")]
+        indexes = [
+            models.Index(fields=["resident", "occurred_at"], name="medical_resident_idx"),
+            models.Index(fields=["occurred_at"], name="medical_at_idx"),  # sweep: deadlines
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.detail}"
@@ -450,10 +466,35 @@ class TestRequirement(models.Model):
                                    name="test_requirement_ordered"),
         ]
         # Type 4 reads a resident's triggers.
-        indexes = [models.Index(fields=["resident", "trigger_at"], name="requirement_resident_idx")]
+        indexes = [
+            models.Index(fields=["resident", "trigger_at"], name="requirement_resident_idx"),
+            models.Index(fields=["deadline_at"], name="requirement_deadline_idx"),  # sweep
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.deadline_at:%Y-%m-%d %H:%M}"
+
+
+class EngineSweep(models.Model):
+    """One periodic sweep: the instant it evaluated, whether it was full or covered only the
+    residents with a time boundary since the previous one, and what it changed."""
+
+    at = models.DateTimeField(_("evaluated at"), db_index=True)
+    full = models.BooleanField(_("full"), default=False)
+    residents = models.PositiveIntegerField(_("residents evaluated"), null=True, blank=True,
+                                            help_text=_("Empty for a full sweep (everyone)."))
+    raised = models.PositiveIntegerField(default=0)
+    lifted = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("engine sweep")
+        verbose_name_plural = _("engine sweeps")
+
+    def __str__(self) -> str:
+        return f"{'full' if self.full else 'due'} sweep @ {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 # --- Outbox to downstream systems (rail and airline ticket restriction) ---------------------

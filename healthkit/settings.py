@@ -250,3 +250,6 @@ VENUES_POSTER_FONT = env("VENUES_POSTER_FONT", default="")
 # Popup engine (healthkit/engine.py): work_mem for the full sweep's one big statement (sorts and
 # hashes over every open popup; the server default of 4MB spills to disk at 1 M popups).
 ENGINE_SWEEP_WORK_MEM = env("ENGINE_SWEEP_WORK_MEM", default="256MB")
+# Hours between full sweeps (everyone re-evaluated); sweeps in between cover only residents with
+# a rule's time boundary since the previous sweep.
+ENGINE_FULL_SWEEP_HOURS = env.int("ENGINE_FULL_SWEEP_HOURS", default=6)
