@@ -7,7 +7,8 @@ path (healthkit.ingest.ingest: per-record validation, resident resolution, COPY 
 table, INSERT ... ON CONFLICT, evaluation enqueued on commit). Then prints:
 
 - result ingest rows/s next to a raw COPY of the same rows into a bare table (the ratio);
-- the full sweep's time over the N open popups (and the first, raising sweep);
+- the full sweep's time over the N open popups (and the first, raising sweep), and the
+  minute-by-minute "due" sweep that re-evaluates only residents with a deadline passed;
 - event-to-lift latency p50/p99 of a negative result with a real Celery worker.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench \\
@@ -73,11 +74,12 @@ def build(args, now: dt.datetime) -> None:
         cursor.execute("DROP TABLE IF EXISTS bench_raw_results")
         print(f"    {time.perf_counter() - t:.1f} s")
 
-        t = step(f"residents: {args.residents:,} (encrypted ID, keyed hash, COPY)")
+        extra = fresh_count(args)
+        t = step(f"residents: {args.residents:,} + {extra:,} for the due sweep (encrypted ID, keyed hash, COPY)")
         with cursor.cursor.copy(
             "COPY communities_resident (name, id_encrypted, id_hash, id_masked, created_at) FROM STDIN"
         ) as copy:
-            for i in range(args.residents):
+            for i in range(args.residents + extra):
                 number = id_number(i)
                 copy.write_row((f"居民{i}", pii.encrypt(number), pii.id_hash(number), pii.mask_id(number), now))
         print(f"    {time.perf_counter() - t:.1f} s")
@@ -91,6 +93,23 @@ def build(args, now: dt.datetime) -> None:
                 copy.write_row((rid, arrived, "310115", f"bench:arrival:{rid}", arrived))
         cursor.execute("ANALYZE communities_resident; ANALYZE healthkit_arrival")
         print(f"    {time.perf_counter() - t:.1f} s")
+
+
+def fresh_count(args) -> int:
+    """Residents (beyond --residents) whose arrival deadline passes between the full sweep and
+    the next, due-only sweep: 1 %."""
+    return max(1, args.residents // 100)
+
+
+def add_fresh_arrivals(args, deadline: dt.datetime) -> None:
+    from django.db import connection
+
+    arrived = deadline - dt.timedelta(hours=72)
+    with connection.cursor() as cursor, cursor.cursor.copy(
+        "COPY healthkit_arrival (resident_id, arrived_at, from_county, record_key, received_at) FROM STDIN"
+    ) as copy:
+        for rid in range(args.residents + 1, args.residents + fresh_count(args) + 1):
+            copy.write_row((rid, arrived, "310115", f"bench:fresh:{rid}:{deadline.timestamp()}", arrived))
 
 
 def result_records(start: int, count: int, residents: int, now: dt.datetime) -> list[dict]:
@@ -284,10 +303,16 @@ def main() -> None:
     ingest_rate, copy_rate, direct_rate = bench_ingest(args, now)
 
     open_popups = PopupCase.objects.filter(state__in=PopupCase.OPEN_STATES).count()
-    t = step(f"full sweep over {open_popups:,} open popups")
-    sweep = engine.sweep()
+    sweep_at = dt.datetime.now(dt.UTC)
+    add_fresh_arrivals(args, deadline=sweep_at + dt.timedelta(seconds=30))
+    t = step(f"full sweep over {open_popups:,} open popups (everyone re-evaluated)")
+    sweep = engine.sweep(at=sweep_at, full=True)
     sweep_time = time.perf_counter() - t
     print(f"    {sweep_time:.1f} s, {sweep}")
+    t = step(f"due sweep 60 s later: {fresh_count(args):,} type-4 deadlines passed meanwhile")
+    due = engine.sweep(at=sweep_at + dt.timedelta(seconds=60))
+    due_time = time.perf_counter() - t
+    print(f"    {due_time:.2f} s, {due}")
 
     latencies = [] if args.skip_latency else bench_latency(args)
 
@@ -299,7 +324,8 @@ def main() -> None:
     print(f"ceiling: COPY straight into the indexed result table, no validation: {direct_rate:,.0f} rows/s "
           f"({direct_rate / copy_rate:.2f} of raw COPY)")
     print(f"first sweep (raising):      {raise_time:>10.1f} s")
-    print(f"full sweep over open:       {sweep_time:>10.1f} s   (aim: seconds)")
+    print(f"full sweep over open:       {sweep_time:>10.1f} s   (aim: seconds; every ENGINE_FULL_SWEEP_HOURS)")
+    print(f"due sweep (every minute):   {due_time:>10.2f} s   ({due.raised:,} raised)")
     if latencies:
         finite = [x for x in latencies if x != float("inf")]
         print(f"event-to-lift, {len(latencies)} samples, {args.worker_concurrency}-process worker, "
