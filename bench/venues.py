@@ -137,6 +137,9 @@ def main() -> None:
         first_venue = cur.fetchone()[0]
 
     end = dt.datetime(2022, 9, 30, tzinfo=CST)
+    from venues.partitions import scan_partitions_ensure
+
+    scan_partitions_ensure(at=end, months_back=args.days // 28 + 1, months_ahead=0)
     span = args.days * 86400
     hot_venue = first_venue  # venue 0: the risk point
     window_from = end - dt.timedelta(days=3, hours=-10)  # 3 days before the end, 10:00

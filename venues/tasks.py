@@ -17,3 +17,11 @@ def venue_exposure_due() -> int:
     from venues import exposure
 
     return len(exposure.exposure_run_due())
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def venue_scan_partitions() -> list[str]:
+    """Beat (daily): monthly scan partitions for last month, this month and the next two."""
+    from venues import partitions
+
+    return partitions.scan_partitions_ensure()

@@ -1,0 +1,56 @@
+"""The scan table is partitioned by month; partitions are created ahead, rows found in the
+default partition move into a new month, and retention drops whole months."""
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+
+from tests.factories.venues import VenueFactory, VenueScanFactory, cst
+from venues import partitions
+from venues.ingest import scans_ingest
+from venues.models import VenueScan
+
+pytestmark = pytest.mark.django_db
+
+
+def _partition_of(scan_id: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableoid::regclass::text FROM venues_venuescan WHERE id = %s", [scan_id])
+        return cursor.fetchone()[0]
+
+
+def test_new_month_takes_its_rows_out_of_the_default_partition():
+    early = VenueScanFactory(scanned_at=cst(2022, 9, 1, 0, 30))  # 1 September in Beijing
+    late = VenueScanFactory(scanned_at=cst(2022, 8, 31, 23, 59))
+    assert _partition_of(early.pk) == partitions.DEFAULT
+
+    assert partitions.scan_partition_create(dt.date(2022, 9, 15)) is True
+    assert partitions.scan_partition_create(dt.date(2022, 9, 1)) is False
+
+    assert _partition_of(early.pk) == "venues_venuescan_202209"
+    assert _partition_of(late.pk) == partitions.DEFAULT
+    assert VenueScan.objects.count() == 2
+
+
+def test_ensure_creates_the_months_around_now_once():
+    created = partitions.scan_partitions_ensure(at=cst(2022, 9, 10))
+    assert created == ["venues_venuescan_202208", "venues_venuescan_202209",
+                       "venues_venuescan_202210", "venues_venuescan_202211"]
+    assert partitions.scan_partitions_ensure(at=cst(2022, 9, 10)) == []
+
+
+def test_ingest_is_idempotent_across_partitions_and_retention_drops_months():
+    partitions.scan_partitions_ensure(at=cst(2022, 9, 10))
+    venue = VenueFactory()
+    from tests.factories import ResidentFactory, make_id_number
+
+    number = make_id_number()
+    ResidentFactory(id_number=number)
+    records = [{"id_number": number, "venue": venue.code, "scanned_at": at}
+               for at in ("2022-08-31T23:00:00+08:00", "2022-09-01T08:00:00+08:00")]
+    assert scans_ingest(records=records).accepted == 2
+    assert scans_ingest(records=records).duplicates == 2
+
+    assert partitions.scan_partitions_drop_before(dt.date(2022, 9, 1)) == ["venues_venuescan_202208"]
+    assert list(VenueScan.objects.values_list("scanned_at", flat=True)) == [cst(2022, 9, 1, 8)]

@@ -1,0 +1,84 @@
+"""Monthly range partitions of venues_venuescan (by scanned_at).
+
+At tens of millions of scans a day the table is only workable partitioned: each month's
+indexes stay small, and retention is dropping a month (`scan_partitions_drop_before`) instead
+of deleting billions of rows. Rows outside every month partition land in
+`venues_venuescan_default`; `scan_partitions_ensure` creates the months around now (beat, daily)
+and moves any such rows of a new month out of the default partition first.
+"""
+
+import datetime as dt
+import re
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+PARENT = "venues_venuescan"
+DEFAULT = "venues_venuescan_default"
+_NAME = re.compile(r"^venues_venuescan_(\d{4})(\d{2})$")
+
+
+def _month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def _bound(day: dt.date) -> dt.datetime:
+    # Months in city time: a scan at 00:30 on the 1st (Beijing) belongs to that month.
+    return dt.datetime.combine(day, dt.time(), tzinfo=timezone.get_default_timezone())
+
+
+def partition_names() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s ORDER BY c.relname", [PARENT])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def scan_partition_create(month: dt.date) -> bool:
+    """Create the partition for the month containing `month` if missing (moving its rows out of
+    the default partition). Returns whether it was created. Locks the default partition briefly."""
+    start = _month_start(month)
+    end = _next_month(start)
+    name = f"{PARENT}_{start:%Y%m}"
+    if name in partition_names():
+        return False
+    lower, upper = _bound(start), _bound(end)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Names are built from dates only; bounds go through parameters where SQL allows it.
+        cursor.execute(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS)")
+        cursor.execute(
+            f"WITH moved AS (DELETE FROM {DEFAULT} WHERE scanned_at >= %s AND scanned_at < %s RETURNING *) "  # noqa: S608
+            f"INSERT INTO {name} SELECT * FROM moved", [lower, upper])
+        cursor.execute(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} "
+                       f"FOR VALUES FROM ('{lower.isoformat()}') TO ('{upper.isoformat()}')")
+    return True
+
+
+def scan_partitions_ensure(*, at: dt.datetime | None = None, months_back: int = 1, months_ahead: int = 2) -> list[str]:
+    """Make sure the months around `at` have partitions (idempotent). Returns those created."""
+    month = _month_start(timezone.localdate(at or timezone.now()))
+    for _ in range(months_back):
+        month = _month_start(month - dt.timedelta(days=1))
+    created = []
+    for _ in range(months_back + 1 + months_ahead):
+        if scan_partition_create(month):
+            created.append(f"{PARENT}_{month:%Y%m}")
+        month = _next_month(month)
+    return created
+
+
+def scan_partitions_drop_before(cutoff: dt.date) -> list[str]:
+    """Retention: drop whole months that end on or before `cutoff` (never the default)."""
+    dropped = []
+    for name in partition_names():
+        match = _NAME.match(name)
+        if match and _next_month(dt.date(int(match[1]), int(match[2]), 1)) <= cutoff:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE {name}")
+            dropped.append(name)
+    return dropped
