@@ -83,7 +83,7 @@ def _text(rec: dict, name: str, max_length: int, *, required: bool = True) -> st
         if required:
             raise KeyError(name)
         return ""
-    if not isinstance(value, str | int):
+    if not isinstance(value, (str, int)):
         raise ValueError(_("Must be a string."))
     value = str(value).strip()
     if len(value) > max_length:
@@ -145,7 +145,7 @@ def _not_future(instant: dt.datetime, now: dt.datetime) -> dt.datetime:
 def _key(client_id: int | None, kind: str, rec: dict, content: Iterable[Any]) -> str:
     record_id = rec.get("record_id")
     if record_id not in (None, ""):
-        if not isinstance(record_id, str | int) or len(str(record_id)) > 64:
+        if not isinstance(record_id, (str, int)) or len(str(record_id)) > 64:
             raise RecordError({"record_id": _("At most 64 characters.")})
         return f"{client_id or 0}:{kind}:{record_id}"
     digest = hashlib.sha256(json.dumps([kind, *content], default=str).encode()).hexdigest()
@@ -157,17 +157,19 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)  # GB 11643
 _ID_CHECK = "10X98765432"
 
 
-def _copy_text(value: Any) -> str:
-    """One value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    if value is True or value is False:
-        return "t" if value else "f"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPE)
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return str(value)
+def _or_null(convert: Callable[[Any], str]) -> Callable[[Any], str]:
+    return lambda value: "\\N" if value is None else convert(value)
+
+
+# One converter per staging column type, to PostgreSQL's COPY text format (typed: no
+# isinstance chain per value).
+_COPY_TEXT: dict[str, Callable[[Any], str]] = {
+    "varchar": _or_null(lambda value: value.translate(_COPY_ESCAPE)),
+    "timestamptz": _or_null(dt.datetime.isoformat),
+    "boolean": _or_null(lambda value: "t" if value else "f"),
+    "bigint": _or_null(str),
+    "smallint": _or_null(str),
+}
 
 
 def _id_number_and_hash(raw: str, key: bytes, today: str = "") -> tuple[str, str]:
@@ -340,8 +342,12 @@ def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime) -> lis
                 t=spec.table, cols=", ".join(f"{n} {t}" for n, t in columns))
         )
         with cursor.cursor.copy(f"COPY ingest_stage_{spec.table} ({names}) FROM STDIN") as copy:
-            # COPY text built here: about twice as fast as write_row's per-value adaptation.
-            copy.write("".join("\t".join(map(_copy_text, row)) + "\n" for row in rows))
+            # COPY text built here, typed by column: faster than write_row's per-value adaptation.
+            converters = [_COPY_TEXT[sql_type] for _name, sql_type in columns]
+            copy.write("".join(
+                "\t".join([convert(value) for convert, value in zip(converters, row, strict=True)]) + "\n"
+                for row in rows
+            ))
         cursor.execute(
             # Table and column names come from SPECS (constants), never from the request.
             f"INSERT INTO {spec.table} ({names}, received_at) "  # noqa: S608
