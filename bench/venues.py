@@ -198,10 +198,13 @@ def main() -> None:
 
     with connection.cursor() as cur:
         cur.execute("ANALYZE venues_venuescan")
-        cur.execute("SELECT count(*), pg_size_pretty(pg_total_relation_size('venues_venuescan')) FROM venues_venuescan")
-        total, size = cur.fetchone()
+        cur.execute("SELECT count(*) FROM venues_venuescan")
+        (total,) = cur.fetchone()
+        cur.execute("SELECT pg_size_pretty(sum(pg_total_relation_size(relid))), count(*) - 1 "
+                    "FROM pg_partition_tree('venues_venuescan')")
+        size, parts = cur.fetchone()
     results["venuescan_rows"], results["venuescan_size"] = total, size
-    print(f"venues_venuescan: {total:,} rows, {size} with indexes", flush=True)
+    print(f"venues_venuescan: {total:,} rows in {parts} partitions, {size} with indexes", flush=True)
 
     # --- exposure ------------------------------------------------------------------------------
     DownstreamEndpoint.objects.create(name="rail-bench", url="http://127.0.0.1:9/")

@@ -10,6 +10,7 @@ from communities.models import Community, Resident, User
 from venues import exposure, services
 from venues.ingest import copy_scans
 from venues.models import Venue, new_venue_code
+from venues.partitions import scan_partitions_ensure
 
 N_VENUES = 300
 N_SCANS = 30_000
@@ -34,6 +35,7 @@ def seed(*, rng, stdout) -> None:
         stdout.write("  venues: no communities or residents; skipped")
         return
     now = timezone.now().replace(microsecond=0)
+    scan_partitions_ensure(at=now)
     with transaction.atomic():
         venues = []
         for i in range(N_VENUES):
