@@ -237,7 +237,11 @@ class _EvidenceFileBase(View):
         evidence = selectors.evidence_access(user=request.user, pk=pk)
         stored = getattr(evidence, self.field)
         content_type = evidence.content_type if self.field == "file" else "image/jpeg"
-        response = FileResponse(stored.open("rb"), content_type=content_type)
+        try:
+            handle = stored.open("rb")
+        except (FileNotFoundError, ValueError) as exc:  # row without its file: not found, not a 500
+            raise Http404 from exc
+        response = FileResponse(handle, content_type=content_type)
         response["Cache-Control"] = "private, no-store"
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Disposition"] = f'inline; filename="evidence-{evidence.pk}.{stored.name.rsplit(".", 1)[-1]}"'

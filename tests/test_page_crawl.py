@@ -1,0 +1,350 @@
+"""Crawl every page each demo role can reach (GET only) and check that nothing is broken.
+
+With the demo city loaded once for the module, each demo user (and an anonymous visitor) starts at
+"/" and "/console/" and follows every same-site href up to depth 3. Checked:
+
+- no response is a 5xx (or raises);
+- every link (href, and img src) a role is shown answers 200, or redirects (same site) to a page answering 200;
+- console pages reached by one role answer 403 / 404 / a redirect to the login page for every
+  other role, unless that role sees every object of that kind (``SHARED_SCOPE`` below, each with
+  its reason);
+- no response body contains the clear 18-digit ID number of any resident.
+
+To keep it fast, at most ``PER_SHAPE`` URLs of one shape (digits replaced by ``<n>``, query
+string ignored) are fetched per role; in /admin/ only the index, app indexes and changelists.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import traceback
+from collections import defaultdict
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from importlib import import_module
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import pytest
+from django.apps import apps
+from django.conf import settings
+from django.core.management import call_command
+from django.db import transaction
+from django.test import Client, TestCase, override_settings
+
+PASSWORD = "healthkit-demo-2022"
+ROLES = ["admin", "supervisor1", "operator1", "worker1", "venue1", "anonymous"]
+START = ["/", "/console/"]
+# Not linked from any page (the API, read by programs; the schema, loaded by the docs' script):
+# fetched once per role, checked for 5xx and ID numbers only (403 is a fine answer).
+EXTRA = [
+    "/api/schema/",
+    "/api/v1/appeals/",
+    "/api/v1/venues/",
+    "/api/v1/venues/risk-windows/",
+    "/open311/v2/services.json",
+    "/open311/v2/requests.json",
+]
+MAX_DEPTH = 3
+PER_SHAPE = 6
+LOGIN_PATHS = ("/accounts/login/", "/admin/login/")
+SKIP_PREFIXES = ("/accounts/logout/", "/i18n/", "/admin/logout/", "/static/")
+ADMIN_CHANGELIST = re.compile(r"^/admin/(?:[a-z_]+/(?:[a-z_]+/)?)?$")
+ID_PATTERN = re.compile(rb"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+
+# (role, URL shape) pairs that a role may open although it was not linked to that very URL:
+# its scope covers every object of that kind (it may just not have sampled that very object).
+_HOTLINE = "hotline staff handle every appeal in the city (appeals.selectors.appeals_visible_to)"
+_VENUES = "supervisors oversee every venue (venues.selectors.venues_visible_to)"
+SHARED_SCOPE: dict[tuple[str, str], str] = {
+    ("operator1", "/console/appeals/<n>/"): _HOTLINE,
+    ("supervisor1", "/console/appeals/<n>/"): _HOTLINE,
+    ("supervisor1", "/console/venues/<n>/register/"): _VENUES,
+    ("supervisor1", "/console/venues/<n>/register.csv"): _VENUES,
+    ("supervisor1", "/console/venues/<n>/poster.png"): _VENUES,
+    ("supervisor1", "/console/venues/<n>/poster.svg"): _VENUES,
+    ("supervisor1", "/console/venues/<n>/poster.pdf"): _VENUES,
+    ("supervisor1", "/console/appeals/evidence/<n>/"): "supervisors see every appeal's evidence",
+    ("supervisor1", "/console/appeals/evidence/<n>/thumb/"): "supervisors see every appeal's evidence",
+}
+# Open to everybody and free of data: the API documentation shell and the schema it loads.
+PUBLIC_DOCS = {"/api/docs/", "/api/schema/"}
+
+
+@dataclass
+class Fetch:
+    url: str
+    status: int
+    location: str = ""
+    error: str = ""
+    body: bytes = b""
+
+
+@dataclass
+class Crawl:
+    role: str
+    fetched: dict[str, Fetch] = field(default_factory=dict)
+    linked_from: dict[str, str] = field(default_factory=dict)  # url -> first page linking to it
+    extra: set[str] = field(default_factory=set)
+    seconds: float = 0.0
+
+    def final(self, url: str, _seen: frozenset = frozenset()) -> Fetch | None:
+        """The response at the end of the (same-site) redirect chain starting at url."""
+        fetch = self.fetched.get(url)
+        if fetch is None or not fetch.location or url in _seen:
+            return fetch
+        return self.final(fetch.location, _seen | {url})
+
+
+class _Hrefs(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if value and (name == "href" or (name == "src" and tag == "img")):
+                self.hrefs.append(value)
+
+
+def hrefs_in(body: bytes) -> list[str]:
+    parser = _Hrefs()
+    parser.feed(body.decode("utf-8", "replace"))
+    return parser.hrefs
+
+
+def same_site(base: str, href: str) -> str | None:
+    href = href.strip()
+    if href.startswith(("mailto:", "tel:", "javascript:", "data:")):
+        return None
+    url = urldefrag(urljoin("http://testserver" + base, href))[0]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.netloc != "testserver":
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def skipped(url: str) -> bool:
+    path = urlsplit(url).path
+    if path.startswith(SKIP_PREFIXES):
+        return True
+    if path.startswith("/admin/"):
+        return bool(urlsplit(url).query) or not ADMIN_CHANGELIST.match(path)
+    return False
+
+
+def shape(url: str) -> str:
+    return re.sub(r"\d+", "<n>", urlsplit(url).path)
+
+
+def body_of(response) -> bytes:
+    if getattr(response, "streaming", False):
+        return b"".join(response.streaming_content)
+    return response.content
+
+
+def fetch(client: Client, url: str) -> Fetch:
+    try:
+        response = client.get(url)
+    except Exception as exc:  # the test client re-raises view exceptions: that is a 500
+        frames = traceback.extract_tb(exc.__traceback__)
+        own = [f for f in frames if "/work/main/" in f.filename and "/.venv/" not in f.filename]
+        where = own[-1] if own else frames[-1]
+        return Fetch(url, 500, error=f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}")
+    location = ""
+    if 300 <= response.status_code < 400:
+        location = same_site(url, response["Location"]) or ""
+    return Fetch(url, response.status_code, location=location, body=body_of(response))
+
+
+def client_for(role: str) -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    if role != "anonymous":
+        assert client.login(username=role, password=PASSWORD), role
+    return client
+
+
+def crawl(role: str) -> Crawl:
+    started = time.monotonic()
+    client = client_for(role)
+    result = Crawl(role)
+    per_shape: dict[str, int] = defaultdict(int)
+    frontier = [(url, 0) for url in START] + [(url, MAX_DEPTH) for url in EXTRA]
+    result.extra.update(EXTRA)
+    while frontier:
+        url, depth = frontier.pop(0)
+        if url in result.fetched:
+            continue
+        page = fetch(client, url)
+        result.fetched[url] = page
+        if page.location and not skipped(page.location) and page.location not in result.fetched:
+            # Follow redirects at the same depth; they do not count against the shape budget.
+            result.linked_from.setdefault(page.location, url)
+            frontier.insert(0, (page.location, depth))
+        if page.status != 200 or depth >= MAX_DEPTH:
+            continue
+        if not page.body.lstrip()[:200].lower().startswith((b"<!doctype html", b"<html")):
+            continue
+        for href in hrefs_in(page.body):
+            target = same_site(url, href)
+            if target is None or skipped(target) or target in result.fetched:
+                continue
+            if target in result.linked_from:
+                continue
+            if per_shape[shape(target)] >= PER_SHAPE:
+                continue
+            per_shape[shape(target)] += 1
+            result.linked_from[target] = url
+            frontier.append((target, depth + 1))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+@pytest.fixture(scope="module")
+def demo_city(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The demo city, seeded once inside a transaction that is rolled back after the module;
+    its private files (evidence pictures) live in one media root for the whole module."""
+    from communities.models import District, Resident
+    from healthkit.models import PopupPolicy
+
+    media = tmp_path_factory.mktemp("crawl-media")
+    storages = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                    "OPTIONS": {"location": str(media), "base_url": "/private-media-not-served/"}},
+    }
+    with django_db_blocker.unblock(), override_settings(
+        MEDIA_ROOT=media, PRIVATE_MEDIA_ROOT=media, STORAGES=storages, CELERY_TASK_ALWAYS_EAGER=True,
+        SMS_BACKEND="healthkit.sms.MemoryBackend", SECURE_SSL_REDIRECT=False,
+    ):
+        atomic = transaction.atomic()
+        atomic.__enter__()
+        try:
+            if not District.objects.exists():
+                import_module("communities.migrations.0002_seed_districts").seed(apps, None)
+            if not PopupPolicy.objects.exists():
+                import_module("healthkit.migrations.0002_seed_policies").seed(apps, None)
+            with open("/dev/null", "w") as devnull, TestCase.captureOnCommitCallbacks(execute=True):
+                call_command("seed_demo", residents=200, stdout=devnull)
+            clear_ids = {r.reveal_id_number().upper().encode() for r in Resident.objects.all()}
+            yield {"clear_ids": clear_ids, "crawls": {}, "media": media, "storages": storages}
+        finally:
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
+
+
+@pytest.fixture(autouse=True)
+def _private_media(_private_media, settings, demo_city):
+    """conftest gives each test a fresh media root; the crawl needs the module's one."""
+    settings.MEDIA_ROOT = settings.PRIVATE_MEDIA_ROOT = demo_city["media"]
+    settings.STORAGES = demo_city["storages"]
+
+
+def crawl_of(demo_city, role: str) -> Crawl:
+    if role not in demo_city["crawls"]:
+        demo_city["crawls"][role] = crawl(role)
+    return demo_city["crawls"][role]
+
+
+def leaked_ids(body: bytes, clear_ids: set[bytes]) -> set[bytes]:
+    return {m.upper() for m in ID_PATTERN.findall(body)} & clear_ids
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+def test_every_page_a_role_reaches_works(demo_city, role):
+    result = crawl_of(demo_city, role)
+    problems = []
+    for url, page in result.fetched.items():
+        source = result.linked_from.get(url, "start")
+        if page.status >= 500:
+            problems.append(f"{page.status} {url} (linked from {source}) {page.error}")
+            continue
+        if leaked := leaked_ids(page.body, demo_city["clear_ids"]):
+            problems.append(f"clear ID number(s) in {url}: {len(leaked)}")
+        if url in result.extra:
+            continue
+        end = result.final(url)
+        if end is None or end.status != 200:
+            # A redirect to a skipped page (e.g. the admin's own pages) is not followed.
+            if end is not None and end.location and skipped(end.location):
+                continue
+            problems.append(f"{page.status} {url} (linked from {source}) ends at "
+                            f"{end.url if end else '?'} {end.status if end else 'not fetched'}")
+    print(f"{role}: {len(result.fetched)} pages, {len({shape(u) for u in result.fetched})} kinds, "
+          f"{result.seconds:.1f} s")
+    assert len(result.fetched) >= 3, sorted(result.fetched)
+    assert not problems, f"{role}:\n" + "\n".join(problems)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+def test_other_roles_console_pages_are_closed(demo_city, role):
+    own = crawl_of(demo_city, role)
+    public = {url for url, page in crawl_of(demo_city, "anonymous").fetched.items() if page.status == 200}
+    own_paths = {urlsplit(u).path for u, p in own.fetched.items() if p.status == 200}
+    foreign: dict[str, str] = {}
+    for other in ROLES:
+        if other == role:
+            continue
+        for url, page in crawl_of(demo_city, other).fetched.items():
+            path = urlsplit(url).path
+            if page.status != 200 or url in public or path in LOGIN_PATHS or path in PUBLIC_DOCS:
+                continue
+            if url in own.fetched or path in own_paths:  # judged in the role's own crawl, or the
+                continue  # same view with another query string (its list is scoped to the viewer)
+            foreign.setdefault(url, other)
+    if role == "admin":
+        pytest.skip("the administrator is a superuser: every console page is theirs")
+    client = client_for(role)
+    problems = []
+    for url, owner in sorted(foreign.items()):
+        page = fetch(client, url)
+        if leaked := leaked_ids(page.body, demo_city["clear_ids"]):
+            problems.append(f"clear ID number(s) in {url}: {len(leaked)}")
+        if page.status in (403, 404) or (page.location and urlsplit(page.location).path in LOGIN_PATHS):
+            continue
+        if page.status == 200 and (role, shape(url)) in SHARED_SCOPE:
+            continue
+        problems.append(f"{page.status} {url} (a page of {owner}) {page.error}")
+    print(f"{role}: {len(foreign)} pages of other roles tried")
+    assert not problems, f"{role} opens pages of other roles:\n" + "\n".join(problems)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+def test_popup_pages_answer_by_scope(demo_city, role):
+    """/console/popups/<pk>/ is linked from nowhere yet; fetch popups of every type and state
+    (and some in worker1's communities) directly: 200 exactly when the viewer may see the resident."""
+    from communities.models import User
+    from communities.selectors import residents_visible_to
+    from healthkit.models import PopupCase
+    from healthkit.permissions import STAFF_ROLES, has_role
+
+    cases = {}
+    for case in PopupCase.objects.order_by("popup_type", "state", "pk"):
+        cases.setdefault((case.popup_type, case.state), case)
+    worker = User.objects.get(username="worker1")
+    for case in PopupCase.objects.filter(resident__community__in=worker.communities.all()).order_by("pk")[:3]:
+        cases.setdefault(("worker1", case.pk), case)
+    assert len(cases) >= 12
+    client = client_for(role)
+    user = None if role == "anonymous" else User.objects.get(username=role)
+    visible = set() if user is None else set(residents_visible_to(user).values_list("pk", flat=True))
+    problems = []
+    for case in cases.values():
+        url = f"/console/popups/{case.pk}/"
+        page = fetch(client, url)
+        if leaked := leaked_ids(page.body, demo_city["clear_ids"]):
+            problems.append(f"clear ID number(s) in {url}: {len(leaked)}")
+        if user is None:
+            expected = "login"
+            ok = bool(page.location) and urlsplit(page.location).path in LOGIN_PATHS
+        elif has_role(user, STAFF_ROLES) and case.resident_id in visible:
+            expected, ok = "200", page.status == 200
+        else:
+            expected, ok = "403", page.status == 403
+        if not ok:
+            problems.append(f"{url} ({case.get_popup_type_display()}, {case.state}): {page.status}, "
+                            f"expected {expected} {page.error}")
+    assert not problems, f"{role}:\n" + "\n".join(problems)
