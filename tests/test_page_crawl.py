@@ -23,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from importlib import import_module
+from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
@@ -348,3 +349,22 @@ def test_popup_pages_answer_by_scope(demo_city, role):
             problems.append(f"{url} ({case.get_popup_type_display()}, {case.state}): {page.status}, "
                             f"expected {expected} {page.error}")
     assert not problems, f"{role}:\n" + "\n".join(problems)
+
+
+@pytest.mark.django_db
+def test_evidence_whose_file_is_gone_answers_404(demo_city):
+    """A row whose file vanished (restored backup, cleaned disk) is 'not found', not a 500."""
+    from appeals.models import AppealEvidence
+
+    evidence = AppealEvidence.objects.filter(appeal__isnull=False).order_by("pk").first()
+    assert evidence is not None
+    client = client_for("admin")
+    url = f"/console/appeals/evidence/{evidence.pk}/"
+    assert fetch(client, url).status == 200
+    path = Path(evidence.file.path)
+    kept = path.read_bytes()
+    path.unlink()
+    try:
+        assert fetch(client, url).status == 404
+    finally:
+        path.write_bytes(kept)  # the other tests of the module share the files
