@@ -8,7 +8,7 @@ With the demo city loaded once for the module, each demo user (and an anonymous 
 - console pages reached by one role answer 403 / 404 / a redirect to the login page for every
   other role, unless that role sees every object of that kind (``SHARED_SCOPE`` below, each with
   its reason);
-- no response body contains the clear 18-digit ID number of any resident.
+- no response body contains the clear 18-digit ID number (or mobile number) of any resident.
 
 To keep it fast, at most ``PER_SHAPE`` URLs of one shape (digits replaced by ``<n>``, query
 string ignored) are fetched per role; in /admin/ only the index, app indexes and changelists.
@@ -50,8 +50,10 @@ MAX_DEPTH = 3
 PER_SHAPE = 6
 LOGIN_PATHS = ("/accounts/login/", "/admin/login/")
 SKIP_PREFIXES = ("/accounts/logout/", "/i18n/", "/admin/logout/", "/static/")
+FILES = re.compile(r"\.(?:csv|png|svg|pdf|json)$|/evidence/\d+/(?:thumb/)?$")  # not pages
 ADMIN_CHANGELIST = re.compile(r"^/admin/(?:[a-z_]+/(?:[a-z_]+/)?)?$")
 ID_PATTERN = re.compile(rb"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+PHONE_PATTERN = re.compile(rb"(?<![0-9])1[0-9]{10}(?![0-9])")
 
 # (role, URL shape) pairs that a role may open although it was not linked to that very URL:
 # its scope covers every object of that kind (it may just not have sampled that very object).
@@ -158,16 +160,16 @@ def fetch(client: Client, url: str) -> Fetch:
     return Fetch(url, response.status_code, location=location, body=body_of(response))
 
 
-def client_for(role: str) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+def client_for(role: str, language: str = "en") -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE=language)
     if role != "anonymous":
         assert client.login(username=role, password=PASSWORD), role
     return client
 
 
-def crawl(role: str) -> Crawl:
+def crawl(role: str, *, language: str = "en", budget: int = PER_SHAPE, pages_only: bool = False) -> Crawl:
     started = time.monotonic()
-    client = client_for(role)
+    client = client_for(role, language)
     result = Crawl(role)
     per_shape: dict[str, int] = defaultdict(int)
     frontier = [(url, 0) for url in START] + [(url, MAX_DEPTH) for url in EXTRA]
@@ -190,9 +192,11 @@ def crawl(role: str) -> Crawl:
             target = same_site(url, href)
             if target is None or skipped(target) or target in result.fetched:
                 continue
+            if pages_only and (FILES.search(urlsplit(target).path) or target.startswith("/admin/")):
+                continue
             if target in result.linked_from:
                 continue
-            if per_shape[shape(target)] >= PER_SHAPE:
+            if per_shape[shape(target)] >= budget:
                 continue
             per_shape[shape(target)] += 1
             result.linked_from[target] = url
@@ -205,7 +209,9 @@ def crawl(role: str) -> Crawl:
 def demo_city(django_db_setup, django_db_blocker, tmp_path_factory):
     """The demo city, seeded once inside a transaction that is rolled back after the module;
     its private files (evidence pictures) live in one media root for the whole module."""
-    from communities.models import District, Resident
+    from appeals.models import Appeal
+    from communities import pii
+    from communities.models import District, Resident, ResidentPhone
     from healthkit.models import PopupPolicy
 
     media = tmp_path_factory.mktemp("crawl-media")
@@ -228,7 +234,13 @@ def demo_city(django_db_setup, django_db_blocker, tmp_path_factory):
             with open("/dev/null", "w") as devnull, TestCase.captureOnCommitCallbacks(execute=True):
                 call_command("seed_demo", residents=200, stdout=devnull)
             clear_ids = {r.reveal_id_number().upper().encode() for r in Resident.objects.all()}
-            yield {"clear_ids": clear_ids, "crawls": {}, "media": media, "storages": storages}
+            clear_phones = {p.reveal_phone().encode() for p in ResidentPhone.objects.all()}
+            clear_phones |= {
+                pii.decrypt(token).encode()
+                for token in Appeal.objects.exclude(contact_phone_encrypted="").values_list(
+                    "contact_phone_encrypted", flat=True)
+            }
+            yield {"clear_ids": clear_ids, "clear_phones": clear_phones, "crawls": {}, "media": media, "storages": storages}
         finally:
             transaction.set_rollback(True)
             atomic.__exit__(None, None, None)
@@ -247,22 +259,15 @@ def crawl_of(demo_city, role: str) -> Crawl:
     return demo_city["crawls"][role]
 
 
-def leaked_ids(body: bytes, clear_ids: set[bytes]) -> set[bytes]:
-    return {m.upper() for m in ID_PATTERN.findall(body)} & clear_ids
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("role", ROLES)
-def test_every_page_a_role_reaches_works(demo_city, role):
-    result = crawl_of(demo_city, role)
+def crawl_problems(result: Crawl, demo_city) -> list[str]:
     problems = []
     for url, page in result.fetched.items():
         source = result.linked_from.get(url, "start")
         if page.status >= 500:
             problems.append(f"{page.status} {url} (linked from {source}) {page.error}")
             continue
-        if leaked := leaked_ids(page.body, demo_city["clear_ids"]):
-            problems.append(f"clear ID number(s) in {url}: {len(leaked)}")
+        if leaked := leaks(page.body, demo_city):
+            problems.append(f"{leaked} in {url}")
         if url in result.extra:
             continue
         end = result.final(url)
@@ -272,10 +277,40 @@ def test_every_page_a_role_reaches_works(demo_city, role):
                 continue
             problems.append(f"{page.status} {url} (linked from {source}) ends at "
                             f"{end.url if end else '?'} {end.status if end else 'not fetched'}")
+    return problems
+
+
+def leaks(body: bytes, demo_city) -> str:
+    """'' or what personal data in clear the body holds (counts only, never the values)."""
+    ids = {m.upper() for m in ID_PATTERN.findall(body)} & demo_city["clear_ids"]
+    phones = set(PHONE_PATTERN.findall(body)) & demo_city["clear_phones"]
+    found = [f"{len(ids)} clear ID number(s)"] * bool(ids) + [f"{len(phones)} clear phone(s)"] * bool(phones)
+    return ", ".join(found)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+def test_every_page_a_role_reaches_works(demo_city, role):
+    assert len(demo_city["clear_ids"]) >= 200 and demo_city["clear_phones"]
+    result = crawl_of(demo_city, role)
+    problems = crawl_problems(result, demo_city)
     print(f"{role}: {len(result.fetched)} pages, {len({shape(u) for u in result.fetched})} kinds, "
           f"{result.seconds:.1f} s")
     assert len(result.fetched) >= 3, sorted(result.fetched)
     assert not problems, f"{role}:\n" + "\n".join(problems)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+def test_every_page_works_in_chinese(demo_city, role):
+    """The same crawl in zh-hans (two pages of each kind, no files, not the Django admin's own
+    pages): a broken translation breaks pages."""
+    result = crawl(role, language="zh-hans", budget=2, pages_only=True)
+    problems = crawl_problems(result, demo_city)
+    home = result.fetched["/"].body.decode()
+    assert 'lang="zh-hans"' in home
+    print(f"{role} (zh-hans): {len(result.fetched)} pages, {result.seconds:.1f} s")
+    assert not problems, f"{role} (zh-hans):\n" + "\n".join(problems)
 
 
 @pytest.mark.django_db
@@ -301,8 +336,8 @@ def test_other_roles_console_pages_are_closed(demo_city, role):
     problems = []
     for url, owner in sorted(foreign.items()):
         page = fetch(client, url)
-        if leaked := leaked_ids(page.body, demo_city["clear_ids"]):
-            problems.append(f"clear ID number(s) in {url}: {len(leaked)}")
+        if leaked := leaks(page.body, demo_city):
+            problems.append(f"{leaked} in {url}")
         if page.status in (403, 404) or (page.location and urlsplit(page.location).path in LOGIN_PATHS):
             continue
         if page.status == 200 and (role, shape(url)) in SHARED_SCOPE:
@@ -336,8 +371,8 @@ def test_popup_pages_answer_by_scope(demo_city, role):
     for case in cases.values():
         url = f"/console/popups/{case.pk}/"
         page = fetch(client, url)
-        if leaked := leaked_ids(page.body, demo_city["clear_ids"]):
-            problems.append(f"clear ID number(s) in {url}: {len(leaked)}")
+        if leaked := leaks(page.body, demo_city):
+            problems.append(f"{leaked} in {url}")
         if user is None:
             expected = "login"
             ok = bool(page.location) and urlsplit(page.location).path in LOGIN_PATHS
