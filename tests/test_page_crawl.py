@@ -4,7 +4,9 @@ With the demo city loaded once for the module, each demo user (and an anonymous 
 "/" and "/console/" and follows every same-site href up to depth 3. Checked:
 
 - no response is a 5xx (or raises);
-- every link (href, and img src) a role is shown answers 200, or redirects (same site) to a page answering 200;
+- every link (href, and img src) a role is shown answers 200, or redirects (same site) to a page
+  answering 200; the API lists and schema (``EXTRA``, linked from no page) answer 200 to exactly
+  the roles listed there and 401/403 to the others;
 - console pages reached by one role answer 403 / 404 / a redirect to the login page for every
   other role, unless that role sees every object of that kind (``SHARED_SCOPE`` below, each with
   its reason);
@@ -35,17 +37,19 @@ from django.test import Client, TestCase, override_settings
 
 PASSWORD = "healthkit-demo-2022"
 ROLES = ["admin", "supervisor1", "operator1", "worker1", "venue1", "anonymous"]
+PROJECT = str(Path(__file__).resolve().parents[1])
 START = ["/", "/console/"]
 # Not linked from any page (the API, read by programs; the schema, loaded by the docs' script):
-# fetched once per role, checked for 5xx and ID numbers only (403 is a fine answer).
-EXTRA = [
-    "/api/schema/",
-    "/api/v1/appeals/",
-    "/api/v1/venues/",
-    "/api/v1/venues/risk-windows/",
-    "/open311/v2/services.json",
-    "/open311/v2/requests.json",
-]
+# fetched once per role; 200 for exactly these roles, 401/403 for the others.
+EVERYBODY = set(ROLES)
+EXTRA: dict[str, set[str]] = {
+    "/api/schema/": EVERYBODY,
+    "/api/v1/appeals/": {"admin", "supervisor1", "operator1", "worker1"},  # scoped list
+    "/api/v1/venues/": {"admin", "supervisor1", "venue1"},  # scoped list
+    "/api/v1/venues/risk-windows/": {"admin", "supervisor1"},
+    "/open311/v2/services.json": EVERYBODY,
+    "/open311/v2/requests.json": set(),  # GeoReport clients with an api_key only
+}
 MAX_DEPTH = 3
 PER_SHAPE = 6
 LOGIN_PATHS = ("/accounts/login/", "/admin/login/")
@@ -151,7 +155,7 @@ def fetch(client: Client, url: str) -> Fetch:
         response = client.get(url)
     except Exception as exc:  # the test client re-raises view exceptions: that is a 500
         frames = traceback.extract_tb(exc.__traceback__)
-        own = [f for f in frames if "/work/main/" in f.filename and "/.venv/" not in f.filename]
+        own = [f for f in frames if f.filename.startswith(PROJECT) and "/.venv/" not in f.filename]
         where = own[-1] if own else frames[-1]
         return Fetch(url, 500, error=f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}")
     location = ""
@@ -180,8 +184,8 @@ def crawl(role: str, *, language: str = "en", budget: int = PER_SHAPE, pages_onl
             continue
         page = fetch(client, url)
         result.fetched[url] = page
-        if page.location and not skipped(page.location) and page.location not in result.fetched:
-            # Follow redirects at the same depth; they do not count against the shape budget.
+        if page.location and not page.location.startswith(SKIP_PREFIXES) and page.location not in result.fetched:
+            # Follow redirects (even into the admin) at the same depth, outside the shape budget.
             result.linked_from.setdefault(page.location, url)
             frontier.insert(0, (page.location, depth))
         if page.status != 200 or depth >= MAX_DEPTH:
@@ -269,12 +273,12 @@ def crawl_problems(result: Crawl, demo_city) -> list[str]:
         if leaked := leaks(page.body, demo_city):
             problems.append(f"{leaked} in {url}")
         if url in result.extra:
+            opens = result.role in EXTRA[url]
+            if page.status not in ((200,) if opens else (401, 403)):
+                problems.append(f"{page.status} {url} (not linked), expected {200 if opens else '401/403'}")
             continue
         end = result.final(url)
         if end is None or end.status != 200:
-            # A redirect to a skipped page (e.g. the admin's own pages) is not followed.
-            if end is not None and end.location and skipped(end.location):
-                continue
             problems.append(f"{page.status} {url} (linked from {source}) ends at "
                             f"{end.url if end else '?'} {end.status if end else 'not fetched'}")
     return problems
