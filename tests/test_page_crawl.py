@@ -407,3 +407,41 @@ def test_evidence_whose_file_is_gone_answers_404(demo_city):
         assert fetch(client, url).status == 404
     finally:
         path.write_bytes(kept)  # the other tests of the module share the files
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_resident_pages_behind_sms_links_work(demo_city, language):
+    """Pages reached from an SMS (no page links to them): the clearance confirmation and
+    commitment links and the appeal's "add evidence" link answer 200 to anybody holding the
+    token, a wrong token answers 4xx, and none shows a clear ID or phone."""
+    from appeals.clearance.models import ClearanceLink, ClearanceTask
+    from appeals.clearance.services import clearance_link_issue
+    from appeals.models import Appeal
+    from appeals.services import appeal_request_evidence
+    from communities.models import User
+    from healthkit.models import SmsMessage
+
+    task = ClearanceTask.objects.order_by("pk").first()
+    appeal = Appeal.objects.exclude(status=Appeal.Status.CLOSED).order_by("pk").first()
+    assert task is not None and appeal is not None
+    urls = [f"/clearance/r/{clearance_link_issue(task=task, purpose=purpose)[1]}/"
+            for purpose in ClearanceLink.Purpose.values]
+    appeal_request_evidence(appeal=appeal, actor=User.objects.get(username="supervisor1"))
+    body = SmsMessage.objects.filter(purpose="appeal_evidence_request").latest("pk").body
+    urls += re.findall(r"/appeals/evidence-link/[^/\s]+/", body)
+    assert len(urls) == 3, urls
+    client = client_for("anonymous", language)
+    problems = []
+    for url in urls:
+        page = fetch(client, url)
+        if page.status != 200 or leaks(page.body, demo_city):
+            problems.append(f"{page.status} {url[:24]}… {page.error} {leaks(page.body, demo_city)}")
+        for href in hrefs_in(page.body):
+            target = same_site(url, href)
+            if target and not skipped(target) and (end := fetch(client, target)).status >= 400:
+                problems.append(f"{end.status} {target} linked from {url[:24]}…")
+        wrong = fetch(client, url[:-6] + "xxxxx/")
+        if not 400 <= wrong.status < 500:
+            problems.append(f"{wrong.status} for a wrong token at {url[:24]}… {wrong.error}")
+    assert not problems, "\n".join(problems)
