@@ -18,6 +18,7 @@ string ignored) are fetched per role; in /admin/ only the index, app indexes and
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 import traceback
@@ -164,10 +165,16 @@ def fetch(client: Client, url: str) -> Fetch:
     return Fetch(url, response.status_code, location=location, body=body_of(response))
 
 
+_SESSIONS: dict[str, object] = {}  # role -> session cookies of its one login (made in demo_city)
+
+
 def client_for(role: str, language: str = "en") -> Client:
     client = Client(HTTP_ACCEPT_LANGUAGE=language)
     if role != "anonymous":
-        assert client.login(username=role, password=PASSWORD), role
+        if role not in _SESSIONS:  # PBKDF2 is slow on purpose: log in once per role
+            assert client.login(username=role, password=PASSWORD), role
+            _SESSIONS[role] = client.cookies
+        client.cookies = copy.deepcopy(_SESSIONS[role])
     return client
 
 
@@ -237,6 +244,9 @@ def demo_city(django_db_setup, django_db_blocker, tmp_path_factory):
                 import_module("healthkit.migrations.0002_seed_policies").seed(apps, None)
             with open("/dev/null", "w") as devnull, TestCase.captureOnCommitCallbacks(execute=True):
                 call_command("seed_demo", residents=200, stdout=devnull)
+            _SESSIONS.clear()
+            for role in ROLES[:-1]:  # sessions made here outlive each test's savepoint
+                client_for(role)
             clear_ids = {r.reveal_id_number().upper().encode() for r in Resident.objects.all()}
             clear_phones = {p.reveal_phone().encode() for p in ResidentPhone.objects.all()}
             clear_phones |= {
@@ -246,6 +256,7 @@ def demo_city(django_db_setup, django_db_blocker, tmp_path_factory):
             }
             yield {"clear_ids": clear_ids, "clear_phones": clear_phones, "crawls": {}, "media": media, "storages": storages}
         finally:
+            _SESSIONS.clear()
             transaction.set_rollback(True)
             atomic.__exit__(None, None, None)
 
