@@ -167,6 +167,11 @@ class DownstreamEndpointAdmin(admin.ModelAdmin):
     list_display = ["name", "url", "active", "send_id_number", "pending", "failing", "dead"]
     list_filter = ["active"]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "url":
+            kwargs["assume_scheme"] = "https"  # a URL typed without a scheme is https
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def _count(self, obj, *states) -> int:
         return obj.deliveries.filter(state__in=states).count()
 
