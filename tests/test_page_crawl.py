@@ -288,6 +288,8 @@ def crawl_problems(result: Crawl, demo_city) -> list[str]:
             if page.status not in ((200,) if opens else (401, 403)):
                 problems.append(f"{page.status} {url} (not linked), expected {200 if opens else '401/403'}")
             continue
+        if url == "/admin/" and "permission to view or edit anything" in page.body.decode(errors="replace"):
+            problems.append(f"/admin/ (linked from {source}) offers nothing to this role")
         end = result.final(url)
         if end is None or end.status != 200:
             problems.append(f"{page.status} {url} (linked from {source}) ends at "
