@@ -458,3 +458,26 @@ def test_resident_pages_behind_sms_links_work(demo_city, language):
         if not 400 <= wrong.status < 500:
             problems.append(f"{wrong.status} for a wrong token at {url[:24]}… {wrong.error}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["admin", "supervisor1", "operator1", "worker1"])
+def test_audited_reveals_do_not_answer_get(demo_city, role):
+    """The reveal actions (and every other console action) are POST-only: a GET is 405, writes
+    no audit row and shows nothing."""
+    from appeals.clearance.models import ClearanceTask
+    from appeals.models import Appeal
+    from communities.models import PersonalDataAccess
+
+    appeal = Appeal.objects.order_by("pk").first()
+    task = ClearanceTask.objects.order_by("pk").first()
+    client = client_for(role)
+    audited = PersonalDataAccess.objects.count()
+    problems = []
+    for url in (f"/console/appeals/{appeal.pk}/reveal/", f"/console/clearance/{task.pk}/reveal/",
+                f"/console/appeals/{appeal.pk}/close/", f"/console/clearance/{task.pk}/accept/"):
+        page = fetch(client, url)
+        if page.status not in (403, 405) or leaks(page.body, demo_city):
+            problems.append(f"{page.status} GET {url} {page.error} {leaks(page.body, demo_city)}")
+    assert not problems, "\n".join(problems)
+    assert PersonalDataAccess.objects.count() == audited
