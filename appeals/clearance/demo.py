@@ -4,6 +4,8 @@ import datetime as dt
 import hashlib
 import random
 
+from django.core import signing
+from django.urls import reverse
 from django.utils import timezone
 
 from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
@@ -191,3 +193,13 @@ def seed(*, rng: random.Random, stdout) -> None:
     ClearanceLink.objects.bulk_create(links)
     TestRequirement.objects.bulk_create(requirements, ignore_conflicts=True)
     stdout.write(f"  clearance: {len(tasks)} tasks for worker1's {len(communities)} communities")
+    # One working resident link, so the demo can be walked from the resident's side too.
+    waiting = next((t for t in tasks if t.state == "open"), None)
+    if waiting is not None:
+        raw = f"demo{rng.getrandbits(128):032x}"
+        ClearanceLink.objects.filter(task=waiting, used_at__isnull=True).update(revoked_at=now)
+        ClearanceLink.objects.create(task=waiting, token_hash=hashlib.sha256(raw.encode()).hexdigest(), created_at=now,
+                                     expires_at=now + dt.timedelta(hours=72))
+        token = signing.Signer(salt="clearance.link", sep=".").sign(raw)
+        stdout.write(f"  clearance: a resident's link for {waiting.reference}: "
+                     f"{reverse('clearance:link', args=[token])} (valid 72 h, works once)")

@@ -180,7 +180,7 @@ class WorklistCsvView(WorkerMixin, View):
             yield "\ufeff"
             yield writer.writerow([_("Reference"), _("Community"), _("Resident"), _("Phone"), _("Origin"),
                                    _("State"), _("Priority"), _("Popup type"), _("Appeal"), _("SLA due"),
-                                   _("Opened")])
+                                   _("Escalated"), _("Opened")])
             for t in tasks.iterator(chunk_size=2000):
                 phone = t.contact_phone_masked or (t.appeal.contact_phone_masked if t.appeal_id else "")
                 yield writer.writerow([
@@ -188,6 +188,7 @@ class WorklistCsvView(WorkerMixin, View):
                     t.get_state_display(), t.get_priority_display(), t.popup.popup_type if t.popup_id else "",
                     t.appeal.reference if t.appeal_id else "",
                     timezone.localtime(t.sla_due_at).strftime("%Y-%m-%d %H:%M") if t.sla_due_at else "",
+                    timezone.localtime(t.escalated_at).strftime("%Y-%m-%d %H:%M") if t.escalated_at else "",
                     timezone.localtime(t.created_at).strftime("%Y-%m-%d %H:%M"),
                 ])
 

@@ -24,4 +24,10 @@ def test_seed_demo_gives_worker1_tasks_in_every_state():
     # open tasks hold open popups, and each open popup has at most one open task
     open_tasks = mine.filter(state__in=ClearanceTask.OPEN_STATES)
     assert not open_tasks.exclude(popup__state__in=["active", "under_review"]).exists()
-    assert "clearance:" in out.getvalue()
+    # the printed resident link works
+    import re
+
+    from django.test import Client
+
+    path = re.search(r"(/clearance/r/\S+/)", out.getvalue()).group(1)
+    assert Client().get(path).status_code == 200
