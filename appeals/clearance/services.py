@@ -722,6 +722,12 @@ SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM inserted
 """
 
 
+def _try_job_lock(cursor, job: str) -> bool:
+    """One run of a beat job at a time (transaction-scoped advisory lock; a late run skips)."""
+    cursor.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", [f"clearance:{job}"])
+    return bool(cursor.fetchone()[0])
+
+
 def clearance_popup_sweep(*, at: dt.datetime | None = None, limit: int = 5000) -> list[int]:
     """Open a task for every open popup that needs the community (type 3; type 1 assigned
     upstream, i.e. a possible misattribution; type 1 of a resident already back in the city),
@@ -731,6 +737,8 @@ def clearance_popup_sweep(*, at: dt.datetime | None = None, limit: int = 5000) -
 
     at = at or clock.now()
     with transaction.atomic(), connection.cursor() as cursor:
+        if not _try_job_lock(cursor, "popup-sweep"):
+            return []  # a previous run is still going: it takes these popups
         cursor.execute(_SWEEP_SQL, {"now": at, "limit": limit,
                                     "due": at + dt.timedelta(hours=settings.CLEARANCE_SLA_HOURS)})
         ids = list(cursor.fetchone()[0])
@@ -807,6 +815,8 @@ def clearance_relief_sweep(*, at: dt.datetime | None = None) -> ReliefResult:
             "days": settings.CLEARANCE_STRANDED_DAYS},
     }
     with transaction.atomic(), connection.cursor() as cursor:
+        if not _try_job_lock(cursor, "relief-sweep"):
+            return ReliefResult(prioritised=0, created=[])
         cursor.execute(_RELIEF_SQL, params)
         prioritised, created = cursor.fetchone()
         created = list(created)

@@ -117,3 +117,29 @@ def test_policy_can_ask_for_the_commitment_letter_on_confirmation(client, sms_ou
     assert client.post(url, confirmation_post(signature="王小明")).status_code == 200
     asked.refresh_from_db()
     assert asked.commitment_signed_at is not None and asked.state == ClearanceTask.State.CONFIRMED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_run_while_one_is_going_skips():
+    import threading
+
+    from django.db import connection, transaction
+
+    PopupCaseFactory(popup_type=3)
+    held, release, result = threading.Event(), threading.Event(), []
+
+    def first_run_holding_the_lock():
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('clearance:popup-sweep'))")
+            held.set()
+            release.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=first_run_holding_the_lock)
+    thread.start()
+    held.wait(10)
+    result.append(services.clearance_popup_sweep())
+    release.set()
+    thread.join()
+    assert result == [[]]
+    assert len(services.clearance_popup_sweep()) == 1
