@@ -247,6 +247,9 @@ class TaskActionView(WorkerMixin, View):
         task = selectors.task_access(user=request.user, task_id=pk)
         if action == "reveal":
             form = forms.RevealForm(request.POST)
+            if _over_limit(f"user:{request.user.pk}", settings.CLEARANCE_LOOKUP_RATE_LIMIT):
+                messages.error(request, _("Too many look-ups; please wait a while before the next one."))
+                return redirect("clearance:task", pk=task.pk)
             if not form.is_valid():
                 messages.error(request, _("Please say why you need the full details."))
                 return redirect("clearance:task", pk=task.pk)

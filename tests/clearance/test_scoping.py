@@ -114,3 +114,13 @@ def test_task_created_without_appeal_is_scoped_by_its_community(client):
     outsider = WorkerFactory(communities=[CommunityFactory()])
     client.force_login(outsider)
     assert client.get(reverse("clearance:task", args=[task.pk])).status_code == 403
+
+
+def test_reveals_are_rate_limited_per_user(client, two_communities, settings):
+    settings.CLEARANCE_LOOKUP_RATE_LIMIT = "1/3600"
+    worker, mine, _theirs = two_communities
+    client.force_login(worker)
+    url = reverse("clearance:task-action", args=[mine.pk, "reveal"])
+    assert client.post(url, {"reason": "电话核实"}).status_code == 200
+    assert client.post(url, {"reason": "再看一次"}).status_code == 302
+    assert PersonalDataAccess.objects.filter(actor=worker).count() == 1
