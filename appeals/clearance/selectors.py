@@ -139,6 +139,14 @@ def task_popups(task: ClearanceTask) -> list[PopupCase]:
     return sorted(popups, key=lambda p: p.pk != task.popup_id)
 
 
+def task_open_question(task: ClearanceTask) -> str:
+    """The worker's latest question while the task waits for the resident's answer, else ""."""
+    if task.state != ClearanceTask.State.INFO_REQUESTED:
+        return ""
+    return (task.events.filter(kind=ClearanceEvent.Kind.INFO_REQUESTED).order_by("-at", "-id")
+            .values_list("reason", flat=True).first() or "")
+
+
 def task_history(task: ClearanceTask) -> QuerySet[ClearanceEvent]:
     return task.events.select_related("actor").order_by("at", "id")
 

@@ -478,11 +478,9 @@ def clearance_link_resend(*, task: ClearanceTask, actor: User, at: dt.datetime |
     purpose = (ClearanceLink.Purpose.COMMITMENT
                if task.state == ClearanceTask.State.MEASURES and task.commitment_required
                and task.commitment_signed_at is None else ClearanceLink.Purpose.CONFIRM)
-    question = ""
-    if task.state == ClearanceTask.State.INFO_REQUESTED:
-        question = (task.events.filter(kind=ClearanceEvent.Kind.INFO_REQUESTED).order_by("-at", "-id")
-                    .values_list("reason", flat=True).first() or "")
-    link, _token = clearance_link_issue(task=task, purpose=purpose, question=question, at=at)
+    from appeals.clearance.selectors import task_open_question
+
+    link, _token = clearance_link_issue(task=task, purpose=purpose, question=task_open_question(task), at=at)
     _event(task=task, kind=ClearanceEvent.Kind.NOTE, actor=actor, reason=_("Link sent again."), at=at)
     return link
 

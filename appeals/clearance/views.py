@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -68,10 +69,8 @@ class ResidentLinkView(View):
 
     def _render(self, request, link: ClearanceLink, form, status: int = 200):
         task = link.task
-        question = (task.events.filter(kind="info_requested").order_by("-at", "-id").values_list("reason", flat=True)
-                    .first() if task.state == ClearanceTask.State.INFO_REQUESTED else None)
         response = render(request, self.template_name, {
-            "form": form, "link": link, "community": task.community, "question": question,
+            "form": form, "link": link, "community": task.community, "question": selectors.task_open_question(task),
             "letter": services.commitment_letter_text(), "site": _official_site(),
             "expires_at": link.expires_at,
         }, status=status)
@@ -223,21 +222,22 @@ class TaskDetailView(WorkerMixin, View):
 class TaskActionView(WorkerMixin, View):
     """POST one decision on a task; every decision records actor and reason (services do)."""
 
+    # (form, service call, confirmation message — lazy: translated per request, not at import)
     ACTIONS = {
         "accept": (forms.AcceptForm, lambda t, u, d: services.clearance_accept(task=t, actor=u, reason=d["reason"]),
-                   _("Accepted; the popup is lifted and the resident is told.")),
+                   _lazy("Accepted; the popup is lifted and the resident is told.")),
         "reject": (forms.RejectForm, lambda t, u, d: services.clearance_reject(
             task=t, actor=u, reason=d["reason"], next_step=d["next_step"]),
-            _("Rejected; the resident is told the next step.")),
+            _lazy("Rejected; the resident is told the next step.")),
         "info": (forms.InfoForm, lambda t, u, d: services.clearance_request_info(task=t, actor=u,
                                                                                  question=d["question"]),
-                 _("The resident has been sent your question and a new link.")),
+                 _lazy("The resident has been sent your question and a new link.")),
         "investigate": (forms.InvestigateForm, lambda t, u, d: services.clearance_investigate(
             task=t, actor=u, outcome=d["outcome"], reason=d["reason"]),
-            _("Investigation recorded; its measures have started.")),
+            _lazy("Investigation recorded; its measures have started.")),
         "call": (forms.CallForm, lambda t, u, d: services.clearance_call_log(
             task=t, actor=u, direction=d["direction"], outcome=d["outcome"], note=d["note"]),
-            _("Call logged.")),
+            _lazy("Call logged.")),
     }
 
     def get(self, request, pk: int, action: str):
