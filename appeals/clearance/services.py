@@ -5,6 +5,7 @@ ClearanceEvent; SMS go through the healthkit outbox in that same transaction."""
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from django.core import signing
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from appeals.clearance.models import (
@@ -71,11 +72,17 @@ def _resident_phone(task: ClearanceTask) -> str | None:
     return phone.reveal_phone() if phone else None
 
 
-def _notify(*, task: ClearanceTask, purpose: str, body: str, key: str) -> None:
-    """Queue one SMS to the resident (idempotent on `key`); no phone on record, no SMS."""
+def _notify(*, task: ClearanceTask, purpose: str, key: str, compose: Callable[[], str]) -> None:
+    """Queue one SMS to the resident (idempotent on `key`); no phone on record, no SMS.
+
+    `compose` builds the text in the residents' language (the site's LANGUAGE_CODE), whatever
+    language the worker's console is in; the official-site footer is appended.
+    """
     phone = _resident_phone(task)
     if phone is None:
         return
+    with translation.override(settings.LANGUAGE_CODE):
+        body = compose() + " " + _sms_footer()
     sms_enqueue(phone=phone, body=body, purpose=purpose, idempotency_key=f"clearance:{task.pk}:{key}",
                 resident=task.resident)
 
@@ -235,20 +242,23 @@ def clearance_link_issue(*, task: ClearanceTask, purpose: str = ClearanceLink.Pu
         expires_at=at + dt.timedelta(hours=settings.CLEARANCE_LINK_TTL_HOURS),
     )
     token = _signer().sign(raw)
-    if purpose == ClearanceLink.Purpose.COMMITMENT:
-        text = _("Your community %(community)s asks you to sign the commitment letter online: %(url)s "
-                 "(valid until %(until)s, works once).")
-    elif question:
-        text = _("Your community %(community)s asks: %(question)s Please answer here: %(url)s "
-                 "(valid until %(until)s, works once).")
-    else:
-        text = _("Your community %(community)s needs you to confirm your details so it can review your "
-                 "health-kit popup: %(url)s (valid until %(until)s, works once).")
-    body = text % {
-        "community": task.community.name, "url": link_url(token), "question": question,
-        "until": timezone.localtime(link.expires_at).strftime("%Y-%m-%d %H:%M"),
-    } + " " + _sms_footer()
-    _notify(task=task, purpose=f"clearance_{purpose}", body=body, key=f"link:{link.pk}")
+
+    def compose() -> str:
+        if purpose == ClearanceLink.Purpose.COMMITMENT:
+            text = _("Your community %(community)s asks you to sign the commitment letter online: %(url)s "
+                     "(valid until %(until)s, works once).")
+        elif question:
+            text = _("Your community %(community)s asks: %(question)s Please answer here: %(url)s "
+                     "(valid until %(until)s, works once).")
+        else:
+            text = _("Your community %(community)s needs you to confirm your details so it can review your "
+                     "health-kit popup: %(url)s (valid until %(until)s, works once).")
+        return text % {
+            "community": task.community.name, "url": link_url(token), "question": question,
+            "until": timezone.localtime(link.expires_at).strftime("%Y-%m-%d %H:%M"),
+        }
+
+    _notify(task=task, purpose=f"clearance_{purpose}", key=f"link:{link.pk}", compose=compose)
     _event(task=task, kind=ClearanceEvent.Kind.LINK_SENT, data={"purpose": purpose, "link": link.pk,
                                                                 "expires_at": link.expires_at.isoformat()}, at=at)
     return link, token
@@ -425,10 +435,10 @@ def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, ac
         popup_lift(case=popup, actor=actor, actor_label=actor_label or ("" if actor else "clearance"), reason=reason,
                    data={"rule": "community", "clearance_task": task.pk, "community": task.community_id}, at=at)
     _close_appeal(task, actor=actor, reason=reason, outcome="lifted")
-    body = _("Your community %(community)s has accepted your return and your health-kit popup has been "
-             "lifted. Rail and airline ticket restrictions are cleared by a separate sync; if you still "
-             "cannot buy a ticket after 24 hours, call 12345.") % {"community": task.community.name}
-    _notify(task=task, purpose="clearance_lifted", body=body + " " + _sms_footer(), key="decision")
+    _notify(task=task, purpose="clearance_lifted", key="decision", compose=lambda: _(
+        "Your community %(community)s has accepted your return and your health-kit popup has been "
+        "lifted. Rail and airline ticket restrictions are cleared by a separate sync; if you still "
+        "cannot buy a ticket after 24 hours, call 12345.") % {"community": task.community.name})
     return task
 
 
@@ -448,10 +458,10 @@ def clearance_reject(*, task: ClearanceTask, actor: User, reason: str, next_step
     if popup is not None and popup.state == PopupCase.State.UNDER_REVIEW:
         popup_reject_review(case=popup, actor=actor, reason=reason)
     _close_appeal(task, actor=actor, reason=reason, outcome="rejected")
-    body = _("Your community %(community)s could not accept your return yet: %(reason)s Next step: "
-             "%(next)s.") % {"community": task.community.name, "reason": reason.rstrip(".") + ".",
-                             "next": ClearanceTask.NextStep(next_step).label}
-    _notify(task=task, purpose="clearance_rejected", body=body + " " + _sms_footer(), key="decision")
+    _notify(task=task, purpose="clearance_rejected", key="decision", compose=lambda: _(
+        "Your community %(community)s could not accept your return yet: %(reason)s Next step: %(next)s.") % {
+        "community": task.community.name, "reason": reason.rstrip(".") + ".",
+        "next": ClearanceTask.NextStep(next_step).label})
     return task
 
 
@@ -564,6 +574,12 @@ def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, rea
         pk=task.pk)
     if locked.popup_id is None or locked.popup.popup_type != 3:
         raise ApplicationError(_("Only a popup 3 (risk link) is investigated."))
+    with translation.override(settings.LANGUAGE_CODE):  # order/test reasons and SMS are read by residents
+        return _investigate(task=locked, actor=actor, outcome=outcome, reason=reason, at=at)
+
+
+def _investigate(*, task: ClearanceTask, actor: User, outcome: str, reason: str, at: dt.datetime) -> ClearanceTask:
+    locked = task
     params = _policy_params(locked)
     test_days = [int(d) for d in params.get("test_days", [1, 2, 4, 7])]
     label = _("Risk investigation %(ref)s") % {"ref": locked.reference}
@@ -601,10 +617,10 @@ def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, rea
                                      kind=ClearanceEvent.Kind.INVESTIGATED, actor=actor, reason=reason,
                                      data={"outcome": outcome, "measures": str(measures)}, at=at, **fields)
     _start_review(task, at)
-    body = _("Your community %(community)s finished its risk investigation. What you need to do: "
-             "%(measures)s. Your popup is lifted when this is done.") % {
-        "community": task.community.name, "measures": measures}
-    _notify(task=task, purpose="clearance_measures", body=body + " " + _sms_footer(), key="measures")
+    _notify(task=task, purpose="clearance_measures", key="measures", compose=lambda: _(
+        "Your community %(community)s finished its risk investigation. What you need to do: "
+        "%(measures)s. Your popup is lifted when this is done.") % {
+        "community": task.community.name, "measures": measures})
     if task.commitment_required and task.commitment_signed_at is None:
         clearance_link_issue(task=task, purpose=ClearanceLink.Purpose.COMMITMENT, at=at)
     return task
@@ -629,23 +645,24 @@ def clearance_checkpoint_preapprove(*, actor: User, resident: Resident, communit
         raise ApplicationError(_("Please choose the follow-up for the resident."))
     task, _created = clearance_task_open(resident=resident, community=community, origin=ClearanceTask.Origin.CHECKPOINT,
                                          popup=popup, actor=actor, reason=reason, send_link=False, at=at)
-    label = _("Checkpoint return %(ref)s") % {"ref": task.reference}
     days = [1, 3] if measure == "three_days_two_tests" else [1, 3, 7]
-    last = _require_tests(task=task, kind="checkpoint", start=at, days=days, reason=label)
     until = _day_start(at, max(days) + 1)
-    if measure == "home_observation":
-        health_status_order_create(resident=resident, status="yellow", starts_at=at, ends_at=until,
-                                   reason=_("Home observation after %(label)s") % {"label": label}, actor=actor)
+    with translation.override(settings.LANGUAGE_CODE):  # test and order reasons are read by residents
+        label = _("Checkpoint return %(ref)s") % {"ref": task.reference}
+        last = _require_tests(task=task, kind="checkpoint", start=at, days=days, reason=label)
+        if measure == "home_observation":
+            health_status_order_create(resident=resident, status="yellow", starts_at=at, ends_at=until,
+                                       reason=_("Home observation after %(label)s") % {"label": label}, actor=actor)
     task = clearance_task_transition(
         task=task, to=ClearanceTask.State.MEASURES, kind=ClearanceEvent.Kind.INVESTIGATED, actor=actor, reason=reason,
         data={"checkpoint": measure, "test_days": days}, at=at, allow_same=True, commitment_required=True,
         investigated_at=at, measures_until=until, negative_test_after=last,
     )
     _start_review(task, at)
-    body = _("Your community %(community)s accepted your return by car. Sign the commitment letter "
-             "through the next SMS and take nucleic-acid tests on days %(days)s.") % {
-        "community": community.name, "days": ", ".join(map(str, days))}
-    _notify(task=task, purpose="clearance_checkpoint", body=body + " " + _sms_footer(), key="checkpoint")
+    _notify(task=task, purpose="clearance_checkpoint", key="checkpoint", compose=lambda: _(
+        "Your community %(community)s accepted your return by car. Sign the commitment letter "
+        "through the next SMS and take nucleic-acid tests on days %(days)s.") % {
+        "community": community.name, "days": ", ".join(map(str, days))})
     if task.commitment_signed_at is None:
         clearance_link_issue(task=task, purpose=ClearanceLink.Purpose.COMMITMENT, at=at)
     return task

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -225,19 +225,19 @@ class TaskActionView(WorkerMixin, View):
     # (form, service call, confirmation message — lazy: translated per request, not at import)
     ACTIONS = {
         "accept": (forms.AcceptForm, lambda t, u, d: services.clearance_accept(task=t, actor=u, reason=d["reason"]),
-                   _lazy("Accepted; the popup is lifted and the resident is told.")),
+                   gettext_lazy("Accepted; the popup is lifted and the resident is told.")),
         "reject": (forms.RejectForm, lambda t, u, d: services.clearance_reject(
             task=t, actor=u, reason=d["reason"], next_step=d["next_step"]),
-            _lazy("Rejected; the resident is told the next step.")),
+            gettext_lazy("Rejected; the resident is told the next step.")),
         "info": (forms.InfoForm, lambda t, u, d: services.clearance_request_info(task=t, actor=u,
                                                                                  question=d["question"]),
-                 _lazy("The resident has been sent your question and a new link.")),
+                 gettext_lazy("The resident has been sent your question and a new link.")),
         "investigate": (forms.InvestigateForm, lambda t, u, d: services.clearance_investigate(
             task=t, actor=u, outcome=d["outcome"], reason=d["reason"]),
-            _lazy("Investigation recorded; its measures have started.")),
+            gettext_lazy("Investigation recorded; its measures have started.")),
         "call": (forms.CallForm, lambda t, u, d: services.clearance_call_log(
             task=t, actor=u, direction=d["direction"], outcome=d["outcome"], note=d["note"]),
-            _lazy("Call logged.")),
+            gettext_lazy("Call logged.")),
     }
 
     def get(self, request, pk: int, action: str):

@@ -148,3 +148,21 @@ def test_resend_replaces_the_unused_link(client, sms_outbox, django_capture_on_c
     client.logout()
     assert client.get(reverse("clearance:link", args=[old])).status_code == 410
     assert client.get(reverse("clearance:link", args=[new])).status_code == 200
+
+
+def test_sms_is_in_the_residents_language_whatever_the_workers_console_language(
+        client, sms_outbox, django_capture_on_commit_callbacks):
+    appeal = RoutedAppealFactory()
+    worker = WorkerFactory(communities=[appeal.routed_community])
+    from appeals.clearance.services import clearance_open_for_appeal
+
+    with django_capture_on_commit_callbacks(execute=True):
+        task = clearance_open_for_appeal(appeal=appeal)
+    client.force_login(worker)
+    client.cookies["django_language"] = "en"
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("clearance:task-action", args=[task.pk, "accept"]), {"reason": "ok"},
+                    HTTP_ACCEPT_LANGUAGE="en")
+    decision = sms_outbox.outbox[-1].body
+    assert "Your community" not in decision
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in decision.replace(task.community.name, ""))
