@@ -570,8 +570,8 @@ def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, rea
     reason = _require_reason(reason)
     if outcome not in ClearanceTask.Outcome.values:
         raise ApplicationError(_("Please choose the investigation outcome."))
-    locked = ClearanceTask.objects.select_for_update(of=("self",)).select_related("popup__policy", "community", "resident").get(
-        pk=task.pk)
+    locked = (ClearanceTask.objects.select_for_update(of=("self",))
+              .select_related("popup__policy", "community", "resident").get(pk=task.pk))
     if locked.popup_id is None or locked.popup.popup_type != 3:
         raise ApplicationError(_("Only a popup 3 (risk link) is investigated."))
     with translation.override(settings.LANGUAGE_CODE):  # order/test reasons and SMS are read by residents
@@ -579,6 +579,7 @@ def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, rea
 
 
 def _investigate(*, task: ClearanceTask, actor: User, outcome: str, reason: str, at: dt.datetime) -> ClearanceTask:
+    """The body of clearance_investigate (task already locked), run in the residents' language."""
     locked = task
     params = _policy_params(locked)
     test_days = [int(d) for d in params.get("test_days", [1, 2, 4, 7])]
