@@ -52,3 +52,29 @@ def test_resident_confirms_by_link_and_worker_accepts(page, live_server, sms_out
     assert appeal.popup.state == PopupCase.State.LIFTED
     assert page.locator("#task-state").inner_text() == task.get_state_display()
     assert len(sms_outbox.outbox) == 2
+
+
+def test_worker_records_an_investigation_and_measures_start(page, live_server, sms_outbox):
+    from healthkit.models import TestRequirement
+    from tests.factories import PopupCaseFactory
+    from tests.factories.clearance import ClearanceTaskFactory
+
+    popup = PopupCaseFactory(popup_type=3)
+    task = ClearanceTaskFactory(resident=popup.resident, popup=popup)
+    WorkerFactory(username="sg2", communities=[task.community])
+
+    page.goto(f"{live_server.url}/console/clearance/{task.pk}/")
+    page.fill("#id_username", "sg2")
+    page.fill("#id_password", "pass-1234-word")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#form-investigate")
+    page.select_option("#form-investigate select[name=outcome]", "listed_area")
+    page.fill("#form-investigate textarea[name=reason]", "途经其他涉疫地区，需四次核酸")
+    page.click("#form-investigate button")
+    page.wait_for_selector("ul.messages")
+
+    task.refresh_from_db()
+    assert task.state == ClearanceTask.State.MEASURES and task.outcome == "listed_area"
+    assert TestRequirement.objects.filter(resident=task.resident, kind="investigation").count() == 4
+    assert page.locator("#form-investigate").count() == 0
+    assert len(sms_outbox.outbox) == 1  # the resident is told what to do
