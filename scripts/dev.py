@@ -100,6 +100,7 @@ def manage(*args: str, env: dict[str, str]) -> None:
 
 
 def cmd_run() -> int:
+    ensure_system_packages(["fonts-wqy-microhei"])  # Chinese names on printed venue posters
     env = dict(os.environ)
     env["DATABASE_URL"] = database_url()
     (DATA / "broker" / "queue").mkdir(parents=True, exist_ok=True)
@@ -139,24 +140,32 @@ def cmd_run() -> int:
     return 0
 
 
-def ensure_chromium() -> None:
-    """Browser journeys use Debian's chromium (never a downloaded browser); install it when we can."""
-    if Path(CHROMIUM).exists() or os.environ.get("HEALTHKIT_SKIP_CHROMIUM"):
+SYSTEM_PACKAGES = {
+    "chromium": Path(CHROMIUM),  # browser journeys (never a downloaded browser)
+    "fonts-wqy-microhei": Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),  # Chinese venue posters
+}
+
+
+def ensure_system_packages(names: list[str] | None = None) -> None:
+    """Debian packages the suite needs (Chromium, a CJK font); installed when we can."""
+    wanted = {n: m for n, m in SYSTEM_PACKAGES.items() if names is None or n in names}
+    missing = [name for name, marker in wanted.items() if not marker.exists()]
+    if not missing or os.environ.get("HEALTHKIT_SKIP_SYSTEM_PACKAGES"):
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        log(f"{CHROMIUM} missing and apt-get unavailable: browser journeys will be skipped")
+        log(f"missing {', '.join(missing)} and apt-get unavailable: the tests that need them skip")
         return
-    log("installing Debian's chromium for the browser journeys")
+    log(f"installing Debian packages: {' '.join(missing)}")
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=apt_env, **quiet)
-    done = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False, env=apt_env, **quiet)
+    done = subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False, env=apt_env, **quiet)
     if done.returncode != 0:
-        log("chromium could not be installed: browser journeys will be skipped")
+        log(f"could not install {' '.join(missing)}: the tests that need them skip")
 
 
 def cmd_test(extra: list[str]) -> int:
-    ensure_chromium()
+    ensure_system_packages()
     env = dict(os.environ)
     env["DATABASE_URL"] = database_url()
     env.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
