@@ -43,14 +43,16 @@ def test_resident_files_an_appeal_with_a_screenshot_and_checks_its_status(page, 
     page.click("button[type=submit]")
     page.wait_for_url("**/appeals/file/community/")
     page.fill("#id_address", "朝阳区望京西园三区5号楼")
-    page.click("button[name=action][value=find]")
+    with page.expect_navigation():
+        page.click("button[name=action][value=find]")
     assert "望京西园社区" in page.content()
     page.click("form:has(input[value=confirm]) button[type=submit]")
     page.wait_for_url("**/appeals/file/details/")
 
     page.fill("#id_description", "一直在北京，行程卡均为绿色。")
     page.set_input_files("#id_files", str(shot))
-    page.click("button[name=action][value=upload]")
+    with page.expect_navigation():
+        page.click("button[name=action][value=upload]")
     assert page.locator("button[name=remove]").count() == 1
     page.click("button[name=action][value=continue]")
     page.wait_for_url("**/appeals/file/check/")
@@ -65,6 +67,7 @@ def test_resident_files_an_appeal_with_a_screenshot_and_checks_its_status(page, 
     page.fill("#id_reference", appeal.reference)
     page.fill("#id_id_number", id_number)
     page.fill("#id_phone", "13800138000")
-    page.click("button[type=submit]")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     assert page.locator("#status").count() == 1 and appeal.reference in page.locator("h1").inner_text()
     assert page.url.endswith("/appeals/status/")  # looked up by POST: nothing personal in the URL

@@ -28,26 +28,28 @@ def test_operator_triages_an_emergency(page, live_server, monkeypatch):
     page.goto(live_server.url + "/accounts/login/")
     page.fill("#id_username", "op")
     page.fill("#id_password", "pass-1234-word")
-    page.click("button[type=submit]")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     page.goto(live_server.url + "/console/appeals/")
     first = page.locator("table.queue tbody tr").first.locator("a").first
     assert first.inner_text() == emergency.reference
-    first.click()
+    with page.expect_navigation():
+        first.click()
     assert page.locator(".gallery img").count() == 0  # not assigned yet: no screenshots
-    page.click(f"form[action$='/{emergency.pk}/assign-me/'] button")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click(f"form[action$='/{emergency.pk}/assign-me/'] button")
     assert page.locator(".gallery img").count() == 1
     assert page.locator(".gallery img").evaluate("img => img.complete && img.naturalWidth > 0")
     form = page.locator(f"form[action$='/{emergency.pk}/contact/']")
     form.locator("select[name=direction]").select_option("outbound")
     form.locator("select[name=outcome]").select_option("reached")
     form.locator("input[name=note]").fill("hospital appointment confirmed")
-    form.locator("button").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        form.locator("button").click()
     route = page.locator(f"form[action$='/{emergency.pk}/route/']")
     route.locator(f"input[name=community][value='{community.pk}']").check()
-    route.locator("button").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        route.locator("button").click()
     emergency.refresh_from_db()
     assert emergency.status == Appeal.Status.ROUTED and emergency.routed_community == community
     assert "hospital appointment confirmed" in page.content()

@@ -14,7 +14,7 @@ def test_operator_logs_in_sees_chinese_console_and_switches_to_english(page, liv
     page.click("button[type=submit]")
     page.wait_for_url("**/console/")
     assert page.locator("select[name=language]").input_value() == "zh-hans"
-    page.select_option("select[name=language]", "en")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.select_option("select[name=language]", "en")
     assert page.locator("html").get_attribute("lang") == "en"
     assert "Open popups you can see" in page.content()
