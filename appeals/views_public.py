@@ -17,6 +17,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from appeals import forms, ratelimit, selectors, services
+from appeals.clearance.selectors import clearance_progress_for_appeal
 from appeals.models import Appeal, AppealEvidence
 from communities import pii
 from communities.models import Community, Resident
@@ -326,6 +327,7 @@ class StatusView(View):
             "appeal": appeal, "events": selectors.appeal_history(appeal, public_only=True),
             "evidence_count": selectors.appeal_evidence(appeal).count(),
             "why": popup_explain(appeal.popup) if appeal.popup_id else [],
+            "community_step": clearance_progress_for_appeal(appeal),
         })
 
 

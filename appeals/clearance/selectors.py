@@ -172,3 +172,35 @@ def task_evidence(task: ClearanceTask) -> list:
     if not task.appeal_id:
         return []
     return list(appeal_evidence(task.appeal))
+
+
+# What the resident may see of the community's work on their appeal (no calls, notes or reveals).
+PUBLIC_EVENT_KINDS = (
+    ClearanceEvent.Kind.OPENED, ClearanceEvent.Kind.LINK_SENT, ClearanceEvent.Kind.CONFIRMED,
+    ClearanceEvent.Kind.COMMITMENT_SIGNED, ClearanceEvent.Kind.INFO_REQUESTED,
+    ClearanceEvent.Kind.INVESTIGATED, ClearanceEvent.Kind.LIFTED, ClearanceEvent.Kind.REJECTED,
+    ClearanceEvent.Kind.CLOSED,
+)
+
+
+@dataclass(frozen=True)
+class ResidentProgress:
+    task: ClearanceTask
+    events: list[ClearanceEvent]
+    next_step: str = ""
+
+
+def clearance_progress_for_appeal(appeal) -> ResidentProgress | None:
+    """The community step of an appeal as the resident's status page shows it: the latest task
+    and its resident-facing events (so the resident sees the process is moving, for free)."""
+    task = (ClearanceTask.objects.filter(appeal=appeal).select_related("community")
+            .order_by("-id").first())
+    if task is None:
+        return None
+    events = list(task.events.filter(kind__in=PUBLIC_EVENT_KINDS).order_by("at", "id"))
+    next_step = ""
+    rejected = [e for e in events if e.kind == ClearanceEvent.Kind.REJECTED]
+    if task.state == ClearanceTask.State.REJECTED and rejected:
+        code = rejected[-1].data.get("next_step", "")
+        next_step = str(ClearanceTask.NextStep(code).label) if code in ClearanceTask.NextStep.values else ""
+    return ResidentProgress(task=task, events=events, next_step=next_step)
