@@ -103,6 +103,7 @@ def cmd_run() -> int:
     ensure_system_packages(["fonts-wqy-microhei"])  # Chinese names on printed venue posters
     env = dict(os.environ)
     env["DATABASE_URL"] = database_url()
+    log(f"DATABASE_URL={env['DATABASE_URL']}  (for manage.py commands in another terminal)")
     (DATA / "broker" / "queue").mkdir(parents=True, exist_ok=True)
     (DATA / "broker" / "processed").mkdir(parents=True, exist_ok=True)
     manage("migrate", "--noinput", env=env)
