@@ -259,6 +259,33 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def ingest_only(args, now: dt.datetime) -> None:
+    from django.db import connection
+
+    from communities.models import Resident
+
+    expected = args.residents + fresh_count(args)
+    if Resident.objects.count() != expected:
+        raise SystemExit(f"--ingest-only needs the {expected:,} residents of a full run at this scale; "
+                         "run once without it")
+    with connection.cursor() as cursor:
+        t = step("emptying the result and batch tables")
+        cursor.execute("TRUNCATE healthkit_testresult, healthkit_ingestbatch")
+        cursor.execute("DROP TABLE IF EXISTS bench_raw_results")
+        cursor.execute("ANALYZE communities_resident")
+        print(f"    {time.perf_counter() - t:.1f} s")
+    ingest_rate, copy_rate, direct_rate = bench_ingest(args, now)
+    purged = purge_queue()
+    print(f"    purged {purged:,} evaluation tasks queued by the ingest (no worker was running)")
+    print()
+    print(f"scale: {args.residents:,} residents, {args.results:,} results (ingest only)")
+    print(f"result ingest (real path):  {ingest_rate:>10,.0f} rows/s")
+    print(f"raw COPY, bare table:       {copy_rate:>10,.0f} rows/s")
+    print(f"ratio ingest / raw COPY:    {ingest_rate / copy_rate:>10.2f}   (aim >= 0.5)")
+    print(f"ceiling: COPY straight into the indexed result table, no validation: {direct_rate:,.0f} rows/s "
+          f"({direct_rate / copy_rate:.2f} of raw COPY)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--residents", type=int, default=1_000_000)
@@ -270,6 +297,9 @@ def main() -> None:
     parser.add_argument("--broker", default=os.environ.get(
         "BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"))
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="reuse the residents of an earlier full run at the same scale; time only the "
+                             "result ingest against the raw COPY (the result and batch tables are emptied)")
     args = parser.parse_args()
 
     os.environ["DATABASE_URL"] = args.database_url
@@ -291,6 +321,9 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     print(f"    {time.perf_counter() - t:.1f} s")
     now = dt.datetime.now(dt.UTC)
+    if args.ingest_only:
+        ingest_only(args, now)
+        return
     build(args, now)
 
     t = step(f"first sweep: raises the {args.residents:,} type-4 popups (deadline passed, no negative)")

@@ -20,8 +20,8 @@ After the transaction commits, the affected residents are re-evaluated by Celery
 """
 
 import datetime as dt
+import functools
 import hashlib
-import hmac
 import json
 import operator
 from collections.abc import Callable, Iterable
@@ -33,6 +33,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
+from psycopg.errors import UniqueViolation
 
 from communities import pii
 from communities.models import Resident, User
@@ -154,6 +155,7 @@ def _key(client_id: int | None, kind: str, rec: dict, content: Iterable[Any]) ->
 
 _COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)  # GB 11643
+_ID_WEIGHTS_ZERO = 48 * sum(_ID_WEIGHTS)  # ord("0") times the weights
 _ID_CHECK = "10X98765432"
 
 
@@ -178,15 +180,41 @@ def _id_number_and_hash(raw: str, key: bytes, today: str = "") -> tuple[str, str
     ValidationError with the message (never echoing the number)."""
     number = pii.normalize_id_number(raw)
     fast = (
-        len(number) == 18 and number[:17].isdigit()
-        and _ID_CHECK[sum(map(operator.mul, _ID_WEIGHTS, map(int, number[:17]))) % 11] == number[17]
+        len(number) == 18 and number.isascii() and number[:17].isdigit()
+        # the check digit over the ASCII codes: sum(w * (code - 48)) = sum(w * code) - 48 * sum(w)
+        and _ID_CHECK[(sum(map(operator.mul, _ID_WEIGHTS, number[:17].encode())) - _ID_WEIGHTS_ZERO) % 11]
+        == number[17]
         and number[6:10] >= "1890" and _real_past_date(number[6:14], today or f"{dt.date.today():%Y%m%d}")
     )
     if not fast:
         number = pii.validate_id_number(raw)
-    return number, hmac.digest(key, b"id:" + number.encode(), "sha256").hex()
+    return number, _id_hasher(key)(number)
 
 
+@functools.lru_cache(maxsize=4)
+def _id_hasher(key: bytes) -> Callable[[str], str]:
+    """HMAC-SHA256(key, "id:" + number), hex, exactly as pii.id_hash computes it, with the key's
+    inner and outer pads (and the "id:" prefix) hashed once: per number, two copies of a hash
+    state instead of a full HMAC set-up (about 3x faster; RFC 2104 spelled out)."""
+    block = 64  # SHA-256 block size
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    inner_base = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    inner_base.update(b"id:")
+    outer_base = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def hasher(number: str) -> str:
+        inner = inner_base.copy()
+        inner.update(number.encode())
+        outer = outer_base.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    return hasher
+
+
+@functools.lru_cache(maxsize=65_536)
 def _real_past_date(yyyymmdd: str, today: str) -> bool:
     try:
         dt.date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
@@ -214,8 +242,16 @@ def _parse_test_result(rec, *, now, client_id, resident_key=None):
     outcome = rec.get("result")
     if outcome not in ("negative", "positive"):
         raise RecordError({"result": _('Must be "negative" or "positive".')})
-    return (_text(rec, "lab", 64), _text(rec, "sample_id", 64), sampled, resulted, outcome,
-            _bool(rec, "from_other_province"))
+    # The usual case inline (a non-empty string short enough before stripping); anything else
+    # through _text / _bool, which raise the messages, in the same order as before.
+    lab, sample_id = rec.get("lab"), rec.get("sample_id")
+    lab = lab.strip() if type(lab) is str and 0 < len(lab) <= 64 else _text(rec, "lab", 64)  # noqa: E721
+    sample_id = (sample_id.strip() if type(sample_id) is str and 0 < len(sample_id) <= 64  # noqa: E721
+                 else _text(rec, "sample_id", 64))
+    other = rec.get("from_other_province", False)
+    if other is not True and other is not False:
+        other = _bool(rec, "from_other_province")
+    return (lab, sample_id, sampled, resulted, outcome, other)
 
 
 def _parse_arrival(rec, *, now, client_id, resident_key):
@@ -360,6 +396,65 @@ def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime) -> lis
     return inserted
 
 
+_RESULT_COLUMNS = ("resident_id, lab, sample_id, sampled_at, resulted_at, result, "
+                   "from_other_province, received_at")
+# Which of the batch's (lab, sample id, resident) keys are already on record: one parameter, a
+# JSON array of [lab, sample id, resident id] (C-encoded in Python, no quoting per element),
+# probed into the unique index.
+_EXISTING_RESULTS = """
+SELECT t.lab, t.sample_id, t.resident_id
+FROM json_array_elements(%s::json) AS k
+JOIN healthkit_testresult t
+  ON t.lab = k->>0 AND t.sample_id = k->>1 AND t.resident_id = (k->>2)::bigint
+"""
+_COPY_LINES = 2_000  # write this many lines at a time, so the server inserts while Python formats
+
+
+def _insert_test_results(rows: list[tuple], received_at: dt.datetime) -> list[int]:
+    """Test results, set-wise: drop the batch's repeats and the keys already on record, then
+    COPY straight into healthkit_testresult (multi-insert; no staging table, no row-by-row
+    INSERT ... ON CONFLICT). A result of the same key committed concurrently between the check
+    and the COPY makes the COPY fail inside its savepoint; the batch then goes the staging way
+    (INSERT ... ON CONFLICT DO NOTHING), with the same outcome.
+    Returns the resident ids of the rows inserted (one per row)."""
+    fresh: list[tuple] = []
+    seen: set[tuple] = set()
+    for row in rows:  # the first of a repeated key wins, as ON CONFLICT DO NOTHING keeps it
+        key = (row[1], row[2], row[0])
+        if key not in seen:
+            seen.add(key)
+            fresh.append(row)
+    with connection.cursor() as cursor:
+        cursor.execute(_EXISTING_RESULTS, [json.dumps([[lab, sample_id, rid] for rid, lab, sample_id, *_r in fresh])])
+        existing = set(cursor.fetchall())
+    if existing:
+        fresh = [row for row in fresh if (row[1], row[2], row[0]) not in existing]
+    if not fresh:
+        return []
+    received = received_at.isoformat()
+    escaped: dict[str, str] = {}
+
+    def esc(value: str) -> str:
+        text = escaped.get(value)
+        if text is None:
+            text = escaped[value] = value.translate(_COPY_ESCAPE)
+        return text
+
+    try:
+        with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY healthkit_testresult ({_RESULT_COLUMNS}) FROM STDIN"
+        ) as copy:
+            for start in range(0, len(fresh), _COPY_LINES):
+                copy.write("".join([
+                    f"{rid}\t{esc(lab)}\t{sample_id.translate(_COPY_ESCAPE)}\t{sampled.isoformat()}\t"
+                    f"{resulted.isoformat()}\t{outcome}\t{'t' if other else 'f'}\t{received}\n"
+                    for rid, lab, sample_id, sampled, resulted, outcome, other in fresh[start:start + _COPY_LINES]
+                ]))
+    except UniqueViolation:
+        return _copy_insert(SPECS[IngestBatch.Kind.TEST_RESULTS], fresh, received_at)
+    return [row[0] for row in fresh]
+
+
 def _affected_by_local_cases(rows: list[tuple]) -> list[int]:
     """Residents who stayed in those counties recently enough for rule 1 to matter."""
     from healthkit.models import Stay
@@ -469,7 +564,12 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
         else:
             rows = [row for _index, _hash, row in parsed]
 
-        inserted = _copy_insert(spec, rows, now) if rows else []
+        if not rows:
+            inserted = []
+        elif kind == IngestBatch.Kind.TEST_RESULTS:
+            inserted = _insert_test_results(rows, now)
+        else:
+            inserted = _copy_insert(spec, rows, now)
         result.accepted = len(inserted)
         result.duplicates = len(rows) - len(inserted)
         if kind == IngestBatch.Kind.LOCAL_CASES:
