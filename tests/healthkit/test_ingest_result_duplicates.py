@@ -1,0 +1,70 @@
+"""Test results are written by a duplicate check and a COPY straight into the table; repeats in
+the batch, keys already on record and a key committed concurrently (the COPY fails, the batch
+goes the staging + ON CONFLICT way) all count as duplicates, and the hash of the fast path is
+pii.id_hash's."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from communities import pii
+from healthkit import ingest
+from healthkit.models import TestResult
+from tests.factories import ResidentFactory, make_id_number
+
+pytestmark = pytest.mark.django_db
+
+
+def _result(id_number, sample_id, *, lab="lab-1", hours_ago=10, result="negative"):
+    now = timezone.now()
+    return {"id_number": id_number, "lab": lab, "sample_id": sample_id,
+            "sampled_at": (now - dt.timedelta(hours=hours_ago)).isoformat(),
+            "resulted_at": (now - dt.timedelta(hours=hours_ago - 2)).isoformat(), "result": result}
+
+
+def test_repeats_within_a_batch_and_keys_on_record_are_duplicates_first_one_kept():
+    a, b = ResidentFactory(id_number="110105196001010017"), ResidentFactory(id_number=make_id_number())
+    first = ingest.ingest(kind="test_results", records=[_result("110105196001010017", "S1")], evaluate=False)
+    assert (first.accepted, first.duplicates, first.resident_ids) == (1, 0, [a.pk])
+
+    number_b = pii.decrypt(b.id_encrypted)
+    records = [
+        _result("110105196001010017", "S1"),                 # on record already
+        _result(number_b, "S2", result="positive"),           # new
+        _result(number_b, "S2", result="negative"),           # repeat in the batch: first kept
+        _result(number_b, "S1"),                              # same sample id, other resident: new
+        _result("110105196001010017", "S1", lab="lab-2"),     # other lab: new
+    ]
+    result = ingest.ingest(kind="test_results", records=records, evaluate=False)
+    assert (result.accepted, result.duplicates, result.rejected) == (3, 2, [])
+    assert result.resident_ids == sorted({a.pk, b.pk})
+    assert TestResult.objects.get(resident=b, sample_id="S2").result == "positive"
+    assert TestResult.objects.count() == 4
+
+
+def test_a_key_committed_between_the_check_and_the_copy_falls_back_to_on_conflict(monkeypatch):
+    resident = ResidentFactory(id_number="110105196001010017")
+    ingest.ingest(kind="test_results", records=[_result("110105196001010017", "S1")], evaluate=False)
+    # The check sees nothing (as if the other writer committed just after it): the COPY meets
+    # the unique index, its savepoint rolls back, and the staging path decides.
+    monkeypatch.setattr(ingest, "_EXISTING_RESULTS", ingest._EXISTING_RESULTS + " WHERE false")
+    records = [_result("110105196001010017", "S1"), _result("110105196001010017", "S9")]
+    result = ingest.ingest(kind="test_results", records=records, evaluate=False)
+    assert (result.accepted, result.duplicates, result.resident_ids) == (1, 1, [resident.pk])
+    assert sorted(TestResult.objects.values_list("sample_id", flat=True)) == ["S1", "S9"]
+
+
+def test_copy_escapes_tabs_backslashes_and_newlines_in_lab_and_sample_id():
+    ResidentFactory(id_number="110105196001010017")
+    record = _result("110105196001010017", "S\t1\\x\ny", lab="lab\r\\N")
+    assert ingest.ingest(kind="test_results", records=[record], evaluate=False).accepted == 1
+    row = TestResult.objects.get()
+    assert (row.lab, row.sample_id) == ("lab\r\\N", "S\t1\\x\ny")
+
+
+@pytest.mark.parametrize("key", [b"k", b"x" * 64, b"y" * 100])
+def test_precomputed_hmac_pads_give_the_keyed_hash(settings, key):
+    settings.PII_HASH_KEY = key.decode()
+    number = make_id_number()
+    assert ingest._id_hasher(key)(number) == pii.id_hash(number)
