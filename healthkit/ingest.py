@@ -33,6 +33,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
+from psycopg import errors as psycopg_errors
+from psycopg import pq
 from psycopg.errors import UniqueViolation
 
 from communities import pii
@@ -43,6 +45,7 @@ from healthkit.models import IngestBatch, PopupType
 
 MAX_RECORDS = 10_000
 EVALUATE_CHUNK = 1_000
+LOOKUP_CHUNK = 1_000  # records validated per resident look-up sent to the server
 CLOCK_SKEW = dt.timedelta(minutes=10)
 DRUG_CATEGORIES = ("fever", "cough", "anti_infection", "sore_throat")  # 退热、止咳、抗病毒/抗生素、治疗咽痛
 SYMPTOMS = (  # the 11 symptoms a clinic must report
@@ -345,15 +348,27 @@ SPECS: dict[str, Spec] = {
 
 # --- the service --------------------------------------------------------------------------------
 
-def _resolve_residents(people: dict[str, tuple[str, str]]) -> dict[str, int]:
+# The ids of the residents with these keyed hashes (one text parameter, comma-separated), as
+# one comma-separated text in the same order, empty where unknown: an index probe per hash, and
+# a small answer (a large one would stall the server on a full socket while Python is busy).
+_RESIDENTS_BY_HASH = """
+SELECT string_agg(coalesce((SELECT r.id FROM communities_resident r WHERE r.id_hash = k.h)::text, ''),
+                  ',' ORDER BY k.n)
+FROM unnest(string_to_array($1, ',')) WITH ORDINALITY AS k(h, n)
+"""
+
+
+def _resolve_residents(people: dict[str, tuple[str, str]], found: dict[str, int] | None = None) -> dict[str, int]:
     """{id_hash: (normalised id, name or '')} -> {id_hash: resident id}; registers unknown
-    residents that came with a name (bulk, conflict-safe)."""
-    with connection.cursor() as cursor:
-        # One text parameter (hex hashes joined by commas), not 10,000 placeholders or an
-        # array the driver quotes element by element.
-        cursor.execute("SELECT id_hash, id FROM communities_resident "
-                       "WHERE id_hash = ANY(string_to_array(%s, ','))", [",".join(people)])
-        found = dict(cursor.fetchall())
+    residents that came with a name (bulk, conflict-safe). `found`: the ids already looked up
+    (by _ResidentLookup) for all of `people`."""
+    if found is None:
+        with connection.cursor() as cursor:
+            # One text parameter (hex hashes joined by commas), not 10,000 placeholders or an
+            # array the driver quotes element by element.
+            cursor.execute("SELECT id_hash, id FROM communities_resident "
+                           "WHERE id_hash = ANY(string_to_array(%s, ','))", [",".join(people)])
+            found = dict(cursor.fetchall())
     to_create = [
         Resident(name=name[:64], id_encrypted=pii.encrypt(number), id_hash=h, id_masked=pii.mask_id(number))
         for h, (number, name) in people.items() if h not in found and name
@@ -363,6 +378,27 @@ def _resolve_residents(people: dict[str, tuple[str, str]]) -> dict[str, int]:
         found.update(Resident.objects.filter(id_hash__in=[r.id_hash for r in to_create])
                      .values_list("id_hash", "id"))
     return found
+
+
+class _ResidentLookup:
+    """Resident ids by keyed hash, looked up a chunk of records at a time while Python goes on
+    validating the next chunk (one query in flight on the connection; see _query_in_background)."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, int] = {}
+        self._pending: tuple[list[str], Callable[[], list[tuple[str | None, ...]]]] | None = None
+
+    def send(self, hashes: list[str]) -> None:
+        self.collect()
+        if hashes:
+            self._pending = (hashes, _query_in_background(_RESIDENTS_BY_HASH, [",".join(hashes)]))
+
+    def collect(self) -> dict[str, int]:
+        if self._pending is not None:
+            (hashes, rows), self._pending = self._pending, None
+            ids = (rows()[0][0] or "").split(",")
+            self.found.update((h, int(i)) for h, i in zip(hashes, ids, strict=True) if i)
+        return self.found
 
 
 def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime) -> list[int]:
@@ -399,23 +435,49 @@ def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime) -> lis
 _RESULT_COLUMNS = ("resident_id, lab, sample_id, sampled_at, resulted_at, result, "
                    "from_other_province, received_at")
 # Which of the batch's (lab, sample id, resident) keys are already on record: one parameter, a
-# JSON array of [lab, sample id, resident id] (C-encoded in Python, no quoting per element),
-# probed into the unique index.
+# JSON array of [lab, sample id, resident id] (C-encoded in Python, no quoting per element;
+# jsonb: parsed once, not again by each ->>), probed into the unique index. Sent with libpq's
+# placeholders ($1): see _query_in_background.
 _EXISTING_RESULTS = """
 SELECT t.lab, t.sample_id, t.resident_id
-FROM json_array_elements(%s::json) AS k
+FROM jsonb_array_elements($1::jsonb) AS k
 JOIN healthkit_testresult t
   ON t.lab = k->>0 AND t.sample_id = k->>1 AND t.resident_id = (k->>2)::bigint
 """
-_COPY_LINES = 2_000  # write this many lines at a time, so the server inserts while Python formats
+
+
+def _query_in_background(sql: str, params: list[str]) -> Callable[[], list[tuple[str | None, ...]]]:
+    """Send a read-only query on this transaction's connection and return at once; the returned
+    function waits for its rows (as text). The server works while Python goes on (libpq's
+    asynchronous send; nothing else may use the connection in between)."""
+    pgconn = connection.connection.pgconn
+    pgconn.send_query_params(sql.encode(), [p.encode() for p in params])
+
+    def rows() -> list[tuple[str | None, ...]]:
+        found: list[tuple[str | None, ...]] = []
+        error = None
+        while (res := pgconn.get_result()) is not None:
+            if res.status == pq.ExecStatus.TUPLES_OK:
+                found.extend(
+                    tuple(None if (v := res.get_value(r, c)) is None else v.decode() for c in range(res.nfields))
+                    for r in range(res.ntuples)
+                )
+            elif error is None:
+                error = psycopg_errors.error_from_result(res, encoding="utf-8")
+        if error is not None:
+            raise error
+        return found
+
+    return rows
 
 
 def _insert_test_results(rows: list[tuple], received_at: dt.datetime) -> list[int]:
     """Test results, set-wise: drop the batch's repeats and the keys already on record, then
     COPY straight into healthkit_testresult (multi-insert; no staging table, no row-by-row
-    INSERT ... ON CONFLICT). A result of the same key committed concurrently between the check
-    and the COPY makes the COPY fail inside its savepoint; the batch then goes the staging way
-    (INSERT ... ON CONFLICT DO NOTHING), with the same outcome.
+    INSERT ... ON CONFLICT). The check runs on the server while Python formats the COPY lines.
+    A result of the same key committed concurrently between the check and the COPY makes the
+    COPY fail inside its savepoint; the batch then goes the staging way (INSERT ... ON CONFLICT
+    DO NOTHING), with the same outcome.
     Returns the resident ids of the rows inserted (one per row)."""
     fresh: list[tuple] = []
     seen: set[tuple] = set()
@@ -424,13 +486,9 @@ def _insert_test_results(rows: list[tuple], received_at: dt.datetime) -> list[in
         if key not in seen:
             seen.add(key)
             fresh.append(row)
-    with connection.cursor() as cursor:
-        cursor.execute(_EXISTING_RESULTS, [json.dumps([[lab, sample_id, rid] for rid, lab, sample_id, *_r in fresh])])
-        existing = set(cursor.fetchall())
-    if existing:
-        fresh = [row for row in fresh if (row[1], row[2], row[0]) not in existing]
-    if not fresh:
-        return []
+    existing_rows = _query_in_background(
+        _EXISTING_RESULTS, [json.dumps([[row[1], row[2], row[0]] for row in fresh])])
+
     received = received_at.isoformat()
     escaped: dict[str, str] = {}
 
@@ -440,16 +498,23 @@ def _insert_test_results(rows: list[tuple], received_at: dt.datetime) -> list[in
             text = escaped[value] = value.translate(_COPY_ESCAPE)
         return text
 
+    lines = [
+        f"{rid}\t{esc(lab)}\t{sample_id.translate(_COPY_ESCAPE)}\t{sampled.isoformat()}\t"
+        f"{resulted.isoformat()}\t{outcome}\t{'t' if other else 'f'}\t{received}\n"
+        for rid, lab, sample_id, sampled, resulted, outcome, other in fresh
+    ]
+    existing = {(lab, sample_id, int(rid)) for lab, sample_id, rid in existing_rows()}
+    if existing:
+        keep = [(row, line) for row, line in zip(fresh, lines, strict=True)
+                if (row[1], row[2], row[0]) not in existing]
+        fresh, lines = [row for row, _line in keep], [line for _row, line in keep]
+    if not fresh:
+        return []
     try:
         with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(
             f"COPY healthkit_testresult ({_RESULT_COLUMNS}) FROM STDIN"
         ) as copy:
-            for start in range(0, len(fresh), _COPY_LINES):
-                copy.write("".join([
-                    f"{rid}\t{esc(lab)}\t{sample_id.translate(_COPY_ESCAPE)}\t{sampled.isoformat()}\t"
-                    f"{resulted.isoformat()}\t{outcome}\t{'t' if other else 'f'}\t{received}\n"
-                    for rid, lab, sample_id, sampled, resulted, outcome, other in fresh[start:start + _COPY_LINES]
-                ]))
+            copy.write("".join(lines))
     except UniqueViolation:
         return _copy_insert(SPECS[IngestBatch.Kind.TEST_RESULTS], fresh, received_at)
     return [row[0] for row in fresh]
@@ -513,44 +578,56 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
         parsed: list[tuple[int, str | None, tuple]] = []  # (index, resident id hash, row)
         people: dict[str, tuple[str, str]] = {}
         id_cache: dict[str, str | Exception] = {}
-        for index, rec in enumerate(records):
-            try:
-                if not isinstance(rec, dict):
-                    raise RecordError({"record": _("Each record is a JSON object.")})
-                resident_key = None
-                if spec.has_resident and resident is not None:
-                    resident_key = resident.id_hash
-                elif spec.has_resident:
-                    raw = rec.get("id_number")
-                    if not isinstance(raw, str) or not raw:
-                        raise RecordError({"id_number": _("This field is required.")})
-                    hashed = id_cache.get(raw)
-                    if hashed is None:
-                        try:
-                            number, hashed = _id_number_and_hash(raw, hash_key, today)
-                            id_cache[raw] = hashed
-                            name = rec.get("name")
-                            people.setdefault(hashed, (number, name.strip() if isinstance(name, str) else ""))
-                        except ValidationError as exc:
-                            hashed = exc
-                            id_cache[raw] = exc
-                    if isinstance(hashed, ValidationError):
-                        raise RecordError({"id_number": hashed.messages[0]})
-                    if isinstance(rec.get("name"), str) and not people[hashed][1]:
-                        people[hashed] = (people[hashed][0], rec["name"].strip())
-                    resident_key = hashed
-                row = spec.parse(rec, now=now, client_id=client_id, resident_key=resident_key)
-                parsed.append((index, resident_key, row))
-            except RecordError as exc:
-                result.rejected.append({"index": index, "errors": exc.errors})
-            except KeyError as exc:
-                result.rejected.append({"index": index, "errors": {exc.args[0]: _("This field is required.")}})
-            except ValueError as exc:
-                result.rejected.append({"index": index, "errors": {"record": str(exc)}})
+        # The resident look-up of each chunk of records runs on the server while the next
+        # chunk is validated.
+        lookup, new_hashes, sent = _ResidentLookup(), [], 0
+        try:
+            for index, rec in enumerate(records):
+                if index % LOOKUP_CHUNK == 0 and len(new_hashes) > sent:
+                    lookup.send(new_hashes[sent:])
+                    sent = len(new_hashes)
+                try:
+                    if not isinstance(rec, dict):
+                        raise RecordError({"record": _("Each record is a JSON object.")})
+                    resident_key = None
+                    if spec.has_resident and resident is not None:
+                        resident_key = resident.id_hash
+                    elif spec.has_resident:
+                        raw = rec.get("id_number")
+                        if not isinstance(raw, str) or not raw:
+                            raise RecordError({"id_number": _("This field is required.")})
+                        hashed = id_cache.get(raw)
+                        if hashed is None:
+                            try:
+                                number, hashed = _id_number_and_hash(raw, hash_key, today)
+                                id_cache[raw] = hashed
+                                if hashed not in people:
+                                    name = rec.get("name")
+                                    people[hashed] = (number, name.strip() if isinstance(name, str) else "")
+                                    new_hashes.append(hashed)
+                            except ValidationError as exc:
+                                hashed = exc
+                                id_cache[raw] = exc
+                        if isinstance(hashed, ValidationError):
+                            raise RecordError({"id_number": hashed.messages[0]})
+                        if isinstance(rec.get("name"), str) and not people[hashed][1]:
+                            people[hashed] = (people[hashed][0], rec["name"].strip())
+                        resident_key = hashed
+                    row = spec.parse(rec, now=now, client_id=client_id, resident_key=resident_key)
+                    parsed.append((index, resident_key, row))
+                except RecordError as exc:
+                    result.rejected.append({"index": index, "errors": exc.errors})
+                except KeyError as exc:
+                    result.rejected.append({"index": index, "errors": {exc.args[0]: _("This field is required.")}})
+                except ValueError as exc:
+                    result.rejected.append({"index": index, "errors": {"record": str(exc)}})
+            lookup.send(new_hashes[sent:])
+        finally:
+            found = lookup.collect()  # never leave a query in flight, whatever happened
 
         rows: list[tuple] = []
         if spec.has_resident:
-            residents = _resolve_residents(people) if people else {}
+            residents = _resolve_residents(people, found) if people else {}
             if resident is not None:
                 residents[resident.id_hash] = resident.pk
             for index, hashed, row in parsed:

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from communities import pii
+from communities.models import Resident
 from healthkit import ingest
 from healthkit.models import TestResult
 from tests.factories import ResidentFactory, make_id_number
@@ -68,3 +69,24 @@ def test_precomputed_hmac_pads_give_the_keyed_hash(settings, key):
     settings.PII_HASH_KEY = key.decode()
     number = make_id_number()
     assert ingest._id_hasher(key)(number) == pii.id_hash(number)
+
+
+def test_residents_looked_up_chunk_by_chunk_match_known_register_named_reject_the_rest(monkeypatch):
+    monkeypatch.setattr(ingest, "LOOKUP_CHUNK", 2)
+    known = [ResidentFactory(id_number=make_id_number()) for _ in range(3)]
+    numbers = [pii.decrypt(r.id_encrypted) for r in known]
+    new_named, new_unnamed = make_id_number(), make_id_number()
+    records = [
+        _result(numbers[0], "A"), _result(new_unnamed, "B"), _result(numbers[1], "C"),
+        {**_result(new_named, "D"), "name": "王五"}, _result(numbers[2], "E"), _result(numbers[0], "F"),
+        {"id_number": "123", "lab": "x"}, _result(new_named, "G"),
+    ]
+    result = ingest.ingest(kind="test_results", records=records, evaluate=False)
+    assert [r["index"] for r in result.rejected] == [1, 6]
+    assert (result.accepted, result.duplicates) == (6, 0)
+    registered = Resident.objects.get(id_hash=pii.id_hash(new_named))
+    assert registered.name == "王五"
+    by_sample = dict(TestResult.objects.values_list("sample_id", "resident_id"))
+    assert by_sample == {"A": known[0].pk, "C": known[1].pk, "D": registered.pk, "E": known[2].pk,
+                         "F": known[0].pk, "G": registered.pk}
+    assert not Resident.objects.filter(id_hash=pii.id_hash(new_unnamed)).exists()
