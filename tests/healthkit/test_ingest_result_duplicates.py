@@ -1,7 +1,6 @@
-"""Test results are written by a duplicate check and a COPY straight into the table; repeats in
-the batch, keys already on record and a key committed concurrently (the COPY fails, the batch
-goes the staging + ON CONFLICT way) all count as duplicates, and the hash of the fast path is
-pii.id_hash's."""
+"""Test results are COPY'd straight into the table; repeats in the batch and keys already on
+record (the COPY fails, the batch goes the staging + ON CONFLICT way) count as duplicates;
+residents are looked up chunk by chunk; the hash of the fast path is pii.id_hash's."""
 
 import datetime as dt
 
@@ -44,16 +43,18 @@ def test_repeats_within_a_batch_and_keys_on_record_are_duplicates_first_one_kept
     assert TestResult.objects.count() == 4
 
 
-def test_a_key_committed_between_the_check_and_the_copy_falls_back_to_on_conflict(monkeypatch):
+def test_a_key_on_record_fails_the_copy_and_the_batch_goes_the_on_conflict_way(monkeypatch):
     resident = ResidentFactory(id_number="110105196001010017")
     ingest.ingest(kind="test_results", records=[_result("110105196001010017", "S1")], evaluate=False)
-    # The check sees nothing (as if the other writer committed just after it): the COPY meets
-    # the unique index, its savepoint rolls back, and the staging path decides.
-    monkeypatch.setattr(ingest, "_EXISTING_RESULTS", ingest._EXISTING_RESULTS + " WHERE false")
+    # The COPY meets the unique index, its savepoint rolls back, and the staging path decides.
+    fallback = []
+    copy_insert = ingest._copy_insert
+    monkeypatch.setattr(ingest, "_copy_insert", lambda *a, **k: fallback.append(1) or copy_insert(*a, **k))
     records = [_result("110105196001010017", "S1"), _result("110105196001010017", "S9")]
     result = ingest.ingest(kind="test_results", records=records, evaluate=False)
     assert (result.accepted, result.duplicates, result.resident_ids) == (1, 1, [resident.pk])
     assert sorted(TestResult.objects.values_list("sample_id", flat=True)) == ["S1", "S9"]
+    assert fallback == [1]
 
 
 def test_copy_escapes_tabs_backslashes_and_newlines_in_lab_and_sample_id():
