@@ -24,7 +24,7 @@ import functools
 import hashlib
 import json
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -462,22 +462,31 @@ def _query_in_background(sql: str, params: list[str]) -> Callable[[], list[tuple
     return rows
 
 
-def _insert_test_results(rows: list[tuple], received_at: dt.datetime) -> list[int]:
-    """Test results, set-wise and optimistic: drop the batch's own repeats, then COPY straight
-    into healthkit_testresult (multi-insert; no staging table, no row-by-row INSERT ... ON
-    CONFLICT), formatting the next lines while the server inserts the previous ones. A key
-    already on record (a retried record, or one committed concurrently) makes the COPY fail
-    inside its savepoint; the batch then goes the staging way (INSERT ... ON CONFLICT DO
-    NOTHING), with the same outcome. Batches with no retried record, the usual case, pay no
-    duplicate check at all; one with a retry costs about twice as much.
-    Returns the resident ids of the rows inserted (one per row)."""
+def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime) -> tuple[list[tuple], list[int]]:
+    """Test results, set-wise and optimistic: COPY straight into healthkit_testresult
+    (multi-insert; no staging table, no row-by-row INSERT ... ON CONFLICT) as the rows come
+    (`rows` may be a generator still parsing: the server inserts one chunk while the next is
+    parsed and formatted), the batch's own repeats dropped. A key already on record (a retried
+    record, or one committed concurrently) makes the COPY fail inside its savepoint; the batch
+    then goes the staging way (INSERT ... ON CONFLICT DO NOTHING), with the same outcome. Batches
+    with no retried record, the usual case, pay no duplicate check at all; one with a retry
+    costs about twice as much.
+    Returns (all rows, the resident ids of the rows inserted, one per row)."""
+    rows = iter(rows)  # a failed COPY goes on with the rows not yet taken
+    every: list[tuple] = []
     fresh: list[tuple] = []
     seen: set[tuple] = set()
-    for row in rows:  # the first of a repeated key wins, as ON CONFLICT DO NOTHING keeps it
+
+    def take(row: tuple) -> bool:
+        """Keep the row; False for a repeat (the first of a key wins, as ON CONFLICT keeps it)."""
+        every.append(row)
         key = (row[1], row[2], row[0])
-        if key not in seen:
-            seen.add(key)
-            fresh.append(row)
+        if key in seen:
+            return False
+        seen.add(key)
+        fresh.append(row)
+        return True
+
     received = received_at.isoformat()
     escaped: dict[str, str] = {}
 
@@ -491,15 +500,25 @@ def _insert_test_results(rows: list[tuple], received_at: dt.datetime) -> list[in
         with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(
             f"COPY healthkit_testresult ({_RESULT_COLUMNS}) FROM STDIN"
         ) as copy:
-            for start in range(0, len(fresh), _COPY_LINES):
-                copy.write("".join([
+            lines: list[str] = []
+            for row in rows:
+                if not take(row):
+                    continue
+                rid, lab, sample_id, sampled, resulted, outcome, other = row
+                lines.append(
                     f"{rid}\t{esc(lab)}\t{sample_id.translate(_COPY_ESCAPE)}\t{sampled.isoformat()}\t"
                     f"{resulted.isoformat()}\t{outcome}\t{'t' if other else 'f'}\t{received}\n"
-                    for rid, lab, sample_id, sampled, resulted, outcome, other in fresh[start:start + _COPY_LINES]
-                ]))
+                )
+                if len(lines) == _COPY_LINES:
+                    copy.write("".join(lines))
+                    lines = []
+            if lines:
+                copy.write("".join(lines))
     except UniqueViolation:
-        return _copy_insert(SPECS[IngestBatch.Kind.TEST_RESULTS], fresh, received_at)
-    return [row[0] for row in fresh]
+        for row in rows:
+            take(row)
+        return every, _copy_insert(SPECS[IngestBatch.Kind.TEST_RESULTS], fresh, received_at)
+    return every, [row[0] for row in fresh]
 
 
 def _affected_by_local_cases(rows: list[tuple]) -> list[int]:
@@ -556,25 +575,31 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                                     duplicates=stored.get("duplicates", 0),
                                     rejected=stored.get("rejected", []), replayed=True)
 
-        hash_key, today = settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}"
-        parsed: list[tuple[int, str | None, tuple]] = []  # (index, resident id hash, row)
-        people: dict[str, tuple[str, str]] = {}
-        id_cache: dict[str, str | Exception] = {}
-        # The resident look-up of each chunk of records runs on the server while the next
-        # chunk is validated.
-        lookup, new_hashes, sent = _ResidentLookup(), [], 0
-        try:
-            for index, rec in enumerate(records):
-                if index % LOOKUP_CHUNK == 0 and len(new_hashes) > sent:
-                    lookup.send(new_hashes[sent:])
-                    sent = len(new_hashes)
-                try:
-                    if not isinstance(rec, dict):
-                        raise RecordError({"record": _("Each record is a JSON object.")})
-                    resident_key = None
-                    if spec.has_resident and resident is not None:
-                        resident_key = resident.id_hash
-                    elif spec.has_resident:
+        # Two passes. 1: each record's resident (ID number checked, keyed hash), looked up on the
+        # server a chunk at a time while the next chunk is hashed; unknown residents with a name
+        # registered. 2: the other fields, each good row handed to the writer as it is parsed
+        # (test results stream into a COPY: the server inserts while Python parses). A record's
+        # first error is the same as in one pass: the record, then the ID number, then the fields,
+        # then "no such resident".
+        keys: list[str | None] = [None] * len(records)  # resident hash per record
+        residents: dict[str, int] = {}
+        skip: set[int] = set()  # records rejected in pass 1
+        if spec.has_resident and resident is not None:
+            keys = [resident.id_hash] * len(records)
+            residents[resident.id_hash] = resident.pk
+        elif spec.has_resident:
+            hash_key, today = settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}"
+            people: dict[str, tuple[str, str]] = {}
+            id_cache: dict[str, str | Exception] = {}
+            lookup, new_hashes, sent = _ResidentLookup(), [], 0
+            try:
+                for index, rec in enumerate(records):
+                    if index % LOOKUP_CHUNK == 0 and len(new_hashes) > sent:
+                        lookup.send(new_hashes[sent:])
+                        sent = len(new_hashes)
+                    try:
+                        if not isinstance(rec, dict):
+                            raise RecordError({"record": _("Each record is a JSON object.")})
                         raw = rec.get("id_number")
                         if not isinstance(raw, str) or not raw:
                             raise RecordError({"id_number": _("This field is required.")})
@@ -594,41 +619,48 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                             raise RecordError({"id_number": hashed.messages[0]})
                         if isinstance(rec.get("name"), str) and not people[hashed][1]:
                             people[hashed] = (people[hashed][0], rec["name"].strip())
-                        resident_key = hashed
-                    row = spec.parse(rec, now=now, client_id=client_id, resident_key=resident_key)
-                    parsed.append((index, resident_key, row))
+                        keys[index] = hashed
+                    except RecordError as exc:
+                        result.rejected.append({"index": index, "errors": exc.errors})
+                        skip.add(index)
+                lookup.send(new_hashes[sent:])
+            finally:
+                found = lookup.collect()  # never leave a query in flight, whatever happened
+            residents = _resolve_residents(people, found) if people else {}
+
+        def good_rows() -> Iterator[tuple]:
+            for index, rec in enumerate(records):
+                if index in skip:
+                    continue
+                try:
+                    if not isinstance(rec, dict):
+                        raise RecordError({"record": _("Each record is a JSON object.")})
+                    row = spec.parse(rec, now=now, client_id=client_id, resident_key=keys[index])
                 except RecordError as exc:
                     result.rejected.append({"index": index, "errors": exc.errors})
+                    continue
                 except KeyError as exc:
                     result.rejected.append({"index": index, "errors": {exc.args[0]: _("This field is required.")}})
+                    continue
                 except ValueError as exc:
                     result.rejected.append({"index": index, "errors": {"record": str(exc)}})
-            lookup.send(new_hashes[sent:])
-        finally:
-            found = lookup.collect()  # never leave a query in flight, whatever happened
-
-        rows: list[tuple] = []
-        if spec.has_resident:
-            residents = _resolve_residents(people, found) if people else {}
-            if resident is not None:
-                residents[resident.id_hash] = resident.pk
-            for index, hashed, row in parsed:
-                resident_id = residents.get(hashed)
+                    continue
+                if not spec.has_resident:
+                    yield row
+                    continue
+                resident_id = residents.get(keys[index])
                 if resident_id is None:
                     result.rejected.append({"index": index, "errors": {"id_number": _(
                         "No resident is registered with this ID number; send `name` to register them.")}})
                     continue
-                rows.append((resident_id, *row))
-            result.rejected.sort(key=lambda r: r["index"])
-        else:
-            rows = [row for _index, _hash, row in parsed]
+                yield (resident_id, *row)
 
-        if not rows:
-            inserted = []
-        elif kind == IngestBatch.Kind.TEST_RESULTS:
-            inserted = _insert_test_results(rows, now)
+        if kind == IngestBatch.Kind.TEST_RESULTS:
+            rows, inserted = _insert_test_results(good_rows(), now)
         else:
-            inserted = _copy_insert(spec, rows, now)
+            rows = list(good_rows())
+            inserted = _copy_insert(spec, rows, now) if rows else []
+        result.rejected.sort(key=lambda r: r["index"])
         result.accepted = len(inserted)
         result.duplicates = len(rows) - len(inserted)
         if kind == IngestBatch.Kind.LOCAL_CASES:
