@@ -3,8 +3,8 @@
 
 Builds N residents, each with an arrival 80 h ago and no negative test since (so N open type-4
 popups, raised by a first sweep), and M nucleic-acid results ingested through the real ingest
-path (healthkit.ingest.ingest: per-record validation, resident resolution, COPY into a staging
-table, INSERT ... ON CONFLICT, evaluation enqueued on commit). Then prints:
+path (healthkit.ingest.ingest: per-record validation, resident resolution, binary COPY into the
+result table, evaluation enqueued on commit). Then prints:
 
 - result ingest rows/s next to a raw COPY of the same rows into a bare table (the ratio);
 - the full sweep's time over the N open popups (and the first, raising sweep), and the
@@ -15,7 +15,9 @@ table, INSERT ... ON CONFLICT, evaluation enqueued on commit). Then prints:
     .venv/bin/python bench/engine.py --residents 100000 --results 1000000
 
 The database is created if missing, migrated, and its engine tables are emptied first: point
-it at a dedicated database, never at one holding real data.
+it at a dedicated database, never at one holding real data. `--ingest-only` reuses the
+residents of an earlier full run at the same scale and times only the result ingest against
+the raw COPY.
 """
 
 import argparse

@@ -3,7 +3,10 @@
 `ingest(kind=..., records=[...], client=..., batch_id=...)` validates each record with plain
 Python (a DRF serializer per record is 4x slower, MACHINE-NOTES), reports bad records by index
 (never echoing an ID number), keeps the good ones, and writes them set-wise: psycopg COPY into a
-temporary staging table, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
+temporary staging table, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`; test results,
+the bulk of the traffic, by a binary COPY straight into their table while the records are still
+being parsed (the staging way only when a result is already on record; _insert_test_results).
+Residents are looked up on the server while Python validates the next records (_ResidentLookup).
 
 Idempotency, two levels:
 - batch: a client-chosen `batch_id` (per client and kind) stores the response; a replay returns
