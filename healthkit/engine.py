@@ -47,6 +47,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from healthkit import clock
+from healthkit.outbox import outbox_sql_ctes
 
 AUTO_TYPES = (1, 2, 4, 5)
 RULES = {1: "risk_county", 2: "entry_quarantine", 3: "upstream_assignment", 4: "missed_test", 5: "border_port"}
@@ -248,24 +249,7 @@ ev AS (
            at, now()
     FROM ch
 ),
-ob AS (
-    INSERT INTO healthkit_outboxrecord
-        (idempotency_key, kind, case_id, resident_id, popup_type, at, payload, created_at)
-    SELECT 'popup-' || id || '-' || kind, kind, id, resident_id, popup_type, at,
-           jsonb_build_object('event', 'popup.' || kind, 'case', id, 'popup_type', popup_type,
-                              'at', at, 'policy', policy, 'rule', %(rules)s::jsonb->>(popup_type::text)),
-           now()
-    FROM ch
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id, resident_id
-),
-dl AS (
-    INSERT INTO healthkit_outboxdelivery
-        (record_id, endpoint_id, resident_id, state, attempts, next_attempt_at, last_error, delivered_at)
-    SELECT ob.id, e.id, ob.resident_id, 'pending', 0, now(), '', NULL
-    FROM ob CROSS JOIN healthkit_downstreamendpoint e WHERE e.active
-    RETURNING 1
-)
+""" + outbox_sql_ctes(changes="ch", rule="%(rules)s::jsonb->>(popup_type::text)") + """
 SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM lifted), (SELECT count(*) FROM dl)
 """
 )
@@ -309,24 +293,7 @@ ev AS (
                               'records', cause->'records', 'cause', cause), at, now()
     FROM ch
 ),
-ob AS (
-    INSERT INTO healthkit_outboxrecord
-        (idempotency_key, kind, case_id, resident_id, popup_type, at, payload, created_at)
-    SELECT 'popup-' || id || '-raised', 'raised', id, resident_id, popup_type, at,
-           jsonb_build_object('event', 'popup.raised', 'case', id, 'popup_type', popup_type,
-                              'at', at, 'policy', policy, 'rule', 'upstream_assignment'),
-           now()
-    FROM ch
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id, resident_id
-),
-dl AS (
-    INSERT INTO healthkit_outboxdelivery
-        (record_id, endpoint_id, resident_id, state, attempts, next_attempt_at, last_error, delivered_at)
-    SELECT ob.id, e.id, ob.resident_id, 'pending', 0, now(), '', NULL
-    FROM ob CROSS JOIN healthkit_downstreamendpoint e WHERE e.active
-    RETURNING 1
-)
+""" + outbox_sql_ctes(changes="ch", kind="'raised'", rule="'upstream_assignment'") + """
 SELECT (SELECT count(*) FROM raised), (SELECT coalesce(array_agg(id), '{{}}') FROM todo),
        (SELECT count(*) FROM dl)
 """  # noqa: S608

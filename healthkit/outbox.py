@@ -46,6 +46,34 @@ class DeliveryError(Exception):
         self.status_code = status_code
 
 
+
+def outbox_sql_ctes(*, changes: str, kind: str = "kind", popup_type: str = "popup_type",
+                    policy: str = "policy", rule: str) -> str:
+    """The `ob` and `dl` CTEs that set-based statements (engine, venue exposure) end with: one
+    OutboxRecord per row of `changes` (columns id, resident_id, at) and one pending delivery per
+    active endpoint, in the same statement as the change itself. Idempotent on the record key.
+    The arguments are SQL expressions written in code (constants or %(name)s placeholders),
+    never request data; the text has no braces, so callers may still str.format() around it."""
+    return f"""
+ob AS (
+    INSERT INTO healthkit_outboxrecord
+        (idempotency_key, kind, case_id, resident_id, popup_type, at, payload, created_at)
+    SELECT 'popup-' || id || '-' || {kind}, {kind}, id, resident_id, {popup_type}, at,
+           jsonb_build_object('event', 'popup.' || {kind}, 'case', id, 'popup_type', {popup_type},
+                              'at', at, 'policy', {policy}, 'rule', {rule}),
+           now()
+    FROM {changes}
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, resident_id
+),
+dl AS (
+    INSERT INTO healthkit_outboxdelivery
+        (record_id, endpoint_id, resident_id, state, attempts, next_attempt_at, last_error, delivered_at)
+    SELECT ob.id, e.id, ob.resident_id, 'pending', 0, now(), '', NULL
+    FROM ob CROSS JOIN healthkit_downstreamendpoint e WHERE e.active
+    RETURNING 1
+)"""  # noqa: S608 - expressions from code only (see docstring)
+
 def outbox_record(*, case: PopupCase, kind: str, at: dt.datetime, policy: str | None = None,
                   rule: str = "") -> OutboxRecord | None:
     """Write the record for a popup change in the caller's transaction (idempotent per case and

@@ -189,24 +189,7 @@ changes AS (
   UNION ALL
     SELECT 'withdrawn', id, resident_id, at FROM withdrawn
 ),
-ob AS (
-    INSERT INTO healthkit_outboxrecord
-        (idempotency_key, kind, case_id, resident_id, popup_type, at, payload, created_at)
-    SELECT 'popup-' || id || '-' || kind, kind, id, resident_id, 3, at,
-           jsonb_build_object('event', 'popup.' || kind, 'case', id, 'popup_type', 3, 'at', at,
-                              'policy', %(policy_version)s, 'rule', 'venue_risk'),
-           now()
-    FROM changes
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id, resident_id
-),
-dl AS (
-    INSERT INTO healthkit_outboxdelivery
-        (record_id, endpoint_id, resident_id, state, attempts, next_attempt_at, last_error, delivered_at)
-    SELECT ob.id, e.id, ob.resident_id, 'pending', 0, now(), '', NULL
-    FROM ob CROSS JOIN healthkit_downstreamendpoint e WHERE e.active
-    RETURNING 1
-)
+""" + outbox.outbox_sql_ctes(changes="changes", popup_type="3", policy="%(policy_version)s", rule="'venue_risk'") + """
 SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM updated),
        (SELECT count(*) FROM withdrawn),
        (SELECT coalesce(array_agg(case_id ORDER BY case_id), '{}') FROM x_flagged),
