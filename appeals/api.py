@@ -5,7 +5,6 @@ reference (not personal data). Evidence bytes go through the same check as the c
 """
 
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -17,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from appeals import selectors, services
+from appeals.evidence import private_file_response
 from appeals.filters import AppealFilter
 from appeals.models import Appeal, AppealContact
 from communities.models import Community, User
@@ -318,6 +318,4 @@ class EvidenceFileApi(APIView):
                    parameters=[OpenApiParameter("pk", int, OpenApiParameter.PATH)])
     def get(self, request, pk: int):
         evidence = selectors.evidence_access(user=request.user, pk=pk)
-        response = FileResponse(evidence.file.open("rb"), content_type=evidence.content_type)
-        response["Cache-Control"] = "private, no-store"
-        return response
+        return private_file_response(evidence.file, content_type=evidence.content_type)

@@ -104,3 +104,20 @@ def clean_image(upload) -> CleanImage:
         data=cleaned, thumbnail=thumb_out.getvalue(), extension=extension, content_type=content_type,
         width=pixels.width, height=pixels.height, sha256=hashlib.sha256(cleaned).hexdigest(),
     )
+
+
+def private_file_response(stored, *, content_type: str, filename: str = ""):
+    """Serve a stored screenshot to someone already authorised: never cached, never sniffed; a
+    row whose file has gone answers 404, not a 500."""
+    from django.http import FileResponse, Http404
+
+    try:
+        handle = stored.open("rb")
+    except (FileNotFoundError, ValueError) as exc:
+        raise Http404 from exc
+    response = FileResponse(handle, content_type=content_type)
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    if filename:
+        response["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response

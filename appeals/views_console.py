@@ -2,12 +2,13 @@
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views import View
 
 from appeals import forms, selectors, services
+from appeals.evidence import private_file_response
 from appeals.filters import AppealFilter
 from appeals.models import Appeal
 from communities.models import Community, PersonalDataAccess
@@ -237,15 +238,9 @@ class _EvidenceFileBase(View):
         evidence = selectors.evidence_access(user=request.user, pk=pk)
         stored = getattr(evidence, self.field)
         content_type = evidence.content_type if self.field == "file" else "image/jpeg"
-        try:
-            handle = stored.open("rb")
-        except (FileNotFoundError, ValueError) as exc:  # row without its file: not found, not a 500
-            raise Http404 from exc
-        response = FileResponse(handle, content_type=content_type)
-        response["Cache-Control"] = "private, no-store"
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Content-Disposition"] = f'inline; filename="evidence-{evidence.pk}.{stored.name.rsplit(".", 1)[-1]}"'
-        return response
+        return private_file_response(
+            stored, content_type=content_type,
+            filename=f'evidence-{evidence.pk}.{stored.name.rsplit(".", 1)[-1]}')
 
 
 class EvidenceFileView(_EvidenceFileBase):

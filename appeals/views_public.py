@@ -10,7 +10,6 @@ import secrets
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views import View
@@ -18,6 +17,7 @@ from django.views.generic import TemplateView
 
 from appeals import forms, ratelimit, selectors, services
 from appeals.clearance.selectors import clearance_progress_for_appeal
+from appeals.evidence import private_file_response
 from appeals.models import Appeal, AppealEvidence
 from communities import pii
 from communities.models import Community, Resident
@@ -232,9 +232,7 @@ class DraftThumbView(DraftMixin, View):
         evidence = AppealEvidence.objects.filter(pk=pk, appeal__isnull=True, draft_key=self.draft["draft_key"]).first()
         if evidence is None:
             raise PermissionDenied
-        response = FileResponse(evidence.thumbnail.open("rb"), content_type="image/jpeg")
-        response["Cache-Control"] = "private, no-store"
-        return response
+        return private_file_response(evidence.thumbnail, content_type="image/jpeg")
 
 
 class CheckView(DraftMixin, View):
