@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from communities.models import Resident
 from healthkit import clock
@@ -205,13 +205,13 @@ def _fmt_any(value: object) -> str:
 
 
 _ENDED_BY = {
-    "county_case_free": _lazy("the county went 7 days without a new local case"),
-    "window_since_leaving": _lazy("the window since leaving the county passed"),
-    "policy_boundary": _lazy("the policy in force changed"),
-    "policy_abolished": _lazy("the rule was abolished"),
-    "quarantine_ended": _lazy("the quarantine ended"),
-    "negative_result": _lazy("a negative result sampled after the trigger was received"),
-    "no_rule_holds": _lazy("no rule holds any more"),
+    "county_case_free": gettext_lazy("the county went 7 days without a new local case"),
+    "window_since_leaving": gettext_lazy("the window since leaving the county passed"),
+    "policy_boundary": gettext_lazy("the policy in force changed"),
+    "policy_abolished": gettext_lazy("the rule was abolished"),
+    "quarantine_ended": gettext_lazy("the quarantine ended"),
+    "negative_result": gettext_lazy("a negative result sampled after the trigger was received"),
+    "no_rule_holds": gettext_lazy("no rule holds any more"),
 }
 
 

@@ -18,13 +18,14 @@ from xml.sax.saxutils import escape
 import segno
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from PIL import Image, ImageDraw, ImageFont
 
 from venues.models import Venue
 
 WIDTH, HEIGHT = 1200, 1650
 QR_SIZE = 860
-INSTRUCTION_MSGID = "Scan with Health Kit before entering"
+INSTRUCTION_MSGID = gettext_noop("Scan with Health Kit before entering")
 SVG_FONTS = ("'Noto Sans CJK SC', 'Source Han Sans SC', 'WenQuanYi Micro Hei', 'PingFang SC', "
              "'Microsoft YaHei', 'SimHei', sans-serif")
 
