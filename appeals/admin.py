@@ -3,17 +3,7 @@
 from django.contrib import admin
 
 from appeals.models import Appeal, AppealContact, AppealEvent, AppealEvidence
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from communities.admin import ReadOnlyAdmin
 
 
 class AppealEventInline(admin.TabularInline):

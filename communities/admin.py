@@ -23,6 +23,19 @@ from communities.models import (
 from communities.services import access_log, normalize_place_text
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by services (audits, events, signals): the admin shows, never edits."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(District)
 class DistrictAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "name_en"]
@@ -219,20 +232,12 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(PersonalDataAccess)
-class PersonalDataAccessAdmin(admin.ModelAdmin):
+class PersonalDataAccessAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor", "action", "resident", "context", "reason"]
     list_filter = ["action"]
     list_select_related = ["actor", "resident"]
     date_hierarchy = "at"
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ResidentPhone)

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from communities.admin import ReadOnlyAdmin
 from healthkit import outbox
 from healthkit.models import (
     Arrival,
@@ -26,17 +27,6 @@ from healthkit.models import (
     TestRequirement,
     TestResult,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(PopupPolicy)

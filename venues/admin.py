@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from communities.admin import ReadOnlyAdmin
 from venues.models import RiskWindow, RiskWindowEvent, ScanBatch, Venue
 
 
@@ -47,21 +48,12 @@ class RiskWindowEventInline(admin.TabularInline):
 
 
 @admin.register(RiskWindow)
-class RiskWindowAdmin(admin.ModelAdmin):
+class RiskWindowAdmin(ReadOnlyAdmin):
     list_display = ["venue", "starts_at", "ends_at", "risk_level", "state", "version", "exposure_due"]
     list_filter = ["state", "risk_level"]
     search_fields = ["=venue__code", "venue__name"]
     list_select_related = ["venue"]
     inlines = [RiskWindowEventInline]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ScanBatch)

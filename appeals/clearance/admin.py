@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
-from healthkit.admin import ReadOnlyAdmin
+from communities.admin import ReadOnlyAdmin
 
 
 class ClearanceEventInline(admin.TabularInline):
