@@ -39,7 +39,12 @@ def test_operator_triages_an_emergency(page, live_server, monkeypatch):
     with page.expect_navigation():
         page.click(f"form[action$='/{emergency.pk}/assign-me/'] button")
     assert page.locator(".gallery img").count() == 1
-    assert page.locator(".gallery img").evaluate("img => img.complete && img.naturalWidth > 0")
+    # The thumbnail is lazy-loaded, so the page's load event does not wait for it: wait for the
+    # image itself (a failed load leaves naturalWidth at 0 and times out here).
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.gallery img'); return i && i.complete && i.naturalWidth > 0; }",
+        timeout=15_000,
+    )
     form = page.locator(f"form[action$='/{emergency.pk}/contact/']")
     form.locator("select[name=direction]").select_option("outbound")
     form.locator("select[name=outcome]").select_option("reached")
