@@ -4,7 +4,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from appeals.models import Appeal, AppealContact
+from appeals.models import OUTCOME_LABELS, Appeal, AppealContact
 from communities.models import User
 from healthkit.models import PopupType
 
@@ -134,14 +134,8 @@ class RouteForm(forms.Form):
 
 
 class CloseForm(forms.Form):
-    OUTCOMES = (
-        ("lifted", _("Popup lifted")),
-        ("no_popup", _("No popup found")),
-        ("rejected", _("Request not granted")),
-        ("duplicate", _("Duplicate")),
-        ("withdrawn", _("Withdrawn by the resident")),
-        ("other", _("Other")),
-    )
+    OUTCOMES = [(code, OUTCOME_LABELS[code]) for code in
+                ("lifted", "no_popup", "rejected", "duplicate", "withdrawn", "other")]
     outcome = forms.ChoiceField(label=_("Outcome"), choices=OUTCOMES)
     reason = forms.CharField(label=_("Reason (shown to the resident)"), max_length=200)
 

@@ -11,6 +11,18 @@ from django.utils.translation import gettext_lazy as _
 from communities.models import Community, Resident
 from healthkit.models import PopupCase
 
+# How an appeal ended (Appeal.outcome): the operator's close form offers these; "merged" and the
+# clearance decisions are written by the services. Unknown codes are shown as written.
+OUTCOME_LABELS = {
+    "lifted": _("Popup lifted"),
+    "no_popup": _("No popup found"),
+    "rejected": _("Request not granted"),
+    "duplicate": _("Duplicate"),
+    "withdrawn": _("Withdrawn by the resident"),
+    "merged": _("Merged into another appeal"),
+    "other": _("Other"),
+}
+
 
 class Appeal(models.Model):
     class Category(models.TextChoices):
@@ -126,6 +138,10 @@ class Appeal(models.Model):
 
     def __str__(self) -> str:
         return self.reference
+
+    @property
+    def outcome_label(self) -> str:
+        return str(OUTCOME_LABELS.get(self.outcome, self.outcome))
 
     @property
     def is_open(self) -> bool:

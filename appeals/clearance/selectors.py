@@ -21,6 +21,7 @@ from appeals.selectors import appeal_evidence
 from communities.models import User
 from communities.selectors import communities_visible_to
 from healthkit import clock
+from healthkit.labels import actor_name
 from healthkit.models import PopupCase, TestResult
 from healthkit.permissions import has_role
 
@@ -155,10 +156,11 @@ def task_calls(task: ClearanceTask) -> list[dict]:
     """The call log: the hotline's calls on the appeal and the community's own calls, by time."""
     directions, outcomes = dict(CALL_DIRECTIONS), dict(CALL_OUTCOMES)
     calls = [
-        {"at": e.at, "who": e.actor_label, "direction": directions.get(e.data.get("direction"), ""),
+        {"at": e.at, "who": actor_name(e.actor_label) or (e.actor.get_username() if e.actor else ""),
+         "direction": directions.get(e.data.get("direction"), ""),
          "outcome": outcomes.get(e.data.get("outcome"), e.data.get("outcome", "")), "note": e.reason,
          "source": _("Community")}
-        for e in task.events.filter(kind=ClearanceEvent.Kind.CALL).order_by("at", "id")
+        for e in task.events.filter(kind=ClearanceEvent.Kind.CALL).select_related("actor").order_by("at", "id")
     ]
     if task.appeal_id:
         for c in AppealContact.objects.filter(appeal=task.appeal_id).select_related("operator").order_by("at", "id"):
