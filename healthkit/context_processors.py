@@ -3,4 +3,10 @@ from django.http import HttpRequest
 
 
 def site(request: HttpRequest) -> dict[str, object]:
-    return {"OFFICIAL_SITE_URL": settings.OFFICIAL_SITE_URL}
+    """What pages tell people about the service, from the settings that enforce it (so a page
+    never promises a limit the code does not apply)."""
+    return {
+        "OFFICIAL_SITE_URL": settings.OFFICIAL_SITE_URL,
+        "APPEAL_CODE_MINUTES": max(1, settings.APPEALS_CODE_TTL_SECONDS // 60),
+        "APPEAL_MAX_SCREENSHOTS": settings.APPEALS_EVIDENCE_MAX_FILES,
+    }

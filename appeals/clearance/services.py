@@ -459,8 +459,9 @@ def clearance_reject(*, task: ClearanceTask, actor: User, reason: str, next_step
         popup_reject_review(case=popup, actor=actor, reason=reason)
     _close_appeal(task, actor=actor, reason=reason, outcome="rejected")
     _notify(task=task, purpose="clearance_rejected", key="decision", compose=lambda: _(
-        "Your community %(community)s could not accept your return yet: %(reason)s Next step: %(next)s.") % {
-        "community": task.community.name, "reason": reason.rstrip(".") + ".",
+        "Your community %(community)s could not accept your return yet. Reason: %(reason)s. Next step: %(next)s.") % {
+        # the message supplies the full stop in the resident's language, whatever the worker typed
+        "community": task.community.name, "reason": reason.rstrip(".。!！ "),
         "next": ClearanceTask.NextStep(next_step).label})
     return task
 

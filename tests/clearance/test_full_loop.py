@@ -99,7 +99,7 @@ def test_reject_tells_next_step_and_returns_popup_to_active(client, sms_outbox, 
     client.force_login(worker)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("clearance:task-action", args=[task.pk, "reject"]),
-                    {"reason": "所在地7日内有本土病例", "next_step": "wait_7_days"})
+                    {"reason": "所在地7日内有本土病例。", "next_step": "wait_7_days"})
     task.refresh_from_db()
     appeal.refresh_from_db()
     appeal.popup.refresh_from_db()
@@ -107,7 +107,8 @@ def test_reject_tells_next_step_and_returns_popup_to_active(client, sms_outbox, 
     assert appeal.popup.state == PopupCase.State.ACTIVE
     assert appeal.status == Appeal.Status.CLOSED and appeal.outcome == "rejected"
     assert len(sms_outbox.outbox) == 2
-    assert "所在地7日内有本土病例" in sms_outbox.outbox[1].body
+    # one full stop in the resident's language, whether or not the worker typed one
+    assert "原因：所在地7日内有本土病例。下一步：" in sms_outbox.outbox[1].body
 
 
 def test_ask_for_information_sends_question_and_a_fresh_link(client, sms_outbox, django_capture_on_commit_callbacks):
