@@ -35,6 +35,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from psycopg import errors as psycopg_errors
 from psycopg import pq
@@ -137,8 +138,6 @@ def _day_start(rec: dict, name: str) -> dt.datetime:
             day = dt.date.fromisoformat(value)
         except ValueError:
             raise ValueError(_("Must be a date (YYYY-MM-DD) or a date-time with offset.")) from None
-        from django.utils import timezone
-
         return dt.datetime.combine(day, dt.time(), tzinfo=timezone.get_default_timezone())
     return _instant(rec, name)
 
@@ -375,10 +374,13 @@ FROM unnest(string_to_array($1, ',')) WITH ORDINALITY AS k(h, n)
 """
 
 
-def _resolve_residents(people: dict[str, tuple[str, str]], found: dict[str, int] | None = None) -> dict[str, int]:
+def _resolve_residents(people: dict[str, tuple[str, str]], found: dict[str, int] | None = None,
+                       created: set[int] | None = None) -> dict[str, int]:
     """{id_hash: (normalised id, name or '')} -> {id_hash: resident id}; registers unknown
-    residents that came with a name (bulk, conflict-safe). `found`: the ids already looked up
-    (by _ResidentLookup) for all of `people`."""
+    residents that came with a name (set-wise, conflict-safe). `found`: the ids already looked
+    up (by _ResidentLookup) for all of `people`. `created` receives the ids this call inserted,
+    so that the caller can take back those none of whose records was kept
+    (_forget_unused_residents)."""
     if found is None:
         with connection.cursor() as cursor:
             # One text parameter (hex hashes joined by commas), not 10,000 placeholders or an
@@ -386,15 +388,37 @@ def _resolve_residents(people: dict[str, tuple[str, str]], found: dict[str, int]
             cursor.execute("SELECT id_hash, id FROM communities_resident "
                            "WHERE id_hash = ANY(string_to_array(%s, ','))", [",".join(people)])
             found = dict(cursor.fetchall())
-    to_create = [
-        Resident(name=name[:64], id_encrypted=pii.encrypt(number), id_hash=h, id_masked=pii.mask_id(number))
-        for h, (number, name) in people.items() if h not in found and name
-    ]
-    if to_create:
-        Resident.objects.bulk_create(to_create, ignore_conflicts=True)
-        found.update(Resident.objects.filter(id_hash__in=[r.id_hash for r in to_create])
-                     .values_list("id_hash", "id"))
+    new = [(h, number, name) for h, (number, name) in people.items() if h not in found and name]
+    if new:
+        with connection.cursor() as cursor:
+            # RETURNING names the rows this transaction inserted; a resident registered
+            # concurrently by another batch is left out (ON CONFLICT) and looked up instead.
+            cursor.execute(
+                "INSERT INTO communities_resident (name, id_encrypted, id_hash, id_masked, created_at) "
+                "SELECT n, e, h, m, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(n, e, h, m) "
+                "ON CONFLICT (id_hash) DO NOTHING RETURNING id_hash, id",
+                [timezone.now(), [name[:64] for _h, _n, name in new], [pii.encrypt(number) for _h, number, _m in new],
+                 [h for h, _n, _m in new], [pii.mask_id(number) for _h, number, _m in new]],
+            )
+            inserted = dict(cursor.fetchall())
+            missing = [h for h, _n, _m in new if h not in inserted]
+            if missing:
+                cursor.execute("SELECT id_hash, id FROM communities_resident WHERE id_hash = ANY(%s)", [missing])
+                found.update(cursor.fetchall())
+        found.update(inserted)
+        if created is not None:
+            created.update(inserted.values())
     return found
+
+
+def _forget_unused_residents(created: set[int], used: Iterable[int]) -> None:
+    """Take back the residents this transaction registered whose every record was rejected: a
+    name and ID number sent with bad records are not kept (nothing else can refer to these rows
+    yet: they are not committed)."""
+    unused = created.difference(used)
+    if unused:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM communities_resident WHERE id = ANY(%s)", [sorted(unused)])
 
 
 class _ResidentLookup:
@@ -588,6 +612,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
         keys: list[str | None] = [None] * len(records)  # resident hash per record
         residents: dict[str, int] = {}
         skip: set[int] = set()  # records rejected in pass 1
+        created: set[int] = set()  # residents registered by this batch
         if spec.has_resident and resident is not None:
             keys = [resident.id_hash] * len(records)
             residents[resident.id_hash] = resident.pk
@@ -630,7 +655,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                 lookup.send(new_hashes[sent:])
             finally:
                 found = lookup.collect()  # never leave a query in flight, whatever happened
-            residents = _resolve_residents(people, found) if people else {}
+            residents = _resolve_residents(people, found, created) if people else {}
 
         def good_rows() -> Iterator[tuple]:
             for index, rec in enumerate(records):
@@ -664,6 +689,8 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
         else:
             rows = list(good_rows())
             inserted = _copy_insert(spec, rows, now) if rows else []
+        if created:
+            _forget_unused_residents(created, (row[0] for row in rows))
         result.rejected.sort(key=lambda r: r["index"])
         result.accepted = len(inserted)
         result.duplicates = len(rows) - len(inserted)

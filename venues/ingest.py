@@ -26,6 +26,7 @@ from healthkit.ingest import (
     MAX_RECORDS,
     IngestResult,
     RecordError,
+    _forget_unused_residents,
     _instant,
     _not_future,
     _resolve_residents,
@@ -149,7 +150,8 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
             except ValueError as exc:
                 result.rejected.append({"index": index, "errors": {"record": str(exc)}})
 
-        residents = _resolve_residents(people) if people else {}
+        created: set[int] = set()
+        residents = _resolve_residents(people, created=created) if people else {}
         if resident is not None:
             residents[resident.id_hash] = resident.pk
         venues = _venue_ids({code for _i, _h, code, _s in parsed}) if parsed else {}
@@ -167,6 +169,8 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
             rows.append((venue_id, resident_id, scanned, now))
         result.rejected.sort(key=lambda r: r["index"])
 
+        if created:
+            _forget_unused_residents(created, (row[1] for row in rows))
         inserted, due = copy_scans(rows) if rows else (0, [])
         result.accepted = inserted
         result.duplicates = len(rows) - inserted
