@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from communities import pii
 from communities.models import (
@@ -170,7 +171,7 @@ class ResidentAdmin(admin.ModelAdmin):
     inlines = [ResidentPhoneInline]
     show_full_result_count = False
 
-    @admin.display(description=_("name"))
+    @admin.display(description=pgettext_lazy("of a person", "name"))
     def masked_name(self, obj: Resident) -> str:
         return obj.masked_name
 

@@ -3,6 +3,7 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from communities import pii
 
@@ -96,7 +97,7 @@ class CompoundAlias(models.Model):
 class Resident(models.Model):
     """A person. The ID number is only ever held encrypted + hashed; use the helpers to show it."""
 
-    name = models.CharField(_("name"), max_length=64)
+    name = models.CharField(pgettext_lazy("of a person", "name"), max_length=64)
     id_encrypted = models.TextField(editable=False)
     id_hash = models.CharField(max_length=64, unique=True, editable=False)
     id_masked = models.CharField(_("ID (masked)"), max_length=18, editable=False)

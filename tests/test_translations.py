@@ -50,3 +50,18 @@ def test_compiled_catalogue_matches_the_po_file(language):
     with translation.override(language):
         stale = [e["msgid"] for e in plain if translation.gettext(e["msgid"]) != e["msgstr"]]
     assert stale == []
+
+
+def test_words_with_several_meanings_are_translated_by_context():
+    """"Open" tasks are not yet done, "Open" popups are not yet lifted; a person's name is 姓名,
+    a place's 名称: one msgid each would force one Chinese word on every meaning."""
+    from django.utils import translation
+    from django.utils.translation import pgettext
+
+    from communities.models import Community, Resident
+
+    with translation.override("zh-hans"):
+        assert pgettext("tasks still in progress", "Open") == "未办结"
+        assert pgettext("popups not lifted", "Open") == "未解除"
+        assert str(Resident._meta.get_field("name").verbose_name) == "姓名"
+        assert str(Community._meta.get_field("name").verbose_name) == "名称"

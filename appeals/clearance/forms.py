@@ -3,6 +3,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from appeals.clearance.models import CALL_DIRECTIONS, CALL_OUTCOMES, ClearanceTask
 from communities import pii
@@ -107,7 +108,7 @@ class RevealForm(forms.Form):
 
 
 class WorklistFilterForm(forms.Form):
-    STATES = [("open", _("Open")), ("all", _("All")), *ClearanceTask.State.choices]
+    STATES = [("open", pgettext_lazy("tasks still in progress", "Open")), ("all", _("All")), *ClearanceTask.State.choices]
     state = forms.ChoiceField(label=_("State"), choices=STATES, required=False)
     origin = forms.ChoiceField(label=_("Origin"), choices=[("", _("Any")), *ClearanceTask.Origin.choices],
                                required=False)
