@@ -9,6 +9,7 @@ from communities.selectors import residents_visible_to
 from communities.services import access_log
 from healthkit.models import PopupCase, PopupType
 from healthkit.permissions import RoleRequiredMixin
+from healthkit.selectors import popup_explain
 
 
 class LandingView(TemplateView):
@@ -53,4 +54,5 @@ class PopupCaseDetailView(RoleRequiredMixin, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["events"] = self.object.events.select_related("actor").order_by("at", "id")
+        context["why"] = popup_explain(self.object)
         return context

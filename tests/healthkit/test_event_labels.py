@@ -46,3 +46,11 @@ def test_ticket_shows_outcome_words_actor_names_and_links_the_popup_history():
     assert "Popup lifted · 已解除" in page
     assert "<td>op-wang</td>" in page  # a person keeps their user name
     assert f'href="/console/popups/{case.pk}/"' in page
+
+
+def test_popup_page_leads_with_the_plain_why():
+    case = _lifted_type_4()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(UserFactory(role="operator"))
+    page = client.get(f"/console/popups/{case.pk}/").content.decode()
+    assert "Rule 4" in page and "Lifted automatically on 2022-06-04 12:00" in page
