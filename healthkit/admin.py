@@ -47,7 +47,10 @@ class PopupEventInline(admin.TabularInline):
 
 
 @admin.register(PopupCase)
-class PopupCaseAdmin(admin.ModelAdmin):
+class PopupCaseAdmin(ReadOnlyAdmin):
+    """Read-only: a popup changes only through the engine and the services (popup_lift, ...),
+    which write its event log and the outbox; an edit here would bypass both."""
+
     list_display = ["id", "resident", "popup_type", "state", "source", "raised_at", "lifted_at"]
     list_filter = ["popup_type", "state", "source"]
     list_select_related = ["resident"]
@@ -56,9 +59,6 @@ class PopupCaseAdmin(admin.ModelAdmin):
     date_hierarchy = "raised_at"
     show_full_result_count = False
     inlines = [PopupEventInline]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # popups are raised by the engine or services, never typed in
 
 
 @admin.register(PopupEvent)
@@ -69,7 +69,10 @@ class PopupEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TestResult)
-class TestResultAdmin(admin.ModelAdmin):
+class TestResultAdmin(ReadOnlyAdmin):
+    """Read-only: results arrive through the ingest API (which re-evaluates the resident); an
+    edit here would change the health code without an audit trail or a re-evaluation."""
+
     list_display = ["sample_id", "lab", "resident", "result", "sampled_at", "received_at", "from_other_province"]
     list_filter = ["result", "from_other_province"]
     list_select_related = ["resident"]

@@ -148,6 +148,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", default="60/min"),
         "user": env("API_THROTTLE_USER", default="6000/min"),
+        "health_code": env("API_THROTTLE_HEALTH_CODE", default="30/min"),
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -4,6 +4,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from communities.models import PersonalDataAccess
@@ -18,6 +19,8 @@ class HealthCodeApi(APIView):
     """Health code of one resident, by exact ID number (POST body: never in the URL). Audited."""
 
     permission_classes = [IsStaffRole]
+    # Per user: a look-up by ID number is what the 2020 proxy look-up leak abused (DOMAIN.md).
+    throttle_classes = [ScopedRateThrottle]
     throttle_scope = "health_code"
 
     class InputSerializer(serializers.Serializer):
@@ -36,6 +39,9 @@ class HealthCodeApi(APIView):
         data.is_valid(raise_exception=True)
         resident = resident_by_id_number(data.validated_data["id_number"])
         if resident is None or not residents_visible_to(request.user).filter(pk=resident.pk).exists():
+            # a miss is audited too: probing which ID numbers are registered leaves a trace
+            access_log(actor=request.user, resident=None, action=PersonalDataAccess.Action.LOOKUP,
+                       context="api:health-code:no-match")
             raise ApplicationError(_("No resident you may see has that ID number."))
         access_log(actor=request.user, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
                    context="api:health-code")
