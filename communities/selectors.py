@@ -73,11 +73,13 @@ def community_find(text: str, *, limit: int = 5) -> list[CommunityMatch]:
     # Candidate aliases: contained in the query, containing it, or sharing a rare-ish bigram.
     gram_filter = Q()
     for gram in sorted(grams, key=len, reverse=True)[:24]:
-        gram_filter |= Q(normalized__contains=gram)
+        # the compound's name (normalised) or its street address (as written: the grams of a
+        # normalised query still occur in it, only punctuation is dropped)
+        gram_filter |= Q(normalized__contains=gram) | Q(address__contains=gram)
     aliases = (
         CompoundAlias.objects.select_related("community__street__district")
         .filter(gram_filter)
-        .only("name", "normalized", "community__name", "community__street__name",
+        .only("name", "normalized", "address", "community__name", "community__street__name",
               "community__street__district__name", "community__code", "community__street__code",
               "community__street__district__code")[:400]
     )
@@ -108,6 +110,8 @@ def community_find(text: str, *, limit: int = 5) -> list[CommunityMatch]:
 
     for alias in aliases:
         consider(alias.community, alias.normalized, alias.name)
+        if alias.address:
+            consider(alias.community, normalize_place_text(alias.address), alias.name)
     for community in communities:
         consider(community, normalize_place_text(community.name), community.name)
     ranked = sorted(best.values(), key=lambda m: (-m.score, m.community.code))
