@@ -30,6 +30,9 @@ class IngestOutputSerializer(serializers.Serializer):
     received = serializers.IntegerField()
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField(help_text="Already on record (a retry); not an error.")
+    updated = serializers.IntegerField(
+        help_text="Sent again under the same key with newer facts and changed: a stay's end added, "
+                  "a quarantine order's end moved.")
     rejected = serializers.ListField(child=serializers.DictField(),
                                      help_text='[{"index": 3, "errors": {"field": "message"}}]')
     replayed = serializers.BooleanField(help_text="This batch id was seen before: stored answer.")

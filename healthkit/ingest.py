@@ -73,13 +73,14 @@ class IngestResult:
     received: int
     accepted: int = 0
     duplicates: int = 0
+    updated: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
     replayed: bool = False
     resident_ids: list[int] = field(default_factory=list)
 
     def as_response(self) -> dict[str, Any]:
         return {"kind": self.kind, "batch_id": self.batch_id, "received": self.received,
-                "accepted": self.accepted, "duplicates": self.duplicates,
+                "accepted": self.accepted, "duplicates": self.duplicates, "updated": self.updated,
                 "rejected": self.rejected, "replayed": self.replayed}
 
 
@@ -251,6 +252,10 @@ class Spec:
     columns: tuple[tuple[str, str], ...]
     parse: Callable[..., tuple]
     has_resident: bool = True
+    # A record sent again under the same key with newer facts (a stay that has ended, a
+    # quarantine order shortened or extended): the SET list of ON CONFLICT (record_key) DO
+    # UPDATE and the condition for a change. Empty: a repeat is a duplicate and changes nothing.
+    upsert: tuple[str, str] | None = None
 
 
 def _parse_test_result(rec, *, now, client_id, resident_key=None):
@@ -285,7 +290,9 @@ def _parse_stay(rec, *, now, client_id, resident_key):
     if end is not None and end < start:
         raise RecordError({"to": _("A stay cannot end before it starts.")})
     county, port = _county(rec, "county"), _bool(rec, "border_port")
-    return (county, start, end, port, _key(client_id, "stay", rec, [resident_key, county, start, end, port]))
+    # The key leaves out the end (and the border-port flag): the same stay sent again once the
+    # person has left closes the open one instead of adding a second (Spec.upsert).
+    return (county, start, end, port, _key(client_id, "stay", rec, [resident_key, county, start]))
 
 
 def _parse_local_case(rec, *, now, client_id, resident_key=None):
@@ -298,7 +305,8 @@ def _parse_quarantine(rec, *, now, client_id, resident_key):
     start, end = _instant(rec, "from"), _instant(rec, "to")
     if end < start:
         raise RecordError({"to": _("A quarantine cannot end before it starts.")})
-    return (start, end, _key(client_id, "quarantine", rec, [resident_key, start, end]))
+    # Keyed without its end: the order sent again with another end shortens or extends it.
+    return (start, end, _key(client_id, "quarantine", rec, [resident_key, start]))
 
 
 def _parse_medical(rec, *, now, client_id, resident_key):
@@ -340,7 +348,11 @@ SPECS: dict[str, Spec] = {
         "healthkit_stay",
         (("county", "varchar"), ("started_at", "timestamptz"), ("ended_at", "timestamptz"),
          ("border_port", "boolean"), ("record_key", "varchar")),
-        _parse_stay),
+        _parse_stay,
+        # an end is added (never taken away: a late retry of the open stay must not reopen it)
+        upsert=("ended_at = coalesce(EXCLUDED.ended_at, t.ended_at), border_port = EXCLUDED.border_port",
+                "t.ended_at IS DISTINCT FROM coalesce(EXCLUDED.ended_at, t.ended_at) "
+                "OR t.border_port <> EXCLUDED.border_port")),
     IngestBatch.Kind.LOCAL_CASES: Spec(
         "healthkit_localcase",
         (("county", "varchar"), ("reported_at", "timestamptz"), ("record_key", "varchar")),
@@ -348,7 +360,8 @@ SPECS: dict[str, Spec] = {
     IngestBatch.Kind.QUARANTINE_ORDERS: Spec(
         "healthkit_quarantineorder",
         (("starts_at", "timestamptz"), ("ends_at", "timestamptz"), ("record_key", "varchar")),
-        _parse_quarantine),
+        _parse_quarantine,
+        upsert=("ends_at = EXCLUDED.ends_at", "t.ends_at <> EXCLUDED.ends_at")),
     IngestBatch.Kind.MEDICAL_EVENTS: Spec(
         "healthkit_medicalevent",
         (("kind", "varchar"), ("detail", "varchar"), ("occurred_at", "timestamptz"),
@@ -442,10 +455,16 @@ class _ResidentLookup:
         return self.found
 
 
-def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime) -> list[int]:
-    """COPY rows into a temporary staging table, then INSERT ... ON CONFLICT DO NOTHING, every
-    row stamped `received_at` (one parameter, not a column per row).
-    Returns the resident ids (or 0s) of the rows actually inserted."""
+def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime,
+                 updated: list[int] | None = None) -> list[int]:
+    """COPY rows into a temporary staging table, then INSERT ... ON CONFLICT DO NOTHING (or, for
+    a kind with `Spec.upsert`, DO UPDATE of the record sent again with newer facts), every row
+    stamped `received_at` (one parameter, not a column per row).
+    Returns the resident ids (or 0s) of the rows actually inserted; `updated` receives those of
+    the rows changed."""
+    if spec.upsert is not None:
+        # ON CONFLICT DO UPDATE may touch a row once per statement: the last of a key wins.
+        rows = list({row[-1]: row for row in rows}.values())
     columns = (("resident_id", "bigint"), *spec.columns) if spec.has_resident else spec.columns
     names = ", ".join(name for name, _type in columns)
     returning = "resident_id" if spec.has_resident else "0"
@@ -461,14 +480,27 @@ def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime) -> lis
                 "\t".join([convert(value) for convert, value in zip(converters, row, strict=True)]) + "\n"
                 for row in rows
             ))
+        if spec.upsert is None:
+            conflict = "ON CONFLICT DO NOTHING"
+        else:
+            assignments, changed = spec.upsert
+            # only the same resident's record (a key reused for someone else changes nothing);
+            # xmax = 0 tells an inserted row from an updated one
+            conflict = (f"ON CONFLICT (record_key) DO UPDATE SET {assignments}, received_at = EXCLUDED.received_at "
+                        f"WHERE t.resident_id = EXCLUDED.resident_id AND ({changed})")
         cursor.execute(
             # Table and column names come from SPECS (constants), never from the request.
-            f"INSERT INTO {spec.table} ({names}, received_at) "  # noqa: S608
+            f"INSERT INTO {spec.table} AS t ({names}, received_at) "  # noqa: S608
             f"SELECT {names}, %s FROM ingest_stage_{spec.table} "
-            f"ON CONFLICT DO NOTHING RETURNING {returning}",
+            f"{conflict} RETURNING {returning}, t.xmax = 0",
             [received_at],
         )
-        inserted = [r[0] for r in cursor.fetchall()]
+        inserted = []
+        for resident_id, is_new in cursor.fetchall():
+            if is_new:
+                inserted.append(resident_id)
+            elif updated is not None:
+                updated.append(resident_id)
         cursor.execute(f"TRUNCATE ingest_stage_{spec.table}")
     return inserted
 
@@ -601,6 +633,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                 return IngestResult(kind=kind, batch_id=batch_id, received=stored.get("received", 0),
                                     accepted=stored.get("accepted", 0),
                                     duplicates=stored.get("duplicates", 0),
+                                    updated=stored.get("updated", 0),
                                     rejected=stored.get("rejected", []), replayed=True)
 
         # Two passes. 1: each record's resident (ID number checked, keyed hash), looked up on the
@@ -684,20 +717,22 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                     continue
                 yield (resident_id, *row)
 
+        changed: list[int] = []  # residents whose record was sent again with newer facts
         if kind == IngestBatch.Kind.TEST_RESULTS:
             rows, inserted = _insert_test_results(good_rows(), now)
         else:
             rows = list(good_rows())
-            inserted = _copy_insert(spec, rows, now) if rows else []
+            inserted = _copy_insert(spec, rows, now, changed) if rows else []
+        result.updated = len(changed)
         if created:
             _forget_unused_residents(created, (row[0] for row in rows))
         result.rejected.sort(key=lambda r: r["index"])
         result.accepted = len(inserted)
-        result.duplicates = len(rows) - len(inserted)
+        result.duplicates = len(rows) - len(inserted) - result.updated
         if kind == IngestBatch.Kind.LOCAL_CASES:
             result.resident_ids = _affected_by_local_cases(rows) if inserted else []
         else:
-            result.resident_ids = sorted(set(inserted))
+            result.resident_ids = sorted(set(inserted) | set(changed))
 
         if batch_id:
             IngestBatch.objects.filter(client=client, kind=kind, batch_id=batch_id).update(
