@@ -1,6 +1,9 @@
 """The popup core: policy as data, popup cases with their event log, test results, SMS."""
 
 from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeBoundary, RangeOperators
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -15,6 +18,11 @@ class PopupType(models.IntegerChoices):
     RISK_LINK = 3, _("3 · Spatio-temporal link, risk investigation")
     MISSED_TEST = 4, _("4 · Missed a required nucleic-acid test")
     BORDER_PORT = 5, _("5 · Stayed in a county with a land border port")
+
+
+class TsTzRange(models.Func):
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
 
 
 class PopupPolicy(models.Model):
@@ -42,10 +50,38 @@ class PopupPolicy(models.Model):
                 condition=Q(effective_to__isnull=True) | Q(effective_to__gt=models.F("effective_from")),
                 name="policy_window_ordered",
             ),
+            # One version in force per type at any instant: the engine joins every version to
+            # the records, clipped to its window, so overlapping windows would apply both.
+            ExclusionConstraint(
+                name="policy_one_version_at_a_time",
+                expressions=[
+                    ("popup_type", RangeOperators.EQUAL),
+                    (TsTzRange("effective_from", "effective_to", RangeBoundary()), RangeOperators.OVERLAPS),
+                ],
+                violation_error_message=_(
+                    "Another version of this popup type is in force during part of this period: end it "
+                    "(effective to) where this one starts."),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_popup_type_display()} [{self.version}]"
+
+    # Parameters the engine cannot do without, per type (see healthkit.engine._INTERVALS).
+    REQUIRED_PARAMS = {1: ("window_days",), 4: ("deadline_hours", "triggers"), 5: ("window_days",)}
+
+    def clean(self) -> None:
+        """A version missing a parameter its rule reads would silently change what the engine
+        does (e.g. a type-4 version without triggers counts no arrival): refuse it here."""
+        super().clean()
+        params = self.params if isinstance(self.params, dict) else {}
+        if not isinstance(self.params, dict):
+            raise ValidationError({"params": _("The parameters must be a JSON object.")})
+        if params.get("abolished"):
+            return
+        missing = [key for key in self.REQUIRED_PARAMS.get(self.popup_type, ()) if params.get(key) in (None, "", [])]
+        if missing:
+            raise ValidationError({"params": _("Missing for this popup type: %(keys)s.") % {"keys": ", ".join(missing)}})
 
     @property
     def abolished(self) -> bool:
