@@ -20,6 +20,7 @@ from healthkit.errors import ApplicationError
 from healthkit.permissions import IsIntegration, role_permission
 from venues import ingest, selectors, services
 from venues.models import RiskWindow, Venue
+from venues.text import without_control_characters
 
 IsSupervising = role_permission(*selectors.SUPERVISING)
 CanSeeVenues = role_permission(*selectors.SUPERVISING, User.Role.VENUE_MANAGER)
@@ -50,6 +51,8 @@ class ScanIngestApi(APIView):
         batch_id = data.get("batch_id")
         if batch_id is not None and (not isinstance(batch_id, str) or not 0 < len(batch_id) <= 80):
             raise ApplicationError(_("`batch_id` is a string of at most 80 characters."))
+        if batch_id is not None and batch_id != without_control_characters(batch_id):
+            raise ApplicationError(_("`batch_id` must not contain control characters."))
         result = ingest.scans_ingest(records=data["records"], client=request.user, batch_id=batch_id)
         return Response(IngestOutputSerializer(result.as_response()).data)
 
@@ -135,7 +138,9 @@ class RiskWindowListApi(APIView):
     @extend_schema(responses=_WindowOutput(many=True))
     def get(self, request):
         venue_id = request.query_params.get("venue")
-        venue = get_object_or_404(Venue, pk=venue_id) if venue_id and venue_id.isdigit() else None
+        # ASCII digits only: "²".isdigit() is true but is no venue id.
+        venue = (get_object_or_404(Venue, pk=venue_id)
+                 if venue_id and venue_id.isascii() and venue_id.isdigit() else None)
         state = request.query_params.get("state")
         qs = selectors.risk_windows(venue=venue, state=state if state in RiskWindow.State.values else None)
         paginator = CursorPagination()

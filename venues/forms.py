@@ -5,6 +5,23 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from venues.models import RiskWindow, Venue
+from venues.text import without_control_characters
+
+
+class SearchField(forms.CharField):
+    """Free text typed into a search box: control characters are dropped, not refused, so a
+    crafted query finds what its printable part finds instead of failing."""
+
+    def to_python(self, value):
+        return super().to_python(without_control_characters(value if isinstance(value, str) else str(value or "")))
+
+
+class VenueSearchForm(forms.Form):
+    q = SearchField(label=_("Name or venue code"), required=False)
+
+    def clean_q(self) -> str:
+        return self.cleaned_data["q"].strip()[:60]
+
 
 _DT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 

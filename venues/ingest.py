@@ -32,6 +32,7 @@ from healthkit.ingest import (
     _resolve_residents,
 )
 from venues.models import ScanBatch, Venue
+from venues.text import without_control_characters
 
 KIND = "venue_scans"
 STAGE = "venues_scan_stage"
@@ -132,7 +133,11 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
                             number = pii.validate_id_number(raw)
                             hashed = pii.id_hash(number)
                             name = rec.get("name")
-                            people.setdefault(hashed, (number, name.strip() if isinstance(name, str) else ""))
+                            name = name.strip() if isinstance(name, str) else ""
+                            if name != without_control_characters(name):
+                                # PostgreSQL refuses NUL in text; no real name has a control code.
+                                raise RecordError({"name": _("The name contains control characters.")})
+                            people.setdefault(hashed, (number, name))
                         except ValidationError as exc:
                             hashed = exc
                         id_cache[raw] = hashed
@@ -141,6 +146,8 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
                 code = rec.get("venue")
                 if not isinstance(code, str) or not code.strip():
                     raise RecordError({"venue": _("This field is required.")})
+                if code != without_control_characters(code):
+                    raise RecordError({"venue": _("No active venue has this code.")})
                 scanned = _not_future(_instant(rec, "scanned_at"), now)
                 parsed.append((index, hashed, code.strip().upper(), scanned))
             except RecordError as exc:

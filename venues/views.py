@@ -24,6 +24,7 @@ from venues.forms import (
     RiskWindowCorrectForm,
     RiskWindowCreateForm,
     RiskWindowWithdrawForm,
+    VenueSearchForm,
 )
 from venues.models import RiskWindow
 
@@ -38,7 +39,8 @@ class VenueListView(RoleRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         qs = selectors.venues_visible_to(self.request.user).select_related("community", "district")
-        q = self.request.GET.get("q", "").strip()[:60]
+        search = VenueSearchForm(self.request.GET)
+        q = search.cleaned_data["q"] if search.is_valid() else ""
         if q:
             qs = qs.filter(name__icontains=q) | qs.filter(code=q.upper())
         context["page"] = Paginator(qs.order_by("name", "id"), 50).get_page(self.request.GET.get("page"))
@@ -93,10 +95,11 @@ class VenueRegisterView(RoleRequiredMixin, TemplateView):
         context.update(venue=venue, form=form, error=error, period=period)
         if period is not None:
             requested = self.request.GET.get("page", "1")
+            # ASCII digits only: "²".isdigit() is true but int("²") fails.
+            number = int(requested) if requested.isascii() and requested.isdigit() else 1
             try:
                 services.venue_register_access(user=self.request.user, venue=venue, start=period.start,
-                                               end=period.end, export=False,
-                                               page=int(requested) if requested.isdigit() else 1)
+                                               end=period.end, export=False, page=number)
             except services.RegisterRateLimited as exc:
                 context["error"] = exc.message
                 return context
