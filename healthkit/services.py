@@ -131,6 +131,16 @@ def popup_reject_review(*, case: PopupCase, actor: User | None, reason: str) -> 
     return popup_case_transition(case=case, to=PopupCase.State.ACTIVE, actor=actor, reason=reason)
 
 
+def popup_lift_authorities(popup_type: int, at: dt.datetime | None = None) -> set[str] | None:
+    """Who may lift a popup of this type at `at`, from the policy in force ("who may lift it":
+    `lift_authority`, and `in_city_lift_authority` for residents already in the city); None
+    where no numbered policy applies (no restriction)."""
+    policy = policy_in_force(popup_type, at or clock.now())
+    if policy is None:
+        return None
+    return {who for who in (policy.params.get("lift_authority"), policy.params.get("in_city_lift_authority")) if who}
+
+
 def popup_lift(
     *,
     case: PopupCase,
@@ -139,8 +149,23 @@ def popup_lift(
     reason: str,
     data: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
+    authority: str | None = None,
 ) -> PopupCase:
-    """Lift a popup (community decision, lab upload, or the engine with its 'why' in `data`)."""
+    """Lift a popup (community decision, lab upload, or the engine with its 'why' in `data`).
+
+    `authority` ("community", "lab"): the kind of decision lifting it, checked against the
+    policy in force, so that e.g. a community cannot lift popup 4, which only a negative result
+    on record lifts. Raises ApplicationError when the policy gives that decision no say."""
+    if authority is not None:
+        allowed = popup_lift_authorities(case.popup_type, at)
+        if allowed is not None and authority not in allowed:
+            raise ApplicationError(
+                _("Popup %(n)d is not lifted by a community decision: it lifts by itself when its rule no "
+                  "longer holds (for popup 4, once a negative test result is on record).")
+                % {"n": case.popup_type} if authority == "community" else
+                _("Popup %(n)d cannot be lifted this way under the rules in force.") % {"n": case.popup_type},
+                extra={"popup_type": case.popup_type, "authority": authority},
+            )
     return popup_case_transition(
         case=case, to=PopupCase.State.LIFTED, actor=actor, actor_label=actor_label,
         reason=reason, data=data, at=at,
