@@ -83,6 +83,13 @@ class Appeal(models.Model):
     currently_outside_city = models.BooleanField(_("currently outside the city"), default=False)
     outside_since = models.DateField(_("outside the city since"), null=True, blank=True)
     wishes_to_return = models.BooleanField(_("wishes to return"), default=False)
+    # Filed online from an SMS-verified phone that is not one of the resident's phones on record:
+    # whoever filed knows a name and an ID number, nothing more. Such an appeal is kept apart from
+    # the resident's popups and other appeals until an operator links it.
+    filer_unconfirmed = models.BooleanField(
+        _("filed from a phone not on record"), default=False,
+        help_text=_("Filed online from a phone that is not on the resident's record; the filer's identity is "
+                    "not confirmed."))
     repeat_count = models.PositiveIntegerField(_("repeats"), default=0)
     assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                     related_name="assigned_appeals", verbose_name=_("assigned to"))

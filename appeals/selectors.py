@@ -98,7 +98,16 @@ def appeal_history(appeal: Appeal, *, public_only: bool = False) -> QuerySet[App
     return events.filter(public=True) if public_only else events
 
 
-def appeal_for_status(*, reference: str, id_number: str, phone: str) -> Appeal | None:
+@dataclass(frozen=True)
+class StatusLookup:
+    appeal: Appeal
+    # The phone given is one of the resident's phones on record. When it is only the appeal's
+    # contact phone, the person asking has shown a name, an ID number and their own phone: they
+    # see their filing's progress, nothing of the resident's record (popups, community, outcome).
+    phone_on_record: bool
+
+
+def appeal_for_status(*, reference: str, id_number: str, phone: str) -> StatusLookup | None:
     """The resident's own appeal: reference, ID and phone must all match (phone = the appeal's
     contact phone or one of the resident's). None otherwise, whichever part is wrong."""
     reference = (reference or "").strip().upper()
@@ -112,8 +121,9 @@ def appeal_for_status(*, reference: str, id_number: str, phone: str) -> Appeal |
     if appeal is None:
         return None
     ph = pii.phone_hash(mobile)
-    if appeal.contact_phone_hash == ph or appeal.resident.phones.filter(phone_hash=ph).exists():
-        return appeal
+    on_record = appeal.resident.phones.filter(phone_hash=ph).exists()
+    if on_record or appeal.contact_phone_hash == ph:
+        return StatusLookup(appeal=appeal, phone_on_record=on_record)
     return None
 
 

@@ -156,10 +156,18 @@ def identity_code_resend(*, token: str, ip: str) -> CodeChallenge:
 class VerifiedIdentity:
     resident_id: int
     phone_encrypted: str
+    # True only when the SMS-verified phone is already one of the resident's phones on record.
+    # Otherwise the filer has shown a name and an ID number, which others can know: the resident's
+    # popups are not shown to them and their phone is never added to the record.
+    phone_on_record: bool
 
 
 def identity_code_verify(*, token: str, code: str) -> VerifiedIdentity:
-    """Check the code (5 tries), then find or register the resident. Single-use."""
+    """Check the code (5 tries), then find or register the resident. Single-use.
+
+    The verified phone is never attached to the resident: controlling a phone proves nothing about
+    whose ID number was typed. It stays the appeal's contact phone (encrypted, in the draft).
+    """
     key = f"appeals:code:{token}"
     entry = cache.get(key)
     if entry is None:
@@ -177,8 +185,10 @@ def identity_code_verify(*, token: str, code: str) -> VerifiedIdentity:
     if existing is not None and existing.name != name:
         # Same message whatever differs: the form must not confirm whose ID number this is.
         raise ApplicationError(_("The name and ID number do not match our records. Please check both."))
-    resident, _created = resident_get_or_create(name=name, id_number=number, phone=mobile)
-    return VerifiedIdentity(resident_id=resident.pk, phone_encrypted=pii.encrypt(mobile))
+    if existing is None:
+        existing, _created = resident_get_or_create(name=name, id_number=number)
+    on_record = existing.phones.filter(phone_hash=pii.phone_hash(mobile)).exists()
+    return VerifiedIdentity(resident_id=existing.pk, phone_encrypted=pii.encrypt(mobile), phone_on_record=on_record)
 
 
 # --- Evidence --------------------------------------------------------------------------------
@@ -233,12 +243,20 @@ def evidence_discard(*, evidence: AppealEvidence) -> None:
 
 # --- Filing ----------------------------------------------------------------------------------
 
-def _open_appeal_for(resident: Resident, popup: PopupCase | None, popup_type: int | None) -> Appeal | None:
+def _open_appeal_for(resident: Resident, popup: PopupCase | None, popup_type: int | None, *,
+                     unconfirmed_phone_hash: str | None = None) -> Appeal | None:
     qs = Appeal.objects.select_for_update().filter(resident=resident, status__in=Appeal.OPEN_STATUSES,
                                                     merged_into__isnull=True)
+    if unconfirmed_phone_hash is not None:
+        # A filer whose phone is not on record only ever adds to their own earlier filing (same
+        # phone): folding into the resident's appeals would hand them its reference and history.
+        if not unconfirmed_phone_hash:
+            return None
+        return qs.filter(filer_unconfirmed=True, contact_phone_hash=unconfirmed_phone_hash,
+                         popup_type_claimed=popup_type).first()
     if popup is not None:
         return qs.filter(popup=popup).first()
-    return qs.filter(popup__isnull=True, popup_type_claimed=popup_type).first()
+    return qs.filter(popup__isnull=True, popup_type_claimed=popup_type, filer_unconfirmed=False).first()
 
 
 @transaction.atomic
@@ -247,19 +265,22 @@ def appeal_file(
     community: Community | None = None, address_text: str = "", description: str = "",
     contact_phone: str = "", channel: str = Appeal.Channel.ONLINE, draft_key: str = "",
     actor: User | None = None, currently_outside_city: bool = False, outside_since: dt.date | None = None,
-    wishes_to_return: bool = False,
+    wishes_to_return: bool = False, filer_unconfirmed: bool = False,
 ) -> tuple[Appeal, bool]:
     """File an appeal, or fold it into the resident's open appeal on the same popup.
 
     Returns (appeal, folded). Folding counts the repeat, keeps the new description and evidence
     as an event, and raises the priority if the new category is more urgent. Locks the resident
     row so two simultaneous submissions cannot both open an appeal.
+
+    `filer_unconfirmed`: filed online from a phone that is not on the resident's record. Such a
+    filing names no popup of the record and folds only into the same phone's own open appeal.
     """
     if category not in Appeal.Category.values:
         raise ApplicationError(_("Please choose a category."))
     Resident.objects.select_for_update().filter(pk=resident.pk).first()
     if popup is not None:
-        if popup.resident_id != resident.pk or not popup.is_open:
+        if filer_unconfirmed or popup.resident_id != resident.pk or not popup.is_open:
             raise ApplicationError(_("That popup is not one of your active popups."))
         popup_type_claimed = popup.popup_type
     phone_fields = {}
@@ -271,7 +292,9 @@ def appeal_file(
         phone_fields = {"contact_phone_encrypted": pii.encrypt(mobile), "contact_phone_hash": pii.phone_hash(mobile),
                         "contact_phone_masked": pii.mask_phone(mobile)}
     priority = priority_for(category)
-    existing = _open_appeal_for(resident, popup, popup_type_claimed)
+    existing = _open_appeal_for(
+        resident, popup, popup_type_claimed,
+        unconfirmed_phone_hash=phone_fields.get("contact_phone_hash", "") if filer_unconfirmed else None)
     if existing is not None:
         existing.repeat_count += 1
         changed = ["repeat_count", "updated_at"]
@@ -300,12 +323,14 @@ def appeal_file(
         category=category, priority=priority, channel=channel, community=community,
         address_text=address_text[:200], description=description, sla_due_at=sla_due(priority, now),
         currently_outside_city=currently_outside_city, outside_since=outside_since,
-        wishes_to_return=wishes_to_return, created_by=actor, created_at=now, **phone_fields,
+        wishes_to_return=wishes_to_return, filer_unconfirmed=filer_unconfirmed, created_by=actor, created_at=now,
+        **phone_fields,
     )
     moved = _attach_drafts(appeal, draft_key)
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.FILED, actor=actor,
                  actor_label="" if actor else RESIDENT_LABEL,
-                 data={"channel": channel, "category": category, "evidence": moved})
+                 data={"channel": channel, "category": category, "evidence": moved,
+                       "filer_unconfirmed": filer_unconfirmed})
     return appeal, False
 
 
@@ -326,10 +351,14 @@ def appeal_file_by_phone(
     popup_type_claimed: int | None = None, community: Community | None = None, address_text: str = "",
     description: str = "", call_outcome: str = AppealContact.Outcome.REACHED, call_note: str = "",
 ) -> tuple[Appeal, bool]:
-    """An appeal taken on the 12345 line: same model, channel phone, with the call logged."""
+    """An appeal taken on the 12345 line: same model, channel phone, with the call logged.
+
+    The call-back phone is the appeal's contact phone only: a caller who knows a name and an ID
+    number is not thereby the resident, so the phone is never added to the resident's record.
+    """
     _require_handler(actor)
     try:
-        resident, _created = resident_get_or_create(name=name, id_number=id_number, phone=phone)
+        resident, _created = resident_get_or_create(name=name, id_number=id_number)
     except ValidationError as exc:
         raise ApplicationError(" ".join(exc.messages)) from None
     access_log(actor=actor, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
@@ -350,11 +379,12 @@ def appeal_file_open311(
     address_text: str = "", description: str = "",
 ) -> tuple[Appeal, bool]:
     """An appeal from an Open311 client (api_key checked by the caller). The community is the
-    finder's best match for the address; an operator confirms it on the ticket."""
+    finder's best match for the address; an operator confirms it on the ticket. The phone is the
+    appeal's contact phone, never added to the resident's record (the client proved nothing)."""
     if not name:
         raise ApplicationError(_("first_name and last_name are required."))
     try:
-        resident, _created = resident_get_or_create(name=name, id_number=id_number, phone=phone)
+        resident, _created = resident_get_or_create(name=name, id_number=id_number)
     except ValidationError as exc:
         raise ApplicationError(" ".join(exc.messages)) from None
     if resident.name != name.strip():

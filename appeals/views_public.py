@@ -18,7 +18,7 @@ from django.views.generic import TemplateView
 from appeals import forms, ratelimit, selectors, services
 from appeals.clearance.selectors import clearance_progress_for_appeal
 from appeals.evidence import private_file_response
-from appeals.models import Appeal, AppealEvidence
+from appeals.models import Appeal, AppealEvent, AppealEvidence
 from communities import pii
 from communities.models import Community, Resident
 from communities.selectors import community_find
@@ -92,7 +92,7 @@ class VerifyView(View):
                 request.session.pop(CHALLENGE_KEY, None)
                 request.session[SESSION_KEY] = {
                     "resident_id": identity.resident_id, "phone": identity.phone_encrypted,
-                    "draft_key": secrets.token_hex(16),
+                    "phone_on_record": identity.phone_on_record, "draft_key": secrets.token_hex(16),
                 }
                 return redirect("appeals:file-popup")
         return render(request, self.template_name, {"form": form, "phone": challenge["phone"], "step": 1}, status=400)
@@ -112,6 +112,11 @@ class DraftMixin:
             return redirect("appeals:file-identify")
         return super().dispatch(request, *args, **kwargs)
 
+    @property
+    def phone_on_record(self) -> bool:
+        """Only a phone already on the resident's record may see the record (popups, community)."""
+        return bool(self.draft.get("phone_on_record"))
+
     def save_draft(self, **values):
         self.draft.update(values)
         self.request.session[SESSION_KEY] = self.draft
@@ -122,14 +127,21 @@ class PopupStepView(DraftMixin, View):
     template_name = "appeals/public/popup.html"
 
     def _form(self, data=None):
-        popups = selectors.resident_open_popups(self.resident)
+        # A phone that is not on record sees no popup at all (whether the person has popups, or a
+        # record, stays unsaid): the filer names the popup number they see instead.
+        popups = selectors.resident_open_popups(self.resident) if self.phone_on_record else []
         initial = {k: self.draft.get(k) for k in ("category", "popup_type_claimed", "currently_outside_city", "wishes_to_return")}
         initial["popup"] = str(self.draft["popup_id"]) if self.draft.get("popup_id") else self.draft.get("popup_choice")
+        if not popups:
+            initial["popup"] = forms.UNLISTED
         return forms.PopupCategoryForm(data, popups=popups, initial=initial), popups
+
+    def _context(self, form, popups):
+        return {"form": form, "popups": popups, "phone_on_record": self.phone_on_record, "step": 2}
 
     def get(self, request):
         form, popups = self._form()
-        return render(request, self.template_name, {"form": form, "popups": popups, "step": 2})
+        return render(request, self.template_name, self._context(form, popups))
 
     def post(self, request):
         form, popups = self._form(request.POST)
@@ -143,7 +155,7 @@ class PopupStepView(DraftMixin, View):
                 wishes_to_return=data["wishes_to_return"],
             )
             return redirect("appeals:file-community")
-        return render(request, self.template_name, {"form": form, "popups": popups, "step": 2}, status=400)
+        return render(request, self.template_name, self._context(form, popups), status=400)
 
 
 class CommunityStepView(DraftMixin, View):
@@ -157,7 +169,8 @@ class CommunityStepView(DraftMixin, View):
 
     def _context(self, form, matches):
         chosen = Community.objects.select_related("street__district").filter(pk=self.draft.get("community_id")).first()
-        return {"form": form, "matches": matches, "chosen": chosen, "registered": self.resident.community, "step": 3}
+        registered = self.resident.community if self.phone_on_record else None
+        return {"form": form, "matches": matches, "chosen": chosen, "registered": registered, "step": 3}
 
     def post(self, request):
         action = request.POST.get("action")
@@ -238,9 +251,14 @@ class DraftThumbView(DraftMixin, View):
 class CheckView(DraftMixin, View):
     template_name = "appeals/public/check.html"
 
+    def _popup(self) -> PopupCase | None:
+        if not self.phone_on_record:
+            return None
+        return PopupCase.objects.filter(pk=self.draft.get("popup_id") or 0, resident=self.resident).first()
+
     def _context(self):
         draft = self.draft
-        popup = PopupCase.objects.filter(pk=draft.get("popup_id") or 0, resident=self.resident).first()
+        popup = self._popup()
         return {
             "resident": self.resident, "popup": popup, "draft": draft,
             "category": Appeal.Category(draft["category"]).label if draft.get("category") else "",
@@ -258,7 +276,7 @@ class CheckView(DraftMixin, View):
         draft = self.draft
         if not draft.get("category"):
             return redirect("appeals:file-popup")
-        popup = PopupCase.objects.filter(pk=draft.get("popup_id") or 0, resident=self.resident).first()
+        popup = self._popup()
         try:
             ratelimit.hit("file_ip", ratelimit.client_ip(request))
             ratelimit.hit("file_id", self.resident.id_hash)
@@ -270,6 +288,7 @@ class CheckView(DraftMixin, View):
                 contact_phone=pii.decrypt(draft["phone"]), draft_key=draft["draft_key"],
                 currently_outside_city=bool(draft.get("currently_outside_city")),
                 outside_since=draft.get("outside_since") or None, wishes_to_return=bool(draft.get("wishes_to_return")),
+                filer_unconfirmed=not self.phone_on_record,
             )
         except ApplicationError as exc:
             # Draft and pictures stay in the session: the resident can submit again later.
@@ -303,7 +322,7 @@ class StatusView(View):
 
     def post(self, request):
         form = forms.StatusForm(request.POST)
-        appeal = None
+        appeal = found = None
         status = 400
         if form.is_valid():
             try:
@@ -312,13 +331,24 @@ class StatusView(View):
                 form.add_error(None, exc.message)
                 status = 429
             else:
-                appeal = selectors.appeal_for_status(**form.cleaned_data)
-                if appeal is None:
+                found = selectors.appeal_for_status(**form.cleaned_data)
+                if found is None:
                     form.add_error(None, _("We found no appeal with these details. Please check the reference "
                                            "number, ID number and phone."))
                     status = 404
+                else:
+                    appeal = found.appeal
         if appeal is None:
             return render(request, self.template_name, {"form": form}, status=status)
+        if not found.phone_on_record:
+            # Only the contact phone matched: show the progress of this filing and nothing the
+            # person did not give us (no popup reasons, community, outcome text or merged appeal).
+            events = selectors.appeal_history(appeal, public_only=True).exclude(
+                kind__in=[AppealEvent.Kind.MERGED, AppealEvent.Kind.MERGED_IN])
+            return render(request, self.template_name, {
+                "appeal": appeal, "limited": True, "events": events,
+                "evidence_count": selectors.appeal_evidence(appeal).count(),
+            })
         if appeal.merged_into_id:
             appeal = appeal.merged_into
         return render(request, self.template_name, {
