@@ -75,7 +75,8 @@ def worklist(*, user: User, filters: WorklistFilters | None = None) -> QuerySet[
         tasks = tasks.filter(sla_due_at__lt=clock.now(), state__in=ClearanceTask.AWAITING_STATES)
     if filters.reference:
         digits = filters.reference.strip().upper().lstrip("C")
-        tasks = tasks.filter(pk=int(digits)) if digits.isdigit() else tasks.none()
+        # ASCII digits only: "²".isdigit() is true but int("²") fails.
+        tasks = tasks.filter(pk=int(digits)) if digits.isascii() and digits.isdigit() else tasks.none()
     return tasks.order_by("priority", F("sla_due_at").asc(nulls_last=True), "id")
 
 
@@ -146,6 +147,16 @@ def task_open_question(task: ClearanceTask) -> str:
         return ""
     return (task.events.filter(kind=ClearanceEvent.Kind.INFO_REQUESTED).order_by("-at", "-id")
             .values_list("reason", flat=True).first() or "")
+
+
+def task_community_reason(task: ClearanceTask) -> str:
+    """Why the task is with its community when that is not the resident's registered one (the
+    popup sweep's fallback to a risk venue's community), else ""."""
+    if task.resident.community_id == task.community_id:
+        return ""
+    opened = (task.events.filter(kind=ClearanceEvent.Kind.OPENED, data__community_from="venue")
+              .order_by("at", "id").values_list("reason", flat=True).first())
+    return opened or ""
 
 
 def task_history(task: ClearanceTask) -> QuerySet[ClearanceEvent]:

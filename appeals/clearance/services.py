@@ -695,7 +695,8 @@ _SLA_STATES = [s for s in OPEN_TASK_STATES if s != "measures"]
 # Raw INSERTs name every NOT NULL column of clearance_clearancetask: Django sets no database defaults.
 _SWEEP_SQL = """
 WITH candidates AS (
-    SELECT p.id AS popup_id, p.resident_id, r.community_id,
+    SELECT p.id AS popup_id, p.resident_id, coalesce(r.community_id, v.community_id) AS community_id,
+           v.id AS venue_id, v.code AS venue_code,
            CASE WHEN p.popup_type = 3 THEN 'risk_link'
                 WHEN p.source = 'upstream' THEN 'misattribution'
                 ELSE 'in_city' END AS origin,
@@ -703,7 +704,11 @@ WITH candidates AS (
     FROM healthkit_popupcase p
     JOIN communities_resident r ON r.id = p.resident_id
     LEFT JOIN healthkit_popuppolicy pol ON pol.id = p.policy_id
-    WHERE p.state IN ('active', 'under_review') AND r.community_id IS NOT NULL
+    -- A resident registered without a community (by scan ingest or online filing): a venue
+    -- exposure's popup goes to the community of the venue its cause names (docs/venues.md).
+    LEFT JOIN venues_venue v ON r.community_id IS NULL
+         AND v.id = CASE WHEN p.cause ->> 'rule' = 'venue_risk' THEN (p.cause ->> 'venue')::bigint END
+    WHERE p.state IN ('active', 'under_review') AND coalesce(r.community_id, v.community_id) IS NOT NULL
       AND (p.popup_type = 3
            OR (p.popup_type = 1 AND p.source = 'upstream')
            -- type 1 of a resident already back: arrived after the start of their latest stay
@@ -730,9 +735,14 @@ WITH candidates AS (
     RETURNING id, origin, popup_id
 ), events AS (
     INSERT INTO clearance_clearanceevent (task_id, kind, from_state, to_state, actor_label, reason, data, at)
-    SELECT id, 'opened', '', 'open', 'clearance-sweep', '', jsonb_build_object('origin', origin, 'popup', popup_id),
+    SELECT i.id, 'opened', '', 'open', 'clearance-sweep',
+           CASE WHEN c.venue_id IS NULL THEN '' ELSE %(why_venue)s END,
+           jsonb_build_object('origin', i.origin, 'popup', i.popup_id)
+           || CASE WHEN c.venue_id IS NULL THEN '{}'::jsonb
+                   ELSE jsonb_build_object('community_from', 'venue', 'venue', c.venue_id,
+                                           'venue_code', c.venue_code) END,
            %(now)s
-    FROM inserted
+    FROM inserted i JOIN candidates c ON c.popup_id = i.popup_id
     RETURNING 1
 )
 SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM inserted
@@ -748,16 +758,23 @@ def _try_job_lock(cursor, job: str) -> bool:
 def clearance_popup_sweep(*, at: dt.datetime | None = None, limit: int = 5000) -> list[int]:
     """Open a task for every open popup that needs the community (type 3; type 1 assigned
     upstream, i.e. a possible misattribution; type 1 of a resident already back in the city),
-    once per popup, in one statement. The resident's link SMS is sent per new task on commit.
-    Returns the new task ids (at most `limit` per run; the next run takes the rest)."""
+    once per popup, in one statement. The task goes to the resident's community; a resident
+    with none (registered by scan ingest or online filing) has a venue exposure's popup go to
+    the venue's community, the task's "opened" event saying so; other popups of such a resident
+    wait until they have a community (no other source names one). The resident's link SMS is
+    sent per new task on commit. Returns the new task ids (at most `limit` per run; the next
+    run takes the rest)."""
     from appeals.clearance.tasks import clearance_send_link
 
     at = at or clock.now()
     with transaction.atomic(), connection.cursor() as cursor:
         if not _try_job_lock(cursor, "popup-sweep"):
             return []  # a previous run is still going: it takes these popups
-        cursor.execute(_SWEEP_SQL, {"now": at, "limit": limit,
-                                    "due": at + dt.timedelta(hours=settings.CLEARANCE_SLA_HOURS)})
+        cursor.execute(_SWEEP_SQL, {
+            "now": at, "limit": limit, "due": at + dt.timedelta(hours=settings.CLEARANCE_SLA_HOURS),
+            "why_venue": _("The resident has no registered community: this task went to the community of "
+                           "the venue in the popup's cause, where the resident scanned during its risk window."),
+        })
         ids = list(cursor.fetchone()[0])
         transaction.on_commit(lambda: [clearance_send_link.delay(pk) for pk in ids])
     return ids

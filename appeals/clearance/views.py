@@ -207,6 +207,7 @@ class TaskDetailView(WorkerMixin, View):
             "calls": selectors.task_calls(task),
             "history": selectors.task_history(task),
             "links": task.links.order_by("-created_at"),
+            "community_reason": selectors.task_community_reason(task),
             "revealed": revealed,
             "forms": {
                 "accept": forms.AcceptForm(), "reject": forms.RejectForm(), "info": forms.InfoForm(),
