@@ -93,10 +93,10 @@ def _text(rec: dict, name: str, max_length: int, *, required: bool = True) -> st
             raise KeyError(name)
         return ""
     if not isinstance(value, (str, int)):
-        raise ValueError(_("Must be a string."))
+        raise RecordError({name: _("Must be a string.")})
     value = str(value).strip()
     if len(value) > max_length:
-        raise ValueError(_("At most %(n)d characters.") % {"n": max_length})
+        raise RecordError({name: _("At most %(n)d characters.") % {"n": max_length}})
     return value
 
 
@@ -107,13 +107,13 @@ def _instant(rec: dict, name: str, *, required: bool = True) -> dt.datetime | No
             raise KeyError(name)
         return None
     if not isinstance(value, str):
-        raise ValueError(_("Must be an ISO 8601 date-time with a UTC offset."))
+        raise RecordError({name: _("Must be an ISO 8601 date-time with a UTC offset.")})
     try:
         instant = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(_("Must be an ISO 8601 date-time with a UTC offset.")) from None
+        raise RecordError({name: _("Must be an ISO 8601 date-time with a UTC offset.")}) from None
     if instant.tzinfo is None:
-        raise ValueError(_("Add the UTC offset (e.g. +08:00)."))
+        raise RecordError({name: _("Add the UTC offset (e.g. +08:00).")})
     return instant
 
 
@@ -138,7 +138,7 @@ def _day_start(rec: dict, name: str) -> dt.datetime:
         try:
             day = dt.date.fromisoformat(value)
         except ValueError:
-            raise ValueError(_("Must be a date (YYYY-MM-DD) or a date-time with offset.")) from None
+            raise RecordError({name: _("Must be a date (YYYY-MM-DD) or a date-time with offset.")}) from None
         return dt.datetime.combine(day, dt.time(), tzinfo=timezone.get_default_timezone())
     return _instant(rec, name)
 
@@ -146,20 +146,20 @@ def _day_start(rec: dict, name: str) -> dt.datetime:
 def _county(rec: dict, name: str) -> str:
     value = _text(rec, name, 12)
     if not (len(value) == 6 and value.isdigit()):
-        raise ValueError(_("A county is its 6-digit administrative division code."))
+        raise RecordError({name: _("A county is its 6-digit administrative division code.")})
     return value
 
 
 def _bool(rec: dict, name: str) -> bool:
     value = rec.get(name, False)
     if not isinstance(value, bool):
-        raise ValueError(_("Must be true or false."))
+        raise RecordError({name: _("Must be true or false.")})
     return value
 
 
-def _not_future(instant: dt.datetime, now: dt.datetime) -> dt.datetime:
+def _not_future(instant: dt.datetime, now: dt.datetime, name: str = "record") -> dt.datetime:
     if instant > now + CLOCK_SKEW:
-        raise ValueError(_("Lies in the future."))
+        raise RecordError({name: _("Lies in the future.")})
     return instant
 
 
@@ -260,7 +260,7 @@ class Spec:
 
 def _parse_test_result(rec, *, now, client_id, resident_key=None):
     sampled, resulted = _fast_instant(rec, "sampled_at"), _fast_instant(rec, "resulted_at")
-    _not_future(resulted, now)
+    _not_future(resulted, now, "resulted_at")
     if resulted < sampled:
         raise RecordError({"resulted_at": _("A result cannot come before its sample.")})
     outcome = rec.get("result")
@@ -279,14 +279,14 @@ def _parse_test_result(rec, *, now, client_id, resident_key=None):
 
 
 def _parse_arrival(rec, *, now, client_id, resident_key):
-    arrived = _not_future(_instant(rec, "arrived_at"), now)
+    arrived = _not_future(_instant(rec, "arrived_at"), now, "arrived_at")
     county = _county(rec, "from_county")
     return (arrived, county, _key(client_id, "arrival", rec, [resident_key, arrived, county]))
 
 
 def _parse_stay(rec, *, now, client_id, resident_key):
     start, end = _instant(rec, "from"), _instant(rec, "to", required=False)
-    _not_future(start, now)
+    _not_future(start, now, "from")
     if end is not None and end < start:
         raise RecordError({"to": _("A stay cannot end before it starts.")})
     county, port = _county(rec, "county"), _bool(rec, "border_port")
@@ -297,7 +297,8 @@ def _parse_stay(rec, *, now, client_id, resident_key):
 
 def _parse_local_case(rec, *, now, client_id, resident_key=None):
     county = _county(rec, "county")
-    reported = _not_future(_day_start(rec, "date" if "date" in rec else "reported_at"), now)
+    field_name = "date" if "date" in rec else "reported_at"
+    reported = _not_future(_day_start(rec, field_name), now, field_name)
     return (county, reported, _key(client_id, "local_case", rec, [county, reported]))
 
 
@@ -321,7 +322,7 @@ def _parse_medical(rec, *, now, client_id, resident_key):
             raise RecordError({"symptom": _("One of: %(c)s.") % {"c": ", ".join(SYMPTOMS)}})
     else:
         raise RecordError({"kind": _('Must be "drug_purchase" or "clinic_visit".')})
-    occurred = _not_future(_instant(rec, "occurred_at"), now)
+    occurred = _not_future(_instant(rec, "occurred_at"), now, "occurred_at")
     return (kind, detail, occurred, _key(client_id, "medical", rec, [resident_key, kind, detail, occurred]))
 
 
@@ -329,7 +330,7 @@ def _parse_assignment(rec, *, now, client_id, resident_key):
     if rec.get("popup_type") != PopupType.RISK_LINK:
         raise RecordError({"popup_type": _("Upstream assignments are popup type 3.")})
     reason = _text(rec, "reason", 200)
-    assigned = _not_future(_instant(rec, "assigned_at"), now)
+    assigned = _not_future(_instant(rec, "assigned_at"), now, "assigned_at")
     return (3, reason, assigned, _key(client_id, "assignment", rec, [resident_key, reason, assigned]))
 
 

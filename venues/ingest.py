@@ -148,7 +148,7 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
                     raise RecordError({"venue": _("This field is required.")})
                 if code != without_control_characters(code):
                     raise RecordError({"venue": _("No active venue has this code.")})
-                scanned = _not_future(_instant(rec, "scanned_at"), now)
+                scanned = _not_future(_instant(rec, "scanned_at"), now, "scanned_at")
                 parsed.append((index, hashed, code.strip().upper(), scanned))
             except RecordError as exc:
                 result.rejected.append({"index": index, "errors": exc.errors})

@@ -79,7 +79,7 @@ def test_bad_records_are_reported_by_index_and_the_good_ones_kept():
     assert sorted(rejected) == [1, 2, 3, 4, 6]
     assert "id_number" in rejected[1] and "110105196001010018" not in str(body)
     assert rejected[2] == {"result": 'Must be "negative" or "positive".'}
-    assert "future" in rejected[3]["record"]
+    assert rejected[3] == {"resulted_at": "Lies in the future."}
     assert rejected[6] == {"lab": "This field is required."}
     assert sorted(TestResult.objects.filter(resident=resident).values_list("sample_id", flat=True)) == ["S1", "S5"]
 
@@ -206,3 +206,19 @@ def test_copy_text_escapes_what_copy_would_misread():
     body = ingest.ingest(kind="test_results", records=[record], evaluate=False)
     assert body.accepted == 1
     assert TestResult.objects.values_list("lab", "sample_id").get() == ("lab\r\\N", "S\t1\\x\ny")
+
+
+def test_field_errors_name_the_field():
+    ResidentFactory(id_number="110105196001010017")
+    now = timezone.now()
+    records = [
+        {"id_number": "110105196001010017", "arrived_at": _iso(now), "from_county": "31"},
+        {"id_number": "110105196001010017", "arrived_at": "yesterday", "from_county": "310115"},
+        {"id_number": "110105196001010017", "arrived_at": _iso(now + dt.timedelta(days=2)), "from_county": "310115"},
+    ]
+    body = _post(_client(), "api-ingest-arrivals", {"records": records}).json()
+    assert [r["errors"] for r in body["rejected"]] == [
+        {"from_county": "A county is its 6-digit administrative division code."},
+        {"arrived_at": "Must be an ISO 8601 date-time with a UTC offset."},
+        {"arrived_at": "Lies in the future."},
+    ]

@@ -81,7 +81,7 @@ def test_bad_records_are_reported_by_index_without_echoing_the_id_number(people)
     assert [r["index"] for r in result.rejected] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert "110105199001011234" not in str(result.as_response())
     assert unknown not in str(result.as_response())
-    assert set(result.rejected[3]["errors"]) == {"record"}  # in the future
+    assert set(result.rejected[3]["errors"]) == {"scanned_at"}  # in the future
     assert set(result.rejected[4]["errors"]) == set(result.rejected[5]["errors"]) == {"venue"}
 
 
