@@ -21,6 +21,7 @@ from appeals.filters import AppealFilter
 from appeals.models import Appeal, AppealContact
 from communities.models import Community, User
 from healthkit.errors import ApplicationError
+from healthkit.models import PopupType
 from healthkit.permissions import IsStaffRole, role_permission
 from healthkit.selectors import popup_explain
 
@@ -154,7 +155,10 @@ class AppealCreateApi(APIView):
         id_number = serializers.CharField(max_length=32)
         phone = serializers.CharField(max_length=20)
         category = serializers.ChoiceField(choices=Appeal.Category.choices)
-        popup_type = serializers.IntegerField(required=False, allow_null=True)
+        popup_type = serializers.ChoiceField(choices=PopupType.choices, required=False, allow_null=True)
+        currently_outside_city = serializers.BooleanField(required=False, default=False)
+        outside_since = serializers.DateField(required=False, allow_null=True)
+        wishes_to_return = serializers.BooleanField(required=False, default=False)
         community_code = serializers.CharField(required=False, allow_blank=True)
         address = serializers.CharField(required=False, allow_blank=True, max_length=200)
         description = serializers.CharField(required=False, allow_blank=True)
@@ -174,7 +178,9 @@ class AppealCreateApi(APIView):
         appeal, folded = services.appeal_file_by_phone(
             actor=request.user, name=d["name"], id_number=d["id_number"], phone=d["phone"], category=d["category"],
             popup_type_claimed=d.get("popup_type"), community=community, address_text=d.get("address", ""),
-            description=d.get("description", ""), call_outcome=d["call_outcome"], call_note=d.get("call_note", ""))
+            description=d.get("description", ""), call_outcome=d["call_outcome"], call_note=d.get("call_note", ""),
+            currently_outside_city=d["currently_outside_city"], outside_since=d.get("outside_since"),
+            wishes_to_return=d["wishes_to_return"])
         return Response(self.OutputSerializer({"reference": appeal.reference, "folded": folded}).data,
                         status=status.HTTP_201_CREATED)
 

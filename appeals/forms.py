@@ -100,7 +100,13 @@ class PhoneEntryForm(forms.Form):
     phone = forms.CharField(label=_("Call-back phone"), max_length=20)
     category = forms.ChoiceField(label=_("Category"), choices=Appeal.Category.choices)
     popup_type_claimed = forms.TypedChoiceField(label=_("Popup number the caller sees"), required=False, coerce=int,
-                                                empty_value=None, choices=[("", "—")] + list(PopupType.choices))
+                                                empty_value=None, choices=[("", "—")] + list(PopupType.choices),
+                                                help_text=_("Links the appeal to the caller's open popup of "
+                                                            "this number, when there is exactly one."))
+    currently_outside_city = forms.BooleanField(label=_("The caller is outside the city now"), required=False)
+    outside_since = forms.DateField(label=_("Outside the city since"), required=False,
+                                    widget=forms.DateInput(attrs={"type": "date"}))
+    wishes_to_return = forms.BooleanField(label=_("The caller wishes to return to the city"), required=False)
     address = forms.CharField(label=_("Address or compound"), max_length=200, required=False)
     description = forms.CharField(label=_("What the caller said"), widget=forms.Textarea(attrs={"rows": 4}), required=False)
     call_outcome = forms.ChoiceField(label=_("Call outcome"), choices=AppealContact.Outcome.choices,
@@ -117,6 +123,10 @@ class AssignForm(forms.Form):
 class PriorityForm(forms.Form):
     priority = forms.TypedChoiceField(label=_("Priority"), choices=Appeal.Priority.choices, coerce=int)
     reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
+
+
+class LinkPopupForm(forms.Form):
+    popup = forms.IntegerField(label=_("Popup"), widget=forms.HiddenInput)
 
 
 class MergeForm(forms.Form):

@@ -173,6 +173,7 @@ class AppealEvent(models.Model):
         SLA_BREACHED = "sla_breached", _("Response time exceeded")
         ESCALATED = "escalated", _("Escalated to a supervisor")
         REVEALED = "revealed", _("Personal data revealed")
+        POPUP_LINKED = "popup_linked", _("Linked to a popup")
         CLOSED = "closed", _("Closed")
         NOTE = "note", _("Note")
 

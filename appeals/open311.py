@@ -198,12 +198,15 @@ class RequestsView(Open311View):
             raise Open311Error(400, _("service_code is missing or unknown."))
         if not p.get("address_string") and not (p.get("lat") and p.get("long")):
             raise Open311Error(400, _("A location is required: address_string (or lat and long)."))
-        popup_type = p.get("attribute[popup_type]") or None
+        popup_type = p.get("attribute[popup_type]", "").strip()
+        if popup_type and popup_type not in {str(v) for v in PopupType.values}:
+            raise Open311Error(400, _("attribute[popup_type] must be a popup number from %(low)d to %(high)d.")
+                               % {"low": min(PopupType.values), "high": max(PopupType.values)})
         try:
             appeal, _folded = services.appeal_file_open311(
                 client=user, name=(p.get("last_name", "") + p.get("first_name", "")).strip(),
                 id_number=p.get("attribute[id_number]", ""), phone=p.get("phone", ""), category=code,
-                popup_type_claimed=int(popup_type) if popup_type and popup_type.isdigit() else None,
+                popup_type_claimed=int(popup_type) if popup_type else None,
                 address_text=p.get("address_string", ""), description=p.get("description", ""),
             )
         except ApplicationError as exc:

@@ -127,8 +127,19 @@ def appeal_for_status(*, reference: str, id_number: str, phone: str) -> StatusLo
     return None
 
 
-def resident_open_popups(resident: Resident) -> list[PopupCase]:
-    return list(popups_active_at(resident).filter(state__in=PopupCase.OPEN_STATES).order_by("popup_type", "raised_at"))
+def resident_open_popups(resident: Resident, *, popup_type: int | None = None) -> list[PopupCase]:
+    qs = popups_active_at(resident).filter(state__in=PopupCase.OPEN_STATES)
+    if popup_type is not None:
+        qs = qs.filter(popup_type=popup_type)
+    return list(qs.order_by("popup_type", "raised_at"))
+
+
+def popup_open_appeals(popups: list[PopupCase], *, exclude: Appeal | None = None) -> dict[int, str]:
+    """popup id → reference of the open appeal holding it (at most one each, by constraint)."""
+    qs = Appeal.objects.filter(popup__in=popups, status__in=Appeal.OPEN_STATUSES, merged_into__isnull=True)
+    if exclude is not None:
+        qs = qs.exclude(pk=exclude.pk)
+    return dict(qs.values_list("popup_id", "reference"))
 
 
 def community_suggestions(appeal: Appeal, *, limit: int = 5) -> list[Community]:

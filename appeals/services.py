@@ -27,7 +27,7 @@ from communities.models import Community, PersonalDataAccess, Resident, User
 from communities.selectors import community_find, resident_by_id_number
 from communities.services import access_log, resident_get_or_create, resident_reveal
 from healthkit.errors import ApplicationError, IllegalTransition
-from healthkit.models import PopupCase
+from healthkit.models import PopupCase, PopupType
 from healthkit.permissions import has_role
 from healthkit.sms import sms_enqueue
 
@@ -243,6 +243,29 @@ def evidence_discard(*, evidence: AppealEvidence) -> None:
 
 # --- Filing ----------------------------------------------------------------------------------
 
+def _popup_type(value) -> int | None:
+    """A claimed popup number: None, or one of PopupType (1–5); anything else is refused."""
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number not in PopupType.values:
+        raise ApplicationError(_("The popup number must be between %(low)d and %(high)d.")
+                               % {"low": min(PopupType.values), "high": max(PopupType.values)},
+                               extra={"field": "popup_type"})
+    return number
+
+
+def _sole_open_popup(resident: Resident, popup_type: int) -> PopupCase | None:
+    """The resident's open popup of this type, if there is exactly one (else nobody can tell which)."""
+    from appeals.selectors import resident_open_popups
+
+    popups = resident_open_popups(resident, popup_type=popup_type)
+    return popups[0] if len(popups) == 1 else None
+
+
 def _open_appeal_for(resident: Resident, popup: PopupCase | None, popup_type: int | None, *,
                      unconfirmed_phone_hash: str | None = None) -> Appeal | None:
     qs = Appeal.objects.select_for_update().filter(resident=resident, status__in=Appeal.OPEN_STATUSES,
@@ -254,9 +277,12 @@ def _open_appeal_for(resident: Resident, popup: PopupCase | None, popup_type: in
             return None
         return qs.filter(filer_unconfirmed=True, contact_phone_hash=unconfirmed_phone_hash,
                          popup_type_claimed=popup_type).first()
+    unlisted = qs.filter(popup__isnull=True, popup_type_claimed=popup_type, filer_unconfirmed=False)
     if popup is not None:
-        return qs.filter(popup=popup).first()
-    return qs.filter(popup__isnull=True, popup_type_claimed=popup_type, filer_unconfirmed=False).first()
+        # The appeal on this popup; else one filed for "a popup you don't show" with its number,
+        # before the popup reached our records or was named (the caller links it).
+        return qs.filter(popup=popup).first() or unlisted.first()
+    return unlisted.first()
 
 
 @transaction.atomic
@@ -273,12 +299,20 @@ def appeal_file(
     as an event, and raises the priority if the new category is more urgent. Locks the resident
     row so two simultaneous submissions cannot both open an appeal.
 
+    Every channel: with no popup chosen but a popup number claimed, the appeal is linked to the
+    resident's open popup of that number when there is exactly one, and then folds as above.
+
     `filer_unconfirmed`: filed online from a phone that is not on the resident's record. Such a
     filing names no popup of the record and folds only into the same phone's own open appeal.
     """
     if category not in Appeal.Category.values:
         raise ApplicationError(_("Please choose a category."))
+    popup_type_claimed = _popup_type(popup_type_claimed)
     Resident.objects.select_for_update().filter(pk=resident.pk).first()
+    linked = "chosen" if popup is not None else ""
+    if popup is None and popup_type_claimed is not None and not filer_unconfirmed:
+        popup = _sole_open_popup(resident, popup_type_claimed)
+        linked = "by_type" if popup is not None else ""
     if popup is not None:
         if filer_unconfirmed or popup.resident_id != resident.pk or not popup.is_open:
             raise ApplicationError(_("That popup is not one of your active popups."))
@@ -307,6 +341,9 @@ def appeal_file(
             for name, value in phone_fields.items():
                 setattr(existing, name, value)
             changed += list(phone_fields)
+        if popup is not None and existing.popup_id is None:
+            _link_popup(existing, popup, actor=actor, how=linked)
+            changed += ["popup", "popup_type_claimed"]
         existing.save(update_fields=changed)
         moved = _attach_drafts(existing, draft_key)
         appeal_event(appeal=existing, kind=AppealEvent.Kind.REPEAT, actor=actor,
@@ -330,8 +367,19 @@ def appeal_file(
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.FILED, actor=actor,
                  actor_label="" if actor else RESIDENT_LABEL,
                  data={"channel": channel, "category": category, "evidence": moved,
-                       "filer_unconfirmed": filer_unconfirmed})
+                       "filer_unconfirmed": filer_unconfirmed, "popup_linked": linked})
     return appeal, False
+
+
+def _link_popup(appeal: Appeal, popup: PopupCase, *, actor: User | None, how: str) -> None:
+    """Set the appeal's popup (caller locked the resident row and saves the appeal) with an
+    internal history event: the status page must not tell a filer that a popup exists."""
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.POPUP_LINKED, actor=actor,
+                 actor_label="" if actor else "system", public=False,
+                 data={"popup": popup.pk, "popup_type": popup.popup_type, "from_popup": appeal.popup_id,
+                       "claimed": appeal.popup_type_claimed, "how": how})
+    appeal.popup = popup
+    appeal.popup_type_claimed = popup.popup_type
 
 
 def _attach_drafts(appeal: Appeal, draft_key: str) -> int:
@@ -350,6 +398,7 @@ def appeal_file_by_phone(
     *, actor: User, name: str, id_number: str, phone: str, category: str, popup: PopupCase | None = None,
     popup_type_claimed: int | None = None, community: Community | None = None, address_text: str = "",
     description: str = "", call_outcome: str = AppealContact.Outcome.REACHED, call_note: str = "",
+    currently_outside_city: bool = False, outside_since: dt.date | None = None, wishes_to_return: bool = False,
 ) -> tuple[Appeal, bool]:
     """An appeal taken on the 12345 line: same model, channel phone, with the call logged.
 
@@ -366,7 +415,8 @@ def appeal_file_by_phone(
     appeal, folded = appeal_file(
         resident=resident, category=category, popup=popup, popup_type_claimed=popup_type_claimed,
         community=community, address_text=address_text, description=description, contact_phone=phone,
-        channel=Appeal.Channel.PHONE, actor=actor,
+        channel=Appeal.Channel.PHONE, actor=actor, currently_outside_city=currently_outside_city,
+        outside_since=outside_since, wishes_to_return=wishes_to_return,
     )
     appeal_contact_log(appeal=appeal, actor=actor, direction=AppealContact.Direction.INBOUND,
                        outcome=call_outcome, note=call_note)
@@ -468,6 +518,32 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User) -> Appeal:
     duplicate.save(update_fields=["merged_into", "status", "closed_at", "outcome", "close_reason", "updated_at"])
     appeal_event(appeal=duplicate, kind=AppealEvent.Kind.MERGED, actor=actor, data={"into": into.reference})
     return into
+
+
+@transaction.atomic
+def appeal_link_popup(*, appeal: Appeal, popup: PopupCase, actor: User) -> Appeal:
+    """Link an appeal to one of its resident's open popups (an operator fixing an unlinked ticket),
+    with an internal history event. Idempotent for the popup it already holds. Refused when another
+    open appeal holds that popup: merge into that one instead. Locks the resident row, then the appeal.
+    """
+    _require_handler(actor)
+    Resident.objects.select_for_update().filter(pk=appeal.resident_id).first()
+    appeal = _locked(appeal)
+    if not appeal.is_open:
+        raise ApplicationError(_("This appeal is closed."))
+    if popup.resident_id != appeal.resident_id or not popup.is_open:
+        raise ApplicationError(_("That popup is not one of this resident's open popups."))
+    if appeal.popup_id == popup.pk:
+        return appeal
+    holder = (Appeal.objects.filter(popup=popup, status__in=Appeal.OPEN_STATUSES, merged_into__isnull=True)
+              .exclude(pk=appeal.pk).first())
+    if holder is not None:
+        raise ApplicationError(
+            _("Appeal %(ref)s is already open on this popup. Merge this appeal into %(ref)s instead.")
+            % {"ref": holder.reference}, extra={"appeal": holder.reference})
+    _link_popup(appeal, popup, actor=actor, how="operator")
+    appeal.save(update_fields=["popup", "popup_type_claimed", "updated_at"])
+    return appeal
 
 
 def _link_hash(token: str) -> str:

@@ -15,6 +15,7 @@ from communities.models import Community, PersonalDataAccess
 from communities.selectors import community_find
 from communities.services import access_log
 from healthkit.errors import ApplicationError
+from healthkit.models import PopupCase
 from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin, has_role
 from healthkit.selectors import popup_explain
 
@@ -86,7 +87,9 @@ class PhoneEntryView(RoleRequiredMixin, View):
                     actor=request.user, name=data["name"], id_number=data["id_number"], phone=data["phone"],
                     category=data["category"], popup_type_claimed=data["popup_type_claimed"],
                     community=matches[0].community if matches else None, address_text=data["address"],
-                    description=data["description"], call_outcome=data["call_outcome"], call_note=data["call_note"])
+                    description=data["description"], call_outcome=data["call_outcome"], call_note=data["call_note"],
+                    currently_outside_city=data["currently_outside_city"], outside_since=data["outside_since"],
+                    wishes_to_return=data["wishes_to_return"])
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -111,6 +114,12 @@ class TicketView(RoleRequiredMixin, View):
             if appeal.popup_id != popup.pk:
                 popups.append((popup, popup_explain(popup)))
         can_handle = has_role(user, selectors.HANDLER_ROLES)
+        linkable = []
+        if can_handle and appeal.is_open:
+            # An operator can link an unlinked (or wrongly linked) ticket to one of the open popups.
+            candidates = [popup for popup, _lines in popups if popup.is_open and popup.pk != appeal.popup_id]
+            held = selectors.popup_open_appeals(candidates, exclude=appeal)
+            linkable = [(popup, held.get(popup.pk)) for popup in candidates]
         context = {
             "appeal": appeal, "popups": popups, "events": selectors.appeal_history(appeal),
             "contacts": appeal.contacts.select_related("operator").order_by("at", "id"),
@@ -119,7 +128,7 @@ class TicketView(RoleRequiredMixin, View):
             "evidence_count": selectors.appeal_evidence(appeal).count(),
             "can_handle": can_handle and appeal.is_open,
             "suggestions": selectors.community_suggestions(appeal) if can_handle else [],
-            "merged": appeal.merged.all(),
+            "merged": appeal.merged.all(), "linkable_popups": linkable,
             "forms": {
                 "assign": forms.AssignForm(), "priority": forms.PriorityForm(initial={"priority": appeal.priority}),
                 "merge": forms.MergeForm(), "request": forms.RequestEvidenceForm(), "route": forms.RouteForm(),
@@ -197,6 +206,14 @@ class TicketActionView(RoleRequiredMixin, View):
             raise ApplicationError(_("No appeal has that reference."))
         services.appeal_merge(duplicate=appeal, into=into, actor=request.user)
         return _("Merged into %(ref)s.") % {"ref": into.reference}
+
+    def do_link_popup(self, request, appeal):
+        data = self._form(forms.LinkPopupForm, request)
+        popup = PopupCase.objects.filter(pk=data["popup"], resident_id=appeal.resident_id).first()
+        if popup is None:
+            raise ApplicationError(_("That popup is not one of this resident's open popups."))
+        services.appeal_link_popup(appeal=appeal, popup=popup, actor=request.user)
+        return _("Linked to popup %(type)s.") % {"type": popup.get_popup_type_display()}
 
     def do_request_evidence(self, request, appeal):
         data = self._form(forms.RequestEvidenceForm, request)
