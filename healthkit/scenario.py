@@ -12,12 +12,23 @@ Handler contract (other apps register theirs with healthkit.simulator.register_e
 - write through your services as in production; the command re-evaluates the resident's
   automatic popups right after the handler and before the next event, so a handler that raises
   a popup itself (venue exposure) should pass `at=ctx.at`.
+
+Isolation (`isolated_world`): inside the replay's throwaway transaction every table of the
+database except the rules in force (PopupPolicy) and Django's framework bookkeeping is
+shadowed by an empty TEMPORARY table of the same name and shape. PostgreSQL resolves an
+unqualified table name in pg_temp first, so the same engine, ingest and venue code, ORM and
+raw SQL alike, reads and writes only the scenario's own rows: a local case, risk window or
+scan stored in the database cannot change the answer, and nothing stored is touched.
 """
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
+from django.db import connection
 from django.utils.translation import gettext as _
 
 from communities.models import Resident
@@ -29,6 +40,72 @@ from healthkit.simulator import register_event
 
 class ScenarioError(ApplicationError):
     """A malformed or impossible scenario event."""
+
+
+# What a scenario sees of the stored database: the rules in force (a replay answers "what would
+# the rules do", so they must be the real ones) and Django's framework bookkeeping, which holds
+# no resident data. Every other table, present and future, is shadowed.
+SHARED_MODELS = frozenset({"healthkit.popuppolicy"})
+SHARED_APPS = frozenset({"admin", "auth", "contenttypes", "sessions"})
+
+
+def shadowed_tables() -> list[str]:
+    """The tables a scenario gets empty copies of (model tables, many-to-many tables included)."""
+    tables = set()
+    for model in apps.get_models(include_auto_created=True):
+        meta = model._meta
+        if meta.label_lower in SHARED_MODELS or meta.app_label in SHARED_APPS:
+            continue
+        if meta.managed and not meta.proxy and not meta.swapped:
+            tables.add(meta.db_table)
+    return sorted(tables)
+
+
+@contextlib.contextmanager
+def isolated_world() -> Iterator[list[str]]:
+    """Shadow every table of `shadowed_tables()` with an empty TEMPORARY table of the same name,
+    columns, defaults, identity, CHECK constraints and indexes (the unique and partial indexes the
+    engine's ON CONFLICT relies on included; foreign keys are not copied, so nothing reaches back
+    to stored rows). Yields the shadowed names.
+
+    Must run inside a transaction that the caller rolls back: the shadows are dropped with it
+    (ON COMMIT DROP besides). While inside, pg_temp is first on the search path (as PostgreSQL
+    does by default; made explicit so a configured search_path cannot change it) and the
+    connection prepares no statements, so no plan made against a stored table is reused. Each
+    shadow has its own identity sequence: ids start at 1 and mean nothing outside. Raises
+    RuntimeError outside a transaction, when nested, or if a name does not resolve to its shadow.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("isolated_world() needs a transaction that is rolled back")
+    names = shadowed_tables()
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, n.nspname, n.oid = pg_my_temp_schema() FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY(SELECT to_regclass(t) "
+            "FROM unnest(%s::text[]) t)", [names])
+        found = {name: (schema, temporary) for name, schema, temporary in cursor.fetchall()}
+        if any(temporary for _schema, temporary in found.values()):
+            raise RuntimeError("isolated_world() is already active on this connection")
+        names = [name for name in names if name in found]  # a table not migrated yet: nothing to hide
+        for name in names:
+            # Names come from the model registry and the catalogue, quoted; no input reaches this SQL.
+            cursor.execute(f"CREATE TEMPORARY TABLE {quote(name)} (LIKE {quote(found[name][0])}.{quote(name)} "
+                           "INCLUDING ALL) ON COMMIT DROP")
+        cursor.execute("SELECT set_config('search_path', 'pg_temp, ' || current_setting('search_path'), true)")
+        cursor.execute(
+            "SELECT t FROM unnest(%s::text[]) t JOIN pg_class c ON c.oid = to_regclass(t) "
+            "WHERE c.relnamespace <> pg_my_temp_schema()", [names])
+        leaking = [row[0] for row in cursor.fetchall()]
+    if leaking:
+        raise RuntimeError(f"not shadowed: {', '.join(leaking)}")
+    raw = connection.connection
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = None
+    try:
+        yield names
+    finally:
+        raw.prepare_threshold = threshold
 
 
 @dataclass

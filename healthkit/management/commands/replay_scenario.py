@@ -2,8 +2,10 @@
 
 Runs the real engine in a transaction that is always rolled back, with the engine clock
 (healthkit.clock) frozen at each event's instant. Prints one JSON line per `check` event.
-The scenario's resident is created inside that transaction under a scenario-only look-up hash,
-so records of a registered resident with the same ID number never leak into the replay.
+The answer comes from the file alone: inside that transaction every stored table but the rules
+in force is shadowed by an empty temporary copy (healthkit.scenario.isolated_world), so stored
+residents, signals, popups, venues and risk windows are neither read nor written. The
+scenario's resident is created there, under a scenario-only look-up hash besides.
 See docs/engine.md for the format.
 """
 
@@ -20,7 +22,7 @@ from communities.models import Resident
 from communities.services import resident_add_phone
 from healthkit import clock
 from healthkit.errors import ApplicationError
-from healthkit.scenario import ScenarioContext
+from healthkit.scenario import ScenarioContext, isolated_world
 from healthkit.selectors import health_code_at
 from healthkit.simulator import event_handler, registered_event_types
 
@@ -54,7 +56,7 @@ class Command(BaseCommand):
         if not isinstance(scenario, dict) or not isinstance(scenario.get("events"), list):
             raise CommandError('a scenario is {"resident": {...}, "events": [...]}')
         events = scenario["events"]
-        with transaction.atomic():
+        with transaction.atomic(), isolated_world():
             resident = self._resident(scenario.get("resident"))
             previous: dt.datetime | None = None
             for index, event in enumerate(events):
