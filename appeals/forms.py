@@ -5,6 +5,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from appeals.models import OUTCOME_LABELS, Appeal, AppealContact
+from appeals.services import stranded_problem
 from communities.models import User
 from healthkit.models import PopupType
 
@@ -22,6 +23,22 @@ class IdentifyForm(forms.Form):
 class CodeForm(forms.Form):
     code = forms.CharField(label=_("6-digit code from the SMS"), max_length=6, min_length=6,
                            widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}))
+
+
+def clean_outside_city(form: forms.Form, data: dict) -> dict:
+    """The "outside the city" answers: a stranded appeal needs the date (over a month ago; the
+    relief job selects by it, see services.stranded_problem) and means outside and wishing to
+    return; no form takes a date in the future."""
+    since = data.get("outside_since")
+    if data.get("category") == Appeal.Category.STRANDED and "outside_since" not in form.errors:
+        problem = stranded_problem(since)
+        if problem:
+            form.add_error("outside_since", problem)
+        else:
+            data["currently_outside_city"] = data["wishes_to_return"] = True
+    elif since and since > timezone.localdate():
+        form.add_error("outside_since", _("This date is in the future."))
+    return data
 
 
 class PopupCategoryForm(forms.Form):
@@ -44,17 +61,7 @@ class PopupCategoryForm(forms.Form):
         self.fields["popup"].choices = choices
 
     def clean(self):
-        data = super().clean()
-        if data.get("category") == Appeal.Category.STRANDED:
-            if not data.get("currently_outside_city"):
-                self.add_error("currently_outside_city", _("This category is for residents who are outside the city now."))
-            since = data.get("outside_since")
-            if since and (timezone.localdate() - since).days < 30:
-                self.add_error("outside_since", _("This category is for residents outside the city for over a month; "
-                                                  "please choose “Popup correction” or an emergency instead."))
-        if data.get("outside_since") and data["outside_since"] > timezone.localdate():
-            self.add_error("outside_since", _("This date is in the future."))
-        return data
+        return clean_outside_city(self, super().clean())
 
 
 class CommunitySearchForm(forms.Form):
@@ -112,6 +119,9 @@ class PhoneEntryForm(forms.Form):
     call_outcome = forms.ChoiceField(label=_("Call outcome"), choices=AppealContact.Outcome.choices,
                                      initial=AppealContact.Outcome.REACHED)
     call_note = forms.CharField(label=_("Call note"), max_length=1000, required=False)
+
+    def clean(self):
+        return clean_outside_city(self, super().clean())
 
 
 class AssignForm(forms.Form):

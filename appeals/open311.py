@@ -80,6 +80,9 @@ def _definition(code: str) -> dict:
         {"variable": True, "code": "popup_type", "datatype": "singlevaluelist", "required": False, "order": 2,
          "datatype_description": "", "description": _("Popup number shown"),
          "values": [{"key": str(v), "name": str(label)} for v, label in PopupType.choices]},
+        {"variable": True, "code": "outside_since", "datatype": "datetime", "required": code == "stranded",
+         "order": 3, "datatype_description": _("Date, e.g. 2022-10-08"),
+         "description": _("Outside the city since (required for stranded residents)")},
     ]}
 
 
@@ -108,6 +111,17 @@ def _when(value: str | None) -> dt.datetime | None:
     if parsed is None:
         raise Open311Error(400, _("Dates must be ISO 8601, e.g. 2022-11-20T08:00:00+08:00."))
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+
+
+def _date(value: str) -> dt.date | None:
+    """A date attribute: YYYY-MM-DD (a full ISO 8601 datetime gives its date); malformed is a 400."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        raise Open311Error(400, _("attribute[outside_since] must be a date, e.g. 2022-10-08.")) from None
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -202,12 +216,14 @@ class RequestsView(Open311View):
         if popup_type and popup_type not in {str(v) for v in PopupType.values}:
             raise Open311Error(400, _("attribute[popup_type] must be a popup number from %(low)d to %(high)d.")
                                % {"low": min(PopupType.values), "high": max(PopupType.values)})
+        outside_since = _date(p.get("attribute[outside_since]", ""))
         try:
             appeal, _folded = services.appeal_file_open311(
                 client=user, name=(p.get("last_name", "") + p.get("first_name", "")).strip(),
                 id_number=p.get("attribute[id_number]", ""), phone=p.get("phone", ""), category=code,
                 popup_type_claimed=int(popup_type) if popup_type else None,
                 address_text=p.get("address_string", ""), description=p.get("description", ""),
+                outside_since=outside_since,
             )
         except ApplicationError as exc:
             raise Open311Error(400, exc.message) from None

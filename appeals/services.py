@@ -54,6 +54,23 @@ def _create_with_reference(**fields) -> Appeal:
     raise ApplicationError(_("Could not allocate a reference number; please try again."))
 
 
+STRANDED_MIN_DAYS = 30
+
+
+def stranded_problem(outside_since: dt.date | None) -> str | None:
+    """Why a "stranded" appeal's date does not fit, or None. The relief job finds long-stranded
+    residents by this date, so it is required, in the past, and over a month ago."""
+    if outside_since is None:
+        return _("Please give the date you have been outside the city since: stranded residents are "
+                 "found by it.")
+    if outside_since > timezone.localdate():
+        return _("This date is in the future.")
+    if (timezone.localdate() - outside_since).days < STRANDED_MIN_DAYS:
+        return _("This category is for residents outside the city for over a month; "
+                 "please choose “Popup correction” or an emergency instead.")
+    return None
+
+
 def priority_for(category: str) -> int:
     if category in Appeal.EMERGENCY_CATEGORIES:
         return Appeal.Priority.EMERGENCY
@@ -307,6 +324,12 @@ def appeal_file(
     """
     if category not in Appeal.Category.values:
         raise ApplicationError(_("Please choose a category."))
+    if category == Appeal.Category.STRANDED:
+        problem = stranded_problem(outside_since)
+        if problem:
+            raise ApplicationError(problem, extra={"field": "outside_since"})
+        # The category says it: outside the city, wishing to return (what the relief job selects).
+        currently_outside_city = wishes_to_return = True
     popup_type_claimed = _popup_type(popup_type_claimed)
     Resident.objects.select_for_update().filter(pk=resident.pk).first()
     linked = "chosen" if popup is not None else ""
@@ -344,6 +367,12 @@ def appeal_file(
         if popup is not None and existing.popup_id is None:
             _link_popup(existing, popup, actor=actor, how=linked)
             changed += ["popup", "popup_type_claimed"]
+        if outside_since and not existing.outside_since:
+            # A repeat that says since when the resident is outside feeds the relief job too.
+            existing.currently_outside_city = currently_outside_city
+            existing.outside_since = outside_since
+            existing.wishes_to_return = existing.wishes_to_return or wishes_to_return
+            changed += ["currently_outside_city", "outside_since", "wishes_to_return"]
         existing.save(update_fields=changed)
         moved = _attach_drafts(existing, draft_key)
         appeal_event(appeal=existing, kind=AppealEvent.Kind.REPEAT, actor=actor,
@@ -426,7 +455,7 @@ def appeal_file_by_phone(
 @transaction.atomic
 def appeal_file_open311(
     *, client: User, name: str, id_number: str, phone: str, category: str, popup_type_claimed: int | None = None,
-    address_text: str = "", description: str = "",
+    address_text: str = "", description: str = "", outside_since: dt.date | None = None,
 ) -> tuple[Appeal, bool]:
     """An appeal from an Open311 client (api_key checked by the caller). The community is the
     finder's best match for the address; an operator confirms it on the ticket. The phone is the
@@ -444,6 +473,7 @@ def appeal_file_open311(
         resident=resident, category=category, popup_type_claimed=popup_type_claimed,
         community=matches[0].community if matches else None, address_text=address_text, description=description,
         contact_phone=phone, channel=Appeal.Channel.OPEN311, actor=client,
+        currently_outside_city=outside_since is not None, outside_since=outside_since,
     )
 
 

@@ -5,6 +5,7 @@ the session (personal data encrypted); nothing personal ever goes into a URL. Ra
 with a polite message and keep what the resident already sent.
 """
 
+import datetime as dt
 import secrets
 
 from django.conf import settings
@@ -287,7 +288,8 @@ class CheckView(DraftMixin, View):
                 address_text=draft.get("address_text", ""), description=draft.get("description", ""),
                 contact_phone=pii.decrypt(draft["phone"]), draft_key=draft["draft_key"],
                 currently_outside_city=bool(draft.get("currently_outside_city")),
-                outside_since=draft.get("outside_since") or None, wishes_to_return=bool(draft.get("wishes_to_return")),
+                outside_since=dt.date.fromisoformat(draft["outside_since"]) if draft.get("outside_since") else None,
+                wishes_to_return=bool(draft.get("wishes_to_return")),
                 filer_unconfirmed=not self.phone_on_record,
             )
         except ApplicationError as exc:

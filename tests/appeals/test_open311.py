@@ -36,7 +36,7 @@ def test_services_list_is_public_in_json_and_xml(client):
 def test_service_definition_lists_the_id_attribute(client):
     definition = client.get("/open311/v2/services/stranded.json").json()
     assert definition["service_code"] == "stranded"
-    assert [a["code"] for a in definition["attributes"]] == ["id_number", "popup_type"]
+    assert [a["code"] for a in definition["attributes"]] == ["id_number", "popup_type", "outside_since"]
     assert client.get("/open311/v2/services/nope.json").status_code == 404
 
 

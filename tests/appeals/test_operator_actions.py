@@ -177,7 +177,8 @@ def test_phone_appeal_is_entered_with_the_call_logged(client, operator, communit
     number = make_id_number()
     response = client.post(reverse("appeals:phone-entry"), {
         "name": "孙七", "id_number": number, "phone": "13500001234", "category": "stranded",
-        "popup_type_claimed": "1", "address": "望京西园三区", "description": "In Urumqi since October",
+        "popup_type_claimed": "1", "outside_since": "2022-10-08",
+        "address": "望京西园三区", "description": "In Urumqi since October",
         "call_outcome": "reached", "call_note": "called from Urumqi"})
     appeal = Appeal.objects.get()
     assert response.url == reverse("appeals:ticket", args=[appeal.pk])

@@ -24,7 +24,8 @@ def test_emergency_gets_two_hours_and_normal_twenty_four(resident_with_popup):
 def test_sla_hours_are_configurable(resident_with_popup, settings):
     settings.APPEALS_SLA_HOURS = {1: 1, 2: 6, 3: 48}
     resident, popup = resident_with_popup
-    appeal, _ = appeal_file(resident=resident, popup=popup, category="stranded", currently_outside_city=True)
+    appeal, _ = appeal_file(resident=resident, popup=popup, category="stranded", currently_outside_city=True,
+                            outside_since=timezone.localdate() - dt.timedelta(days=40))
     assert appeal.sla_due_at - appeal.created_at == dt.timedelta(hours=6)
 
 
