@@ -521,7 +521,8 @@ def appeal_set_priority(*, appeal: Appeal, priority: int, actor: User, reason: s
 @transaction.atomic
 def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User) -> Appeal:
     """Fold a duplicate appeal of the same resident into another: evidence moves, repeats add up,
-    the duplicate closes with outcome "merged". Locks both rows in primary-key order."""
+    the more urgent priority wins and the SLA due time follows it (never later), the duplicate
+    closes with outcome "merged". Locks both rows in primary-key order."""
     _require_handler(actor)
     if duplicate.pk == into.pk:
         raise ApplicationError(_("An appeal cannot be merged into itself."))
@@ -536,10 +537,22 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User) -> Appeal:
     moving = list(duplicate.evidence.order_by("id").values_list("id", flat=True)[: max(room, 0)])
     AppealEvidence.objects.filter(pk__in=moving).update(appeal=into)
     into.repeat_count += 1 + duplicate.repeat_count
-    into.priority = min(into.priority, duplicate.priority)
-    into.save(update_fields=["repeat_count", "priority", "updated_at"])
+    changed = ["repeat_count", "updated_at"]
+    old_priority = into.priority
+    if duplicate.priority < into.priority:
+        # As folding does: the due time follows the more urgent priority, never later than it was
+        # nor than the duplicate's own (its urgency was known since it was filed).
+        into.priority = duplicate.priority
+        due = [into.sla_due_at or sla_due(into.priority, into.created_at), sla_due(into.priority, timezone.now())]
+        if duplicate.sla_due_at:
+            due.append(duplicate.sla_due_at)
+        into.sla_due_at = min(due)
+        changed += ["priority", "sla_due_at"]
+    into.save(update_fields=changed)
     appeal_event(appeal=into, kind=AppealEvent.Kind.MERGED_IN, actor=actor,
-                 data={"from": duplicate.reference, "evidence_moved": len(moving)})
+                 data={"from": duplicate.reference, "evidence_moved": len(moving),
+                       "priority": {"from": old_priority, "to": into.priority},
+                       "sla_due_at": into.sla_due_at.isoformat() if into.sla_due_at else None})
     duplicate.merged_into = into
     _set_status(duplicate, Appeal.Status.CLOSED, actor=actor, reason=_("Duplicate of %(ref)s") % {"ref": into.reference})
     duplicate.closed_at = timezone.now()
