@@ -23,14 +23,17 @@ OVERSEER_ROLES = (User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
 
 
 def appeals_visible_to(user: User) -> QuerySet[Appeal]:
-    """Hotline staff see every appeal; community workers those of (or routed to) their communities."""
+    """Hotline staff see every appeal. Community workers: appeals routed to one of their
+    communities; before the hotline routes an appeal, also those naming one of their communities
+    (the resident's choice). Once routed elsewhere, the named community no longer sees it."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return Appeal.objects.none()
     if has_role(user, HANDLER_ROLES):
         return Appeal.objects.all()
     if user.role == User.Role.COMMUNITY_WORKER:
         mine = Community.objects.filter(workers=user).values("pk")
-        return Appeal.objects.filter(Q(routed_community__in=mine) | Q(community__in=mine))
+        return Appeal.objects.filter(Q(routed_community__in=mine)
+                                     | Q(routed_community__isnull=True, community__in=mine))
     return Appeal.objects.none()
 
 
@@ -67,7 +70,8 @@ def appeals_for_person(*, user: User, id_number: str = "", phone: str = "", cont
 
 def can_see_evidence(user: User, appeal: Appeal) -> bool:
     """Supervisors and administrators: all. Operators: appeals assigned to them. Community
-    workers: appeals routed to (or naming) one of their communities. Nobody else."""
+    workers: appeals routed to one of their communities, or not yet routed and naming one of
+    them (as appeals_visible_to). Nobody else."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     if has_role(user, OVERSEER_ROLES):
@@ -75,8 +79,8 @@ def can_see_evidence(user: User, appeal: Appeal) -> bool:
     if user.role == User.Role.OPERATOR:
         return appeal.assigned_to_id == user.pk
     if user.role == User.Role.COMMUNITY_WORKER:
-        ids = {c for c in (appeal.routed_community_id, appeal.community_id) if c}
-        return bool(ids) and user.communities.filter(pk__in=ids).exists()
+        responsible = appeal.routed_community_id or appeal.community_id
+        return bool(responsible) and user.communities.filter(pk=responsible).exists()
     return False
 
 
