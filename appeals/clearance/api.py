@@ -79,12 +79,17 @@ class ClearanceTaskDetailApi(APIView):
         measures_until = serializers.DateTimeField(allow_null=True)
         decision_reason = serializers.CharField()
         popup_explanation = serializers.ListField(child=serializers.CharField())
+        accept_refusal = serializers.CharField(
+            help_text="Why \"accept\" would be refused now (e.g. popup 3 before its measures are complete); "
+                      "empty when it may be accepted or the task is decided.")
         history = serializers.ListField(child=serializers.DictField())
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request, pk: int):
         task = selectors.task_access(user=request.user, task_id=pk)
         task.popup_explanation = [str(line) for line in popup_explain(task.popup)] if task.popup_id else []
+        task.accept_refusal = (selectors.task_accept_refusal(task=task, popup=selectors.task_decision_popup(task))
+                               if task.is_open else "")
         task.history = [
             {"kind": e.kind, "at": e.at.isoformat(), "actor": e.actor_label, "reason": e.reason,
              "from": e.from_state, "to": e.to_state}

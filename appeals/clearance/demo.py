@@ -35,6 +35,8 @@ PLAN = [
     ("measures", "checkpoint", 3, ""),
     ("lifted", "misattribution", 3, ""), ("lifted", "risk_link", 3, "nothing_found"),
     ("rejected", "stranded", 3, ""), ("closed", "in_city", 3, ""),
+    # a self-drive return with no popup on record: accepted, nothing lifted
+    ("accepted", "checkpoint", 3, ""),
 ]
 
 
@@ -67,7 +69,11 @@ def seed(*, rng: random.Random, stdout) -> None:
     # Each planned task gets its own fresh popup, so the demo never collides with the city's popups.
     plan = PLAN[: len(free)]
     popups = []
+    without_popup = []  # (plan row, resident) of the tasks that have no popup on record
     for (state, origin, _priority, _outcome), resident in zip(plan, free, strict=False):
+        if state == "accepted":
+            without_popup.append(((state, origin, _priority, _outcome), resident))
+            continue
         popup_type = 1 if origin in ("in_city", "misattribution") else 3
         ended = state in ("lifted", "closed")
         raised = now - dt.timedelta(hours=rng.randint(20, 24 * 6))
@@ -88,7 +94,10 @@ def seed(*, rng: random.Random, stdout) -> None:
                    data={"cause": p.cause}, at=p.raised_at) for p in popups
     ])
 
-    rows = [(*row, popup, None) for row, popup in zip(plan, popups, strict=True)]
+    with_popup = [row for row in plan if row[0] != "accepted"]
+    rows = [(*row, popup, None, popup.resident_id, popup.raised_at)
+            for row, popup in zip(with_popup, popups, strict=True)]
+    rows += [(*row, None, None, resident.pk, now - dt.timedelta(days=4)) for row, resident in without_popup]
     # Appeals the hotline routed to these communities (the demo bulk-creates them, so no task
     # was opened on commit): each gets its task, as appeal_route would have done.
     routed = (Appeal.objects.filter(status=Appeal.Status.ROUTED, routed_community__in=communities,
@@ -96,25 +105,25 @@ def seed(*, rng: random.Random, stdout) -> None:
               .select_related("popup").order_by("pk"))
     for index, appeal in enumerate(routed):
         state = ("open", "confirmed", "open", "info_requested")[index % 4]
-        rows.append((state, "appeal", min(appeal.priority, 3), "", appeal.popup, appeal))
-    community_of = dict(Resident.objects.filter(pk__in=[r[4].resident_id for r in rows])
-                        .values_list("pk", "community_id"))
+        rows.append((state, "appeal", min(appeal.priority, 3), "", appeal.popup, appeal, appeal.resident_id,
+                     appeal.popup.raised_at))
+    community_of = dict(Resident.objects.filter(pk__in=[r[6] for r in rows]).values_list("pk", "community_id"))
     routed_to = {r[5].pk: r[5].routed_community_id for r in rows if r[5] is not None}
 
     tasks = []
-    for state, origin, priority, outcome, popup, appeal in rows:
-        created = popup.raised_at + dt.timedelta(minutes=rng.randint(2, 60))
+    for state, origin, priority, outcome, popup, appeal, resident_id, since in rows:
+        created = since + dt.timedelta(minutes=rng.randint(2, 60))
         if state in ("open", "confirmed", "info_requested"):
             # Most tasks still waiting for the community are within their SLA; a few are late.
             created = max(created, now - dt.timedelta(hours=rng.choice([3, 6, 10, 16, 20, 30])))
-        closed = state in ("lifted", "rejected", "closed")
+        closed = state in ("lifted", "accepted", "rejected", "closed")
         confirmed = state not in ("open",) and origin != "checkpoint"
         outside = origin == "stranded" or (appeal is not None and appeal.currently_outside_city)
         phone = f"1{rng.choice('3589')}{rng.randrange(10**9):09d}"
         sla_hours = 4 if priority == 1 else 24
         tasks.append(ClearanceTask(
-            resident_id=popup.resident_id,
-            community_id=routed_to[appeal.pk] if appeal else community_of[popup.resident_id],
+            resident_id=resident_id,
+            community_id=routed_to[appeal.pk] if appeal else community_of[resident_id],
             popup=popup, appeal=appeal, origin=origin, state=state, priority=priority, created_at=created,
             sla_due_at=created + dt.timedelta(hours=sla_hours),
             escalated_at=created + dt.timedelta(hours=sla_hours) if created + dt.timedelta(hours=sla_hours) < now
@@ -129,14 +138,16 @@ def seed(*, rng: random.Random, stdout) -> None:
             contact_phone_encrypted=pii.encrypt(phone) if confirmed else "",
             contact_phone_masked=pii.mask_phone(phone) if confirmed else "",
             commitment_required=origin == "checkpoint" or outcome == "nothing_found",
-            commitment_signed_at=created + dt.timedelta(hours=4) if outcome == "nothing_found" and closed else None,
+            commitment_signed_at=created + dt.timedelta(hours=4)
+            if closed and (outcome == "nothing_found" or origin == "checkpoint") else None,
             outcome=outcome, investigated_at=created + dt.timedelta(hours=5) if outcome else None,
             measures_until=created + dt.timedelta(days=7) if outcome in ("high_risk", "medium_risk", "listed_area")
             else None,
             negative_test_after=created + dt.timedelta(hours=5) if state == "measures" else None,
             decided_at=now - dt.timedelta(hours=2) if closed else None,
-            decided_by=worker if state in ("lifted", "rejected") else None,
+            decided_by=worker if state in ("lifted", "accepted", "rejected") else None,
             decision_reason={"lifted": "核实无风险，同意返京", "rejected": "所在地7日内有本土病例，请满7天后再申请",
+                             "accepted": "自驾返京，承诺书及两次核酸已完成；无弹窗记录",
                              "closed": "弹窗已由其他途径解除"}.get(state, ""),
             closed_at=now - dt.timedelta(hours=2) if closed else None,
         ))

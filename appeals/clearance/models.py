@@ -35,6 +35,8 @@ class ClearanceTask(models.Model):
         INFO_REQUESTED = "info_requested", _("More information asked for")
         MEASURES = "measures", _("Measures in progress")
         LIFTED = "lifted", _("Accepted, popup lifted")
+        # The return was accepted but no popup was on record for the task to lift.
+        ACCEPTED = "accepted", _("Accepted, no popup to lift")
         REJECTED = "rejected", _("Rejected")
         CLOSED = "closed", _("Closed without decision")
 
@@ -59,13 +61,19 @@ class ClearanceTask(models.Model):
     OPEN_STATES = OPEN_TASK_STATES
     # Waiting for the community's response: the SLA applies (not once measures have started).
     AWAITING_STATES = ("open", "confirmed", "info_requested")
-    CLOSED_STATES = (State.LIFTED, State.REJECTED, State.CLOSED)
+    CLOSED_STATES = (State.LIFTED, State.ACCEPTED, State.REJECTED, State.CLOSED)
+    # The table allows every decision; what a popup's type requires before it is lifted (popup 3:
+    # its investigation's measures complete) is checked by services.clearance_accept.
     TRANSITIONS: dict[str, set[str]] = {
-        State.OPEN: {State.CONFIRMED, State.INFO_REQUESTED, State.MEASURES, State.LIFTED, State.REJECTED, State.CLOSED},
-        State.CONFIRMED: {State.INFO_REQUESTED, State.MEASURES, State.LIFTED, State.REJECTED, State.CLOSED},
-        State.INFO_REQUESTED: {State.CONFIRMED, State.MEASURES, State.LIFTED, State.REJECTED, State.CLOSED},
-        State.MEASURES: {State.LIFTED, State.REJECTED, State.CLOSED},
+        State.OPEN: {State.CONFIRMED, State.INFO_REQUESTED, State.MEASURES, State.LIFTED, State.ACCEPTED,
+                     State.REJECTED, State.CLOSED},
+        State.CONFIRMED: {State.INFO_REQUESTED, State.MEASURES, State.LIFTED, State.ACCEPTED, State.REJECTED,
+                          State.CLOSED},
+        State.INFO_REQUESTED: {State.CONFIRMED, State.MEASURES, State.LIFTED, State.ACCEPTED, State.REJECTED,
+                               State.CLOSED},
+        State.MEASURES: {State.LIFTED, State.ACCEPTED, State.REJECTED, State.CLOSED},
         State.LIFTED: set(),
+        State.ACCEPTED: set(),
         State.REJECTED: set(),
         State.CLOSED: set(),
     }
@@ -119,7 +127,7 @@ class ClearanceTask(models.Model):
             models.UniqueConstraint(fields=["appeal"], condition=Q(state__in=OPEN_TASK_STATES, appeal__isnull=False),
                                     name="clearance_one_open_per_appeal"),
             models.CheckConstraint(
-                condition=Q(state__in=["lifted", "rejected", "closed"], closed_at__isnull=False)
+                condition=Q(state__in=["lifted", "accepted", "rejected", "closed"], closed_at__isnull=False)
                 | Q(state__in=OPEN_TASK_STATES, closed_at__isnull=True),
                 name="clearance_closed_at_matches_state",
             ),
@@ -188,6 +196,8 @@ class ClearanceEvent(models.Model):
         INFO_REQUESTED = "info_requested", _("Information requested")
         INVESTIGATED = "investigated", _("Investigation recorded")
         LIFTED = "lifted", _("Accepted and lifted")
+        ACCEPTED = "accepted", _("Accepted, no popup to lift")
+        POPUP_LINKED = "popup_linked", _("Popup linked to the task")
         REJECTED = "rejected", _("Rejected")
         CLOSED = "closed", _("Closed")
         PRIORITISED = "prioritised", _("Raised to priority")

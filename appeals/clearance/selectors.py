@@ -133,6 +133,52 @@ def tasks_measures_done(*, at: dt.datetime | None = None) -> QuerySet[ClearanceT
             .filter(Exists(negative)))
 
 
+def task_claimed_popup(task: ClearanceTask) -> PopupCase | None:
+    """For a task without a popup that still awaits the community's decision: the resident's
+    one open popup of the type their appeal claims (appeals filed by phone or Open311, or "I
+    have a popup you don't show", were never linked to one). None when the appeal names no
+    type, or the resident has no such popup, or several (the decision cannot tell which)."""
+    if task.popup_id or not task.is_awaiting or not task.appeal_id or not task.appeal.popup_type_claimed:
+        return None
+    found = list(PopupCase.objects.filter(resident=task.resident_id, popup_type=task.appeal.popup_type_claimed,
+                                          state__in=PopupCase.OPEN_STATES)
+                 .select_related("policy").order_by("id")[:2])
+    return found[0] if len(found) == 1 else None
+
+
+def task_decision_popup(task: ClearanceTask) -> PopupCase | None:
+    """The popup a decision on the task is about: its own, else the one its appeal claims."""
+    return task.popup if task.popup_id else task_claimed_popup(task)
+
+
+def popup_other_task(*, popup: PopupCase, task: ClearanceTask) -> ClearanceTask | None:
+    """Another open task already working on `popup` (one open task per popup)."""
+    return (ClearanceTask.objects.filter(popup=popup, state__in=ClearanceTask.OPEN_STATES)
+            .exclude(pk=task.pk).order_by("id").first())
+
+
+def other_task_message(other: ClearanceTask) -> str:
+    return _("The resident's popup is already being handled on task %(ref)s: decide it there.") % {
+        "ref": other.reference}
+
+
+def task_accept_refusal(*, task: ClearanceTask, popup: PopupCase | None, at: dt.datetime | None = None) -> str:
+    """Why accepting the task (lifting `popup`, see task_decision_popup) would be refused, in
+    words for the worker; "" when it may be accepted. The service refuses with this message and
+    the task page shows it instead of the button.
+
+    * a popup another open task works on: decide it there.
+    """
+    if popup is None or not popup.is_open:
+        return ""
+    at = at or clock.now()
+    if popup.pk != task.popup_id:
+        other = popup_other_task(popup=popup, task=task)
+        if other is not None:
+            return other_task_message(other)
+    return ""
+
+
 def task_popups(task: ClearanceTask) -> list[PopupCase]:
     """The task's popup first, then the resident's other open popups (for the engine's 'why')."""
     popups = list(PopupCase.objects.filter(Q(pk=task.popup_id) | Q(resident=task.resident_id,
@@ -191,7 +237,8 @@ def task_evidence(task: ClearanceTask) -> list:
 PUBLIC_EVENT_KINDS = (
     ClearanceEvent.Kind.OPENED, ClearanceEvent.Kind.LINK_SENT, ClearanceEvent.Kind.CONFIRMED,
     ClearanceEvent.Kind.COMMITMENT_SIGNED, ClearanceEvent.Kind.INFO_REQUESTED,
-    ClearanceEvent.Kind.INVESTIGATED, ClearanceEvent.Kind.LIFTED, ClearanceEvent.Kind.REJECTED,
+    ClearanceEvent.Kind.INVESTIGATED, ClearanceEvent.Kind.LIFTED, ClearanceEvent.Kind.ACCEPTED,
+    ClearanceEvent.Kind.REJECTED,
     ClearanceEvent.Kind.CLOSED,
 )
 

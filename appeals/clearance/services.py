@@ -417,28 +417,88 @@ def _close_appeal(task: ClearanceTask, *, actor: User | None, reason: str, outco
     appeal_close(appeal=task.appeal, actor=actor, reason=reason[:200], outcome=outcome)
 
 
+def _link_popup(*, task: ClearanceTask, popup: PopupCase, actor: User | None, actor_label: str,
+                at: dt.datetime) -> ClearanceTask:
+    """Record on a task opened without a popup the popup its appeal claims (task locked by the
+    caller). Raises ApplicationError if another open task already works on that popup."""
+    from appeals.clearance.selectors import other_task_message, popup_other_task
+
+    other = popup_other_task(popup=popup, task=task)
+    if other is not None:
+        raise ApplicationError(other_task_message(other), extra={"task": task.pk, "other_task": other.pk})
+    try:
+        with transaction.atomic():
+            ClearanceTask.objects.filter(pk=task.pk).update(popup=popup, updated_at=at)
+    except IntegrityError as exc:  # a concurrent opener took the popup (one open task per popup)
+        other = popup_other_task(popup=popup, task=task)
+        raise ApplicationError(other_task_message(other) if other else _("Please try again."),
+                               extra={"task": task.pk}) from exc
+    task.popup = popup
+    _event(task=task, kind=ClearanceEvent.Kind.POPUP_LINKED, actor=actor, actor_label=actor_label, at=at,
+           reason=_("The appeal reports popup %(n)d and the resident has exactly one open: it is this task's "
+                    "popup now.") % {"n": popup.popup_type},
+           data={"popup": popup.pk, "popup_type": popup.popup_type, "appeal": task.appeal_id})
+    return task
+
+
 @transaction.atomic
 def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, actor_label: str = "",
                      at: dt.datetime | None = None) -> ClearanceTask:
-    """Accept the resident's return and lift the popup through the engine's `popup_lift` (so the
-    ticket-restriction outbox follows), close the appeal with outcome "lifted", text the resident.
+    """Accept the resident's return and lift the popup the decision is about, through the
+    engine's `popup_lift` (so the ticket-restriction outbox follows); close the appeal with
+    outcome "lifted"; text the resident.
 
-    Raises IllegalTransition if the task is already decided.
+    A task opened without a popup (an appeal by phone or Open311, "a popup you don't show")
+    first gets the resident's one open popup of the type the appeal reports (event
+    "popup_linked"). With still no popup, nothing is claimed that did not happen: the task
+    becomes "accepted", the appeal closes with outcome "no_popup", and the SMS says the return
+    was accepted, no popup was on record to lift, and to call 12345 if one still shows.
+
+    Raises ApplicationError where `selectors.task_accept_refusal` refuses (a popup another
+    task handles), IllegalTransition if the task is already decided. Locks the task.
     """
+    from appeals.clearance.selectors import task_accept_refusal, task_decision_popup
+
     at = at or clock.now()
     reason = _require_reason(reason)
-    task = clearance_task_transition(task=task, to=ClearanceTask.State.LIFTED, kind=ClearanceEvent.Kind.LIFTED,
+    locked = (ClearanceTask.objects.select_for_update(of=("self",))
+              .select_related("popup__policy", "appeal", "community", "resident").get(pk=task.pk))
+    popup = task_decision_popup(locked) if locked.is_open else None
+    refusal = task_accept_refusal(task=locked, popup=popup, at=at)
+    if refusal:
+        raise ApplicationError(refusal, extra={"task": locked.pk, "popup": popup.pk if popup else None})
+    label = actor_label or ("" if actor else "clearance")
+    if popup is not None and locked.popup_id is None:
+        _link_popup(task=locked, popup=popup, actor=actor, actor_label=label, at=at)
+    if popup is None:
+        return _accept_without_popup(task=locked, actor=actor, actor_label=actor_label, reason=reason, at=at)
+    task = clearance_task_transition(task=locked, to=ClearanceTask.State.LIFTED, kind=ClearanceEvent.Kind.LIFTED,
                                      actor=actor, actor_label=actor_label, reason=reason, at=at,
                                      decided_at=at, decided_by=actor, decision_reason=reason)
-    popup = PopupCase.objects.filter(pk=task.popup_id).first()
+    popup = PopupCase.objects.filter(pk=popup.pk).first()
     if popup is not None and popup.is_open:
-        popup_lift(case=popup, actor=actor, actor_label=actor_label or ("" if actor else "clearance"), reason=reason,
+        popup_lift(case=popup, actor=actor, actor_label=label, reason=reason,
                    data={"rule": "community", "clearance_task": task.pk, "community": task.community_id}, at=at)
     _close_appeal(task, actor=actor, reason=reason, outcome="lifted")
     _notify(task=task, purpose="clearance_lifted", key="decision", compose=lambda: _(
         "Your community %(community)s has accepted your return and your health-kit popup has been "
         "lifted. Rail and airline ticket restrictions are cleared by a separate sync; if you still "
         "cannot buy a ticket after 24 hours, call 12345.") % {"community": task.community.name})
+    return task
+
+
+def _accept_without_popup(*, task: ClearanceTask, actor: User | None, actor_label: str, reason: str,
+                          at: dt.datetime) -> ClearanceTask:
+    """The return accepted with no popup on record to lift: say exactly that (state, appeal
+    outcome, SMS)."""
+    task = clearance_task_transition(task=task, to=ClearanceTask.State.ACCEPTED, kind=ClearanceEvent.Kind.ACCEPTED,
+                                     actor=actor, actor_label=actor_label, reason=reason, at=at,
+                                     data={"popup": None}, decided_at=at, decided_by=actor, decision_reason=reason)
+    _close_appeal(task, actor=actor, reason=reason, outcome="no_popup")
+    _notify(task=task, purpose="clearance_accepted", key="decision", compose=lambda: _(
+        "Your community %(community)s has accepted your return. We have no health-kit popup on record "
+        "for your request, so none was lifted by this decision. If a popup still shows in your health "
+        "kit, please call 12345.") % {"community": task.community.name})
     return task
 
 
@@ -572,7 +632,7 @@ def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, rea
     if outcome not in ClearanceTask.Outcome.values:
         raise ApplicationError(_("Please choose the investigation outcome."))
     locked = (ClearanceTask.objects.select_for_update(of=("self",))
-              .select_related("popup__policy", "community", "resident").get(pk=task.pk))
+              .select_related("popup__policy", "appeal", "community", "resident").get(pk=task.pk))
     if locked.popup_id is None or locked.popup.popup_type != 3:
         raise ApplicationError(_("Only a popup 3 (risk link) is investigated."))
     with translation.override(settings.LANGUAGE_CODE):  # order/test reasons and SMS are read by residents

@@ -200,6 +200,7 @@ class TaskDetailView(WorkerMixin, View):
     def get(self, request, pk: int, revealed=None, status: int = 200):
         task = selectors.task_access(user=request.user, task_id=pk)
         popups = selectors.task_popups(task)
+        decision_popup = selectors.task_decision_popup(task) if task.is_open else None
         return render(request, "clearance/task_detail.html", {
             "task": task,
             "popups": [{"case": p, "why": popup_explain(p)} for p in popups],
@@ -214,7 +215,12 @@ class TaskDetailView(WorkerMixin, View):
                 "investigate": forms.InvestigateForm(), "call": forms.CallForm(), "reveal": forms.RevealForm(),
             },
             # Once measures have started, the outcome is recorded: no second investigation.
-            "can_investigate": task.is_awaiting and task.popup_id and task.popup.popup_type == 3,
+            "can_investigate": task.is_awaiting and decision_popup is not None and decision_popup.popup_type == 3,
+            # The popup the decision is about, when the appeal's claim supplies it (linked on decision).
+            "claimed_popup": decision_popup if decision_popup is not None and not task.popup_id else None,
+            "decision_popup": decision_popup,
+            # Where the service would refuse "accept", the page says why instead of offering it.
+            "accept_refusal": selectors.task_accept_refusal(task=task, popup=decision_popup) if task.is_open else "",
             "means": dict(forms.ConfirmationForm.MEANS), "symptoms": dict(forms.ConfirmationForm.SYMPTOMS),
             "now": timezone.now(),
         }, status=status)
@@ -272,10 +278,13 @@ class TaskActionView(WorkerMixin, View):
             messages.error(request, _("Please fill in every field of the form."))
             return redirect("clearance:task", pk=task.pk)
         try:
-            act(task, request.user, form.cleaned_data)
+            result = act(task, request.user, form.cleaned_data)
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
+            if isinstance(result, ClearanceTask) and result.state == ClearanceTask.State.ACCEPTED:
+                done = _("Accepted; there was no popup on record to lift. The resident is told so, and to call "
+                         "12345 if a popup still shows.")
             messages.success(request, done)
         return redirect("clearance:task", pk=task.pk)
 
