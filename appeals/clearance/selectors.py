@@ -167,8 +167,15 @@ def task_accept_refusal(*, task: ClearanceTask, popup: PopupCase | None, at: dt.
     words for the worker; "" when it may be accepted. The service refuses with this message and
     the task page shows it instead of the button.
 
-    * a popup another open task works on: decide it there.
+    * a popup another open task works on: decide it there;
+    * a popup type no community decision lifts under the policy in force (2, 4, 5);
+    * popup 3 before its investigation's measures are complete (commitment letter, negative
+      test, observation period: DOMAIN "nothing found → letter + negative test → lifted"; the
+      other outcomes' measures) — including the checkpoint route's. The measures sweep lifts it
+      when they are.
     """
+    from healthkit.services import popup_lift_authorities
+
     if popup is None or not popup.is_open:
         return ""
     at = at or clock.now()
@@ -176,6 +183,18 @@ def task_accept_refusal(*, task: ClearanceTask, popup: PopupCase | None, at: dt.
         other = popup_other_task(popup=popup, task=task)
         if other is not None:
             return other_task_message(other)
+    allowed = popup_lift_authorities(popup.popup_type, at)
+    if allowed is not None and "community" not in allowed:
+        return _("Popup %(n)d is not lifted by a community decision: it lifts by itself when its rule no "
+                 "longer holds (for popup 4, once a negative test result is on record).") % {"n": popup.popup_type}
+    if popup.popup_type == 3 and not tasks_measures_done(at=at).filter(pk=task.pk).exists():
+        if task.state == ClearanceTask.State.MEASURES:
+            return _("The measures are not complete yet (commitment letter, a negative test after the "
+                     "investigation, the observation period). The popup is lifted automatically once they "
+                     "are on record.")
+        return _("Popup 3 is lifted only through the risk investigation: record its outcome first. "
+                 "\"Nothing found\" asks for the signed commitment letter and a negative test; the popup "
+                 "is lifted once the measures of the outcome are on record.")
     return ""
 
 

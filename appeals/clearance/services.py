@@ -454,7 +454,8 @@ def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, ac
     becomes "accepted", the appeal closes with outcome "no_popup", and the SMS says the return
     was accepted, no popup was on record to lift, and to call 12345 if one still shows.
 
-    Raises ApplicationError where `selectors.task_accept_refusal` refuses (a popup another
+    Raises ApplicationError where `selectors.task_accept_refusal` refuses (popup 3 before its
+    investigation's measures are complete, a type no community decision lifts, a popup another
     task handles), IllegalTransition if the task is already decided. Locks the task.
     """
     from appeals.clearance.selectors import task_accept_refusal, task_decision_popup
@@ -477,7 +478,7 @@ def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, ac
                                      decided_at=at, decided_by=actor, decision_reason=reason)
     popup = PopupCase.objects.filter(pk=popup.pk).first()
     if popup is not None and popup.is_open:
-        popup_lift(case=popup, actor=actor, actor_label=label, reason=reason,
+        popup_lift(case=popup, actor=actor, actor_label=label, reason=reason, authority="community",
                    data={"rule": "community", "clearance_task": task.pk, "community": task.community_id}, at=at)
     _close_appeal(task, actor=actor, reason=reason, outcome="lifted")
     _notify(task=task, purpose="clearance_lifted", key="decision", compose=lambda: _(
@@ -633,6 +634,13 @@ def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, rea
         raise ApplicationError(_("Please choose the investigation outcome."))
     locked = (ClearanceTask.objects.select_for_update(of=("self",))
               .select_related("popup__policy", "appeal", "community", "resident").get(pk=task.pk))
+    if locked.popup_id is None:
+        # An appeal never linked to its popup: investigate the popup 3 it reports, if it is on record.
+        from appeals.clearance.selectors import task_claimed_popup
+
+        claimed = task_claimed_popup(locked)
+        if claimed is not None and claimed.popup_type == 3:
+            _link_popup(task=locked, popup=claimed, actor=actor, actor_label="", at=at)
     if locked.popup_id is None or locked.popup.popup_type != 3:
         raise ApplicationError(_("Only a popup 3 (risk link) is investigated."))
     with translation.override(settings.LANGUAGE_CODE):  # order/test reasons and SMS are read by residents

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def setup():
     mine, theirs = CommunityFactory(), CommunityFactory()
-    my_task = services.clearance_open_for_appeal(appeal=RoutedAppealFactory(resident__community=mine))
+    my_task = services.clearance_open_for_appeal(appeal=RoutedAppealFactory(resident__community=mine,
+                                                                            popup__popup_type=1))
     their_task = services.clearance_open_for_appeal(appeal=RoutedAppealFactory(resident__community=theirs))
     api = APIClient()
     api.force_authenticate(WorkerFactory(communities=[mine]))

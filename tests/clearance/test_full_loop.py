@@ -18,9 +18,11 @@ pytestmark = pytest.mark.django_db
 
 
 def test_routed_appeal_to_lifted_popup_and_both_sms(client, sms_outbox, django_capture_on_commit_callbacks):
-    # given a resident with popup 3 who filed an appeal, and an operator and a community worker
+    # given a resident with an upstream popup 1 (e.g. a phone number once used elsewhere) who
+    # filed an appeal, and an operator and a community worker (popup 3 goes through the
+    # investigation instead: test_type_3_lifts_only_through_investigation)
     resident = ResidentFactory()
-    popup = PopupCaseFactory(resident=resident, popup_type=3)
+    popup = PopupCaseFactory(resident=resident, popup_type=1)
     appeal = RoutedAppealFactory(resident=resident, popup=popup, status=Appeal.Status.IN_PROGRESS,
                                  routed_community=None, routed_at=None)
     operator = UserFactory(role=User.Role.OPERATOR)
@@ -72,7 +74,7 @@ def test_routed_appeal_to_lifted_popup_and_both_sms(client, sms_outbox, django_c
 
 
 def test_deciding_twice_is_refused_and_sends_nothing_more(client, sms_outbox, django_capture_on_commit_callbacks):
-    appeal = RoutedAppealFactory()
+    appeal = RoutedAppealFactory(popup__popup_type=1)
     worker = WorkerFactory(communities=[appeal.routed_community])
     from appeals.clearance.services import clearance_open_for_appeal
 
@@ -153,7 +155,7 @@ def test_resend_replaces_the_unused_link(client, sms_outbox, django_capture_on_c
 
 def test_sms_is_in_the_residents_language_whatever_the_workers_console_language(
         client, sms_outbox, django_capture_on_commit_callbacks):
-    appeal = RoutedAppealFactory()
+    appeal = RoutedAppealFactory(popup__popup_type=1)
     worker = WorkerFactory(communities=[appeal.routed_community])
     from appeals.clearance.services import clearance_open_for_appeal
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def issued(sms_outbox, django_capture_on_commit_callbacks):
-    task = ClearanceTaskFactory()
+    task = ClearanceTaskFactory(popup__popup_type=1, origin="misattribution")
     with django_capture_on_commit_callbacks(execute=True):
         link, token = services.clearance_link_issue(task=task)
     assert token_in(sms_outbox.outbox[-1]) == token

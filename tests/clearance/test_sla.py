@@ -16,7 +16,7 @@ def test_overdue_open_tasks_are_escalated_once():
     now = timezone.now()
     late = ClearanceTaskFactory(sla_due_at=now - dt.timedelta(minutes=1))
     on_time = ClearanceTaskFactory(sla_due_at=now + dt.timedelta(hours=1))
-    decided = ClearanceTaskFactory(sla_due_at=now - dt.timedelta(hours=1))
+    decided = ClearanceTaskFactory(sla_due_at=now - dt.timedelta(hours=1), popup__popup_type=1)
     services.clearance_accept(task=decided, actor=None, actor_label="clearance", reason="已核实")
 
     assert services.clearance_sla_sweep(at=now) == 1

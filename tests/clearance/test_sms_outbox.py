@@ -50,7 +50,7 @@ def test_gateway_failures_are_retried_with_backoff_and_sent_once(sms_outbox, dja
 
 
 def test_a_decision_rolled_back_sends_nothing(sms_outbox, django_capture_on_commit_callbacks):
-    task = ClearanceTaskFactory()
+    task = ClearanceTaskFactory(popup__popup_type=1)
     with django_capture_on_commit_callbacks(execute=True):
         try:
             with transaction.atomic():
@@ -64,7 +64,7 @@ def test_a_decision_rolled_back_sends_nothing(sms_outbox, django_capture_on_comm
 
 
 def test_each_decision_message_has_its_own_idempotency_key(sms_outbox, django_capture_on_commit_callbacks):
-    task = ClearanceTaskFactory()
+    task = ClearanceTaskFactory(popup__popup_type=1)
     with django_capture_on_commit_callbacks(execute=True):
         services.clearance_link_issue(task=task)
         services.clearance_accept(task=task, actor=None, actor_label="clearance", reason="已核实")

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.journey, pytest.mark.django_db(transaction=True)]
 
 
 def test_resident_confirms_by_link_and_worker_accepts(page, live_server, sms_outbox):
-    appeal = RoutedAppealFactory()
+    appeal = RoutedAppealFactory(popup__popup_type=1)  # popup 3 is lifted only through its investigation
     WorkerFactory(username="sg1", communities=[appeal.routed_community])
     task = services.clearance_open_for_appeal(appeal=appeal)
     token = token_in(sms_outbox.outbox[0])
