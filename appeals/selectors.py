@@ -185,25 +185,39 @@ def _encode(values: list) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+_MAX_ID = 2**63 - 1  # bigint
+
+
+def _cursor_value(name: str, value):
+    """One sort key from a cursor, or raise ValueError: the cursor comes from the URL, so anything
+    our own _encode could not have written (null, naive or malformed time, an out-of-range or
+    non-integer number) is refused rather than handed to the database."""
+    if name in ("created_at", "sla_due_at"):
+        if not isinstance(value, str):
+            raise ValueError(name)
+        moment = dt.datetime.fromisoformat(value)
+        if timezone.is_naive(moment):
+            raise ValueError(name)
+        return moment
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(name)
+    if name == "priority" and value not in Appeal.Priority.values:
+        raise ValueError(name)
+    if name == "id" and not 0 < value <= _MAX_ID:
+        raise ValueError(name)
+    return value
+
+
 def _decode(cursor: str, fields: list[str]) -> list | None:
+    """The cursor's sort key, or None for anything malformed (the caller restarts at page one)."""
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError):
-        return None
-    if not isinstance(raw, list) or len(raw) != len(fields):
-        return None
-    values = []
-    for field, value in zip(fields, raw, strict=True):
-        name = field.lstrip("-")
-        if name in ("created_at", "sla_due_at"):
-            try:
-                value = dt.datetime.fromisoformat(value) if value is not None else None
-            except (TypeError, ValueError):
-                return None
-        elif not isinstance(value, int):
+        if not isinstance(raw, list) or len(raw) != len(fields):
             return None
-        values.append(value)
-    return values
+        return [_cursor_value(field.lstrip("-"), value) for field, value in zip(fields, raw, strict=True)]
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        # ValueError covers bad base64, bad UTF-8 and bad JSON; RecursionError a deeply nested array.
+        return None
 
 
 def _after(fields: list[str], values: list) -> Q:
