@@ -12,7 +12,12 @@ from django.utils import timezone
 from appeals.models import Appeal, AppealEvent, AppealEvidence
 from communities import pii
 from communities.models import Community, PersonalDataAccess, Resident, User
-from communities.selectors import community_find, resident_by_id_number, residents_by_phone
+from communities.selectors import (
+    community_find,
+    resident_by_id_number,
+    residents_by_phone,
+    residents_visible_to,
+)
 from communities.services import access_log
 from healthkit.models import PopupCase
 from healthkit.permissions import has_role
@@ -82,6 +87,18 @@ def can_see_evidence(user: User, appeal: Appeal) -> bool:
         responsible = appeal.routed_community_id or appeal.community_id
         return bool(responsible) and user.communities.filter(pk=responsible).exists()
     return False
+
+
+def can_reveal_resident(user: User, appeal: Appeal) -> bool:
+    """Who may reveal (audited) the resident behind an appeal they can open: whoever the registry
+    lets see the resident (hotline staff, workers of the resident's community), and workers of the
+    community the appeal is routed to, which has to reach the resident to decide."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if residents_visible_to(user).filter(pk=appeal.resident_id).exists():
+        return True
+    return bool(user.role == User.Role.COMMUNITY_WORKER and appeal.routed_community_id
+                and user.communities.filter(pk=appeal.routed_community_id).exists())
 
 
 def appeal_evidence(appeal: Appeal) -> QuerySet[AppealEvidence]:

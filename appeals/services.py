@@ -22,10 +22,11 @@ from django.utils.translation import gettext as _
 from appeals import ratelimit
 from appeals.evidence import EvidenceRejected, clean_image
 from appeals.models import Appeal, AppealContact, AppealEvent, AppealEvidence, AppealLink
+from appeals.selectors import can_reveal_resident, resident_open_popups
 from communities import pii
 from communities.models import Community, PersonalDataAccess, Resident, User
 from communities.selectors import community_find, resident_by_id_number
-from communities.services import access_log, resident_get_or_create, resident_reveal
+from communities.services import access_log, resident_get_or_create, resident_reveal_scoped
 from healthkit.errors import ApplicationError, IllegalTransition
 from healthkit.models import PopupCase, PopupType
 from healthkit.permissions import has_role
@@ -277,8 +278,6 @@ def _popup_type(value) -> int | None:
 
 def _sole_open_popup(resident: Resident, popup_type: int) -> PopupCase | None:
     """The resident's open popup of this type, if there is exactly one (else nobody can tell which)."""
-    from appeals.selectors import resident_open_popups
-
     popups = resident_open_popups(resident, popup_type=popup_type)
     return popups[0] if len(popups) == 1 else None
 
@@ -720,10 +719,16 @@ def appeal_contact_log(*, appeal: Appeal, actor: User, direction: str, outcome: 
 
 @transaction.atomic
 def appeal_reveal(*, appeal: Appeal, actor: User, reason: str) -> dict[str, object]:
-    """Show the resident's ID and phones in clear: scoped and audited (registry log + history)."""
+    """Show the resident's ID and phones in clear: scoped (selectors.can_reveal_resident: the
+    registry's scope, or the appeal routed to one of the worker's communities) and audited
+    (registry access log + internal history event). Raises ApplicationError when out of scope."""
     if not (reason or "").strip():
         raise ApplicationError(_("Please say why you need to see the full details."))
-    data = resident_reveal(actor=actor, resident=appeal.resident, reason=reason, context=f"appeal:{appeal.pk}")
+    if not can_reveal_resident(actor, appeal):
+        raise ApplicationError(_("You can see the full details only of residents of your communities "
+                                 "or of appeals sent to one of them."))
+    data = resident_reveal_scoped(actor=actor, resident=appeal.resident, reason=reason,
+                                  context=f"appeal:{appeal.pk}")
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.REVEALED, actor=actor, note=reason, public=False)
     return data
 

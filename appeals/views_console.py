@@ -127,6 +127,7 @@ class TicketView(RoleRequiredMixin, View):
             "evidence": selectors.appeal_evidence(appeal) if selectors.can_see_evidence(user, appeal) else [],
             "evidence_count": selectors.appeal_evidence(appeal).count(),
             "can_handle": can_handle and appeal.is_open,
+            "can_reveal": selectors.can_reveal_resident(user, appeal),
             "suggestions": selectors.community_suggestions(appeal) if can_handle else [],
             "merged": appeal.merged.all(), "linkable_popups": linkable,
             "forms": {

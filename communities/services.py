@@ -76,10 +76,18 @@ def access_log(
 
 
 def resident_reveal(*, actor: User, resident: Resident, reason: str, context: str = "") -> dict[str, object]:
-    """The only way to see an ID number and phones in clear: scoped, and audited first."""
+    """The only way to see an ID number and phones in clear: scoped by the registry (hotline staff,
+    workers of the resident's community; else PermissionDenied), and audited first."""
     from communities.selectors import resident_access
 
     resident_access(user=actor, resident_id=resident.pk)
+    return resident_reveal_scoped(actor=actor, resident=resident, reason=reason, context=context)
+
+
+def resident_reveal_scoped(*, actor: User, resident: Resident, reason: str, context: str = "") -> dict[str, object]:
+    """Audit, then reveal, for a caller whose own scope rule has admitted `actor` (e.g. an appeal
+    routed to the worker's community, which the registry's community scope does not know about).
+    The access log row is written before anything is returned."""
     access_log(actor=actor, resident=resident, action=PersonalDataAccess.Action.REVEAL_ID,
                context=context, reason=reason)
     return {
