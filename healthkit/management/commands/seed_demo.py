@@ -1,14 +1,16 @@
 """Demo city: districts, streets, communities with compound aliases, residents with popups of
-every type in every state, staff of every role; then each app's `demo.seed()`."""
+every type in every state (raised and lifted by the real engine from demo signals, so the beat
+sweep that follows agrees with them), staff of every role; then each app's `demo.seed()`."""
 
 import datetime as dt
 import importlib
 import random
+import uuid
 
 from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils import timezone
+from django.db.models import Count
 
 from communities import pii
 from communities.models import (
@@ -21,7 +23,19 @@ from communities.models import (
     User,
 )
 from communities.services import normalize_place_text
-from healthkit.models import PopupCase, PopupEvent, PopupPolicy, TestResult
+from healthkit import clock, engine
+from healthkit.ingest import DRUG_CATEGORIES, SYMPTOMS
+from healthkit.models import (
+    Arrival,
+    LocalCase,
+    MedicalEvent,
+    PopupAssignment,
+    PopupCase,
+    QuarantineOrder,
+    Stay,
+    TestResult,
+)
+from healthkit.services import popup_case_transition, popup_lift, popup_withdraw
 
 # A few real streets per district (街道/乡镇) to make the city recognisable.
 STREETS = {
@@ -178,67 +192,159 @@ class Command(BaseCommand):
         ResidentPhone.objects.bulk_create(entries, ignore_conflicts=True)
 
     def _popups(self, rng: random.Random) -> None:
-        """Popups of every type in every state, with events that explain them."""
-        now = timezone.now()
+        """Popups of every type in every state, made the way production makes them, so that the
+        engine agrees with the demo when Celery beat sweeps it: signals dated around the demo's
+        now (healthkit.clock, the instant the beat sweep evaluates), the real engine raising and
+        lifting types 1, 2, 4 and 5 from them (their events and "why" are the engine's own),
+        upstream assignments raising type 3, and people's actions through the services.
+
+        Active, under-review and withdrawn popups of types 1, 2 and 4 rest on signals that still
+        hold (for days: type 1 stays in force at least 4 days, type 2 at least 2, type 4 until a
+        negative result arrives); lifted ones on signals that held 13 days ago and have lapsed
+        since, lifted by the engine with what ended them. Type 5 was abolished on 2022-07-16, so
+        its popups are historic: raised in July 2022, lifted by the window or the abolition."""
+        now = clock.now().replace(microsecond=0)
         ids = list(Resident.objects.order_by("pk").values_list("pk", flat=True))
         chosen = rng.sample(ids, min(len(ids), max(40, len(ids) // 4)))
-        policies = {p.popup_type: p for p in PopupPolicy.objects.filter(effective_to__isnull=True)}
-        historic_5 = PopupPolicy.objects.get(popup_type=5, version="2022-02-12")
-        causes = {
-            1: lambda: {"trigger": "stay", "county": rng.choice(["上海市浦东新区", "天津市津南区", "河北省廊坊市广阳区"]),
-                        "rule": "type1.affected_county"},
-            2: lambda: {"trigger": "entry_quarantine", "rule": "type2.quarantine"},
-            3: lambda: {"trigger": rng.choice(["upstream", "venue"]),
-                        "reason": rng.choice(["时空伴随", "手机号曾在外地使用", "到访风险点位"]), "rule": "type3.assignment"},
-            4: lambda: {"trigger": rng.choice(["arrival", "drug_purchase", "clinic_visit"]),
-                        "deadline": (now - dt.timedelta(hours=rng.randint(1, 48))).isoformat(), "rule": "type4.missed_test"},
-            5: lambda: {"trigger": "border_port_stay", "county": "云南省瑞丽市", "rule": "type5.border_port"},
-        }
-        states = [PopupCase.State.ACTIVE, PopupCase.State.UNDER_REVIEW, PopupCase.State.LIFTED, PopupCase.State.WITHDRAWN]
-        cases: list[PopupCase] = []
-        for index, resident_id in enumerate(chosen):
-            popup_type = index % 5 + 1
-            state = states[(index // 5) % 4]
-            if popup_type == 5:
-                # Type 5 was abolished on 2022-07-16: only historic cases exist, all ended.
-                raised = dt.datetime(2022, 7, rng.randint(1, 10), 9, tzinfo=dt.UTC)
-                state = PopupCase.State.LIFTED
-                policy = historic_5
-                lifted = dt.datetime(2022, 7, 15, 16, tzinfo=dt.UTC)
+        # One in six under review: each of those gets an appeal in progress (appeals.demo).
+        states = [PopupCase.State.ACTIVE, PopupCase.State.UNDER_REVIEW, PopupCase.State.LIFTED,
+                  PopupCase.State.WITHDRAWN, PopupCase.State.ACTIVE, PopupCase.State.LIFTED]
+        plan = [(resident_id, index % 5 + 1,
+                 PopupCase.State.LIFTED if index % 5 + 1 == 5 else states[(index // 5) % len(states)])
+                for index, resident_id in enumerate(chosen)]
+        signals = _DemoSignals(rng=rng, now=now)
+        for resident_id, popup_type, state in plan:
+            signals.add(resident_id=resident_id, popup_type=popup_type, holds_now=state != PopupCase.State.LIFTED)
+        signals.save()
+
+        # The engine, at the instants the demo's history needs, then at the demo's now.
+        by_instant: dict[dt.datetime, list[int]] = {}
+        for resident_id, popup_type, state in plan:
+            if state == PopupCase.State.LIFTED and popup_type != 3:
+                by_instant.setdefault(DEMO_JULY if popup_type == 5 else signals.past, []).append(resident_id)
+        for instant in sorted(by_instant):
+            engine.evaluate(resident_ids=by_instant[instant], at=instant)
+        engine.evaluate(resident_ids=chosen, at=now)
+
+        # What people did since: a community reviewing, lifting (type 3) or withdrawing popups.
+        open_cases = {(c.resident_id, c.popup_type): c for c in PopupCase.objects.filter(
+            resident_id__in=chosen, state__in=PopupCase.OPEN_STATES, dedupe_key__in=["", "upstream"])}
+        for resident_id, popup_type, state in plan:
+            case = open_cases.get((resident_id, popup_type))
+            if case is None or state == PopupCase.State.ACTIVE or (state == PopupCase.State.LIFTED
+                                                                   and popup_type != 3):
+                continue
+            # Every signal behind a current popup is older than 20 hours: acting within them comes
+            # after the popup's last cause, so the engine does not raise it again after a withdrawal.
+            at = max(now - dt.timedelta(hours=rng.uniform(1, 20)), case.raised_at + dt.timedelta(minutes=5))
+            if state == PopupCase.State.UNDER_REVIEW:
+                popup_case_transition(case=case, to=state, actor_label="community", reason="社区核实中", at=at)
+            elif state == PopupCase.State.LIFTED:
+                popup_lift(case=case, actor_label="community", authority="community", at=at,
+                           reason="社区排查未发现风险，已签承诺书且核酸阴性，解除弹窗")
             else:
-                raised = now - dt.timedelta(hours=rng.randint(2, 24 * 20))
-                policy = policies[popup_type]
-                lifted = raised + dt.timedelta(hours=rng.randint(1, 48)) if state in (
-                    PopupCase.State.LIFTED, PopupCase.State.WITHDRAWN) else None
-                if lifted and lifted > now:
-                    lifted = now
-            cases.append(PopupCase(
-                resident_id=resident_id, popup_type=popup_type, cause=causes[popup_type](),
-                source=PopupCase.Source.UPSTREAM if popup_type == 3 else PopupCase.Source.ENGINE,
-                state=state, policy=policy, raised_at=raised, lifted_at=lifted,
-                dedupe_key="" if state in PopupCase.OPEN_STATES else f"demo-{index}",
-            ))
-        cases = PopupCase.objects.bulk_create(cases)
-        events: list[PopupEvent] = []
-        results: list[TestResult] = []
-        for case in cases:
-            events.append(PopupEvent(case=case, kind=PopupEvent.Kind.RAISED, to_state="active",
-                                     actor_label=case.source, data={"cause": case.cause, "policy": case.policy.version},
-                                     at=case.raised_at))
-            if case.state == PopupCase.State.UNDER_REVIEW:
-                events.append(PopupEvent(case=case, kind=PopupEvent.Kind.REVIEW_STARTED, from_state="active",
-                                         to_state="under_review", actor_label="worker1", reason="社区核实中",
-                                         at=case.raised_at + dt.timedelta(minutes=30)))
-            elif case.state in (PopupCase.State.LIFTED, PopupCase.State.WITHDRAWN):
-                kind = PopupEvent.Kind.LIFTED if case.state == PopupCase.State.LIFTED else PopupEvent.Kind.WITHDRAWN
-                events.append(PopupEvent(case=case, kind=kind, from_state="active", to_state=case.state,
-                                         actor_label="engine", reason="demo", at=case.lifted_at))
-            if case.popup_type == 4 and case.state == PopupCase.State.LIFTED:
-                results.append(TestResult(
-                    resident_id=case.resident_id, lab="北京市疾控中心", sample_id=f"DEMO{case.pk:08d}",
-                    sampled_at=case.lifted_at - dt.timedelta(hours=10), resulted_at=case.lifted_at - dt.timedelta(hours=1),
-                    received_at=case.lifted_at, result=TestResult.Outcome.NEGATIVE,
-                ))
-        PopupEvent.objects.bulk_create(events)
-        TestResult.objects.bulk_create(results, ignore_conflicts=True)
-        self.stdout.write(f"  popups: {len(cases)} with {len(events)} events")
+                popup_withdraw(case=case, actor_label="community", at=at, reason=WITHDRAW_REASONS[popup_type])
+        counts = PopupCase.objects.filter(resident_id__in=chosen).values_list("state").annotate(n=Count("pk"))
+        self.stdout.write("  popups: " + ", ".join(f"{n} {state}" for state, n in sorted(counts))
+                          + f"; signals: {signals.summary()}")
+
+
+# Type 5 (abolished 2022-07-16) was in force then: the demo's historic type-5 popups were active.
+DEMO_JULY = dt.datetime(2022, 7, 8, 12, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+# Type 1: counties that report local cases in the demo (county codes, as the feeds send them).
+RISK_COUNTIES = ["310115", "120112", "131003"]  # 上海市浦东新区, 天津市津南区, 河北省廊坊市广阳区
+ARRIVAL_COUNTIES = ["440106", "330106", "510107", "610113"]  # 广州天河, 杭州西湖, 成都武侯, 西安雁塔
+BORDER_COUNTY = "530581"  # 云南省瑞丽市 (land border port)
+TYPE3_REASONS = ["时空伴随", "手机号曾在外地使用", "与风险人员同一时空"]
+WITHDRAW_REASONS = {
+    1: "核实为数据误判：手机号曾在外地使用，本人未到该地区",
+    2: "入境隔离信息录入有误，已核实更正",
+    3: "核实为大数据误判，本人一直在京",
+    4: "核实已在规定时间内完成核酸，检测机构补录",
+}
+
+
+class _DemoSignals:
+    """Signal rows for the demo, dated relative to its now; saved in bulk, one list per kind.
+    `past` is the instant at which the popups that are now lifted were active."""
+
+    def __init__(self, *, rng: random.Random, now: dt.datetime) -> None:
+        self.rng, self.now = rng, now
+        self.past = now - dt.timedelta(days=13)
+        self.rows: dict[type, list] = {m: [] for m in (Stay, LocalCase, Arrival, QuarantineOrder, MedicalEvent,
+                                                       TestResult, PopupAssignment)}
+        hours = dt.timedelta(hours=1)
+        for county in RISK_COUNTIES:
+            # Recent cases keep the counties affected for 4-7 more days; older ones made the
+            # lifted popups. Neither reaches the other's stays (see add()).
+            for reported in (now - 60 * hours, now - 30 * hours, self.past - 48 * hours):
+                self._row(LocalCase, county=county, reported_at=reported, received_at=reported + hours)
+
+    def _row(self, model, **fields) -> None:
+        if model is not TestResult:
+            fields.setdefault("record_key", f"demo:{uuid.uuid4().hex}")
+        self.rows[model].append(model(**fields))
+
+    def _negative(self, resident_id: int, sampled: dt.datetime) -> None:
+        self._row(TestResult, resident_id=resident_id, lab="北京市疾控中心", sample_id=f"DEMO{uuid.uuid4().hex[:12]}",
+                  sampled_at=sampled, resulted_at=sampled + dt.timedelta(hours=6),
+                  received_at=sampled + dt.timedelta(hours=7), result=TestResult.Outcome.NEGATIVE)
+
+    def add(self, *, resident_id: int, popup_type: int, holds_now: bool) -> None:
+        """Signals that make `popup_type` hold for the resident now (holds_now), or that made it
+        hold at `self.past` and have lapsed since (type 5: in July 2022)."""
+        rng, day, hour = self.rng, dt.timedelta(days=1), dt.timedelta(hours=1)
+        anchor = self.now if holds_now else self.past
+        if popup_type == 1:
+            county = rng.choice(RISK_COUNTIES)
+            if holds_now and rng.random() < 0.5:
+                # Still there: started 2-6 days ago (after the old cases' 7 days), no end yet.
+                start = self.now - rng.uniform(2, 6) * day
+                self._row(Stay, resident_id=resident_id, county=county, started_at=start, ended_at=None,
+                          received_at=start + 12 * hour)
+                return
+            # Back in the city: left 1-2.5 days before the anchor (now: the recent cases, 7 days
+            # from leaving keeps it 4.5+ days; past: old stays end 10+ days ago, before any recent
+            # case could count), arrived, and tested negative within the 72 hours (no type 4).
+            left = anchor - rng.uniform(24, 60) * hour
+            start = left - rng.uniform(1, 4) * day
+            self._row(Stay, resident_id=resident_id, county=county, started_at=start, ended_at=left,
+                      received_at=left + hour)
+            arrived = left + 3 * hour
+            self._row(Arrival, resident_id=resident_id, arrived_at=arrived, from_county=county, received_at=arrived)
+            self._negative(resident_id, arrived + 4 * hour)
+        elif popup_type == 2:
+            start = anchor - rng.uniform(1, 6) * day
+            end = anchor + rng.uniform(2, 10) * day if holds_now else anchor + rng.uniform(1, 5) * day
+            self._row(QuarantineOrder, resident_id=resident_id, starts_at=start, ends_at=end, received_at=start)
+        elif popup_type == 3:
+            assigned = self.now - rng.uniform(1, 20) * day
+            self._row(PopupAssignment, resident_id=resident_id, popup_type=3, reason=rng.choice(TYPE3_REASONS),
+                      assigned_at=assigned, received_at=assigned + dt.timedelta(minutes=10))
+        elif popup_type == 4:
+            # Deadline (72 h) passed at least a day before the anchor; lifted ones tested after.
+            trigger = anchor - rng.uniform(96, 240) * hour
+            kind = rng.choice(["arrival", "drug_purchase", "clinic_visit"])
+            if kind == "arrival":
+                self._row(Arrival, resident_id=resident_id, arrived_at=trigger, received_at=trigger,
+                          from_county=rng.choice(ARRIVAL_COUNTIES))
+            else:
+                detail = rng.choice(DRUG_CATEGORIES if kind == "drug_purchase" else SYMPTOMS)
+                self._row(MedicalEvent, resident_id=resident_id, kind=kind, detail=detail, occurred_at=trigger,
+                          received_at=trigger)
+            if not holds_now:
+                self._negative(resident_id, self.past + rng.uniform(2, 48) * hour)
+        elif popup_type == 5:
+            # Left Ruili 2022-06-25 (14 days end 07-09: window) or 07-03..05 (ends at abolition).
+            left = (dt.datetime(2022, 6, 25, 6, tzinfo=DEMO_JULY.tzinfo) + rng.uniform(0, 20) * hour
+                    if rng.random() < 0.5 else
+                    dt.datetime(2022, 7, 3, 8, tzinfo=DEMO_JULY.tzinfo) + rng.uniform(0, 48) * hour)
+            self._row(Stay, resident_id=resident_id, county=BORDER_COUNTY, border_port=True,
+                      started_at=left - rng.uniform(3, 10) * day, ended_at=left, received_at=left)
+
+    def save(self) -> None:
+        for model, rows in self.rows.items():
+            model.objects.bulk_create(rows)
+
+    def summary(self) -> str:
+        return ", ".join(f"{len(rows)} {model._meta.verbose_name_plural}" for model, rows in self.rows.items())
