@@ -3,17 +3,31 @@
 import datetime as dt
 import hashlib
 import random
+import uuid
 
 from django.core import signing
 from django.urls import reverse
-from django.utils import timezone
 
 from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
 from appeals.models import Appeal
 from communities import pii
 from communities.models import Resident, User
-from healthkit.models import HealthStatusOrder, PopupCase, PopupEvent, PopupPolicy, TestRequirement
+from healthkit import clock, engine
+from healthkit.models import (
+    Arrival,
+    HealthStatusOrder,
+    LocalCase,
+    PopupAssignment,
+    PopupCase,
+    Stay,
+    TestRequirement,
+    TestResult,
+)
+from healthkit.services import popup_case_transition, popup_lift, popup_raise
 
+# Counties whose local cases give worker1's residents back in the city their popup 1 (not those
+# of the city-wide demo, so neither set of stays meets the other's cases).
+RISK_COUNTIES = ["420111", "220102", "650102"]  # 武汉市洪山区, 长春市南关区, 乌鲁木齐市天山区
 PLACES = ["河北省保定市莲池区", "上海市浦东新区", "天津市津南区", "广东省广州市海珠区", "内蒙古呼和浩特市新城区"]
 ADDRESSES = ["3号楼2单元501", "12号楼1单元302", "7号院4号楼606", "南里18号楼3门201", "西区5号楼1102"]
 FINDINGS = {
@@ -59,44 +73,46 @@ def seed(*, rng: random.Random, stdout) -> None:
         return
     communities = list(worker.communities.order_by("pk"))
     residents = list(Resident.objects.filter(community__in=communities).order_by("pk")[:200])
-    busy = set(PopupCase.objects.filter(state__in=PopupCase.OPEN_STATES).values_list("resident_id", flat=True))
+    # Residents with no popup at all (an earlier one's signals could hold or be re-raised).
+    busy = set(PopupCase.objects.values_list("resident_id", flat=True))
     busy |= set(Appeal.objects.values_list("resident_id", flat=True))
     free = [r for r in residents if r.pk not in busy]
     rng.shuffle(free)
-    now = timezone.now()
-    policies = {p.popup_type: p for p in PopupPolicy.objects.filter(effective_to__isnull=True)}
+    now = clock.now()
 
-    # Each planned task gets its own fresh popup, so the demo never collides with the city's popups.
+    # Each planned task gets its own fresh popup, made as production makes them: type 1 of a
+    # resident back in the city and type 3 (upstream assignment) by the engine from signals, a
+    # misattributed type 1 (a phone number once used elsewhere) as the upstream match raises it.
     plan = PLAN[: len(free)]
-    popups = []
-    without_popup = []  # (plan row, resident) of the tasks that have no popup on record
-    for (state, origin, _priority, _outcome), resident in zip(plan, free, strict=False):
-        if state == "accepted":
-            without_popup.append(((state, origin, _priority, _outcome), resident))
-            continue
-        popup_type = 1 if origin in ("in_city", "misattribution") else 3
-        ended = state in ("lifted", "closed")
-        raised = now - dt.timedelta(hours=rng.randint(20, 24 * 6))
-        popups.append(PopupCase(
-            resident=resident, popup_type=popup_type, policy=policies.get(popup_type),
-            source=PopupCase.Source.UPSTREAM if origin in ("misattribution", "risk_link") else PopupCase.Source.ENGINE,
-            cause={"trigger": "upstream", "reason": rng.choice(["时空伴随", "到访风险点位", "手机号曾在外地使用"]),
-                   "rule": f"type{popup_type}.assignment"},
-            state=PopupCase.State.LIFTED if ended else (
-                PopupCase.State.UNDER_REVIEW if state in ("confirmed", "info_requested", "measures")
-                else PopupCase.State.ACTIVE),
-            raised_at=raised, lifted_at=now - dt.timedelta(hours=2) if ended else None,
-            dedupe_key=f"demo-clearance-{resident.pk}",
-        ))
-    popups = PopupCase.objects.bulk_create(popups)
-    PopupEvent.objects.bulk_create([
-        PopupEvent(case=p, kind=PopupEvent.Kind.RAISED, to_state="active", actor_label=p.source,
-                   data={"cause": p.cause}, at=p.raised_at) for p in popups
-    ])
+    with_popup = [(row, resident) for row, resident in zip(plan, free, strict=False) if row[0] != "accepted"]
+    without_popup = [(row, resident) for row, resident in zip(plan, free, strict=False) if row[0] == "accepted"]
+    signals: dict[type, list] = {m: [] for m in (Stay, LocalCase, Arrival, TestResult, PopupAssignment)}
+    earlier = now - dt.timedelta(days=13)  # the closed task's popup held then and has lapsed since
+    for (state, origin, _priority, _outcome), resident in with_popup:
+        raised = now - dt.timedelta(hours=rng.uniform(20, 96)) if state != "closed" else earlier
+        if origin == "in_city":
+            _back_from_risk_county(signals, resident=resident, county=rng.choice(RISK_COUNTIES), raised=raised)
+        elif origin == "misattribution":
+            popup_raise(resident=resident, popup_type=1, source=PopupCase.Source.UPSTREAM, dedupe_key="upstream",
+                        cause={"rule": "upstream_assignment", "reason": "手机号曾在外地使用"},
+                        actor_label="upstream", reason="大数据比对：手机号曾在外地使用", at=raised)
+        else:
+            signals[PopupAssignment].append(PopupAssignment(
+                resident=resident, popup_type=3, reason=rng.choice(["时空伴随", "到访风险点位"]),
+                assigned_at=raised - dt.timedelta(minutes=10), received_at=raised,
+                record_key=f"demo:{uuid.uuid4().hex}"))
+    for model, rows in signals.items():
+        model.objects.bulk_create(rows)
+    lapsing = [r.pk for (state, *_), r in with_popup if state == "closed"]
+    engine.evaluate(resident_ids=lapsing, at=earlier)
+    engine.evaluate(resident_ids=[r.pk for row, r in with_popup if r.pk not in lapsing], at=now)
+    opened = {(p.resident_id, p.popup_type): p for p in PopupCase.objects.filter(
+        resident__in=[r for _row, r in with_popup], state__in=PopupCase.OPEN_STATES)}
+    popups = [opened[(r.pk, 1 if origin in ("in_city", "misattribution") else 3)]
+              for (_state, origin, *_), r in with_popup]
 
-    with_popup = [row for row in plan if row[0] != "accepted"]
     rows = [(*row, popup, None, popup.resident_id, popup.raised_at)
-            for row, popup in zip(with_popup, popups, strict=True)]
+            for (row, _resident), popup in zip(with_popup, popups, strict=True)]
     rows += [(*row, None, None, resident.pk, now - dt.timedelta(days=4)) for row, resident in without_popup]
     # Appeals the hotline routed to these communities (the demo bulk-creates them, so no task
     # was opened on commit): each gets its task, as appeal_route would have done.
@@ -203,6 +219,14 @@ def seed(*, rng: random.Random, stdout) -> None:
     ClearanceEvent.objects.bulk_create(events)
     ClearanceLink.objects.bulk_create(links)
     TestRequirement.objects.bulk_create(requirements, ignore_conflicts=True)
+    _popup_history(tasks, worker=worker)
+    # The residents in measures took the tests due so far; the engine then sees the demo's now.
+    TestResult.objects.bulk_create([
+        TestResult(resident_id=r.resident_id, lab="北京市疾控中心", sample_id=f"DEMO{uuid.uuid4().hex[:12]}",
+                   sampled_at=r.trigger_at + dt.timedelta(hours=2), resulted_at=r.trigger_at + dt.timedelta(hours=8),
+                   received_at=r.trigger_at + dt.timedelta(hours=9), result=TestResult.Outcome.NEGATIVE)
+        for r in requirements if r.trigger_at + dt.timedelta(hours=9) <= now])
+    engine.evaluate(resident_ids=[t.resident_id for t in tasks], at=now)
     stdout.write(f"  clearance: {len(tasks)} tasks for worker1's {len(communities)} communities")
     # One working resident link, so the demo can be walked from the resident's side too.
     waiting = next((t for t in tasks if t.state == "open"), None)
@@ -214,3 +238,43 @@ def seed(*, rng: random.Random, stdout) -> None:
         token = signing.Signer(salt="clearance.link", sep=".").sign(raw)
         stdout.write(f"  clearance: a resident's link for {waiting.reference}: "
                      f"{reverse('clearance:link', args=[token])} (valid 72 h, works once)")
+
+
+def _back_from_risk_county(signals: dict, *, resident: Resident, county: str, raised: dt.datetime) -> None:
+    """A stay in `county`, which reported a local case at `raised` (popup 1 from then for 7 days
+    after leaving), then the arrival back and a negative test within 72 hours (no popup 4)."""
+    hour = dt.timedelta(hours=1)
+    left = raised - 11 * hour
+    signals[Stay].append(Stay(resident=resident, county=county, started_at=left - 3 * 24 * hour, ended_at=left,
+                              received_at=left + hour, record_key=f"demo:{uuid.uuid4().hex}"))
+    signals[LocalCase].append(LocalCase(county=county, reported_at=raised, received_at=raised,
+                                        record_key=f"demo:{uuid.uuid4().hex}"))
+    arrived = left + 2 * hour
+    signals[Arrival].append(Arrival(resident=resident, arrived_at=arrived, from_county=county, received_at=arrived,
+                                    record_key=f"demo:{uuid.uuid4().hex}"))
+    signals[TestResult].append(TestResult(
+        resident=resident, lab="北京市疾控中心", sample_id=f"DEMO{uuid.uuid4().hex[:12]}",
+        sampled_at=arrived + 2 * hour, resulted_at=arrived + 6 * hour, received_at=arrived + 7 * hour,
+        result=TestResult.Outcome.NEGATIVE))
+
+
+def _popup_history(tasks: list[ClearanceTask], *, worker: User) -> None:
+    """What the tasks did to their popups, through the popup services, at the tasks' times: the
+    resident's confirmation puts it under review; the community lifts it, or rejects and it is
+    active again. A closed task's popup lapsed by its rule: the engine lifts it (at now)."""
+    for task in tasks:
+        popup = task.popup
+        if popup is None:
+            continue
+        # (a checkpoint return is handled by the community from the start)
+        reviewed_at = task.confirmed_at or task.investigated_at or task.created_at
+        if task.state != "open" and reviewed_at is not None and popup.state == PopupCase.State.ACTIVE:
+            popup_case_transition(case=popup, to=PopupCase.State.UNDER_REVIEW, actor_label="clearance",
+                                  reason="居民已向社区确认信息", data={"clearance_task": task.pk},
+                                  at=max(reviewed_at, popup.raised_at))
+        if task.state == "lifted":
+            popup_lift(case=popup, actor=worker, authority="community", reason=task.decision_reason,
+                       data={"clearance_task": task.pk}, at=task.decided_at)
+        elif task.state == "rejected" and popup.state == PopupCase.State.UNDER_REVIEW:
+            popup_case_transition(case=popup, to=PopupCase.State.ACTIVE, actor=worker, reason=task.decision_reason,
+                                  data={"clearance_task": task.pk}, at=task.decided_at)
