@@ -30,6 +30,8 @@ DESCRIPTIONS = {
 }
 OUTCOMES = [("lifted", "社区核实后已解除弹窗"), ("rejected", "经核查存在风险点位时空关联，需按要求完成核酸"),
             ("no_popup", "来电时弹窗已自动解除")]
+# A popup under review is one its community is looking into after the resident appealed.
+IN_PROGRESS = ["in_progress", "waiting_resident", "routed"]
 
 
 def _screenshots() -> list[bytes]:
@@ -51,10 +53,13 @@ def _screenshots() -> list[bytes]:
 
 
 def seed(*, rng, stdout) -> None:
-    # Popups without an open appeal yet, so a second run adds appeals instead of failing.
-    popups = list(PopupCase.objects.filter(state__in=PopupCase.OPEN_STATES)
-                  .exclude(appeals__status__in=Appeal.OPEN_STATUSES)
-                  .select_related("resident__community").order_by("pk")[:N_APPEALS])
+    # Popups without an open appeal yet, so a second run adds appeals instead of failing: every
+    # popup under review (its appeal is in progress), then active ones, up to N_APPEALS.
+    candidates = (PopupCase.objects.exclude(appeals__status__in=Appeal.OPEN_STATUSES)
+                  .select_related("resident__community").order_by("pk"))
+    under_review = list(candidates.filter(state=PopupCase.State.UNDER_REVIEW))
+    active = list(candidates.filter(state=PopupCase.State.ACTIVE)[:max(N_APPEALS - len(under_review), N_APPEALS // 4)])
+    popups = sorted(under_review + active, key=lambda p: p.pk)
     if not popups:
         stdout.write("  appeals: no open popups; skipped")
         return
@@ -66,13 +71,15 @@ def seed(*, rng, stdout) -> None:
     for index, popup in enumerate(popups):
         resident = popup.resident
         category = categories[index % len(categories)] if index % 3 else "correction"
-        status = statuses[index % len(statuses)]
+        reviewed = popup.state == PopupCase.State.UNDER_REVIEW
+        status = IN_PROGRESS[index % len(IN_PROGRESS)] if reviewed else statuses[index % len(statuses)]
         priority = priority_for(category)
         # Open appeals are mostly fresh (a few breached, as in real life); closed ones older.
         age_hours = rng.uniform(0.2, 20) if status != "closed" and index % 5 else rng.uniform(1, 24 * 6)
-        created = now - dt.timedelta(hours=age_hours)
+        # ... and filed after the popup appeared.
+        created = min(max(now - dt.timedelta(hours=age_hours), popup.raised_at + dt.timedelta(minutes=10)), now)
         phone = f"1{rng.choice('3589')}{rng.randrange(10**9):09d}"
-        unlisted = index % 17 == 0
+        unlisted = index % 17 == 0 and not reviewed  # filed without naming the popup
         appeal = Appeal(
             reference=_reference(), resident=resident, popup=None if unlisted else popup,
             popup_type_claimed=popup.popup_type, category=category, priority=priority, status=status,
@@ -91,7 +98,8 @@ def seed(*, rng, stdout) -> None:
             appeal.routed_community = resident.community
             appeal.routed_at = created + dt.timedelta(hours=1)
         if status == "closed":
-            appeal.outcome, appeal.close_reason = rng.choice(OUTCOMES)
+            # The popup is still open: the appeal did not get it lifted.
+            appeal.outcome, appeal.close_reason = OUTCOMES[1]
             appeal.closed_at = min(created + dt.timedelta(hours=rng.uniform(2, 30)), now)
         appeals.append(appeal)
         plans.append(status)
