@@ -265,7 +265,8 @@ class CheckView(DraftMixin, View):
             "category": Appeal.Category(draft["category"]).label if draft.get("category") else "",
             "community": Community.objects.select_related("street__district").filter(pk=draft.get("community_id") or 0).first(),
             "drafts": AppealEvidence.objects.filter(appeal__isnull=True, draft_key=draft["draft_key"]).order_by("id"),
-            "phone_masked": pii.mask_phone(pii.decrypt(draft["phone"])), "step": 5,
+            "phone_masked": pii.mask_phone(pii.decrypt(draft["phone"])), "phone_on_record": self.phone_on_record,
+            "step": 5,
         }
 
     def get(self, request):

@@ -35,12 +35,15 @@ def _popup_step(client) -> str:
     return page.split("<main", 1)[-1]
 
 
-def _file_unlisted(client, popup_type="3"):
+def _file_unlisted(client, popup_type="3", *, on_record=False):
     response = client.post(reverse("appeals:file-popup"), {"popup": "unlisted", "popup_type_claimed": popup_type,
                                                            "category": "correction"})
     assert response.status_code == 302, response.content.decode()[:3000]
     client.post(reverse("appeals:file-community"), {"action": "skip"})
     client.post(reverse("appeals:file-details"), {"description": "my popup", "action": "continue"})
+    check = client.get(reverse("appeals:file-check")).content.decode()
+    if not on_record:
+        assert "Not listed in our records" not in check  # says nothing of what the records hold
     assert client.post(reverse("appeals:file-check")).status_code == 302
     return client.get(reverse("appeals:file-done"))
 
@@ -96,7 +99,7 @@ def test_the_resident_with_a_phone_on_record_sees_their_popups_and_never_joins_a
     assert f'value="{popup.pk}"' in page and NEUTRAL not in page
     assert resident.community.name in client.get(reverse("appeals:file-community")).content.decode()
     # filing "not listed, number 4" does not land in the stranger's appeal (whose phone is not theirs)
-    _file_unlisted(client, popup_type="4")
+    _file_unlisted(client, popup_type="4", on_record=True)
     own = Appeal.objects.exclude(pk=stranger.pk).get()
     assert not own.filer_unconfirmed and own.popup_type_claimed == 4
     stranger.refresh_from_db()
