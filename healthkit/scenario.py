@@ -198,8 +198,13 @@ def community_decision(*, ctx, event, index):
         raise ScenarioError(_("no open popup of type %(t)s to decide on") % {"t": popup_type})
     if decision == "lift":
         for case in cases:
-            popup_lift(case=case, actor_label="community", reason=str(reason),
-                       data={"decision": "lift", "via": "scenario"}, at=ctx.at)
+            try:  # the policy in force decides whether a community may lift this type
+                popup_lift(case=case, actor_label="community", reason=str(reason),
+                           data={"decision": "lift", "via": "scenario"}, at=ctx.at, authority="community")
+            except ScenarioError:
+                raise
+            except ApplicationError as exc:
+                raise ScenarioError(str(exc.message)) from None
 
 
 ENGINE_EVENTS = {

@@ -150,3 +150,14 @@ def test_malformed_file_is_refused(tmp_path):
     bad.write_text(json.dumps({"resident": {"name": "x", "id_number": "123"}, "events": []}))
     with pytest.raises(CommandError, match="resident.id_number"):
         _replay(str(bad))
+
+
+def test_a_community_decision_the_policy_does_not_allow_stops_with_its_index(tmp_path):
+    path = _scenario(tmp_path, [
+        {"at": "2022-06-01T09:00:00+08:00", "type": "arrival", "county": "310115"},
+        {"at": "2022-06-04T10:00:00+08:00", "type": "check"},
+        {"at": "2022-06-04T11:00:00+08:00", "type": "community_decision", "popup_type": 4, "decision": "lift",
+         "reason": "社区核实"},
+    ])
+    with pytest.raises(CommandError, match=r"event 2 \(community_decision\): Popup 4 is not lifted by a community"):
+        _replay(path)
