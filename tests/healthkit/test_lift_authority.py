@@ -2,6 +2,7 @@
 residents in the city) and 3, never 2, 4 or 5, which lift by their rule."""
 
 import pytest
+from django.utils import translation
 
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
@@ -11,6 +12,12 @@ from tests.factories.healthkit import cst
 
 pytestmark = pytest.mark.django_db
 AUGUST = cst(2022, 8, 1)
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    with translation.override("en"):
+        yield
 
 
 def test_authorities_come_from_the_policy_in_force():

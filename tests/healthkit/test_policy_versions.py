@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.test import Client
+from django.utils import translation
 
 from healthkit.models import PopupPolicy
 from healthkit.selectors import policy_in_force
@@ -15,6 +16,12 @@ from tests.healthkit.engine_helpers import active_at
 
 pytestmark = pytest.mark.django_db
 SEPT = cst(2022, 9, 1)
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    with translation.override("en"):
+        yield
 
 
 def _type_1(**params):
