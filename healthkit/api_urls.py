@@ -6,6 +6,7 @@ from healthkit import api_ingest, views_api
 
 urlpatterns = [
     path("residents/health-code/", views_api.HealthCodeApi.as_view(), name="api-health-code"),
+    path("sms/receipts/", views_api.SmsReceiptApi.as_view(), name="api-sms-receipts"),
     path("ingest/test-results/", api_ingest.TestResultIngestApi.as_view(), name="api-ingest-test-results"),
     path("ingest/arrivals/", api_ingest.ArrivalIngestApi.as_view(), name="api-ingest-arrivals"),
     path("ingest/stays/", api_ingest.StayIngestApi.as_view(), name="api-ingest-stays"),

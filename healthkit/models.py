@@ -249,6 +249,9 @@ class SmsMessage(models.Model):
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed, will retry")
         DEAD = "dead", _("Gave up")
+        # from the gateway's delivery receipt (healthkit.sms.sms_receipts_record), after SENT
+        DELIVERED = "delivered", _("Delivered")
+        UNDELIVERED = "undelivered", _("Not delivered")
 
     idempotency_key = models.CharField(max_length=120, unique=True)
     purpose = models.CharField(_("purpose"), max_length=40)
@@ -256,20 +259,25 @@ class SmsMessage(models.Model):
     phone_encrypted = models.TextField(editable=False)
     phone_masked = models.CharField(_("phone"), max_length=16)
     body = models.TextField(_("text"))
-    state = models.CharField(_("state"), max_length=8, choices=State.choices, default=State.QUEUED)
+    state = models.CharField(_("state"), max_length=12, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(db_index=True)
     provider_id = models.CharField(max_length=64, blank=True)
     last_error = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivery receipt at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("SMS message")
         verbose_name_plural = _("SMS messages")
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="sms_due_idx",
-                                condition=Q(state__in=["queued", "failed"]))]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="sms_due_idx",
+                         condition=Q(state__in=["queued", "failed"])),
+            # delivery receipts name the gateway's message id
+            models.Index(fields=["provider_id"], name="sms_provider_idx", condition=~Q(provider_id="")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.purpose} → {self.phone_masked} ({self.get_state_display()})"

@@ -10,12 +10,13 @@ import json
 import logging
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from communities import pii
 from communities.models import Resident
@@ -155,3 +156,69 @@ def sms_due_ids(limit: int = 500) -> list[int]:
             next_attempt_at__lte=timezone.now(),
         ).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
     )
+
+
+MAX_RECEIPTS = 10_000
+RECEIPT_STATES = {"delivered": SmsMessage.State.DELIVERED, "undelivered": SmsMessage.State.UNDELIVERED}
+
+
+def sms_receipts_record(receipts: list[Any]) -> dict[str, Any]:
+    """Record the gateway's delivery receipts: a SENT message becomes DELIVERED or UNDELIVERED
+    (set-wise, one UPDATE). Idempotent: a receipt for a message already final, or for an id we
+    do not know (yet: the send may not have committed), changes nothing and is listed under
+    `not_recorded` so the gateway can send it again later. Bad receipts are reported by index."""
+    from healthkit.errors import ApplicationError
+
+    if not isinstance(receipts, list):
+        raise ApplicationError(_("Send a JSON object with a `receipts` list."))
+    if len(receipts) > MAX_RECEIPTS:
+        raise ApplicationError(_("At most %(n)d receipts per request.") % {"n": MAX_RECEIPTS},
+                               extra={"max_receipts": MAX_RECEIPTS, "received": len(receipts)})
+    now = timezone.now()
+    rejected: list[dict[str, Any]] = []
+    good: dict[str, tuple[str, dt.datetime, str]] = {}  # provider id -> (state, at, error); first wins
+    for index, receipt in enumerate(receipts):
+        errors: dict[str, str] = {}
+        if not isinstance(receipt, dict):
+            rejected.append({"index": index, "errors": {"receipt": _("Each receipt is a JSON object.")}})
+            continue
+        provider_id = receipt.get("id")
+        if not isinstance(provider_id, str) or not 0 < len(provider_id) <= 64 or not provider_id.isprintable():
+            errors["id"] = _("The gateway's message id: a string of at most 64 characters.")
+        state = RECEIPT_STATES.get(receipt.get("status"))
+        if state is None:
+            errors["status"] = _('Must be "delivered" or "undelivered".')
+        at = now
+        if receipt.get("at") not in (None, ""):
+            try:
+                at = dt.datetime.fromisoformat(receipt["at"]) if isinstance(receipt["at"], str) else None
+            except ValueError:
+                at = None
+            if at is None or at.tzinfo is None:
+                errors["at"] = _("Must be an ISO 8601 date-time with a UTC offset.")
+        error = receipt.get("error", "")
+        if not isinstance(error, str):
+            errors["error"] = _("Must be a string.")
+        if errors:
+            rejected.append({"index": index, "errors": errors})
+            continue
+        good.setdefault(provider_id, (state, min(at, now), "".join(ch for ch in error if ch.isprintable())[:200]))
+    recorded: list[str] = []
+    if good:
+        ids = list(good)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                UPDATE healthkit_smsmessage m
+                SET state = r.state, delivered_at = r.at,
+                    last_error = CASE WHEN r.state = 'undelivered' THEN r.error ELSE m.last_error END
+                FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[]) AS r(provider_id, state, at, error)
+                WHERE m.provider_id = r.provider_id AND m.provider_id <> '' AND m.state = 'sent'
+                RETURNING m.provider_id
+                """,
+                [ids, [good[i][0] for i in ids], [good[i][1] for i in ids], [good[i][2] for i in ids]],
+            )
+            recorded = [row[0] for row in cursor.fetchall()]
+    done = set(recorded)
+    return {"received": len(receipts), "recorded": len(done), "rejected": rejected,
+            "not_recorded": [i for i in good if i not in done]}

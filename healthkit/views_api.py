@@ -3,6 +3,7 @@
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -11,8 +12,9 @@ from communities.models import PersonalDataAccess
 from communities.selectors import resident_by_id_number, residents_visible_to
 from communities.services import access_log
 from healthkit.errors import ApplicationError
-from healthkit.permissions import IsStaffRole
+from healthkit.permissions import IsIntegration, IsStaffRole
 from healthkit.selectors import health_code_at
+from healthkit.sms import sms_receipts_record
 
 
 class HealthCodeApi(APIView):
@@ -50,3 +52,37 @@ class HealthCodeApi(APIView):
             "resident": resident.masked, "code": code.color,
             "active_popups": code.popup_types, "reasons": code.reasons,
         }).data)
+
+
+class _SmsReceiptSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=64, help_text="The gateway's message id (returned when sending).")
+    status = serializers.ChoiceField(choices=["delivered", "undelivered"])
+    at = serializers.DateTimeField(required=False, help_text="When the handset took it (or the gateway gave up).")
+    error = serializers.CharField(required=False, max_length=200, help_text="The gateway's reason, if undelivered.")
+
+
+class SmsReceiptApi(APIView):
+    """Delivery receipts from the SMS gateway (token of an integration client): each message
+    sent moves to delivered or not delivered, so staff see whether the resident got the link or
+    the decision. Bulk and idempotent."""
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsIntegration]
+
+    class InputSerializer(serializers.Serializer):
+        receipts = _SmsReceiptSerializer(many=True, help_text="At most 10,000.")
+
+    class OutputSerializer(serializers.Serializer):
+        received = serializers.IntegerField()
+        recorded = serializers.IntegerField()
+        rejected = serializers.ListField(child=serializers.DictField(),
+                                         help_text='[{"index": 3, "errors": {"field": "message"}}]')
+        not_recorded = serializers.ListField(
+            child=serializers.CharField(),
+            help_text="Ids with no sent message on record (unknown yet, or already final): send again later "
+                      "if they are new; nothing changes otherwise.")
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def post(self, request):
+        data = request.data if isinstance(request.data, dict) else {}
+        return Response(self.OutputSerializer(sms_receipts_record(data.get("receipts"))).data)

@@ -22,7 +22,7 @@ from communities.models import User
 from communities.selectors import communities_visible_to
 from healthkit import clock
 from healthkit.labels import actor_name
-from healthkit.models import PopupCase, TestResult
+from healthkit.models import PopupCase, SmsMessage, TestResult
 from healthkit.permissions import has_role
 
 WORKER_ROLES = (User.Role.COMMUNITY_WORKER, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
@@ -283,3 +283,9 @@ def clearance_progress_for_appeal(appeal) -> ResidentProgress | None:
         code = rejected[-1].data.get("next_step", "")
         next_step = str(ClearanceTask.NextStep(code).label) if code in ClearanceTask.NextStep.values else ""
     return ResidentProgress(task=task, events=events, next_step=next_step)
+
+
+def task_messages(task: ClearanceTask) -> QuerySet[SmsMessage]:
+    """The SMS sent to the resident for this task (links, decisions, measures), with their
+    delivery state: did the resident get the link?"""
+    return SmsMessage.objects.filter(idempotency_key__startswith=f"clearance:{task.pk}:").order_by("created_at")

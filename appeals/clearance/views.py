@@ -208,6 +208,7 @@ class TaskDetailView(WorkerMixin, View):
             "calls": selectors.task_calls(task),
             "history": selectors.task_history(task),
             "links": task.links.order_by("-created_at"),
+            "sms_messages": selectors.task_messages(task),
             "community_reason": selectors.task_community_reason(task),
             "revealed": revealed,
             "forms": {
