@@ -77,7 +77,8 @@ iv_all AS (
            LEAST(COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int),
                  c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7)),
                  p.pt) AS ends_at,
-           jsonb_build_object('stay', s.id, 'local_case', c.id) AS refs,
+           -- the records' ids, plus the facts staff read first (county; for type 4 the deadline)
+           jsonb_build_object('stay', s.id, 'local_case', c.id, 'county', s.county) AS refs,
            jsonb_build_object('stay', s.id, 'local_case', c.id, 'ended_by', CASE
                WHEN p.pt <= LEAST(COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int),
                                   c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7)))
@@ -108,7 +109,8 @@ iv_all AS (
            GREATEST(COALESCE(g.deadline_at, g.at + make_interval(hours => (p.params->>'deadline_hours')::int)),
                     g.received_at),
            COALESCE(n.received_at, 'infinity'),
-           jsonb_build_object(g.kind, g.id),
+           jsonb_build_object(g.kind, g.id, 'deadline',
+                              COALESCE(g.deadline_at, g.at + make_interval(hours => (p.params->>'deadline_hours')::int))),
            jsonb_build_object(g.kind, g.id, 'test_result', n.id, 'ended_by', 'negative_result')
     FROM (
         SELECT 'arrival' AS kind, a.id, a.resident_id, a.arrived_at AS at, a.received_at,
@@ -134,7 +136,7 @@ iv_all AS (
     SELECT s.resident_id, 5,
            GREATEST(s.started_at, s.received_at, p.pf),
            LEAST(COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int), p.pt),
-           jsonb_build_object('stay', s.id),
+           jsonb_build_object('stay', s.id, 'county', s.county),
            jsonb_build_object('stay', s.id, 'ended_by', CASE
                WHEN p.pt <= COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int)
                THEN 'policy_boundary' ELSE 'window_since_leaving' END)

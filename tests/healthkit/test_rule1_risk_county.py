@@ -27,7 +27,7 @@ def test_raised_when_the_case_is_reported_and_lifted_after_seven_case_free_days(
     assert active_at(resident, cst(2022, 6, 15, 10)) == []
     (popup,) = cases(resident, 1)
     raised = popup.events.get(kind=PopupEvent.Kind.RAISED)
-    assert raised.data["records"] == [{"stay": stay.pk, "local_case": case.pk}]
+    assert raised.data["records"] == [{"stay": stay.pk, "local_case": case.pk, "county": stay.county}]
     assert raised.data["policy"] == "2022-02-12"
     lifted = popup.events.get(kind=PopupEvent.Kind.LIFTED)
     assert lifted.data["records"]["ended_by"] == "county_case_free"

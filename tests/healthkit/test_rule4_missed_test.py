@@ -40,7 +40,8 @@ def test_late_sweep_still_dates_the_popup_at_the_deadline_and_says_why():
     event = case.events.get(kind=PopupEvent.Kind.RAISED)
     assert event.data["rule"] == "missed_test"
     assert event.data["policy"] == "2022-02-12"
-    assert event.data["records"] == [{"arrival": arrival.pk}]
+    (record,) = event.data["records"]
+    assert record["arrival"] == arrival.pk and dt.datetime.fromisoformat(record["deadline"]) == DEADLINE
 
 
 def test_negative_on_record_before_deadline_means_never_raised():

@@ -35,7 +35,8 @@ def test_raised_at_its_own_deadline_and_lifted_by_a_negative_received_later():
     assert active_at(resident, DEADLINE) == [4]
     (case,) = cases(resident, 4)
     assert case.raised_at == DEADLINE
-    assert case.events.get(kind=PopupEvent.Kind.RAISED).data["records"] == [{"test_requirement": requirement.pk}]
+    (record,) = case.events.get(kind=PopupEvent.Kind.RAISED).data["records"]
+    assert record["test_requirement"] == requirement.pk and dt.datetime.fromisoformat(record["deadline"]) == DEADLINE
     assert "朝阳区全员核酸" in "\n".join(popup_explain(case))
     received = DEADLINE + dt.timedelta(hours=5)
     TestResultFactory(resident=resident, sampled_at=DEADLINE + dt.timedelta(hours=1), resulted_at=received,
