@@ -3,19 +3,14 @@
 from django.contrib import admin
 
 from appeals.models import Appeal, AppealContact, AppealEvent, AppealEvidence
-from communities.admin import ReadOnlyAdmin
+from communities.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
-class AppealEventInline(admin.TabularInline):
+class AppealEventInline(ReadOnlyInline):
     model = AppealEvent
     fields = ("at", "kind", "actor_label", "note", "public")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Appeal)

@@ -37,6 +37,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """A service-written history shown under its parent (events, links, attempts): listed, never
+    added, edited or deleted here."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(District)
 class DistrictAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "name_en"]

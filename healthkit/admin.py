@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from communities.admin import ReadOnlyAdmin
+from communities.admin import ReadOnlyAdmin, ReadOnlyInline
 from healthkit import outbox
 from healthkit.models import (
     Arrival,
@@ -35,15 +35,10 @@ class PopupPolicyAdmin(admin.ModelAdmin):
     list_filter = ["popup_type"]
 
 
-class PopupEventInline(admin.TabularInline):
+class PopupEventInline(ReadOnlyInline):
     model = PopupEvent
-    extra = 0
-    can_delete = False
     fields = ["at", "kind", "from_state", "to_state", "actor", "actor_label", "reason", "data"]
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(PopupCase)
@@ -189,15 +184,10 @@ class OutboxRecordAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
-class OutboxAttemptInline(admin.TabularInline):
+class OutboxAttemptInline(ReadOnlyInline):
     model = OutboxAttempt
-    extra = 0
-    can_delete = False
     fields = ["at", "ok", "status_code", "error", "duration_ms"]
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(OutboxDelivery)

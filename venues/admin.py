@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from communities.admin import ReadOnlyAdmin
+from communities.admin import ReadOnlyAdmin, ReadOnlyInline
 from venues.models import RiskWindow, RiskWindowEvent, ScanBatch, Venue
 
 
@@ -37,14 +37,9 @@ class VenueAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-class RiskWindowEventInline(admin.TabularInline):
+class RiskWindowEventInline(ReadOnlyInline):
     model = RiskWindowEvent
-    extra = 0
-    can_delete = False
     readonly_fields = ["at", "kind", "actor", "actor_label", "reason", "data"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(RiskWindow)

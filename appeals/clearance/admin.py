@@ -5,30 +5,20 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
-from communities.admin import ReadOnlyAdmin
+from communities.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
-class ClearanceEventInline(admin.TabularInline):
+class ClearanceEventInline(ReadOnlyInline):
     model = ClearanceEvent
     fields = ("at", "kind", "from_state", "to_state", "actor", "actor_label", "reason", "data")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
-class ClearanceLinkInline(admin.TabularInline):
+class ClearanceLinkInline(ReadOnlyInline):
     model = ClearanceLink
     # Never the token hash: it is of no use to anyone reading the admin.
     fields = ("purpose", "created_at", "expires_at", "used_at", "revoked_at")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ClearanceTask)
