@@ -10,13 +10,12 @@ from appeals.clearance import services
 from appeals.clearance.models import ClearanceLink, ClearanceTask
 from communities.models import PersonalDataAccess
 from healthkit import clock, engine
-from healthkit.models import HealthStatusOrder, PopupCase, TestRequirement, TestResult
-from tests.clearance.helpers import token_in
+from healthkit.models import HealthStatusOrder, PopupCase, TestRequirement
+from tests.clearance.helpers import checkpoint_preapproval, negative_result, token_in
 from tests.factories import (
     CommunityFactory,
     PopupCaseFactory,
     ResidentFactory,
-    TestResultFactory,
     make_id_number,
 )
 from tests.factories.clearance import WorkerFactory
@@ -26,26 +25,11 @@ pytestmark = pytest.mark.django_db
 AT = cst(2022, 10, 8, 15)
 
 
-def _negative(resident, sampled):
-    received = sampled + dt.timedelta(hours=6)
-    TestResultFactory(resident=resident, sampled_at=sampled, resulted_at=received, received_at=received,
-                      result=TestResult.Outcome.NEGATIVE)
-
-
 def test_preapproval_by_id_number_tracks_letter_and_three_days_two_tests(client, sms_outbox,
                                                                          django_capture_on_commit_callbacks):
-    id_number = make_id_number()
-    resident = ResidentFactory(id_number=id_number)
-    popup = PopupCaseFactory(resident=resident, popup_type=3, raised_at=AT - dt.timedelta(hours=3))
-    worker = WorkerFactory(communities=[resident.community])
-    client.force_login(worker)
-
-    with clock.frozen_at(AT), django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("clearance:checkpoint"), {
-            "id_number": id_number, "community": resident.community_id, "measure": "three_days_two_tests",
-            "reason": "京港澳高速杜家坎检查站，京A·12345，社区同意接收"})
+    resident, popup, worker, response, task = checkpoint_preapproval(
+        client, django_capture_on_commit_callbacks, at=AT, reason="京港澳高速杜家坎检查站，京A·12345，社区同意接收")
     assert response.status_code == 302
-    task = ClearanceTask.objects.get(resident=resident)
     assert task.origin == ClearanceTask.Origin.CHECKPOINT and task.state == ClearanceTask.State.MEASURES
     assert task.popup == popup and task.commitment_required
     assert PersonalDataAccess.objects.filter(actor=worker, action=PersonalDataAccess.Action.LOOKUP).count() == 1
@@ -58,8 +42,8 @@ def test_preapproval_by_id_number_tracks_letter_and_three_days_two_tests(client,
     with clock.frozen_at(AT + dt.timedelta(hours=1)):
         assert client.post(f"/clearance/r/{token}/", {"signature": "王小明", "agree": "on"}).status_code == 200
     # both tests negative: lifted after day 3
-    _negative(resident, AT + dt.timedelta(hours=2))
-    _negative(resident, cst(2022, 10, 10, 9))
+    negative_result(resident, AT + dt.timedelta(hours=2))
+    negative_result(resident, cst(2022, 10, 10, 9))
     assert services.clearance_measures_sweep(at=cst(2022, 10, 10, 20)) == 0   # day 3 not over
     assert services.clearance_measures_sweep(at=cst(2022, 10, 11, 0, 5)) == 1
     popup.refresh_from_db()

@@ -15,21 +15,15 @@ from appeals.clearance.models import ClearanceEvent, ClearanceTask
 from appeals.models import Appeal
 from healthkit import clock
 from healthkit.errors import ApplicationError
-from healthkit.models import PopupCase, SmsMessage, TestResult
+from healthkit.models import PopupCase, SmsMessage
 from healthkit.selectors import health_code_at
-from tests.clearance.helpers import token_in
-from tests.factories import PopupCaseFactory, ResidentFactory, TestResultFactory, make_id_number
+from tests.clearance.helpers import checkpoint_preapproval, negative_result, token_in
+from tests.factories import PopupCaseFactory, ResidentFactory
 from tests.factories.clearance import ClearanceTaskFactory, RoutedAppealFactory, WorkerFactory
 from tests.factories.healthkit import cst
 
 pytestmark = pytest.mark.django_db
 AT = cst(2022, 11, 10, 10)
-
-
-def _negative(resident, sampled):
-    received = sampled + dt.timedelta(hours=6)
-    TestResultFactory(resident=resident, sampled_at=sampled, resulted_at=received, received_at=received,
-                      result=TestResult.Outcome.NEGATIVE)
 
 
 @pytest.fixture
@@ -77,7 +71,7 @@ def test_accept_during_a_high_risk_red_measure_is_refused(task, worker):
     assert _state(task) == (ClearanceTask.State.MEASURES, PopupCase.State.UNDER_REVIEW)
 
     # and once the order has ended and a negative from day 7 is on record, the sweep lifts it
-    _negative(task.resident, cst(2022, 11, 16, 9))
+    negative_result(task.resident, cst(2022, 11, 16, 9))
     assert services.clearance_measures_sweep(at=cst(2022, 11, 17, 1)) == 1
     assert _state(task) == (ClearanceTask.State.LIFTED, PopupCase.State.LIFTED)
 
@@ -95,7 +89,7 @@ def test_nothing_found_lifts_after_letter_and_negative_test(task, worker, client
     token = token_in(sms_outbox.outbox[-1])
     with clock.frozen_at(AT + dt.timedelta(hours=1)):
         assert client.post(f"/clearance/r/{token}/", {"signature": "王小明", "agree": "on"}).status_code == 200
-    _negative(task.resident, AT + dt.timedelta(hours=2))
+    negative_result(task.resident, AT + dt.timedelta(hours=2))
 
     # then the measures sweep lifts it (actor "clearance")
     assert services.clearance_measures_sweep(at=AT + dt.timedelta(hours=9)) == 1
@@ -107,7 +101,7 @@ def test_worker_may_accept_once_the_measures_are_complete(task, worker):
     with clock.frozen_at(AT):
         services.clearance_investigate(task=task, actor=worker, outcome="listed_area", reason="途经涉疫地区")
     for sampled in (cst(2022, 11, 10, 12), cst(2022, 11, 11, 9), cst(2022, 11, 13, 9), cst(2022, 11, 16, 9)):
-        _negative(task.resident, sampled)
+        negative_result(task.resident, sampled)
     # day 7 over and its negative on record: the worker's accept is the same lift the sweep would do
     services.clearance_accept(task=task, actor=worker, reason="四次核酸均阴性", at=cst(2022, 11, 17, 8))
     assert _state(task) == (ClearanceTask.State.LIFTED, PopupCase.State.LIFTED)
@@ -168,17 +162,9 @@ def test_appeal_reporting_a_popup_3_it_was_not_linked_to_goes_through_the_invest
 def test_checkpoint_route_still_lifts_popup_3_when_letter_and_tests_are_done(client, sms_outbox,
                                                                             django_capture_on_commit_callbacks):
     # given a resident with popup 3 pre-approved at a checkpoint ("three days, two tests")
-    id_number = make_id_number()
-    resident = ResidentFactory(id_number=id_number)
-    popup = PopupCaseFactory(resident=resident, popup_type=3, raised_at=AT - dt.timedelta(hours=3))
-    worker = WorkerFactory(communities=[resident.community])
-    client.force_login(worker)
-    with clock.frozen_at(AT), django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("clearance:checkpoint"), {
-            "id_number": id_number, "community": resident.community_id, "measure": "three_days_two_tests",
-            "reason": "京港澳高速杜家坎检查站，社区同意接收"})
+    resident, popup, worker, response, task = checkpoint_preapproval(
+        client, django_capture_on_commit_callbacks, at=AT, reason="京港澳高速杜家坎检查站，社区同意接收")
     assert response.status_code == 302
-    task = ClearanceTask.objects.get(resident=resident)
     # the worker cannot lift it before the letter and the tests
     with pytest.raises(ApplicationError):
         services.clearance_accept(task=task, actor=worker, reason="同意", at=AT + dt.timedelta(hours=1))
@@ -188,8 +174,8 @@ def test_checkpoint_route_still_lifts_popup_3_when_letter_and_tests_are_done(cli
     client.logout()
     with clock.frozen_at(AT + dt.timedelta(hours=1)):
         assert client.post(f"/clearance/r/{token}/", {"signature": "王小明", "agree": "on"}).status_code == 200
-    _negative(resident, AT + dt.timedelta(hours=2))
-    _negative(resident, cst(2022, 11, 12, 9))
+    negative_result(resident, AT + dt.timedelta(hours=2))
+    negative_result(resident, cst(2022, 11, 12, 9))
 
     # then the measures sweep lifts it after day 3
     assert services.clearance_measures_sweep(at=cst(2022, 11, 13, 0, 5)) == 1
