@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils.translation import gettext as _
 
+from appeals.clearance import tokens
 from appeals.clearance.models import (
     CALL_DIRECTIONS,
     CALL_OUTCOMES,
@@ -99,14 +100,12 @@ class LinkStatus:
 
 def link_status(token: str, *, at: dt.datetime | None = None) -> LinkStatus:
     """What a link token is worth now. A tampered token is refused before any database read."""
-    from appeals.clearance.services import token_hash
-
     at = at or clock.now()
     try:
-        raw = signing.Signer(salt="clearance.link", sep=".").unsign(token)
+        raw = tokens.signer().unsign(token)
     except signing.BadSignature:
         return LinkStatus("invalid")
-    link = ClearanceLink.objects.select_related("task__community").filter(token_hash=token_hash(raw)).first()
+    link = ClearanceLink.objects.select_related("task__community").filter(token_hash=tokens.token_hash(raw)).first()
     if link is None:
         return LinkStatus("invalid")
     if link.used_at is not None:

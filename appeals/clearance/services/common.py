@@ -1,0 +1,121 @@
+"""Shared by the clearance services: the task state machine, its event log and the resident's SMS."""
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from appeals.clearance.models import (
+    ClearanceEvent,
+    ClearanceTask,
+)
+from communities import pii
+from communities.models import User
+from healthkit import clock
+from healthkit.errors import ApplicationError, IllegalTransition
+from healthkit.sms import sms_enqueue
+
+
+def _event(*, task: ClearanceTask, kind: str, actor: User | None = None, actor_label: str = "",
+           reason: str = "", data: dict[str, Any] | None = None, from_state: str = "", to_state: str = "",
+           at: dt.datetime | None = None) -> ClearanceEvent:
+    return ClearanceEvent.objects.create(
+        task=task, kind=kind, actor=actor,
+        actor_label=actor_label or (actor.get_username() if actor else "system"),
+        reason=reason, data=data or {}, from_state=from_state, to_state=to_state, at=at or clock.now(),
+    )
+
+
+def sla_hours_for(priority: int) -> int:
+    if priority == ClearanceTask.Priority.EMERGENCY:
+        return settings.CLEARANCE_SLA_EMERGENCY_HOURS
+    return settings.CLEARANCE_SLA_HOURS
+
+
+def _resident_phone(task: ClearanceTask) -> str | None:
+    """Where the resident's SMS goes: the phone they confirmed, the appeal's, else their primary."""
+    for encrypted in (task.contact_phone_encrypted,
+                      task.appeal.contact_phone_encrypted if task.appeal_id else ""):
+        if encrypted:
+            return pii.decrypt(encrypted)
+    phone = task.resident.phones.order_by("-is_primary", "id").first()
+    return phone.reveal_phone() if phone else None
+
+
+def _notify(*, task: ClearanceTask, purpose: str, key: str, compose: Callable[[], str]) -> None:
+    """Queue one SMS to the resident (idempotent on `key`); no phone on record, no SMS.
+
+    `compose` builds the text in the residents' language (the site's LANGUAGE_CODE), whatever
+    language the worker's console is in; the official-site footer is appended.
+    """
+    phone = _resident_phone(task)
+    if phone is None:
+        return
+    with translation.override(settings.LANGUAGE_CODE):
+        body = compose() + " " + _sms_footer()
+    sms_enqueue(phone=phone, body=body, purpose=purpose, idempotency_key=f"clearance:{task.pk}:{key}",
+                resident=task.resident)
+
+
+def _sms_footer() -> str:
+    return _("Official site: %(site)s. This service is free: nobody will ever ask you for money.") % {
+        "site": settings.OFFICIAL_SITE_URL,
+    }
+
+
+@transaction.atomic
+def clearance_task_transition(*, task: ClearanceTask, to: str, kind: str, actor: User | None = None,
+                              actor_label: str = "", reason: str = "", data: dict[str, Any] | None = None,
+                              at: dt.datetime | None = None, allow_same: bool = False,
+                              **fields: Any) -> ClearanceTask:
+    """Move a task to `to` under a row lock, checking the table; sets `fields` and logs the event.
+    `allow_same` lets a step re-enter the state it is in (a second checkpoint call on a task in measures).
+
+    Raises IllegalTransition when the table forbids the move (e.g. deciding a closed task).
+    """
+    at = at or clock.now()
+    locked = ClearanceTask.objects.select_for_update().get(pk=task.pk)
+    if not (allow_same and to == locked.state) and to not in ClearanceTask.TRANSITIONS[locked.state]:
+        raise IllegalTransition(
+            _("A task that is %(state)s cannot become %(to)s.")
+            % {"state": locked.get_state_display(), "to": ClearanceTask.State(to).label},
+            extra={"from": locked.state, "to": to, "task": locked.pk},
+        )
+    from_state = locked.state
+    locked.state = to
+    if to in ClearanceTask.CLOSED_STATES:
+        locked.closed_at = at
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    locked.save()
+    _event(task=locked, kind=kind, actor=actor, actor_label=actor_label, reason=reason, data=data,
+           from_state=from_state, to_state=to, at=at)
+    return locked
+
+
+def check_not_closed(task: ClearanceTask) -> None:
+    if not task.is_open:
+        raise ApplicationError(_("This task is already closed."), extra={"task": task.pk})
+
+
+def _require_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError(_("Please give a reason; the resident and the audit see it."))
+    return reason
+
+
+def _fmt(instant: dt.datetime) -> str:
+    return timezone.localtime(instant).strftime("%Y-%m-%d %H:%M")
+
+
+def _day_start(start: dt.datetime, day: int) -> dt.datetime:
+    """Local midnight of day `day` counted from `start` (day 1 is the day of `start`)."""
+    local = timezone.localtime(start)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=day - 1)
+    return midnight if day > 1 else start
+

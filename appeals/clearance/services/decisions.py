@@ -1,0 +1,209 @@
+"""The worker's decisions on a task: accept (lift), reject, ask, resend, call log, reveal."""
+
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from appeals.clearance.models import (
+    CALL_DIRECTIONS,
+    CALL_OUTCOMES,
+    ClearanceEvent,
+    ClearanceLink,
+    ClearanceTask,
+)
+from appeals.clearance.services.common import (
+    _event,
+    _notify,
+    _require_reason,
+    check_not_closed,
+    clearance_task_transition,
+)
+from appeals.clearance.services.links import clearance_link_issue
+from communities import pii
+from communities.models import User
+from healthkit import clock
+from healthkit.errors import ApplicationError
+from healthkit.models import PopupCase
+from healthkit.services import (
+    popup_lift,
+    popup_reject_review,
+)
+
+
+def _close_appeal(task: ClearanceTask, *, actor: User | None, reason: str, outcome: str) -> None:
+    if task.appeal_id is None:
+        return
+    from appeals.services import appeal_close
+
+    appeal_close(appeal=task.appeal, actor=actor, reason=reason[:200], outcome=outcome)
+
+
+def _link_popup(*, task: ClearanceTask, popup: PopupCase, actor: User | None, actor_label: str,
+                at: dt.datetime) -> ClearanceTask:
+    """Record on a task opened without a popup the popup its appeal claims (task locked by the
+    caller). Raises ApplicationError if another open task already works on that popup."""
+    from appeals.clearance.selectors import other_task_message, popup_other_task
+
+    other = popup_other_task(popup=popup, task=task)
+    if other is not None:
+        raise ApplicationError(other_task_message(other), extra={"task": task.pk, "other_task": other.pk})
+    try:
+        with transaction.atomic():
+            ClearanceTask.objects.filter(pk=task.pk).update(popup=popup, updated_at=at)
+    except IntegrityError as exc:  # a concurrent opener took the popup (one open task per popup)
+        other = popup_other_task(popup=popup, task=task)
+        raise ApplicationError(other_task_message(other) if other else _("Please try again."),
+                               extra={"task": task.pk}) from exc
+    task.popup = popup
+    _event(task=task, kind=ClearanceEvent.Kind.POPUP_LINKED, actor=actor, actor_label=actor_label, at=at,
+           reason=_("The appeal reports popup %(n)d and the resident has exactly one open: it is this task's "
+                    "popup now.") % {"n": popup.popup_type},
+           data={"popup": popup.pk, "popup_type": popup.popup_type, "appeal": task.appeal_id})
+    return task
+
+
+@transaction.atomic
+def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, actor_label: str = "",
+                     at: dt.datetime | None = None) -> ClearanceTask:
+    """Accept the resident's return and lift the popup the decision is about, through the
+    engine's `popup_lift` (so the ticket-restriction outbox follows); close the appeal with
+    outcome "lifted"; text the resident.
+
+    A task opened without a popup (an appeal by phone or Open311, "a popup you don't show")
+    first gets the resident's one open popup of the type the appeal reports (event
+    "popup_linked"). With still no popup, nothing is claimed that did not happen: the task
+    becomes "accepted", the appeal closes with outcome "no_popup", and the SMS says the return
+    was accepted, no popup was on record to lift, and to call 12345 if one still shows.
+
+    Raises ApplicationError where `selectors.task_accept_refusal` refuses (popup 3 before its
+    investigation's measures are complete, a type no community decision lifts, a popup another
+    task handles), IllegalTransition if the task is already decided. Locks the task.
+    """
+    from appeals.clearance.selectors import task_accept_refusal, task_decision_popup
+
+    at = at or clock.now()
+    reason = _require_reason(reason)
+    locked = (ClearanceTask.objects.select_for_update(of=("self",))
+              .select_related("popup__policy", "appeal", "community", "resident").get(pk=task.pk))
+    popup = task_decision_popup(locked) if locked.is_open else None
+    refusal = task_accept_refusal(task=locked, popup=popup, at=at)
+    if refusal:
+        raise ApplicationError(refusal, extra={"task": locked.pk, "popup": popup.pk if popup else None})
+    label = actor_label or ("" if actor else "clearance")
+    if popup is not None and locked.popup_id is None:
+        _link_popup(task=locked, popup=popup, actor=actor, actor_label=label, at=at)
+    if popup is None:
+        return _accept_without_popup(task=locked, actor=actor, actor_label=actor_label, reason=reason, at=at)
+    task = clearance_task_transition(task=locked, to=ClearanceTask.State.LIFTED, kind=ClearanceEvent.Kind.LIFTED,
+                                     actor=actor, actor_label=actor_label, reason=reason, at=at,
+                                     decided_at=at, decided_by=actor, decision_reason=reason)
+    popup = PopupCase.objects.filter(pk=popup.pk).first()
+    if popup is not None and popup.is_open:
+        popup_lift(case=popup, actor=actor, actor_label=label, reason=reason, authority="community",
+                   data={"rule": "community", "clearance_task": task.pk, "community": task.community_id}, at=at)
+    _close_appeal(task, actor=actor, reason=reason, outcome="lifted")
+    _notify(task=task, purpose="clearance_lifted", key="decision", compose=lambda: _(
+        "Your community %(community)s has accepted your return and your health-kit popup has been "
+        "lifted. Rail and airline ticket restrictions are cleared by a separate sync; if you still "
+        "cannot buy a ticket after 24 hours, call 12345.") % {"community": task.community.name})
+    return task
+
+
+def _accept_without_popup(*, task: ClearanceTask, actor: User | None, actor_label: str, reason: str,
+                          at: dt.datetime) -> ClearanceTask:
+    """The return accepted with no popup on record to lift: say exactly that (state, appeal
+    outcome, SMS)."""
+    task = clearance_task_transition(task=task, to=ClearanceTask.State.ACCEPTED, kind=ClearanceEvent.Kind.ACCEPTED,
+                                     actor=actor, actor_label=actor_label, reason=reason, at=at,
+                                     data={"popup": None}, decided_at=at, decided_by=actor, decision_reason=reason)
+    _close_appeal(task, actor=actor, reason=reason, outcome="no_popup")
+    _notify(task=task, purpose="clearance_accepted", key="decision", compose=lambda: _(
+        "Your community %(community)s has accepted your return. We have no health-kit popup on record "
+        "for your request, so none was lifted by this decision. If a popup still shows in your health "
+        "kit, please call 12345.") % {"community": task.community.name})
+    return task
+
+
+@transaction.atomic
+def clearance_reject(*, task: ClearanceTask, actor: User, reason: str, next_step: str,
+                     at: dt.datetime | None = None) -> ClearanceTask:
+    """Reject with the next step the resident must take; the popup goes back to active, the
+    appeal is closed with outcome "rejected", the resident gets an SMS saying what to do."""
+    at = at or clock.now()
+    reason = _require_reason(reason)
+    if next_step not in ClearanceTask.NextStep.values:
+        raise ApplicationError(_("Please choose the next step for the resident."))
+    task = clearance_task_transition(task=task, to=ClearanceTask.State.REJECTED, kind=ClearanceEvent.Kind.REJECTED,
+                                     actor=actor, reason=reason, data={"next_step": next_step}, at=at,
+                                     decided_at=at, decided_by=actor, decision_reason=reason)
+    popup = PopupCase.objects.filter(pk=task.popup_id).first()
+    if popup is not None and popup.state == PopupCase.State.UNDER_REVIEW:
+        popup_reject_review(case=popup, actor=actor, reason=reason)
+    _close_appeal(task, actor=actor, reason=reason, outcome="rejected")
+    _notify(task=task, purpose="clearance_rejected", key="decision", compose=lambda: _(
+        "Your community %(community)s could not accept your return yet. Reason: %(reason)s. Next step: %(next)s.") % {
+        # the message supplies the full stop in the resident's language, whatever the worker typed
+        "community": task.community.name, "reason": reason.rstrip(".。!！ "),
+        "next": ClearanceTask.NextStep(next_step).label})
+    return task
+
+
+@transaction.atomic
+def clearance_request_info(*, task: ClearanceTask, actor: User, question: str,
+                           at: dt.datetime | None = None) -> ClearanceTask:
+    """Ask the resident for more information: a fresh one-time link with the question."""
+    at = at or clock.now()
+    question = _require_reason(question)
+    task = clearance_task_transition(task=task, to=ClearanceTask.State.INFO_REQUESTED,
+                                     kind=ClearanceEvent.Kind.INFO_REQUESTED, actor=actor, reason=question, at=at)
+    clearance_link_issue(task=task, question=question, at=at)
+    return task
+
+
+@transaction.atomic
+def clearance_link_resend(*, task: ClearanceTask, actor: User, at: dt.datetime | None = None) -> ClearanceLink:
+    """Send the resident a fresh link (the earlier unused one stops working), e.g. after it
+    expired or the resident lost the SMS. Refused on a closed task."""
+    at = at or clock.now()
+    task = ClearanceTask.objects.select_for_update(of=("self",)).select_related("community", "resident", "appeal").get(
+        pk=task.pk)
+    check_not_closed(task)
+    purpose = (ClearanceLink.Purpose.COMMITMENT
+               if task.state == ClearanceTask.State.MEASURES and task.commitment_required
+               and task.commitment_signed_at is None else ClearanceLink.Purpose.CONFIRM)
+    from appeals.clearance.selectors import task_open_question
+
+    link, _token = clearance_link_issue(task=task, purpose=purpose, question=task_open_question(task), at=at)
+    _event(task=task, kind=ClearanceEvent.Kind.NOTE, actor=actor, reason=_("Link sent again."), at=at)
+    return link
+
+
+@transaction.atomic
+def clearance_call_log(*, task: ClearanceTask, actor: User, direction: str, outcome: str, note: str = "",
+                       at: dt.datetime | None = None) -> ClearanceEvent:
+    """Record a call between the worker and the resident (the task's call log)."""
+    if direction not in dict(CALL_DIRECTIONS) or outcome not in dict(CALL_OUTCOMES):
+        raise ApplicationError(_("Please choose the call direction and outcome."))
+    return _event(task=task, kind=ClearanceEvent.Kind.CALL, actor=actor, reason=note,
+                  data={"direction": direction, "outcome": outcome}, at=at)
+
+
+@transaction.atomic
+def clearance_reveal(*, task: ClearanceTask, actor: User, reason: str) -> dict[str, object]:
+    """The resident's name, ID number and phones in clear, for a worker whose scope includes the
+    task's community: logged in the registry's access log and in the task history first."""
+    from communities.models import PersonalDataAccess
+    from communities.services import access_log
+
+    reason = _require_reason(reason)
+    access_log(actor=actor, resident=task.resident, action=PersonalDataAccess.Action.REVEAL_ID,
+               context=f"clearance:{task.pk}", reason=reason)
+    _event(task=task, kind=ClearanceEvent.Kind.REVEAL, actor=actor, reason=reason)
+    resident = task.resident
+    phones = [p.reveal_phone() for p in resident.phones.all()]
+    if task.contact_phone_encrypted:
+        phones.append(pii.decrypt(task.contact_phone_encrypted))
+    return {"name": resident.name, "id_number": resident.reveal_id_number(), "phones": list(dict.fromkeys(phones))}
+
+
