@@ -10,6 +10,8 @@ import datetime as dt
 import json
 from xml.etree import ElementTree as ET
 
+from django.conf import settings
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -20,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authtoken.models import Token
 
 from appeals import ratelimit, selectors, services
-from appeals.models import Appeal
+from appeals.models import Appeal, AppealEvent
 from communities.models import User
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupType
@@ -28,6 +30,8 @@ from healthkit.permissions import has_role
 
 CLIENT_ROLES = (User.Role.INTEGRATION, User.Role.OPERATOR, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
 MAX_LIST = 1000
+FORMATS = ("json", "xml")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 GROUP = "Health Kit popup appeals"
 
 
@@ -38,21 +42,34 @@ class Open311Error(Exception):
         self.description = description
 
 
-def _render(data, fmt: str, root: str, item: str, status: int = 200) -> HttpResponse:
+# XML element name of one item of each list (GeoReport v2 examples).
+_ITEM = {"services": "service", "service_requests": "request", "errors": "error",
+         "attributes": "attribute", "values": "value"}
+
+
+def _xml(parent: ET.Element, tag: str, value) -> None:
+    element = ET.SubElement(parent, tag)
+    _fill(element, tag, value)
+
+
+def _fill(element: ET.Element, tag: str, value) -> None:
+    if isinstance(value, list):
+        for entry in value:
+            _xml(element, _ITEM.get(tag, "item"), entry)
+    elif isinstance(value, dict):
+        for key, entry in value.items():
+            _xml(element, key, entry)
+    elif isinstance(value, bool):  # before int: bool is an int; the spec writes true/false
+        element.text = "true" if value else "false"
+    else:
+        element.text = "" if value is None else str(value)
+
+
+def _render(data: list | dict, fmt: str, root: str, status: int = 200) -> HttpResponse:
+    """JSON as is; XML with `root` holding the list items (or the object's fields)."""
     if fmt == "xml":
         element = ET.Element(root)
-        for row in data:
-            child = ET.SubElement(element, item)
-            for key, value in row.items():
-                if isinstance(value, list):
-                    holder = ET.SubElement(child, key)
-                    for entry in value:
-                        sub = ET.SubElement(holder, "attribute" if key == "attributes" else "value")
-                        for k, v in (entry.items() if isinstance(entry, dict) else [("value", entry)]):
-                            ET.SubElement(sub, k).text = "" if v is None else str(v)
-                else:
-                    ET.SubElement(child, key).text = "" if value is None else (
-                        str(value).lower() if isinstance(value, bool) else str(value))
+        _fill(element, root, data)
         body = b'<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(element, encoding="utf-8")
         return HttpResponse(body, status=status, content_type="text/xml; charset=utf-8")
     return HttpResponse(json.dumps(data, ensure_ascii=False), status=status,
@@ -60,7 +77,7 @@ def _render(data, fmt: str, root: str, item: str, status: int = 200) -> HttpResp
 
 
 def _error(exc: Open311Error, fmt: str) -> HttpResponse:
-    return _render([{"code": exc.code, "description": exc.description}], fmt, "errors", "error", status=exc.code)
+    return _render([{"code": exc.code, "description": exc.description}], fmt, "errors", status=exc.code)
 
 
 def _services() -> list[dict]:
@@ -128,8 +145,39 @@ def _iso(value: dt.datetime | None) -> str | None:
     return timezone.localtime(value).isoformat(timespec="seconds") if value else None
 
 
+def _check_jurisdiction(request) -> None:
+    """GeoReport v2: jurisdiction_id is optional for an endpoint serving one jurisdiction; a
+    different one is not ours (404), never silently served."""
+    wanted = request.POST.get("jurisdiction_id") or request.GET.get("jurisdiction_id") or ""
+    if wanted and wanted != settings.OPEN311_JURISDICTION_ID:
+        raise Open311Error(404, _("Unknown jurisdiction_id."))
+
+
+def _check_form(request) -> None:
+    """Open311 posts form fields; a JSON body would otherwise read as "no api_key"."""
+    if request.content_type not in FORM_TYPES:
+        raise Open311Error(400, _("Send the fields form-encoded (application/x-www-form-urlencoded), "
+                                  "as Open311 GeoReport v2 says; JSON bodies are not read."))
+
+
+def _statuses(value: str) -> set[str]:
+    """`status`: open, closed or both, comma-separated (spec); anything else is a 400."""
+    wanted = {s.strip().lower() for s in value.split(",") if s.strip()}
+    if wanted - {"open", "closed"}:
+        raise Open311Error(400, _("status must be open, closed or both, comma-separated."))
+    return wanted
+
+
+def _rows(qs):
+    """What _request_row reads, in a fixed number of queries for a list or one request alike,
+    so list and detail give the same status_notes."""
+    latest_public = AppealEvent.objects.filter(public=True).order_by("-at", "-id")[:1]
+    return qs.select_related("community", "routed_community").prefetch_related(
+        Prefetch("events", queryset=latest_public, to_attr="public_events"))
+
+
 def _request_row(appeal: Appeal) -> dict:
-    last = next(iter(appeal.public_events), None) if hasattr(appeal, "public_events") else None
+    last = next(iter(appeal.public_events), None)
     community = appeal.routed_community or appeal.community
     return {
         "service_request_id": appeal.reference,
@@ -158,30 +206,33 @@ class Open311View(View):
     def dispatch(self, request, *args, fmt: str = "json", **kwargs):
         self.fmt = fmt
         try:
+            if request.method == "POST":
+                _check_form(request)
+            _check_jurisdiction(request)
             return super().dispatch(request, *args, **kwargs)
         except Open311Error as exc:
             return _error(exc, fmt)
 
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        raise Open311Error(405, _("Method not allowed."))
+
 
 class ServicesView(Open311View):
     def get(self, request):
-        return _render(_services(), self.fmt, "services", "service")
+        return _render(_services(), self.fmt, "services")
 
 
 class ServiceDefinitionView(Open311View):
     def get(self, request, code: str):
         if code not in Appeal.Category.values:
             raise Open311Error(404, _("Unknown service_code."))
-        definition = _definition(code)
-        if self.fmt == "xml":
-            return _render([definition], "xml", "service_definitions", "service_definition")
-        return _render(definition, "json", "", "")
+        return _render(_definition(code), self.fmt, "service_definition")
 
 
 class RequestsView(Open311View):
     def get(self, request):
         user = _client(request)
-        qs = _scope(user).select_related("community", "routed_community")
+        qs = _rows(_scope(user))
         ids = [r.strip().upper() for r in request.GET.get("service_request_id", "").split(",") if r.strip()]
         if ids:
             qs = qs.filter(reference__in=ids[:MAX_LIST])
@@ -191,13 +242,13 @@ class RequestsView(Open311View):
             qs = qs.filter(created_at__gte=start, created_at__lte=end)
             if request.GET.get("service_code"):
                 qs = qs.filter(category__in=request.GET["service_code"].split(","))
-            wanted = request.GET.get("status")
-            if wanted == "open":
+            wanted = _statuses(request.GET.get("status", ""))
+            if wanted == {"open"}:
                 qs = qs.filter(status__in=Appeal.OPEN_STATUSES)
-            elif wanted == "closed":
+            elif wanted == {"closed"}:
                 qs = qs.filter(status=Appeal.Status.CLOSED)
         rows = [_request_row(a) for a in qs.order_by("-created_at", "-id")[:MAX_LIST]]
-        return _render(rows, self.fmt, "service_requests", "request")
+        return _render(rows, self.fmt, "service_requests")
 
     def post(self, request):
         user = _client(request)
@@ -229,14 +280,24 @@ class RequestsView(Open311View):
             raise Open311Error(400, exc.message) from None
         return _render([{"service_request_id": appeal.reference,
                          "service_notice": _("Free of charge. Nobody can sell a faster process."),
-                         "account_id": None}], self.fmt, "service_requests", "request", status=201)
+                         "account_id": None}], self.fmt, "service_requests", status=201)
 
 
 class RequestDetailView(Open311View):
     def get(self, request, reference: str):
         user = _client(request)
-        appeal = _scope(user).select_related("community", "routed_community").filter(reference=reference.upper()).first()
+        appeal = _rows(_scope(user)).filter(reference=reference.upper()).first()
         if appeal is None:
             raise Open311Error(404, _("No such service request."))
-        appeal.public_events = list(appeal.events.filter(public=True).order_by("-at", "-id")[:1])
-        return _render([_request_row(appeal)], self.fmt, "service_requests", "request")
+        return _render([_request_row(appeal)], self.fmt, "service_requests")
+
+
+class NotFoundView(Open311View):
+    """Anything else under open311/v2/ (an unknown format, a malformed service code or request
+    id): the Open311 error list, in XML when the path asks for it, never Django's HTML page."""
+
+    def dispatch(self, request, *args, path: str = "", **kwargs):
+        fmt = "xml" if path.lower().endswith(".xml") else "json"
+        known = path.lower().rsplit(".", 1)[-1] in FORMATS if "." in path else False
+        message = _("Not found.") if known else _("Unknown format: use .json or .xml.")
+        return _error(Open311Error(404, message), fmt)

@@ -49,4 +49,6 @@ urlpatterns = [
     re_path(r"^open311/v2/requests" + FMT, open311.RequestsView.as_view(), name="open311-requests"),
     re_path(r"^open311/v2/requests/(?P<reference>[0-9A-Za-z-]+)" + FMT, open311.RequestDetailView.as_view(),
             name="open311-request"),
+    # Last: any other path under open311/v2/ answers the Open311 error list, not an HTML 404.
+    re_path(r"^open311/v2/(?P<path>.*)$", open311.NotFoundView.as_view(), name="open311-not-found"),
 ]

@@ -1,6 +1,7 @@
 """The one settings module: every value comes from the environment (see .env.example)."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.utils.translation import gettext_lazy as _
@@ -227,6 +228,11 @@ APPEALS_LINK_TTL_HOURS = env.int("APPEALS_LINK_TTL_HOURS", default=72)
 APPEALS_TRUSTED_PROXIES = env.int("APPEALS_TRUSTED_PROXIES", default=0)
 # One schema name for the call-outcome choices used by two appeal endpoints.
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["AppealCallOutcomeEnum"] = "appeals.models.AppealContact.Outcome"
+
+# Open311 GeoReport v2: the one jurisdiction this endpoint serves (a client may send it as
+# jurisdiction_id; any other value is answered 404). Defaults to the official site's host name.
+OPEN311_JURISDICTION_ID = env("OPEN311_JURISDICTION_ID", default="") or (
+    urlsplit(OFFICIAL_SITE_URL).hostname or "")
 
 # Community clearance (appeals/clearance): SMS confirmation links and the worker's SLA.
 # Hours a resident's confirmation link stays valid (it also works only once).
