@@ -1,6 +1,7 @@
 """Demo appeals: every status, channel and category, with call logs, history and a few
 screenshots drawn with Pillow. Bulk inserts; runs in well under a second or two."""
 
+import copy
 import datetime as dt
 import io
 
@@ -32,6 +33,22 @@ OUTCOMES = [("lifted", "社区核实后已解除弹窗"), ("rejected", "经核�
             ("no_popup", "来电时弹窗已自动解除")]
 # A popup under review is one its community is looking into after the resident appealed.
 IN_PROGRESS = ["in_progress", "waiting_resident", "routed"]
+# Every legal shape an appeal can take, each given to one demo appeal, so the console pages (and
+# the page crawl over them) render all of them: online filing that lets the operator decide the
+# community, phone entry without a community, a filer whose phone is not on record, each channel,
+# stranded, folded repeats, routed with and without a confirmed community, merged.
+SHAPES: tuple[dict, ...] = (
+    {"channel": "online", "status": "new", "community": None},
+    {"channel": "phone", "status": "in_progress", "community": None},
+    {"channel": "online", "status": "new", "community": None, "filer_unconfirmed": True, "popup": None},
+    {"channel": "open311", "status": "new"},
+    {"channel": "online", "status": "in_progress", "category": "stranded"},
+    {"channel": "phone", "status": "new", "repeat_count": 3},
+    {"channel": "online", "status": "routed"},
+    {"channel": "phone", "status": "routed", "community": None},
+    {"channel": "online", "status": "in_progress", "merged_duplicate": True},
+    {"channel": "online", "status": "in_progress"},
+)
 
 
 def _screenshots() -> list[bytes]:
@@ -67,12 +84,16 @@ def seed(*, rng, stdout) -> None:
     now = timezone.now().replace(microsecond=0)
     categories = list(Appeal.Category.values)
     statuses = ["new"] * 5 + ["in_progress"] * 4 + ["waiting_resident"] * 2 + ["routed"] * 4 + ["closed"] * 4
-    appeals, plans = [], []
+    appeals, plans, merges = [], [], []
+    shapes = iter(SHAPES)
     for index, popup in enumerate(popups):
         resident = popup.resident
         category = categories[index % len(categories)] if index % 3 else "correction"
         reviewed = popup.state == PopupCase.State.UNDER_REVIEW
         status = IN_PROGRESS[index % len(IN_PROGRESS)] if reviewed else statuses[index % len(statuses)]
+        shape = {} if reviewed else dict(next(shapes, {}))
+        category = shape.pop("category", category)
+        status = shape.pop("status", status)
         priority = priority_for(category)
         # Open appeals are mostly fresh (a few breached, as in real life); closed ones older.
         age_hours = rng.uniform(0.2, 20) if status != "closed" and index % 5 else rng.uniform(1, 24 * 6)
@@ -92,6 +113,11 @@ def seed(*, rng, stdout) -> None:
             repeat_count=rng.choice([0, 0, 0, 1, 2, 5]), created_at=created, sla_due_at=sla_due(priority, created),
             assigned_to=rng.choice(operators) if operators and status != "new" else None,
         )
+        merged_duplicate = shape.pop("merged_duplicate", False)
+        for name, value in shape.items():  # the shape's own fields win over the random ones
+            setattr(appeal, name, value)
+        if appeal.community is None:
+            appeal.address_text = ""
         if appeal.sla_due_at < now and status != "closed":
             appeal.sla_breached_at = appeal.escalated_at = appeal.sla_due_at + dt.timedelta(minutes=1)
         if status in ("routed", "closed") and resident.community:
@@ -103,6 +129,19 @@ def seed(*, rng, stdout) -> None:
             appeal.closed_at = min(created + dt.timedelta(hours=rng.uniform(2, 30)), now)
         appeals.append(appeal)
         plans.append(status)
+        if merged_duplicate:
+            # The resident appealed twice; an operator merged the second into the first.
+            duplicate = copy.copy(appeal)
+            duplicate.reference, duplicate.repeat_count = _reference(), 0
+            duplicate.created_at = min(created + dt.timedelta(minutes=15), now)
+            duplicate.status, duplicate.outcome = Appeal.Status.CLOSED, "merged"
+            duplicate.closed_at = min(created + dt.timedelta(minutes=50), now)
+            duplicate.close_reason = f"Merged into {appeal.reference}"
+            duplicate.sla_breached_at = duplicate.escalated_at = None
+            appeal.repeat_count += 1
+            merges.append((len(appeals), len(appeals) - 1))
+            appeals.append(duplicate)
+            plans.append("merged")
     with transaction.atomic():
         appeals = Appeal.objects.bulk_create(appeals)
         events, contacts = [], []
@@ -134,6 +173,17 @@ def seed(*, rng, stdout) -> None:
                 events.append(AppealEvent(appeal=appeal, kind="closed", actor=appeal.assigned_to, at=appeal.closed_at,
                                           actor_label=getattr(appeal.assigned_to, "username", ""),
                                           note=appeal.close_reason, data={"outcome": appeal.outcome}))
+        for duplicate_at, into_at in merges:
+            duplicate, into = appeals[duplicate_at], appeals[into_at]
+            duplicate.merged_into = into
+            duplicate.save(update_fields=["merged_into"])
+            events += [
+                AppealEvent(appeal=into, kind="merged_in", actor=into.assigned_to, at=duplicate.closed_at,
+                            actor_label=getattr(into.assigned_to, "username", ""),
+                            data={"from": duplicate.reference, "evidence_moved": 0}),
+                AppealEvent(appeal=duplicate, kind="merged", actor=into.assigned_to, at=duplicate.closed_at,
+                            actor_label=getattr(into.assigned_to, "username", ""), data={"into": into.reference}),
+            ]
         AppealEvent.objects.bulk_create(events)
         AppealContact.objects.bulk_create(contacts)
         pictures = _screenshots()
@@ -147,3 +197,4 @@ def seed(*, rng, stdout) -> None:
                     height=picture.height, size_bytes=len(picture.data), sha256=picture.sha256))
         AppealEvidence.objects.bulk_create(evidence)
     stdout.write(f"  appeals: {len(appeals)} appeals, {len(events)} events, {len(evidence)} screenshots")
+

@@ -67,6 +67,8 @@ _VENUES = "supervisors oversee every venue (venues.selectors.venues_visible_to)"
 SHARED_SCOPE: dict[tuple[str, str], str] = {
     ("operator1", "/console/appeals/<n>/"): _HOTLINE,
     ("supervisor1", "/console/appeals/<n>/"): _HOTLINE,
+    ("operator1", "/console/appeals/evidence/<n>/"): _HOTLINE,
+    ("operator1", "/console/appeals/evidence/<n>/thumb/"): _HOTLINE,
     ("supervisor1", "/console/venues/<n>/register/"): _VENUES,
     ("supervisor1", "/console/venues/<n>/register.csv"): _VENUES,
     ("supervisor1", "/console/venues/<n>/poster.png"): _VENUES,
@@ -502,3 +504,34 @@ def test_audited_reveals_do_not_answer_get(demo_city, role):
             problems.append(f"{page.status} GET {url} {page.error} {leaks(page.body, demo_city)}")
     assert not problems, "\n".join(problems)
     assert PersonalDataAccess.objects.count() == audited
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_every_demo_appeal_shape_renders(demo_city, role, language):
+    """The demo carries every legal shape of an appeal (appeals.demo.SHAPES); the queue row and the
+    ticket page of one appeal of each shape render for every role (hotline staff: 200), in both
+    languages. A crawl samples only a few rows per page, so these are fetched directly."""
+    from appeals.models import Appeal
+
+    picks: dict[tuple, Appeal] = {}
+    for appeal in Appeal.objects.order_by("pk"):
+        key = (appeal.channel, appeal.status, appeal.community_id is None, appeal.routed_community_id is None,
+               appeal.filer_unconfirmed, appeal.merged_into_id is not None, appeal.category == "stranded",
+               appeal.repeat_count > 0, appeal.popup_id is None)
+        picks.setdefault(key, appeal)
+    assert any(k[2] and k[3] for k in picks) and any(k[4] for k in picks) and any(k[5] for k in picks)
+    client = client_for(role, language)
+    hotline = role in ("admin", "supervisor1", "operator1")
+    problems = []
+    for appeal in picks.values():
+        for url in (f"/console/appeals/?queue=all&reference={appeal.reference}", f"/console/appeals/{appeal.pk}/"):
+            page = fetch(client, url)
+            if page.status >= 500 or (hotline and page.status != 200):
+                problems.append(f"{page.status} {url} {page.error}")
+            elif hotline and appeal.reference.encode() not in page.body:
+                problems.append(f"{url} does not show {appeal.reference}")
+            if leaked := leaks(page.body, demo_city):
+                problems.append(f"{leaked} in {url}")
+    assert not problems, f"{role}:\n" + "\n".join(problems)
