@@ -156,7 +156,8 @@ def identity_code_send(*, name: str, id_number: str, phone: str, ip: str) -> Cod
     body = _("[12345] Your code for a health-code popup appeal is %(code)s, valid %(minutes)d minutes. "
              "The appeal is free: never pay anyone or share this code.") % {"code": code, "minutes": ttl // 60}
     with transaction.atomic():
-        sms_enqueue(phone=mobile, body=body, purpose="appeal_code", idempotency_key=f"appeal-code:{token}")
+        sms_enqueue(phone=mobile, body=body, purpose="appeal_code", idempotency_key=f"appeal-code:{token}",
+                    secrets=(code,))
     return CodeChallenge(token=token, phone_masked=pii.mask_phone(mobile))
 
 

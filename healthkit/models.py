@@ -258,7 +258,11 @@ class SmsMessage(models.Model):
     resident = models.ForeignKey(Resident, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     phone_encrypted = models.TextField(editable=False)
     phone_masked = models.CharField(_("phone"), max_length=16)
+    # What the admin, the console and backups see: the text with its secret (one-time code, link
+    # token) masked. The full text waits encrypted in `pending_encrypted` until it is sent (or
+    # given up), then that field is wiped, so no stored text still opens a link or passes a code.
     body = models.TextField(_("text"))
+    pending_encrypted = models.TextField(blank=True, default="", editable=False)
     state = models.CharField(_("state"), max_length=12, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(db_index=True)

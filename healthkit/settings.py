@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "healthkit.middleware.NoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "healthkit.urls"
@@ -194,7 +195,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Masks api_key=..., link tokens in paths and bearer tokens on every handler (HealthkitConfig
+    # also attaches it to handlers configured elsewhere, e.g. Django's django.server).
+    "filters": {"mask_secrets": {"()": "healthkit.logfilters.SecretMaskFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 

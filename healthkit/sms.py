@@ -8,6 +8,7 @@ row's idempotency key with the provider so a crash between send and mark never s
 import datetime as dt
 import json
 import logging
+import re
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,11 +35,36 @@ class SmsBackend(Protocol):
     def send(self, *, phone: str, body: str, idempotency_key: str) -> str: ...
 
 
+MASKED = "******"
+# A path segment of a link that looks like a token (16+ URL-safe characters, signed or not).
+_URL = re.compile(r"https?://[^\s]+")
+# A path segment (not the host: that follows "//") holding 16+ URL-safe characters in a row,
+# signed ("raw.signature") or not.
+_TOKEN_SEGMENT = re.compile(r"(?<=[^/]/)[A-Za-z0-9_:.-]*[A-Za-z0-9_-]{16,}[A-Za-z0-9_:.-]*(?=/|$)")
+_CODE = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")  # the one-time codes' length
+
+
+def mask_links(text: str) -> str:
+    """Mask every token-like path segment of every link in `text` (the class of secret a link
+    carries), keeping the rest readable: `https://site/clearance/r/******/`."""
+    return _URL.sub(lambda m: _TOKEN_SEGMENT.sub(MASKED, m.group(0)), text)
+
+
+def mask_secrets(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
+    """The text as it may be stored and shown: the named secrets and any link token masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASKED)
+    return mask_links(text)
+
+
 class ConsoleBackend:
-    """Development: print the text (phone masked) so a developer can follow links and codes."""
+    """Development: print the text with the phone, codes and link tokens masked. The console
+    (and whatever collects it) never holds a live credential; demo links come from seed_demo."""
 
     def send(self, *, phone: str, body: str, idempotency_key: str) -> str:
-        print(f"[SMS to {pii.mask_phone(phone)}] {body}", flush=True)
+        shown = _CODE.sub(MASKED, mask_links(body))
+        print(f"[SMS to {pii.mask_phone(phone)}] {shown}", flush=True)
         return f"console-{idempotency_key}"
 
 
@@ -98,21 +124,34 @@ def get_backend() -> SmsBackend:
 
 
 def sms_enqueue(*, phone: str, body: str, purpose: str, idempotency_key: str,
-                resident: Resident | None = None) -> SmsMessage:
-    """Queue an SMS in the caller's transaction; the same key never queues (or sends) twice."""
+                resident: Resident | None = None, secrets: tuple[str, ...] | list[str] = ()) -> SmsMessage:
+    """Queue an SMS in the caller's transaction; the same key never queues (or sends) twice.
+
+    `secrets` names the parts of `body` that work as a credential (a one-time code, a link
+    token); link tokens are found without being named too. The row keeps the text with them
+    masked; the full text waits encrypted until it is sent, then it is wiped.
+    """
     from healthkit import tasks
 
     number = pii.validate_phone(phone)
+    shown = mask_secrets(body, secrets)
     message, created = SmsMessage.objects.get_or_create(
         idempotency_key=idempotency_key,
         defaults={
             "purpose": purpose, "resident": resident, "phone_encrypted": pii.encrypt(number),
-            "phone_masked": pii.mask_phone(number), "body": body, "next_attempt_at": timezone.now(),
+            "phone_masked": pii.mask_phone(number), "body": shown,
+            "pending_encrypted": pii.encrypt(body) if shown != body else "",
+            "next_attempt_at": timezone.now(),
         },
     )
     if created:
         transaction.on_commit(lambda: tasks.sms_deliver.delay(message.pk))
     return message
+
+
+def sms_outgoing_text(message: SmsMessage) -> str:
+    """The text to hand to the gateway: the full one while it waits, else the stored one."""
+    return pii.decrypt(message.pending_encrypted) if message.pending_encrypted else message.body
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -132,7 +171,7 @@ def sms_deliver(*, message_id: int) -> SmsMessage | None:
         message.attempts += 1
         try:
             provider_id = get_backend().send(
-                phone=pii.decrypt(message.phone_encrypted), body=message.body,
+                phone=pii.decrypt(message.phone_encrypted), body=sms_outgoing_text(message),
                 idempotency_key=message.idempotency_key,
             )
         except SmsSendError as exc:
@@ -145,7 +184,10 @@ def sms_deliver(*, message_id: int) -> SmsMessage | None:
             message.provider_id = provider_id[:64]
             message.sent_at = timezone.now()
             message.last_error = ""
-        message.save(update_fields=["state", "attempts", "next_attempt_at", "provider_id", "sent_at", "last_error"])
+        if message.state in (SmsMessage.State.SENT, SmsMessage.State.DEAD):
+            message.pending_encrypted = ""  # sent or given up: the live text is needed no more
+        message.save(update_fields=["state", "attempts", "next_attempt_at", "provider_id", "sent_at",
+                                    "last_error", "pending_encrypted"])
         return message
 
 

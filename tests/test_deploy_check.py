@@ -21,7 +21,7 @@ def test_check_deploy_is_clean(tmp_path):
         f"DATABASE_URL={os.environ.get('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/x')}\n"
         "SMS_BACKEND=healthkit.sms.HttpBackend\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PII_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PII_", "SMS_"))}
     env["HEALTHKIT_ENV_FILE"] = str(env_file)
     env.pop("DATABASE_URL", None)
     result = subprocess.run(

@@ -464,7 +464,9 @@ def test_resident_pages_behind_sms_links_work(demo_city, language):
     urls = [f"/clearance/r/{clearance_link_issue(task=task, purpose=purpose)[1]}/"
             for purpose in ClearanceLink.Purpose.values]
     appeal_request_evidence(appeal=appeal, actor=User.objects.get(username="supervisor1"))
-    body = SmsMessage.objects.filter(purpose="appeal_evidence_request").latest("pk").body
+    from tests.sms_text import phone_text
+
+    body = phone_text(SmsMessage.objects.filter(purpose="appeal_evidence_request").latest("pk"))
     urls += re.findall(r"/appeals/evidence-link/[^/\s]+/", body)
     assert len(urls) == 3, urls
     client = client_for("anonymous", language)

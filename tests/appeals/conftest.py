@@ -56,6 +56,6 @@ def client():
 
 
 def last_sms_body() -> str:
-    from healthkit.models import SmsMessage
+    from tests.sms_text import last_phone_text
 
-    return SmsMessage.objects.order_by("-id").values_list("body", flat=True).first() or ""
+    return last_phone_text()

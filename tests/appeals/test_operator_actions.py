@@ -9,6 +9,7 @@ from communities.models import PersonalDataAccess
 from healthkit.models import SmsMessage
 from tests.factories import CommunityFactory, make_id_number
 from tests.factories.appeals import AppealFactory, image_bytes, upload
+from tests.sms_text import phone_text
 
 pytestmark = pytest.mark.django_db
 
@@ -83,8 +84,10 @@ def test_request_evidence_sends_a_single_use_link_and_the_answer_resumes_the_app
     appeal.refresh_from_db()
     assert appeal.status == Appeal.Status.WAITING_RESIDENT
     sms = SmsMessage.objects.get(purpose="appeal_evidence_request")
-    assert "https://12345.example.gov.cn/appeals/evidence-link/" in sms.body and "latest test report" in sms.body
-    token = sms.body.split("/appeals/evidence-link/")[1].split("/")[0]
+    text = phone_text(sms)
+    assert "https://12345.example.gov.cn/appeals/evidence-link/" in text and "latest test report" in text
+    token = text.split("/appeals/evidence-link/")[1].split("/")[0]
+    assert token not in sms.body  # the stored text keeps the token masked
     assert AppealLink.objects.get().token_hash != token  # only the hash is stored
     # the resident opens the link and sends a picture
     anonymous = client.__class__(HTTP_ACCEPT_LANGUAGE="en")
@@ -103,7 +106,7 @@ def test_expired_link_is_refused(appeal, operator):
     from appeals.services import appeal_request_evidence
 
     link = appeal_request_evidence(appeal=appeal, actor=operator)
-    token = SmsMessage.objects.get().body.split("/appeals/evidence-link/")[1].split("/")[0]
+    token = phone_text(SmsMessage.objects.get()).split("/appeals/evidence-link/")[1].split("/")[0]
     AppealLink.objects.filter(pk=link.pk).update(expires_at=link.created_at)
     from healthkit.errors import ApplicationError
 
@@ -204,7 +207,7 @@ def test_a_bad_picture_in_an_evidence_answer_keeps_the_link_usable_and_leaves_no
     from healthkit.errors import ApplicationError
 
     appeal_request_evidence(appeal=appeal, actor=operator)
-    token = SmsMessage.objects.get().body.split("/appeals/evidence-link/")[1].split("/")[0]
+    token = phone_text(SmsMessage.objects.get()).split("/appeals/evidence-link/")[1].split("/")[0]
     with pytest.raises(ApplicationError, match="not a PNG"):
         appeal_link_submit(token=token, uploads=[upload(data=image_bytes()), upload("x.png", b"nope")])
     files = [f for _root, _dirs, names in os.walk(settings.PRIVATE_MEDIA_ROOT) for f in names]

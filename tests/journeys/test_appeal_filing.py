@@ -13,6 +13,7 @@ from tests.factories import (
     ResidentFactory,
 )
 from tests.factories.appeals import image_bytes
+from tests.sms_text import phone_text
 
 pytestmark = [pytest.mark.journey, pytest.mark.django_db(transaction=True)]
 
@@ -33,7 +34,7 @@ def test_resident_files_an_appeal_with_a_screenshot_and_checks_its_status(page, 
     page.fill("#id_phone", "13800138000")
     page.click("button[type=submit]")
     page.wait_for_url("**/appeals/file/code/")
-    body = SmsMessage.objects.filter(purpose="appeal_code").latest("id").body
+    body = phone_text(SmsMessage.objects.filter(purpose="appeal_code").latest("id"))
     page.fill("#id_code", re.search(r"(?<!\d)(\d{6})(?!\d)", body).group(1))
     page.click("button[type=submit]")
     page.wait_for_url("**/appeals/file/popup/")

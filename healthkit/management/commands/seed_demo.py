@@ -6,8 +6,11 @@ import datetime as dt
 import importlib
 import random
 import uuid
+from pathlib import Path
+from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Count
@@ -83,27 +86,31 @@ class Command(BaseCommand):
         parser.add_argument("--if-empty", action="store_true", help="Do nothing if residents exist.")
 
     def handle(self, *args, residents: int, seed: int, if_empty: bool, **options):
-        if if_empty and Resident.objects.exists():
+        _ensure_broker_folders()
+        demos = _demo_modules()
+        # What a previous run already committed (each step is one transaction, so a step's
+        # tables are either filled or untouched): a run that stopped half-way resumes here.
+        core_loaded = Resident.objects.exists()
+        loaded = {label for label, _module, config in demos if _has_rows(config)}
+        if if_empty and core_loaded and len(loaded) == len(demos):
             self.stdout.write("demo data already present; nothing to do")
             return
         rng = random.Random(seed)
-        with transaction.atomic():
-            communities = self._places(rng)
-            self._staff(communities)
-            self._residents(rng, communities, residents)
-            self._popups(rng)
-        for config in apps.get_app_configs():
-            if config.name == "healthkit":
-                continue
-            try:
-                module = importlib.import_module(f"{config.name}.demo")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{config.name}.demo":
-                    raise
+        if core_loaded and if_empty:
+            self.stdout.write("  city, staff, residents and popups already present; resuming")
+        else:
+            with transaction.atomic():
+                communities = self._places(rng)
+                self._staff(communities)
+                self._residents(rng, communities, residents)
+                self._popups(rng)
+        for label, module, _config in demos:
+            if label in loaded:
+                self.stdout.write(f"  {label}: demo data already present")
                 continue
             with transaction.atomic():
                 module.seed(rng=rng, stdout=self.stdout)
-            self.stdout.write(f"  {config.label}: demo data loaded")
+            self.stdout.write(f"  {label}: demo data loaded")
         self.stdout.write(self.style.SUCCESS(
             f"demo city ready: {Community.objects.count()} communities, {Resident.objects.count()} residents, "
             f"{PopupCase.objects.count()} popups; staff password: {DEMO_PASSWORD}"
@@ -247,6 +254,37 @@ class Command(BaseCommand):
         counts = PopupCase.objects.filter(resident_id__in=chosen).values_list("state").annotate(n=Count("pk"))
         self.stdout.write("  popups: " + ", ".join(f"{n} {state}" for state, n in sorted(counts))
                           + f"; signals: {signals.summary()}")
+
+
+def _ensure_broker_folders() -> None:
+    """The demo queues SMS and follow-up tasks; kombu's filesystem broker needs its folders,
+    which `scripts/dev.py run` makes but a bare `manage.py seed_demo` would not."""
+    if not str(settings.CELERY_BROKER_URL).startswith("filesystem"):
+        return
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)
+
+
+def _demo_modules() -> list[tuple[str, Any, Any]]:
+    """(label, demo module, app config) for each app with a `demo.seed`, in INSTALLED_APPS order."""
+    found = []
+    for config in apps.get_app_configs():
+        if config.name == "healthkit":
+            continue
+        try:
+            module = importlib.import_module(f"{config.name}.demo")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{config.name}.demo":
+                raise
+            continue
+        found.append((config.label, module, config))
+    return found
+
+
+def _has_rows(config: Any) -> bool:
+    return any(model.objects.exists() for model in config.get_models() if not model._meta.proxy)
 
 
 # Type 5 (abolished 2022-07-16) was in force then: the demo's historic type-5 popups were active.

@@ -1,0 +1,54 @@
+"""`seed_demo` runs from a bare checkout (it makes the filesystem broker's folders itself) and a
+run that stopped half-way is resumed by the next `seed_demo --if-empty`: nothing seeded twice,
+nothing missing."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+
+from appeals.models import Appeal
+from communities.models import Resident
+from venues.models import Venue
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_makes_the_broker_folders(settings, tmp_path):
+    broker = tmp_path / "fresh" / "broker"
+    settings.CELERY_BROKER_URL = "filesystem://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(broker / "queue"), "data_folder_out": str(broker / "queue"),
+        "processed_folder": str(broker / "processed"),
+    }
+    call_command("seed_demo", residents=40, stdout=io.StringIO())
+    assert (broker / "queue").is_dir() and (broker / "processed").is_dir()
+    assert Venue.objects.exists()
+
+
+def test_a_half_seeded_database_is_seeded_again(monkeypatch):
+    import venues.demo
+
+    real_seed = venues.demo.seed
+
+    def crash(**kwargs):
+        raise RuntimeError("broker unreachable")
+
+    monkeypatch.setattr(venues.demo, "seed", crash)
+    with pytest.raises(RuntimeError):
+        call_command("seed_demo", "--if-empty", residents=40, stdout=io.StringIO())
+    residents, appeals = Resident.objects.count(), Appeal.objects.count()
+    assert residents == 40 and appeals > 0 and not Venue.objects.exists()
+
+    monkeypatch.setattr(venues.demo, "seed", real_seed)
+    out = io.StringIO()
+    call_command("seed_demo", "--if-empty", residents=40, stdout=out)
+    assert "resuming" in out.getvalue()
+    assert (Resident.objects.count(), Appeal.objects.count()) == (residents, appeals)
+    assert Venue.objects.exists()
+
+    venues = Venue.objects.count()
+    again = io.StringIO()
+    call_command("seed_demo", "--if-empty", residents=40, stdout=again)
+    assert (Resident.objects.count(), Appeal.objects.count(), Venue.objects.count()) == (residents, appeals, venues)
+    assert "appeals: demo data already present" in again.getvalue()
