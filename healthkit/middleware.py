@@ -4,7 +4,6 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.utils.cache import patch_cache_control
 
 # Public pages whose answers can carry a resident's data without a login: filing steps, the
 # status page, the evidence and clearance links, Open311 requests.
@@ -28,8 +27,6 @@ class NoStoreMiddleware:
         user = getattr(request, "user", None)  # DRF writes the token's user back onto the request
         if (user is not None and user.is_authenticated) or request.path.startswith(PERSONAL_PUBLIC_PREFIXES) \
                 or request.path.startswith(("/console/", "/admin/", "/api/")):
-            if "Cache-Control" in response:
-                del response["Cache-Control"]
-            patch_cache_control(response, no_store=True, private=True)
+            response["Cache-Control"] = "no-store"  # replaces any max-age a view may have set
             response["Pragma"] = "no-cache"
         return response
