@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
@@ -66,6 +66,7 @@ class AppealListApi(APIView):
     """Tickets you may see, newest first (cursor pagination), with the console's filters."""
 
     permission_classes = [IsStaffRole]
+    pagination_class = AppealCursorPagination  # also tells the schema the list is paged
 
     class FilterSerializer(serializers.Serializer):
         queue = serializers.ChoiceField(choices=[q for q, _label in AppealFilter.QUEUES], required=False)
@@ -87,7 +88,7 @@ class AppealListApi(APIView):
         filterset = AppealFilter(params, queryset=base, user=request.user)
         if not filterset.is_valid():
             raise ApplicationError(_("Invalid filter."), extra={"errors": filterset.errors})
-        paginator = AppealCursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(filterset.qs, request, view=self)
         return paginator.get_paginated_response(AppealSummarySerializer(page, many=True).data)
 
@@ -320,8 +321,7 @@ class EvidenceFileApi(APIView):
 
     permission_classes = [IsStaffRole]
 
-    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY},
-                   parameters=[OpenApiParameter("pk", int, OpenApiParameter.PATH)])
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     def get(self, request, pk: int):
         evidence = selectors.evidence_access(user=request.user, pk=pk)
         return private_file_response(evidence.file, content_type=evidence.content_type)

@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import TokenAuthentication
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,9 +20,9 @@ from healthkit.permissions import IsIntegration
 
 
 class _Resident(serializers.Serializer):
-    id_number = serializers.CharField(help_text="National ID number (18 characters).")
-    name = serializers.CharField(required=False, help_text="Registers an unknown resident.")
-    record_id = serializers.CharField(required=False, help_text="Client record id (idempotency).")
+    id_number = serializers.CharField(min_length=18, max_length=18, help_text="National ID number (18 characters).")
+    name = serializers.CharField(required=False, max_length=64, help_text="Registers an unknown resident.")
+    record_id = serializers.CharField(required=False, max_length=64, help_text="Client record id (idempotency).")
 
 
 class IngestOutputSerializer(serializers.Serializer):
@@ -41,6 +42,7 @@ class IngestOutputSerializer(serializers.Serializer):
 class _IngestApi(APIView):
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsIntegration]
+    parser_classes = [JSONParser]  # a list of records: only JSON carries it
     kind: str = ""
 
     def post(self, request):
@@ -64,7 +66,8 @@ def _rename_from(serializer: type[serializers.Serializer]) -> type[serializers.S
 def _input(record_serializer: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
     return type(name, (serializers.Serializer,), {
         "batch_id": serializers.CharField(required=False, max_length=80),
-        "records": record_serializer(many=True),
+        "records": serializers.ListField(child=record_serializer(), max_length=ingest.MAX_RECORDS,
+                                         help_text="At most 10,000; bad records are reported by index."),
     })
 
 
@@ -95,7 +98,7 @@ class ArrivalIngestApi(_IngestApi):
 
     class RecordSerializer(_Resident):
         arrived_at = serializers.DateTimeField()
-        from_county = serializers.CharField(help_text="6-digit county code")
+        from_county = serializers.CharField(min_length=6, max_length=6, help_text="6-digit county code")
 
     InputSerializer = _input(RecordSerializer, "ArrivalIngestInput")
 
@@ -110,7 +113,7 @@ class StayIngestApi(_IngestApi):
     kind = IngestBatch.Kind.STAYS
 
     class RecordSerializer(_Resident):
-        county = serializers.CharField(help_text="6-digit county code")
+        county = serializers.CharField(min_length=6, max_length=6, help_text="6-digit county code")
         from_ = serializers.DateTimeField()
         to = serializers.DateTimeField(required=False, allow_null=True)
         border_port = serializers.BooleanField(required=False)
@@ -129,7 +132,7 @@ class LocalCaseIngestApi(_IngestApi):
     kind = IngestBatch.Kind.LOCAL_CASES
 
     class RecordSerializer(serializers.Serializer):
-        county = serializers.CharField(help_text="6-digit county code")
+        county = serializers.CharField(min_length=6, max_length=6, help_text="6-digit county code")
         date = serializers.DateField(required=False, help_text="or reported_at (date-time)")
         reported_at = serializers.DateTimeField(required=False)
         record_id = serializers.CharField(required=False)

@@ -4,6 +4,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import TokenAuthentication
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -14,7 +15,7 @@ from communities.services import access_log
 from healthkit.errors import ApplicationError
 from healthkit.permissions import IsIntegration, IsStaffRole
 from healthkit.selectors import health_code_at
-from healthkit.sms import sms_receipts_record
+from healthkit.sms import MAX_RECEIPTS, sms_receipts_record
 
 
 class HealthCodeApi(APIView):
@@ -68,9 +69,11 @@ class SmsReceiptApi(APIView):
 
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsIntegration]
+    parser_classes = [JSONParser]  # a list of receipts: only JSON carries it
 
     class InputSerializer(serializers.Serializer):
-        receipts = _SmsReceiptSerializer(many=True, help_text="At most 10,000.")
+        receipts = serializers.ListField(child=_SmsReceiptSerializer(), max_length=MAX_RECEIPTS,
+                                         help_text="At most 10,000.")
 
     class OutputSerializer(serializers.Serializer):
         received = serializers.IntegerField()

@@ -11,12 +11,14 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from communities.models import Community, User
 from healthkit.api_ingest import IngestOutputSerializer
 from healthkit.errors import ApplicationError
+from healthkit.ingest import MAX_RECORDS
 from healthkit.permissions import IsIntegration, role_permission
 from venues import ingest, selectors, services
 from venues.models import RiskWindow, Venue
@@ -26,22 +28,29 @@ IsSupervising = role_permission(*selectors.SUPERVISING)
 CanSeeVenues = role_permission(*selectors.SUPERVISING, User.Role.VENUE_MANAGER)
 
 
+class _ScanRecord(serializers.Serializer):
+    """One scan; validated by venues.ingest (bad records reported by index), documented here."""
+
+    id_number = serializers.CharField(min_length=18, max_length=18, help_text="National ID number (18 characters).")
+    name = serializers.CharField(required=False, max_length=64, help_text="Registers an unknown resident.")
+    venue = serializers.CharField(max_length=16, help_text="The venue code printed on its poster.")
+    scanned_at = serializers.DateTimeField(help_text="ISO 8601 with an offset.")
+
+
 class ScanIngestApi(APIView):
     """Venue scans in bulk (≤ 10 000 per request). Idempotent per scan (venue, resident, time)
     and per `batch_id`; bad records are reported by index and the rest are stored."""
 
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsIntegration]
+    parser_classes = [JSONParser]  # a list of records: only JSON carries it
 
-    class RecordSerializer(serializers.Serializer):
-        id_number = serializers.CharField(help_text="National ID number (18 characters).")
-        name = serializers.CharField(required=False, help_text="Registers an unknown resident.")
-        venue = serializers.CharField(help_text="The venue code printed on its poster.")
-        scanned_at = serializers.DateTimeField()
+    RecordSerializer = _ScanRecord
 
     class InputSerializer(serializers.Serializer):
         batch_id = serializers.CharField(required=False, max_length=80)
-        records = serializers.ListField(child=serializers.DictField())
+        records = serializers.ListField(child=_ScanRecord(), max_length=MAX_RECORDS,
+                                        help_text="At most 10,000; bad records are reported by index.")
 
     @extend_schema(request=InputSerializer, responses=IngestOutputSerializer)
     def post(self, request):
@@ -72,15 +81,20 @@ class _ById(CursorPagination):
     ordering = "-id"
 
 
+class _WindowPages(CursorPagination):
+    ordering = ("-starts_at", "-id")
+
+
 class VenueListApi(APIView):
     """Venues the caller may see (a venue manager: only their own)."""
 
     permission_classes = [CanSeeVenues]
+    pagination_class = _ById  # also tells the schema the list is paged
     OutputSerializer = _VenueOutput
 
     @extend_schema(responses=_VenueOutput(many=True))
     def get(self, request):
-        paginator = _ById()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.venues_visible_to(request.user), request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
@@ -133,6 +147,7 @@ class RiskWindowListApi(APIView):
     """Risk windows, newest first; `?venue=<id>` and `?state=active|withdrawn` filter."""
 
     permission_classes = [IsSupervising]
+    pagination_class = _WindowPages  # also tells the schema the list is paged
     OutputSerializer = _WindowOutput
 
     @extend_schema(responses=_WindowOutput(many=True))
@@ -143,8 +158,7 @@ class RiskWindowListApi(APIView):
                  if venue_id and venue_id.isascii() and venue_id.isdigit() else None)
         state = request.query_params.get("state")
         qs = selectors.risk_windows(venue=venue, state=state if state in RiskWindow.State.values else None)
-        paginator = CursorPagination()
-        paginator.ordering = ("-starts_at", "-id")
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 

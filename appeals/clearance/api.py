@@ -45,6 +45,7 @@ class ClearanceTaskListApi(APIView):
     """Your communities' tasks (supervisors: all), by id, with the worklist's filters."""
 
     permission_classes = [IsClearanceWorker]
+    pagination_class = TaskCursorPagination  # also tells the schema the list is paged
 
     class FilterSerializer(serializers.Serializer):
         state = serializers.ChoiceField(choices=["open", "all", *ClearanceTask.State.values], required=False)
@@ -61,7 +62,7 @@ class ClearanceTaskListApi(APIView):
         tasks = selectors.worklist(user=request.user, filters=selectors.WorklistFilters(
             state=f.get("state", ""), origin=f.get("origin", ""), priority=f.get("priority"),
             community=f.get("community"), overdue=f.get("overdue", False)))
-        paginator = TaskCursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(tasks.order_by("id"), request, view=self)
         return paginator.get_paginated_response(TaskSummarySerializer(page, many=True).data)
 
