@@ -131,6 +131,7 @@ MATRIX: dict[str, tuple[str | None, dict[str, int]]] = {
     "appeals:open311-service": ("service", PUBLIC),
     "appeals:open311-requests": ("fmt", expect(403, integration=200)),
     "appeals:open311-request": ("open311_reference", expect(403, integration=200)),
+    "appeals:open311-not-found": ("open311_unknown", expect(404)),  # the Open311 error list, for all
     # Clearance.
     "clearance:link": ("bad_token", expect(404)),
     "clearance:worklist": (None, console(WORKERS)),
@@ -230,6 +231,7 @@ def world(db) -> World:
         "fmt": {"fmt": "json"},
         "service": {"code": "correction", "fmt": "json"},
         "open311_reference": {"reference": appeal.reference, "fmt": "json"},
+        "open311_unknown": {"path": "services.csv"},
         "task": {"pk": task.pk},
         "task_action": {"pk": task.pk, "action": "call"},
         "window": {"pk": window.pk},
