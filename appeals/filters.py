@@ -1,6 +1,8 @@
 """The console queue's filters (django-filter). Personal-data searches (exact ID, phone) are not
 here: they are POSTed and go through the keyed hash (see views_console.QueueView)."""
 
+import datetime as dt
+
 import django_filters
 from django.db.models import Q
 from django.utils import timezone
@@ -10,6 +12,9 @@ from appeals.models import Appeal
 from appeals.selectors import sla_soon_cutoff
 from communities.models import Community, District, User
 from healthkit.models import PopupType
+
+# "Long-stranded": outside the city for more than this many days (the relief of Nov 2022).
+STRANDED_DAYS = 30
 
 
 class AppealFilter(django_filters.FilterSet):
@@ -41,6 +46,14 @@ class AppealFilter(django_filters.FilterSet):
         queryset=User.objects.filter(role__in=[User.Role.OPERATOR, User.Role.SUPERVISOR], is_active=True))
     filed_after = django_filters.DateFilter(label=_("Filed from"), field_name="created_at", lookup_expr="date__gte")
     filed_before = django_filters.DateFilter(label=_("Filed until"), field_name="created_at", lookup_expr="date__lte")
+    # The supervisor dashboard's drill-downs land here with these.
+    status = django_filters.ChoiceFilter(label=_("Status"), choices=Appeal.Status.choices)
+    escalated = django_filters.BooleanFilter(label=_("Escalated"), field_name="escalated_at", lookup_expr="isnull",
+                                             exclude=True)
+    repeated = django_filters.BooleanFilter(label=_("Appealed again"), method="filter_repeated")
+    stranded = django_filters.BooleanFilter(label=_("Stranded outside over a month"), method="filter_stranded")
+    closed_after = django_filters.DateFilter(label=_("Closed from"), field_name="closed_at", lookup_expr="date__gte")
+    closed_before = django_filters.DateFilter(label=_("Closed until"), field_name="closed_at", lookup_expr="date__lte")
 
     class Meta:
         model = Appeal
@@ -65,6 +78,14 @@ class AppealFilter(django_filters.FilterSet):
             "closed": lambda: qs.filter(status=Appeal.Status.CLOSED),
             "all": lambda: qs,
         }.get(value, lambda: qs.filter(open_q))()
+
+    def filter_repeated(self, qs, name, value):
+        return qs.filter(repeat_count__gt=0) if value else qs.filter(repeat_count=0)
+
+    def filter_stranded(self, qs, name, value):
+        since = timezone.localdate() - dt.timedelta(days=STRANDED_DAYS)
+        q = Q(currently_outside_city=True, outside_since__lte=since)
+        return qs.filter(q) if value else qs.exclude(q)
 
     def filter_reference(self, qs, name, value):
         return qs.filter(reference=value.strip().upper()) if value.strip() else qs

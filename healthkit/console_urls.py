@@ -7,6 +7,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("console/", views_console.ConsoleHomeView.as_view(), name="console-home"),
+    path("console/popups/", views_console.PopupListView.as_view(), name="console-popups"),
     path("console/popups/<int:pk>/", views_console.PopupCaseDetailView.as_view(), name="console-popup"),
     path("", views_console.LandingView.as_view(), name="landing"),
 ]

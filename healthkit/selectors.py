@@ -250,3 +250,53 @@ def popup_explain(case: PopupCase) -> list[str]:
                 "by": (event.actor_label if event and event.actor_label else _("staff")),
                 "reason": event.reason if event else ""})
     return lines
+
+
+@dataclass(frozen=True)
+class PopupListFilters:
+    """The console popup list's filters (the supervisor dashboard's drill-downs land here)."""
+
+    state: str = "open"               # "open", "all" or one PopupCase.State
+    popup_type: int | None = None
+    source: str = ""
+    district: int | None = None
+    community: str = ""               # community code
+    raised_after: dt.date | None = None
+    raised_before: dt.date | None = None
+    lifted_after: dt.date | None = None
+    lifted_before: dt.date | None = None
+    lifted_by: str = ""               # "auto" (the engine) or "person"
+
+
+def popup_list(*, residents: QuerySet[Resident], filters: PopupListFilters) -> QuerySet[PopupCase]:
+    """Popups of the given residents (the caller's scope), newest first by id."""
+    qs = PopupCase.objects.filter(resident__in=residents)
+    f = filters
+    if f.state == "open":
+        qs = qs.filter(state__in=PopupCase.OPEN_STATES)
+    elif f.state and f.state != "all":
+        qs = qs.filter(state=f.state)
+    if f.popup_type:
+        qs = qs.filter(popup_type=f.popup_type)
+    if f.source:
+        qs = qs.filter(source=f.source)
+    if f.community:
+        qs = qs.filter(resident__community__code=f.community)
+    elif f.district:
+        qs = qs.filter(resident__community__street__district_id=f.district)
+
+    def day_start(day: dt.date) -> dt.datetime:
+        return timezone.make_aware(dt.datetime.combine(day, dt.time()))
+
+    if f.raised_after:
+        qs = qs.filter(raised_at__gte=day_start(f.raised_after))
+    if f.raised_before:
+        qs = qs.filter(raised_at__lt=day_start(f.raised_before + dt.timedelta(days=1)))
+    if f.lifted_after:
+        qs = qs.filter(lifted_at__gte=day_start(f.lifted_after))
+    if f.lifted_before:
+        qs = qs.filter(lifted_at__lt=day_start(f.lifted_before + dt.timedelta(days=1)))
+    if f.lifted_by in ("auto", "person"):
+        lifts = PopupEvent.objects.filter(kind=PopupEvent.Kind.LIFTED, actor__isnull=f.lifted_by == "auto")
+        qs = qs.filter(pk__in=lifts.values("case_id"))
+    return qs.select_related("resident__community__street__district").order_by("-id")

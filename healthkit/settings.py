@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "appeals",
     "appeals.clearance",
     "venues",
+    "appeals.oversight",  # last: its demo step summarises the other apps' demo data
 ]
 
 MIDDLEWARE = [

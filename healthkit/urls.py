@@ -13,5 +13,6 @@ urlpatterns = [
     path("api/v1/", include("healthkit.api_urls")),
     path("", include("appeals.urls")),
     path("", include("appeals.clearance.urls")),
+    path("", include("appeals.oversight.urls")),
     path("", include("venues.urls")),
 ]

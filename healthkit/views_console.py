@@ -2,14 +2,17 @@
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
+from django.shortcuts import render
+from django.views import View
 from django.views.generic import DetailView, TemplateView
 
 from communities.models import PersonalDataAccess
 from communities.selectors import residents_visible_to
 from communities.services import access_log
+from healthkit.forms import PopupListFilterForm
 from healthkit.models import PopupCase, PopupType
 from healthkit.permissions import RoleRequiredMixin
-from healthkit.selectors import popup_explain
+from healthkit.selectors import popup_explain, popup_list
 
 
 class LandingView(TemplateView):
@@ -31,6 +34,32 @@ class ConsoleHomeView(RoleRequiredMixin, TemplateView):
             for row in open_popups.values("popup_type").annotate(n=Count("id")).order_by("popup_type")
         ]
         return context
+
+
+class PopupListView(RoleRequiredMixin, View):
+    """Popups by state, type, place and dates (masked residents, the viewer's scope), newest
+    first; a page at a time by id so a million popups cost no count."""
+
+    page_size = 50
+
+    def get(self, request):
+        form = PopupListFilterForm(request.GET or None)
+        qs = popup_list(residents=residents_visible_to(request.user), filters=form.filters())
+        before = request.GET.get("before", "")
+        if before.isascii() and before.isdigit():
+            qs = qs.filter(pk__lt=int(before))
+        rows = list(qs[: self.page_size + 1])
+        query = request.GET.copy()
+        query.pop("before", None)
+        next_query = ""
+        if len(rows) > self.page_size:
+            rows = rows[: self.page_size]
+            query["before"] = rows[-1].pk
+            next_query = query.urlencode()
+            query.pop("before")
+        return render(request, "console/popup_list.html", {
+            "form": form, "rows": rows, "next_query": next_query, "query": query.urlencode(),
+        })
 
 
 class PopupCaseDetailView(RoleRequiredMixin, DetailView):

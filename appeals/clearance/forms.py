@@ -7,6 +7,8 @@ from django.utils.translation import pgettext_lazy
 
 from appeals.clearance.models import CALL_DIRECTIONS, CALL_OUTCOMES, ClearanceTask
 from communities import pii
+from communities.models import District
+from healthkit.models import PopupType
 
 
 class ConfirmationForm(forms.Form):
@@ -118,6 +120,10 @@ class WorklistFilterForm(forms.Form):
                                        choices=[])
     overdue = forms.BooleanField(label=_("Past SLA only"), required=False)
     reference = forms.CharField(label=_("Reference"), max_length=12, required=False)
+    district = forms.ModelChoiceField(label=_("District"), queryset=District.objects.order_by("code"), required=False,
+                                      empty_label=_("Any"))
+    popup_type = forms.TypedChoiceField(label=_("Popup type"), coerce=int, empty_value=None, required=False,
+                                        choices=[("", _("Any")), *PopupType.choices])
 
     def __init__(self, *args, communities=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)

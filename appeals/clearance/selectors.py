@@ -56,6 +56,8 @@ class WorklistFilters:
     community: int | None = None
     overdue: bool = False
     reference: str = ""
+    district: int | None = None
+    popup_type: int | None = None
 
 
 def worklist(*, user: User, filters: WorklistFilters | None = None) -> QuerySet[ClearanceTask]:
@@ -74,6 +76,10 @@ def worklist(*, user: User, filters: WorklistFilters | None = None) -> QuerySet[
         tasks = tasks.filter(community_id=filters.community)
     if filters.overdue:
         tasks = tasks.filter(sla_due_at__lt=clock.now(), state__in=ClearanceTask.AWAITING_STATES)
+    if filters.district:
+        tasks = tasks.filter(community__street__district_id=filters.district)
+    if filters.popup_type:
+        tasks = tasks.filter(popup__popup_type=filters.popup_type)
     if filters.reference:
         digits = filters.reference.strip().upper().lstrip("C")
         # ASCII digits only: "²".isdigit() is true but int("²") fails.

@@ -143,7 +143,9 @@ def _filters(request) -> tuple[forms.WorklistFilterForm, selectors.WorklistFilte
         d = form.cleaned_data
         return form, selectors.WorklistFilters(state=d.get("state") or "", origin=d.get("origin") or "",
                                                priority=d.get("priority"), community=d.get("community"),
-                                               overdue=bool(d.get("overdue")), reference=d.get("reference") or "")
+                                               overdue=bool(d.get("overdue")), reference=d.get("reference") or "",
+                                               district=d["district"].pk if d.get("district") else None,
+                                               popup_type=d.get("popup_type"))
     return form, selectors.WorklistFilters()
 
 

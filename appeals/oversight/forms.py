@@ -1,0 +1,52 @@
+"""The dashboard's filter form (shape only; the selectors apply it)."""
+
+import datetime as dt
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from appeals.oversight.selectors import DashboardFilters
+from communities.models import Community, District
+from healthkit.models import PopupType
+
+MAX_DAYS = 366
+
+
+class DashboardFilterForm(forms.Form):
+    date_from = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    district = forms.ModelChoiceField(label=_("District"), queryset=District.objects.order_by("code"),
+                                      required=False, empty_label=_("All"))
+    community = forms.CharField(label=_("Community (code)"), max_length=15, required=False)
+    popup_type = forms.TypedChoiceField(label=_("Popup type"), coerce=int, empty_value=None, required=False,
+                                        choices=[("", _("All")), *PopupType.choices])
+
+    def clean_community(self) -> Community | None:
+        code = self.cleaned_data.get("community", "").strip()
+        if not code:
+            return None
+        community = Community.objects.select_related("street").filter(code=code).first()
+        if community is None:
+            raise forms.ValidationError(_("No community has this code."))
+        return community
+
+    def clean(self):
+        data = super().clean()
+        default = DashboardFilters.default()
+        date_to = data.get("date_to") or default.date_to
+        date_from = data.get("date_from") or date_to - dt.timedelta(days=29)
+        if date_from > date_to:
+            self.add_error("date_from", _("The start is after the end."))
+        elif (date_to - date_from).days >= MAX_DAYS:
+            self.add_error("date_from", _("Choose at most a year."))
+        data["date_from"], data["date_to"] = date_from, date_to
+        return data
+
+    def filters(self) -> DashboardFilters:
+        if not self.is_bound or not self.is_valid():
+            return DashboardFilters.default(timezone.localdate())
+        d = self.cleaned_data
+        community = d.get("community")
+        return DashboardFilters(date_from=d["date_from"], date_to=d["date_to"], district=d.get("district"),
+                                community=community, popup_type=d.get("popup_type"))

@@ -1,0 +1,152 @@
+"""Exports: the dashboard's figures (no personal data, GET) and the appeal, clearance task and
+popup lists as filtered (person-level, masked, scoped to the exporter, POST with a reason and
+recorded in the personal-data audit like a reveal)."""
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpResponseNotAllowed, QueryDict
+from django.shortcuts import redirect
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views import View
+
+from appeals.clearance import selectors as clearance_selectors
+from appeals.clearance.forms import WorklistFilterForm
+from appeals.filters import AppealFilter
+from appeals.oversight import exports, selectors
+from appeals.oversight.forms import DashboardFilterForm
+from appeals.oversight.views import Links, build_figures, build_panels, build_times
+from appeals.selectors import appeals_visible_to
+from communities.models import PersonalDataAccess
+from communities.selectors import communities_visible_to, residents_visible_to
+from communities.services import access_log
+from healthkit.forms import PopupListFilterForm
+from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin
+from healthkit.selectors import popup_list
+
+
+class SummaryExportView(RoleRequiredMixin, View):
+    """The dashboard's numbers as filtered: headline figures, times, and each chart's table."""
+
+    allowed_roles = set(selectors.SUPERVISING_ROLES)
+
+    def get(self, request):
+        form = DashboardFilterForm(request.GET or None)
+        f = form.filters()
+        data = selectors.dashboard(f)
+        links = Links(f)
+        sheets = [
+            (_("Figures"), [_("Figure"), _("Count")], [[fig["label"], fig["n"]] for fig in build_figures(data, links)]),
+            (_("Times"), [_("Measure"), _("Group"), _("Count"), _("Median"), _("90th percentile")],
+             [[t["measure"], t["label"], t["n"], t["p50"], t["p90"]] for t in build_times(data, links)]),
+        ]
+        for panel in build_panels(data, links):
+            sheets.append((panel["title"], ["", *panel["columns"]],
+                           [[row["label"], *[value for value, _href in row["cells"]]] for row in panel["rows"]]))
+        fmt = "xlsx" if request.GET.get("format") == "xlsx" else "csv"
+        return exports.response(fmt, f"dashboard-{f.date_from}-{f.date_to}", sheets)
+
+
+class ExportForm(forms.Form):
+    reason = forms.CharField(max_length=200, min_length=4, label=gettext_lazy("Reason"))
+    format = forms.ChoiceField(choices=[("csv", "CSV"), ("xlsx", "XLSX")])
+    query = forms.CharField(max_length=2000, required=False)
+
+
+class _PersonExport(RoleRequiredMixin, View):
+    """POST only: the export is an act on personal data, with a reason, audited once per file."""
+
+    name = ""
+    back = ""
+
+    def get(self, request):
+        return HttpResponseNotAllowed(["POST"])
+
+    def post(self, request):
+        form = ExportForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, _("Please say why you need this list before downloading it."))
+            return redirect(self.back + "?" + request.POST.get("query", "")[:2000])
+        query = QueryDict(form.cleaned_data["query"])
+        fmt = form.cleaned_data["format"]
+        access_log(actor=request.user, resident=None, action=PersonalDataAccess.Action.EXPORT,
+                   context=f"export:{self.name}.{fmt}?{form.cleaned_data['query']}"[:120],
+                   reason=form.cleaned_data["reason"])
+        return exports.response(fmt, f"{self.name}-export", [(self.name, self.header(), self.rows(request, query))])
+
+    def header(self) -> list[str]:
+        raise NotImplementedError
+
+    def rows(self, request, query: QueryDict):
+        raise NotImplementedError
+
+
+class AppealsExportView(_PersonExport):
+    allowed_roles = STAFF_ROLES
+    name = "appeals"
+    back = "/console/appeals/"
+
+    def header(self):
+        return [_("Reference"), _("Filed"), _("Category"), _("Priority"), _("Status"), _("Channel"), _("Popup type"),
+                _("Resident"), _("Contact phone"), _("District"), _("Community"), _("Routed to"), _("SLA due"),
+                _("SLA breached"), _("Escalated"), _("Repeats"), _("Closed"), _("Outcome")]
+
+    def rows(self, request, query):
+        params = query.copy()
+        params.setdefault("queue", "open")
+        base = appeals_visible_to(request.user).select_related(
+            "resident", "popup", "community__street__district", "routed_community")
+        filterset = AppealFilter(params, queryset=base, user=request.user)
+        qs = filterset.qs if filterset.is_valid() else base.none()
+        for a in qs.order_by("id").iterator(chunk_size=2000):
+            yield [a.reference, a.created_at, a.get_category_display(), a.get_priority_display(),
+                   a.get_status_display(), a.get_channel_display(),
+                   a.popup.popup_type if a.popup_id else a.popup_type_claimed, a.resident.masked,
+                   a.contact_phone_masked, a.community.street.district.name if a.community_id else "",
+                   a.community.name if a.community_id else "",
+                   a.routed_community.name if a.routed_community_id else "", a.sla_due_at, a.sla_breached_at,
+                   a.escalated_at, a.repeat_count, a.closed_at, a.outcome_label if a.outcome else ""]
+
+
+class TasksExportView(_PersonExport):
+    allowed_roles = set(clearance_selectors.WORKER_ROLES)
+    name = "clearance-tasks"
+    back = "/console/clearance/"
+
+    def header(self):
+        return [_("Reference"), _("Community"), _("Resident"), _("Phone"), _("Origin"), _("State"), _("Priority"),
+                _("Popup type"), _("Appeal"), _("SLA due"), _("Escalated"), _("Opened"), _("Closed")]
+
+    def rows(self, request, query):
+        form = WorklistFilterForm(query or None, communities=communities_visible_to(request.user)[:200])
+        filters = clearance_selectors.WorklistFilters()
+        if form.is_bound and form.is_valid():
+            d = form.cleaned_data
+            filters = clearance_selectors.WorklistFilters(
+                state=d.get("state") or "", origin=d.get("origin") or "", priority=d.get("priority"),
+                community=d.get("community"), overdue=bool(d.get("overdue")), reference=d.get("reference") or "",
+                district=d["district"].pk if d.get("district") else None, popup_type=d.get("popup_type"))
+        for t in clearance_selectors.worklist(user=request.user, filters=filters).iterator(chunk_size=2000):
+            phone = t.contact_phone_masked or (t.appeal.contact_phone_masked if t.appeal_id else "")
+            yield [t.reference, t.community.name, t.resident.masked, phone, t.get_origin_display(),
+                   t.get_state_display(), t.get_priority_display(), t.popup.popup_type if t.popup_id else "",
+                   t.appeal.reference if t.appeal_id else "", t.sla_due_at, t.escalated_at, t.created_at, t.closed_at]
+
+
+class PopupsExportView(_PersonExport):
+    allowed_roles = STAFF_ROLES
+    name = "popups"
+    back = "/console/popups/"
+
+    def header(self):
+        return [_("Popup"), _("Popup type"), _("State"), _("Source"), _("Resident"), _("District"), _("Community"),
+                _("Raised"), _("Ended")]
+
+    def rows(self, request, query):
+        form = PopupListFilterForm(query or None)
+        qs = popup_list(residents=residents_visible_to(request.user), filters=form.filters())
+        for p in qs.iterator(chunk_size=2000):
+            community = p.resident.community
+            yield [p.pk, p.popup_type, p.get_state_display(), p.get_source_display(), p.resident.masked,
+                   community.street.district.name if community else "", community.name if community else "",
+                   p.raised_at, p.lifted_at]
