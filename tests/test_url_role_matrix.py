@@ -85,6 +85,7 @@ MATRIX: dict[str, tuple[str | None, dict[str, int]]] = {
     "landing": (None, PUBLIC),
     "console-home": (None, console(STAFF + ("venue_manager",))),
     "console-popup": ("popup", console(HANDLERS + ("worker",))),
+    "console-popups": (None, console(STAFF)),  # the popup list: each sees their own scope
     "api-community-find": (None, PUBLIC),  # the community finder: places only, no person
     "api-health-code": (None, api(STAFF, ok=405, **ANON_401)),
     "api-sms-receipts": (None, TOKEN_ONLY),
@@ -143,6 +144,12 @@ MATRIX: dict[str, tuple[str | None, dict[str, int]]] = {
     "clearance:api-detail": ("task", api(("worker",) + OVERSEERS, **ANON_401)),
     "clearance:api-decision": ("task", api(WORKERS, ok=405, **ANON_401)),  # scope checked on POST
     "clearance:api-investigation": ("task", api(WORKERS, ok=405, **ANON_401)),
+    # Oversight: the supervisor's dashboard and exports (person-level exports are POST only).
+    "oversight:dashboard": (None, console(OVERSEERS)),
+    "oversight:export-summary": (None, console(OVERSEERS)),
+    "oversight:export-appeals": (None, console(STAFF, ok=405)),
+    "oversight:export-tasks": (None, console(WORKERS, ok=405)),
+    "oversight:export-popups": (None, console(STAFF, ok=405)),
     # Venues.
     "venues:api-scans": (None, TOKEN_ONLY),
     "venues:api-venue-list": (None, api(VENUE_ROLES, **ANON_401)),
