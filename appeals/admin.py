@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from appeals.models import Appeal, AppealContact, AppealEvent, AppealEvidence
-from communities.admin import ReadOnlyAdmin, ReadOnlyInline
+from communities.admin import AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline
 
 
 class AppealEventInline(ReadOnlyInline):
@@ -14,7 +14,7 @@ class AppealEventInline(ReadOnlyInline):
 
 
 @admin.register(Appeal)
-class AppealAdmin(ReadOnlyAdmin):
+class AppealAdmin(AuditedAdminMixin, ReadOnlyAdmin):
     list_display = ("reference", "status", "priority", "category", "channel", "resident", "assigned_to",
                     "created_at", "sla_due_at", "sla_breached_at")
     list_filter = ("status", "priority", "category", "channel")

@@ -56,10 +56,12 @@ class AppealSummarySerializer(serializers.Serializer):
 
 
 def _appeal_by_reference(request, reference: str) -> Appeal:
+    """The appeal behind a reference, through the audited door (selectors.appeal_access)."""
     appeal = selectors.appeals_visible_to(request.user).filter(reference=reference.upper()).only("pk").first()
     if appeal is None:
         raise PermissionDenied
-    return selectors.appeal_access(user=request.user, pk=appeal.pk)
+    return selectors.appeal_access(user=request.user, pk=appeal.pk,
+                                   where=f"api:{request.method.lower()}:{request.resolver_match.url_name}")
 
 
 class AppealListApi(APIView):
@@ -323,5 +325,5 @@ class EvidenceFileApi(APIView):
 
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     def get(self, request, pk: int):
-        evidence = selectors.evidence_access(user=request.user, pk=pk)
+        evidence = selectors.evidence_access(user=request.user, pk=pk, where="api")
         return private_file_response(evidence.file, content_type=evidence.content_type)

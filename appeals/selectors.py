@@ -42,8 +42,10 @@ def appeals_visible_to(user: User) -> QuerySet[Appeal]:
     return Appeal.objects.none()
 
 
-def appeal_access(*, user: User, pk: int) -> Appeal:
-    """The appeal if the user may see it, else PermissionDenied (no hint whether it exists)."""
+def appeal_access(*, user: User, pk: int, where: str) -> Appeal:
+    """The appeal if the user may see it, else PermissionDenied (no hint whether it exists).
+    Every admitted call is written to the access audit (`where`: "console", "api", the action):
+    the one door to an appeal, so a new page cannot forget the audit."""
     appeal = (
         appeals_visible_to(user)
         .select_related("resident", "popup", "community__street__district", "routed_community__street__district",
@@ -52,6 +54,8 @@ def appeal_access(*, user: User, pk: int) -> Appeal:
     )
     if appeal is None:
         raise PermissionDenied
+    access_log(actor=user, resident=appeal.resident, action=PersonalDataAccess.Action.VIEW,
+               context=f"appeal:{appeal.pk}/{where}")
     return appeal
 
 
@@ -106,11 +110,15 @@ def appeal_evidence(appeal: Appeal) -> QuerySet[AppealEvidence]:
     return AppealEvidence.objects.filter(appeal=appeal).order_by("created_at", "id")
 
 
-def evidence_access(*, user: User, pk: int) -> AppealEvidence:
-    """Evidence the user may open, else PermissionDenied (same answer for 'absent' and 'forbidden')."""
+def evidence_access(*, user: User, pk: int, where: str) -> AppealEvidence:
+    """Evidence the user may open, else PermissionDenied (same answer for 'absent' and 'forbidden').
+    Every admitted call is audited (`where`: "file", "thumbnail", "api"): each picture opened is a
+    row in the access audit."""
     evidence = AppealEvidence.objects.select_related("appeal").filter(pk=pk, appeal__isnull=False).first()
     if evidence is None or not can_see_evidence(user, evidence.appeal):
         raise PermissionDenied
+    access_log(actor=user, resident_id=evidence.appeal.resident_id, action=PersonalDataAccess.Action.VIEW,
+               context=f"evidence:{evidence.pk}/{where}")
     return evidence
 
 

@@ -11,9 +11,8 @@ from appeals import forms, selectors, services
 from appeals.evidence import private_file_response
 from appeals.filters import AppealFilter
 from appeals.models import Appeal
-from communities.models import Community, PersonalDataAccess
+from communities.models import Community
 from communities.selectors import community_find
-from communities.services import access_log
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin, has_role
@@ -140,14 +139,12 @@ class TicketView(RoleRequiredMixin, View):
         return context
 
     def get(self, request, pk):
-        appeal = selectors.appeal_access(user=request.user, pk=pk)
-        access_log(actor=request.user, resident=appeal.resident, action=PersonalDataAccess.Action.VIEW,
-                   context=f"appeal:{appeal.pk}")
+        appeal = selectors.appeal_access(user=request.user, pk=pk, where="console")
         return render(request, self.template_name, self._context(appeal))
 
     def post(self, request, pk):
         """Reveal: the clear details are rendered once in this response, never stored or redirected."""
-        appeal = selectors.appeal_access(user=request.user, pk=pk)
+        appeal = selectors.appeal_access(user=request.user, pk=pk, where="console:reveal")
         form = forms.RevealForm(request.POST)
         revealed = None
         if form.is_valid():
@@ -166,7 +163,7 @@ class TicketActionView(RoleRequiredMixin, View):
     allowed_roles = set(selectors.HANDLER_ROLES)
 
     def post(self, request, pk, action):
-        appeal = selectors.appeal_access(user=request.user, pk=pk)
+        appeal = selectors.appeal_access(user=request.user, pk=pk, where=f"console:{action[:40]}")
         handler = getattr(self, f"do_{action.replace('-', '_')}", None)
         if handler is None:
             raise Http404
@@ -253,7 +250,7 @@ class _EvidenceFileBase(View):
     def get(self, request, pk):
         if not request.user.is_authenticated:
             raise PermissionDenied
-        evidence = selectors.evidence_access(user=request.user, pk=pk)
+        evidence = selectors.evidence_access(user=request.user, pk=pk, where=self.field)
         stored = getattr(evidence, self.field)
         content_type = evidence.content_type if self.field == "file" else "image/jpeg"
         return private_file_response(

@@ -37,6 +37,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class AuditedAdminMixin:
+    """Admin pages of one person's records: opening one (change, history or delete page) writes
+    the access audit, here in get_object, the one place every such page reads the object."""
+
+    # the attribute holding the resident's primary key ("pk" for the resident itself)
+    audit_resident_attr = "resident_id"
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            access_log(actor=request.user, resident_id=getattr(obj, self.audit_resident_attr),
+                       action=PersonalDataAccess.Action.VIEW,
+                       context=f"admin:{obj._meta.label_lower}:{obj.pk}")
+        return obj
+
+
 class ReadOnlyInline(admin.TabularInline):
     """A service-written history shown under its parent (events, links, attempts): listed, never
     added, edited or deleted here."""
@@ -169,9 +185,11 @@ class ResidentLookupForm(forms.Form):
 
 
 @admin.register(Resident)
-class ResidentAdmin(admin.ModelAdmin):
+class ResidentAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Exact look-up by ID or phone is a POST (the number never lands in a URL or access log),
     matched through the keyed hash and audited; the GET search box takes names only."""
+
+    audit_resident_attr = "pk"
 
     form = ResidentForm
     change_list_template = "admin/communities/resident/change_list.html"
@@ -248,15 +266,15 @@ class UserAdmin(DjangoUserAdmin):
 
 @admin.register(PersonalDataAccess)
 class PersonalDataAccessAdmin(ReadOnlyAdmin):
-    list_display = ["at", "actor", "action", "resident", "context", "reason"]
+    list_display = ["at", "actor", "action", "resident", "context", "ip", "reason"]
     list_filter = ["action"]
-    list_select_related = ["actor", "resident"]
+    list_select_related = ["actor", "resident", "reason_note"]
     date_hierarchy = "at"
 
 
 
 @admin.register(ResidentPhone)
-class ResidentPhoneAdmin(admin.ModelAdmin):
+class ResidentPhoneAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = ResidentPhoneForm
     list_display = ["phone_masked", "resident", "is_primary", "created_at"]
     list_select_related = ["resident"]

@@ -189,7 +189,14 @@ class User(AbstractUser):
 
 
 class PersonalDataAccess(models.Model):
-    """Append-only audit of every look at or reveal of a person's data."""
+    """Append-only audit of every look at or reveal of a person's data.
+
+    The database refuses UPDATE and DELETE of these rows (trigger, migration 0003), so nobody,
+    not even the application, can rewrite who looked at whom. The row holds no free text: the
+    reason a person typed lives in PersonalDataAccessReason, which the retention job deletes
+    after AUDIT_REASON_RETENTION_DAYS; `context` is a code written by the program
+    ("appeal:12", "evidence:5/thumbnail"), never personal data.
+    """
 
     class Action(models.TextChoices):
         VIEW = "view", _("Viewed")
@@ -204,14 +211,75 @@ class PersonalDataAccess(models.Model):
     )
     action = models.CharField(max_length=16, choices=Action.choices)
     context = models.CharField(_("where"), max_length=120, blank=True)
-    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    ip = models.GenericIPAddressField(_("client address"), null=True, blank=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-at"]
         verbose_name = _("personal data access")
         verbose_name_plural = _("personal data accesses")
-        indexes = [models.Index(fields=["resident", "-at"], name="pda_resident_idx")]
+        indexes = [
+            models.Index(fields=["resident", "-at"], name="pda_resident_idx"),
+            # The enumeration alarm counts one account's (or address's) residents in a window.
+            models.Index(fields=["actor", "at"], name="pda_actor_at_idx"),
+            models.Index(fields=["ip", "at"], name="pda_ip_at_idx", condition=models.Q(ip__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def reason(self) -> str:
+        """The typed reason while it is kept (see PersonalDataAccessReason), else ""."""
+        try:
+            return self.reason_note.reason
+        except PersonalDataAccessReason.DoesNotExist:
+            return ""
+
+
+class PersonalDataAccessReason(models.Model):
+    """The free-text reason typed for an audited access, kept apart from the append-only row so
+    it can be forgotten on schedule (staff sometimes type a name or a phone into it). The
+    database refuses UPDATE (what was typed is not rewritten); DELETE is the retention job's."""
+
+    access = models.OneToOneField(PersonalDataAccess, on_delete=models.DO_NOTHING, primary_key=True,
+                                  related_name="reason_note")
+    reason = models.CharField(_("reason"), max_length=200)
+
+    class Meta:
+        verbose_name = _("reason for an access")
+        verbose_name_plural = _("reasons for accesses")
+
+    def __str__(self) -> str:
+        return f"{self.access_id}"
+
+
+class AuditAlert(models.Model):
+    """One account (or client address) touched many different residents within a short window:
+    what someone browsing or harvesting the registry looks like. Raised by
+    communities.services.access_log, shown to supervisors until one acknowledges it."""
+
+    class Kind(models.TextChoices):
+        ACCOUNT = "account", _("One account")
+        ADDRESS = "address", _("One client address")
+
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              verbose_name=_("account"))
+    ip = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+    residents = models.PositiveIntegerField(_("different residents"))
+    window_minutes = models.PositiveIntegerField(_("within minutes"))
+    raised_at = models.DateTimeField(_("raised at"), auto_now_add=True, db_index=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    acknowledged_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                        verbose_name=_("acknowledged by"))
+
+    class Meta:
+        ordering = ["-raised_at"]
+        verbose_name = _("enumeration alert")
+        verbose_name_plural = _("enumeration alerts")
+        indexes = [models.Index(fields=["raised_at"], name="audit_alert_open_idx",
+                                condition=models.Q(acknowledged_at__isnull=True))]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.residents} @ {self.raised_at:%Y-%m-%d %H:%M}"

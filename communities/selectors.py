@@ -1,12 +1,21 @@
 """Reads of the registry, including the community finder and role scoping."""
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 
 from communities import pii
-from communities.models import Community, CompoundAlias, District, Resident, User
+from communities.models import (
+    AuditAlert,
+    Community,
+    CompoundAlias,
+    District,
+    PersonalDataAccess,
+    Resident,
+    User,
+)
 from communities.services import normalize_place_text
 
 
@@ -120,3 +129,34 @@ def community_find(text: str, *, limit: int = 5) -> list[CommunityMatch]:
 
 def districts() -> QuerySet[District]:
     return District.objects.all()
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    staff: str = ""                     # exact username
+    resident: Resident | None = None    # found through the keyed hash of a typed ID number
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    action: str = ""
+
+
+def audit_search(filters: AuditFilters) -> QuerySet[PersonalDataAccess]:
+    """The access audit, newest first, by staff account, resident and time (supervisors' page).
+    A resident filter with no resident behind it (unknown ID) finds nothing."""
+    rows = PersonalDataAccess.objects.select_related("actor", "resident", "reason_note").order_by("-at", "-id")
+    if filters.staff:
+        rows = rows.filter(actor__username=filters.staff)
+    if filters.resident is not None:
+        rows = rows.filter(resident=filters.resident)
+    if filters.since:
+        rows = rows.filter(at__gte=filters.since)
+    if filters.until:
+        rows = rows.filter(at__lt=filters.until)
+    if filters.action:
+        rows = rows.filter(action=filters.action)
+    return rows
+
+
+def audit_alerts_open() -> QuerySet[AuditAlert]:
+    """Enumeration alerts no supervisor has acknowledged yet, newest first."""
+    return AuditAlert.objects.filter(acknowledged_at__isnull=True).select_related("actor").order_by("-raised_at")

@@ -1,16 +1,27 @@
 """Writes to the registry."""
 
+import datetime as dt
+import logging
+
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
 
 from communities import pii
+from communities.middleware import current_client_ip
 from communities.models import (
+    AuditAlert,
     Community,
     CompoundAlias,
     PersonalDataAccess,
+    PersonalDataAccessReason,
     Resident,
     ResidentPhone,
     User,
 )
+
+logger = logging.getLogger("healthkit.audit")
 
 
 def normalize_place_text(text: str) -> str:
@@ -68,11 +79,58 @@ def resident_add_phone(*, resident: Resident, phone: str, primary: bool = False)
 
 
 def access_log(
-    *, actor: User, resident: Resident | None, action: str, context: str = "", reason: str = ""
+    *, actor: User, resident: Resident | None = None, resident_id: int | None = None, action: str,
+    context: str = "", reason: str = "",
 ) -> PersonalDataAccess:
-    return PersonalDataAccess.objects.create(
-        actor=actor, resident=resident, action=action, context=context[:120], reason=reason[:200]
+    """Record one look at (or reveal, look-up, export of) a person's data, with the client address
+    of the current request, then check the enumeration alarm. `context` is a program-written code
+    ("appeal:12"), never personal data; a typed `reason` is kept apart so it can be forgotten."""
+    entry = PersonalDataAccess.objects.create(
+        actor=actor, resident_id=resident.pk if resident is not None else resident_id, action=action,
+        context=context[:120], ip=current_client_ip(),
     )
+    if reason.strip():
+        PersonalDataAccessReason.objects.create(access=entry, reason=reason.strip()[:200])
+    if entry.resident_id is not None:
+        enumeration_check(actor=actor, ip=entry.ip)
+    return entry
+
+
+def enumeration_check(*, actor: User, ip: str | None) -> list[AuditAlert]:
+    """Raise an alert when `actor` (or `ip`) has touched more different residents within
+    AUDIT_ENUMERATION_WINDOW_MINUTES than its threshold, once per window (no alert storm):
+    a row for the supervisors' audit page and a warning in the log (account id, address and
+    count only: no personal data). Returns the alerts raised now."""
+    window = settings.AUDIT_ENUMERATION_WINDOW_MINUTES
+    since = timezone.now() - dt.timedelta(minutes=window)
+    who = Q(actor=actor) | Q(ip=ip) if ip else Q(actor=actor)
+    # One statement for both counts (this runs on every audited page view).
+    touched = PersonalDataAccess.objects.filter(who, at__gte=since, resident__isnull=False).aggregate(
+        account=Count("resident", distinct=True, filter=Q(actor=actor)),
+        address=Count("resident", distinct=True, filter=Q(ip=ip) if ip else Q(pk__in=[])),
+    )
+    subjects = [(AuditAlert.Kind.ACCOUNT, {"actor": actor}, settings.AUDIT_ENUMERATION_THRESHOLD, touched["account"])]
+    if ip:
+        subjects.append((AuditAlert.Kind.ADDRESS, {"ip": ip}, settings.AUDIT_ENUMERATION_IP_THRESHOLD,
+                         touched["address"]))
+    raised = []
+    for kind, subject, threshold, count in subjects:
+        if count < threshold or AuditAlert.objects.filter(kind=kind, raised_at__gte=since, **subject).exists():
+            continue
+        alert = AuditAlert.objects.create(kind=kind, residents=count, window_minutes=window, **subject)
+        logger.warning("enumeration alert %s: %s touched %d different residents in %d minutes", alert.pk,
+                       f"account={actor.pk}" if kind == AuditAlert.Kind.ACCOUNT else f"address={ip}",
+                       count, window)
+        raised.append(alert)
+    return raised
+
+
+def audit_alert_acknowledge(*, alert: AuditAlert, actor: User) -> AuditAlert:
+    """A supervisor has looked into the alert; it leaves the open list (idempotent)."""
+    AuditAlert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=actor)
+    alert.refresh_from_db()
+    return alert
 
 
 def resident_reveal(*, actor: User, resident: Resident, reason: str, context: str = "") -> dict[str, object]:

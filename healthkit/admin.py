@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from communities.admin import ReadOnlyAdmin, ReadOnlyInline
+from communities.admin import AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline
 from healthkit import outbox
 from healthkit.models import (
     Arrival,
@@ -42,7 +42,7 @@ class PopupEventInline(ReadOnlyInline):
 
 
 @admin.register(PopupCase)
-class PopupCaseAdmin(ReadOnlyAdmin):
+class PopupCaseAdmin(AuditedAdminMixin, ReadOnlyAdmin):
     """Read-only: a popup changes only through the engine and the services (popup_lift, ...),
     which write its event log and the outbox; an edit here would bypass both."""
 
@@ -77,7 +77,7 @@ class TestResultAdmin(ReadOnlyAdmin):
 
 
 @admin.register(HealthStatusOrder)
-class HealthStatusOrderAdmin(admin.ModelAdmin):
+class HealthStatusOrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["resident", "status", "starts_at", "ends_at", "reason"]
     list_filter = ["status"]
     raw_id_fields = ["resident", "ordered_by"]
@@ -85,7 +85,7 @@ class HealthStatusOrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(SmsMessage)
-class SmsMessageAdmin(ReadOnlyAdmin):
+class SmsMessageAdmin(AuditedAdminMixin, ReadOnlyAdmin):
     list_display = ["created_at", "purpose", "phone_masked", "state", "attempts", "sent_at"]
     list_filter = ["state", "purpose"]
     exclude = ["phone_encrypted"]

@@ -9,5 +9,8 @@ urlpatterns = [
     path("console/", views_console.ConsoleHomeView.as_view(), name="console-home"),
     path("console/popups/", views_console.PopupListView.as_view(), name="console-popups"),
     path("console/popups/<int:pk>/", views_console.PopupCaseDetailView.as_view(), name="console-popup"),
+    path("console/audit/", views_console.AuditView.as_view(), name="console-audit"),
+    path("console/audit/alerts/<int:pk>/acknowledge/", views_console.AuditAlertAcknowledgeView.as_view(),
+         name="console-audit-alert-acknowledge"),
     path("", views_console.LandingView.as_view(), name="landing"),
 ]

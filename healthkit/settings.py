@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # the client address of each audited access (communities.services.access_log)
+    "communities.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "healthkit.middleware.NoStoreMiddleware",
@@ -256,6 +258,15 @@ CLEARANCE_TEST_GRACE_HOURS = env.int("CLEARANCE_TEST_GRACE_HOURS", default=24)
 CLEARANCE_LINK_RATE_LIMIT = env("CLEARANCE_LINK_RATE_LIMIT", default="60/600")
 # Checkpoint look-ups of a resident by ID number, per staff user: "count/seconds".
 CLEARANCE_LOOKUP_RATE_LIMIT = env("CLEARANCE_LOOKUP_RATE_LIMIT", default="30/3600")
+
+# Access audit (communities): the enumeration alarm. One account, or one client address, that
+# views, reveals or looks up this many different residents within the window raises an alert
+# on the supervisors' audit page and a warning in the log. A hotline operator or community
+# worker handles a few tens of people an hour; 40 different people in 60 minutes is beyond a
+# busy shift's pace and well short of a harvest.
+AUDIT_ENUMERATION_WINDOW_MINUTES = env.int("AUDIT_ENUMERATION_WINDOW_MINUTES", default=60)
+AUDIT_ENUMERATION_THRESHOLD = env.int("AUDIT_ENUMERATION_THRESHOLD", default=40)
+AUDIT_ENUMERATION_IP_THRESHOLD = env.int("AUDIT_ENUMERATION_IP_THRESHOLD", default=60)
 
 # venues: what the resident app reads from a venue poster (prefix + the venue's stable code),
 # and an optional font file with Chinese glyphs for the PNG poster (else fontconfig's :lang=zh).

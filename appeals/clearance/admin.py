@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
-from communities.admin import ReadOnlyAdmin, ReadOnlyInline
+from communities.admin import AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline
 
 
 class ClearanceEventInline(ReadOnlyInline):
@@ -22,7 +22,7 @@ class ClearanceLinkInline(ReadOnlyInline):
 
 
 @admin.register(ClearanceTask)
-class ClearanceTaskAdmin(ReadOnlyAdmin):
+class ClearanceTaskAdmin(AuditedAdminMixin, ReadOnlyAdmin):
     list_display = ("__str__", "community", "masked_resident", "origin", "state", "priority", "sla_due_at",
                     "created_at")
     list_filter = ("state", "origin", "priority")

@@ -87,7 +87,7 @@ class ClearanceTaskDetailApi(APIView):
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request, pk: int):
-        task = selectors.task_access(user=request.user, task_id=pk)
+        task = selectors.task_access(user=request.user, task_id=pk, where="api")
         task.popup_explanation = [str(line) for line in popup_explain(task.popup)] if task.popup_id else []
         task.accept_refusal = (selectors.task_accept_refusal(task=task, popup=selectors.task_decision_popup(task))
                                if task.is_open else "")
@@ -112,7 +112,7 @@ class ClearanceTaskDecisionApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=TaskSummarySerializer)
     def post(self, request, pk: int):
-        task = selectors.task_access(user=request.user, task_id=pk)
+        task = selectors.task_access(user=request.user, task_id=pk, where="api:decision")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
@@ -123,7 +123,7 @@ class ClearanceTaskDecisionApi(APIView):
                                              next_step=d.get("next_step", ""))
         else:
             task = services.clearance_request_info(task=task, actor=request.user, question=d["question"])
-        return Response(TaskSummarySerializer(selectors.task_access(user=request.user, task_id=task.pk)).data)
+        return Response(TaskSummarySerializer(selectors.task_get(user=request.user, task_id=task.pk)).data)
 
 
 class ClearanceTaskInvestigationApi(APIView):
@@ -137,8 +137,8 @@ class ClearanceTaskInvestigationApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=TaskSummarySerializer)
     def post(self, request, pk: int):
-        task = selectors.task_access(user=request.user, task_id=pk)
+        task = selectors.task_access(user=request.user, task_id=pk, where="api:investigation")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.clearance_investigate(task=task, actor=request.user, **data.validated_data)
-        return Response(TaskSummarySerializer(selectors.task_access(user=request.user, task_id=task.pk)).data)
+        return Response(TaskSummarySerializer(selectors.task_get(user=request.user, task_id=task.pk)).data)

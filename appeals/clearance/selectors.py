@@ -19,8 +19,9 @@ from appeals.clearance.models import (
 )
 from appeals.models import AppealContact
 from appeals.selectors import appeal_evidence
-from communities.models import User
+from communities.models import PersonalDataAccess, User
 from communities.selectors import communities_visible_to
+from communities.services import access_log
 from healthkit import clock
 from healthkit.labels import actor_name
 from healthkit.models import PopupCase, SmsMessage, TestResult
@@ -38,13 +39,23 @@ def tasks_visible_to(user: User) -> QuerySet[ClearanceTask]:
     return ClearanceTask.objects.filter(community__in=communities_visible_to(user))
 
 
-def task_access(*, user: User, task_id: int) -> ClearanceTask:
-    """Fetch a task the user may see, or raise PermissionDenied (not 404: no enumeration hint)."""
+def task_get(*, user: User, task_id: int) -> ClearanceTask:
+    """Fetch a task the user may see, or raise PermissionDenied (not 404: no enumeration hint).
+    Not audited: for re-reading a task that task_access has just admitted (and audited)."""
     task = (tasks_visible_to(user).select_related("resident", "community", "popup__policy", "appeal",
                                                   "decided_by")
             .filter(pk=task_id).first())
     if task is None:
         raise PermissionDenied
+    return task
+
+
+def task_access(*, user: User, task_id: int, where: str) -> ClearanceTask:
+    """task_get, written to the access audit (`where`: "console", "api", the action): the one door
+    to a task's page and API, so a new view cannot forget the audit."""
+    task = task_get(user=user, task_id=task_id)
+    access_log(actor=user, resident_id=task.resident_id, action=PersonalDataAccess.Action.VIEW,
+               context=f"task:{task.pk}/{where}")
     return task
 
 

@@ -200,7 +200,7 @@ class WorklistCsvView(WorkerMixin, View):
 
 class TaskDetailView(WorkerMixin, View):
     def get(self, request, pk: int, revealed=None, status: int = 200):
-        task = selectors.task_access(user=request.user, task_id=pk)
+        task = selectors.task_access(user=request.user, task_id=pk, where="console")
         popups = selectors.task_popups(task)
         decision_popup = selectors.task_decision_popup(task) if task.is_open else None
         return render(request, "clearance/task_detail.html", {
@@ -254,7 +254,7 @@ class TaskActionView(WorkerMixin, View):
         return HttpResponseNotAllowed(["POST"])
 
     def post(self, request, pk: int, action: str):
-        task = selectors.task_access(user=request.user, task_id=pk)
+        task = selectors.task_access(user=request.user, task_id=pk, where=f"console:{action[:40]}")
         if action == "reveal":
             form = forms.RevealForm(request.POST)
             if _over_limit(f"user:{request.user.pk}", settings.CLEARANCE_LOOKUP_RATE_LIMIT):
