@@ -30,7 +30,7 @@ from rest_framework.authtoken.models import Token
 
 from appeals.models import Appeal
 from appeals.services import evidence_store
-from communities.models import User
+from communities.models import AuditAlert, User
 from tests.factories import CommunityFactory, PopupCaseFactory, ResidentFactory, UserFactory
 from tests.factories.appeals import AppealFactory, upload
 from tests.factories.clearance import ClearanceTaskFactory
@@ -86,6 +86,8 @@ MATRIX: dict[str, tuple[str | None, dict[str, int]]] = {
     "console-home": (None, console(STAFF + ("venue_manager",))),
     "console-popup": ("popup", console(HANDLERS + ("worker",))),
     "console-popups": (None, console(STAFF)),  # the popup list: each sees their own scope
+    "console-audit": (None, console(OVERSEERS)),  # the access audit and enumeration alerts
+    "console-audit-alert-acknowledge": ("alert", console(OVERSEERS, ok=405)),  # POST only
     "api-community-find": (None, PUBLIC),  # the community finder: places only, no person
     "api-health-code": (None, api(STAFF, ok=405, **ANON_401)),
     "api-sms-receipts": (None, TOKEN_ONLY),
@@ -244,6 +246,8 @@ def world(db) -> World:
         "window": {"pk": window.pk},
         "venue": {"pk": venue.pk},
         "poster": {"pk": venue.pk, "fmt": "png"},
+        "alert": {"pk": AuditAlert.objects.create(kind=AuditAlert.Kind.ACCOUNT, actor=users["operator"],
+                                                  residents=50, window_minutes=60).pk},
     }
     return World(args=args, users=users, token=token, unconfirmed=unconfirmed, named_worker=named_worker)
 
