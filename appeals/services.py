@@ -682,7 +682,7 @@ def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, re
     from appeals.clearance.tasks import clearance_open_for_appeal
 
     appeal_id = appeal.pk
-    transaction.on_commit(lambda: clearance_open_for_appeal.delay(appeal_id))
+    transaction.on_commit(lambda: clearance_open_for_appeal.delay(appeal_id), robust=True)
     return appeal
 
 

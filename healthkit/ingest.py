@@ -596,12 +596,10 @@ def _affected_by_local_cases(rows: list[tuple]) -> list[int]:
 
 
 def _evaluate_on_commit(resident_ids: list[int]) -> None:
-    from healthkit import tasks
+    """Work rows in this transaction, tasks on commit (healthkit/engine_work.py)."""
+    from healthkit import engine_work
 
-    ids = sorted(set(resident_ids))
-    for start in range(0, len(ids), EVALUATE_CHUNK):
-        chunk = ids[start:start + EVALUATE_CHUNK]
-        transaction.on_commit(lambda chunk=chunk: tasks.engine_evaluate_residents.delay(chunk))
+    engine_work.evaluate_later(resident_ids)
 
 
 def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_id: str | None = None,

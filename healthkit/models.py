@@ -277,8 +277,9 @@ class SmsMessage(models.Model):
         verbose_name = _("SMS message")
         verbose_name_plural = _("SMS messages")
         indexes = [
+            # due: queued, failed past backoff, sending past its lease (the worker died mid-send)
             models.Index(fields=["state", "next_attempt_at"], name="sms_due_idx",
-                         condition=Q(state__in=["queued", "failed"])),
+                         condition=Q(state__in=["queued", "failed", "sending"])),
             # delivery receipts name the gateway's message id
             models.Index(fields=["provider_id"], name="sms_provider_idx", condition=~Q(provider_id="")),
         ]
@@ -651,3 +652,22 @@ class OutboxAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {'ok' if self.ok else self.error}"
+
+
+class EngineWork(models.Model):
+    """A resident to evaluate, written in the same transaction as the signals that need it
+    (a transactional outbox for engine work). The evaluation that commits deletes it; a row no
+    task took (broker down, task lost or given up) is picked up by the every-minute
+    `engine_work_due`. No foreign key: a resident forgotten meanwhile simply evaluates to nothing."""
+
+    resident_id = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("pending evaluation")
+        verbose_name_plural = _("pending evaluations")
+        indexes = [models.Index(fields=["resident_id"], name="enginework_resident_idx"),
+                   models.Index(fields=["created_at"], name="enginework_created_idx")]
+
+    def __str__(self) -> str:
+        return f"resident {self.resident_id} since {self.created_at:%H:%M:%S}"

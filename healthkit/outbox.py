@@ -4,9 +4,11 @@ Every popup raised, lifted or withdrawn writes an OutboxRecord in the same trans
 change (the engine's SQL does it set-wise; `outbox_record` is the Python path used by
 healthkit.services), fanned out to one OutboxDelivery per active DownstreamEndpoint.
 
-Delivery: one Celery task per endpoint (so a slow or failing endpoint blocks nobody else) sends
-that endpoint's due rows, oldest first, each as a JSON POST with the record's idempotency key in
-the `Idempotency-Key` header. A failure is logged (OutboxAttempt, visible in the admin) and
+Delivery: one Celery task per endpoint (so a slow or failing endpoint blocks nobody else; all on
+the `outbox` queue) sends that endpoint's due rows, oldest first, each as a JSON POST with the
+record's idempotency key in the `Idempotency-Key` header: claimed in a short transaction, sent
+outside any transaction, the outcome recorded in another (at least once per endpoint: a crash
+after the POST re-sends with the same key, which the endpoint de-duplicates). A failure is logged (OutboxAttempt, visible in the admin) and
 retried with exponential backoff by the beat sweep `outbox_dispatch_due`; nothing is dropped:
 after MAX_ATTEMPTS a row is marked dead and an administrator can requeue it. Within one
 endpoint, a resident's records go in order (a lift never overtakes its raise, even a dead one).
@@ -36,6 +38,8 @@ MAX_ATTEMPTS = 15
 BATCH = 500
 STOP_AFTER_FAILURES = 3
 DUE_STATES = (OutboxDelivery.State.PENDING, OutboxDelivery.State.FAILED)
+LEASE = dt.timedelta(seconds=60)  # > the 10 s HTTP timeout
+RUN_BUDGET_SECONDS = 120  # one endpoint run stops after this; the next dispatch continues
 
 
 class DeliveryError(Exception):
@@ -99,9 +103,9 @@ def outbox_record(*, case: PopupCase, kind: str, at: dt.datetime, policy: str | 
 
 
 def dispatch_on_commit() -> None:
-    from healthkit import tasks
+    from healthkit import queues, tasks
 
-    transaction.on_commit(tasks.outbox_dispatch_due.delay)
+    queues.publish_on_commit(tasks.outbox_dispatch_due, [()])
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -160,56 +164,80 @@ def _body(delivery: OutboxDelivery) -> dict:
     return body
 
 
-def deliver(*, delivery_id: int) -> OutboxDelivery | None:
-    """Send one due delivery. Safe twice or concurrently: the row lock (SKIP LOCKED) decides."""
+def claim(*, delivery_id: int) -> tuple[OutboxDelivery, dict] | None:
+    """Short transaction: take one due delivery (SKIP LOCKED), count the attempt and lease it
+    (next try no sooner than LEASE, longer than the HTTP timeout, so nobody else sends it while
+    this call may be in flight; a worker that dies mid-call leaves it due after the lease).
+    Returns the row and the body to send, or None if someone else has it or it is not due."""
     with transaction.atomic():
         delivery = (
             OutboxDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("record__resident", "endpoint")
-            .filter(pk=delivery_id, state__in=DUE_STATES).first()
+            .filter(pk=delivery_id, state__in=DUE_STATES, next_attempt_at__lte=timezone.now()).first()
         )
         if delivery is None:
             return None
         delivery.attempts += 1
-        started = time.monotonic()
-        status_code, error = None, ""
-        try:
-            status_code = post_json(
-                url=delivery.endpoint.url, body=_body(delivery), token=delivery.endpoint.token,
-                idempotency_key=delivery.record.idempotency_key,
-            )
-        except DeliveryError as exc:
-            status_code, error = exc.status_code, str(exc)[:200]
-        duration = int((time.monotonic() - started) * 1000)
-        if error:
-            delivery.state = (OutboxDelivery.State.DEAD if delivery.attempts >= MAX_ATTEMPTS
-                              else OutboxDelivery.State.FAILED)
-            delivery.next_attempt_at = timezone.now() + _backoff(delivery.attempts)
-            delivery.last_error = error
-            logger.warning("outbox delivery %s to endpoint %s attempt %s failed: %s",
-                           delivery.pk, delivery.endpoint_id, delivery.attempts, error)
-        else:
-            delivery.state = OutboxDelivery.State.DELIVERED
-            delivery.delivered_at = timezone.now()
-            delivery.last_error = ""
-        delivery.save(update_fields=["state", "attempts", "next_attempt_at", "last_error", "delivered_at"])
+        delivery.next_attempt_at = timezone.now() + LEASE
+        delivery.save(update_fields=["attempts", "next_attempt_at"])
+        return delivery, _body(delivery)
+
+
+def deliver(*, delivery_id: int) -> OutboxDelivery | None:
+    """Send one due delivery: claim (short transaction), POST outside any transaction, record
+    the outcome (another short one). Safe twice or concurrently: the claim decides. At least
+    once: a crash after the POST sends again with the same Idempotency-Key after the lease."""
+    claimed = claim(delivery_id=delivery_id)
+    if claimed is None:
+        return None
+    delivery, body = claimed
+    started = time.monotonic()
+    status_code, error = None, ""
+    try:
+        status_code = post_json(
+            url=delivery.endpoint.url, body=body, token=delivery.endpoint.token,
+            idempotency_key=delivery.record.idempotency_key,
+        )
+    except DeliveryError as exc:
+        status_code, error = exc.status_code, str(exc)[:200]
+    duration = int((time.monotonic() - started) * 1000)
+    if error:
+        delivery.state = (OutboxDelivery.State.DEAD if delivery.attempts >= MAX_ATTEMPTS
+                          else OutboxDelivery.State.FAILED)
+        delivery.next_attempt_at = timezone.now() + _backoff(delivery.attempts)
+        delivery.last_error = error
+        logger.warning("outbox delivery %s to endpoint %s attempt %s failed: %s",
+                       delivery.pk, delivery.endpoint_id, delivery.attempts, error)
+    else:
+        delivery.state = OutboxDelivery.State.DELIVERED
+        delivery.delivered_at = timezone.now()
+        delivery.last_error = ""
+    with transaction.atomic():
+        # Only this attempt's outcome: a newer attempt (lease expired meanwhile) is left alone.
+        OutboxDelivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).exclude(
+            state=OutboxDelivery.State.DELIVERED).update(
+            state=delivery.state, next_attempt_at=delivery.next_attempt_at, last_error=delivery.last_error,
+            delivered_at=delivery.delivered_at)
         OutboxAttempt.objects.create(delivery=delivery, ok=not error, status_code=status_code,
                                      error=error, duration_ms=duration)
-        return delivery
+    return delivery
 
 
-def deliver_endpoint(*, endpoint_id: int, limit: int = BATCH) -> int:
+def deliver_endpoint(*, endpoint_id: int, limit: int = BATCH, budget: float = RUN_BUDGET_SECONDS) -> int:
     """Send up to `limit` due rows of one endpoint, oldest first. One refused record does not
     hold up other residents' records; STOP_AFTER_FAILURES failures in a row mean the endpoint
     is down, and the next sweep tries again after the backoff. Rows that became due while this
     ran (a resident's lift behind its raise just delivered) go in the same run. Returns rows sent."""
     sent = failures = tried = 0
-    while tried < limit:
+    started = time.monotonic()
+    while tried < limit and time.monotonic() - started < budget:
         batch = list(_due(endpoint_id).values_list("pk", flat=True)[:limit - tried])
         if not batch:
             break
         progress = False
         for delivery_id in batch:
+            if time.monotonic() - started >= budget:
+                return sent
             tried += 1
             delivery = deliver(delivery_id=delivery_id)
             if delivery is None:

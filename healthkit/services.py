@@ -209,9 +209,9 @@ def test_requirement_create(
         )
         if created:
             # A deadline already passed raises at once; otherwise the sweep raises it on time.
-            from healthkit import tasks
+            from healthkit import engine_work
 
-            transaction.on_commit(lambda: tasks.engine_evaluate_residents.delay([resident.pk]))
+            engine_work.evaluate_later([resident.pk])
     return requirement
 
 

@@ -168,15 +168,22 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ---
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+# Longest task, bounded: a full engine sweep at 1 M residents takes 8-58 s (docs/engine.md); an
+# outbox or SMS run stops after its time budget (120 s). Every task is killed at
+# CELERY_TASK_TIME_LIMIT, so a Redis visibility timeout above it never redelivers a running task,
+# and a task of a killed worker comes back after at most this long (it was 3,600 s).
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=480)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(DATA_DIR / "broker" / "queue"),
         "data_folder_out": str(DATA_DIR / "broker" / "queue"),
         "processed_folder": str(DATA_DIR / "broker" / "processed"),
+        "control_folder": str(DATA_DIR / "broker" / "control"),
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+    else {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 120)}
 )
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
 CELERY_TASK_ACKS_LATE = True
@@ -186,6 +193,27 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_IGNORE_RESULT = True
+# A publish with the broker down fails fast (the rows behind the work are the promise; beat
+# jobs re-derive it): about 1 s, not a request hanging on reconnects.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
+                                    "interval_max": 0.5}
+# Queues by urgency (healthkit/queues.py, docs/operations.md): each has its own worker(s).
+# SMS go to `codes` or `notifications` by purpose at publish time; unlisted tasks go to sweeps.
+CELERY_TASK_DEFAULT_QUEUE = "sweeps"
+CELERY_TASK_ROUTES = {
+    "healthkit.tasks.engine_evaluate_residents": {"queue": "engine"},
+    "healthkit.tasks.engine_sweep": {"queue": "engine"},
+    "healthkit.tasks.engine_work_due": {"queue": "engine"},
+    "venues.tasks.venue_exposure_run": {"queue": "engine"},
+    "venues.tasks.venue_exposure_due": {"queue": "engine"},
+    "healthkit.tasks.sms_deliver": {"queue": "notifications"},
+    "healthkit.tasks.sms_drain": {"queue": "notifications"},
+    "appeals.clearance.tasks.clearance_send_link": {"queue": "notifications"},
+    "appeals.clearance.tasks.clearance_open_for_appeal": {"queue": "notifications"},
+    "healthkit.tasks.outbox_deliver_endpoint": {"queue": "outbox"},
+    "healthkit.tasks.outbox_dispatch_due": {"queue": "outbox"},
+}
 # Periodic jobs live beside their tasks: each app's schedule.py holds a BEAT_SCHEDULE dict that
 # healthkit/celery.py merges, so adding a job never means editing this file.
 
@@ -193,6 +221,10 @@ CELERY_TASK_IGNORE_RESULT = True
 SMS_BACKEND = env("SMS_BACKEND", default="healthkit.sms.ConsoleBackend")
 SMS_HTTP_URL = env("SMS_HTTP_URL", default="")
 SMS_HTTP_TOKEN = env("SMS_HTTP_TOKEN", default="")
+# Does the gateway drop a second request with the same Idempotency-Key? If not (false), a send
+# whose outcome is unknown (timeout, worker died mid-send) is never repeated: marked dead for a
+# person to decide, so no resident is texted twice (healthkit/sms.py states the contract).
+SMS_GATEWAY_DEDUPLICATES = env.bool("SMS_GATEWAY_DEDUPLICATES", default=True)
 SMS_SENDER_NAME = env("SMS_SENDER_NAME", default="北京12345")
 # The one site official SMS links point at; residents are told to trust nothing else.
 OFFICIAL_SITE_URL = env("OFFICIAL_SITE_URL", default="http://127.0.0.1:8000")

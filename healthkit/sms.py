@@ -1,20 +1,34 @@
 """SMS gateway: backends (console, in-memory, HTTP) and the outbox delivery.
 
 Services call `sms_enqueue` inside their transaction; the row is the promise. Delivery runs in
-Celery (on commit, and a beat sweep for retries), locks the row with SKIP LOCKED, and uses the
-row's idempotency key with the provider so a crash between send and mark never sends twice.
+Celery (on commit, on the `codes` queue for one-time codes and emergency notices and on
+`notifications` for the rest; a beat sweep for retries and lost publishes) in three steps, so no
+database transaction is open during the HTTP call: claim the row (short transaction, SKIP LOCKED,
+state `sending` with a lease longer than the HTTP timeout), send, record the outcome.
+
+Contract: **at least once** to the gateway, every try with the row's idempotency key. A worker
+that dies during the send, or an answer that never comes (timeout), leaves the outcome unknown;
+the message is tried again with the same key after the lease or backoff. The resident gets it
+once when the gateway de-duplicates on `Idempotency-Key` (our HTTP contract asks it to). For a
+gateway that does not, set SMS_GATEWAY_DEDUPLICATES=false: an unknown outcome is then never
+re-sent automatically; the message is marked dead with "outcome unknown" for a person to decide
+(at most once, never a duplicate text).
 """
 
 import datetime as dt
+import http.client
 import json
 import logging
 import re
+import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
@@ -25,6 +39,9 @@ from healthkit.models import SmsMessage
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
+# Longer than the HTTP timeout: while one send may still be in flight, nobody else sends the row.
+SEND_LEASE = dt.timedelta(seconds=60)
+DRAIN_BUDGET_SECONDS = 120  # one drain task stops after this; the next sweep continues
 
 
 class SmsSendError(Exception):
@@ -145,7 +162,9 @@ def sms_enqueue(*, phone: str, body: str, purpose: str, idempotency_key: str,
         },
     )
     if created:
-        transaction.on_commit(lambda: tasks.sms_deliver.delay(message.pk))
+        from healthkit import queues
+
+        queues.publish_on_commit(tasks.sms_deliver, [(message.pk,)], queue=queues.sms_queue(purpose))
     return message
 
 
@@ -158,46 +177,120 @@ def _backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
 
 
-def sms_deliver(*, message_id: int) -> SmsMessage | None:
-    """Send one due message. Safe to run twice or concurrently: the row lock decides who sends."""
+def _outcome_unknown(exc: BaseException) -> bool:
+    """The request may have reached the gateway (no answer, connection cut after sending)."""
+    flag = getattr(exc, "maybe_sent", None)
+    if flag is not None:
+        return bool(flag)
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, urllib.error.URLError) and isinstance(seen.reason, TimeoutError):
+            return True
+        if isinstance(seen, TimeoutError | ConnectionResetError | http.client.IncompleteRead):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def sms_claim(*, message_id: int) -> SmsMessage | None:
+    """Short transaction: take one sendable message (queued, failed, or `sending` whose lease
+    expired because its worker died) and mark it `sending` with a lease. None if someone else
+    has it or it is done. Without a de-duplicating gateway an expired lease is not re-sent."""
+    now = timezone.now()
     with transaction.atomic():
         message = (
             SmsMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk=message_id, state__in=[SmsMessage.State.QUEUED, SmsMessage.State.FAILED])
+            .filter(Q(state__in=[SmsMessage.State.QUEUED, SmsMessage.State.FAILED])
+                    | Q(state=SmsMessage.State.SENDING, next_attempt_at__lte=now), pk=message_id)
             .first()
         )
         if message is None:
             return None
+        if message.state == SmsMessage.State.SENDING and not settings.SMS_GATEWAY_DEDUPLICATES:
+            message.state = SmsMessage.State.DEAD
+            message.last_error = "outcome unknown: the worker stopped during the send"
+            message.save(update_fields=["state", "last_error"])  # text kept: a person may requeue it
+            logger.warning("sms %s attempt %s: outcome unknown, not re-sent", message.pk, message.attempts)
+            return None
         message.attempts += 1
-        try:
-            provider_id = get_backend().send(
-                phone=pii.decrypt(message.phone_encrypted), body=sms_outgoing_text(message),
-                idempotency_key=message.idempotency_key,
-            )
-        except SmsSendError as exc:
-            message.state = SmsMessage.State.DEAD if message.attempts >= MAX_ATTEMPTS else SmsMessage.State.FAILED
-            message.next_attempt_at = timezone.now() + _backoff(message.attempts)
-            message.last_error = str(exc)[:200]
-            logger.warning("sms %s attempt %s failed: %s", message.pk, message.attempts, message.last_error)
+        message.state = SmsMessage.State.SENDING
+        message.next_attempt_at = now + SEND_LEASE
+        message.save(update_fields=["state", "attempts", "next_attempt_at"])
+    return message
+
+
+def sms_deliver(*, message_id: int) -> SmsMessage | None:
+    """Send one message: claim (short transaction), call the gateway outside any transaction,
+    record the outcome (another short one). Safe to run twice or concurrently."""
+    message = sms_claim(message_id=message_id)
+    if message is None:
+        return None
+    unknown = False  # outcome unknown and the gateway does not de-duplicate: never re-sent
+    try:
+        provider_id = get_backend().send(
+            phone=pii.decrypt(message.phone_encrypted), body=sms_outgoing_text(message),
+            idempotency_key=message.idempotency_key,
+        )
+    except SmsSendError as exc:
+        unknown = _outcome_unknown(exc) and not settings.SMS_GATEWAY_DEDUPLICATES
+        if unknown:
+            message.state = SmsMessage.State.DEAD
+            message.last_error = f"outcome unknown: {exc}"[:200]
         else:
-            message.state = SmsMessage.State.SENT
-            message.provider_id = provider_id[:64]
-            message.sent_at = timezone.now()
-            message.last_error = ""
-        if message.state in (SmsMessage.State.SENT, SmsMessage.State.DEAD):
-            message.pending_encrypted = ""  # sent or given up: the live text is needed no more
-        message.save(update_fields=["state", "attempts", "next_attempt_at", "provider_id", "sent_at",
-                                    "last_error", "pending_encrypted"])
-        return message
+            message.state = SmsMessage.State.DEAD if message.attempts >= MAX_ATTEMPTS else SmsMessage.State.FAILED
+            message.last_error = str(exc)[:200]
+        message.next_attempt_at = timezone.now() + _backoff(message.attempts)
+        logger.warning("sms %s attempt %s failed: %s", message.pk, message.attempts, message.last_error)
+    else:
+        message.state = SmsMessage.State.SENT
+        message.provider_id = provider_id[:64]
+        message.sent_at = timezone.now()
+        message.last_error = ""
+    final = message.state in (SmsMessage.State.SENT, SmsMessage.State.DEAD) and not unknown
+    if final:
+        message.pending_encrypted = ""  # sent or given up: the live text is needed no more
+    # Only if the row is still ours (this attempt, still sending): a late answer never
+    # overwrites a newer attempt's outcome.
+    SmsMessage.objects.filter(pk=message.pk, state=SmsMessage.State.SENDING, attempts=message.attempts).update(
+        state=message.state, next_attempt_at=message.next_attempt_at, provider_id=message.provider_id,
+        sent_at=message.sent_at, last_error=message.last_error,
+        **({"pending_encrypted": ""} if final else {}))
+    return message
 
 
-def sms_due_ids(limit: int = 500) -> list[int]:
-    return list(
-        SmsMessage.objects.filter(
-            state__in=[SmsMessage.State.QUEUED, SmsMessage.State.FAILED],
-            next_attempt_at__lte=timezone.now(),
-        ).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+def sms_due_ids(limit: int = 500, *, urgent: bool | None = None) -> list[int]:
+    """Messages to send now: queued or failed past their backoff, or sending past their lease.
+    `urgent` narrows to the codes queue's purposes (True) or the others (False)."""
+    from healthkit import queues
+
+    due = SmsMessage.objects.filter(
+        state__in=[SmsMessage.State.QUEUED, SmsMessage.State.FAILED, SmsMessage.State.SENDING],
+        next_attempt_at__lte=timezone.now(),
     )
+    if urgent is not None:
+        due = due.filter(queues.urgent_sms_q()) if urgent else due.exclude(queues.urgent_sms_q())
+    return list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+
+
+def sms_drain(*, urgent: bool, budget: float = DRAIN_BUDGET_SECONDS) -> int:
+    """Send the due messages of one queue, oldest first, until none is left or `budget`
+    seconds have passed (the next sweep continues). Returns messages sent."""
+    started, sent = time.monotonic(), 0
+    while time.monotonic() - started < budget:
+        ids = sms_due_ids(100, urgent=urgent)
+        if not ids:
+            break
+        progress = False
+        for message_id in ids:
+            message = sms_deliver(message_id=message_id)
+            if message is not None and message.state == SmsMessage.State.SENT:
+                sent += 1
+                progress = True
+            if time.monotonic() - started >= budget:
+                break
+        if not progress:
+            break
+    return sent
 
 
 MAX_RECEIPTS = 10_000

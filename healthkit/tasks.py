@@ -1,30 +1,48 @@
-"""Celery tasks of the popup core: thin, take primary keys, safe to run twice."""
+"""Celery tasks of the popup core: thin, take primary keys, safe to run twice.
+
+Queues (healthkit/queues.py): SMS on `codes` or `notifications` by purpose, engine work on
+`engine`, downstream deliveries on `outbox`, beat jobs without a queue of their own on `sweeps`.
+"""
 
 from celery import shared_task
 from django.db import OperationalError
 
-from healthkit import sms
+from healthkit import queues, sms
 from healthkit.errors import TransientError
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def sms_deliver(message_id: int) -> None:
+    """Send one message (published on commit to the queue of its purpose)."""
     sms.sms_deliver(message_id=message_id)
 
 
 @shared_task(acks_late=True, ignore_result=True)
+def sms_drain(urgent: bool) -> int:
+    """Send the due messages of one queue for up to two minutes."""
+    return sms.sms_drain(urgent=urgent)
+
+
+@shared_task(acks_late=True, ignore_result=True)
 def sms_deliver_due() -> int:
-    """Beat sweep: retries failed messages whose backoff has passed, and any missed on-commit."""
-    ids = sms.sms_due_ids()
-    for message_id in ids:
-        sms.sms_deliver(message_id=message_id)
-    return len(ids)
+    """Beat: failed messages past their backoff, sends whose worker died (lease expired) and
+    any lost publish. One drain task per queue with due messages, so a burst of links never
+    holds up a code. Returns how many messages are due."""
+    due = 0
+    for urgent, queue in ((True, queues.CODES), (False, queues.NOTIFICATIONS)):
+        ids = sms.sms_due_ids(urgent=urgent)
+        if ids:
+            due += len(ids)
+            queues.publish(sms_drain, [(urgent,)], queue=queue)
+    return due
 
 
 # --- Popup engine and outbox ---------------------------------------------------------------
 
 
 # A lost connection or a lock timeout is worth another try; both engine tasks are idempotent.
+# Retries are a convenience, not the guarantee: the work rows stay until an evaluation commits,
+# and `engine_work_due` takes whatever a task gave up on.
 _ENGINE_RETRY = {"autoretry_for": (OperationalError, TransientError), "retry_backoff": True,
                  "retry_backoff_max": 60, "max_retries": 5}
 
@@ -32,9 +50,18 @@ _ENGINE_RETRY = {"autoretry_for": (OperationalError, TransientError), "retry_bac
 @shared_task(acks_late=True, ignore_result=True, **_ENGINE_RETRY)
 def engine_evaluate_residents(resident_ids: list[int]) -> None:
     """Event-driven re-evaluation of the residents a committed batch touched (ids only)."""
-    from healthkit import engine
+    from healthkit import engine_work
 
-    engine.evaluate(resident_ids=resident_ids)
+    engine_work.evaluate_now(resident_ids=resident_ids)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def engine_work_due() -> int:
+    """Beat, every minute: evaluate the residents whose work rows no task took (broker down,
+    task lost or given up). Returns residents evaluated."""
+    from healthkit import engine_work
+
+    return engine_work.evaluate_due()
 
 
 @shared_task(acks_late=True, ignore_result=True, **_ENGINE_RETRY)
@@ -57,5 +84,4 @@ def outbox_dispatch_due() -> None:
     """Beat (and after each change): one delivery task per endpoint with due rows."""
     from healthkit import outbox
 
-    for endpoint_id in outbox.endpoints_with_due_rows():
-        outbox_deliver_endpoint.delay(endpoint_id)
+    queues.publish(outbox_deliver_endpoint, [(pk,) for pk in outbox.endpoints_with_due_rows()])

@@ -95,6 +95,16 @@ def database_url() -> str:
     return base.rsplit("/", 1)[0] + "/healthkit?" + query
 
 
+# One worker per queue group (docs/operations.md): a code never waits behind bulk SMS, a lift
+# never waits behind a slow endpoint. The sweeps worker also runs beat (the only one).
+WORKERS = [
+    ("codes", "codes", 1),
+    ("engine", "engine", 1),
+    ("bulk", "notifications,outbox", 2),
+    ("sweeps", "sweeps", 1),
+]
+
+
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([str(PY), str(ROOT / "manage.py"), *args], check=True, env=env, cwd=ROOT)
 
@@ -104,19 +114,19 @@ def cmd_run() -> int:
     env = dict(os.environ)
     env["DATABASE_URL"] = database_url()
     log(f"DATABASE_URL={env['DATABASE_URL']}  (for manage.py commands in another terminal)")
-    (DATA / "broker" / "queue").mkdir(parents=True, exist_ok=True)
-    (DATA / "broker" / "processed").mkdir(parents=True, exist_ok=True)
+    for folder in ("queue", "processed", "control"):  # kombu's filesystem transport (settings)
+        (DATA / "broker" / folder).mkdir(parents=True, exist_ok=True)
     manage("migrate", "--noinput", env=env)
     manage("seed_demo", "--if-empty", env=env)
-    procs = [
-        subprocess.Popen([str(PY), "manage.py", "runserver", "127.0.0.1:8000", "--noreload"], cwd=ROOT, env=env),
-        subprocess.Popen(
-            [str(PY), "-m", "celery", "-A", "healthkit", "worker", "-B", "--loglevel=INFO",
-             "--concurrency=2", "-s", str(DATA / "celerybeat-schedule")],
+    procs = [subprocess.Popen([str(PY), "manage.py", "runserver", "127.0.0.1:8000", "--noreload"], cwd=ROOT, env=env)]
+    for name, queues, concurrency in WORKERS:
+        extra = ["-B", "-s", str(DATA / "celerybeat-schedule")] if name == "sweeps" else []
+        procs.append(subprocess.Popen(
+            [str(PY), "-m", "celery", "-A", "healthkit", "worker", "--loglevel=INFO", "-n", f"{name}@%h",
+             "-Q", queues, f"--concurrency={concurrency}", *extra],
             cwd=ROOT, env=env,
-        ),
-    ]
-    log("back-office on http://127.0.0.1:8000/ (Ctrl-C stops web, worker, beat and PostgreSQL)")
+        ))
+    log("back-office on http://127.0.0.1:8000/ (Ctrl-C stops web, workers, beat and PostgreSQL)")
 
     def stop(*_: object) -> None:
         for proc in procs:

@@ -187,5 +187,5 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
             from venues import tasks
 
             for window_id in due:
-                transaction.on_commit(lambda w=window_id: tasks.venue_exposure_run.delay(w))
+                transaction.on_commit(lambda w=window_id: tasks.venue_exposure_run.delay(w), robust=True)
     return result

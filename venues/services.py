@@ -100,7 +100,7 @@ def _window_snapshot(window: RiskWindow) -> dict:
 def _kick(window_id: int) -> None:
     from venues import tasks
 
-    transaction.on_commit(lambda: tasks.venue_exposure_run.delay(window_id))
+    transaction.on_commit(lambda: tasks.venue_exposure_run.delay(window_id), robust=True)
 
 
 @transaction.atomic

@@ -82,12 +82,18 @@ def test_evaluation_is_enqueued_on_commit_with_resident_ids_only(django_capture_
         assert callbacks == [] and not delay.called  # a rolled-back batch enqueues nothing
 
 
+@pytest.mark.django_db
 def test_large_batches_are_evaluated_in_chunks(monkeypatch):
+    from healthkit import engine_work
+    from healthkit.models import EngineWork
+
     enqueued = []
-    monkeypatch.setattr(transaction, "on_commit", lambda fn: fn())
+    monkeypatch.setattr(transaction, "on_commit", lambda fn, robust=False: fn())
     monkeypatch.setattr(tasks.engine_evaluate_residents, "delay", enqueued.append)
-    ingest._evaluate_on_commit(list(range(1, ingest.EVALUATE_CHUNK * 2 + 2)))
-    assert [len(chunk) for chunk in enqueued] == [ingest.EVALUATE_CHUNK, ingest.EVALUATE_CHUNK, 1]
+    ingest._evaluate_on_commit(list(range(1, engine_work.CHUNK * 2 + 2)))
+    assert [len(chunk) for chunk in enqueued] == [engine_work.CHUNK, engine_work.CHUNK, 1]
+    # the work is on record with the batch, whatever happens to the publish
+    assert EngineWork.objects.count() == engine_work.CHUNK * 2 + 1
 
 
 @pytest.mark.django_db

@@ -1,0 +1,93 @@
+"""Engine work outbox: a committed signal always reaches evaluation, whatever the broker does.
+
+`evaluate_later(resident_ids)` runs inside the transaction that stores the signals: it writes
+one `EngineWork` row per resident (set-wise) and, on commit, publishes the evaluation tasks.
+The task (`evaluate_now`) deletes the rows it covers and evaluates in one transaction, so the
+rows disappear only with a committed evaluation. What no task took (broker down when the batch
+committed, a worker killed, retries given up during a database outage) is taken by the beat
+job `engine_work_due` every minute once it is `GRACE` old: at most about 90 s late.
+
+Order matters in `evaluate_now`: the rows are deleted first (taking those committed so far),
+then the evaluation reads the signals, and it sees every signal whose row it deleted, because
+the signals committed together with the row. A row written after the delete waits for its own
+task. Rows locked by a concurrent evaluation are skipped (it covers them).
+"""
+
+import datetime as dt
+from collections.abc import Sequence
+
+from django.db import connection, transaction
+
+from healthkit import queues
+
+CHUNK = 1000  # residents per evaluation task (and per sweep transaction)
+GRACE = dt.timedelta(seconds=30)  # a fresh row belongs to its on-commit task first
+
+
+def evaluate_later(resident_ids: Sequence[int]) -> None:
+    """In the caller's transaction: record the work, and publish the tasks after commit
+    (a broker error is logged, never raised: the rows are the promise)."""
+    from healthkit import tasks
+
+    ids = sorted({int(r) for r in resident_ids})
+    if not ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO healthkit_enginework (resident_id, created_at) SELECT unnest(%s::bigint[]), now()",
+            [ids],
+        )
+    queues.publish_on_commit(tasks.engine_evaluate_residents,
+                             [(ids[i:i + CHUNK],) for i in range(0, len(ids), CHUNK)])
+
+
+def _claim(cursor, *, resident_ids: Sequence[int] | None, limit: int = CHUNK) -> list[int]:
+    if resident_ids is not None:
+        cursor.execute(
+            """DELETE FROM healthkit_enginework WHERE id IN (
+                   SELECT id FROM healthkit_enginework WHERE resident_id = ANY(%s)
+                   FOR UPDATE SKIP LOCKED)
+               RETURNING resident_id""",
+            [list(resident_ids)],
+        )
+    else:
+        cursor.execute(
+            """DELETE FROM healthkit_enginework WHERE id IN (
+                   SELECT id FROM healthkit_enginework WHERE created_at <= clock_timestamp() - %s
+                   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+               RETURNING resident_id""",
+            [GRACE, limit],
+        )
+    return sorted({row[0] for row in cursor.fetchall()})
+
+
+def evaluate_now(*, resident_ids: Sequence[int]) -> None:
+    """The task's body: take these residents' work rows and evaluate them, one transaction."""
+    from healthkit import engine
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        _claim(cursor, resident_ids=resident_ids)
+        engine.evaluate(resident_ids=resident_ids)
+
+
+def evaluate_due(*, max_chunks: int = 100) -> int:
+    """The sweep: residents whose rows are older than GRACE, a chunk per transaction (a failure
+    rolls back only its chunk, which stays for the next run). Returns residents evaluated."""
+    from healthkit import engine
+
+    done = 0
+    for _ in range(max_chunks):
+        with transaction.atomic(), connection.cursor() as cursor:
+            ids = _claim(cursor, resident_ids=None)
+            if not ids:
+                break
+            engine.evaluate(resident_ids=ids)
+        done += len(ids)
+    return done
+
+
+def pending_count() -> int:
+    """Rows waiting (readiness and operations)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM healthkit_enginework")
+        return cursor.fetchone()[0]

@@ -1,0 +1,90 @@
+"""A committed batch reaches evaluation whatever happens to the broker or the task: the
+"to evaluate" rows are written with the batch, the API answers 200 once the data is committed
+even if the publish fails, and the every-minute job evaluates what no task took."""
+
+import datetime as dt
+from unittest import mock
+
+import pytest
+from django.db import OperationalError
+from django.urls import reverse
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerDown
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from communities.models import User
+from healthkit import engine, engine_work, tasks
+from healthkit.models import EngineWork, PopupCase
+from tests.factories import UserFactory
+from tests.factories.healthkit import ArrivalFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _resident_with_popup_4():
+    now = timezone.now()
+    arrival = ArrivalFactory(arrived_at=now - dt.timedelta(days=4), received_at=now - dt.timedelta(days=4))
+    engine.evaluate(resident_ids=[arrival.resident_id])
+    assert PopupCase.objects.get(resident_id=arrival.resident_id).state == "active"
+    return arrival.resident
+
+
+def _negative(resident, sample_id="S1"):
+    now = timezone.now()
+    return {"id_number": resident.reveal_id_number(), "lab": "某检测所", "sample_id": sample_id,
+            "sampled_at": (now - dt.timedelta(hours=3)).isoformat(),
+            "resulted_at": (now - dt.timedelta(hours=1)).isoformat(), "result": "negative"}
+
+
+def _client():
+    client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+    user = UserFactory(role=User.Role.INTEGRATION, username="lab-feed")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def _age_work():
+    EngineWork.objects.update(created_at=timezone.now() - engine_work.GRACE - dt.timedelta(seconds=1))
+
+
+def test_broker_down_at_commit_answers_200_and_the_sweep_lifts(django_capture_on_commit_callbacks):
+    resident = _resident_with_popup_4()
+    client = _client()
+    body = {"batch_id": "b-1", "records": [_negative(resident)]}
+    with mock.patch.object(tasks.engine_evaluate_residents, "delay", side_effect=BrokerDown("refused")), \
+            django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("api-ingest-test-results"), body, format="json")
+    assert response.status_code == 200 and response.json()["accepted"] == 1
+    assert list(EngineWork.objects.values_list("resident_id", flat=True)) == [resident.pk]
+    assert PopupCase.objects.get(resident=resident).state == "active"  # not evaluated yet
+    # The client's retry replays the answer; the work is still on record.
+    replay = client.post(reverse("api-ingest-test-results"), body, format="json")
+    assert replay.json()["replayed"] is True and EngineWork.objects.count() == 1
+    assert tasks.engine_work_due() == 0  # still within the grace of its own task
+    _age_work()
+    assert tasks.engine_work_due() == 1
+    assert PopupCase.objects.get(resident=resident).state == "lifted"
+    assert not EngineWork.objects.exists()
+
+
+def test_the_task_that_commits_removes_the_work(django_capture_on_commit_callbacks):
+    resident = _resident_with_popup_4()
+    with django_capture_on_commit_callbacks(execute=True):
+        _client().post(reverse("api-ingest-test-results"), {"records": [_negative(resident)]}, format="json")
+    assert PopupCase.objects.get(resident=resident).state == "lifted"
+    assert not EngineWork.objects.exists()
+
+
+def test_an_evaluation_that_fails_leaves_the_work_for_the_sweep(django_capture_on_commit_callbacks):
+    resident = _resident_with_popup_4()
+    with mock.patch.object(tasks.engine_evaluate_residents, "delay"), \
+            django_capture_on_commit_callbacks(execute=True):
+        _client().post(reverse("api-ingest-test-results"), {"records": [_negative(resident)]}, format="json")
+    with mock.patch.object(engine, "evaluate", side_effect=OperationalError("database went away")), \
+            pytest.raises(OperationalError):
+        engine_work.evaluate_now(resident_ids=[resident.pk])  # the last retry gives up
+    assert EngineWork.objects.count() == 1
+    _age_work()
+    assert tasks.engine_work_due() == 1
+    assert PopupCase.objects.get(resident=resident).state == "lifted"
