@@ -1,6 +1,7 @@
 """Celery tasks of community clearance: thin, take primary keys, safe to run twice."""
 
 from celery import shared_task
+from django.db import OperationalError
 
 from healthkit.errors import TransientError
 
@@ -22,9 +23,11 @@ def clearance_open_for_appeal(self, appeal_id: int) -> int | None:
     return task.pk if task else None
 
 
-@shared_task(bind=True, acks_late=True, autoretry_for=(TransientError,), retry_backoff=True, max_retries=8)
+@shared_task(bind=True, acks_late=True, autoretry_for=(TransientError, OperationalError), retry_backoff=True,
+             max_retries=8)
 def clearance_send_link(self, task_id: int) -> None:
-    """Text the first link of a task a sweep opened (idempotent)."""
+    """Text the first link of a task a sweep opened (idempotent). If every retry fails, the
+    beat job `clearance_link_catch_up` sends it."""
     from appeals.clearance import services
 
     services.clearance_send_first_link(task_id=task_id)
@@ -60,3 +63,11 @@ def clearance_measures_sweep() -> None:
     from appeals.clearance import services
 
     services.clearance_measures_sweep()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def clearance_link_catch_up() -> int:
+    """Beat, every minute: open tasks still without their first link get it (lost publish)."""
+    from appeals.clearance import services
+
+    return services.clearance_link_catch_up()

@@ -79,6 +79,7 @@ def test_jobs_are_on_the_beat_schedule():
     assert tasks == {
         "appeals.clearance.tasks.clearance_popup_sweep", "appeals.clearance.tasks.clearance_sla_sweep",
         "appeals.clearance.tasks.clearance_measures_sweep", "appeals.clearance.tasks.clearance_relief_sweep",
+        "appeals.clearance.tasks.clearance_link_catch_up",
     }
 
 

@@ -44,6 +44,7 @@ from appeals.clearance.services.measures import (
 )
 from appeals.clearance.services.sweeps import (
     ReliefResult,
+    clearance_link_catch_up,
     clearance_measures_sweep,
     clearance_popup_sweep,
     clearance_relief_sweep,
@@ -61,6 +62,7 @@ __all__ = [
     "clearance_checkpoint_preapprove",
     "clearance_confirm_submit",
     "clearance_investigate",
+    "clearance_link_catch_up",
     "clearance_link_issue",
     "clearance_link_resend",
     "clearance_measures_complete",

@@ -106,7 +106,7 @@ def clearance_popup_sweep(*, at: dt.datetime | None = None, limit: int = 5000) -
                            "the venue in the popup's cause, where the resident scanned during its risk window."),
         })
         ids = list(cursor.fetchone()[0])
-        transaction.on_commit(lambda: [clearance_send_link.delay(pk) for pk in ids])
+        transaction.on_commit(lambda: [clearance_send_link.delay(pk) for pk in ids], robust=True)
     return ids
 
 
@@ -184,7 +184,7 @@ def clearance_relief_sweep(*, at: dt.datetime | None = None) -> ReliefResult:
         cursor.execute(_RELIEF_SQL, params)
         prioritised, created = cursor.fetchone()
         created = list(created)
-        transaction.on_commit(lambda: [clearance_send_link.delay(pk) for pk in created])
+        transaction.on_commit(lambda: [clearance_send_link.delay(pk) for pk in created], robust=True)
     return ReliefResult(prioritised=prioritised, created=created)
 
 
@@ -254,3 +254,18 @@ def clearance_send_first_link(*, task_id: int) -> ClearanceLink | None:
             return None
         link, _token = clearance_link_issue(task=task)
         return link
+
+
+LINK_GRACE = dt.timedelta(minutes=2)  # a new task's own on-commit send goes first
+
+
+def clearance_link_catch_up(*, limit: int = 500) -> int:
+    """Beat: open tasks that never got their first link (the on-commit publish was lost, or its
+    task failed: broker down, database restarted) get it now, oldest first, each in its own short
+    transaction (`clearance_send_first_link`, idempotent). Returns links issued."""
+    cutoff = timezone.now() - LINK_GRACE
+    ids = list(
+        ClearanceTask.objects.filter(state=ClearanceTask.State.OPEN, created_at__lte=cutoff, links__isnull=True)
+        .order_by("id").values_list("pk", flat=True)[:limit]
+    )
+    return sum(clearance_send_first_link(task_id=pk) is not None for pk in ids)
