@@ -47,6 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # the client address of each audited access (communities.services.access_log)
     "communities.middleware.AuditContextMiddleware",
+    "healthkit.logs.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "healthkit.middleware.NoStoreMiddleware",
@@ -116,6 +117,8 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 20000
 
 # --- Security (all from the environment; production leaves the defaults on) ---
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+# Load-balancer probes speak plain HTTP to the instance (docs/deploy.md).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=True)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
@@ -229,16 +232,29 @@ SMS_SENDER_NAME = env("SMS_SENDER_NAME", default="北京12345")
 # The one site official SMS links point at; residents are told to trust nothing else.
 OFFICIAL_SITE_URL = env("OFFICIAL_SITE_URL", default="http://127.0.0.1:8000")
 
+# Logs: LOG_FORMAT=plain (default, for people) or json (one event per line for a collector),
+# each line with the request id, Celery task id and user id (healthkit/logs.py); never personal
+# data or tokens (messages carry ids only; filters added to the handler mask what slips in).
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Masks api_key=..., link tokens in paths and bearer tokens on every handler (HealthkitConfig
-    # also attaches it to handlers configured elsewhere, e.g. Django's django.server).
-    "filters": {"mask_secrets": {"()": "healthkit.logfilters.SecretMaskFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets"]}},
+    # mask_secrets masks api_key=..., link tokens in paths and bearer tokens on every handler
+    # (HealthkitConfig also attaches it to handlers configured elsewhere, e.g. django.server);
+    # context adds the request, task and user ids both formats print.
+    "filters": {"mask_secrets": {"()": "healthkit.logfilters.SecretMaskFilter"},
+                "context": {"()": "healthkit.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s task=%(task_id)s "
+                            "user=%(user_id)s] %(message)s"},
+        "json": {"()": "healthkit.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["mask_secrets", "context"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+# Celery workers log through the same handler (and format) instead of their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- App settings (each app appends its own block below; document each in .env.example) ---
 
@@ -311,3 +327,33 @@ ENGINE_SWEEP_WORK_MEM = env("ENGINE_SWEEP_WORK_MEM", default="256MB")
 # Hours between full sweeps (everyone re-evaluated); sweeps in between cover only residents with
 # a rule's time boundary since the previous sweep.
 ENGINE_FULL_SWEEP_HOURS = env.int("ENGINE_FULL_SWEEP_HOURS", default=6)
+
+# Operations (docs/deploy.md). Evidence on object storage (S3 protocol, django-storages; pip
+# install ".[deploy]"): private objects, read by the checked views and streamed by Django, never
+# a public or presigned URL handed out. Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+EVIDENCE_S3_BUCKET = env("EVIDENCE_S3_BUCKET", default="")
+if EVIDENCE_S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": EVIDENCE_S3_BUCKET,
+            "endpoint_url": env("EVIDENCE_S3_ENDPOINT_URL", default=None),
+            "region_name": env("EVIDENCE_S3_REGION", default=None),
+            "location": "private",
+            "default_acl": "private",
+            "file_overwrite": False,
+            "querystring_auth": True,
+            "querystring_expire": 60,
+            "object_parameters": {"ServerSideEncryption": "AES256", "CacheControl": "private, no-store"},
+        },
+    }
+# Read replicas for consoles and exports (docs/deploy.md): optional, configuration only. Reads
+# that may lag go to "replica" through healthkit.dbrouter; writes and everything inside a
+# transaction stay on the primary.
+REPLICA_DATABASE_URL = env("REPLICA_DATABASE_URL", default="")
+if REPLICA_DATABASE_URL:
+    DATABASES["replica"] = env.db("REPLICA_DATABASE_URL")
+    DATABASES["replica"]["ENGINE"] = "django.db.backends.postgresql"
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["healthkit.dbrouter.ReplicaRouter"] if REPLICA_DATABASE_URL else []

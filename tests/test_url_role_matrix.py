@@ -77,7 +77,9 @@ NO_HINT = {"anonymous": 403, "public": 403, "integration": 403}  # files: "absen
 # URL name → (world arguments, expected status per role). Keep one line per URL name.
 MATRIX: dict[str, tuple[str | None, dict[str, int]]] = {
     # Project / core.
-    "set_language": (None, expect(302)),  # GET goes back to the page it came from
+    "set_language": (None, expect(302)),
+    "healthz": (None, PUBLIC),  # probes: "ok" only; check names to administrators
+    "readyz": (None, PUBLIC),  # GET goes back to the page it came from
     "api-schema": (None, PUBLIC),
     "api-docs": (None, PUBLIC),
     "login": (None, PUBLIC),
