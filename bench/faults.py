@@ -157,8 +157,13 @@ class Stub(BaseHTTPRequestHandler):
         pass
 
 
+class StubServer(ThreadingHTTPServer):
+    request_queue_size = 256  # the default backlog (5) refuses bursts from several workers
+    daemon_threads = True
+
+
 def start_stub() -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    server = StubServer(("127.0.0.1", 0), Stub)
     server.lock, server.requests, server.accepted, server.mode = threading.Lock(), {}, {}, "ok"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
