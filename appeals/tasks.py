@@ -15,3 +15,11 @@ def appeal_sla_sweep() -> int:
 def evidence_drafts_purge() -> int:
     """Remove screenshots of forms abandoned for two days (bounded batch per run)."""
     return services.evidence_drafts_purge()
+
+
+@shared_task(acks_late=True)
+def retention_forget_due() -> dict[str, int]:
+    """Anonymise personal data past its retention period (set-based; a rerun changes nothing)."""
+    from appeals import retention
+
+    return retention.retention_forget_due()

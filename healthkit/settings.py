@@ -316,6 +316,28 @@ AUDIT_ENUMERATION_WINDOW_MINUTES = env.int("AUDIT_ENUMERATION_WINDOW_MINUTES", d
 AUDIT_ENUMERATION_THRESHOLD = env.int("AUDIT_ENUMERATION_THRESHOLD", default=40)
 AUDIT_ENUMERATION_IP_THRESHOLD = env.int("AUDIT_ENUMERATION_IP_THRESHOLD", default=60)
 
+# Retention (appeals/retention.py, a daily beat job): days after which personal data is
+# anonymised in place, keeping the anonymous statistics. Each default is the longest the work
+# still needs it:
+# evidence pictures, after the appeal closed: they serve the decision; a resident who disputes it
+# calls within weeks (the hotline's 30-day follow-up), and the decision itself is kept.
+RETENTION_EVIDENCE_DAYS = env.int("RETENTION_EVIDENCE_DAYS", default=30)
+# an appeal's free text and contact details, after it closed: half a year for a supervisor's review
+# or a complaint about how it was handled; category, channel, times and outcome stay.
+RETENTION_APPEAL_DAYS = env.int("RETENTION_APPEAL_DAYS", default=180)
+# a clearance task's confirmation (address, symptoms, contact with a case), phone and reasons.
+RETENTION_CLEARANCE_DAYS = env.int("RETENTION_CLEARANCE_DAYS", default=180)
+# SMS text and phone, once finished: delivery receipts and "did you get it" calls come within days.
+RETENTION_SMS_DAYS = env.int("RETENTION_SMS_DAYS", default=30)
+# a lifted popup's cause details and staff reasons.
+RETENTION_POPUP_DAYS = env.int("RETENTION_POPUP_DAYS", default=180)
+# the person (name, ID, phones) when nothing of theirs is open or newer: far beyond the rules'
+# longest look-back (14 days), so the engine never evaluates a forgotten person.
+RETENTION_RESIDENT_DAYS = env.int("RETENTION_RESIDENT_DAYS", default=180)
+# reasons typed for audited accesses: a year, for complaints about who looked at a person; the
+# audit rows themselves (who, whom, when, where) are kept and cannot be changed.
+AUDIT_REASON_RETENTION_DAYS = env.int("AUDIT_REASON_RETENTION_DAYS", default=365)
+
 # venues: what the resident app reads from a venue poster (prefix + the venue's stable code),
 # and an optional font file with Chinese glyphs for the PNG poster (else fontconfig's :lang=zh).
 VENUES_QR_PREFIX = env("VENUES_QR_PREFIX", default="HKVENUE:")
