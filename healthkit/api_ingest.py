@@ -9,12 +9,12 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import TokenAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from healthkit import ingest
 from healthkit.errors import ApplicationError
+from healthkit.inputs import RecordsJSONParser
 from healthkit.models import IngestBatch
 from healthkit.permissions import IsIntegration
 
@@ -42,16 +42,15 @@ class IngestOutputSerializer(serializers.Serializer):
 class _IngestApi(APIView):
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsIntegration]
-    parser_classes = [JSONParser]  # a list of records: only JSON carries it
+    # a list of records: only JSON carries it; the records are checked one by one (healthkit.ingest)
+    parser_classes = [RecordsJSONParser]
     kind: str = ""
 
     def post(self, request):
         data = request.data
         if not isinstance(data, dict) or not isinstance(data.get("records"), list):
             raise ApplicationError(_("Send a JSON object with a `records` list."))
-        batch_id = data.get("batch_id")
-        if batch_id is not None and (not isinstance(batch_id, str) or not 0 < len(batch_id) <= 80):
-            raise ApplicationError(_("`batch_id` is a string of at most 80 characters."))
+        batch_id = ingest.parse_batch_id(data)
         result = ingest.ingest(kind=self.kind, records=data["records"], client=request.user,
                                batch_id=batch_id)
         return Response(IngestOutputSerializer(result.as_response()).data)

@@ -43,11 +43,13 @@ from psycopg.errors import UniqueViolation
 
 from communities import pii
 from communities.models import Resident, User
-from healthkit import clock
+from healthkit import clock, inputs
 from healthkit.errors import ApplicationError
 from healthkit.models import IngestBatch, PopupType
 
 MAX_RECORDS = 10_000
+NAME_MAX = 64  # communities.Resident.name: a longer name is refused, never cut
+_bad = inputs.has_bad_characters
 EVALUATE_CHUNK = 1_000
 LOOKUP_CHUNK = 1_000  # records validated per resident look-up sent to the server
 CLOCK_SKEW = dt.timedelta(minutes=10)
@@ -86,35 +88,25 @@ class IngestResult:
 
 # --- field parsers (raise RecordError-friendly messages) ---------------------------------------
 
+def _field(name: str, parse: Callable[..., Any], value: Any, **options: Any) -> Any:
+    """One field through its healthkit.inputs parser; an InputError becomes this record's error."""
+    try:
+        return parse(value, **options)
+    except inputs.InputError as exc:
+        raise RecordError({name: exc.message}) from None
+
+
 def _text(rec: dict, name: str, max_length: int, *, required: bool = True) -> str:
-    value = rec.get(name)
-    if value is None or value == "":
-        if required:
-            raise KeyError(name)
-        return ""
-    if not isinstance(value, (str, int)):
-        raise RecordError({name: _("Must be a string.")})
-    value = str(value).strip()
-    if len(value) > max_length:
-        raise RecordError({name: _("At most %(n)d characters.") % {"n": max_length}})
-    return value
+    return _field(name, inputs.text, rec.get(name), max_length=max_length, required=required, allow_int=True)
 
 
 def _instant(rec: dict, name: str, *, required: bool = True) -> dt.datetime | None:
-    value = rec.get(name)
-    if value is None or value == "":
-        if required:
-            raise KeyError(name)
-        return None
-    if not isinstance(value, str):
-        raise RecordError({name: _("Must be an ISO 8601 date-time with a UTC offset.")})
-    try:
-        instant = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise RecordError({name: _("Must be an ISO 8601 date-time with a UTC offset.")}) from None
-    if instant.tzinfo is None:
-        raise RecordError({name: _("Add the UTC offset (e.g. +08:00).")})
-    return instant
+    return _field(name, inputs.instant, rec.get(name), required=required)
+
+
+# The plausible years (inputs.year_window), set once per batch by ingest() for the fast paths.
+_YEARS = (2019, 2100)
+_OFFSET_LIMIT = dt.timedelta(hours=15, minutes=59)
 
 
 def _fast_instant(rec: dict, name: str) -> dt.datetime:
@@ -126,7 +118,8 @@ def _fast_instant(rec: dict, name: str) -> dt.datetime:
             instant = dt.datetime.fromisoformat(value)
         except ValueError:
             instant = None
-        if instant is not None and instant.tzinfo is not None:
+        if (instant is not None and instant.tzinfo is not None and _YEARS[0] <= instant.year <= _YEARS[1]
+                and -_OFFSET_LIMIT <= instant.utcoffset() <= _OFFSET_LIMIT):
             return instant
     return _instant(rec, name)
 
@@ -135,26 +128,18 @@ def _day_start(rec: dict, name: str) -> dt.datetime:
     """A date (YYYY-MM-DD, city time 00:00) or a date-time with offset."""
     value = rec.get(name)
     if isinstance(value, str) and len(value) == 10:
-        try:
-            day = dt.date.fromisoformat(value)
-        except ValueError:
-            raise RecordError({name: _("Must be a date (YYYY-MM-DD) or a date-time with offset.")}) from None
+        day = _field(name, inputs.date, value)
         return dt.datetime.combine(day, dt.time(), tzinfo=timezone.get_default_timezone())
     return _instant(rec, name)
 
 
 def _county(rec: dict, name: str) -> str:
-    value = _text(rec, name, 12)
-    if not (len(value) == 6 and value.isdigit()):
-        raise RecordError({name: _("A county is its 6-digit administrative division code.")})
-    return value
+    return _field(name, inputs.code, rec.get(name), length=6,
+                  what=_("A county is its 6-digit administrative division code."))
 
 
 def _bool(rec: dict, name: str) -> bool:
-    value = rec.get(name, False)
-    if not isinstance(value, bool):
-        raise RecordError({name: _("Must be true or false.")})
-    return value
+    return _field(name, inputs.boolean, rec.get(name, False))
 
 
 def _not_future(instant: dt.datetime, now: dt.datetime, name: str = "record") -> dt.datetime:
@@ -166,8 +151,7 @@ def _not_future(instant: dt.datetime, now: dt.datetime, name: str = "record") ->
 def _key(client_id: int | None, kind: str, rec: dict, content: Iterable[Any]) -> str:
     record_id = rec.get("record_id")
     if record_id not in (None, ""):
-        if not isinstance(record_id, (str, int)) or len(str(record_id)) > 64:
-            raise RecordError({"record_id": _("At most 64 characters.")})
+        record_id = _field("record_id", inputs.text, record_id, max_length=64, allow_int=True)
         return f"{client_id or 0}:{kind}:{record_id}"
     digest = hashlib.sha256(json.dumps([kind, *content], default=str).encode()).hexdigest()
     return f"sha256:{digest[:64]}"
@@ -243,6 +227,22 @@ def _real_past_date(yyyymmdd: str, today: str) -> bool:
     return yyyymmdd <= today
 
 
+def _record_name(rec: dict, index: int, hashed: str, people: dict[str, tuple[str, str]],
+                 names: dict[str, tuple[str, int]]) -> None:
+    """The record's `name` (registers an unknown resident): checked text, at most NAME_MAX
+    characters (refused, never cut). One ID number with two names in one batch is a conflict:
+    which is right is not ours to guess; the later record is reported, the first name stands."""
+    name = _field("name", inputs.text, rec.get("name"), max_length=NAME_MAX, required=False)
+    if not name:
+        return
+    first = names.setdefault(hashed, (name, index))
+    if first[0] != name:
+        raise RecordError({"name": _("Conflict: record %(first)d of this batch gives this ID number another "
+                                     "name.") % {"first": first[1]}})
+    if not people[hashed][1]:
+        people[hashed] = (people[hashed][0], name)
+
+
 # --- per-kind specs -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -264,14 +264,17 @@ def _parse_test_result(rec, *, now, client_id, resident_key=None):
     if resulted < sampled:
         raise RecordError({"resulted_at": _("A result cannot come before its sample.")})
     outcome = rec.get("result")
-    if outcome not in ("negative", "positive"):
+    if type(outcome) is not str or outcome not in ("negative", "positive"):
         raise RecordError({"result": _('Must be "negative" or "positive".')})
     # The usual case inline (a non-empty string short enough before stripping); anything else
     # through _text / _bool, which raise the messages, in the same order as before.
     lab, sample_id = rec.get("lab"), rec.get("sample_id")
-    lab = lab.strip() if type(lab) is str and 0 < len(lab) <= 64 else _text(rec, "lab", 64)  # noqa: E721
+    lab = (lab.strip() if type(lab) is str and 0 < len(lab) <= 64 and not _bad(lab)  # noqa: E721
+           else _text(rec, "lab", 64))
     sample_id = (sample_id.strip() if type(sample_id) is str and 0 < len(sample_id) <= 64  # noqa: E721
-                 else _text(rec, "sample_id", 64))
+                 and not _bad(sample_id) else _text(rec, "sample_id", 64))
+    if not lab or not sample_id:
+        raise RecordError({"lab" if not lab else "sample_id": _("This field is required.")})
     other = rec.get("from_other_province", False)
     if other is not True and other is not False:
         other = _bool(rec, "from_other_province")
@@ -314,11 +317,11 @@ def _parse_medical(rec, *, now, client_id, resident_key):
     kind = rec.get("kind")
     if kind == "drug_purchase":
         detail = rec.get("category")
-        if detail not in DRUG_CATEGORIES:
+        if type(detail) is not str or detail not in DRUG_CATEGORIES:
             raise RecordError({"category": _("One of: %(c)s.") % {"c": ", ".join(DRUG_CATEGORIES)}})
     elif kind == "clinic_visit":
         detail = rec.get("symptom")
-        if detail not in SYMPTOMS:
+        if type(detail) is not str or detail not in SYMPTOMS:
             raise RecordError({"symptom": _("One of: %(c)s.") % {"c": ", ".join(SYMPTOMS)}})
     else:
         raise RecordError({"kind": _('Must be "drug_purchase" or "clinic_visit".')})
@@ -327,7 +330,7 @@ def _parse_medical(rec, *, now, client_id, resident_key):
 
 
 def _parse_assignment(rec, *, now, client_id, resident_key):
-    if rec.get("popup_type") != PopupType.RISK_LINK:
+    if type(rec.get("popup_type")) is not int or rec.get("popup_type") != PopupType.RISK_LINK:
         raise RecordError({"popup_type": _("Upstream assignments are popup type 3.")})
     reason = _text(rec, "reason", 200)
     assigned = _not_future(_instant(rec, "assigned_at"), now, "assigned_at")
@@ -411,7 +414,7 @@ def _resolve_residents(people: dict[str, tuple[str, str]], found: dict[str, int]
                 "INSERT INTO communities_resident (name, id_encrypted, id_hash, id_masked, created_at) "
                 "SELECT n, e, h, m, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(n, e, h, m) "
                 "ON CONFLICT (id_hash) DO NOTHING RETURNING id_hash, id",
-                [timezone.now(), [name[:64] for _h, _n, name in new], [pii.encrypt(number) for _h, number, _m in new],
+                [timezone.now(), [name for _h, _n, name in new], [pii.encrypt(number) for _h, number, _m in new],
                  [h for h, _n, _m in new], [pii.mask_id(number) for _h, number, _m in new]],
             )
             inserted = dict(cursor.fetchall())
@@ -582,6 +585,15 @@ def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime) -> tup
     return every, [row[0] for row in fresh]
 
 
+def parse_batch_id(data: dict) -> str | None:
+    """The optional client `batch_id` of a bulk request: text of at most 80 characters."""
+    try:
+        return inputs.text(data.get("batch_id"), max_length=80, required=False) or None
+    except inputs.InputError as exc:
+        raise ApplicationError(_("`batch_id` is a string of at most 80 characters."),
+                               extra={"field": "batch_id", "error": exc.message}) from None
+
+
 def _affected_by_local_cases(rows: list[tuple]) -> list[int]:
     """Residents who stayed in those counties recently enough for rule 1 to matter."""
     from healthkit.models import Stay
@@ -619,6 +631,8 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
             _("At most %(n)d records per request; split the batch.") % {"n": MAX_RECORDS},
             extra={"max_records": MAX_RECORDS, "received": len(records)},
         )
+    global _YEARS
+    _YEARS = inputs.year_window()
     now = clock.now()
     client_id = client.pk if client is not None else None
     result = IngestResult(kind=kind, batch_id=batch_id, received=len(records))
@@ -651,6 +665,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
         elif spec.has_resident:
             hash_key, today = settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}"
             people: dict[str, tuple[str, str]] = {}
+            names: dict[str, tuple[str, int]] = {}  # id hash -> (first name sent, its record index)
             id_cache: dict[str, str | Exception] = {}
             lookup, new_hashes, sent = _ResidentLookup(), [], 0
             try:
@@ -670,16 +685,15 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                                 number, hashed = _id_number_and_hash(raw, hash_key, today)
                                 id_cache[raw] = hashed
                                 if hashed not in people:
-                                    name = rec.get("name")
-                                    people[hashed] = (number, name.strip() if isinstance(name, str) else "")
+                                    people[hashed] = (number, "")
                                     new_hashes.append(hashed)
                             except ValidationError as exc:
                                 hashed = exc
                                 id_cache[raw] = exc
                         if isinstance(hashed, ValidationError):
                             raise RecordError({"id_number": hashed.messages[0]})
-                        if isinstance(rec.get("name"), str) and not people[hashed][1]:
-                            people[hashed] = (people[hashed][0], rec["name"].strip())
+                        if "name" in rec:
+                            _record_name(rec, index, hashed, people, names)
                         keys[index] = hashed
                     except RecordError as exc:
                         result.rejected.append({"index": index, "errors": exc.errors})

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "healthkit.inputs.InputBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -149,6 +150,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "healthkit.api.AutoSchema",
+    # One boundary for request bodies: NUL and lone surrogates are a 400 (healthkit/inputs.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "healthkit.inputs.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
@@ -159,6 +166,9 @@ REST_FRAMEWORK = {
         "health_code": env("API_THROTTLE_HEALTH_CODE", default="30/min"),
     },
 }
+# Instants outside these years are refused at the input boundary (healthkit/inputs.py).
+INPUT_YEAR_MIN = env.int("INPUT_YEAR_MIN", default=2019)
+INPUT_YEARS_AHEAD = env.int("INPUT_YEARS_AHEAD", default=1)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Health Kit back-office API",
     "DESCRIPTION": "Integration API: labs, upstream data feeds, ticket systems, appeals.",

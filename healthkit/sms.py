@@ -35,6 +35,7 @@ from django.utils.translation import gettext as _
 
 from communities import pii
 from communities.models import Resident
+from healthkit import inputs
 from healthkit.models import SmsMessage
 
 logger = logging.getLogger(__name__)
@@ -317,27 +318,24 @@ def sms_receipts_record(receipts: list[Any]) -> dict[str, Any]:
         if not isinstance(receipt, dict):
             rejected.append({"index": index, "errors": {"receipt": _("Each receipt is a JSON object.")}})
             continue
-        provider_id = receipt.get("id")
-        if not isinstance(provider_id, str) or not 0 < len(provider_id) <= 64 or not provider_id.isprintable():
-            errors["id"] = _("The gateway's message id: a string of at most 64 characters.")
-        state = RECEIPT_STATES.get(receipt.get("status"))
-        if state is None:
-            errors["status"] = _('Must be "delivered" or "undelivered".')
-        at = now
-        if receipt.get("at") not in (None, ""):
+        # Every field through the one input boundary (healthkit.inputs): wrong JSON types, control
+        # characters, offsets PostgreSQL cannot store, implausible years are field errors.
+        fields = {
+            "id": lambda v: inputs.text(v, max_length=64),
+            "status": lambda v: RECEIPT_STATES[inputs.choice(v, RECEIPT_STATES, _('Must be "delivered" or "undelivered".'))],
+            "at": lambda v: inputs.instant(v, required=False) or now,
+            "error": lambda v: inputs.text(v, max_length=200, required=False, multiline=True),
+        }
+        values: dict[str, Any] = {}
+        for name, parse in fields.items():
             try:
-                at = dt.datetime.fromisoformat(receipt["at"]) if isinstance(receipt["at"], str) else None
-            except ValueError:
-                at = None
-            if at is None or at.tzinfo is None:
-                errors["at"] = _("Must be an ISO 8601 date-time with a UTC offset.")
-        error = receipt.get("error", "")
-        if not isinstance(error, str):
-            errors["error"] = _("Must be a string.")
+                values[name] = parse(receipt.get(name))
+            except inputs.InputError as exc:
+                errors[name] = exc.message
         if errors:
             rejected.append({"index": index, "errors": errors})
             continue
-        good.setdefault(provider_id, (state, min(at, now), "".join(ch for ch in error if ch.isprintable())[:200]))
+        good.setdefault(values["id"], (values["status"], min(values["at"], now), values["error"]))
     recorded: list[str] = []
     if good:
         ids = list(good)

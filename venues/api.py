@@ -11,18 +11,17 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from communities.models import Community, User
 from healthkit.api_ingest import IngestOutputSerializer
 from healthkit.errors import ApplicationError
-from healthkit.ingest import MAX_RECORDS
+from healthkit.ingest import MAX_RECORDS, parse_batch_id
+from healthkit.inputs import RecordsJSONParser
 from healthkit.permissions import IsIntegration, role_permission
 from venues import ingest, selectors, services
 from venues.models import RiskWindow, Venue
-from venues.text import without_control_characters
 
 IsSupervising = role_permission(*selectors.SUPERVISING)
 CanSeeVenues = role_permission(*selectors.SUPERVISING, User.Role.VENUE_MANAGER)
@@ -43,7 +42,8 @@ class ScanIngestApi(APIView):
 
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsIntegration]
-    parser_classes = [JSONParser]  # a list of records: only JSON carries it
+    # a list of records: only JSON carries it; the records are checked one by one (venues.ingest)
+    parser_classes = [RecordsJSONParser]
 
     RecordSerializer = _ScanRecord
 
@@ -57,11 +57,7 @@ class ScanIngestApi(APIView):
         data = request.data
         if not isinstance(data, dict) or not isinstance(data.get("records"), list):
             raise ApplicationError(_("Send a JSON object with a `records` list."))
-        batch_id = data.get("batch_id")
-        if batch_id is not None and (not isinstance(batch_id, str) or not 0 < len(batch_id) <= 80):
-            raise ApplicationError(_("`batch_id` is a string of at most 80 characters."))
-        if batch_id is not None and batch_id != without_control_characters(batch_id):
-            raise ApplicationError(_("`batch_id` must not contain control characters."))
+        batch_id = parse_batch_id(data)
         result = ingest.scans_ingest(records=data["records"], client=request.user, batch_id=batch_id)
         return Response(IngestOutputSerializer(result.as_response()).data)
 

@@ -20,21 +20,23 @@ from django.utils.translation import gettext as _
 
 from communities import pii
 from communities.models import Resident, User
-from healthkit import clock
+from healthkit import clock, inputs
 from healthkit.errors import ApplicationError
 from healthkit.ingest import (
     MAX_RECORDS,
     IngestResult,
     RecordError,
+    _field,
     _forget_unused_residents,
     _instant,
     _not_future,
+    _record_name,
     _resolve_residents,
 )
 from venues.models import ScanBatch, Venue
-from venues.text import without_control_characters
 
 KIND = "venue_scans"
+VENUE_CODE_MAX = Venue._meta.get_field("code").max_length
 STAGE = "venues_scan_stage"
 
 # Constant SQL (no input): staged rows in, late scans inside active windows mark them due.
@@ -116,6 +118,7 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
 
         parsed: list[tuple[int, str, str, Any]] = []  # (index, resident hash, venue code, scanned_at)
         people: dict[str, tuple[str, str]] = {}
+        names: dict[str, tuple[str, int]] = {}
         id_cache: dict[str, str | ValidationError] = {}
         for index, rec in enumerate(records):
             try:
@@ -132,24 +135,16 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
                         try:
                             number = pii.validate_id_number(raw)
                             hashed = pii.id_hash(number)
-                            name = rec.get("name")
-                            name = name.strip() if isinstance(name, str) else ""
-                            if name != without_control_characters(name):
-                                # PostgreSQL refuses NUL in text; no real name has a control code.
-                                raise RecordError({"name": _("The name contains control characters.")})
-                            people.setdefault(hashed, (number, name))
+                            people.setdefault(hashed, (number, ""))
                         except ValidationError as exc:
                             hashed = exc
                         id_cache[raw] = hashed
                     if isinstance(hashed, ValidationError):
                         raise RecordError({"id_number": hashed.messages[0]})
-                code = rec.get("venue")
-                if not isinstance(code, str) or not code.strip():
-                    raise RecordError({"venue": _("This field is required.")})
-                if code != without_control_characters(code):
-                    raise RecordError({"venue": _("No active venue has this code.")})
+                    _record_name(rec, index, hashed, people, names)
+                code = _field("venue", inputs.text, rec.get("venue"), max_length=VENUE_CODE_MAX)
                 scanned = _not_future(_instant(rec, "scanned_at"), now, "scanned_at")
-                parsed.append((index, hashed, code.strip().upper(), scanned))
+                parsed.append((index, hashed, code.upper(), scanned))
             except RecordError as exc:
                 result.rejected.append({"index": index, "errors": exc.errors})
             except KeyError as exc:

@@ -201,11 +201,15 @@ def test_fast_id_path_agrees_with_the_registry():
 
 
 def test_copy_text_escapes_what_copy_would_misread():
+    """Backslashes and a literal \\N are stored as sent (COPY would misread them unescaped); tabs
+    and line breaks, which no lab or sample id holds, are refused per field (healthkit.inputs)."""
     ResidentFactory(id_number="110105196001010017")
-    record = _result("110105196001010017", "S\t1\\x\ny", lab="lab\r\\N")
-    body = ingest.ingest(kind="test_results", records=[record], evaluate=False)
+    records = [_result("110105196001010017", "S\\1\\x", lab="lab\\N"),
+               _result("110105196001010017", "S\t1\ny", lab="lab")]
+    body = ingest.ingest(kind="test_results", records=records, evaluate=False)
     assert body.accepted == 1
-    assert TestResult.objects.values_list("lab", "sample_id").get() == ("lab\r\\N", "S\t1\\x\ny")
+    assert body.rejected == [{"index": 1, "errors": {"sample_id": "Contains control characters or invalid Unicode."}}]
+    assert TestResult.objects.values_list("lab", "sample_id").get() == ("lab\\N", "S\\1\\x")
 
 
 def test_field_errors_name_the_field():

@@ -1,0 +1,328 @@
+"""The one input boundary: every text, instant, code and number that enters the product (ingest,
+scans, SMS receipts, Open311, REST, console forms, query strings, path parameters) is parsed here,
+so no entry point can forget a check. See docs/inputs.md for the rules.
+
+Plain functions raise `InputError` (a ValueError) with a message a person can read; ingest turns
+it into a per-record, per-field error. The DRF fields (`TextField`, `InstantField`, `CodeField`),
+the Django form fields (`TextFormField`, `SearchFormField`) and `StrictJSONParser` are built on
+the same functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext as _
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+
+class InputError(ValueError):
+    """One value is not acceptable; `message` says why (never echoing the value)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# NUL and the other C0 controls, DEL, the C1 controls, lone UTF-16 surrogates (legal as \ud800
+# escapes in JSON, not encodable as UTF-8: PostgreSQL and the response would fail on them), and
+# the non-characters U+FFFE/U+FFFF. Line breaks and tabs are allowed only in multi-line text.
+_BAD_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_BAD_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Only what cannot be stored or sent at all: NUL and lone surrogates (any JSON string anywhere).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_OFFSET_LIMIT = dt.timedelta(hours=15, minutes=59)  # PostgreSQL's timestamptz offset range
+
+
+def has_bad_characters(value: str, *, multiline: bool = False) -> bool:
+    return (_BAD_MULTILINE if multiline else _BAD_LINE).search(value) is not None
+
+
+def drop_bad_characters(value: str) -> str:
+    """For search boxes: the control characters and lone surrogates are dropped, not refused."""
+    return _BAD_LINE.sub("", value)
+
+
+def text(value: Any, *, max_length: int, required: bool = True, multiline: bool = False,
+         allow_int: bool = False) -> str:
+    """A string of printable text, stripped, at most `max_length` characters (refused, never
+    cut). '' when absent and not required; `allow_int`: a JSON number is taken as its digits."""
+    if value is None or value == "":
+        if required:
+            raise InputError(_("This field is required."))
+        return ""
+    if allow_int and type(value) is int:
+        value = str(value)
+    if not isinstance(value, str):
+        raise InputError(_("Must be a string."))
+    if has_bad_characters(value, multiline=multiline):
+        raise InputError(_("Contains control characters or invalid Unicode."))
+    value = value.strip()
+    if not value and required:
+        raise InputError(_("This field is required."))
+    if len(value) > max_length:
+        raise InputError(_("At most %(n)d characters.") % {"n": max_length})
+    return value
+
+
+def year_window() -> tuple[int, int]:
+    """The years an instant may fall in (settings INPUT_YEAR_MIN, INPUT_YEARS_AHEAD): outside it
+    a date is a typing error (0001, 9999), and arithmetic on it could overflow."""
+    return (getattr(settings, "INPUT_YEAR_MIN", 2019),
+            dt.date.today().year + getattr(settings, "INPUT_YEARS_AHEAD", 1))
+
+
+def _in_window(year: int) -> None:
+    first, last = year_window()
+    if not first <= year <= last:
+        raise InputError(_("The year must lie between %(first)d and %(last)d.") % {"first": first, "last": last})
+
+
+def instant(value: Any, *, required: bool = True) -> dt.datetime | None:
+    """An ISO 8601 date-time with a UTC offset PostgreSQL can store (at most ±15:59), in the
+    plausible year window. Naive times are refused (whose clock?)."""
+    if value is None or value == "":
+        if required:
+            raise InputError(_("This field is required."))
+        return None
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        if not isinstance(value, str) or len(value) > 64 or not value.isascii():
+            raise InputError(_("Must be an ISO 8601 date-time with a UTC offset."))
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise InputError(_("Must be an ISO 8601 date-time with a UTC offset.")) from None
+    if parsed.tzinfo is None:
+        raise InputError(_("Add the UTC offset (e.g. +08:00)."))
+    offset = parsed.utcoffset()
+    if offset is None or abs(offset) > _OFFSET_LIMIT:
+        raise InputError(_("The UTC offset must lie within ±15:59."))
+    _in_window(parsed.year)
+    return parsed
+
+
+def date(value: Any, *, required: bool = True) -> dt.date | None:
+    """A calendar date YYYY-MM-DD in the plausible year window."""
+    if value is None or value == "":
+        if required:
+            raise InputError(_("This field is required."))
+        return None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        if not isinstance(value, str) or len(value) != 10 or not value.isascii():
+            raise InputError(_("Must be a date (YYYY-MM-DD)."))
+        try:
+            parsed = dt.date.fromisoformat(value)
+        except ValueError:
+            raise InputError(_("Must be a date (YYYY-MM-DD).")) from None
+    _in_window(parsed.year)
+    return parsed
+
+
+def digits(value: Any) -> str:
+    """Full-width (and other Unicode) decimal digits normalised to ASCII ('１１０１０５' ->
+    '110105'); anything that is not a digit is left as it is, for the caller to refuse."""
+    if value.isascii():
+        return value
+    return "".join(str(unicodedata.decimal(ch)) if unicodedata.decimal(ch, None) is not None else ch
+                   for ch in value)
+
+
+def code(value: Any, *, length: int, required: bool = True, what: str = "") -> str:
+    """A numeric code of exactly `length` ASCII digits (a county, a division); full-width digits
+    are normalised, any other character refused, so no code the engine cannot match is stored."""
+    raw = text(value, max_length=length * 4, required=required, allow_int=True)
+    if not raw:
+        return ""
+    normalised = digits(raw)
+    if not (len(normalised) == length and normalised.isascii() and normalised.isdigit()):
+        raise InputError(what or _("Must be %(n)d digits.") % {"n": length})
+    return normalised
+
+
+def integer(value: Any, *, minimum: int | None = None, maximum: int | None = None,
+            required: bool = True) -> int | None:
+    """A JSON integer (never a boolean, never a float); a string of ASCII digits is accepted."""
+    if value is None or value == "":
+        if required:
+            raise InputError(_("This field is required."))
+        return None
+    if type(value) is str:
+        normalised = digits(value.strip())
+        if not (normalised.isascii() and normalised.lstrip("-").isdigit() and len(normalised) <= 18):
+            raise InputError(_("Must be a whole number."))
+        value = int(normalised)
+    if type(value) is not int:
+        raise InputError(_("Must be a whole number."))
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise InputError(_("Out of range."))
+    return value
+
+
+def boolean(value: Any, *, default: bool = False) -> bool:
+    if value is None:
+        return default
+    if value is not True and value is not False:
+        raise InputError(_("Must be true or false."))
+    return value
+
+
+def choice(value: Any, choices: tuple[str, ...] | list[str] | dict, message: str) -> str:
+    """One of `choices` (strings); any other value or JSON type is refused with `message`."""
+    if type(value) is not str or value not in choices:
+        raise InputError(message)
+    return value
+
+
+def first_unstorable(data: Any, path: str = "", *, skip: str | None = None) -> str | None:
+    """The path ('records.3.lab') of the first string (key or value) in parsed JSON holding a NUL
+    or a lone surrogate, or None. `skip`: a top-level key whose content is checked further in."""
+    stack: list[tuple[str, Any]] = [(path, data)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return where or "body"
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if isinstance(key, str) and _UNSTORABLE.search(key):
+                    return f"{where}.<key>" if where else "<key>"
+                if where == "" and key == skip:
+                    continue
+                stack.append((f"{where}.{key}" if where else str(key), value))
+        elif isinstance(item, list):
+            stack.extend((f"{where}.{i}", value) for i, value in enumerate(item))
+    return None
+
+
+class StrictJSONParser(JSONParser):
+    """DRF's JSON parser, then one walk over the result: a NUL or a lone surrogate anywhere is a
+    400 naming where (e.g. `receipts.3.status`), before any view, serializer, database or error
+    page (Django's debug page cannot encode a lone surrogate) sees it. Views that report bad
+    records one by one (ingest) name the list they check themselves in `per_record_key`."""
+
+    per_record_key: str | None = None
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        where = first_unstorable(data, skip=self.per_record_key)
+        if where is not None:
+            raise ParseError({"message": _("Text may not contain NUL characters or lone UTF-16 surrogates."),
+                              "field": where})
+        return data
+
+
+class RecordsJSONParser(StrictJSONParser):
+    """For the bulk endpoints: the `records` list is checked record by record (bad records are
+    reported by index and field, the good ones kept)."""
+
+    per_record_key = "records"
+
+
+# --- DRF fields ---------------------------------------------------------------------------------
+
+class TextField(serializers.CharField):
+    """CharField refusing control characters and lone surrogates; over-long text refused."""
+
+    def __init__(self, *, multiline: bool = False, **kwargs):
+        self.multiline = multiline
+        kwargs.setdefault("trim_whitespace", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) and not (type(data) is int and not isinstance(data, bool)):
+            self.fail("invalid")
+        if isinstance(data, str) and has_bad_characters(data, multiline=self.multiline):
+            raise serializers.ValidationError(_("Contains control characters or invalid Unicode."))
+        return super().to_internal_value(data)
+
+
+class InstantField(serializers.DateTimeField):
+    """An ISO 8601 date-time with offset (±15:59 at most) in the plausible year window."""
+
+    def to_internal_value(self, value):
+        try:
+            return instant(value)
+        except InputError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+
+class CodeField(serializers.CharField):
+    """A numeric code of `length` digits (full-width digits normalised)."""
+
+    def __init__(self, *, length: int, **kwargs):
+        self.length = length
+        kwargs.setdefault("max_length", length * 4)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return code(data, length=self.length)
+        except InputError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+
+# --- Django form fields -------------------------------------------------------------------------
+
+class TextFormField(forms.CharField):
+    """forms.CharField refusing control characters and lone surrogates (Django refuses only NUL)."""
+
+    def __init__(self, *, multiline: bool = False, **kwargs):
+        self.multiline = multiline
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if isinstance(value, str) and has_bad_characters(value, multiline=self.multiline):
+            raise forms.ValidationError(_("Contains control characters or invalid Unicode."), code="bad_characters")
+        return super().to_python(value)
+
+
+class SearchFormField(forms.CharField):
+    """A search box: control characters and lone surrogates are dropped, not an error."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = drop_bad_characters(value)
+        return super().to_python(value)
+
+
+def clean_query_string(value: str) -> str:
+    """A query string value as every view reads it (see InputBoundaryMiddleware)."""
+    return drop_bad_characters(value)
+
+
+class InputBoundaryMiddleware:
+    """Query strings and paths, for every view at once: a path holding a control character or
+    invalid Unicode answers 400 (no path parameter, such as an appeal reference, reaches a view or
+    the database with one); query-string values (search boxes, filters, cursors) have control
+    characters dropped, as a search box should."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.http import HttpResponseBadRequest
+
+        if has_bad_characters(request.path_info) or has_bad_characters(request.path):
+            return HttpResponseBadRequest(_("The address holds characters that are not allowed."),
+                                          content_type="text/plain; charset=utf-8")
+        query = request.GET
+        if any(has_bad_characters(k) or any(has_bad_characters(v) for v in query.getlist(k)) for k in query):
+            cleaned = query.copy()
+            for key in list(cleaned):
+                values = [drop_bad_characters(v) for v in cleaned.getlist(key)]
+                del cleaned[key]
+                cleaned.setlist(drop_bad_characters(key), values)
+            cleaned._mutable = False
+            request.GET = cleaned
+        return self.get_response(request)
