@@ -4,6 +4,8 @@ One class per endpoint with explicit serializers; personal data only masked; loo
 reference (not personal data). Evidence bytes go through the same check as the console view.
 """
 
+import re
+
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -18,14 +20,16 @@ from rest_framework.views import APIView
 from appeals import selectors, services
 from appeals.evidence import private_file_response
 from appeals.filters import AppealFilter
-from appeals.models import Appeal, AppealContact
+from appeals.models import OPERATOR_OUTCOMES, Appeal, AppealContact
 from communities.models import Community, User
 from healthkit.errors import ApplicationError
+from healthkit.inputs import DateField, TextField
 from healthkit.models import PopupType
 from healthkit.permissions import IsStaffRole, role_permission
 from healthkit.selectors import popup_explain
 
 IsHandler = role_permission(*selectors.HANDLER_ROLES)
+REFERENCE = re.compile(r"[0-9A-Za-z-]{1,20}")
 
 
 class AppealCursorPagination(CursorPagination):
@@ -57,6 +61,8 @@ class AppealSummarySerializer(serializers.Serializer):
 
 def _appeal_by_reference(request, reference: str) -> Appeal:
     """The appeal behind a reference, through the audited door (selectors.appeal_access)."""
+    if not REFERENCE.fullmatch(reference):  # a path parameter, checked before any query
+        raise PermissionDenied
     appeal = selectors.appeals_visible_to(request.user).filter(reference=reference.upper()).only("pk").first()
     if appeal is None:
         raise PermissionDenied
@@ -72,14 +78,14 @@ class AppealListApi(APIView):
 
     class FilterSerializer(serializers.Serializer):
         queue = serializers.ChoiceField(choices=[q for q, _label in AppealFilter.QUEUES], required=False)
-        reference = serializers.CharField(required=False)
+        reference = TextField(required=False)
         category = serializers.ChoiceField(choices=Appeal.Category.choices, required=False)
         priority = serializers.IntegerField(required=False)
         popup_type = serializers.IntegerField(required=False)
         district = serializers.IntegerField(required=False)
-        community = serializers.CharField(required=False)
-        filed_after = serializers.DateField(required=False)
-        filed_before = serializers.DateField(required=False)
+        community = TextField(required=False)
+        filed_after = DateField(required=False)
+        filed_before = DateField(required=False)
 
     @extend_schema(parameters=[FilterSerializer], responses=AppealSummarySerializer(many=True))
     def get(self, request):
@@ -102,8 +108,8 @@ class AppealSearchApi(APIView):
     permission_classes = [IsStaffRole]
 
     class InputSerializer(serializers.Serializer):
-        id_number = serializers.CharField(required=False, allow_blank=True, max_length=32)
-        phone = serializers.CharField(required=False, allow_blank=True, max_length=20)
+        id_number = TextField(required=False, allow_blank=True, max_length=32)
+        phone = TextField(required=False, allow_blank=True, max_length=20)
 
         def validate(self, attrs):
             if not attrs.get("id_number") and not attrs.get("phone"):
@@ -154,17 +160,17 @@ class AppealCreateApi(APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=64)
-        id_number = serializers.CharField(max_length=32)
-        phone = serializers.CharField(max_length=20)
+        name = TextField(max_length=64)
+        id_number = TextField(max_length=32)
+        phone = TextField(max_length=20)
         category = serializers.ChoiceField(choices=Appeal.Category.choices)
         popup_type = serializers.ChoiceField(choices=PopupType.choices, required=False, allow_null=True)
         currently_outside_city = serializers.BooleanField(required=False, default=False)
-        outside_since = serializers.DateField(required=False, allow_null=True)
+        outside_since = DateField(required=False, allow_null=True)
         wishes_to_return = serializers.BooleanField(required=False, default=False)
-        community_code = serializers.CharField(required=False, allow_blank=True)
-        address = serializers.CharField(required=False, allow_blank=True, max_length=200)
-        description = serializers.CharField(required=False, allow_blank=True)
+        community_code = TextField(required=False, allow_blank=True)
+        address = TextField(required=False, allow_blank=True, max_length=200)
+        description = TextField(required=False, allow_blank=True, max_length=4000, multiline=True)
         call_outcome = serializers.ChoiceField(choices=AppealContact.Outcome.choices, default="reached")
         call_note = serializers.CharField(required=False, allow_blank=True)
 
@@ -232,15 +238,15 @@ class AppealCloseApi(APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
-        outcome = serializers.CharField(max_length=40)
-        reason = serializers.CharField(max_length=200)
+        outcome = serializers.ChoiceField(choices=OPERATOR_OUTCOMES, help_text="As the console's close form offers.")
+        reason = TextField(max_length=200)
 
     @extend_schema(request=InputSerializer, responses=AppealSummarySerializer)
     def post(self, request, reference: str):
         appeal = _appeal_by_reference(request, reference)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        appeal = services.appeal_close(appeal=appeal, actor=request.user, **data.validated_data)
+        appeal = services.appeal_close(appeal=appeal, actor=request.user, strict=True, **data.validated_data)
         return Response(AppealSummarySerializer(appeal).data)
 
 
@@ -250,7 +256,7 @@ class AppealContactCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         direction = serializers.ChoiceField(choices=AppealContact.Direction.choices)
         outcome = serializers.ChoiceField(choices=AppealContact.Outcome.choices)
-        note = serializers.CharField(required=False, allow_blank=True)
+        note = TextField(required=False, allow_blank=True, max_length=1000, multiline=True)
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()

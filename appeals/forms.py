@@ -4,24 +4,25 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from appeals.models import OUTCOME_LABELS, Appeal, AppealContact
+from appeals.models import OPERATOR_OUTCOMES, OUTCOME_LABELS, Appeal, AppealContact
 from appeals.services import stranded_problem
 from communities.models import User
+from healthkit.inputs import TextFormField
 from healthkit.models import PopupType
 
 UNLISTED = "unlisted"
 
 
 class IdentifyForm(forms.Form):
-    name = forms.CharField(label=_("Name (as on your ID card)"), max_length=64)
-    id_number = forms.CharField(label=_("National ID number"), max_length=32,
+    name = TextFormField(label=_("Name (as on your ID card)"), max_length=64)
+    id_number = TextFormField(label=_("National ID number"), max_length=32,
                                 widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "text"}))
-    phone = forms.CharField(label=_("Mobile phone"), max_length=20,
+    phone = TextFormField(label=_("Mobile phone"), max_length=20,
                             widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "tel"}))
 
 
 class CodeForm(forms.Form):
-    code = forms.CharField(label=_("6-digit code from the SMS"), max_length=6, min_length=6,
+    code = TextFormField(label=_("6-digit code from the SMS"), max_length=6, min_length=6,
                            widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}))
 
 
@@ -65,34 +66,34 @@ class PopupCategoryForm(forms.Form):
 
 
 class CommunitySearchForm(forms.Form):
-    address = forms.CharField(label=_("Your address or the name of your compound (小区)"), max_length=200)
+    address = TextFormField(label=_("Your address or the name of your compound (小区)"), max_length=200)
 
 
 class DetailsForm(forms.Form):
-    description = forms.CharField(
+    description = TextFormField(
         label=_("Describe your situation"), max_length=4000, required=False,
         widget=forms.Textarea(attrs={"rows": 6}),
         help_text=_("Where you have been and when, and why you think the popup is wrong. Do not write your ID number."))
 
 
 class StatusForm(forms.Form):
-    reference = forms.CharField(label=_("Reference number"), max_length=20)
-    id_number = forms.CharField(label=_("National ID number"), max_length=32,
+    reference = TextFormField(label=_("Reference number"), max_length=20)
+    id_number = TextFormField(label=_("National ID number"), max_length=32,
                                 widget=forms.TextInput(attrs={"autocomplete": "off"}))
-    phone = forms.CharField(label=_("Mobile phone"), max_length=20, widget=forms.TextInput(attrs={"inputmode": "tel"}))
+    phone = TextFormField(label=_("Mobile phone"), max_length=20, widget=forms.TextInput(attrs={"inputmode": "tel"}))
 
 
 class EvidenceLinkForm(forms.Form):
-    note = forms.CharField(label=_("Anything to add"), max_length=4000, required=False,
+    note = TextFormField(label=_("Anything to add"), max_length=4000, required=False,
                            widget=forms.Textarea(attrs={"rows": 4}))
 
 
 # --- Console ---------------------------------------------------------------------------------
 
 class PersonSearchForm(forms.Form):
-    id_number = forms.CharField(label=_("Exact ID number"), max_length=32, required=False,
+    id_number = TextFormField(label=_("Exact ID number"), max_length=32, required=False,
                                 widget=forms.TextInput(attrs={"autocomplete": "off"}))
-    phone = forms.CharField(label=_("Phone"), max_length=20, required=False)
+    phone = TextFormField(label=_("Phone"), max_length=20, required=False)
 
     def clean(self):
         data = super().clean()
@@ -102,9 +103,9 @@ class PersonSearchForm(forms.Form):
 
 
 class PhoneEntryForm(forms.Form):
-    name = forms.CharField(label=_("Caller's name"), max_length=64)
-    id_number = forms.CharField(label=_("National ID number"), max_length=32, widget=forms.TextInput(attrs={"autocomplete": "off"}))
-    phone = forms.CharField(label=_("Call-back phone"), max_length=20)
+    name = TextFormField(label=_("Caller's name"), max_length=64)
+    id_number = TextFormField(label=_("National ID number"), max_length=32, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    phone = TextFormField(label=_("Call-back phone"), max_length=20)
     category = forms.ChoiceField(label=_("Category"), choices=Appeal.Category.choices)
     popup_type_claimed = forms.TypedChoiceField(label=_("Popup number the caller sees"), required=False, coerce=int,
                                                 empty_value=None, choices=[("", "—")] + list(PopupType.choices),
@@ -114,11 +115,11 @@ class PhoneEntryForm(forms.Form):
     outside_since = forms.DateField(label=_("Outside the city since"), required=False,
                                     widget=forms.DateInput(attrs={"type": "date"}))
     wishes_to_return = forms.BooleanField(label=_("The caller wishes to return to the city"), required=False)
-    address = forms.CharField(label=_("Address or compound"), max_length=200, required=False)
-    description = forms.CharField(label=_("What the caller said"), widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    address = TextFormField(label=_("Address or compound"), max_length=200, required=False)
+    description = TextFormField(label=_("What the caller said"), widget=forms.Textarea(attrs={"rows": 4}), required=False)
     call_outcome = forms.ChoiceField(label=_("Call outcome"), choices=AppealContact.Outcome.choices,
                                      initial=AppealContact.Outcome.REACHED)
-    call_note = forms.CharField(label=_("Call note"), max_length=1000, required=False)
+    call_note = TextFormField(label=_("Call note"), max_length=1000, required=False)
 
     def clean(self):
         return clean_outside_city(self, super().clean())
@@ -132,7 +133,7 @@ class AssignForm(forms.Form):
 
 class PriorityForm(forms.Form):
     priority = forms.TypedChoiceField(label=_("Priority"), choices=Appeal.Priority.choices, coerce=int)
-    reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
+    reason = TextFormField(label=_("Reason"), max_length=200, required=False)
 
 
 class LinkPopupForm(forms.Form):
@@ -140,31 +141,30 @@ class LinkPopupForm(forms.Form):
 
 
 class MergeForm(forms.Form):
-    into_reference = forms.CharField(label=_("Merge this appeal into (reference)"), max_length=20)
+    into_reference = TextFormField(label=_("Merge this appeal into (reference)"), max_length=20)
 
 
 class RequestEvidenceForm(forms.Form):
-    message = forms.CharField(label=_("What is missing (sent in the SMS)"), max_length=140, required=False)
+    message = TextFormField(label=_("What is missing (sent in the SMS)"), max_length=140, required=False)
 
 
 class RouteForm(forms.Form):
     community = forms.IntegerField(widget=forms.HiddenInput, required=False)
-    community_code = forms.CharField(label=_("Or a community code"), max_length=15, required=False)
-    reason = forms.CharField(label=_("Note for the community"), max_length=500, required=False)
+    community_code = TextFormField(label=_("Or a community code"), max_length=15, required=False)
+    reason = TextFormField(label=_("Note for the community"), max_length=500, required=False)
 
 
 class CloseForm(forms.Form):
-    OUTCOMES = [(code, OUTCOME_LABELS[code]) for code in
-                ("lifted", "no_popup", "rejected", "duplicate", "withdrawn", "other")]
+    OUTCOMES = [(code, OUTCOME_LABELS[code]) for code in OPERATOR_OUTCOMES]
     outcome = forms.ChoiceField(label=_("Outcome"), choices=OUTCOMES)
-    reason = forms.CharField(label=_("Reason (shown to the resident)"), max_length=200)
+    reason = TextFormField(label=_("Reason (shown to the resident)"), max_length=200)
 
 
 class ContactForm(forms.Form):
     direction = forms.ChoiceField(label=_("Direction"), choices=AppealContact.Direction.choices)
     outcome = forms.ChoiceField(label=_("Outcome"), choices=AppealContact.Outcome.choices)
-    note = forms.CharField(label=_("Note"), max_length=1000, required=False)
+    note = TextFormField(label=_("Note"), max_length=1000, required=False)
 
 
 class RevealForm(forms.Form):
-    reason = forms.CharField(label=_("Why do you need the full details?"), max_length=200)
+    reason = TextFormField(label=_("Why do you need the full details?"), max_length=200)

@@ -22,6 +22,8 @@ OUTCOME_LABELS = {
     "merged": _("Merged into another appeal"),
     "other": _("Other"),
 }
+# The outcomes an operator may choose (the console's close form, the REST close endpoint).
+OPERATOR_OUTCOMES = ("lifted", "no_popup", "rejected", "duplicate", "withdrawn", "other")
 
 
 class Appeal(models.Model):

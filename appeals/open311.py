@@ -24,7 +24,9 @@ from rest_framework.authtoken.models import Token
 from appeals import ratelimit, selectors, services
 from appeals.models import Appeal, AppealEvent
 from communities.models import User
+from healthkit import inputs
 from healthkit.errors import ApplicationError
+from healthkit.inputs import NAME_MAX
 from healthkit.models import PopupType
 from healthkit.permissions import has_role
 
@@ -103,8 +105,21 @@ def _definition(code: str) -> dict:
     ]}
 
 
+def _text(data, name: str, max_length: int, *, multiline: bool = False) -> str:
+    """A form field through the input boundary (healthkit.inputs): control characters and text
+    over the column's length are a 400 naming the field, never cut, never a crash."""
+    try:
+        return inputs.text(data.get(name, ""), max_length=max_length, required=False, multiline=multiline)
+    except inputs.InputError as exc:
+        raise Open311Error(400, f"{name}: {exc.message}") from None
+
+
 def _client(request) -> User:
-    key = request.POST.get("api_key") or request.GET.get("api_key") or ""
+    try:
+        key = inputs.text(request.POST.get("api_key") or request.GET.get("api_key") or "", max_length=64,
+                          required=False)
+    except inputs.InputError:
+        key = ""
     token = Token.objects.select_related("user").filter(key=key).first() if key else None
     if token is None or not has_role(token.user, CLIENT_ROLES):
         raise Open311Error(403, _("A valid api_key is required."))
@@ -127,7 +142,11 @@ def _when(value: str | None) -> dt.datetime | None:
         parsed = None
     if parsed is None:
         raise Open311Error(400, _("Dates must be ISO 8601, e.g. 2022-11-20T08:00:00+08:00."))
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+    try:
+        inputs.in_year_window(parsed.year)  # before any arithmetic: year 0001 would overflow
+        return inputs.instant(parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed))
+    except inputs.InputError as exc:
+        raise Open311Error(400, exc.message) from None
 
 
 def _date(value: str) -> dt.date | None:
@@ -136,8 +155,8 @@ def _date(value: str) -> dt.date | None:
     if not value:
         return None
     try:
-        return dt.date.fromisoformat(value[:10])
-    except ValueError:
+        return inputs.date(value[:10])
+    except inputs.InputError:
         raise Open311Error(400, _("attribute[outside_since] must be a date, e.g. 2022-10-08.")) from None
 
 
@@ -257,7 +276,10 @@ class RequestsView(Open311View):
             ratelimit.hit("file_ip", ratelimit_key)
         except ratelimit.RateLimited as exc:
             raise Open311Error(429, exc.message) from None
-        p = request.POST
+        p = {name: _text(request.POST, name, size, multiline=name == "description") for name, size in (
+            ("service_code", 32), ("address_string", 200), ("lat", 32), ("long", 32), ("attribute[popup_type]", 8),
+            ("attribute[outside_since]", 32), ("last_name", 64), ("first_name", 64), ("attribute[id_number]", 32),
+            ("phone", 20), ("description", 4000))}
         code = p.get("service_code", "")
         if code not in Appeal.Category.values:
             raise Open311Error(400, _("service_code is missing or unknown."))
@@ -270,7 +292,7 @@ class RequestsView(Open311View):
         outside_since = _date(p.get("attribute[outside_since]", ""))
         try:
             appeal, _folded = services.appeal_file_open311(
-                client=user, name=(p.get("last_name", "") + p.get("first_name", "")).strip(),
+                client=user, name=_name(p),
                 id_number=p.get("attribute[id_number]", ""), phone=p.get("phone", ""), category=code,
                 popup_type_claimed=int(popup_type) if popup_type else None,
                 address_text=p.get("address_string", ""), description=p.get("description", ""),
@@ -281,6 +303,14 @@ class RequestsView(Open311View):
         return _render([{"service_request_id": appeal.reference,
                          "service_notice": _("Free of charge. Nobody can sell a faster process."),
                          "account_id": None}], self.fmt, "service_requests", status=201)
+
+
+def _name(p: dict) -> str:
+    """last_name + first_name (Chinese order), refused over the register's 64 characters."""
+    name = (p["last_name"] + p["first_name"]).strip()
+    if len(name) > NAME_MAX:
+        raise Open311Error(400, _("first_name and last_name together: at most %(n)d characters.") % {"n": NAME_MAX})
+    return name
 
 
 class RequestDetailView(Open311View):

@@ -21,7 +21,14 @@ from django.utils.translation import gettext as _
 
 from appeals import ratelimit
 from appeals.evidence import EvidenceRejected, clean_image
-from appeals.models import Appeal, AppealContact, AppealEvent, AppealEvidence, AppealLink
+from appeals.models import (
+    OPERATOR_OUTCOMES,
+    Appeal,
+    AppealContact,
+    AppealEvent,
+    AppealEvidence,
+    AppealLink,
+)
 from appeals.selectors import can_reveal_resident, resident_open_popups
 from communities import pii
 from communities.models import Community, PersonalDataAccess, Resident, User
@@ -687,10 +694,17 @@ def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, re
 
 
 @transaction.atomic
-def appeal_close(*, appeal: Appeal, actor: User | None, reason: str, outcome: str) -> Appeal:
-    """Close with a reason and outcome. Idempotent: an already-closed appeal is returned unchanged."""
+def appeal_close(*, appeal: Appeal, actor: User | None, reason: str, outcome: str, strict: bool = False) -> Appeal:
+    """Close with a reason and outcome. Idempotent: an already-closed appeal is returned unchanged.
+    `strict` (a client program closing through the API, which must learn what happened): only
+    the outcomes an operator may choose, and closing a closed appeal is refused."""
+    if strict and outcome not in OPERATOR_OUTCOMES:
+        raise ApplicationError(_("Unknown outcome."), extra={"outcome": list(OPERATOR_OUTCOMES)})
     appeal = _locked(appeal)
     if appeal.status == Appeal.Status.CLOSED:
+        if strict:
+            raise ApplicationError(_("This appeal is already closed."),
+                                   extra={"status": appeal.status, "outcome": appeal.outcome})
         return appeal
     if not (reason or "").strip():
         raise ApplicationError(_("Please give a reason for closing."))

@@ -48,7 +48,7 @@ from healthkit.errors import ApplicationError
 from healthkit.models import IngestBatch, PopupType
 
 MAX_RECORDS = 10_000
-NAME_MAX = 64  # communities.Resident.name: a longer name is refused, never cut
+NAME_MAX = inputs.NAME_MAX  # communities.Resident.name: a longer name is refused, never cut
 _bad = inputs.has_bad_characters
 EVALUATE_CHUNK = 1_000
 LOOKUP_CHUNK = 1_000  # records validated per resident look-up sent to the server

@@ -39,6 +39,7 @@ _BAD_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u
 # Only what cannot be stored or sent at all: NUL and lone surrogates (any JSON string anywhere).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _OFFSET_LIMIT = dt.timedelta(hours=15, minutes=59)  # PostgreSQL's timestamptz offset range
+NAME_MAX = 64  # a person's name (communities.Resident.name): longer is refused, never cut
 
 
 def has_bad_characters(value: str, *, multiline: bool = False) -> bool:
@@ -79,7 +80,7 @@ def year_window() -> tuple[int, int]:
             dt.date.today().year + getattr(settings, "INPUT_YEARS_AHEAD", 1))
 
 
-def _in_window(year: int) -> None:
+def in_year_window(year: int) -> None:
     first, last = year_window()
     if not first <= year <= last:
         raise InputError(_("The year must lie between %(first)d and %(last)d.") % {"first": first, "last": last})
@@ -106,7 +107,7 @@ def instant(value: Any, *, required: bool = True) -> dt.datetime | None:
     offset = parsed.utcoffset()
     if offset is None or abs(offset) > _OFFSET_LIMIT:
         raise InputError(_("The UTC offset must lie within ±15:59."))
-    _in_window(parsed.year)
+    in_year_window(parsed.year)
     return parsed
 
 
@@ -125,7 +126,7 @@ def date(value: Any, *, required: bool = True) -> dt.date | None:
             parsed = dt.date.fromisoformat(value)
         except ValueError:
             raise InputError(_("Must be a date (YYYY-MM-DD).")) from None
-    _in_window(parsed.year)
+    in_year_window(parsed.year)
     return parsed
 
 
@@ -257,6 +258,16 @@ class InstantField(serializers.DateTimeField):
             raise serializers.ValidationError(exc.message) from None
 
 
+class DateField(serializers.DateField):
+    """A date YYYY-MM-DD in the plausible year window."""
+
+    def to_internal_value(self, value):
+        try:
+            return date(value)
+        except InputError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+
 class CodeField(serializers.CharField):
     """A numeric code of `length` digits (full-width digits normalised)."""
 
@@ -278,8 +289,8 @@ class TextFormField(forms.CharField):
     """forms.CharField refusing control characters and lone surrogates (Django refuses only NUL)."""
 
     def __init__(self, *, multiline: bool = False, **kwargs):
-        self.multiline = multiline
         super().__init__(**kwargs)
+        self.multiline = multiline or isinstance(self.widget, forms.Textarea)
 
     def to_python(self, value):
         if isinstance(value, str) and has_bad_characters(value, multiline=self.multiline):

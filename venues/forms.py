@@ -4,16 +4,9 @@ venues.services)."""
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from healthkit.inputs import SearchFormField as SearchField
+from healthkit.inputs import TextFormField
 from venues.models import RiskWindow, Venue
-from venues.text import without_control_characters
-
-
-class SearchField(forms.CharField):
-    """Free text typed into a search box: control characters are dropped, not refused, so a
-    crafted query finds what its printable part finds instead of failing."""
-
-    def to_python(self, value):
-        return super().to_python(without_control_characters(value if isinstance(value, str) else str(value or "")))
 
 
 class VenueSearchForm(forms.Form):
@@ -35,11 +28,11 @@ class RiskWindowForm(forms.Form):
     starts_at = forms.DateTimeField(label=_("From (inclusive)"), widget=_DT)
     ends_at = forms.DateTimeField(label=_("To (exclusive)"), widget=_DT)
     risk_level = forms.ChoiceField(label=_("Risk level"), choices=RiskWindow.Level.choices)
-    reason = forms.CharField(label=_("Reason"), max_length=200)
+    reason = TextFormField(label=_("Reason"), max_length=200)
 
 
 class RiskWindowCreateForm(RiskWindowForm):
-    venue_code = forms.CharField(label=_("Venue code"), max_length=16)
+    venue_code = TextFormField(label=_("Venue code"), max_length=16)
 
     field_order = ["venue_code", "starts_at", "ends_at", "risk_level", "reason"]
 
@@ -52,8 +45,8 @@ class RiskWindowCreateForm(RiskWindowForm):
 
 
 class RiskWindowCorrectForm(RiskWindowForm):
-    correction = forms.CharField(label=_("Why it is corrected"), max_length=200)
+    correction = TextFormField(label=_("Why it is corrected"), max_length=200)
 
 
 class RiskWindowWithdrawForm(forms.Form):
-    reason = forms.CharField(label=_("Why it is withdrawn"), max_length=200)
+    reason = TextFormField(label=_("Why it is withdrawn"), max_length=200)

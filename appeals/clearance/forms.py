@@ -8,6 +8,7 @@ from django.utils.translation import pgettext_lazy
 from appeals.clearance.models import CALL_DIRECTIONS, CALL_OUTCOMES, ClearanceTask
 from communities import pii
 from communities.models import District
+from healthkit.inputs import TextFormField
 from healthkit.models import PopupType
 
 
@@ -25,19 +26,19 @@ class ConfirmationForm(forms.Form):
     ]
 
     location = forms.ChoiceField(label=_("Where are you now?"), choices=LOCATION, widget=forms.RadioSelect)
-    current_place = forms.CharField(label=_("City and county you are in now"), max_length=100)
+    current_place = TextFormField(label=_("City and county you are in now"), max_length=100)
     outside_since = forms.DateField(label=_("Outside the city since (if outside)"), required=False,
                                     widget=forms.DateInput(attrs={"type": "date"}))
     return_date = forms.DateField(label=_("Planned return date (if outside)"), required=False,
                                   widget=forms.DateInput(attrs={"type": "date"}))
     return_means = forms.ChoiceField(label=_("How will you return?"), choices=MEANS)
-    address = forms.CharField(label=_("Your address in the community (building, unit, room)"), max_length=200)
-    contact_phone = forms.CharField(label=_("Phone the community can reach you on"), max_length=20)
+    address = TextFormField(label=_("Your address in the community (building, unit, room)"), max_length=200)
+    contact_phone = TextFormField(label=_("Phone the community can reach you on"), max_length=20)
     symptoms = forms.MultipleChoiceField(label=_("In the last 7 days I had (tick none if none)"), choices=SYMPTOMS,
                                          required=False, widget=forms.CheckboxSelectMultiple)
     contact_with_case = forms.BooleanField(label=_("I was in contact with a case or a close contact"), required=False)
     declaration = forms.BooleanField(label=_("I declare that this information is true and complete"))
-    signature = forms.CharField(label=_("Sign the commitment letter: type your full name"), max_length=64,
+    signature = TextFormField(label=_("Sign the commitment letter: type your full name"), max_length=64,
                                 required=False)
 
     def __init__(self, *args, commitment: bool = False, **kwargs) -> None:
@@ -74,39 +75,39 @@ class ConfirmationForm(forms.Form):
 
 
 class CommitmentForm(forms.Form):
-    signature = forms.CharField(label=_("Type your full name to sign"), max_length=64)
+    signature = TextFormField(label=_("Type your full name to sign"), max_length=64)
     agree = forms.BooleanField(label=_("I have read the commitment letter and sign it"))
 
 
 class AcceptForm(forms.Form):
-    reason = forms.CharField(label=_("Reason (the resident sees it)"), max_length=500,
+    reason = TextFormField(label=_("Reason (the resident sees it)"), max_length=500,
                              widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class RejectForm(forms.Form):
-    reason = forms.CharField(label=_("Reason (the resident sees it)"), max_length=500,
+    reason = TextFormField(label=_("Reason (the resident sees it)"), max_length=500,
                              widget=forms.Textarea(attrs={"rows": 2}))
     next_step = forms.ChoiceField(label=_("Next step for the resident"), choices=ClearanceTask.NextStep.choices)
 
 
 class InfoForm(forms.Form):
-    question = forms.CharField(label=_("What do you need to know?"), max_length=300,
+    question = TextFormField(label=_("What do you need to know?"), max_length=300,
                                widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class InvestigateForm(forms.Form):
     outcome = forms.ChoiceField(label=_("Outcome of the investigation"), choices=ClearanceTask.Outcome.choices)
-    reason = forms.CharField(label=_("Findings"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+    reason = TextFormField(label=_("Findings"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class CallForm(forms.Form):
     direction = forms.ChoiceField(label=_("Direction"), choices=CALL_DIRECTIONS)
     outcome = forms.ChoiceField(label=_("Outcome"), choices=CALL_OUTCOMES)
-    note = forms.CharField(label=_("Note"), max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    note = TextFormField(label=_("Note"), max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class RevealForm(forms.Form):
-    reason = forms.CharField(label=_("Why do you need the full details?"), max_length=200)
+    reason = TextFormField(label=_("Why do you need the full details?"), max_length=200)
 
 
 class WorklistFilterForm(forms.Form):
@@ -119,7 +120,7 @@ class WorklistFilterForm(forms.Form):
     community = forms.TypedChoiceField(label=_("Community"), coerce=int, empty_value=None, required=False,
                                        choices=[])
     overdue = forms.BooleanField(label=_("Past SLA only"), required=False)
-    reference = forms.CharField(label=_("Reference"), max_length=12, required=False)
+    reference = TextFormField(label=_("Reference"), max_length=12, required=False)
     district = forms.ModelChoiceField(label=_("District"), queryset=District.objects.order_by("code"), required=False,
                                       empty_label=_("Any"))
     popup_type = forms.TypedChoiceField(label=_("Popup type"), coerce=int, empty_value=None, required=False,
@@ -133,11 +134,11 @@ class WorklistFilterForm(forms.Form):
 class CheckpointForm(forms.Form):
     MEASURES = [("three_days_two_tests", _("Three days, two tests (days 1 and 3)")),
                 ("home_observation", _("Home observation for 7 days, tests on days 1, 3 and 7"))]
-    id_number = forms.CharField(label=_("Resident's ID number (as read out on the phone)"), max_length=18,
+    id_number = TextFormField(label=_("Resident's ID number (as read out on the phone)"), max_length=18,
                                 widget=forms.TextInput(attrs={"autocomplete": "off"}))
     community = forms.TypedChoiceField(label=_("Community"), coerce=int, choices=[])
     measure = forms.ChoiceField(label=_("Follow-up"), choices=MEASURES)
-    reason = forms.CharField(label=_("Checkpoint, plate and what was agreed"), max_length=500,
+    reason = TextFormField(label=_("Checkpoint, plate and what was agreed"), max_length=500,
                              widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, communities=(), **kwargs) -> None:
