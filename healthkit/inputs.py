@@ -218,8 +218,9 @@ class StrictJSONParser(JSONParser):
         data = super().parse(stream, media_type, parser_context)
         where = first_unstorable(data, skip=self.per_record_key)
         if where is not None:
+            # The shape of every other 400 of the API (healthkit.api: ApplicationError).
             raise ParseError({"message": _("Text may not contain NUL characters or lone UTF-16 surrogates."),
-                              "field": where})
+                              "extra": {"field": where}})
         return data
 
 

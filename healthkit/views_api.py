@@ -4,7 +4,6 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import TokenAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -13,6 +12,7 @@ from communities.models import PersonalDataAccess
 from communities.selectors import resident_by_id_number, residents_visible_to
 from communities.services import access_log
 from healthkit.errors import ApplicationError
+from healthkit.inputs import StrictJSONParser
 from healthkit.permissions import IsIntegration, IsStaffRole
 from healthkit.selectors import health_code_at
 from healthkit.sms import MAX_RECEIPTS, sms_receipts_record
@@ -69,7 +69,7 @@ class SmsReceiptApi(APIView):
 
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsIntegration]
-    parser_classes = [JSONParser]  # a list of receipts: only JSON carries it
+    parser_classes = [StrictJSONParser]  # a list of receipts: only JSON carries it
 
     class InputSerializer(serializers.Serializer):
         receipts = serializers.ListField(child=_SmsReceiptSerializer(), max_length=MAX_RECEIPTS,

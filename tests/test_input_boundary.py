@@ -190,7 +190,7 @@ def test_a_surrogate_does_not_break_the_debug_page(settings, person):
         "reason": "Contains control characters or invalid Unicode."}
     assert not PopupAssignment.objects.exists()
     response = post_json(integration(), reverse("api-sms-receipts"), {"receipts": [{"id": SURROGATE}]})
-    assert response.status_code == 400 and response.json()["field"] == "receipts.0.id"
+    assert response.status_code == 400 and response.json()["extra"] == {"field": "receipts.0.id"}
 
 
 def test_results_with_a_bad_record_store_the_good_ones_only(person):
