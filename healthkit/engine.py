@@ -129,6 +129,7 @@ iv_all AS (
     LEFT JOIN LATERAL (
         SELECT r.id, r.received_at FROM healthkit_testresult r
         WHERE r.resident_id = g.resident_id AND r.result = 'negative' AND r.sampled_at > g.at
+          AND (r.superseded_at IS NULL OR r.superseded_at > %(at)s)  -- a corrected result no longer counts
         ORDER BY r.received_at, r.id LIMIT 1
     ) n ON true
   UNION ALL

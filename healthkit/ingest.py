@@ -76,6 +76,7 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     updated: int = 0
+    corrected: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
     replayed: bool = False
     resident_ids: list[int] = field(default_factory=list)
@@ -83,7 +84,7 @@ class IngestResult:
     def as_response(self) -> dict[str, Any]:
         return {"kind": self.kind, "batch_id": self.batch_id, "received": self.received,
                 "accepted": self.accepted, "duplicates": self.duplicates, "updated": self.updated,
-                "rejected": self.rejected, "replayed": self.replayed}
+                "corrected": self.corrected, "rejected": self.rejected, "replayed": self.replayed}
 
 
 # --- field parsers (raise RecordError-friendly messages) ---------------------------------------
@@ -256,6 +257,9 @@ class Spec:
     # quarantine order shortened or extended): the SET list of ON CONFLICT (record_key) DO
     # UPDATE and the condition for a change. Empty: a repeat is a duplicate and changes nothing.
     upsert: tuple[str, str] | None = None
+    # Run after staging, before the insert: marks the rows the staged ones correct as superseded
+    # (so the insert no longer conflicts with them), RETURNING their resident ids.
+    supersede: str | None = None
 
 
 def _parse_test_result(rec, *, now, client_id, resident_key=None):
@@ -343,7 +347,12 @@ SPECS: dict[str, Spec] = {
         (("lab", "varchar"), ("sample_id", "varchar"), ("sampled_at", "timestamptz"),
          ("resulted_at", "timestamptz"), ("result", "varchar"),
          ("from_other_province", "boolean")),
-        _parse_test_result),
+        _parse_test_result,
+        # The same lab + sample id + resident with another result: the lab's correction.
+        supersede="UPDATE healthkit_testresult t SET superseded_at = %s "
+                  "FROM ingest_stage_healthkit_testresult s "
+                  "WHERE t.resident_id = s.resident_id AND t.lab = s.lab AND t.sample_id = s.sample_id "
+                  "AND t.superseded_at IS NULL AND t.result <> s.result RETURNING t.resident_id"),
     IngestBatch.Kind.ARRIVALS: Spec(
         "healthkit_arrival",
         (("arrived_at", "timestamptz"), ("from_county", "varchar"), ("record_key", "varchar")),
@@ -460,7 +469,7 @@ class _ResidentLookup:
 
 
 def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime,
-                 updated: list[int] | None = None) -> list[int]:
+                 updated: list[int] | None = None, corrected: list[int] | None = None) -> list[int]:
     """COPY rows into a temporary staging table, then INSERT ... ON CONFLICT DO NOTHING (or, for
     a kind with `Spec.upsert`, DO UPDATE of the record sent again with newer facts), every row
     stamped `received_at` (one parameter, not a column per row).
@@ -484,6 +493,10 @@ def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime,
                 "\t".join([convert(value) for convert, value in zip(converters, row, strict=True)]) + "\n"
                 for row in rows
             ))
+        if spec.supersede is not None:
+            cursor.execute(spec.supersede, [received_at])
+            if corrected is not None:
+                corrected.extend(row[0] for row in cursor.fetchall())
         if spec.upsert is None:
             conflict = "ON CONFLICT DO NOTHING"
         else:
@@ -539,31 +552,40 @@ def _query_in_background(sql: str, params: list[str]) -> Callable[[], list[tuple
     return rows
 
 
-def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime) -> tuple[list[tuple], list[int]]:
+def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime,
+                         corrected: list[int]) -> tuple[list[tuple], list[int]]:
     """Test results, set-wise and optimistic: a binary COPY straight into healthkit_testresult
     (multi-insert; no staging table, no row-by-row INSERT ... ON CONFLICT; the server parses no
     text timestamps) as the rows come (`rows` may be a generator still parsing: the server
     inserts while the next rows are parsed), the batch's own repeats dropped. A key already on
-    record (a retried record, or one committed concurrently) makes the COPY fail inside its
-    savepoint; the batch then goes the staging way (INSERT ... ON CONFLICT DO NOTHING), with the
-    same outcome. Batches with no retried record, the usual case, pay no duplicate check at
-    all; one with a retry costs about twice as much.
-    Returns (all rows, the resident ids of the rows inserted, one per row)."""
+    record (a retried record, a lab's correction, or one committed concurrently) makes the COPY
+    fail inside its savepoint; the batch then goes the staging way (the rows it corrects marked
+    superseded, then INSERT ... ON CONFLICT DO NOTHING), with the same outcome. Batches with no
+    repeated sample, the usual case, pay no duplicate check at all; one with a retry costs about
+    twice as much. A sample sent twice in one batch with different results: the later one
+    corrects the earlier (a second, small staging round).
+    Returns (all rows, the resident ids of the rows inserted, one per row); `corrected` receives
+    the resident ids of the results superseded."""
     rows = iter(rows)  # a failed COPY goes on with the rows not yet taken
     every: list[tuple] = []
     fresh: list[tuple] = []
-    seen: set[tuple] = set()
+    seen: dict[tuple, str] = {}  # (lab, sample id, resident) -> result of the first row
+    later: dict[tuple, tuple] = {}  # the batch's own corrections of its earlier rows, last wins
 
     def take(row: tuple) -> bool:
         """Keep the row; False for a repeat (the first of a key wins, as ON CONFLICT keeps it)."""
         every.append(row)
         key = (row[1], row[2], row[0])
-        if key in seen:
+        first = seen.get(key)
+        if first is not None:
+            if first != row[5] or key in later:
+                later[key] = row
             return False
-        seen.add(key)
+        seen[key] = row[5]
         fresh.append(row)
         return True
 
+    spec = SPECS[IngestBatch.Kind.TEST_RESULTS]
     try:
         with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(
             f"COPY healthkit_testresult ({_RESULT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
@@ -571,18 +593,17 @@ def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime) -> tup
             copy.set_types(_RESULT_TYPES)
             write_row = copy.write_row
             for row in rows:
-                every.append(row)
-                key = (row[1], row[2], row[0])
-                if key in seen:  # see take()
-                    continue
-                seen.add(key)
-                fresh.append(row)
-                write_row((*row, received_at))
+                if take(row):
+                    write_row((*row, received_at))
     except UniqueViolation:
         for row in rows:
             take(row)
-        return every, _copy_insert(SPECS[IngestBatch.Kind.TEST_RESULTS], fresh, received_at)
-    return every, [row[0] for row in fresh]
+        inserted = _copy_insert(spec, fresh, received_at, corrected=corrected)
+    else:
+        inserted = [row[0] for row in fresh]
+    if later:
+        inserted += _copy_insert(spec, list(later.values()), received_at, corrected=corrected)
+    return every, inserted
 
 
 def parse_batch_id(data: dict) -> str | None:
@@ -592,6 +613,26 @@ def parse_batch_id(data: dict) -> str | None:
     except inputs.InputError as exc:
         raise ApplicationError(_("`batch_id` is a string of at most 80 characters."),
                                extra={"field": "batch_id", "error": exc.message}) from None
+
+
+def _without_key_conflicts(spec: Spec, rows: list[tuple], indexes: list[int], result: IngestResult) -> list[tuple]:
+    """The rows whose key is not already another resident's. A client `record_id` reused for
+    another resident (on record, or earlier in this batch) is reported on that record as a
+    conflict instead of being counted as a duplicate (ON CONFLICT would swallow it). Keys made
+    from a record's content include its resident: they never conflict. One indexed query."""
+    with connection.cursor() as cursor:
+        # Table names come from SPECS (constants), never from the request.
+        cursor.execute(f"SELECT record_key, resident_id FROM {spec.table} WHERE record_key = ANY(%s)",  # noqa: S608
+                       [[row[-1] for row in rows]])
+        owner: dict[str, int] = dict(cursor.fetchall())
+    kept = []
+    for row, index in zip(rows, indexes, strict=True):
+        if owner.setdefault(row[-1], row[0]) != row[0]:
+            result.rejected.append({"index": index, "errors": {"record_id": _(
+                "Conflict: this record id is already used for another resident.")}})
+            continue
+        kept.append(row)
+    return kept
 
 
 def _affected_by_local_cases(rows: list[tuple]) -> list[int]:
@@ -646,7 +687,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                 return IngestResult(kind=kind, batch_id=batch_id, received=stored.get("received", 0),
                                     accepted=stored.get("accepted", 0),
                                     duplicates=stored.get("duplicates", 0),
-                                    updated=stored.get("updated", 0),
+                                    updated=stored.get("updated", 0), corrected=stored.get("corrected", 0),
                                     rejected=stored.get("rejected", []), replayed=True)
 
         # Two passes. 1: each record's resident (ID number checked, keyed hash), looked up on the
@@ -703,6 +744,8 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                 found = lookup.collect()  # never leave a query in flight, whatever happened
             residents = _resolve_residents(people, found, created) if people else {}
 
+        row_index: list[int] = []  # the record index of each good row, in order
+
         def good_rows() -> Iterator[tuple]:
             for index, rec in enumerate(records):
                 if index in skip:
@@ -721,6 +764,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                     result.rejected.append({"index": index, "errors": {"record": str(exc)}})
                     continue
                 if not spec.has_resident:
+                    row_index.append(index)
                     yield row
                     continue
                 resident_id = residents.get(keys[index])
@@ -728,19 +772,24 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                     result.rejected.append({"index": index, "errors": {"id_number": _(
                         "No resident is registered with this ID number; send `name` to register them.")}})
                     continue
+                row_index.append(index)
                 yield (resident_id, *row)
 
         changed: list[int] = []  # residents whose record was sent again with newer facts
+        corrected: list[int] = []  # residents whose lab corrected a result (both rows kept)
         if kind == IngestBatch.Kind.TEST_RESULTS:
-            rows, inserted = _insert_test_results(good_rows(), now)
+            rows, inserted = _insert_test_results(good_rows(), now, corrected)
         else:
             rows = list(good_rows())
+            if spec.has_resident and rows:
+                rows = _without_key_conflicts(spec, rows, row_index, result)
             inserted = _copy_insert(spec, rows, now, changed) if rows else []
         result.updated = len(changed)
         if created:
             _forget_unused_residents(created, (row[0] for row in rows))
         result.rejected.sort(key=lambda r: r["index"])
-        result.accepted = len(inserted)
+        result.corrected = len(corrected)
+        result.accepted = len(inserted) - result.corrected
         result.duplicates = len(rows) - len(inserted) - result.updated
         if kind == IngestBatch.Kind.LOCAL_CASES:
             result.resident_ids = _affected_by_local_cases(rows) if inserted else []

@@ -197,13 +197,20 @@ class TestResult(models.Model):
     received_at = models.DateTimeField(_("received at"), help_text=_("A result counts from when it is on record."))
     result = models.CharField(_("result"), max_length=8, choices=Outcome.choices)
     from_other_province = models.BooleanField(_("synced from another province"), default=False)
+    # A lab that sends the same sample again with another result is correcting it: both rows are
+    # kept, the earlier one marked superseded from when the correction arrived (history), and the
+    # engine reads only the result current at the instant it evaluates.
+    superseded_at = models.DateTimeField(
+        _("superseded at"), null=True, blank=True,
+        help_text=_("The lab sent a corrected result for this sample then; the correction counts from that moment."))
 
     class Meta:
         ordering = ["-sampled_at"]
         verbose_name = _("test result")
         verbose_name_plural = _("test results")
         constraints = [
-            models.UniqueConstraint(fields=["lab", "sample_id", "resident"], name="result_unique_sample"),
+            models.UniqueConstraint(fields=["lab", "sample_id", "resident"], condition=Q(superseded_at__isnull=True),
+                                    name="result_unique_current_sample"),
             models.CheckConstraint(condition=Q(resulted_at__gte=models.F("sampled_at")), name="result_after_sample"),
         ]
         # (resident, sampled_at) serves rule 4 ("a negative sampled after the trigger"), the

@@ -62,6 +62,7 @@ def health_code_at(resident: Resident, at: dt.datetime | None = None) -> HealthC
     )
     latest = (
         TestResult.objects.filter(resident=resident, received_at__lte=at)
+        .filter(Q(superseded_at__isnull=True) | Q(superseded_at__gt=at))  # a lab's correction wins
         .order_by("-sampled_at", "-received_at")
         .values_list("result", flat=True)
         .first()

@@ -142,7 +142,7 @@ def tasks_measures_done(*, at: dt.datetime | None = None) -> QuerySet[ClearanceT
     negative = TestResult.objects.filter(
         resident=OuterRef("resident"), result=TestResult.Outcome.NEGATIVE,
         sampled_at__gte=OuterRef("negative_test_after"), received_at__lte=at,
-    )
+    ).filter(Q(superseded_at__isnull=True) | Q(superseded_at__gt=at))  # not since corrected by the lab
     return (ClearanceTask.objects.filter(state=ClearanceTask.State.MEASURES, negative_test_after__isnull=False)
             .filter(Q(commitment_required=False) | Q(commitment_signed_at__isnull=False))
             .filter(Q(measures_until__isnull=True) | Q(measures_until__lte=at))

@@ -47,12 +47,14 @@ def test_an_open_stay_is_closed_by_the_same_stay_with_its_end(extra):
     assert stay.ended_at == cst(2022, 5, 3, 18)
 
 
-def test_a_key_reused_for_another_resident_changes_nothing():
+def test_a_key_reused_for_another_resident_changes_nothing_and_is_reported_as_a_conflict():
     one, other = ResidentFactory(), ResidentFactory()
     _send("stays", [_stay(one.reveal_id_number(), record_id="k-1")], cst(2022, 5, 2))
     out = _send("stays", [_stay(other.reveal_id_number(), "2022-05-03T18:00:00+08:00", record_id="k-1")],
                 cst(2022, 5, 4))
-    assert (out.accepted, out.updated, out.duplicates) == (0, 0, 1)
+    assert (out.accepted, out.updated, out.duplicates) == (0, 0, 0)
+    assert out.rejected == [{"index": 0, "errors": {
+        "record_id": "Conflict: this record id is already used for another resident."}}]
     assert Stay.objects.get().ended_at is None
 
 
