@@ -4,6 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from communities.models import District
+from healthkit.inputs import TextFormField
 from healthkit.models import PopupCase, PopupType
 from healthkit.selectors import PopupListFilters
 
@@ -16,7 +17,7 @@ class PopupListFilterForm(forms.Form):
     source = forms.ChoiceField(label=_("Source"), choices=[("", _("Any")), *PopupCase.Source.choices], required=False)
     district = forms.ModelChoiceField(label=_("District"), queryset=District.objects.order_by("code"), required=False,
                                       empty_label=_("Any"))
-    community = forms.CharField(label=_("Community (code)"), max_length=15, required=False)
+    community = TextFormField(label=_("Community (code)"), max_length=15, required=False)
     raised_after = forms.DateField(label=_("Raised from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     raised_before = forms.DateField(label=_("Raised until"), required=False,
                                     widget=forms.DateInput(attrs={"type": "date"}))

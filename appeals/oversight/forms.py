@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from appeals.oversight.selectors import DashboardFilters
 from communities.models import Community, District
+from healthkit.inputs import TextFormField
 from healthkit.models import PopupType
 
 MAX_DAYS = 366
@@ -18,7 +19,7 @@ class DashboardFilterForm(forms.Form):
     date_to = forms.DateField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     district = forms.ModelChoiceField(label=_("District"), queryset=District.objects.order_by("code"),
                                       required=False, empty_label=_("All"))
-    community = forms.CharField(label=_("Community (code)"), max_length=15, required=False)
+    community = TextFormField(label=_("Community (code)"), max_length=15, required=False)
     popup_type = forms.TypedChoiceField(label=_("Popup type"), coerce=int, empty_value=None, required=False,
                                         choices=[("", _("All")), *PopupType.choices])
 

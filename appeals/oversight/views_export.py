@@ -21,6 +21,7 @@ from communities.models import PersonalDataAccess
 from communities.selectors import communities_visible_to, residents_visible_to
 from communities.services import access_log
 from healthkit.forms import PopupListFilterForm
+from healthkit.inputs import TextFormField
 from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin
 from healthkit.selectors import popup_list
 
@@ -48,9 +49,9 @@ class SummaryExportView(RoleRequiredMixin, View):
 
 
 class ExportForm(forms.Form):
-    reason = forms.CharField(max_length=200, min_length=4, label=gettext_lazy("Reason"))
+    reason = TextFormField(max_length=200, min_length=4, label=gettext_lazy("Reason"))
     format = forms.ChoiceField(choices=[("csv", "CSV"), ("xlsx", "XLSX")])
-    query = forms.CharField(max_length=2000, required=False)
+    query = TextFormField(max_length=2000, required=False)
 
 
 class _PersonExport(RoleRequiredMixin, View):

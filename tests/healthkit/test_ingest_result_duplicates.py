@@ -32,15 +32,16 @@ def test_repeats_within_a_batch_and_keys_on_record_are_duplicates_first_one_kept
     records = [
         _result("110105196001010017", "S1"),                 # on record already
         _result(number_b, "S2", result="positive"),           # new
-        _result(number_b, "S2", result="negative"),           # repeat in the batch: first kept
+        _result(number_b, "S2", result="negative"),           # again with another result: the lab's correction
+        _result(number_b, "S2", result="negative"),           # and a repeat of it: a duplicate
         _result(number_b, "S1"),                              # same sample id, other resident: new
         _result("110105196001010017", "S1", lab="lab-2"),     # other lab: new
     ]
     result = ingest.ingest(kind="test_results", records=records, evaluate=False)
-    assert (result.accepted, result.duplicates, result.rejected) == (3, 2, [])
+    assert (result.accepted, result.corrected, result.duplicates, result.rejected) == (3, 1, 2, [])
     assert result.resident_ids == sorted({a.pk, b.pk})
-    assert TestResult.objects.get(resident=b, sample_id="S2").result == "positive"
-    assert TestResult.objects.count() == 4
+    assert TestResult.objects.get(resident=b, sample_id="S2", superseded_at__isnull=True).result == "negative"
+    assert TestResult.objects.count() == 5
 
 
 def test_a_key_on_record_fails_the_copy_and_the_batch_goes_the_on_conflict_way(monkeypatch):
