@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('communities', '0002_seed_districts'),
-        ('healthkit', '0010_sms_secrets_masked'),
+        ('healthkit', '0011_engine_work_and_sms_lease'),
     ]
 
     operations = [
