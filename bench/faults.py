@@ -18,7 +18,8 @@ Scenarios (docs/operations.md reads their figures):
           restarted); the next run must finish the work.
 - beats:  two workers (all queues) and two real beats at once over due SMS, outbox deliveries
           and engine work: nothing sent twice, nothing left.
-- sms:    the SMS gateway (a local stub) answers 500, then times out, then recovers.
+- sms:    the SMS gateway (a local stub) times out, then answers 500, then recovers, while a
+          one-time code is sent on its own queue.
 
 Beat ticks: where a scenario needs the periodic jobs it publishes them itself every --tick
 seconds (default 10; beat runs them every 15-60 s), so the catch-up times printed are those of
@@ -28,6 +29,7 @@ dedicated database.
 """
 
 import argparse
+import atexit
 import contextlib
 import datetime as dt
 import json
@@ -82,10 +84,20 @@ def report(name: str, expected: dict, observed: dict, catch_up: float | None) ->
 
 
 class Workers:
-    """Celery workers and beats as child processes (each its own process group)."""
+    """Celery workers and beats as child processes (each its own process group). Every one
+    still running is stopped when the script exits, however it exits (no orphans consuming
+    the next run's messages)."""
+
+    running: list["Workers"] = []
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env, self.procs = env, []
+        Workers.running.append(self)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for group in cls.running:
+            group.stop()
 
     def worker(self, name: str, queues: str, concurrency: int = 2) -> subprocess.Popen:
         proc = subprocess.Popen(
@@ -128,7 +140,8 @@ class Workers:
 
 class Stub(BaseHTTPRequestHandler):
     """SMS gateway / downstream endpoint stub: counts requests per Idempotency-Key; `mode` is
-    ok, 500 or slow (answers after 12 s: past the 10 s client timeout, after accepting)."""
+    ok, 500, slow (answers after 12 s: past the 10 s client timeout, after accepting) or
+    ok-for-codes (slow except for keys starting with "code-")."""
 
     def do_POST(self):  # noqa: N802 - http.server naming
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -141,7 +154,7 @@ class Stub(BaseHTTPRequestHandler):
             self.send_response(500)
             self.end_headers()
             return
-        if mode == "slow":
+        if mode == "slow" or (mode == "ok-for-codes" and not key.startswith("code-")):
             time.sleep(12)
         with server.lock:
             server.accepted.setdefault(key, 0)
@@ -160,6 +173,9 @@ class Stub(BaseHTTPRequestHandler):
 class StubServer(ThreadingHTTPServer):
     request_queue_size = 256  # the default backlog (5) refuses bursts from several workers
     daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client that timed out and left: expected here
 
 
 def start_stub() -> ThreadingHTTPServer:
@@ -427,6 +443,9 @@ def scenario_beats(env, args) -> None:
 
 
 def scenario_sms(env, args) -> None:
+    """Link SMS while the gateway first times out (accepting the request but answering after the
+    client's 10 s timeout), then answers 500, then recovers; meanwhile a one-time code is sent on
+    its own queue."""
     from django.db import transaction
 
     from healthkit import sms
@@ -434,35 +453,53 @@ def scenario_sms(env, args) -> None:
     from tests.factories import make_phone
 
     stub = start_stub()
-    stub.mode = "500"
+    stub.mode = "slow"
     env = {**env, "SMS_BACKEND": "healthkit.sms.HttpBackend",
-           "SMS_HTTP_URL": f"http://127.0.0.1:{stub.server_address[1]}/sms"}
+           "SMS_HTTP_URL": f"http://127.0.0.1:{stub.server_address[1]}/sms",
+           "SMS_GATEWAY_DEDUPLICATES": "true" if args.gateway_dedupes else "false"}
     workers = Workers(env)
     workers.worker("bulk", "notifications", 4)
     workers.worker("codes", "codes", 1)
     workers.worker("sweeps", "sweeps", 1)
     time.sleep(3)
+    n = args.sms_events
     started = time.monotonic()
     with transaction.atomic():
-        for i in range(args.events):
+        for i in range(n):
             sms.sms_enqueue(phone=make_phone(), body="link", purpose="clearance_confirm", idempotency_key=f"sms-{i}")
-    time.sleep(args.sms_down / 2)
-    stub.mode = "slow"  # accepted, but the answer comes after the client's timeout
+    time.sleep(2)
+    stub.mode = "ok-for-codes"  # the code below goes through; links still time out
+    code_at = time.monotonic()
+    code = sms.sms_enqueue(phone=make_phone(), body="code 123456", purpose="appeal_code", idempotency_key="code-1")
+    code_took = wait_until(lambda: SmsMessage.objects.filter(pk=code.pk, state="sent").exists(), timeout=30)
+    stub.mode = "slow"
+    time.sleep(max(0.0, args.sms_down / 2 - (time.monotonic() - started)))
+    stub.mode = "500"
     time.sleep(args.sms_down / 2)
     stub.mode = "ok"
     recovered = time.monotonic()
-    took = wait_until(lambda: not SmsMessage.objects.exclude(state="sent").exists(), timeout=args.timeout,
-                      tick=args.tick, publish=tick_jobs)
+    # Without a de-duplicating gateway an unknown outcome is held (dead, "outcome unknown") for a
+    # person: it is neither lost nor stuck, and must not be sent again.
+    pending = SmsMessage.objects.exclude(state="sent").exclude(state="dead", last_error__startswith="outcome unknown")
+    took = wait_until(lambda: not pending.exists(), timeout=args.timeout, tick=args.tick, publish=tick_jobs)
     workers.stop()
-    texts = {k: n for k, n in stub.accepted.items() if k.startswith("sms-")}
-    extra_requests = sum(n - 1 for k, n in stub.requests.items() if k.startswith("sms-"))
-    print(f"sms      gateway requests beyond one per message: {extra_requests} (same key; the gateway de-duplicates); "
-          f"accepted twice by a gateway that does not: {sum(1 for n in texts.values() if n > 1)}")
-    report("sms", {"lost": 0, "doubled": 0, "stuck": 0},
-           {"lost": args.events - len(texts), "doubled": 0 if args.gateway_dedupes else sum(n > 1 for n in texts.values()),
-            "stuck": SmsMessage.objects.exclude(state="sent").count()},
+    held = set(SmsMessage.objects.filter(state="dead", last_error__startswith="outcome unknown")
+               .values_list("idempotency_key", flat=True))
+    texts = {k: c for k, c in stub.accepted.items() if k.startswith("sms-")}
+    extra_requests = sum(c - 1 for k, c in stub.requests.items() if k.startswith("sms-"))
+    twice = sum(1 for c in texts.values() if c > 1)
+    print(f"sms      one-time code sent {'never' if code_took is None else f'{code_took:.1f} s'} after it was "
+          f"queued while the link SMS were timing out ({code_at - started:.0f} s into the outage)")
+    print(f"sms      gateway requests beyond one per link: {extra_requests}, all with the message's own key; "
+          f"links a gateway that does not de-duplicate would have delivered twice: {twice}")
+    if held:
+        print(f"sms      held for a person (outcome unknown, not re-sent): {len(held)}")
+    report("sms", {"lost": 0, "doubled": 0, "stuck": 0, "code_late": 0},
+           {"lost": n - len(set(texts) | held), "doubled": 0 if args.gateway_dedupes else twice,
+            "stuck": pending.count(), "code_late": int(code_took is None or code_took > 5)},
            None if took is None else time.monotonic() - recovered)
-    print(f"sms      outage {args.sms_down:.0f} s ({recovered - started:.0f} s after the burst was queued)")
+    print(f"sms      outage {recovered - started:.0f} s ({args.sms_down / 2:.0f} s timeouts, then 500s), "
+          f"{n} link SMS")
     stub.shutdown()
 
 
@@ -472,12 +509,15 @@ def main() -> int:
     parser.add_argument("--broker", default=os.environ.get("FAULTS_BROKER", DEFAULT_BROKER))
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--down", type=float, default=60.0, help="broker outage in seconds")
-    parser.add_argument("--sms-down", type=float, default=30.0, help="SMS gateway outage (500, then timeouts)")
+    parser.add_argument("--sms-down", type=float, default=40.0, help="SMS gateway outage (timeouts, then 500)")
+    parser.add_argument("--sms-events", type=int, default=20, help="link SMS sent into the outage")
     parser.add_argument("--tick", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=240.0)
     parser.add_argument("--gateway-dedupes", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--_ingest-api", dest="ingest_api", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    atexit.register(Workers.stop_all)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # runs the atexit clean-up
 
     if args.ingest_api is None:
         ensure_database(os.environ["DATABASE_URL"])
