@@ -60,7 +60,7 @@ from healthkit.models import (
 
 logger = logging.getLogger("healthkit.retention")
 
-FORGOTTEN_PREFIX = "forgotten:"
+FORGOTTEN_PREFIX = Resident.FORGOTTEN_PREFIX
 EVIDENCE_BATCH = 5000  # files deleted per run (one storage call each); beat runs daily, reruns finish it
 
 

@@ -95,7 +95,14 @@ class CompoundAlias(models.Model):
 
 
 class Resident(models.Model):
-    """A person. The ID number is only ever held encrypted + hashed; use the helpers to show it."""
+    """A person. The ID number is only ever held encrypted + hashed; use the helpers to show it.
+
+    A resident the retention job (appeals/retention.py) has forgotten keeps the row (so popups,
+    results and appeals still count) with no name, no ID (encrypted and masked empty) and the
+    keyed hash replaced by FORGOTTEN_PREFIX + the row id: nothing to decrypt, nothing to match.
+    """
+
+    FORGOTTEN_PREFIX = "forgotten:"
 
     name = models.CharField(pgettext_lazy("of a person", "name"), max_length=64)
     id_encrypted = models.TextField(editable=False)
@@ -116,7 +123,13 @@ class Resident(models.Model):
         return self.masked
 
     @property
+    def is_forgotten(self) -> bool:
+        return self.id_hash.startswith(self.FORGOTTEN_PREFIX)
+
+    @property
     def masked(self) -> str:
+        if self.is_forgotten:
+            return str(_("(forgotten, no personal data kept)"))
         return pii.masked_person(self.name, self.id_masked)
 
     @property
@@ -130,8 +143,9 @@ class Resident(models.Model):
         self.id_masked = pii.mask_id(number)
 
     def reveal_id_number(self) -> str:
-        """Clear ID: callers must go through communities.services.resident_reveal (audited)."""
-        return pii.decrypt(self.id_encrypted)
+        """Clear ID: callers must go through communities.services.resident_reveal (audited).
+        "" for a forgotten resident (nothing is kept to decrypt)."""
+        return pii.decrypt(self.id_encrypted) if self.id_encrypted else ""
 
 
 class ResidentPhone(models.Model):

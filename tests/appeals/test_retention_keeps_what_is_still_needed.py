@@ -44,3 +44,25 @@ def test_the_job_is_scheduled_daily_under_its_own_name():
     from appeals.schedule import BEAT_SCHEDULE
 
     assert BEAT_SCHEDULE["retention-forget-due"]["task"] == "appeals.tasks.retention_forget_due"
+
+
+def test_a_forgotten_resident_shows_as_forgotten_and_reveals_nothing(client, settings):
+    from django.urls import reverse
+
+    from communities.models import User
+    from healthkit.models import PopupCase
+    from tests.factories import UserFactory
+
+    resident = ResidentFactory(name="王五")
+    popup = PopupCaseFactory(resident=resident, popup_type=1, state=PopupCase.State.LIFTED,
+                             lifted_at=clock.now())
+    appeal = AppealFactory(resident=resident, popup=popup, status=Appeal.Status.CLOSED, closed_at=clock.now(),
+                           outcome="lifted")
+    with clock.frozen_at(clock.now() + dt.timedelta(days=settings.RETENTION_RESIDENT_DAYS + 1)):
+        assert retention.retention_forget_due()["residents"] == 1
+    supervisor = UserFactory(role=User.Role.SUPERVISOR)
+    client.force_login(supervisor)
+    page = client.get(reverse("appeals:ticket", args=[appeal.pk]))
+    assert page.status_code == 200 and "王五" not in page.content.decode()
+    revealed = client.post(reverse("appeals:ticket", args=[appeal.pk]), {"reason": "核实"})
+    assert revealed.status_code == 200 and "王五" not in revealed.content.decode()
