@@ -91,28 +91,35 @@ def access_log(
     )
     if reason.strip():
         PersonalDataAccessReason.objects.create(access=entry, reason=reason.strip()[:200])
-    if entry.resident_id is not None:
+    if entry.resident_id is not None or action == PersonalDataAccess.Action.LOOKUP:
         enumeration_check(actor=actor, ip=entry.ip)
     return entry
 
 
 def enumeration_check(*, actor: User, ip: str | None) -> list[AuditAlert]:
     """Raise an alert when `actor` (or `ip`) has touched more different residents within
-    AUDIT_ENUMERATION_WINDOW_MINUTES than its threshold, once per window (no alert storm):
+    AUDIT_ENUMERATION_WINDOW_MINUTES than its threshold, once per window (no alert storm); a
+    look-up that found nobody counts as one more (probing ID numbers is enumeration too):
     a row for the supervisors' audit page and a warning in the log (account id, address and
     count only: no personal data). Returns the alerts raised now."""
     window = settings.AUDIT_ENUMERATION_WINDOW_MINUTES
     since = timezone.now() - dt.timedelta(minutes=window)
     who = Q(actor=actor) | Q(ip=ip) if ip else Q(actor=actor)
     # One statement for both counts (this runs on every audited page view).
-    touched = PersonalDataAccess.objects.filter(who, at__gte=since, resident__isnull=False).aggregate(
+    miss = Q(resident__isnull=True, action=PersonalDataAccess.Action.LOOKUP)
+    by_ip = Q(ip=ip) if ip else Q(pk__in=[])
+    touched = PersonalDataAccess.objects.filter(who, at__gte=since).filter(
+        Q(resident__isnull=False) | miss).aggregate(
         account=Count("resident", distinct=True, filter=Q(actor=actor)),
-        address=Count("resident", distinct=True, filter=Q(ip=ip) if ip else Q(pk__in=[])),
+        account_misses=Count("pk", filter=Q(actor=actor) & miss),
+        address=Count("resident", distinct=True, filter=by_ip),
+        address_misses=Count("pk", filter=by_ip & miss),
     )
-    subjects = [(AuditAlert.Kind.ACCOUNT, {"actor": actor}, settings.AUDIT_ENUMERATION_THRESHOLD, touched["account"])]
+    subjects = [(AuditAlert.Kind.ACCOUNT, {"actor": actor}, settings.AUDIT_ENUMERATION_THRESHOLD,
+                 touched["account"] + touched["account_misses"])]
     if ip:
         subjects.append((AuditAlert.Kind.ADDRESS, {"ip": ip}, settings.AUDIT_ENUMERATION_IP_THRESHOLD,
-                         touched["address"]))
+                         touched["address"] + touched["address_misses"]))
     raised = []
     for kind, subject, threshold, count in subjects:
         if count < threshold or AuditAlert.objects.filter(kind=kind, raised_at__gte=since, **subject).exists():

@@ -318,7 +318,8 @@ CLEARANCE_LINK_RATE_LIMIT = env("CLEARANCE_LINK_RATE_LIMIT", default="60/600")
 CLEARANCE_LOOKUP_RATE_LIMIT = env("CLEARANCE_LOOKUP_RATE_LIMIT", default="30/3600")
 
 # Access audit (communities): the enumeration alarm. One account, or one client address, that
-# views, reveals or looks up this many different residents within the window raises an alert
+# views, reveals or looks up this many different residents within the window (a look-up that
+# finds nobody counts as one: probing ID numbers is enumeration too) raises an alert
 # on the supervisors' audit page and a warning in the log. A hotline operator or community
 # worker handles a few tens of people an hour; 40 different people in 60 minutes is beyond a
 # busy shift's pace and well short of a harvest.

@@ -79,3 +79,18 @@ def test_supervisors_see_the_alert_on_their_console_and_acknowledge_it(client):
 def test_operators_do_not_see_the_alerts(client):
     client.force_login(UserFactory(role=User.Role.OPERATOR))
     assert client.get(reverse("console-audit")).status_code == 403
+
+
+def test_probing_unknown_id_numbers_counts_as_enumeration_too():
+    prober = UserFactory(role=User.Role.OPERATOR)
+    for _ in range(5):  # each look-up found nobody
+        access_log(actor=prober, resident=None, action=PersonalDataAccess.Action.LOOKUP, context="test")
+    alert = AuditAlert.objects.get()
+    assert alert.actor == prober and alert.residents == 5
+
+
+def test_exports_without_a_person_do_not_count():
+    exporter = UserFactory(role=User.Role.SUPERVISOR)
+    for _ in range(10):
+        access_log(actor=exporter, resident=None, action=PersonalDataAccess.Action.EXPORT, context="test")
+    assert not AuditAlert.objects.exists()
