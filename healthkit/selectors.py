@@ -3,12 +3,15 @@
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from communities.models import Resident
+from communities.models import PersonalDataAccess, Resident, User
+from communities.selectors import residents_visible_to
+from communities.services import access_log
 from healthkit import clock
 from healthkit.models import (
     HealthStatusOrder,
@@ -301,3 +304,15 @@ def popup_list(*, residents: QuerySet[Resident], filters: PopupListFilters) -> Q
         lifts = PopupEvent.objects.filter(kind=PopupEvent.Kind.LIFTED, actor__isnull=f.lifted_by == "auto")
         qs = qs.filter(pk__in=lifts.values("case_id"))
     return qs.select_related("resident__community__street__district").order_by("-id")
+
+
+def popup_access(*, user: User, pk: int, where: str) -> PopupCase:
+    """A popup of a resident the user may see, else PermissionDenied (no hint whether it exists);
+    every admitted call is written to the access audit: the one door to a popup's page."""
+    case = (PopupCase.objects.select_related("resident__community__street__district", "policy")
+            .filter(pk=pk, resident__in=residents_visible_to(user)).first())
+    if case is None:
+        raise PermissionDenied
+    access_log(actor=user, resident_id=case.resident_id, action=PersonalDataAccess.Action.VIEW,
+               context=f"popup:{case.pk}/{where}")
+    return case

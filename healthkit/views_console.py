@@ -3,7 +3,6 @@
 import datetime as dt
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -23,7 +22,7 @@ from communities.services import access_log, audit_alert_acknowledge
 from healthkit.forms import PopupListFilterForm
 from healthkit.models import PopupCase, PopupType
 from healthkit.permissions import RoleRequiredMixin, has_role
-from healthkit.selectors import popup_explain, popup_list
+from healthkit.selectors import popup_access, popup_explain, popup_list
 
 
 class LandingView(TemplateView):
@@ -82,16 +81,7 @@ class PopupCaseDetailView(RoleRequiredMixin, DetailView):
     context_object_name = "case"
 
     def get_object(self, queryset=None) -> PopupCase:
-        case = (
-            PopupCase.objects.select_related("resident__community__street__district", "policy")
-            .filter(pk=self.kwargs["pk"], resident__in=residents_visible_to(self.request.user))
-            .first()
-        )
-        if case is None:
-            raise PermissionDenied
-        access_log(actor=self.request.user, resident=case.resident,
-                   action=PersonalDataAccess.Action.VIEW, context=f"popup:{case.pk}")
-        return case
+        return popup_access(user=self.request.user, pk=self.kwargs["pk"], where="console")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
