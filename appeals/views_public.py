@@ -23,6 +23,7 @@ from appeals.models import Appeal, AppealEvent, AppealEvidence
 from communities import pii
 from communities.models import Community, Resident
 from communities.selectors import community_find
+from healthkit import inputs
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.selectors import popup_explain
@@ -176,7 +177,7 @@ class CommunityStepView(DraftMixin, View):
     def post(self, request):
         action = request.POST.get("action")
         if action == "confirm":
-            community = Community.objects.filter(pk=request.POST.get("community") or 0).first()
+            community = Community.objects.filter(pk=inputs.key(request.POST.get("community"))).first()
             if community is None:
                 messages.error(request, _("Please choose your community from the list."))
                 return redirect("appeals:file-community")
@@ -216,7 +217,7 @@ class DetailsStepView(DraftMixin, View):
             self.save_draft(description=form.cleaned_data["description"])
         action = request.POST.get("action", "continue")
         if request.POST.get("remove"):
-            evidence = self._drafts().filter(pk=request.POST.get("remove") or 0).first()
+            evidence = self._drafts().filter(pk=inputs.key(request.POST.get("remove"))).first()
             if evidence is not None:
                 services.evidence_discard(evidence=evidence)
             return redirect("appeals:file-details")

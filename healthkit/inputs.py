@@ -170,6 +170,15 @@ def integer(value: Any, *, minimum: int | None = None, maximum: int | None = Non
     return value
 
 
+def key(value: Any) -> int:
+    """A primary key from a form or query string ("12"); 0 (matches nothing) for anything else,
+    so a crafted value finds nothing instead of reaching the database as text."""
+    try:
+        return integer(value, minimum=1, maximum=2**63 - 1, required=False) or 0
+    except InputError:
+        return 0
+
+
 def boolean(value: Any, *, default: bool = False) -> bool:
     if value is None:
         return default

@@ -19,6 +19,7 @@ from communities.selectors import (
     residents_visible_to,
 )
 from communities.services import access_log, audit_alert_acknowledge
+from healthkit import inputs
 from healthkit.forms import PopupListFilterForm
 from healthkit.models import PopupCase, PopupType
 from healthkit.permissions import RoleRequiredMixin, has_role
@@ -57,9 +58,9 @@ class PopupListView(RoleRequiredMixin, View):
     def get(self, request):
         form = PopupListFilterForm(request.GET or None)
         qs = popup_list(residents=residents_visible_to(request.user), filters=form.filters())
-        before = request.GET.get("before", "")
-        if before.isascii() and before.isdigit():
-            qs = qs.filter(pk__lt=int(before))
+        before = inputs.key(request.GET.get("before"))
+        if before:
+            qs = qs.filter(pk__lt=before)
         rows = list(qs[: self.page_size + 1])
         query = request.GET.copy()
         query.pop("before", None)

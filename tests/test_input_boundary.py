@@ -210,3 +210,10 @@ def test_instant_parser(value, ok):
     else:
         with pytest.raises(inputs.InputError):
             inputs.instant(value)
+
+
+@pytest.mark.parametrize("value", ["abc", "99999999999999999999999", "-1", "１２", "1\x00"])
+def test_keys_from_forms_and_query_strings_find_nothing_instead_of_failing(operator_client, value):
+    assert inputs.key(value) in (0, 12)
+    response = operator_client.get("/console/popups/", {"before": value})
+    assert response.status_code == 200
