@@ -27,6 +27,7 @@ class NoStoreMiddleware:
         user = getattr(request, "user", None)  # DRF writes the token's user back onto the request
         if (user is not None and user.is_authenticated) or request.path.startswith(PERSONAL_PUBLIC_PREFIXES) \
                 or request.path.startswith(("/console/", "/admin/", "/api/")):
-            response["Cache-Control"] = "no-store"  # replaces any max-age a view may have set
+            if "no-store" not in response.get("Cache-Control", ""):
+                response["Cache-Control"] = "no-store"  # replaces any max-age a view may have set
             response["Pragma"] = "no-cache"
         return response
