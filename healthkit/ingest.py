@@ -110,6 +110,12 @@ _YEARS = (2019, 2100)
 _OFFSET_LIMIT = dt.timedelta(hours=15, minutes=59)
 
 
+def refresh_year_window() -> None:
+    """Read the plausible years (settings, today) once per batch for _fast_instant."""
+    global _YEARS
+    _YEARS = inputs.year_window()
+
+
 def _fast_instant(rec: dict, name: str) -> dt.datetime:
     """_instant for a required field, the usual valid value without the checks' overhead;
     anything else through _instant, which raises the message."""
@@ -135,7 +141,10 @@ def _day_start(rec: dict, name: str) -> dt.datetime:
 
 
 def _county(rec: dict, name: str) -> str:
-    return _field(name, inputs.code, rec.get(name), length=6,
+    value = rec.get(name)
+    if type(value) is str and len(value) == 6 and value.isascii() and value.isdigit():  # noqa: E721 - the usual case
+        return value
+    return _field(name, inputs.code, value, length=6,
                   what=_("A county is its 6-digit administrative division code."))
 
 
@@ -152,7 +161,9 @@ def _not_future(instant: dt.datetime, now: dt.datetime, name: str = "record") ->
 def _key(client_id: int | None, kind: str, rec: dict, content: Iterable[Any]) -> str:
     record_id = rec.get("record_id")
     if record_id not in (None, ""):
-        record_id = _field("record_id", inputs.text, record_id, max_length=64, allow_int=True)
+        if not (type(record_id) is str and len(record_id) <= 64 and not _bad(record_id)  # noqa: E721
+                and record_id.strip() == record_id):
+            record_id = _field("record_id", inputs.text, record_id, max_length=64, allow_int=True)
         return f"{client_id or 0}:{kind}:{record_id}"
     digest = hashlib.sha256(json.dumps([kind, *content], default=str).encode()).hexdigest()
     return f"sha256:{digest[:64]}"
@@ -286,13 +297,13 @@ def _parse_test_result(rec, *, now, client_id, resident_key=None):
 
 
 def _parse_arrival(rec, *, now, client_id, resident_key):
-    arrived = _not_future(_instant(rec, "arrived_at"), now, "arrived_at")
+    arrived = _not_future(_fast_instant(rec, "arrived_at"), now, "arrived_at")
     county = _county(rec, "from_county")
     return (arrived, county, _key(client_id, "arrival", rec, [resident_key, arrived, county]))
 
 
 def _parse_stay(rec, *, now, client_id, resident_key):
-    start, end = _instant(rec, "from"), _instant(rec, "to", required=False)
+    start, end = _fast_instant(rec, "from"), _instant(rec, "to", required=False)
     _not_future(start, now, "from")
     if end is not None and end < start:
         raise RecordError({"to": _("A stay cannot end before it starts.")})
@@ -310,7 +321,7 @@ def _parse_local_case(rec, *, now, client_id, resident_key=None):
 
 
 def _parse_quarantine(rec, *, now, client_id, resident_key):
-    start, end = _instant(rec, "from"), _instant(rec, "to")
+    start, end = _fast_instant(rec, "from"), _fast_instant(rec, "to")
     if end < start:
         raise RecordError({"to": _("A quarantine cannot end before it starts.")})
     # Keyed without its end: the order sent again with another end shortens or extends it.
@@ -329,7 +340,7 @@ def _parse_medical(rec, *, now, client_id, resident_key):
             raise RecordError({"symptom": _("One of: %(c)s.") % {"c": ", ".join(SYMPTOMS)}})
     else:
         raise RecordError({"kind": _('Must be "drug_purchase" or "clinic_visit".')})
-    occurred = _not_future(_instant(rec, "occurred_at"), now, "occurred_at")
+    occurred = _not_future(_fast_instant(rec, "occurred_at"), now, "occurred_at")
     return (kind, detail, occurred, _key(client_id, "medical", rec, [resident_key, kind, detail, occurred]))
 
 
@@ -337,7 +348,7 @@ def _parse_assignment(rec, *, now, client_id, resident_key):
     if type(rec.get("popup_type")) is not int or rec.get("popup_type") != PopupType.RISK_LINK:
         raise RecordError({"popup_type": _("Upstream assignments are popup type 3.")})
     reason = _text(rec, "reason", 200)
-    assigned = _not_future(_instant(rec, "assigned_at"), now, "assigned_at")
+    assigned = _not_future(_fast_instant(rec, "assigned_at"), now, "assigned_at")
     return (3, reason, assigned, _key(client_id, "assignment", rec, [resident_key, reason, assigned]))
 
 
@@ -672,8 +683,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
             _("At most %(n)d records per request; split the batch.") % {"n": MAX_RECORDS},
             extra={"max_records": MAX_RECORDS, "received": len(records)},
         )
-    global _YEARS
-    _YEARS = inputs.year_window()
+    refresh_year_window()
     now = clock.now()
     client_id = client.pk if client is not None else None
     result = IngestResult(kind=kind, batch_id=batch_id, received=len(records))

@@ -26,12 +26,13 @@ from healthkit.ingest import (
     MAX_RECORDS,
     IngestResult,
     RecordError,
+    _fast_instant,
     _field,
     _forget_unused_residents,
-    _instant,
     _not_future,
     _record_name,
     _resolve_residents,
+    refresh_year_window,
 )
 from venues.models import ScanBatch, Venue
 
@@ -103,6 +104,7 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
             _("At most %(n)d records per request; split the batch.") % {"n": MAX_RECORDS},
             extra={"max_records": MAX_RECORDS, "received": len(records)},
         )
+    refresh_year_window()
     now = clock.now()
     result = IngestResult(kind=KIND, batch_id=batch_id, received=len(records))
     with transaction.atomic():
@@ -143,7 +145,7 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
                         raise RecordError({"id_number": hashed.messages[0]})
                     _record_name(rec, index, hashed, people, names)
                 code = _field("venue", inputs.text, rec.get("venue"), max_length=VENUE_CODE_MAX)
-                scanned = _not_future(_instant(rec, "scanned_at"), now, "scanned_at")
+                scanned = _not_future(_fast_instant(rec, "scanned_at"), now, "scanned_at")
                 parsed.append((index, hashed, code.upper(), scanned))
             except RecordError as exc:
                 result.rejected.append({"index": index, "errors": exc.errors})

@@ -45,6 +45,8 @@ def test_a_correction_supersedes_keeps_history_and_the_engine_reads_it(django_ca
     assert rows == [("negative", fixed_at), ("positive", None)]
     assert health_code_at(resident, fixed_at).color == "red"
     assert health_code_at(resident, fixed_at - dt.timedelta(minutes=1)).color == "green"  # history as it was
+    # The engine reads the correction too: no negative stands any more, so type 4 comes at its deadline.
+    assert active_at(resident, ARRIVED + dt.timedelta(hours=73)) == [4]
 
 
 def test_a_plain_retry_is_a_duplicate_not_a_correction():
