@@ -40,3 +40,21 @@ def test_lost_publishes_and_failed_sends_are_caught_up_once(sms_outbox, django_c
     assert ClearanceLink.objects.filter(task__in=ids).count() == 3
     assert SmsMessage.objects.filter(purpose="clearance_confirm").count() == 3
     assert "clearance-link-catch-up" in BEAT_SCHEDULE
+
+
+def test_an_appeal_routed_while_the_broker_was_down_gets_its_task(sms_outbox, django_capture_on_commit_callbacks):
+    from appeals.models import Appeal
+    from tests.factories.clearance import RoutedAppealFactory
+
+    appeal = RoutedAppealFactory()  # routed; its on-commit clearance_open_for_appeal never ran
+    closed = RoutedAppealFactory(status=Appeal.Status.CLOSED)
+    assert not ClearanceTask.objects.filter(appeal__in=[appeal, closed]).exists()
+    assert tasks.clearance_link_catch_up() == 0  # too fresh: its own task goes first
+    Appeal.objects.filter(pk__in=[appeal.pk, closed.pk]).update(
+        routed_at=appeal.routed_at - services.sweeps.LINK_GRACE - dt.timedelta(seconds=1))
+    assert tasks.clearance_link_catch_up() == 1
+    task = ClearanceTask.objects.get(appeal=appeal)
+    assert ClearanceLink.objects.filter(task=task).count() == 1
+    assert SmsMessage.objects.filter(purpose="clearance_confirm").count() == 1
+    assert not ClearanceTask.objects.filter(appeal=closed).exists()
+    assert tasks.clearance_link_catch_up() == 0

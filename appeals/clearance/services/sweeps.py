@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -260,12 +261,24 @@ LINK_GRACE = dt.timedelta(minutes=2)  # a new task's own on-commit send goes fir
 
 
 def clearance_link_catch_up(*, limit: int = 500) -> int:
-    """Beat: open tasks that never got their first link (the on-commit publish was lost, or its
-    task failed: broker down, database restarted) get it now, oldest first, each in its own short
-    transaction (`clearance_send_first_link`, idempotent). Returns links issued."""
+    """Beat: appeals routed to a community that never got their task, and open tasks that never
+    got their first link (the on-commit publish was lost, or its task failed: broker down,
+    database restarted), get them now, oldest first, each in its own short transaction
+    (idempotent services). Returns tasks opened plus links issued."""
+    from appeals.clearance.services.links import clearance_open_for_appeal
+
     cutoff = timezone.now() - LINK_GRACE
+    opened = 0
+    routed = (Appeal.objects.filter(status=Appeal.Status.ROUTED, routed_at__lte=cutoff, merged_into__isnull=True)
+              .filter(~Exists(ClearanceTask.objects.filter(appeal_id=OuterRef("pk"))))
+              .order_by("routed_at").values_list("pk", flat=True)[:limit])
+    for appeal_id in list(routed):
+        with transaction.atomic():
+            appeal = (Appeal.objects.select_for_update(of=("self",))
+                      .select_related("resident", "popup", "routed_community", "community").get(pk=appeal_id))
+            opened += clearance_open_for_appeal(appeal=appeal) is not None
     ids = list(
         ClearanceTask.objects.filter(state=ClearanceTask.State.OPEN, created_at__lte=cutoff, links__isnull=True)
         .order_by("id").values_list("pk", flat=True)[:limit]
     )
-    return sum(clearance_send_first_link(task_id=pk) is not None for pk in ids)
+    return opened + sum(clearance_send_first_link(task_id=pk) is not None for pk in ids)
