@@ -92,6 +92,9 @@ class Appeal(models.Model):
         _("filed from a phone not on record"), default=False,
         help_text=_("Filed online from a phone that is not on the resident's record; the filer's identity is "
                     "not confirmed."))
+    # The language the resident filed in (online: the page's; by phone or Open311: the site's):
+    # their SMS are written in it (healthkit.notify).
+    language = models.CharField(_("language"), max_length=10, blank=True)
     repeat_count = models.PositiveIntegerField(_("repeats"), default=0)
     assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                     related_name="assigned_appeals", verbose_name=_("assigned to"))

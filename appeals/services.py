@@ -16,10 +16,10 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from appeals import ratelimit
+from appeals import notices, ratelimit
 from appeals.evidence import EvidenceRejected, clean_image
 from appeals.models import (
     OPERATOR_OUTCOMES,
@@ -389,6 +389,7 @@ def appeal_file(
         if existing.status == Appeal.Status.WAITING_RESIDENT and moved:
             _set_status(existing, Appeal.Status.IN_PROGRESS, actor=None, reason=_("The resident sent more evidence."))
             existing.save(update_fields=["status", "updated_at"])
+        notices.notify_filed(existing, folded=True)
         return existing, True
     now = timezone.now()
     appeal = _create_with_reference(
@@ -397,6 +398,8 @@ def appeal_file(
         address_text=address_text[:200], description=description, sla_due_at=sla_due(priority, now),
         currently_outside_city=currently_outside_city, outside_since=outside_since,
         wishes_to_return=wishes_to_return, filer_unconfirmed=filer_unconfirmed, created_by=actor, created_at=now,
+        # online: the language of the page the resident filed on; else the site's
+        language=translation.get_language() if channel == Appeal.Channel.ONLINE else settings.LANGUAGE_CODE,
         **phone_fields,
     )
     moved = _attach_drafts(appeal, draft_key)
@@ -404,6 +407,7 @@ def appeal_file(
                  actor_label="" if actor else RESIDENT_LABEL,
                  data={"channel": channel, "category": category, "evidence": moved,
                        "filer_unconfirmed": filer_unconfirmed, "popup_linked": linked})
+    notices.notify_filed(appeal, folded=False)
     return appeal, False
 
 
@@ -567,6 +571,7 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User) -> Appeal:
     duplicate.close_reason = _("Merged into %(ref)s") % {"ref": into.reference}
     duplicate.save(update_fields=["merged_into", "status", "closed_at", "outcome", "close_reason", "updated_at"])
     appeal_event(appeal=duplicate, kind=AppealEvent.Kind.MERGED, actor=actor, data={"into": into.reference})
+    notices.notify_merged(duplicate, into)
     return into
 
 
@@ -619,12 +624,7 @@ def appeal_request_evidence(*, appeal: Appeal, actor: User, message: str = "") -
         expires_at=timezone.now() + dt.timedelta(hours=settings.APPEALS_LINK_TTL_HOURS),
     )
     url = settings.OFFICIAL_SITE_URL.rstrip("/") + reverse("appeals:evidence-link", kwargs={"token": token})
-    body = _("[12345] Appeal %(ref)s: please add evidence at %(url)s (valid %(hours)d h, free of charge; "
-             "we never ask for money).") % {"ref": appeal.reference, "url": url, "hours": settings.APPEALS_LINK_TTL_HOURS}
-    if message:
-        body += " " + message[:140]
-    sms_enqueue(phone=phone, body=body, purpose="appeal_evidence_request",
-                idempotency_key=f"appeal-evidence:{link.pk}", resident=appeal.resident)
+    notices.notify_waiting(appeal, link=link, url=url, message=message)
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_REQUESTED, actor=actor, note=message,
                  data={"link": link.pk, "expires_at": link.expires_at.isoformat()})
     _set_status(appeal, Appeal.Status.WAITING_RESIDENT, actor=actor)
@@ -686,6 +686,9 @@ def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, re
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.ROUTED, actor=actor, note=reason,
                  data={"community": community.pk, "community_name": str(community)})
     appeal.save(update_fields=["routed_community", "routed_at", "status", "updated_at"])
+    if not notices.filer_confirmed(appeal):
+        # the resident's own SMS comes from clearance, with the community's link in it
+        notices.notify_routed(appeal, community)
     from appeals.clearance.tasks import clearance_open_for_appeal
 
     appeal_id = appeal.pk
@@ -694,10 +697,12 @@ def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, re
 
 
 @transaction.atomic
-def appeal_close(*, appeal: Appeal, actor: User | None, reason: str, outcome: str, strict: bool = False) -> Appeal:
-    """Close with a reason and outcome. Idempotent: an already-closed appeal is returned unchanged.
-    `strict` (a client program closing through the API, which must learn what happened): only
-    the outcomes an operator may choose, and closing a closed appeal is refused."""
+def appeal_close(*, appeal: Appeal, actor: User | None, reason: str, outcome: str, strict: bool = False,
+                 notify: bool = True) -> Appeal:
+    """Close with a reason and outcome, and text the filer the outcome and next step (`notify`
+    False: the caller texts the decision itself). Idempotent: an already-closed appeal is
+    returned unchanged. `strict` (a client program closing through the API, which must learn
+    what happened): only the outcomes an operator may choose, and closing a closed appeal is refused."""
     if strict and outcome not in OPERATOR_OUTCOMES:
         raise ApplicationError(_("Unknown outcome."), extra={"outcome": list(OPERATOR_OUTCOMES)})
     appeal = _locked(appeal)
@@ -715,6 +720,8 @@ def appeal_close(*, appeal: Appeal, actor: User | None, reason: str, outcome: st
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.CLOSED, actor=actor,
                  actor_label="" if actor else "system", note=reason, data={"outcome": appeal.outcome})
     appeal.save(update_fields=["status", "closed_at", "close_reason", "outcome", "updated_at"])
+    if notify:
+        notices.notify_closed(appeal)
     return appeal
 
 

@@ -179,6 +179,11 @@ class PopupEvent(models.Model):
         ordering = ["at", "id"]
         verbose_name = _("popup event")
         verbose_name_plural = _("popup events")
+        indexes = [
+            # healthkit.notify.popup_closed_notify: recent lifts and withdrawals, however made
+            models.Index(fields=["at"], name="popupevent_closed_at_idx",
+                         condition=Q(kind__in=["lifted", "withdrawn"])),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} @ {self.at:%Y-%m-%d %H:%M}"
@@ -273,6 +278,8 @@ class SmsMessage(models.Model):
     state = models.CharField(_("state"), max_length=12, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(db_index=True)
+    # Non-urgent news written during quiet hours: not sent before this (healthkit/notify.py).
+    not_before = models.DateTimeField(_("not before"), null=True, blank=True)
     provider_id = models.CharField(max_length=64, blank=True)
     last_error = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

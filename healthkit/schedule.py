@@ -2,6 +2,8 @@
 
 BEAT_SCHEDULE = {
     "sms-deliver-due": {"task": "healthkit.tasks.sms_deliver_due", "schedule": 30.0},
+    # Residents told when a popup is lifted or withdrawn, however it happened (healthkit/notify.py).
+    "popup-closed-notify": {"task": "healthkit.tasks.popup_closed_notify", "schedule": 60.0},
     # Time-based popup changes (deadlines, quarantine ends, windows, policy boundaries).
     # Evaluations no task took (broker down at commit, worker lost, retries given up).
     "engine-work-due": {"task": "healthkit.tasks.engine_work_due", "schedule": 60.0},

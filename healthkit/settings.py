@@ -241,6 +241,11 @@ SMS_GATEWAY_DEDUPLICATES = env.bool("SMS_GATEWAY_DEDUPLICATES", default=True)
 SMS_SENDER_NAME = env("SMS_SENDER_NAME", default="北京12345")
 # The one site official SMS links point at; residents are told to trust nothing else.
 OFFICIAL_SITE_URL = env("OFFICIAL_SITE_URL", default="http://127.0.0.1:8000")
+# Residents' SMS (healthkit/notify.py): the signature every text starts with, and the quiet
+# hours (city time, start hour to end hour) during which non-urgent news waits until morning.
+SMS_SIGNATURE = env("SMS_SIGNATURE", default="【12345】")
+SMS_QUIET_HOURS_START = env.int("SMS_QUIET_HOURS_START", default=22)
+SMS_QUIET_HOURS_END = env.int("SMS_QUIET_HOURS_END", default=7)
 
 # Logs: LOG_FORMAT=plain (default, for people) or json (one event per line for a collector),
 # each line with the request id, Celery task id and user id (healthkit/logs.py); never personal

@@ -142,27 +142,31 @@ def get_backend() -> SmsBackend:
 
 
 def sms_enqueue(*, phone: str, body: str, purpose: str, idempotency_key: str,
-                resident: Resident | None = None, secrets: tuple[str, ...] | list[str] = ()) -> SmsMessage:
+                resident: Resident | None = None, secrets: tuple[str, ...] | list[str] = (),
+                not_before: dt.datetime | None = None) -> SmsMessage:
     """Queue an SMS in the caller's transaction; the same key never queues (or sends) twice.
 
     `secrets` names the parts of `body` that work as a credential (a one-time code, a link
     token); link tokens are found without being named too. The row keeps the text with them
     masked; the full text waits encrypted until it is sent, then it is wiped.
+    `not_before` (quiet hours, healthkit/notify.py) holds it back: the due sweep sends it then.
     """
     from healthkit import tasks
 
     number = pii.validate_phone(phone)
     shown = mask_secrets(body, secrets)
+    now = timezone.now()
+    held = not_before is not None and not_before > now
     message, created = SmsMessage.objects.get_or_create(
         idempotency_key=idempotency_key,
         defaults={
             "purpose": purpose, "resident": resident, "phone_encrypted": pii.encrypt(number),
             "phone_masked": pii.mask_phone(number), "body": shown,
             "pending_encrypted": pii.encrypt(body) if shown != body else "",
-            "next_attempt_at": timezone.now(),
+            "next_attempt_at": not_before if held else now, "not_before": not_before,
         },
     )
-    if created:
+    if created and not held:  # a held message waits for the due sweep (not_before)
         from healthkit import queues
 
         queues.publish_on_commit(tasks.sms_deliver, [(message.pk,)], queue=queues.sms_queue(purpose))
@@ -203,6 +207,7 @@ def sms_claim(*, message_id: int) -> SmsMessage | None:
             SmsMessage.objects.select_for_update(skip_locked=True)
             .filter(Q(state__in=[SmsMessage.State.QUEUED, SmsMessage.State.FAILED])
                     | Q(state=SmsMessage.State.SENDING, next_attempt_at__lte=now), pk=message_id)
+            .exclude(not_before__gt=now)
             .first()
         )
         if message is None:

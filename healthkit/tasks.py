@@ -37,6 +37,14 @@ def sms_deliver_due() -> int:
     return due
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def popup_closed_notify() -> int:
+    """Beat: text residents whose popup was lifted or withdrawn, once per popup (idempotent)."""
+    from healthkit import notify
+
+    return notify.popup_closed_notify()
+
+
 # --- Popup engine and outbox ---------------------------------------------------------------
 
 

@@ -17,6 +17,8 @@ def _private_media(settings, tmp_path):
         },
     }
     settings.SMS_BACKEND = "healthkit.sms.MemoryBackend"
+    # No quiet hours unless a test sets them: whether an SMS is held must not depend on the wall clock.
+    settings.SMS_QUIET_HOURS_START = settings.SMS_QUIET_HOURS_END = 0
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.SECURE_SSL_REDIRECT = False
     sms.memory_backend.outbox.clear()

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from appeals.clearance.models import (
@@ -17,7 +17,7 @@ from communities import pii
 from communities.models import User
 from healthkit import clock
 from healthkit.errors import ApplicationError, IllegalTransition
-from healthkit.sms import sms_enqueue
+from healthkit.notify import resident_record_phone, resident_sms
 
 
 def _event(*, task: ClearanceTask, kind: str, actor: User | None = None, actor_label: str = "",
@@ -37,34 +37,38 @@ def sla_hours_for(priority: int) -> int:
 
 
 def _resident_phone(task: ClearanceTask) -> str | None:
-    """Where the resident's SMS goes: the phone they confirmed, the appeal's, else their primary."""
-    for encrypted in (task.contact_phone_encrypted,
-                      task.appeal.contact_phone_encrypted if task.appeal_id else ""):
+    """Where the resident's SMS goes: the phone they confirmed, the appeal's, else their primary.
+    The phone of a filer not confirmed as the resident (not on record) is never used: the
+    community's links and decisions are about the resident's record, not that filer's filing."""
+    from appeals.notices import filer_confirmed
+
+    appeal_phone = task.appeal.contact_phone_encrypted if task.appeal_id and filer_confirmed(task.appeal) else ""
+    for encrypted in (task.contact_phone_encrypted, appeal_phone):
         if encrypted:
             return pii.decrypt(encrypted)
-    phone = task.resident.phones.order_by("-is_primary", "id").first()
-    return phone.reveal_phone() if phone else None
+    return resident_record_phone(task.resident)
 
 
-def _notify(*, task: ClearanceTask, purpose: str, key: str, compose: Callable[[], str]) -> None:
-    """Queue one SMS to the resident (idempotent on `key`); no phone on record, no SMS.
+def task_sms_reference(task: ClearanceTask) -> str:
+    """The number the resident follows: their appeal's reference, else the task's."""
+    return task.appeal.reference if task.appeal_id else task.reference
 
-    `compose` builds the text in the residents' language (the site's LANGUAGE_CODE), whatever
-    language the worker's console is in; the official-site footer is appended.
+
+def _notify(*, task: ClearanceTask, purpose: str, key: str, compose: Callable[[], str],
+            idempotency_key: str = "", urgent: bool = False, at: dt.datetime | None = None) -> None:
+    """Queue one SMS to the resident (idempotent on `key`, or on `idempotency_key` when the change
+    has a key shared with another sender, e.g. a popup's closure); no phone on record, no SMS.
+
+    `compose` builds the text, run in the resident's language (their appeal's, else the site's),
+    whatever language the worker's console is in; healthkit.notify adds the signature, the
+    reference and the official-site footer, and holds non-urgent news during quiet hours.
     """
-    phone = _resident_phone(task)
-    if phone is None:
-        return
-    with translation.override(settings.LANGUAGE_CODE):
-        body = compose() + " " + _sms_footer()
-    sms_enqueue(phone=phone, body=body, purpose=purpose, idempotency_key=f"clearance:{task.pk}:{key}",
-                resident=task.resident)
-
-
-def _sms_footer() -> str:
-    return _("Official site: %(site)s. This service is free: nobody will ever ask you for money.") % {
-        "site": settings.OFFICIAL_SITE_URL,
-    }
+    resident_sms(
+        phone=_resident_phone(task), key=idempotency_key or f"clearance:{task.pk}:{key}", purpose=purpose,
+        compose=compose, reference=task_sms_reference(task), resident=task.resident,
+        language=(task.appeal.language or None) if task.appeal_id else None,
+        urgent=urgent or task.priority == ClearanceTask.Priority.EMERGENCY, at=at,
+    )
 
 
 @transaction.atomic

@@ -34,9 +34,13 @@ from healthkit.services import (
 def _close_appeal(task: ClearanceTask, *, actor: User | None, reason: str, outcome: str) -> None:
     if task.appeal_id is None:
         return
+    from appeals.notices import filer_confirmed
     from appeals.services import appeal_close
 
-    appeal_close(appeal=task.appeal, actor=actor, reason=reason[:200], outcome=outcome)
+    # The community's decision SMS (with the appeal's reference) goes to the resident; a filer
+    # not confirmed as the resident is told only that their appeal is closed.
+    appeal_close(appeal=task.appeal, actor=actor, reason=reason[:200], outcome=outcome,
+                 notify=not filer_confirmed(task.appeal))
 
 
 def _link_popup(*, task: ClearanceTask, popup: PopupCase, actor: User | None, actor_label: str,

@@ -3,6 +3,7 @@
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -129,9 +130,11 @@ def link_url(token: str) -> str:
 
 @transaction.atomic
 def clearance_link_issue(*, task: ClearanceTask, purpose: str = ClearanceLink.Purpose.CONFIRM,
-                         question: str = "", at: dt.datetime | None = None) -> tuple[ClearanceLink, str]:
+                         question: str = "", at: dt.datetime | None = None,
+                         lead: Callable[[], str] | None = None, urgent: bool = False) -> tuple[ClearanceLink, str]:
     """Create a one-time link and queue the SMS carrying it (with the worker's `question`, if
-    any). Returns (link, signed token).
+    any). Returns (link, signed token). `lead` opens the same SMS with the news that made the
+    link necessary (a checkpoint acceptance, an investigation's measures): one SMS per change.
 
     The URL carries only an opaque signed random token; the database keeps its hash. Earlier
     unused links of the same purpose are revoked, so only the latest SMS works.
@@ -147,7 +150,11 @@ def clearance_link_issue(*, task: ClearanceTask, purpose: str = ClearanceLink.Pu
     token = _signer().sign(raw)
 
     def compose() -> str:
-        if purpose == ClearanceLink.Purpose.COMMITMENT:
+        if purpose == ClearanceLink.Purpose.CONFIRM and lead is not None and not question:
+            text = lead() + " " + _("Please confirm your details here: %(url)s (valid until %(until)s, works once).")
+        elif purpose == ClearanceLink.Purpose.COMMITMENT and lead is not None:
+            text = lead() + " " + _("Sign the commitment letter online: %(url)s (valid until %(until)s, works once).")
+        elif purpose == ClearanceLink.Purpose.COMMITMENT:
             text = _("Your community %(community)s asks you to sign the commitment letter online: %(url)s "
                      "(valid until %(until)s, works once).")
         elif question:
@@ -161,7 +168,7 @@ def clearance_link_issue(*, task: ClearanceTask, purpose: str = ClearanceLink.Pu
             "until": timezone.localtime(link.expires_at).strftime("%Y-%m-%d %H:%M"),
         }
 
-    _notify(task=task, purpose=f"clearance_{purpose}", key=f"link:{link.pk}", compose=compose)
+    _notify(task=task, purpose=f"clearance_{purpose}", key=f"link:{link.pk}", compose=compose, urgent=urgent, at=at)
     _event(task=task, kind=ClearanceEvent.Kind.LINK_SENT, data={"purpose": purpose, "link": link.pk,
                                                                 "expires_at": link.expires_at.isoformat()}, at=at)
     return link, token
@@ -175,18 +182,33 @@ def clearance_open_for_appeal(*, appeal: Appeal) -> ClearanceTask | None:
     community = appeal.routed_community or appeal.community
     if not appeal.is_open or community is None:
         return None
+    from appeals import notices
+
     priority = min(int(appeal.priority), ClearanceTask.Priority.NORMAL)
+    had_task = ClearanceTask.objects.filter(appeal=appeal, state__in=ClearanceTask.OPEN_STATES).exists()
     task, created = clearance_task_open(
         resident=appeal.resident, community=community, origin=ClearanceTask.Origin.APPEAL,
         popup=appeal.popup if appeal.popup_id and appeal.popup.is_open else None, appeal=appeal,
         priority=priority, reason=_("Appeal %(ref)s routed to the community.") % {"ref": appeal.reference},
+        send_link=False,
     )
-    if not created and appeal.routed_community_id and task.community_id != appeal.routed_community_id:
+    rerouted = not created and appeal.routed_community_id and task.community_id != appeal.routed_community_id
+    if rerouted:
         _event(task=task, kind=ClearanceEvent.Kind.REROUTED,
                data={"from": task.community_id, "to": appeal.routed_community_id},
                reason=_("Appeal %(ref)s re-routed by the hotline.") % {"ref": appeal.reference})
         task.community = appeal.routed_community
         task.save(update_fields=["community", "updated_at"])
+    # The resident hears of the routing once (a filer not confirmed as the resident was told by
+    # appeal_route): with the link in the same SMS for a new task, alone when the appeal joined a
+    # task already open or moved to another community. A rerun sends nothing new.
+    if notices.filer_confirmed(appeal):
+        if created:
+            clearance_link_issue(task=task, lead=lambda: notices.routed_text(appeal, task.community))
+        elif rerouted or not had_task:
+            notices.notify_routed(appeal, task.community)
+    elif created:
+        clearance_link_issue(task=task)
     return task
 
 

@@ -128,12 +128,15 @@ def _investigate(*, task: ClearanceTask, actor: User, outcome: str, reason: str,
                                      kind=ClearanceEvent.Kind.INVESTIGATED, actor=actor, reason=reason,
                                      data={"outcome": outcome, "measures": str(measures)}, at=at, **fields)
     _start_review(task, at)
-    _notify(task=task, purpose="clearance_measures", key="measures", compose=lambda: _(
-        "Your community %(community)s finished its risk investigation. What you need to do: "
-        "%(measures)s. Your popup is lifted when this is done.") % {
-        "community": task.community.name, "measures": measures})
-    if task.commitment_required and task.commitment_signed_at is None:
-        clearance_link_issue(task=task, purpose=ClearanceLink.Purpose.COMMITMENT, at=at)
+    def compose() -> str:
+        return _("Your community %(community)s finished its risk investigation. What you need to do: "
+                 "%(measures)s. Your popup is lifted when this is done.") % {
+            "community": task.community.name, "measures": measures}
+
+    if task.commitment_required and task.commitment_signed_at is None:  # one SMS: the news and the link
+        clearance_link_issue(task=task, purpose=ClearanceLink.Purpose.COMMITMENT, at=at, lead=compose)
+    else:
+        _notify(task=task, purpose="clearance_measures", key="measures", compose=compose, at=at)
     return task
 
 
@@ -166,12 +169,17 @@ def clearance_checkpoint_preapprove(*, actor: User, resident: Resident, communit
         investigated_at=at, measures_until=until, negative_test_after=last,
     )
     _start_review(task, at)
-    _notify(task=task, purpose="clearance_checkpoint", key="checkpoint", compose=lambda: _(
-        "Your community %(community)s accepted your return by car. Sign the commitment letter "
-        "through the next SMS and take nucleic-acid tests on days %(days)s.") % {
-        "community": community.name, "days": ", ".join(map(str, days))})
+    def compose() -> str:
+        # The task's community: an open task found for the popup may be another community's than
+        # the one selected in the form, and one SMS names one community throughout.
+        return _("Your community %(community)s accepted your return by car. Take nucleic-acid tests on "
+                 "days %(days)s.") % {"community": task.community.name, "days": ", ".join(map(str, days))}
+
+    # The resident is at the checkpoint now: sent at once, with the letter's link in the same SMS.
     if task.commitment_signed_at is None:
-        clearance_link_issue(task=task, purpose=ClearanceLink.Purpose.COMMITMENT, at=at)
+        clearance_link_issue(task=task, purpose=ClearanceLink.Purpose.COMMITMENT, at=at, lead=compose, urgent=True)
+    else:
+        _notify(task=task, purpose="clearance_checkpoint", key="checkpoint", compose=compose, urgent=True, at=at)
     return task
 
 
