@@ -136,7 +136,7 @@ def notify_waiting(appeal: Appeal, *, link: AppealLink, url: str, message: str =
 
 
 # The next step for each outcome, in the filer's words.
-def _next_step(outcome: str) -> str:
+def next_step_text(outcome: str) -> str:
     steps = {
         "lifted": _("Nothing more to do. If the popup still shows after 24 hours, call 12345."),
         "no_popup": _("If a popup still shows in your health kit, call 12345."),
@@ -159,6 +159,6 @@ def notify_closed(appeal: Appeal) -> None:
         text = _("Your appeal is closed: %(outcome)s.") % {"outcome": label or _("closed")}
         if appeal.close_reason and appeal.outcome not in ("lifted", "merged"):
             text += " " + _("Reason: %(reason)s.") % {"reason": appeal.close_reason.rstrip(".。!！ ")}
-        return text + " " + _next_step(appeal.outcome)
+        return text + " " + next_step_text(appeal.outcome)
 
     _send(appeal, key="closed", purpose="appeal_closed", compose=compose)

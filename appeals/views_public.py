@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 
-from appeals import forms, ratelimit, selectors, services
+from appeals import forms, progress, ratelimit, selectors, services
 from appeals.clearance.selectors import clearance_progress_for_appeal
 from appeals.evidence import private_file_response
 from appeals.models import Appeal, AppealEvent, AppealEvidence
@@ -352,14 +352,20 @@ class StatusView(View):
             return render(request, self.template_name, {
                 "appeal": appeal, "limited": True, "events": events,
                 "evidence_count": selectors.appeal_evidence(appeal).count(),
+                "steps": progress.status_history(appeal, events, limited=True),
+                "next_step": progress.status_next_step(appeal, limited=True),
             })
         if appeal.merged_into_id:
             appeal = appeal.merged_into
+        events = selectors.appeal_history(appeal, public_only=True)
+        community_step = clearance_progress_for_appeal(appeal)
         return render(request, self.template_name, {
-            "appeal": appeal, "events": selectors.appeal_history(appeal, public_only=True),
+            "appeal": appeal, "events": events,
             "evidence_count": selectors.appeal_evidence(appeal).count(),
             "why": popup_explain(appeal.popup) if appeal.popup_id else [],
-            "community_step": clearance_progress_for_appeal(appeal),
+            "community_step": community_step,
+            "steps": progress.status_history(appeal, events, limited=False, community_step=community_step),
+            "next_step": progress.status_next_step(appeal, limited=False, community_step=community_step),
         })
 
 

@@ -193,6 +193,7 @@ class ClearanceEvent(models.Model):
         LINK_SENT = "link_sent", _("Link sent to the resident")
         CONFIRMED = "confirmed", _("Resident confirmed")
         COMMITMENT_SIGNED = "commitment_signed", _("Commitment letter signed")
+        SIGNATURE_REFUSED = "signature_refused", _("Signature refused: the name did not match")
         INFO_REQUESTED = "info_requested", _("Information requested")
         INVESTIGATED = "investigated", _("Investigation recorded")
         LIFTED = "lifted", _("Accepted and lifted")

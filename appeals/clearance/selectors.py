@@ -301,6 +301,30 @@ def clearance_progress_for_appeal(appeal) -> ResidentProgress | None:
     return ResidentProgress(task=task, events=events, next_step=next_step)
 
 
+@dataclass(frozen=True)
+class CommitmentRecord:
+    """What the worker sees of the commitment letter: who signed (the resident: the typed name
+    matched the record), when, through which link, the letter text's digest, and how many
+    signatures were refused because the name did not match."""
+    signed_at: dt.datetime | None
+    signer: str
+    link: ClearanceLink | None
+    letter_version: str
+    letter_sha256: str
+    refused: int
+
+
+def task_commitment(task: ClearanceTask) -> CommitmentRecord:
+    signed = task.events.filter(kind=ClearanceEvent.Kind.COMMITMENT_SIGNED).order_by("-at", "-id").first()
+    refused = task.events.filter(kind=ClearanceEvent.Kind.SIGNATURE_REFUSED).count()
+    if signed is None:
+        return CommitmentRecord(None, "", None, "", "", refused)
+    data = signed.data or {}
+    link = ClearanceLink.objects.filter(pk=data.get("link"), task=task).first()
+    return CommitmentRecord(signed.at, task.resident.masked, link, data.get("version", ""),
+                            data.get("letter_sha256", ""), refused)
+
+
 def task_messages(task: ClearanceTask) -> QuerySet[SmsMessage]:
     """The SMS sent to the resident for this task (links, decisions, measures), with their
     delivery state: did the resident get the link?"""

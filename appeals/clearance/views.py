@@ -211,6 +211,7 @@ class TaskDetailView(WorkerMixin, View):
             "history": selectors.task_history(task),
             "links": task.links.order_by("-created_at"),
             "sms_messages": selectors.task_messages(task),
+            "commitment": selectors.task_commitment(task),
             "community_reason": selectors.task_community_reason(task),
             "revealed": revealed,
             "forms": {

@@ -79,7 +79,7 @@ def test_resident_files_online_with_screenshot_and_follows_status(client, sms_ou
     response = client.post(reverse("appeals:status"),
                            {"reference": appeal.reference.lower(), "id_number": id_number, "phone": "138 0013 8000"})
     assert response.status_code == 200
-    assert "Appeal received" in response.content.decode()
+    assert "We received your appeal." in response.content.decode()
     assert "waiting for an operator" in response.content.decode()
     assert "Why the popup was raised" in response.content.decode()
 

@@ -32,7 +32,7 @@ def test_status_page_shows_the_link_then_the_rejection_and_next_step(client, sms
 
     # then they see the community step and the link, not the worker's call note
     assert 'id="community-step"' in page and "Waiting for the resident" in page
-    assert "Link sent to the resident" in page
+    assert "Your community sent you an SMS link to confirm your details." in page
     assert "nobody will ask you for money" in page
     assert "internal note about the call" not in page
 

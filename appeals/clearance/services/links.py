@@ -3,6 +3,7 @@
 import datetime as dt
 import hashlib
 import secrets
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -269,28 +270,80 @@ def _start_review(task: ClearanceTask, at: dt.datetime) -> None:
                               data={"clearance_task": task.pk}, at=at)
 
 
-@transaction.atomic
+class SignatureMismatch(ApplicationError):
+    """The typed name is not the name of the resident the link was issued to."""
+
+
+# Name separators people type in several forms (minority names: 阿依古丽·买买提).
+_NAME_DOTS = str.maketrans({"・": "·", "･": "·", "•": "·", ".": "·", "．": "·"})
+
+
+def signature_name_key(value: str) -> str:
+    """A name as compared for signing: full-width forms folded (NFKC), spaces of every kind
+    dropped, name dots unified, case ignored."""
+    return "".join(unicodedata.normalize("NFKC", value or "").split()).translate(_NAME_DOTS).casefold()
+
+
+def letter_digest(text: str) -> str:
+    """SHA-256 of the letter as shown (version and text): the worker can tell which text was signed."""
+    return hashlib.sha256(f"{COMMITMENT_LETTER_VERSION}\n{text}".encode()).hexdigest()
+
+
 def clearance_confirm_submit(*, token: str, confirmation: dict[str, Any], contact_phone: str = "",
                              signature: str = "", at: dt.datetime | None = None) -> ClearanceTask:
     """Record what the resident submitted through their link; the link is spent in the same
     transaction (works once). `confirmation` holds the form's plain answers (no ID number).
 
+    The commitment letter is signed only by the resident the link was issued to: the typed name
+    must match the record (`signature_name_key`). A mismatch is refused (SignatureMismatch, the
+    link stays usable) and counted: a "signature_refused" event, written after the rollback.
+
     Raises LinkRefused when the link is tampered, expired, used, replaced or its task closed;
     ApplicationError when the commitment letter is required but not signed.
     """
     at = at or clock.now()
+    try:
+        return _confirm_submit(token=token, confirmation=confirmation, contact_phone=contact_phone,
+                               signature=signature, at=at)
+    except SignatureMismatch:
+        _signature_refused(token=token, at=at)
+        raise
+
+
+@transaction.atomic
+def _signature_refused(*, token: str, at: dt.datetime) -> None:
+    link = ClearanceLink.objects.filter(token_hash=token_hash(unsign_token(token))).first()
+    if link is not None:
+        _event(task=link.task, kind=ClearanceEvent.Kind.SIGNATURE_REFUSED, actor_label="resident",
+               data={"link": link.pk}, at=at)
+
+
+@transaction.atomic
+def _confirm_submit(*, token: str, confirmation: dict[str, Any], contact_phone: str, signature: str,
+                    at: dt.datetime) -> ClearanceTask:
     link = _consume_link(token=token, at=at)
-    task = ClearanceTask.objects.select_for_update(of=("self",)).select_related("popup").get(pk=link.task_id)
+    task = (ClearanceTask.objects.select_for_update(of=("self",)).select_related("popup", "resident")
+            .get(pk=link.task_id))
     needs_letter = task.commitment_required and task.commitment_signed_at is None
     if link.purpose == ClearanceLink.Purpose.COMMITMENT or (needs_letter and signature):
         if not signature.strip():
             raise ApplicationError(_("Please sign the commitment letter by typing your full name."))
+        if signature_name_key(signature) != signature_name_key(task.resident.name):
+            raise SignatureMismatch(
+                _("The name you typed is not the name of the person this letter was sent to. Only that "
+                  "person can sign it: type your full name as registered, or call your community."),
+                extra={"field": "signature"})
+        letter = commitment_letter_text()
         task.commitment_signed_at = at
         task.commitment_digest = hashlib.sha256(
-            f"{COMMITMENT_LETTER_VERSION}\n{commitment_letter_text()}\n{signature.strip()}\n{task.pk}\n{at.isoformat()}"
+            f"{COMMITMENT_LETTER_VERSION}\n{letter}\n{signature.strip()}\n{task.pk}\n{at.isoformat()}"
             .encode()).hexdigest()
+        # Who signed (the resident, their name matched the record), when, through which link, and
+        # which text: the worker's task page reads this event.
         _event(task=task, kind=ClearanceEvent.Kind.COMMITMENT_SIGNED, actor_label="resident",
-               data={"version": COMMITMENT_LETTER_VERSION, "link": link.pk}, at=at)
+               data={"version": COMMITMENT_LETTER_VERSION, "link": link.pk, "link_purpose": link.purpose,
+                     "link_sent_at": link.created_at.isoformat(), "name_matched": True,
+                     "letter_sha256": letter_digest(letter), "signature_sha256": task.commitment_digest}, at=at)
     if link.purpose == ClearanceLink.Purpose.CONFIRM:
         task.confirmation = {**confirmation, "submitted_at": at.isoformat()}
         task.confirmed_at = at
