@@ -40,7 +40,7 @@ def test_preapproval_by_id_number_tracks_letter_and_three_days_two_tests(client,
     token = token_in(sms_outbox.outbox[-1])
     client.logout()
     with clock.frozen_at(AT + dt.timedelta(hours=1)):
-        assert client.post(f"/clearance/r/{token}/", {"signature": "王小明", "agree": "on"}).status_code == 200
+        assert client.post(f"/clearance/r/{token}/", {"signature": resident.name, "agree": "on"}).status_code == 200
     # both tests negative: lifted after day 3
     negative_result(resident, AT + dt.timedelta(hours=2))
     negative_result(resident, cst(2022, 10, 10, 9))

@@ -99,7 +99,7 @@ def test_nothing_found_needs_the_commitment_letter_and_a_negative_test(task, wor
     assert services.clearance_measures_sweep(at=AT + dt.timedelta(hours=12)) == 0
     # signing the letter through the SMS link lifts at once (the test is already on record)
     with clock.frozen_at(AT + dt.timedelta(hours=13)), django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"/clearance/r/{token}/", {"signature": "王小明", "agree": "on"})
+        response = client.post(f"/clearance/r/{token}/", {"signature": task.resident.name, "agree": "on"})
     assert response.status_code == 200
     task.refresh_from_db()
     link.refresh_from_db()

@@ -115,7 +115,7 @@ def test_policy_can_ask_for_the_commitment_letter_on_confirmation(client, sms_ou
     token = token_in(next(m for m in sms_outbox.outbox if m.phone == asked.resident.phones.get().reveal_phone()))
     url = reverse("clearance:link", args=[token])
     assert client.post(url, confirmation_post()).status_code == 400          # letter not signed
-    assert client.post(url, confirmation_post(signature="王小明")).status_code == 200
+    assert client.post(url, confirmation_post(signature=asked.resident.name)).status_code == 200
     asked.refresh_from_db()
     assert asked.commitment_signed_at is not None and asked.state == ClearanceTask.State.CONFIRMED
 

@@ -88,7 +88,7 @@ def test_nothing_found_lifts_after_letter_and_negative_test(task, worker, client
     # when the resident signs the letter and a negative result sampled after the investigation arrives
     token = token_in(sms_outbox.outbox[-1])
     with clock.frozen_at(AT + dt.timedelta(hours=1)):
-        assert client.post(f"/clearance/r/{token}/", {"signature": "王小明", "agree": "on"}).status_code == 200
+        assert client.post(f"/clearance/r/{token}/", {"signature": task.resident.name, "agree": "on"}).status_code == 200
     negative_result(task.resident, AT + dt.timedelta(hours=2))
 
     # then the measures sweep lifts it (actor "clearance")
@@ -173,7 +173,7 @@ def test_checkpoint_route_still_lifts_popup_3_when_letter_and_tests_are_done(cli
     token = token_in(sms_outbox.outbox[-1])
     client.logout()
     with clock.frozen_at(AT + dt.timedelta(hours=1)):
-        assert client.post(f"/clearance/r/{token}/", {"signature": "王小明", "agree": "on"}).status_code == 200
+        assert client.post(f"/clearance/r/{token}/", {"signature": resident.name, "agree": "on"}).status_code == 200
     negative_result(resident, AT + dt.timedelta(hours=2))
     negative_result(resident, cst(2022, 11, 12, 9))
 
