@@ -36,6 +36,7 @@ from communities.selectors import community_find, resident_by_id_number
 from communities.services import access_log, resident_get_or_create, resident_reveal_scoped
 from healthkit.errors import ApplicationError, IllegalTransition
 from healthkit.models import PopupCase, PopupType
+from healthkit.notify import compose_sms
 from healthkit.permissions import has_role
 from healthkit.sms import sms_enqueue
 
@@ -160,8 +161,10 @@ def identity_code_send(*, name: str, id_number: str, phone: str, ip: str) -> Cod
         "code_hash": _code_hash(token, code), "attempts": 0,
         "name": pii.encrypt(name), "id": pii.encrypt(number), "phone": pii.encrypt(mobile),
     }, timeout=ttl)
-    body = _("[12345] Your code for a health-code popup appeal is %(code)s, valid %(minutes)d minutes. "
-             "The appeal is free: never pay anyone or share this code.") % {"code": code, "minutes": ttl // 60}
+    # the same signature as every resident SMS; in the language of the page asking for it
+    body = compose_sms(language=translation.get_language(), footer=False, compose=lambda: _(
+        "Your code for a health-code popup appeal is %(code)s, valid %(minutes)d minutes. "
+        "The appeal is free: never pay anyone or share this code.") % {"code": code, "minutes": ttl // 60})
     with transaction.atomic():
         sms_enqueue(phone=mobile, body=body, purpose="appeal_code", idempotency_key=f"appeal-code:{token}",
                     secrets=(code,))

@@ -68,7 +68,7 @@ def test_status_page_of_a_folded_resident_shows_the_repeat(client, sms_outbox, r
     appeal = Appeal.objects.get()
     response = client.post(reverse("appeals:status"), {"reference": appeal.reference,
                                                        "id_number": resident.reveal_id_number(), "phone": "13800138000"})
-    assert "The resident appealed again; added to this appeal" in response.content.decode()
+    assert "You appealed again; it was added to this appeal." in response.content.decode()
 
 
 def test_a_reference_clash_draws_again(resident_with_popup, monkeypatch):
