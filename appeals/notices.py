@@ -52,6 +52,8 @@ def _when(instant: dt.datetime | None) -> str:
 
 def _send(appeal: Appeal, *, key: str, purpose: str, compose, urgent: bool = False,
           idempotency_key: str = "") -> None:
+    if appeal.priority == Appeal.Priority.EMERGENCY:
+        purpose = f"emergency_{purpose}"  # the codes queue's worker sends it (healthkit/queues.py)
     resident_sms(
         phone=_phone(appeal), key=idempotency_key or f"appeal:{appeal.pk}:{key}", purpose=purpose,
         compose=compose, reference=appeal.reference, resident=appeal.resident,

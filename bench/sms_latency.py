@@ -4,8 +4,8 @@
     .venv/bin/python bench/sms_latency.py --links 200 --codes 20 --send-ms 60
 
 A resident waiting for a one-time code must not wait behind bulk link SMS. This starts real
-Celery workers with the project's queue layout (`worker_layout()`: the queues and worker slots
-the routing configuration defines, else the single default queue `scripts/dev.py run` uses),
+Celery workers with the project's queue layout (`worker_layout()`: the workers and queues
+`scripts/dev.py run` starts, routing as in CELERY_TASK_ROUTES and healthkit/queues.py),
 queues `--links` link SMS in one transaction (as a clearance sweep does), then asks for a code
 every `--code-every` seconds through the real service (`appeals.services.identity_code_send`),
 and reads each code's latency from the database: `sent_at` minus the moment its transaction
@@ -42,17 +42,19 @@ class SlowGateway:
 
 
 def worker_layout() -> list[tuple[str, int]]:
-    """(queues, concurrency) per worker, as the project runs them: the queue layout of
-    healthkit.celery / scripts/dev.py where it defines one (`QUEUE_WORKERS`), else one worker
-    with two slots on the default queue (what `scripts/dev.py run` starts)."""
+    """(queues, concurrency) per worker, exactly as `scripts/dev.py run` starts them (its
+    `WORKERS`: one worker per queue group, docs/operations.md), else one worker with two slots
+    on every queue (what the project ran before queues were split)."""
     try:
-        from scripts import dev  # noqa: PLC0415 - optional layout
+        from scripts import dev
     except ImportError:
         dev = None
-    layout = getattr(dev, "QUEUE_WORKERS", None) if dev is not None else None
+    layout = getattr(dev, "WORKERS", None)
     if layout:
-        return [(",".join(q) if isinstance(q, list | tuple) else str(q), int(c)) for q, c in layout]
-    return [("celery", 2)]
+        return [(queues, int(concurrency)) for _name, queues, concurrency in layout]
+    from healthkit.queues import QUEUES
+
+    return [(",".join(QUEUES), 2)]
 
 
 def _reset_database() -> None:

@@ -73,3 +73,12 @@ def test_online_filing_remembers_the_page_language(resident_with_popup):
     with translation.override("en"):
         appeal, _ = appeal_file(resident=resident, popup=popup, category="correction", contact_phone="13800138000")
     assert appeal.language == "en"
+
+
+def test_emergency_news_goes_to_the_codes_queue(resident_with_popup):
+    from healthkit import queues
+
+    resident, _popup = resident_with_popup
+    appeal, _ = appeal_file(resident=resident, category="emergency_medical", contact_phone="13800138000")
+    message = _sms(appeal)
+    assert message.purpose == "emergency_appeal_filed" and queues.sms_queue(message.purpose) == queues.CODES

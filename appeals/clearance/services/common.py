@@ -63,6 +63,8 @@ def _notify(*, task: ClearanceTask, purpose: str, key: str, compose: Callable[[]
     whatever language the worker's console is in; healthkit.notify adds the signature, the
     reference and the official-site footer, and holds non-urgent news during quiet hours.
     """
+    if task.priority == ClearanceTask.Priority.EMERGENCY:
+        purpose = f"emergency_{purpose}"  # the codes queue's worker sends it (healthkit/queues.py)
     resident_sms(
         phone=_resident_phone(task), key=idempotency_key or f"clearance:{task.pk}:{key}", purpose=purpose,
         compose=compose, reference=task_sms_reference(task), resident=task.resident,

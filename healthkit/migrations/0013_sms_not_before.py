@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('healthkit', '0010_sms_secrets_masked'),
+        ('healthkit', '0012_test_result_corrections'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
