@@ -172,7 +172,7 @@ class AppealCreateApi(APIView):
         address = TextField(required=False, allow_blank=True, max_length=200)
         description = TextField(required=False, allow_blank=True, max_length=4000, multiline=True)
         call_outcome = serializers.ChoiceField(choices=AppealContact.Outcome.choices, default="reached")
-        call_note = serializers.CharField(required=False, allow_blank=True)
+        call_note = TextField(multiline=True, max_length=1000, required=False, allow_blank=True)
 
     class OutputSerializer(serializers.Serializer):
         reference = serializers.CharField()
@@ -198,7 +198,7 @@ class AppealAssignApi(APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
-        username = serializers.CharField(required=False, help_text="Omit to assign to yourself.")
+        username = TextField(max_length=150, required=False, help_text="Omit to assign to yourself.")
 
     @extend_schema(request=InputSerializer, responses=AppealSummarySerializer)
     def post(self, request, reference: str):
@@ -218,8 +218,8 @@ class AppealRouteApi(APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
-        community_code = serializers.CharField()
-        reason = serializers.CharField(required=False, allow_blank=True)
+        community_code = TextField(max_length=32)
+        reason = TextField(max_length=200, required=False, allow_blank=True)
 
     @extend_schema(request=InputSerializer, responses=AppealSummarySerializer)
     def post(self, request, reference: str):

@@ -12,7 +12,7 @@ from communities.models import PersonalDataAccess
 from communities.selectors import resident_by_id_number, residents_visible_to
 from communities.services import access_log
 from healthkit.errors import ApplicationError
-from healthkit.inputs import StrictJSONParser
+from healthkit.inputs import InstantField, StrictJSONParser, TextField
 from healthkit.permissions import IsIntegration, IsStaffRole
 from healthkit.selectors import health_code_at
 from healthkit.sms import MAX_RECEIPTS, sms_receipts_record
@@ -27,8 +27,8 @@ class HealthCodeApi(APIView):
     throttle_scope = "health_code"
 
     class InputSerializer(serializers.Serializer):
-        id_number = serializers.CharField(max_length=32)
-        at = serializers.DateTimeField(required=False)
+        id_number = TextField(max_length=32)
+        at = InstantField(required=False)
 
     class OutputSerializer(serializers.Serializer):
         resident = serializers.CharField()

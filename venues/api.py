@@ -18,7 +18,7 @@ from communities.models import Community, User
 from healthkit.api_ingest import IngestOutputSerializer
 from healthkit.errors import ApplicationError
 from healthkit.ingest import MAX_RECORDS, parse_batch_id
-from healthkit.inputs import RecordsJSONParser
+from healthkit.inputs import InstantField, RecordsJSONParser, TextField
 from healthkit.permissions import IsIntegration, role_permission
 from venues import ingest, selectors, services
 from venues.models import RiskWindow, Venue
@@ -101,9 +101,9 @@ class VenueCreateApi(APIView):
     permission_classes = [IsSupervising]
 
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=120)
+        name = TextField(max_length=120)
         kind = serializers.ChoiceField(choices=Venue.Kind.choices)
-        address = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        address = TextField(max_length=200, required=False, allow_blank=True)
         community = serializers.PrimaryKeyRelatedField(queryset=Community.objects.all())
         managers = serializers.PrimaryKeyRelatedField(
             queryset=User.objects.filter(role=User.Role.VENUE_MANAGER), many=True, required=False)
@@ -133,10 +133,10 @@ class _WindowOutput(serializers.Serializer):
 
 
 class _WindowInput(serializers.Serializer):
-    starts_at = serializers.DateTimeField(help_text="Inclusive.")
-    ends_at = serializers.DateTimeField(help_text="Exclusive.")
+    starts_at = InstantField(help_text="Inclusive.")
+    ends_at = InstantField(help_text="Exclusive.")
     risk_level = serializers.ChoiceField(choices=RiskWindow.Level.choices)
-    reason = serializers.CharField(max_length=200)
+    reason = TextField(max_length=200)
 
 
 class RiskWindowListApi(APIView):
@@ -194,7 +194,7 @@ class RiskWindowCorrectApi(APIView):
     permission_classes = [IsSupervising]
 
     class InputSerializer(_WindowInput):
-        correction = serializers.CharField(max_length=200, help_text="Why the window is corrected.")
+        correction = TextField(max_length=200, help_text="Why the window is corrected.")
 
     OutputSerializer = _WindowOutput
 
@@ -213,7 +213,7 @@ class RiskWindowWithdrawApi(APIView):
     permission_classes = [IsSupervising]
 
     class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(max_length=200)
+        reason = TextField(max_length=200)
 
     OutputSerializer = _WindowOutput
 

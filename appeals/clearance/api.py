@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from appeals.clearance import selectors, services
 from appeals.clearance.models import ClearanceTask
+from healthkit.inputs import TextField
 from healthkit.permissions import role_permission
 from healthkit.selectors import popup_explain
 
@@ -106,9 +107,9 @@ class ClearanceTaskDecisionApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         decision = serializers.ChoiceField(choices=["accept", "reject", "info"])
-        reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+        reason = TextField(multiline=True, max_length=500, required=False, allow_blank=True, default="")
         next_step = serializers.ChoiceField(choices=ClearanceTask.NextStep.choices, required=False)
-        question = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+        question = TextField(multiline=True, max_length=300, required=False, allow_blank=True, default="")
 
     @extend_schema(request=InputSerializer, responses=TaskSummarySerializer)
     def post(self, request, pk: int):
@@ -133,7 +134,7 @@ class ClearanceTaskInvestigationApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         outcome = serializers.ChoiceField(choices=ClearanceTask.Outcome.choices)
-        reason = serializers.CharField(max_length=500)
+        reason = TextField(multiline=True, max_length=500)
 
     @extend_schema(request=InputSerializer, responses=TaskSummarySerializer)
     def post(self, request, pk: int):
