@@ -133,10 +133,13 @@ def main() -> None:
     parser.add_argument("--popups", type=int, default=1_000_000)
     parser.add_argument("--appeals", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--keep", action="store_true",
+                        help="reuse the database a previous run filled (migrate only, no refill)")
     args = parser.parse_args()
     n, n_appeals = int(args.popups * args.scale), int(args.appeals * args.scale)
 
-    recreate_database(os.environ["DATABASE_URL"])
+    if not args.keep:
+        recreate_database(os.environ["DATABASE_URL"])
     import django
 
     django.setup()
@@ -146,11 +149,16 @@ def main() -> None:
     from django.test.utils import setup_test_environment
 
     from appeals.oversight import selectors, services
-    from communities.models import District, User
+    from communities.models import Community, District, User
 
     setup_test_environment()
     call_command("migrate", verbosity=0)
-    supervisor = User.objects.create_user("bench-supervisor", password=None, role=User.Role.SUPERVISOR)
+    supervisor = User.objects.filter(username="bench-supervisor").first() or User.objects.create_user(
+        "bench-supervisor", password=None, role=User.Role.SUPERVISOR)
+    from healthkit.models import PopupCase
+
+    if args.keep and PopupCase.objects.exists():
+        n = PopupCase.objects.count()
     print(f"dashboard bench: {n:,} popups, {n_appeals:,} appeals", flush=True)
 
     def fill():
@@ -158,15 +166,19 @@ def main() -> None:
             for sql in FILL:
                 cur.execute(sql, {"n": n, "n_appeals": n_appeals, "user": supervisor.pk})
 
-    step("fill (generate_series)", fill)
-    refresh_s = [step("summary refresh (beat job)", services.summary_refresh) for _ in range(2)]
+    if not (args.keep and n):
+        step("fill (generate_series)", fill)
+    full_s = step("summary refresh, full (nightly, and the first run)", lambda: services.summary_refresh(full=True))
+    refresh_s = [step("summary refresh, incremental (every minute)", services.summary_refresh) for _ in range(2)]
 
     client = Client()
     client.force_login(supervisor)
     district = District.objects.order_by("code").first()
     today = selectors.DashboardFilters.default().date_to
+    community = Community.objects.filter(street__district=district).order_by("code").first()
     cases = {"city-wide, last 30 days": {}, "one district, type 3, 90 days": {
-        "district": district.pk, "popup_type": 3, "date_from": (today - dt.timedelta(days=89)).isoformat()}}
+        "district": district.pk, "popup_type": 3, "date_from": (today - dt.timedelta(days=89)).isoformat()},
+        "one community, last 30 days": {"community": community.code}}
     from appeals.oversight.forms import DashboardFilterForm
 
     for label, params in cases.items():
@@ -197,7 +209,8 @@ def main() -> None:
             samples.append((time.perf_counter() - start) * 1000)
     print(f"for comparison, open popups by type and district from the base tables: "
           f"p50 {statistics.median(samples):.0f} ms (one figure of ~15 on the page)")
-    print(f"summary refresh: {min(refresh_s):.1f} s (runs every 60 s in Celery beat)")
+    print(f"summary refresh: incremental {min(refresh_s):.1f} s (every 60 s in Celery beat), full {full_s:.1f} s "
+          f"(nightly)")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Written only by services.summary_refresh (a beat job: one transaction, set-based DELETE +
 INSERT ... SELECT per table), read by selectors. At a million popups and a million appeals the
 page reads these few thousand rows instead of grouping the base tables on every request.
-District and community are copied in (no join at read time) and carry no database constraint:
-the rows are rebuilt from the registry on every refresh.
+Rows are per district (copied in, no join at read time, no database constraint: rebuilt from the
+registry on every refresh); per community they would be nearly as many as the popups. A chosen
+community's figures are read live from its own residents' rows instead (indexed, small).
 """
 
 from django.db import models
@@ -21,6 +22,23 @@ def _district() -> models.ForeignKey:
 def _community() -> models.ForeignKey:
     return models.ForeignKey(Community, on_delete=models.DO_NOTHING, db_constraint=False, null=True,
                              related_name="+", verbose_name=_("community"))
+
+
+class OpenPopupByCommunity(models.Model):
+    """Open popups per community and type: the 'by community' chart of one district."""
+
+    popup_type = models.PositiveSmallIntegerField(_("popup type"))
+    district = _district()
+    community = _community()
+    n = models.PositiveIntegerField(_("count"))
+
+    class Meta:
+        verbose_name = _("open popups per community (summary)")
+        verbose_name_plural = _("open popups per community (summary)")
+        indexes = [models.Index(fields=["district"], name="oversight_bycommunity_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.community_id} {self.popup_type} {self.n}"
 
 
 class SummaryRefresh(models.Model):
@@ -45,7 +63,6 @@ class OpenPopupFigure(models.Model):
     state = models.CharField(_("state"), max_length=14)
     source = models.CharField(_("source"), max_length=10)
     district = _district()
-    community = _community()
     n = models.PositiveIntegerField(_("count"))
 
     class Meta:
@@ -64,7 +81,6 @@ class OpenAppealFigure(models.Model):
     channel = models.CharField(_("channel"), max_length=8)
     popup_type = models.PositiveSmallIntegerField(_("popup type"), null=True)
     district = _district()
-    community = _community()
     n = models.PositiveIntegerField(_("count"))
     breached = models.PositiveIntegerField(_("past SLA"), default=0)
     escalated = models.PositiveIntegerField(_("escalated"), default=0)
@@ -87,7 +103,6 @@ class OpenTaskFigure(models.Model):
     origin = models.CharField(_("origin"), max_length=16)
     popup_type = models.PositiveSmallIntegerField(_("popup type"), null=True)
     district = _district()
-    community = _community()
     n = models.PositiveIntegerField(_("count"))
     overdue = models.PositiveIntegerField(_("overdue"), default=0)
 
@@ -110,7 +125,6 @@ class DeliveryFigure(models.Model):
 
     metric = models.CharField(_("figure"), max_length=20, choices=Metric.choices)
     district = _district()
-    community = _community()
     n = models.PositiveIntegerField(_("count"))
 
     class Meta:
@@ -142,7 +156,6 @@ class TrendPoint(models.Model):
     bucket = models.DateTimeField(_("from"))
     popup_type = models.PositiveSmallIntegerField(_("popup type"), null=True)
     district = _district()
-    community = _community()
     n = models.PositiveIntegerField(_("count"))
 
     class Meta:
@@ -170,7 +183,6 @@ class DurationBin(models.Model):
     by_person = models.BooleanField(_("by a person"), null=True)
     popup_type = models.PositiveSmallIntegerField(_("popup type"), null=True)
     district = _district()
-    community = _community()
     day = models.DateField(_("day"))
     bin = models.PositiveSmallIntegerField(_("bin"))
     n = models.PositiveIntegerField(_("count"))
@@ -178,7 +190,7 @@ class DurationBin(models.Model):
     class Meta:
         verbose_name = _("duration bin")
         verbose_name_plural = _("duration bins")
-        indexes = [models.Index(fields=["measure", "day"], name="oversight_duration_idx")]
+        indexes = [models.Index(fields=["day"], name="oversight_duration_day_idx")]
 
     def __str__(self) -> str:
         return f"{self.measure} {self.day} bin {self.bin}: {self.n}"

@@ -6,21 +6,25 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from appeals.clearance.models import ClearanceTask
+from appeals.models import Appeal
 from appeals.oversight.models import (
     DeliveryFigure,
     DurationBin,
     OpenAppealFigure,
+    OpenPopupByCommunity,
     OpenPopupFigure,
     OpenTaskFigure,
     SummaryRefresh,
     TrendPoint,
 )
+from appeals.oversight.services import SMS_DAYS, STRANDED_DAYS
 from communities.models import Community, District, User
-from healthkit.models import PopupCase, PopupType
+from healthkit.models import OutboxDelivery, PopupCase, PopupType, SmsMessage
 from healthkit.permissions import has_role
 
 SUPERVISING_ROLES = (User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
@@ -54,16 +58,6 @@ class DashboardFilters:
         return timezone.make_aware(dt.datetime.combine(self.date_to + dt.timedelta(days=1), dt.time()))
 
 
-def _scoped(qs: QuerySet, f: DashboardFilters, *, typed: bool = True) -> QuerySet:
-    if f.community is not None:
-        qs = qs.filter(community=f.community)
-    elif f.district is not None:
-        qs = qs.filter(district=f.district)
-    if typed and f.popup_type:
-        qs = qs.filter(popup_type=f.popup_type)
-    return qs
-
-
 def _by_district(qs: QuerySet, f: DashboardFilters) -> QuerySet:
     """Trends and times are kept per district: a community's are its district's."""
     district = f.community.street.district_id if f.community is not None else (f.district.pk if f.district else None)
@@ -82,40 +76,106 @@ def last_refresh() -> SummaryRefresh | None:
     return SummaryRefresh.objects.order_by("-as_of").first()
 
 
+def _sum_by(rows: list[dict], key: str, field: str = "n") -> dict:
+    out: dict = defaultdict(int)
+    for row in rows:
+        out[row[key]] += row[field] or 0
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] is None, kv[0] if kv[0] is not None else 0)))
+
+
+def _total(rows: list[dict], field: str = "n") -> int:
+    return sum(row[field] or 0 for row in rows)
+
+
+def _summary_rows(model, f: DashboardFilters, fields: tuple[str, ...], typed: bool = True) -> list[dict]:
+    """Rows of a district-level summary table under the filters (a few hundred at city scale)."""
+    qs = model.objects.all()
+    if f.district is not None:
+        qs = qs.filter(district=f.district)
+    if typed and f.popup_type:
+        qs = qs.filter(popup_type=f.popup_type)
+    return list(qs.values(*fields))
+
+
+def _popup_type_q(f: DashboardFilters, prefix: str = "popup__") -> Q:
+    return Q(**{f"{prefix}popup_type": f.popup_type}) if f.popup_type else Q()
+
+
 def open_popups(f: DashboardFilters) -> dict:
-    qs = _scoped(OpenPopupFigure.objects.all(), f)
-    by_place_field = "community" if f.district is not None or f.community is not None else "district"
-    return {
-        "total": qs.aggregate(t=Sum("n"))["t"] or 0,
-        "by_type": _grouped(qs, "popup_type"),
-        "by_state": _grouped(qs, "state"),
-        "by_source": _grouped(qs, "source"),
-        "place_field": by_place_field,
-        "by_place": _grouped(qs, by_place_field),
-    }
+    """Open popups. One community: counted live from its residents' popups (an indexed read of a
+    few hundred rows); otherwise from the summary."""
+    if f.community is not None:
+        rows = list(PopupCase.objects.filter(state__in=PopupCase.OPEN_STATES, resident__community=f.community)
+                    .filter(_popup_type_q(f, "")).values("popup_type", "state", "source")
+                    .annotate(n=Count("id")).order_by())
+        by_place = {f.community.pk: _total(rows)} if rows else {}
+        place_field = "community"
+    else:
+        rows = _summary_rows(OpenPopupFigure, f, ("popup_type", "state", "source", "district", "n"))
+        if f.district is not None:
+            place_field = "community"
+            qs = OpenPopupByCommunity.objects.filter(district=f.district)
+            if f.popup_type:
+                qs = qs.filter(popup_type=f.popup_type)
+            by_place = _sum_by(list(qs.values("community", "n")), "community")
+        else:
+            place_field = "district"
+            by_place = _sum_by(rows, "district")
+    return {"total": _total(rows), "by_type": _sum_by(rows, "popup_type"), "by_state": _sum_by(rows, "state"),
+            "by_source": _sum_by(rows, "source"), "place_field": place_field, "by_place": by_place}
+
+
+APPEAL_MEASURES = ("n", "breached", "escalated", "repeated", "repeats", "stranded_long")
 
 
 def open_appeals(f: DashboardFilters) -> dict:
-    qs = _scoped(OpenAppealFigure.objects.all(), f)
-    totals = qs.aggregate(total=Sum("n"), breached=Sum("breached"), escalated=Sum("escalated"),
-                          repeated=Sum("repeated"), repeats=Sum("repeats"), stranded_long=Sum("stranded_long"))
-    return {
-        **{k: v or 0 for k, v in totals.items()},
-        "by_status": _grouped(qs, "status"),
-        "by_category": _grouped(qs, "category"),
-        "by_channel": _grouped(qs, "channel"),
-    }
+    if f.community is not None:
+        now = timezone.now()
+        c = f.community
+        stranded_since = timezone.localdate() - dt.timedelta(days=STRANDED_DAYS)
+        rows = list(
+            Appeal.objects.filter(status__in=Appeal.OPEN_STATUSES)
+            .filter(Q(routed_community=c) | Q(routed_community__isnull=True, community=c)
+                    | Q(routed_community__isnull=True, community__isnull=True, resident__community=c))
+            .filter(Q(popup__popup_type=f.popup_type) | Q(popup__isnull=True, popup_type_claimed=f.popup_type)
+                    if f.popup_type else Q())
+            .values("status", "category", "channel")
+            .annotate(n=Count("id"),
+                      breached=Count("id", filter=Q(sla_breached_at__isnull=False) | Q(sla_due_at__lt=now)),
+                      escalated=Count("id", filter=Q(escalated_at__isnull=False)),
+                      repeated=Count("id", filter=Q(repeat_count__gt=0)), repeats=Sum("repeat_count"),
+                      stranded_long=Count("id", filter=Q(currently_outside_city=True,
+                                                         outside_since__lte=stranded_since)))
+            .order_by())
+    else:
+        rows = _summary_rows(OpenAppealFigure, f, ("status", "category", "channel", *APPEAL_MEASURES))
+    return {**{("total" if m == "n" else m): _total(rows, m) for m in APPEAL_MEASURES},
+            "by_status": _sum_by(rows, "status"), "by_category": _sum_by(rows, "category"),
+            "by_channel": _sum_by(rows, "channel")}
 
 
 def open_tasks(f: DashboardFilters) -> dict:
-    qs = _scoped(OpenTaskFigure.objects.all(), f)
-    totals = qs.aggregate(total=Sum("n"), overdue=Sum("overdue"))
-    return {"total": totals["total"] or 0, "overdue": totals["overdue"] or 0, "by_state": _grouped(qs, "state")}
+    if f.community is not None:
+        rows = list(ClearanceTask.objects.filter(state__in=ClearanceTask.OPEN_STATES, community=f.community)
+                    .filter(_popup_type_q(f)).values("state")
+                    .annotate(n=Count("id"), overdue=Count("id", filter=Q(
+                        sla_due_at__lt=timezone.now(), state__in=ClearanceTask.AWAITING_STATES)))
+                    .order_by())
+    else:
+        rows = _summary_rows(OpenTaskFigure, f, ("state", "n", "overdue"))
+    return {"total": _total(rows), "overdue": _total(rows, "overdue"), "by_state": _sum_by(rows, "state")}
 
 
 def deliveries(f: DashboardFilters) -> dict:
-    qs = _scoped(DeliveryFigure.objects.all(), f, typed=False)
-    return dict(_grouped(qs, "metric"))
+    if f.community is not None:
+        sms = (SmsMessage.objects.filter(state__in=["undelivered", "dead"], resident__community=f.community,
+                                         created_at__gte=timezone.now() - dt.timedelta(days=SMS_DAYS))
+               .values("state").annotate(n=Count("id")).order_by())
+        out = (OutboxDelivery.objects.filter(state__in=["failed", "dead"], resident__community=f.community)
+               .values("state").annotate(n=Count("id")).order_by())
+        return {**{("sms_dead" if r["state"] == "dead" else "sms_undelivered"): r["n"] for r in sms},
+                **{("outbox_dead" if r["state"] == "dead" else "outbox_failed"): r["n"] for r in out}}
+    return _sum_by(_summary_rows(DeliveryFigure, f, ("metric", "n"), typed=False), "metric")
 
 
 def trend_days(f: DashboardFilters) -> dict:

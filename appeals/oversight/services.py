@@ -12,6 +12,9 @@ from healthkit import clock
 
 # Hourly points are kept for this many days (the hours chart shows the last two).
 HOURLY_DAYS = 3
+# Each refresh rewrites the history (trends, times) from this many days before the previous
+# refresh: what happened earlier no longer changes (a nightly full rebuild catches the rest).
+REWRITE_DAYS = 3
 # SMS "not delivered" counts the messages of this many days (older ones were followed up).
 SMS_DAYS = 7
 STRANDED_DAYS = 30
@@ -25,21 +28,30 @@ _PLACE = """
 _BIN = "floor(4 * log(2, 1 + GREATEST(EXTRACT(EPOCH FROM ({end}) - ({start})) / 60, 0)))::int"
 
 _OPEN_POPUPS = """
-INSERT INTO oversight_openpopupfigure (popup_type, state, source, district_id, community_id, n)
-SELECT p.popup_type, p.state, p.source, ps.district_id, r.community_id, count(*)
+INSERT INTO oversight_openpopupfigure (popup_type, state, source, district_id, n)
+SELECT p.popup_type, p.state, p.source, ps.district_id, count(*)
 FROM healthkit_popupcase p
 JOIN communities_resident r ON r.id = p.resident_id
 """ + _PLACE.format(community="r.community_id") + """
 WHERE p.state IN ('active', 'under_review')
-GROUP BY 1, 2, 3, 4, 5
+GROUP BY 1, 2, 3, 4
+"""
+
+_OPEN_BY_COMMUNITY = """
+INSERT INTO oversight_openpopupbycommunity (popup_type, district_id, community_id, n)
+SELECT p.popup_type, ps.district_id, r.community_id, count(*)
+FROM healthkit_popupcase p
+JOIN communities_resident r ON r.id = p.resident_id
+""" + _PLACE.format(community="r.community_id") + """
+WHERE p.state IN ('active', 'under_review') AND r.community_id IS NOT NULL
+GROUP BY 1, 2, 3
 """
 
 _OPEN_APPEALS = """
 INSERT INTO oversight_openappealfigure
-    (status, category, channel, popup_type, district_id, community_id, n, breached, escalated, repeated,
-     repeats, stranded_long)
-SELECT a.status, a.category, a.channel, COALESCE(p.popup_type, a.popup_type_claimed), ps.district_id,
-       pc.id, count(*),
+    (status, category, channel, popup_type, district_id, n, breached, escalated, repeated, repeats,
+     stranded_long)
+SELECT a.status, a.category, a.channel, COALESCE(p.popup_type, a.popup_type_claimed), ps.district_id, count(*),
        count(*) FILTER (WHERE a.sla_breached_at IS NOT NULL OR a.sla_due_at < %(now)s),
        count(*) FILTER (WHERE a.escalated_at IS NOT NULL),
        count(*) FILTER (WHERE a.repeat_count > 0),
@@ -50,41 +62,40 @@ JOIN communities_resident r ON r.id = a.resident_id
 LEFT JOIN healthkit_popupcase p ON p.id = a.popup_id
 """ + _PLACE.format(community="COALESCE(a.routed_community_id, a.community_id, r.community_id)") + """
 WHERE a.status IN ('new', 'in_progress', 'waiting_resident', 'routed')
-GROUP BY 1, 2, 3, 4, 5, 6
+GROUP BY 1, 2, 3, 4, 5
 """
 
 _OPEN_TASKS = """
-INSERT INTO oversight_opentaskfigure (state, origin, popup_type, district_id, community_id, n, overdue)
-SELECT t.state, t.origin, p.popup_type, ps.district_id, t.community_id, count(*),
+INSERT INTO oversight_opentaskfigure (state, origin, popup_type, district_id, n, overdue)
+SELECT t.state, t.origin, p.popup_type, ps.district_id, count(*),
        count(*) FILTER (WHERE t.sla_due_at < %(now)s AND t.state IN ('open', 'confirmed', 'info_requested'))
 FROM clearance_clearancetask t
 LEFT JOIN healthkit_popupcase p ON p.id = t.popup_id
 """ + _PLACE.format(community="t.community_id") + """
 WHERE t.state IN ('open', 'confirmed', 'info_requested', 'measures')
-GROUP BY 1, 2, 3, 4, 5
+GROUP BY 1, 2, 3, 4
 """
 
 _DELIVERIES = """
-INSERT INTO oversight_deliveryfigure (metric, district_id, community_id, n)
-SELECT CASE m.state WHEN 'dead' THEN 'sms_dead' ELSE 'sms_undelivered' END, ps.district_id, r.community_id, count(*)
+INSERT INTO oversight_deliveryfigure (metric, district_id, n)
+SELECT CASE m.state WHEN 'dead' THEN 'sms_dead' ELSE 'sms_undelivered' END, ps.district_id, count(*)
 FROM healthkit_smsmessage m
 LEFT JOIN communities_resident r ON r.id = m.resident_id
 """ + _PLACE.format(community="r.community_id") + """
 WHERE m.state IN ('undelivered', 'dead') AND m.created_at >= %(sms_since)s
-GROUP BY 1, 2, 3
+GROUP BY 1, 2
 UNION ALL
-SELECT CASE d.state WHEN 'dead' THEN 'outbox_dead' ELSE 'outbox_failed' END, ps.district_id, r.community_id,
-       count(*)
+SELECT CASE d.state WHEN 'dead' THEN 'outbox_dead' ELSE 'outbox_failed' END, ps.district_id, count(*)
 FROM healthkit_outboxdelivery d
 JOIN communities_resident r ON r.id = d.resident_id
 """ + _PLACE.format(community="r.community_id") + """
 WHERE d.state IN ('failed', 'dead')
-GROUP BY 1, 2, 3
+GROUP BY 1, 2
 """
 
 # One statement per grain; {unit} is 'day' or 'hour' (constants, never input).
 _TREND = """
-INSERT INTO oversight_trendpoint (metric, grain, bucket, popup_type, district_id, community_id, n)
+INSERT INTO oversight_trendpoint (metric, grain, bucket, popup_type, district_id, n)
 WITH popups AS (
     SELECT p.id, p.popup_type, p.raised_at, p.lifted_at, p.state, ps.district_id, r.community_id
     FROM healthkit_popupcase p
@@ -115,37 +126,36 @@ WITH popups AS (
     WHERE status = 'closed' AND closed_at >= %(since)s
 )
 SELECT metric, '{unit}', date_trunc('{unit}', at AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s,
-       popup_type, district_id, NULL::bigint, count(*)
+       popup_type, district_id, count(*)
 FROM points
 GROUP BY 1, 2, 3, 4, 5
 """  # noqa: S608 - composed from constants; every value is a parameter
 
 _DURATIONS = """
-INSERT INTO oversight_durationbin (measure, key, by_person, popup_type, district_id, community_id, day, bin, n)
+INSERT INTO oversight_durationbin (measure, key, by_person, popup_type, district_id, day, bin, n)
 SELECT 'appeal_decision', a.category, NULL::boolean, COALESCE(p.popup_type, a.popup_type_claimed), ps.district_id,
-       NULL::bigint,
        (a.closed_at AT TIME ZONE %(tz)s)::date, """ + _BIN.format(start="a.created_at", end="a.closed_at") + """,
        count(*)
 FROM appeals_appeal a
 JOIN communities_resident r ON r.id = a.resident_id
 LEFT JOIN healthkit_popupcase p ON p.id = a.popup_id
 """ + _PLACE.format(community="COALESCE(a.routed_community_id, a.community_id, r.community_id)") + """
-WHERE a.status = 'closed' AND a.closed_at IS NOT NULL AND a.merged_into_id IS NULL
-GROUP BY 1, 2, 3, 4, 5, 7, 8
+WHERE a.status = 'closed' AND a.closed_at >= %(since)s AND a.merged_into_id IS NULL
+GROUP BY 1, 2, 3, 4, 5, 6, 7
 UNION ALL
-SELECT 'popup_lift', p.source, e.actor_id IS NOT NULL, p.popup_type, ps.district_id, NULL::bigint,
+SELECT 'popup_lift', p.source, e.actor_id IS NOT NULL, p.popup_type, ps.district_id,
        (p.lifted_at AT TIME ZONE %(tz)s)::date, """ + _BIN.format(start="p.raised_at", end="p.lifted_at") + """,
        count(*)
 FROM healthkit_popupcase p
 JOIN healthkit_popupevent e ON e.case_id = p.id AND e.kind = 'lifted'
 JOIN communities_resident r ON r.id = p.resident_id
 """ + _PLACE.format(community="r.community_id") + """
-WHERE p.state = 'lifted'
-GROUP BY 1, 2, 3, 4, 5, 7, 8
+WHERE p.state = 'lifted' AND p.lifted_at >= %(since)s
+GROUP BY 1, 2, 3, 4, 5, 6, 7
 UNION ALL
 -- the negative result that ended a popup (its lift event names it) was on file at received_at;
 -- the lift was written at recorded_at: the wait a resident sees after the lab did its part
-SELECT 'record_lift', p.source, e.actor_id IS NOT NULL, p.popup_type, ps.district_id, NULL::bigint,
+SELECT 'record_lift', p.source, e.actor_id IS NOT NULL, p.popup_type, ps.district_id,
        (e.recorded_at AT TIME ZONE %(tz)s)::date, """ + _BIN.format(start="tr.received_at", end="e.recorded_at") + """,
        count(*)
 FROM healthkit_popupcase p
@@ -153,35 +163,48 @@ JOIN healthkit_popupevent e ON e.case_id = p.id AND e.kind = 'lifted'
 JOIN healthkit_testresult tr ON tr.id = (e.data->'records'->>'test_result')::bigint
 JOIN communities_resident r ON r.id = p.resident_id
 """ + _PLACE.format(community="r.community_id") + """
-WHERE p.state = 'lifted' AND jsonb_typeof(e.data->'records'->'test_result') = 'number'
-GROUP BY 1, 2, 3, 4, 5, 7, 8
+WHERE p.state = 'lifted' AND e.recorded_at >= %(since)s
+  AND jsonb_typeof(e.data->'records'->'test_result') = 'number'
+GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 
-_TABLES = ("oversight_openpopupfigure", "oversight_openappealfigure", "oversight_opentaskfigure",
-           "oversight_deliveryfigure", "oversight_trendpoint", "oversight_durationbin")
+_SNAPSHOT_TABLES = ("oversight_openpopupfigure", "oversight_openpopupbycommunity", "oversight_openappealfigure",
+                    "oversight_opentaskfigure", "oversight_deliveryfigure")
 
 
-def summary_refresh(*, now: dt.datetime | None = None) -> SummaryRefresh:
-    """Rebuild every summary table from the base tables in one transaction (readers keep the
-    previous figures until it commits). Idempotent: a rerun replaces the rows again.
-    Set-based: one INSERT ... SELECT per table, whatever the number of popups and appeals."""
+def summary_refresh(*, now: dt.datetime | None = None, full: bool = False) -> SummaryRefresh:
+    """Refresh the summary tables from the base tables in one transaction (readers keep the
+    previous figures until it commits). The open-items tables are rebuilt whole; the history
+    (trends, times) from REWRITE_DAYS before the previous refresh, or whole when `full` or on the
+    first run. Idempotent: a rerun replaces the same rows. Set-based: one INSERT ... SELECT per
+    table, whatever the number of popups and appeals."""
     now = now or clock.now()
     started = time.monotonic()
     today = timezone.localdate(now)
+    previous = SummaryRefresh.objects.order_by("-as_of").first()
+    first_day = dt.date(1, 1, 2)
+    if not full and previous is not None:
+        first_day = timezone.localdate(min(previous.as_of, now)) - dt.timedelta(days=REWRITE_DAYS)
+    since = timezone.make_aware(dt.datetime.combine(first_day, dt.time()))
     params = {
-        "now": now, "tz": settings.TIME_ZONE,
+        "now": now, "tz": settings.TIME_ZONE, "since": since,
         "stranded_since": today - dt.timedelta(days=STRANDED_DAYS),
         "sms_since": now - dt.timedelta(days=SMS_DAYS),
     }
     with transaction.atomic(), connection.cursor() as cursor:
         # Two refreshes at once would each delete and insert: the second waits for the first.
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('oversight_summary_refresh'))")
-        for table in _TABLES:
+        for table in _SNAPSHOT_TABLES:
             cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - constant table names
-        for sql in (_OPEN_POPUPS, _OPEN_APPEALS, _OPEN_TASKS, _DELIVERIES, _DURATIONS):
+        for sql in (_OPEN_POPUPS, _OPEN_BY_COMMUNITY, _OPEN_APPEALS, _OPEN_TASKS, _DELIVERIES):
             cursor.execute(sql, params)
-        cursor.execute(_TREND.replace("{unit}", "day"), {**params, "since": dt.datetime.min.replace(tzinfo=dt.UTC)})
+        cursor.execute("DELETE FROM oversight_durationbin WHERE day >= %s", [first_day])
+        cursor.execute(_DURATIONS, params)
+        cursor.execute("DELETE FROM oversight_trendpoint WHERE grain = 'hour' OR bucket >= %s", [since])
+        cursor.execute(_TREND.replace("{unit}", "day"), params)
         cursor.execute(_TREND.replace("{unit}", "hour"), {**params, "since": now - dt.timedelta(days=HOURLY_DAYS)})
+        # Fresh statistics: with stale ones the planner sorts the bins on disk instead of hashing.
+        cursor.execute("ANALYZE oversight_durationbin, oversight_trendpoint")
         refresh = SummaryRefresh.objects.create(as_of=now, duration_ms=int((time.monotonic() - started) * 1000))
         SummaryRefresh.objects.filter(as_of__lt=now - dt.timedelta(days=1)).delete()
     return refresh

@@ -6,6 +6,6 @@ from appeals.oversight import services
 
 
 @shared_task(acks_late=True)
-def summary_refresh() -> int:
-    """Rebuild the dashboard's summary tables; a rerun is harmless (it rebuilds again)."""
-    return services.summary_refresh().duration_ms
+def summary_refresh(full: bool = False) -> int:
+    """Refresh the dashboard's summary tables; a rerun is harmless (it rebuilds the same rows)."""
+    return services.summary_refresh(full=full).duration_ms

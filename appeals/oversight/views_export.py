@@ -126,7 +126,8 @@ class TasksExportView(_PersonExport):
             filters = clearance_selectors.WorklistFilters(
                 state=d.get("state") or "", origin=d.get("origin") or "", priority=d.get("priority"),
                 community=d.get("community"), overdue=bool(d.get("overdue")), reference=d.get("reference") or "",
-                district=d["district"].pk if d.get("district") else None, popup_type=d.get("popup_type"))
+                district=d["district"].pk if d.get("district") else None, popup_type=d.get("popup_type"),
+                test_missing=bool(d.get("test_missing")))
         for t in clearance_selectors.worklist(user=request.user, filters=filters).iterator(chunk_size=2000):
             phone = t.contact_phone_masked or (t.appeal.contact_phone_masked if t.appeal_id else "")
             yield [t.reference, t.community.name, t.resident.masked, phone, t.get_origin_display(),

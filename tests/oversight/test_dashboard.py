@@ -146,3 +146,28 @@ def test_dashboard_is_for_supervisors_only(client, city):
 def test_page_before_any_refresh_says_so(supervisor, client):
     html = client.get(reverse("oversight:dashboard"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "have not been computed yet" in html
+
+
+def test_one_community_is_counted_live_and_a_district_by_community(city):
+    other = CommunityFactory(street=city["east"].street)
+    PopupCaseFactory(resident=ResidentFactory(community=city["east"]), popup_type=3)
+    PopupCaseFactory(resident=ResidentFactory(community=other), popup_type=4, source=PopupCase.Source.ENGINE)
+    AppealFactory(resident=ResidentFactory(community=city["east"]))
+    services.summary_refresh()
+    base = selectors.DashboardFilters.default()
+    one = selectors.DashboardFilters(date_from=base.date_from, date_to=base.date_to, community=city["east"])
+    assert selectors.open_popups(one)["by_type"] == {3: 1}
+    assert selectors.open_appeals(one)["total"] == 1
+    district = selectors.DashboardFilters(date_from=base.date_from, date_to=base.date_to, district=city["chaoyang"])
+    assert selectors.open_popups(district)["by_place"] == {city["east"].pk: 1, other.pk: 1}
+
+
+def test_incremental_refresh_keeps_old_history_and_adds_new(city):
+    resident = ResidentFactory(community=city["east"])
+    old = timezone.now() - dt.timedelta(days=20)
+    PopupCaseFactory(resident=resident, popup_type=4, raised_at=old, source=PopupCase.Source.ENGINE)
+    services.summary_refresh()
+    PopupCaseFactory(resident=resident, popup_type=3)
+    services.summary_refresh()  # rewrites only the last few days
+    days = selectors.trend_days(selectors.DashboardFilters.default())
+    assert sum(days["series"][TrendPoint.Metric.POPUPS_RAISED]) == 2
