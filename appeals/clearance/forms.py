@@ -96,8 +96,20 @@ class InfoForm(forms.Form):
 
 
 class InvestigateForm(forms.Form):
-    outcome = forms.ChoiceField(label=_("Outcome of the investigation"), choices=ClearanceTask.Outcome.choices)
+    # Radio buttons with none chosen: the worker must pick the outcome, nothing is pre-selected.
+    outcome = forms.ChoiceField(label=_("Outcome of the investigation"), choices=ClearanceTask.Outcome.choices,
+                                widget=forms.RadioSelect)
     reason = TextFormField(label=_("Findings"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+    confirm_high_risk = forms.BooleanField(
+        label=_("I confirm the high-risk link: the resident goes into centralised quarantine (red code)."),
+        required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") == ClearanceTask.Outcome.HIGH_RISK and not data.get("confirm_high_risk"):
+            self.add_error("confirm_high_risk", _("A high-risk outcome sends the resident to centralised "
+                                                  "quarantine: tick the box to confirm it."))
+        return data
 
 
 class CallForm(forms.Form):
@@ -125,6 +137,7 @@ class WorklistFilterForm(forms.Form):
                                       empty_label=_("Any"))
     popup_type = forms.TypedChoiceField(label=_("Popup type"), coerce=int, empty_value=None, required=False,
                                         choices=[("", _("Any")), *PopupType.choices])
+    test_missing = forms.BooleanField(label=_("A test is missing"), required=False)
 
     def __init__(self, *args, communities=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from appeals.clearance import tokens
@@ -24,7 +25,7 @@ from communities.selectors import communities_visible_to
 from communities.services import access_log
 from healthkit import clock
 from healthkit.labels import actor_name
-from healthkit.models import PopupCase, SmsMessage, TestResult
+from healthkit.models import HealthStatusOrder, PopupCase, SmsMessage, TestRequirement, TestResult
 from healthkit.permissions import has_role
 
 WORKER_ROLES = (User.Role.COMMUNITY_WORKER, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
@@ -69,6 +70,7 @@ class WorklistFilters:
     reference: str = ""
     district: int | None = None
     popup_type: int | None = None
+    test_missing: bool = False
 
 
 def worklist(*, user: User, filters: WorklistFilters | None = None) -> QuerySet[ClearanceTask]:
@@ -87,6 +89,9 @@ def worklist(*, user: User, filters: WorklistFilters | None = None) -> QuerySet[
         tasks = tasks.filter(community_id=filters.community)
     if filters.overdue:
         tasks = tasks.filter(sla_due_at__lt=clock.now(), state__in=ClearanceTask.AWAITING_STATES)
+    tasks = tasks.annotate(test_missing=tasks_with_test_missing())
+    if filters.test_missing:
+        tasks = tasks.filter(state=ClearanceTask.State.MEASURES, test_missing=True)
     if filters.district:
         tasks = tasks.filter(community__street__district_id=filters.district)
     if filters.popup_type:
@@ -283,6 +288,7 @@ class ResidentProgress:
     task: ClearanceTask
     events: list[ClearanceEvent]
     next_step: str = ""
+    measures: "TaskMeasures | None" = None
 
 
 def clearance_progress_for_appeal(appeal) -> ResidentProgress | None:
@@ -298,7 +304,7 @@ def clearance_progress_for_appeal(appeal) -> ResidentProgress | None:
     if task.state == ClearanceTask.State.REJECTED and rejected:
         code = rejected[-1].data.get("next_step", "")
         next_step = str(ClearanceTask.NextStep(code).label) if code in ClearanceTask.NextStep.values else ""
-    return ResidentProgress(task=task, events=events, next_step=next_step)
+    return ResidentProgress(task=task, events=events, next_step=next_step, measures=task_measures(task))
 
 
 @dataclass(frozen=True)
@@ -329,3 +335,98 @@ def task_messages(task: ClearanceTask) -> QuerySet[SmsMessage]:
     """The SMS sent to the resident for this task (links, decisions, measures), with their
     delivery state: did the resident get the link?"""
     return SmsMessage.objects.filter(idempotency_key__startswith=f"clearance:{task.pk}:").order_by("created_at")
+
+
+# --- the measures an investigation (or a checkpoint return) set in motion ------------------------
+
+
+@dataclass(frozen=True)
+class MeasureTest:
+    """One required test: day N of the measures (None: the single negative test of 'nothing
+    found'), the day it is due, the result on record, and where it stands."""
+
+    day: int | None
+    due_from: dt.datetime
+    due_by: dt.datetime
+    result: TestResult | None
+    state: str  # "on_record", "missing" (its day is over), "due" (today), "upcoming"
+
+
+@dataclass(frozen=True)
+class TaskMeasures:
+    tests: list[MeasureTest]
+    order: HealthStatusOrder | None        # the yellow/red order the outcome placed
+    commitment_required: bool
+    commitment_signed_at: dt.datetime | None
+    measures_until: dt.datetime | None
+    negative_test_after: dt.datetime | None
+    negative_result: TestResult | None     # the negative that clears, once on record
+    still_needed: list[str]
+
+    @property
+    def test_missing(self) -> bool:
+        return any(t.state == "missing" for t in self.tests)
+
+
+def task_measures(task: ClearanceTask, *, at: dt.datetime | None = None) -> TaskMeasures | None:
+    """What the task's investigation (or checkpoint pre-approval) asks of the resident and what is
+    on record: each test day with its dates and result, the observation order and its end, and
+    what is still needed before the popup can be lifted. None before any measures were set."""
+    if task.investigated_at is None:
+        return None
+    at = at or clock.now()
+    requirements = list(TestRequirement.objects.filter(resident_id=task.resident_id,
+                                                       source_ref__startswith=f"clearance:{task.pk}:")
+                        .order_by("trigger_at", "id"))
+    results = list(TestResult.objects.filter(resident_id=task.resident_id, sampled_at__gte=task.investigated_at,
+                                             received_at__lte=at).order_by("sampled_at", "id"))
+    tests = []
+    for req in requirements:
+        suffix = req.source_ref.rsplit(":", 1)[-1]
+        day = int(suffix[3:]) if suffix.startswith("day") and suffix[3:].isdigit() else None
+        result = next((r for r in results if req.trigger_at <= r.sampled_at < req.deadline_at), None)
+        state = ("on_record" if result is not None else "missing" if at >= req.deadline_at
+                 else "due" if at >= req.trigger_at else "upcoming")
+        tests.append(MeasureTest(day=day, due_from=req.trigger_at, due_by=req.deadline_at, result=result, state=state))
+    order = (HealthStatusOrder.objects.filter(resident_id=task.resident_id, starts_at=task.investigated_at)
+             .order_by("-id").first())
+    negative = None
+    if task.negative_test_after is not None:
+        negative = next((r for r in results if r.result == TestResult.Outcome.NEGATIVE
+                         and r.sampled_at >= task.negative_test_after), None)
+    needed: list[str] = []
+    if task.is_open:
+        if task.commitment_required and task.commitment_signed_at is None:
+            needed.append(_("Sign the commitment letter (the link came by SMS)."))
+        for t in tests:
+            when = timezone.localtime(t.due_from).strftime("%Y-%m-%d")
+            if t.state == "missing":
+                needed.append(_("The test of %(what)s was not taken (due %(date)s): take one now.") % {
+                    "what": _("day %(n)d") % {"n": t.day} if t.day else _("the investigation"), "date": when})
+            elif t.state in ("due", "upcoming"):
+                needed.append(_("Take the test of %(what)s on %(date)s (by %(by)s).") % {
+                    "what": _("day %(n)d") % {"n": t.day} if t.day else _("the investigation"), "date": when,
+                    "by": timezone.localtime(t.due_by).strftime("%Y-%m-%d %H:%M")})
+        if task.measures_until is not None and at < task.measures_until:
+            needed.append(_("The measures run until %(until)s.") % {
+                "until": timezone.localtime(task.measures_until).strftime("%Y-%m-%d %H:%M")})
+        if task.negative_test_after is not None and negative is None:
+            needed.append(_("A negative result of a test taken on or after %(after)s must be on record.") % {
+                "after": timezone.localtime(task.negative_test_after).strftime("%Y-%m-%d %H:%M")})
+        if not needed and task.state == ClearanceTask.State.MEASURES:
+            needed.append(_("Nothing: everything is on record; the popup is lifted at the next check."))
+    return TaskMeasures(tests=tests, order=order, commitment_required=task.commitment_required,
+                        commitment_signed_at=task.commitment_signed_at, measures_until=task.measures_until,
+                        negative_test_after=task.negative_test_after, negative_result=negative, still_needed=needed)
+
+
+def tasks_with_test_missing(*, at: dt.datetime | None = None) -> Exists:
+    """For the worklist: a task in measures has a required test whose day has begun (today's or
+    an earlier day's) and no test taken in its window on record."""
+    at = at or clock.now()
+    taken = TestResult.objects.filter(resident=OuterRef("resident"), sampled_at__gte=OuterRef("trigger_at"),
+                                      sampled_at__lt=OuterRef("deadline_at"), received_at__lte=at)
+    return Exists(TestRequirement.objects.filter(
+        resident=OuterRef("resident"), kind__in=[TestRequirement.Kind.INVESTIGATION, TestRequirement.Kind.CHECKPOINT],
+        trigger_at__gte=OuterRef("investigated_at"), trigger_at__lte=at,
+    ).filter(~Exists(taken)))

@@ -145,7 +145,8 @@ def _filters(request) -> tuple[forms.WorklistFilterForm, selectors.WorklistFilte
                                                priority=d.get("priority"), community=d.get("community"),
                                                overdue=bool(d.get("overdue")), reference=d.get("reference") or "",
                                                district=d["district"].pk if d.get("district") else None,
-                                               popup_type=d.get("popup_type"))
+                                               popup_type=d.get("popup_type"),
+                                               test_missing=bool(d.get("test_missing")))
     return form, selectors.WorklistFilters()
 
 
@@ -213,6 +214,7 @@ class TaskDetailView(WorkerMixin, View):
             "sms_messages": selectors.task_messages(task),
             "commitment": selectors.task_commitment(task),
             "community_reason": selectors.task_community_reason(task),
+            "measures": selectors.task_measures(task),
             "revealed": revealed,
             "forms": {
                 "accept": forms.AcceptForm(), "reject": forms.RejectForm(), "info": forms.InfoForm(),
@@ -279,7 +281,8 @@ class TaskActionView(WorkerMixin, View):
         form_class, act, done = self.ACTIONS[action]
         form = form_class(request.POST)
         if not form.is_valid():
-            messages.error(request, _("Please fill in every field of the form."))
+            errors = form.errors.get("confirm_high_risk")
+            messages.error(request, errors[0] if errors else _("Please fill in every field of the form."))
             return redirect("clearance:task", pk=task.pk)
         try:
             result = act(task, request.user, form.cleaned_data)

@@ -70,7 +70,9 @@ def test_worker_records_an_investigation_and_measures_start(page, live_server, s
     page.fill("#id_password", "pass-1234-word")
     page.click("button[type=submit]")
     page.wait_for_selector("#form-investigate")
-    page.select_option("#form-investigate select[name=outcome]", "listed_area")
+    # the outcome has no pre-selected answer: the worker picks one
+    assert page.locator("#form-investigate input[name=outcome]:checked").count() == 0
+    page.check("#form-investigate input[name=outcome][value=listed_area]")
     page.fill("#form-investigate textarea[name=reason]", "途经其他涉疫地区，需四次核酸")
     page.click("#form-investigate button")
     page.wait_for_selector("ul.messages")

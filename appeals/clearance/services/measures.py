@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from appeals.clearance.models import (
@@ -51,6 +51,11 @@ def _require_tests(*, task: ClearanceTask, kind: str, start: dt.datetime, days: 
         )
         last = max(last, trigger)
     return last
+
+
+def _days_with_dates(start: dt.datetime, days: list[int]) -> str:
+    """"1 (12-01), 2 (12-02), 4 (12-04)": the resident reads the real dates, not only day numbers."""
+    return ", ".join(f"{day} ({timezone.localtime(_day_start(start, day)):%m-%d})" for day in days)
 
 
 def _policy_params(task: ClearanceTask) -> dict[str, Any]:
@@ -112,11 +117,11 @@ def _investigate(*, task: ClearanceTask, actor: User, outcome: str, reason: str,
                               reason=label)
         fields.update(measures_until=ends, negative_test_after=last)
         measures = _("home observation until %(until)s, nucleic-acid tests on days %(days)s") % {
-            "until": _fmt(ends), "days": ", ".join(map(str, test_days))}
+            "until": _fmt(ends), "days": _days_with_dates(at, [d for d in test_days if d <= days])}
     elif outcome == Outcome.LISTED_AREA:
         last = _require_tests(task=locked, kind="investigation", start=at, days=test_days, reason=label)
         fields.update(measures_until=_day_start(at, max(test_days) + 1), negative_test_after=last)
-        measures = _("nucleic-acid tests on days %(days)s") % {"days": ", ".join(map(str, test_days))}
+        measures = _("nucleic-acid tests on days %(days)s") % {"days": _days_with_dates(at, test_days)}
     else:
         deadline = at + dt.timedelta(hours=72)
         test_requirement_create(resident=locked.resident, kind="investigation", trigger_at=at, deadline_at=deadline,
@@ -173,7 +178,7 @@ def clearance_checkpoint_preapprove(*, actor: User, resident: Resident, communit
         # The task's community: an open task found for the popup may be another community's than
         # the one selected in the form, and one SMS names one community throughout.
         return _("Your community %(community)s accepted your return by car. Take nucleic-acid tests on "
-                 "days %(days)s.") % {"community": task.community.name, "days": ", ".join(map(str, days))}
+                 "days %(days)s.") % {"community": task.community.name, "days": _days_with_dates(at, days)}
 
     # The resident is at the checkpoint now: sent at once, with the letter's link in the same SMS.
     if task.commitment_signed_at is None:
