@@ -22,6 +22,24 @@ class District(models.Model):
         return self.name
 
 
+class County(models.Model):
+    """A county-level division anywhere in the country (code as the data feeds send it): how a
+    county code in a popup's 'why' is read in words. Loaded by a data migration."""
+
+    code = models.CharField(_("code"), max_length=6, unique=True)
+    name = models.CharField(_("name"), max_length=32)
+    full_name = models.CharField(_("full name"), max_length=64,
+                                 help_text=_("With province and prefecture, e.g. 湖北省武汉市洪山区."))
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("county")
+        verbose_name_plural = _("counties")
+
+    def __str__(self) -> str:
+        return self.full_name or self.name
+
+
 class Street(models.Model):
     """Street (街道) or township (乡镇)."""
 

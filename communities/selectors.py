@@ -160,3 +160,19 @@ def audit_search(filters: AuditFilters) -> QuerySet[PersonalDataAccess]:
 def audit_alerts_open() -> QuerySet[AuditAlert]:
     """Enumeration alerts no supervisor has acknowledged yet, newest first."""
     return AuditAlert.objects.filter(acknowledged_at__isnull=True).select_related("actor").order_by("-raised_at")
+
+
+def county_names(codes) -> dict[str, str]:
+    """County codes → full names (province, prefecture, county), one query for all of them."""
+    from communities.models import County
+
+    wanted = {str(c) for c in codes if c}
+    return dict(County.objects.filter(code__in=wanted).values_list("code", "full_name")) if wanted else {}
+
+
+def county_label(code: str, names: dict[str, str] | None = None) -> str:
+    """The county in words; a code not in the table reads "county (code)"."""
+    from django.utils.translation import gettext as _
+
+    names = county_names([code]) if names is None else names
+    return names.get(str(code)) or _("county (%(code)s)") % {"code": code}

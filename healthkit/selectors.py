@@ -10,9 +10,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from communities.models import PersonalDataAccess, Resident, User
-from communities.selectors import residents_visible_to
+from communities.selectors import county_label, county_names, residents_visible_to
 from communities.services import access_log
 from healthkit import clock
+from healthkit.labels import DRUG_CATEGORY_LABELS, SYMPTOM_LABELS, actor_role
 from healthkit.models import (
     HealthStatusOrder,
     PopupCase,
@@ -128,9 +129,15 @@ def _rule_line(case: PopupCase) -> str:
             "(abolished from 2022-07-16)."
         ) % {"window": params.get("window_days", 14)},
     }
-    return _("%(rule)s Policy version %(version)s.") % {
-        "rule": rules.get(case.popup_type, PopupType(case.popup_type).label), "version": version,
-    }
+    rule = rules.get(case.popup_type, PopupType(case.popup_type).label)
+    if case.source != PopupCase.Source.ENGINE and case.popup_type != PopupType.RISK_LINK:
+        # Only the rules engine lifts the popups it raised; one assigned upstream or entered by
+        # staff stays until a person lifts it, whatever its type's rule says.
+        rule = _("%(type)s: assigned by %(by)s, not by the city's rules; it is not lifted automatically. "
+                 "Your community verifies it and can lift it (a test you arrange yourself does not).") % {
+            "type": PopupType(case.popup_type).label,
+            "by": _("the upstream big-data match") if case.source == PopupCase.Source.UPSTREAM else _("staff")}
+    return _("%(rule)s Policy version %(version)s.") % {"rule": rule, "version": version}
 
 
 def _record_lines(records: list[dict]) -> list[str]:
@@ -146,28 +153,34 @@ def _record_lines(records: list[dict]) -> list[str]:
     def rows(model, key):
         return model.objects.filter(pk__in=wanted.get(key, ())).order_by("pk")
 
+    stays, local_cases, arrivals = list(rows(m.Stay, "stay")), list(rows(m.LocalCase, "local_case")), \
+        list(rows(m.Arrival, "arrival"))
+    names = county_names([x.county for x in stays] + [x.county for x in local_cases]
+                         + [x.from_county for x in arrivals])
     lines: list[str] = []
-    for stay in rows(m.Stay, "stay"):
+    for stay in stays:
         lines.append(_("Stay in county %(county)s from %(start)s to %(end)s%(port)s.") % {
-            "county": stay.county, "start": _when(stay.started_at), "end": _when(stay.ended_at),
+            "county": county_label(stay.county, names), "start": _when(stay.started_at), "end": _when(stay.ended_at),
             "port": _(" (a county with a land border port)") if stay.border_port else "",
         })
-    for case in rows(m.LocalCase, "local_case"):
+    for case in local_cases:
         lines.append(_("County %(county)s reported a local case on %(day)s.") % {
-            "county": case.county, "day": _day(case.reported_at)})
+            "county": county_label(case.county, names), "day": _day(case.reported_at)})
     for order in rows(m.QuarantineOrder, "quarantine_order"):
         lines.append(_("Entry quarantine from %(start)s to %(end)s.") % {
             "start": _when(order.starts_at), "end": _when(order.ends_at)})
-    for arrival in rows(m.Arrival, "arrival"):
+    for arrival in arrivals:
         lines.append(_("Arrived in the city on %(at)s (from county %(county)s); a test was due within 72 hours.")
-                     % {"at": _when(arrival.arrived_at), "county": arrival.from_county})
+                     % {"at": _when(arrival.arrived_at), "county": county_label(arrival.from_county, names)})
     medical = wanted.get("drug_purchase", set()) | wanted.get("clinic_visit", set())
     for event in m.MedicalEvent.objects.filter(pk__in=medical).order_by("pk"):
         if event.kind == m.MedicalEvent.Kind.DRUG_PURCHASE:
-            text = _("Bought a drug of the kind '%(detail)s' on %(at)s; a test was due within 72 hours.")
+            text = _("Bought %(detail)s on %(at)s; a test was due within 72 hours.")
+            detail = DRUG_CATEGORY_LABELS.get(event.detail, event.detail)
         else:
-            text = _("Clinic visit with the symptom '%(detail)s' on %(at)s; a test was due within 72 hours.")
-        lines.append(text % {"detail": event.detail, "at": _when(event.occurred_at)})
+            text = _("Clinic visit with %(detail)s on %(at)s; a test was due within 72 hours.")
+            detail = SYMPTOM_LABELS.get(event.detail, event.detail)
+        lines.append(text % {"detail": detail, "at": _when(event.occurred_at)})
     for requirement in rows(m.TestRequirement, "test_requirement"):
         lines.append(_("Test required (%(kind)s) from %(start)s, due by %(due)s: %(reason)s.") % {
             "kind": requirement.get_kind_display(), "start": _when(requirement.trigger_at),
@@ -251,8 +264,23 @@ def popup_explain(case: PopupCase) -> list[str]:
         else:
             lines.append(_("%(verb)s on %(at)s by %(by)s: %(reason)s") % {
                 "verb": verb, "at": _when(case.lifted_at),
-                "by": (event.actor_label if event and event.actor_label else _("staff")),
+                "by": actor_role(event.actor if event else None, event.actor_label if event else ""),
                 "reason": event.reason if event else ""})
+    return lines
+
+
+def popup_event_lines(event: PopupEvent) -> list[str]:
+    """A history row's records in words (the same sentences as the 'why'), never raw JSON."""
+    data = event.data if isinstance(event.data, dict) else {}
+    records = data.get("records")
+    refs = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else \
+        [records] if isinstance(records, dict) else []
+    lines = _record_lines(refs)
+    ended = next((r.get("ended_by") for r in refs if r.get("ended_by") in _ENDED_BY), None)
+    if ended:
+        lines.append(str(_ENDED_BY[ended]).capitalize() + ".")
+    if data.get("policy"):
+        lines.append(_("Policy version %(version)s.") % {"version": data["policy"]})
     return lines
 
 

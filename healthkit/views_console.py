@@ -23,7 +23,7 @@ from healthkit import inputs
 from healthkit.forms import PopupListFilterForm
 from healthkit.models import PopupCase, PopupType
 from healthkit.permissions import RoleRequiredMixin, has_role
-from healthkit.selectors import popup_access, popup_explain, popup_list
+from healthkit.selectors import popup_access, popup_event_lines, popup_explain, popup_list
 
 
 class LandingView(TemplateView):
@@ -86,7 +86,8 @@ class PopupCaseDetailView(RoleRequiredMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["events"] = self.object.events.select_related("actor").order_by("at", "id")
+        context["events"] = [(e, popup_event_lines(e))
+                             for e in self.object.events.select_related("actor").order_by("at", "id")]
         context["why"] = popup_explain(self.object)
         return context
 

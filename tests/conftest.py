@@ -45,11 +45,13 @@ def _reference_data(request):
 
     from django.apps import apps
 
-    from communities.models import District
+    from communities.models import County, District
     from healthkit.models import PopupPolicy
 
     if not District.objects.exists():
         import_module("communities.migrations.0002_seed_districts").seed(apps, None)
+    if not County.objects.exists():
+        import_module("communities.migrations.0004_county").load(apps, None)
     if not PopupPolicy.objects.exists():
         import_module("healthkit.migrations.0002_seed_policies").seed(apps, None)
     yield

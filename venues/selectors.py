@@ -73,3 +73,44 @@ def risk_windows(*, venue: Venue | None = None, state: str | None = None) -> Que
     if state:
         qs = qs.filter(state=state)
     return qs.order_by("-starts_at", "-id")
+
+
+def _window_words(snapshot: dict) -> str:
+    """A window snapshot (times stored as ISO text) in words, times in the city's zone."""
+    import datetime as dt
+
+    from django.utils import timezone
+    from django.utils.translation import gettext as _
+
+    from venues.models import RiskWindow
+
+    def when(value: object) -> str:
+        try:
+            return timezone.localtime(dt.datetime.fromisoformat(str(value))).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            return str(value)
+
+    levels = dict(RiskWindow.Level.choices)
+    return _("%(start)s to %(end)s, %(level)s risk, version %(version)s") % {
+        "start": when(snapshot.get("from")), "end": when(snapshot.get("to")),
+        "level": levels.get(snapshot.get("risk_level"), snapshot.get("risk_level", "")),
+        "version": snapshot.get("version", "")}
+
+
+def window_event_lines(event) -> list[str]:
+    """A risk-window trace row in words (no raw JSON, one time zone)."""
+    from django.utils.translation import gettext as _
+
+    data = event.data if isinstance(event.data, dict) else {}
+    lines = []
+    if isinstance(data.get("before"), dict):
+        lines.append(_("Before: %(window)s.") % {"window": _window_words(data["before"])})
+    if isinstance(data.get("after"), dict):
+        lines.append(_("After: %(window)s.") % {"window": _window_words(data["after"])})
+    if "visitors" in data:
+        lines.append(_("%(visitors)s visitors in the window; popups raised %(raised)s, updated %(updated)s, "
+                       "withdrawn %(withdrawn)s; %(flagged)s left as they were because someone had already acted "
+                       "on them.") % {
+            **{k: data.get(k, 0) for k in ("visitors", "raised", "updated", "withdrawn")},
+            "flagged": data.get("flagged_count", len(data.get("flagged") or []))})
+    return lines

@@ -162,7 +162,8 @@ def _window_context(window: RiskWindow, *, correct_form=None, withdraw_form=None
     local = timezone.localtime
     return {
         "window": window,
-        "events": window.events.select_related("actor").order_by("at", "id"),
+        "events": [(e, selectors.window_event_lines(e))
+                   for e in window.events.select_related("actor").order_by("at", "id")],
         "exposures": window.exposures.count(),
         "open_exposures": window.exposures.filter(case__state__in=["active", "under_review"]).count(),
         "correct_form": correct_form or RiskWindowCorrectForm(initial={

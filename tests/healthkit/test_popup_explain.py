@@ -42,7 +42,8 @@ def test_type_1_names_the_county_the_dates_and_the_policy_version():
     lines = popup_explain(case)
     text = "\n".join(lines)
     assert "Rule 1" in text and "14 days" in text and "2022-02-12" in text
-    assert "420111" in text and "2022-06-01 09:00" in text and "2022-06-08" in text
+    assert "湖北省武汉市洪山区" in text and "420111" not in text  # the county in words, not its code
+    assert "2022-06-01 09:00" in text and "2022-06-08" in text
     _no_personal_data(lines, stay.resident)
 
 
@@ -70,7 +71,7 @@ def test_upstream_type_3_gives_the_reason_and_a_community_lift_its_reason():
     lines = popup_explain(case)
     text = "\n".join(lines)
     assert "Rule 3" in text and "时空伴随" in text and "2022-09-01 08:00" in text
-    assert "Lifted on 2022-09-02 09:00 by community: 核查无风险" in text
+    assert "Lifted on 2022-09-02 09:00 by the community: 核查无风险" in text
     _no_personal_data(lines, resident)
 
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('communities', '0003_county'),
+        ('communities', '0002_seed_districts'),
         ('oversight', '0001_initial'),
     ]
 
