@@ -2,6 +2,7 @@
 
 import datetime as dt
 import logging
+import re
 
 from django.conf import settings
 from django.db import transaction
@@ -22,6 +23,16 @@ from communities.models import (
 )
 
 logger = logging.getLogger("healthkit.audit")
+
+# What must never reach the append-only audit's `context` even if a caller passes typed text
+# through it (e.g. a filter query string): phone- and ID-shaped digit runs, non-ASCII text such as
+# names and addresses, and their URL-encoded forms.
+_CONTEXT_PERSONAL = re.compile(r"(?<!\d)(\d{11}|\d{17}[\dXx])(?!\d)|[^\x00-\x7f]+|(%[0-9A-Fa-f]{2})+")
+
+
+def audit_context(text: str) -> str:
+    """The program-written code kept in the audit row, with anything person-shaped masked."""
+    return _CONTEXT_PERSONAL.sub("*", text)[:120]
 
 
 def normalize_place_text(text: str) -> str:
@@ -87,7 +98,7 @@ def access_log(
     ("appeal:12"), never personal data; a typed `reason` is kept apart so it can be forgotten."""
     entry = PersonalDataAccess.objects.create(
         actor=actor, resident_id=resident.pk if resident is not None else resident_id, action=action,
-        context=context[:120], ip=current_client_ip(),
+        context=audit_context(context), ip=current_client_ip(),
     )
     if reason.strip():
         PersonalDataAccessReason.objects.create(access=entry, reason=reason.strip()[:200])

@@ -51,3 +51,12 @@ def test_a_typed_reason_cannot_be_rewritten_but_can_be_forgotten(entry):
     PersonalDataAccessReason.objects.filter(access=entry).delete()
     entry = PersonalDataAccess.objects.get(pk=entry.pk)
     assert entry.reason == "" and entry.action == PersonalDataAccess.Action.REVEAL_ID
+
+
+@pytest.mark.parametrize("typed", ["13800138000", "110105199001011234", "11010519900101123X", "王小明",
+                                   "%E7%8E%8B%E5%B0%8F%E6%98%8E"])
+def test_nothing_person_shaped_reaches_the_permanent_context(typed):
+    entry = access_log(actor=UserFactory(), resident=None, action=PersonalDataAccess.Action.EXPORT,
+                       context=f"export:appeals.csv?reference={typed}&community=110105900001")
+    assert typed not in entry.context
+    assert entry.context.startswith("export:appeals.csv?reference=*") and "community=110105900001" in entry.context
