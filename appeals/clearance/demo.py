@@ -218,6 +218,7 @@ def seed(*, rng: random.Random, stdout) -> None:
                                          at=task.created_at + dt.timedelta(minutes=40)))
     ClearanceEvent.objects.bulk_create(events)
     ClearanceLink.objects.bulk_create(links)
+    _signed_letters(tasks, links)
     TestRequirement.objects.bulk_create(requirements, ignore_conflicts=True)
     _popup_history(tasks, worker=worker)
     # The residents in measures took the tests due so far; the engine then sees the demo's now.
@@ -256,6 +257,35 @@ def _back_from_risk_county(signals: dict, *, resident: Resident, county: str, ra
         resident=resident, lab="北京市疾控中心", sample_id=f"DEMO{uuid.uuid4().hex[:12]}",
         sampled_at=arrived + 2 * hour, resulted_at=arrived + 6 * hour, received_at=arrived + 7 * hour,
         result=TestResult.Outcome.NEGATIVE))
+
+
+def _signed_letters(tasks: list[ClearanceTask], links: list[ClearanceLink]) -> None:
+    """Each signed letter's record (who, when, which link, the letter text's digest), as the
+    service writes it; the first one after a refused try with another name."""
+    from django.conf import settings
+    from django.utils import translation
+
+    from appeals.clearance.services import (
+        COMMITMENT_LETTER_VERSION,
+        commitment_letter_text,
+        letter_digest,
+    )
+
+    with translation.override(settings.LANGUAGE_CODE):
+        digest = letter_digest(commitment_letter_text())
+    link_of = {link.task_id: link for link in links}
+    events = []
+    for index, task in enumerate(t for t in tasks if t.commitment_signed_at):
+        link = link_of[task.pk]
+        if index == 0:
+            events.append(ClearanceEvent(task=task, kind="signature_refused", actor_label="resident",
+                                         data={"link": link.pk},
+                                         at=task.commitment_signed_at - dt.timedelta(minutes=6)))
+        events.append(ClearanceEvent(task=task, kind="commitment_signed", actor_label="resident", data={
+            "version": COMMITMENT_LETTER_VERSION, "link": link.pk, "link_purpose": link.purpose,
+            "link_sent_at": link.created_at.isoformat(), "name_matched": True, "letter_sha256": digest},
+            at=task.commitment_signed_at))
+    ClearanceEvent.objects.bulk_create(events)
 
 
 def _popup_history(tasks: list[ClearanceTask], *, worker: User) -> None:
