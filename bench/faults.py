@@ -98,6 +98,8 @@ class Workers:
     def stop_all(cls) -> None:
         for group in cls.running:
             group.stop()
+        for leftover in (ROOT / ".data").glob(f"faults-beat-{os.getpid()}-*"):
+            leftover.unlink(missing_ok=True)  # the beats' schedule files
 
     def worker(self, name: str, queues: str, concurrency: int = 2) -> subprocess.Popen:
         proc = subprocess.Popen(
