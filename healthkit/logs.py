@@ -16,10 +16,12 @@ import re
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject, empty
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-user_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("user_id", default="-")
+request_var: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar("request", default=None)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -33,6 +35,16 @@ def _task_id() -> str:
     return request_id or "-"
 
 
+def _user_id() -> str:
+    """The request's user once something authenticated it (a session page, or DRF's token
+    authentication, which sets it on the request); never triggers a look-up itself."""
+    request = request_var.get()
+    user = request.__dict__.get("user") if request is not None else None
+    if isinstance(user, SimpleLazyObject):
+        user = None if user._wrapped is empty else user._wrapped
+    return str(user.pk) if user is not None and getattr(user, "is_authenticated", False) else "-"
+
+
 class ContextFilter(logging.Filter):
     """Adds request_id, task_id and user_id to every record (never drops one)."""
 
@@ -40,7 +52,7 @@ class ContextFilter(logging.Filter):
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
         if not hasattr(record, "user_id"):
-            record.user_id = user_id_var.get()
+            record.user_id = _user_id()
         if not hasattr(record, "task_id"):
             record.task_id = _task_id()
         return True
@@ -68,8 +80,9 @@ class JsonFormatter(logging.Formatter):
 
 
 class RequestContextMiddleware:
-    """Sets the request id (from a sane X-Request-ID, else new) and the user id for the logs of
-    this request, and returns the id in the X-Request-ID response header."""
+    """Sets the request id (from a sane X-Request-ID, else new) and the request (for the user id,
+    read once authenticated) for the logs of this request, and returns the id in the
+    X-Request-ID response header."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -77,13 +90,13 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
-        user = getattr(request, "user", None)
-        user_id = str(user.pk) if user is not None and user.is_authenticated else "-"
-        tokens = (request_id_var.set(request_id), user_id_var.set(user_id))
+        if settings.SESSION_COOKIE_NAME in request.COOKIES and hasattr(request, "user"):
+            request.user.is_authenticated  # noqa: B018 - resolve a session user now, not inside a log call
+        tokens = (request_id_var.set(request_id), request_var.set(request))
         try:
             response = self.get_response(request)
         finally:
             request_id_var.reset(tokens[0])
-            user_id_var.reset(tokens[1])
+            request_var.reset(tokens[1])
         response["X-Request-ID"] = request_id
         return response

@@ -79,3 +79,36 @@ def test_plain_is_the_default(settings):
     assert settings.LOG_FORMAT == "plain"
     assert settings.LOGGING["handlers"]["console"]["formatter"] == "plain"
     assert "request_id" in settings.LOGGING["formatters"]["plain"]["format"]
+
+
+@pytest.mark.django_db(transaction=True)  # on-commit work runs inside the request, as in production
+def test_a_token_authenticated_api_call_logs_its_user():
+    from unittest import mock
+
+    from django.urls import reverse
+    from kombu.exceptions import OperationalError as BrokerDown
+    from rest_framework.authtoken.models import Token
+
+    from healthkit import tasks
+    from tests.factories import ResidentFactory
+
+    handler = _Capture(JsonFormatter())
+    logger = logging.getLogger("healthkit.queues")
+    logger.addHandler(handler)
+    user = UserFactory(role="integration", username="log-lab")
+    token = Token.objects.create(user=user)
+    resident = ResidentFactory()
+    record = {"id_number": resident.reveal_id_number(), "lab": "x", "sample_id": "S1", "result": "negative",
+              "sampled_at": "2022-07-01T08:00:00+08:00", "resulted_at": "2022-07-01T10:00:00+08:00"}
+    try:
+        with mock.patch.object(tasks.engine_evaluate_residents, "delay", side_effect=BrokerDown("refused")):
+            from django.test import Client
+
+            response = Client().post(reverse("api-ingest-test-results"), {"records": [record]},
+                                     content_type="application/json", HTTP_AUTHORIZATION=f"Token {token.key}")
+    finally:
+        logger.removeHandler(handler)
+    assert response.status_code == 200
+    event = json.loads(handler.lines[0])
+    assert event["user_id"] == str(user.pk) and event["logger"] == "healthkit.queues"
+    assert resident.reveal_id_number() not in handler.lines[0]
