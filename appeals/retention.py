@@ -61,6 +61,7 @@ from healthkit.models import (
 logger = logging.getLogger("healthkit.retention")
 
 FORGOTTEN_PREFIX = Resident.FORGOTTEN_PREFIX
+RESIDENT_BATCH = 5000  # residents anonymised per transaction
 EVIDENCE_BATCH = 5000  # files deleted per run (one storage call each); beat runs daily, reruns finish it
 
 
@@ -174,21 +175,22 @@ def residents_forget(*, now: dt.datetime) -> int:
     scan = _venue_scan_model()
     if scan is not None:
         candidates = candidates.exclude(_recent(scan, Q(scanned_at__gte=cutoff)))
-    ids = candidates.values("pk")
-    with transaction.atomic():
-        forgotten = list(Resident.objects.filter(pk__in=ids).select_for_update().order_by("pk")
-                         .values_list("pk", flat=True))
-        if not forgotten:
-            return 0
-        ResidentPhone.objects.filter(resident__in=forgotten).delete()
-        for model, keep in ((HealthStatusOrder, {"status"}), (PopupAssignment, set()),
-                            (TestRequirement, {"source_ref"}), (OutboxRecord, set()),
-                            (SmsMessage, {"purpose", "provider_id"})):
-            _blank(model.objects.filter(resident__in=forgotten), keep=keep)
-        Resident.objects.filter(pk__in=forgotten).update(
-            name="", id_encrypted="", id_masked="",
-            id_hash=Concat(Value(FORGOTTEN_PREFIX), Cast("pk", output_field=CharField())))
-    return len(forgotten)
+    total = 0
+    while True:  # batches of RESIDENT_BATCH, each its own short transaction (locks in pk order)
+        with transaction.atomic():
+            forgotten = list(Resident.objects.filter(pk__in=candidates.order_by("pk").values("pk")[:RESIDENT_BATCH])
+                             .select_for_update().order_by("pk").values_list("pk", flat=True))
+            if not forgotten:
+                return total
+            ResidentPhone.objects.filter(resident__in=forgotten).delete()
+            for model, keep in ((HealthStatusOrder, {"status"}), (PopupAssignment, set()),
+                                (TestRequirement, {"source_ref"}), (OutboxRecord, set()),
+                                (SmsMessage, {"purpose", "provider_id"})):
+                _blank(model.objects.filter(resident__in=forgotten), keep=keep)
+            Resident.objects.filter(pk__in=forgotten).update(
+                name="", id_encrypted="", id_masked="",
+                id_hash=Concat(Value(FORGOTTEN_PREFIX), Cast("pk", output_field=CharField())))
+        total += len(forgotten)
 
 
 def _venue_scan_model() -> type[models.Model] | None:
