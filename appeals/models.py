@@ -67,9 +67,9 @@ class Appeal(models.Model):
     }
 
     reference = models.CharField(_("reference"), max_length=20, unique=True)
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="appeals")
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="appeals")
     # Null when the resident reports a popup our records do not show.
-    popup = models.ForeignKey(PopupCase, on_delete=models.PROTECT, null=True, blank=True, related_name="appeals")
+    popup = models.ForeignKey(PopupCase, verbose_name=_("popup"), on_delete=models.PROTECT, null=True, blank=True, related_name="appeals")
     popup_type_claimed = models.PositiveSmallIntegerField(_("popup type (as reported)"), null=True, blank=True)
     category = models.CharField(_("category"), max_length=20, choices=Category.choices)
     priority = models.PositiveSmallIntegerField(_("priority"), choices=Priority.choices, default=Priority.NORMAL)
@@ -78,8 +78,8 @@ class Appeal(models.Model):
     community = models.ForeignKey(Community, on_delete=models.PROTECT, null=True, blank=True,
                                   related_name="appeals", verbose_name=_("community (confirmed by resident)"))
     address_text = models.CharField(_("address as written"), max_length=200, blank=True)
-    contact_phone_encrypted = models.TextField(blank=True, editable=False)
-    contact_phone_hash = models.CharField(max_length=64, blank=True, editable=False)
+    contact_phone_encrypted = models.TextField(_("contact phone encrypted"), blank=True, editable=False)
+    contact_phone_hash = models.CharField(_("contact phone hash"), max_length=64, blank=True, editable=False)
     contact_phone_masked = models.CharField(_("contact phone"), max_length=16, blank=True)
     description = models.TextField(_("description"), blank=True)
     currently_outside_city = models.BooleanField(_("currently outside the city"), default=False)
@@ -101,14 +101,14 @@ class Appeal(models.Model):
     routed_community = models.ForeignKey(Community, on_delete=models.PROTECT, null=True, blank=True,
                                          related_name="routed_appeals", verbose_name=_("routed to community"))
     routed_at = models.DateTimeField(_("routed at"), null=True, blank=True)
-    merged_into = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="merged")
+    merged_into = models.ForeignKey("self", verbose_name=_("merged into"), on_delete=models.PROTECT, null=True, blank=True, related_name="merged")
     sla_due_at = models.DateTimeField(_("SLA due"), null=True, blank=True)
     sla_breached_at = models.DateTimeField(_("SLA breached at"), null=True, blank=True)
     escalated_at = models.DateTimeField(_("escalated at"), null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+", verbose_name=_("entered by"))
     created_at = models.DateTimeField(_("filed at"), default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     close_reason = models.CharField(_("close reason"), max_length=200, blank=True)
     outcome = models.CharField(_("outcome"), max_length=40, blank=True)
@@ -136,6 +136,8 @@ class Appeal(models.Model):
             models.Index(fields=["priority", "created_at", "id"], name="appeal_seek_priority_idx",
                          condition=Q(status__in=["new", "in_progress", "waiting_resident", "routed"])),
             models.Index(fields=["created_at", "id"], name="appeal_seek_created_idx"),
+            # The dashboard's refresh reads the appeals closed in its last few days.
+            models.Index(fields=["closed_at"], name="appeal_closed_idx", condition=Q(closed_at__isnull=False)),
             models.Index(fields=["sla_due_at", "id"], name="appeal_seek_sla_idx"),
             # Phone search in the queue and the per-phone filing limit.
             models.Index(fields=["contact_phone_hash"], name="appeal_phone_lookup_idx"),
@@ -182,14 +184,14 @@ class AppealEvent(models.Model):
         CLOSED = "closed", _("Closed")
         NOTE = "note", _("Note")
 
-    appeal = models.ForeignKey(Appeal, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    actor_label = models.CharField(max_length=64, blank=True)
-    note = models.TextField(blank=True)
-    data = models.JSONField(default=dict, blank=True)
-    public = models.BooleanField(default=True, help_text=_("Shown to the resident on the status page."))
-    at = models.DateTimeField(default=timezone.now)
+    appeal = models.ForeignKey(Appeal, verbose_name=_("appeal"), on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("actor"), on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    actor_label = models.CharField(_("actor label"), max_length=64, blank=True)
+    note = models.TextField(_("note"), blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    public = models.BooleanField(_("public"), default=True, help_text=_("Shown to the resident on the status page."))
+    at = models.DateTimeField(_("at"), default=timezone.now)
 
     class Meta:
         ordering = ["at", "id"]
@@ -215,18 +217,18 @@ class AppealEvidence(models.Model):
     session; filing attaches it.
     """
 
-    appeal = models.ForeignKey(Appeal, on_delete=models.CASCADE, null=True, blank=True, related_name="evidence")
-    draft_key = models.CharField(max_length=64, blank=True, default="")
-    file = models.FileField(upload_to=evidence_path, max_length=200)
-    thumbnail = models.FileField(upload_to=evidence_path, max_length=200)
-    content_type = models.CharField(max_length=32)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    size_bytes = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+    appeal = models.ForeignKey(Appeal, verbose_name=_("appeal"), on_delete=models.CASCADE, null=True, blank=True, related_name="evidence")
+    draft_key = models.CharField(_("draft key"), max_length=64, blank=True, default="")
+    file = models.FileField(_("file"), upload_to=evidence_path, max_length=200)
+    thumbnail = models.FileField(_("thumbnail"), upload_to=evidence_path, max_length=200)
+    content_type = models.CharField(_("content type"), max_length=32)
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    size_bytes = models.PositiveIntegerField(_("size bytes"))
+    sha256 = models.CharField(_("sha256"), max_length=64)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("uploaded by"), on_delete=models.PROTECT, null=True, blank=True,
                                     related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -259,8 +261,8 @@ class AppealContact(models.Model):
         WRONG_NUMBER = "wrong_number", _("Wrong number")
         CALL_BACK = "call_back", _("Asked to call back")
 
-    appeal = models.ForeignKey(Appeal, on_delete=models.CASCADE, related_name="contacts")
-    operator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    appeal = models.ForeignKey(Appeal, verbose_name=_("appeal"), on_delete=models.CASCADE, related_name="contacts")
+    operator = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("operator"), on_delete=models.PROTECT, related_name="+")
     direction = models.CharField(_("direction"), max_length=8, choices=Direction.choices)
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
     note = models.TextField(_("note"), blank=True)
@@ -281,12 +283,12 @@ class AppealLink(models.Model):
     Only the hash of the token is stored, so a database reader cannot forge a working link.
     """
 
-    appeal = models.ForeignKey(Appeal, on_delete=models.CASCADE, related_name="links")
-    purpose = models.CharField(max_length=20)
-    token_hash = models.CharField(max_length=64, unique=True)
-    expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    appeal = models.ForeignKey(Appeal, verbose_name=_("appeal"), on_delete=models.CASCADE, related_name="links")
+    purpose = models.CharField(_("purpose"), max_length=20)
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]

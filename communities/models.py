@@ -47,7 +47,7 @@ class Street(models.Model):
         STREET = "street", _("Street")
         TOWNSHIP = "township", _("Township")
 
-    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="streets")
+    district = models.ForeignKey(District, verbose_name=_("district"), on_delete=models.PROTECT, related_name="streets")
     code = models.CharField(_("code"), max_length=12, unique=True)
     name = models.CharField(_("name"), max_length=64)
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.STREET)
@@ -67,7 +67,7 @@ class Street(models.Model):
 class Community(models.Model):
     """Community (社区) or village (村): the unit that verifies residents and lifts popups."""
 
-    street = models.ForeignKey(Street, on_delete=models.PROTECT, related_name="communities")
+    street = models.ForeignKey(Street, verbose_name=_("street"), on_delete=models.PROTECT, related_name="communities")
     code = models.CharField(_("code"), max_length=15, unique=True)
     name = models.CharField(_("name"), max_length=64)
     phone = models.CharField(_("duty phone"), max_length=20, blank=True)
@@ -95,10 +95,10 @@ class CompoundAlias(models.Model):
     Residents name the compound, not the community; the finder maps one to the other.
     """
 
-    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="aliases")
+    community = models.ForeignKey(Community, verbose_name=_("community"), on_delete=models.CASCADE, related_name="aliases")
     name = models.CharField(_("compound or address"), max_length=128)
     address = models.CharField(_("street address"), max_length=200, blank=True)
-    normalized = models.CharField(max_length=128, editable=False, db_index=True)
+    normalized = models.CharField(_("normalized"), max_length=128, editable=False, db_index=True)
 
     class Meta:
         ordering = ["name"]
@@ -123,13 +123,13 @@ class Resident(models.Model):
     FORGOTTEN_PREFIX = "forgotten:"
 
     name = models.CharField(pgettext_lazy("of a person", "name"), max_length=64)
-    id_encrypted = models.TextField(editable=False)
-    id_hash = models.CharField(max_length=64, unique=True, editable=False)
+    id_encrypted = models.TextField(_("id encrypted"), editable=False)
+    id_hash = models.CharField(_("id hash"), max_length=64, unique=True, editable=False)
     id_masked = models.CharField(_("ID (masked)"), max_length=18, editable=False)
     community = models.ForeignKey(
-        Community, on_delete=models.PROTECT, related_name="residents", null=True, blank=True
+        Community, verbose_name=_("community"), on_delete=models.PROTECT, related_name="residents", null=True, blank=True
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
@@ -167,12 +167,12 @@ class Resident(models.Model):
 
 
 class ResidentPhone(models.Model):
-    resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="phones")
-    phone_encrypted = models.TextField(editable=False)
-    phone_hash = models.CharField(max_length=64, db_index=True, editable=False)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.CASCADE, related_name="phones")
+    phone_encrypted = models.TextField(_("phone encrypted"), editable=False)
+    phone_hash = models.CharField(_("phone hash"), max_length=64, db_index=True, editable=False)
     phone_masked = models.CharField(_("phone (masked)"), max_length=16, editable=False)
     is_primary = models.BooleanField(_("primary"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-is_primary", "id"]
@@ -237,14 +237,14 @@ class PersonalDataAccess(models.Model):
         LOOKUP = "lookup", _("Looked up by ID")
         EXPORT = "export", _("Exported")
 
-    actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(User, verbose_name=_("actor"), on_delete=models.PROTECT, related_name="+")
     resident = models.ForeignKey(
-        Resident, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+        Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
-    action = models.CharField(max_length=16, choices=Action.choices)
+    action = models.CharField(_("action"), max_length=16, choices=Action.choices)
     context = models.CharField(_("where"), max_length=120, blank=True)
     ip = models.GenericIPAddressField(_("client address"), null=True, blank=True)
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-at"]
@@ -268,13 +268,15 @@ class PersonalDataAccess(models.Model):
         except PersonalDataAccessReason.DoesNotExist:
             return ""
 
+    reason.fget.short_description = _("reason")  # the admin's column header
+
 
 class PersonalDataAccessReason(models.Model):
     """The free-text reason typed for an audited access, kept apart from the append-only row so
     it can be forgotten on schedule (staff sometimes type a name or a phone into it). The
     database refuses UPDATE (what was typed is not rewritten); DELETE is the retention job's."""
 
-    access = models.OneToOneField(PersonalDataAccess, on_delete=models.DO_NOTHING, primary_key=True,
+    access = models.OneToOneField(PersonalDataAccess, verbose_name=_("access"), on_delete=models.DO_NOTHING, primary_key=True,
                                   related_name="reason_note")
     reason = models.CharField(_("reason"), max_length=200)
 

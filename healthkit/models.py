@@ -109,17 +109,17 @@ class PopupCase(models.Model):
         State.WITHDRAWN: set(),
     }
 
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="popups")
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="popups")
     popup_type = models.PositiveSmallIntegerField(_("popup type"), choices=PopupType.choices)
     # Separates independent causes of the same type (e.g. two risk venues); "" for the usual one.
-    dedupe_key = models.CharField(max_length=120, blank=True, default="")
+    dedupe_key = models.CharField(_("cause key"), max_length=120, blank=True, default="")
     cause = models.JSONField(_("cause"), default=dict, blank=True)
     source = models.CharField(_("source"), max_length=10, choices=Source.choices)
     state = models.CharField(_("state"), max_length=14, choices=State.choices, default=State.ACTIVE)
-    policy = models.ForeignKey(PopupPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    policy = models.ForeignKey(PopupPolicy, verbose_name=_("policy"), on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     raised_at = models.DateTimeField(_("raised at"))
     lifted_at = models.DateTimeField(_("lifted at"), null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["-raised_at"]
@@ -142,6 +142,9 @@ class PopupCase(models.Model):
             # The sweep and the queues scan open cases by type.
             models.Index(fields=["popup_type", "raised_at"], name="popup_open_type_idx",
                          condition=Q(state__in=["active", "under_review"])),
+            # The dashboard's refresh reads the popups raised or ended in its last few days.
+            models.Index(fields=["raised_at"], name="popup_raised_idx"),
+            models.Index(fields=["lifted_at"], name="popup_ended_idx", condition=Q(lifted_at__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -164,16 +167,16 @@ class PopupEvent(models.Model):
         NOTE = "note", _("Note")
         CAUSE_UPDATED = "cause_updated", _("Cause updated")
 
-    case = models.ForeignKey(PopupCase, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    from_state = models.CharField(max_length=14, blank=True)
-    to_state = models.CharField(max_length=14, blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    actor_label = models.CharField(max_length=64, blank=True, help_text=_("engine, upstream feed, ..."))
+    case = models.ForeignKey(PopupCase, verbose_name=_("popup"), on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    from_state = models.CharField(_("from state"), max_length=14, blank=True)
+    to_state = models.CharField(_("to state"), max_length=14, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("actor"), on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    actor_label = models.CharField(_("actor label"), max_length=64, blank=True, help_text=_("engine, upstream feed, ..."))
     reason = models.TextField(_("reason"), blank=True)
-    data = models.JSONField(default=dict, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
     at = models.DateTimeField(_("at"))
-    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
 
     class Meta:
         ordering = ["at", "id"]
@@ -194,7 +197,7 @@ class TestResult(models.Model):
         NEGATIVE = "negative", _("Negative")
         POSITIVE = "positive", _("Positive")
 
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="test_results", db_index=False)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="test_results", db_index=False)
     lab = models.CharField(_("lab"), max_length=64)
     sample_id = models.CharField(_("sample id"), max_length=64)
     sampled_at = models.DateTimeField(_("sampled at"))
@@ -234,13 +237,13 @@ class HealthStatusOrder(models.Model):
         YELLOW = "yellow", _("Yellow · home observation")
         RED = "red", _("Red · centralised observation")
 
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="status_orders")
-    status = models.CharField(max_length=6, choices=Status.choices)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="status_orders")
+    status = models.CharField(_("status"), max_length=6, choices=Status.choices)
     starts_at = models.DateTimeField(_("from"))
     ends_at = models.DateTimeField(_("until"), null=True, blank=True)
     reason = models.CharField(_("reason"), max_length=200)
-    ordered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    ordered_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("ordered by"), on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-starts_at"]
@@ -265,25 +268,25 @@ class SmsMessage(models.Model):
         DELIVERED = "delivered", _("Delivered")
         UNDELIVERED = "undelivered", _("Not delivered")
 
-    idempotency_key = models.CharField(max_length=120, unique=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=120, unique=True)
     purpose = models.CharField(_("purpose"), max_length=40)
-    resident = models.ForeignKey(Resident, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    phone_encrypted = models.TextField(editable=False)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    phone_encrypted = models.TextField(_("phone encrypted"), editable=False)
     phone_masked = models.CharField(_("phone"), max_length=16)
     # What the admin, the console and backups see: the text with its secret (one-time code, link
     # token) masked. The full text waits encrypted in `pending_encrypted` until it is sent (or
     # given up), then that field is wiped, so no stored text still opens a link or passes a code.
     body = models.TextField(_("text"))
-    pending_encrypted = models.TextField(blank=True, default="", editable=False)
+    pending_encrypted = models.TextField(_("pending encrypted"), blank=True, default="", editable=False)
     state = models.CharField(_("state"), max_length=12, choices=State.choices, default=State.QUEUED)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(db_index=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), db_index=True)
     # Non-urgent news written during quiet hours: not sent before this (healthkit/notify.py).
     not_before = models.DateTimeField(_("not before"), null=True, blank=True)
-    provider_id = models.CharField(max_length=64, blank=True)
-    last_error = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    provider_id = models.CharField(_("provider id"), max_length=64, blank=True)
+    last_error = models.CharField(_("last error"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivery receipt at"), null=True, blank=True)
 
     class Meta:
@@ -323,14 +326,14 @@ class IngestBatch(models.Model):
         POPUP_ASSIGNMENTS = "popup_assignments", _("Upstream popup assignments")
 
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
-    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("client"), on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     batch_id = models.CharField(_("client batch id"), max_length=80)
     received_at = models.DateTimeField(_("received at"))
-    records = models.PositiveIntegerField(default=0)
-    accepted = models.PositiveIntegerField(default=0)
-    duplicates = models.PositiveIntegerField(default=0)
-    rejected = models.PositiveIntegerField(default=0)
-    response = models.JSONField(default=dict, blank=True)
+    records = models.PositiveIntegerField(_("records"), default=0)
+    accepted = models.PositiveIntegerField(_("accepted"), default=0)
+    duplicates = models.PositiveIntegerField(_("duplicates"), default=0)
+    rejected = models.PositiveIntegerField(_("rejected"), default=0)
+    response = models.JSONField(_("response"), default=dict, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
@@ -348,10 +351,10 @@ class IngestBatch(models.Model):
 class Arrival(models.Model):
     """Arrived in the city (a type-4 trigger: test within 72 h)."""
 
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+", db_index=False)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+", db_index=False)
     arrived_at = models.DateTimeField(_("arrived at"))
     from_county = models.CharField(_("from county (code)"), max_length=12)
-    record_key = models.CharField(max_length=100, unique=True)
+    record_key = models.CharField(_("record key"), max_length=100, unique=True)
     received_at = models.DateTimeField(_("received at"))
 
     class Meta:
@@ -372,12 +375,12 @@ class Arrival(models.Model):
 class Stay(models.Model):
     """A stay outside the city, in one county (types 1 and 5)."""
 
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+", db_index=False)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+", db_index=False)
     county = models.CharField(_("county (code)"), max_length=12)
     started_at = models.DateTimeField(_("from"))
     ended_at = models.DateTimeField(_("to"), null=True, blank=True, help_text=_("Empty while still there."))
     border_port = models.BooleanField(_("county has a land border port"), default=False)
-    record_key = models.CharField(max_length=100, unique=True)
+    record_key = models.CharField(_("record key"), max_length=100, unique=True)
     received_at = models.DateTimeField(_("received at"))
 
     class Meta:
@@ -405,7 +408,7 @@ class LocalCase(models.Model):
 
     county = models.CharField(_("county (code)"), max_length=12)
     reported_at = models.DateTimeField(_("reported at"))
-    record_key = models.CharField(max_length=100, unique=True)
+    record_key = models.CharField(_("record key"), max_length=100, unique=True)
     received_at = models.DateTimeField(_("received at"))
 
     class Meta:
@@ -424,10 +427,10 @@ class LocalCase(models.Model):
 class QuarantineOrder(models.Model):
     """Entry quarantine (type 2): active from the start, lifted 00:00 the day after the end."""
 
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+", db_index=False)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+", db_index=False)
     starts_at = models.DateTimeField(_("from"))
     ends_at = models.DateTimeField(_("to"))
-    record_key = models.CharField(max_length=100, unique=True)
+    record_key = models.CharField(_("record key"), max_length=100, unique=True)
     received_at = models.DateTimeField(_("received at"))
 
     class Meta:
@@ -455,11 +458,11 @@ class MedicalEvent(models.Model):
         DRUG_PURCHASE = "drug_purchase", _("Drug purchase")
         CLINIC_VISIT = "clinic_visit", _("Clinic visit")
 
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+", db_index=False)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+", db_index=False)
     kind = models.CharField(_("kind"), max_length=14, choices=Kind.choices)
     detail = models.CharField(_("drug category or symptom"), max_length=32)
     occurred_at = models.DateTimeField(_("occurred at"))
-    record_key = models.CharField(max_length=100, unique=True)
+    record_key = models.CharField(_("record key"), max_length=100, unique=True)
     received_at = models.DateTimeField(_("received at"))
 
     class Meta:
@@ -479,13 +482,13 @@ class PopupAssignment(models.Model):
     """A popup assigned upstream (type 3 from the big-data match). Applied once: `case` is the
     popup it raised or joined; a community lift is never undone by replaying it."""
 
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+")
     popup_type = models.PositiveSmallIntegerField(_("popup type"), choices=PopupType.choices)
     reason = models.CharField(_("reason"), max_length=200)
     assigned_at = models.DateTimeField(_("assigned at"))
-    record_key = models.CharField(max_length=100, unique=True)
+    record_key = models.CharField(_("record key"), max_length=100, unique=True)
     received_at = models.DateTimeField(_("received at"))
-    case = models.ForeignKey(PopupCase, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    case = models.ForeignKey(PopupCase, verbose_name=_("popup"), on_delete=models.PROTECT, null=True, blank=True, related_name="+")
 
     class Meta:
         ordering = ["-assigned_at"]
@@ -510,7 +513,7 @@ class TestRequirement(models.Model):
         INVESTIGATION = "investigation", _("Risk investigation")
         CHECKPOINT = "checkpoint", _("Checkpoint")
 
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+", db_index=False)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+", db_index=False)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     trigger_at = models.DateTimeField(_("required from"))
     deadline_at = models.DateTimeField(_("deadline"))
@@ -546,10 +549,10 @@ class EngineSweep(models.Model):
     full = models.BooleanField(_("full"), default=False)
     residents = models.PositiveIntegerField(_("residents evaluated"), null=True, blank=True,
                                             help_text=_("Empty for a full sweep (everyone)."))
-    raised = models.PositiveIntegerField(default=0)
-    lifted = models.PositiveIntegerField(default=0)
-    duration_ms = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
+    raised = models.PositiveIntegerField(_("raised"), default=0)
+    lifted = models.PositiveIntegerField(_("lifted"), default=0)
+    duration_ms = models.PositiveIntegerField(_("duration ms"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-at"]
@@ -574,7 +577,7 @@ class DownstreamEndpoint(models.Model):
         help_text=_("Ticket systems identify travellers by ID number; it is decrypted at send time only."),
     )
     active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
@@ -593,14 +596,14 @@ class OutboxRecord(models.Model):
         LIFTED = "lifted", _("Lifted")
         WITHDRAWN = "withdrawn", _("Withdrawn")
 
-    idempotency_key = models.CharField(max_length=80, unique=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=80, unique=True)
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
-    case = models.ForeignKey(PopupCase, on_delete=models.PROTECT, related_name="+")
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(PopupCase, verbose_name=_("popup"), on_delete=models.PROTECT, related_name="+")
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+")
     popup_type = models.PositiveSmallIntegerField(_("popup type"), choices=PopupType.choices)
     at = models.DateTimeField(_("at"))
-    payload = models.JSONField(default=dict)
-    created_at = models.DateTimeField(default=timezone.now)
+    payload = models.JSONField(_("payload"), default=dict)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         ordering = ["id"]
@@ -620,15 +623,15 @@ class OutboxDelivery(models.Model):
         DELIVERED = "delivered", _("Delivered")
         DEAD = "dead", _("Gave up (retry from the admin)")
 
-    record = models.ForeignKey(OutboxRecord, on_delete=models.CASCADE, related_name="deliveries")
-    endpoint = models.ForeignKey(DownstreamEndpoint, on_delete=models.PROTECT, related_name="deliveries")
+    record = models.ForeignKey(OutboxRecord, verbose_name=_("record"), on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(DownstreamEndpoint, verbose_name=_("endpoint"), on_delete=models.PROTECT, related_name="deliveries")
     # Copied from the record so the due query keeps one resident's records in order per endpoint.
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+")
     state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    last_error = models.CharField(max_length=200, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    last_error = models.CharField(_("last error"), max_length=200, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -652,12 +655,12 @@ class OutboxDelivery(models.Model):
 class OutboxAttempt(models.Model):
     """The per-endpoint delivery log (admin): one row per try."""
 
-    delivery = models.ForeignKey(OutboxDelivery, on_delete=models.CASCADE, related_name="log")
-    at = models.DateTimeField(default=timezone.now)
-    ok = models.BooleanField(default=False)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=200, blank=True)
-    duration_ms = models.PositiveIntegerField(default=0)
+    delivery = models.ForeignKey(OutboxDelivery, verbose_name=_("delivery"), on_delete=models.CASCADE, related_name="log")
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    ok = models.BooleanField(_("ok"), default=False)
+    status_code = models.PositiveSmallIntegerField(_("status code"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=200, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration ms"), default=0)
 
     class Meta:
         ordering = ["-at"]
@@ -674,8 +677,8 @@ class EngineWork(models.Model):
     task took (broker down, task lost or given up) is picked up by the every-minute
     `engine_work_due`. No foreign key: a resident forgotten meanwhile simply evaluates to nothing."""
 
-    resident_id = models.BigIntegerField()
-    created_at = models.DateTimeField(default=timezone.now)
+    resident_id = models.BigIntegerField(_("resident id"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("pending evaluation")

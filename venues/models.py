@@ -53,7 +53,7 @@ class Venue(models.Model):
                                       verbose_name=_("managers"),
                                       limit_choices_to={"role": "venue_manager"})
     active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -74,8 +74,8 @@ class VenueScan(models.Model):
     It contains `scanned_at`, so the table can be range-partitioned by day/month later without
     changing the key (the id would then join scanned_at in the primary key)."""
 
-    venue = models.ForeignKey(Venue, on_delete=models.PROTECT, related_name="+", db_index=False)
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+", db_index=False)
+    venue = models.ForeignKey(Venue, verbose_name=_("venue"), on_delete=models.PROTECT, related_name="+", db_index=False)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+", db_index=False)
     scanned_at = models.DateTimeField(_("scanned at"))
     received_at = models.DateTimeField(_("received at"))
 
@@ -98,11 +98,11 @@ class VenueScan(models.Model):
 class ScanBatch(models.Model):
     """One scan ingest request by the client's batch id: a replay returns the stored answer."""
 
-    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("client"), on_delete=models.PROTECT, null=True,
                                blank=True, related_name="+")
     batch_id = models.CharField(_("client batch id"), max_length=80)
     received_at = models.DateTimeField(_("received at"))
-    response = models.JSONField(default=dict, blank=True)
+    response = models.JSONField(_("response"), default=dict, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
@@ -141,11 +141,11 @@ class RiskWindow(models.Model):
     # Set in the same transaction as anything the exposure job must react to (a new window, a
     # correction, a withdrawal, late scans inside it); cleared by the job. The beat sweep runs
     # due windows, so nothing is lost if an on-commit kick is.
-    exposure_due = models.BooleanField(default=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+    exposure_due = models.BooleanField(_("exposure due"), default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.PROTECT, null=True,
                                    blank=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
 
     class Meta:
@@ -186,13 +186,13 @@ class RiskWindowEvent(models.Model):
         WITHDRAWN = "withdrawn", _("Withdrawn")
         EXPOSURE = "exposure", _("Exposure run")
 
-    window = models.ForeignKey(RiskWindow, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+    window = models.ForeignKey(RiskWindow, verbose_name=_("window"), on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("actor"), on_delete=models.PROTECT, null=True,
                               blank=True, related_name="+")
-    actor_label = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(_("actor label"), max_length=64, blank=True)
     reason = models.CharField(_("reason"), max_length=200, blank=True)
-    data = models.JSONField(default=dict, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
     at = models.DateTimeField(_("at"))
 
     class Meta:
@@ -209,18 +209,18 @@ class Exposure(models.Model):
     (window, resident): what makes the exposure job idempotent and lets it find, by window, the
     popups it raised."""
 
-    window = models.ForeignKey(RiskWindow, on_delete=models.PROTECT, related_name="exposures")
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="+")
-    case = models.ForeignKey(PopupCase, on_delete=models.PROTECT, related_name="+")
+    window = models.ForeignKey(RiskWindow, verbose_name=_("window"), on_delete=models.PROTECT, related_name="exposures")
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(PopupCase, verbose_name=_("case"), on_delete=models.PROTECT, related_name="+")
     # The first scan inside the window (plain id: scans may be archived by partition).
-    scan_id = models.BigIntegerField(null=True, blank=True)
+    scan_id = models.BigIntegerField(_("scan id"), null=True, blank=True)
     scanned_at = models.DateTimeField(_("scanned at"))
     raised_at = models.DateTimeField(_("raised at"))
     # Set when the job withdrew the popup (the window was withdrawn or corrected away from the
     # visit); such a popup may be raised again if a later correction covers the visit again.
-    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
     # The window version for which a popup someone had acted on was last flagged (no repeat notes).
-    flagged_version = models.PositiveIntegerField(default=0)
+    flagged_version = models.PositiveIntegerField(_("flagged version"), default=0)
 
     class Meta:
         ordering = ["window", "resident"]

@@ -78,7 +78,7 @@ class ClearanceTask(models.Model):
         State.CLOSED: set(),
     }
 
-    resident = models.ForeignKey(Resident, on_delete=models.PROTECT, related_name="clearance_tasks")
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="clearance_tasks")
     community = models.ForeignKey(Community, on_delete=models.PROTECT, related_name="clearance_tasks",
                                   verbose_name=_("community"))
     popup = models.ForeignKey(PopupCase, on_delete=models.PROTECT, null=True, blank=True,
@@ -97,11 +97,11 @@ class ClearanceTask(models.Model):
     # What the resident submitted through the link (no ID number; phone kept encrypted below).
     confirmation = models.JSONField(_("resident's confirmation"), default=dict, blank=True)
     confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
-    contact_phone_encrypted = models.TextField(blank=True, editable=False)
+    contact_phone_encrypted = models.TextField(_("contact phone encrypted"), blank=True, editable=False)
     contact_phone_masked = models.CharField(_("contact phone"), max_length=16, blank=True)
     commitment_required = models.BooleanField(_("commitment letter required"), default=False)
     commitment_signed_at = models.DateTimeField(_("commitment letter signed at"), null=True, blank=True)
-    commitment_digest = models.CharField(max_length=64, blank=True, editable=False,
+    commitment_digest = models.CharField(_("commitment digest"), max_length=64, blank=True, editable=False,
                                          help_text=_("SHA-256 of the letter text and the typed signature."))
     outcome = models.CharField(_("investigation outcome"), max_length=16, choices=Outcome.choices, blank=True)
     investigated_at = models.DateTimeField(_("investigated at"), null=True, blank=True)
@@ -113,7 +113,7 @@ class ClearanceTask(models.Model):
                                    related_name="+", verbose_name=_("decided by"))
     decision_reason = models.TextField(_("reason"), blank=True)
     created_at = models.DateTimeField(_("created at"))
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
 
     class Meta:
@@ -166,13 +166,13 @@ class ClearanceLink(models.Model):
         CONFIRM = "confirm", _("Confirm information")
         COMMITMENT = "commitment", _("Sign the commitment letter")
 
-    task = models.ForeignKey(ClearanceTask, on_delete=models.CASCADE, related_name="links")
-    purpose = models.CharField(max_length=12, choices=Purpose.choices, default=Purpose.CONFIRM)
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    task = models.ForeignKey(ClearanceTask, verbose_name=_("task"), on_delete=models.CASCADE, related_name="links")
+    purpose = models.CharField(_("purpose"), max_length=12, choices=Purpose.choices, default=Purpose.CONFIRM)
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created at"))
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -207,15 +207,15 @@ class ClearanceEvent(models.Model):
         NOTE = "note", _("Note")
         REVEAL = "reveal", _("Personal data revealed")
 
-    task = models.ForeignKey(ClearanceTask, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    from_state = models.CharField(max_length=16, blank=True)
-    to_state = models.CharField(max_length=16, blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+    task = models.ForeignKey(ClearanceTask, verbose_name=_("task"), on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    from_state = models.CharField(_("from state"), max_length=16, blank=True)
+    to_state = models.CharField(_("to state"), max_length=16, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("actor"), on_delete=models.PROTECT, null=True, blank=True,
                               related_name="+")
-    actor_label = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(_("actor label"), max_length=64, blank=True)
     reason = models.TextField(_("reason"), blank=True)
-    data = models.JSONField(default=dict, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
     at = models.DateTimeField(_("at"))
 
     class Meta:

@@ -27,25 +27,23 @@ _PLACE = """
 # bin = floor(4 * log2(1 + minutes)): a quarter power of two wide (selectors.bin_minutes reverses it)
 _BIN = "floor(4 * log(2, 1 + GREATEST(EXTRACT(EPOCH FROM ({end}) - ({start})) / 60, 0)))::int"
 
+# Open popups once through the join, written twice: per district (the figures) and per community
+# (the "by community" chart of one district).
 _OPEN_POPUPS = """
+WITH g AS (
+    SELECT p.popup_type, p.state, p.source, ps.district_id, r.community_id, count(*) AS n
+    FROM healthkit_popupcase p
+    JOIN communities_resident r ON r.id = p.resident_id
+""" + _PLACE.format(community="r.community_id") + """
+    WHERE p.state IN ('active', 'under_review')
+    GROUP BY 1, 2, 3, 4, 5
+), by_community AS (
+    INSERT INTO oversight_openpopupbycommunity (popup_type, district_id, community_id, n)
+    SELECT popup_type, district_id, community_id, sum(n) FROM g WHERE community_id IS NOT NULL GROUP BY 1, 2, 3
+)
 INSERT INTO oversight_openpopupfigure (popup_type, state, source, district_id, n)
-SELECT p.popup_type, p.state, p.source, ps.district_id, count(*)
-FROM healthkit_popupcase p
-JOIN communities_resident r ON r.id = p.resident_id
-""" + _PLACE.format(community="r.community_id") + """
-WHERE p.state IN ('active', 'under_review')
-GROUP BY 1, 2, 3, 4
-"""
-
-_OPEN_BY_COMMUNITY = """
-INSERT INTO oversight_openpopupbycommunity (popup_type, district_id, community_id, n)
-SELECT p.popup_type, ps.district_id, r.community_id, count(*)
-FROM healthkit_popupcase p
-JOIN communities_resident r ON r.id = p.resident_id
-""" + _PLACE.format(community="r.community_id") + """
-WHERE p.state IN ('active', 'under_review') AND r.community_id IS NOT NULL
-GROUP BY 1, 2, 3
-"""
+SELECT popup_type, state, source, district_id, sum(n) FROM g GROUP BY 1, 2, 3, 4
+"""  # noqa: S608 - composed from constants; every value is a parameter
 
 _OPEN_APPEALS = """
 INSERT INTO oversight_openappealfigure
@@ -156,14 +154,14 @@ UNION ALL
 -- the negative result that ended a popup (its lift event names it) was on file at received_at;
 -- the lift was written at recorded_at: the wait a resident sees after the lab did its part
 SELECT 'record_lift', p.source, e.actor_id IS NOT NULL, p.popup_type, ps.district_id,
-       (e.recorded_at AT TIME ZONE %(tz)s)::date, """ + _BIN.format(start="tr.received_at", end="e.recorded_at") + """,
+       (p.lifted_at AT TIME ZONE %(tz)s)::date, """ + _BIN.format(start="tr.received_at", end="e.recorded_at") + """,
        count(*)
 FROM healthkit_popupcase p
 JOIN healthkit_popupevent e ON e.case_id = p.id AND e.kind = 'lifted'
 JOIN healthkit_testresult tr ON tr.id = (e.data->'records'->>'test_result')::bigint
 JOIN communities_resident r ON r.id = p.resident_id
 """ + _PLACE.format(community="r.community_id") + """
-WHERE p.state = 'lifted' AND e.recorded_at >= %(since)s
+WHERE p.state = 'lifted' AND p.lifted_at >= %(since)s
   AND jsonb_typeof(e.data->'records'->'test_result') = 'number'
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
@@ -196,7 +194,7 @@ def summary_refresh(*, now: dt.datetime | None = None, full: bool = False) -> Su
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('oversight_summary_refresh'))")
         for table in _SNAPSHOT_TABLES:
             cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - constant table names
-        for sql in (_OPEN_POPUPS, _OPEN_BY_COMMUNITY, _OPEN_APPEALS, _OPEN_TASKS, _DELIVERIES):
+        for sql in (_OPEN_POPUPS, _OPEN_APPEALS, _OPEN_TASKS, _DELIVERIES):
             cursor.execute(sql, params)
         cursor.execute("DELETE FROM oversight_durationbin WHERE day >= %s", [first_day])
         cursor.execute(_DURATIONS, params)
