@@ -3,7 +3,9 @@
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils.translation import gettext as _
 
 # Public pages whose answers can carry a resident's data without a login: filing steps, the
 # status page, the evidence and clearance links, Open311 requests.
@@ -31,3 +33,31 @@ class NoStoreMiddleware:
                 response["Cache-Control"] = "no-store"  # replaces any max-age a view may have set
             response["Pragma"] = "no-cache"
         return response
+
+
+class SecondFactorMiddleware:
+    """After the password, the second factor: a signed-in user who must use one (supervisors,
+    administrators, anyone who enrolled) reaches nothing but the login/enrol/verify pages, the
+    language switch and static files until the session is verified. Sits after django-otp's
+    OTPMiddleware, which gives `request.user.is_verified()`."""
+
+    OPEN_PREFIXES = ("/accounts/", "/i18n/")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.static_prefix = "/" + settings.STATIC_URL.lstrip("/")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from healthkit.auth import second_factor_required
+
+        user = getattr(request, "user", None)
+        if (user is not None and user.is_authenticated and not request.path.startswith(self.OPEN_PREFIXES)
+                and not request.path.startswith(self.static_prefix)
+                and not user.is_verified() and second_factor_required(user)):
+            if request.path.startswith("/api/"):
+                return JsonResponse({"message": _("Verify your second factor first: log in again in the console.")},
+                                    status=403)
+            from django.contrib.auth.views import redirect_to_login
+
+            return redirect_to_login(request.get_full_path(), reverse("otp-verify"))
+        return self.get_response(request)

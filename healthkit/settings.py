@@ -1,5 +1,6 @@
 """The one settings module: every value comes from the environment (see .env.example)."""
 
+import datetime as dt
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,6 +31,11 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "communities",
     "healthkit",
     "appeals",
@@ -49,9 +55,13 @@ MIDDLEWARE = [
     # the client address of each audited access (communities.services.access_log)
     "communities.middleware.AuditContextMiddleware",
     "healthkit.logs.RequestContextMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "healthkit.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "healthkit.middleware.NoStoreMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
 ROOT_URLCONF = "healthkit.urls"
@@ -88,6 +98,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login lockout (django-axes): failures are counted per username and, separately, per client
+# address; either reaching AXES_FAILURE_LIMIT locks it for the cool-off (a throttle), and a
+# supervisor can release it earlier at /console/security/lockouts/.
+AUTHENTICATION_BACKENDS = ["healthkit.auth.AxesBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "healthkit.auth.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "healthkit.auth.client_ip"
+AXES_HTTP_RESPONSE_CODE = 429
+# Second factor (django-otp TOTP): required for supervisors and administrators, optional for
+# the other roles (healthkit.auth.second_factor_required); the issuer names the site in the app.
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Health Kit back-office")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console-home"
 LOGOUT_REDIRECT_URL = "login"
@@ -131,6 +155,23 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 3600)
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp) on every answer: scripts only from our own static files
+# (no inline script or event handler anywhere), nothing from another origin. Inline styles stay
+# allowed: they cannot run code, and templates use a few style attributes.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # --- Personal data ---
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotate: prepend a new key,
@@ -177,6 +218,10 @@ SPECTACULAR_SETTINGS = {
     # Request bodies get their own components, so "required, not blank" (minLength 1) is declared
     # for what clients send without claiming it of what the server answers.
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's local static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery ---

@@ -27,6 +27,34 @@ def _private_media(settings, tmp_path):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _test_logins_pass_the_second_factor(monkeypatch):
+    """`client.force_login()` and `client.login()` skip the login form; they skip its second
+    step (TOTP for supervisors and administrators) too, so every test may log in any demo role.
+    Tests of the doors themselves post the login form (tests/otp.py gives the codes)."""
+    from django.test.client import ClientMixin
+
+    from tests.otp import verify_session
+
+    force_login, login = ClientMixin.force_login, ClientMixin.login
+
+    def force_login_verified(self, user, backend=None):
+        force_login(self, user, backend)
+        verify_session(self, user)
+
+    def login_verified(self, **credentials):
+        ok = login(self, **credentials)
+        if ok:
+            from django.contrib.auth import get_user_model
+
+            verify_session(self, get_user_model().objects.get(pk=self.session["_auth_user_id"]))
+        return ok
+
+    monkeypatch.setattr(ClientMixin, "force_login", force_login_verified)
+    monkeypatch.setattr(ClientMixin, "login", login_verified)
+    yield
+
+
 @pytest.fixture
 def sms_outbox():
     return sms.memory_backend

@@ -84,6 +84,11 @@ MATRIX: dict[str, tuple[str | None, dict[str, int]]] = {
     "api-docs": (None, PUBLIC),
     "login": (None, PUBLIC),
     "logout": (None, expect(405)),  # POST only
+    # Second factor: enrol for every signed-in person; verify redirects to enrol without a device
+    # (the suite's logins give supervisors and administrators one, as the demo does).
+    "otp-verify": (None, console(OVERSEERS, operator=302, worker=302, worker_other=302, venue_manager=302)),
+    "otp-enrol": (None, console(STAFF + ("venue_manager",))),
+    "lockouts": (None, console(OVERSEERS)),
     "landing": (None, PUBLIC),
     "console-home": (None, console(STAFF + ("venue_manager",))),
     "console-popup": ("popup", console(HANDLERS + ("worker",))),

@@ -75,6 +75,10 @@ STAFF = [
     ("integration1", User.Role.INTEGRATION, "接口", "系统"),
 ]
 DEMO_PASSWORD = "healthkit-demo-2022"  # noqa: S105 - documented demo credential, local data only
+# The demo supervisor's and administrator's authenticator key (TOTP second factor), documented
+# like the password: demo data only. `manage.py demo_totp` prints their current code.
+DEMO_TOTP_KEY_HEX = "4865616c74684b69742d64656d6f2d3230323221"  # noqa: S105 - b"HealthKit-demo-2022!"
+DEMO_TOTP_USERS = ("supervisor1", "admin")
 
 
 class Command(BaseCommand):
@@ -115,6 +119,10 @@ class Command(BaseCommand):
             f"demo city ready: {Community.objects.count()} communities, {Resident.objects.count()} residents, "
             f"{PopupCase.objects.count()} popups; staff password: {DEMO_PASSWORD}"
         ))
+        self.stdout.write(
+            f"  second factor of {' and '.join(DEMO_TOTP_USERS)} (demo only): authenticator key "
+            f"{demo_totp_key_base32()}, or `manage.py demo_totp` for the current code"
+        )
 
     def _places(self, rng: random.Random) -> list[Community]:
         communities: list[Community] = []
@@ -160,6 +168,11 @@ class Command(BaseCommand):
             if created:
                 user.set_password(DEMO_PASSWORD)
                 user.save()
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        for username in DEMO_TOTP_USERS:
+            TOTPDevice.objects.get_or_create(user=User.objects.get(username=username), name="demo",
+                                             defaults={"key": DEMO_TOTP_KEY_HEX, "confirmed": True})
         User.objects.get(username="worker1").communities.set(communities[:3])
         User.objects.get(username="worker2").communities.set(communities[3:6])
 
@@ -254,6 +267,12 @@ class Command(BaseCommand):
         counts = PopupCase.objects.filter(resident_id__in=chosen).values_list("state").annotate(n=Count("pk"))
         self.stdout.write("  popups: " + ", ".join(f"{n} {state}" for state, n in sorted(counts))
                           + f"; signals: {signals.summary()}")
+
+
+def demo_totp_key_base32() -> str:
+    import base64
+
+    return base64.b32encode(bytes.fromhex(DEMO_TOTP_KEY_HEX)).decode().rstrip("=")
 
 
 def _ensure_broker_folders() -> None:
