@@ -177,8 +177,11 @@ def identity_code_resend(*, token: str, ip: str) -> CodeChallenge:
     if entry is None:
         raise ApplicationError(_("This code has expired. Please ask for a new one."))
     cache.delete(f"appeals:code:{token}")
-    return identity_code_send(name=pii.decrypt(entry["name"]), id_number=pii.decrypt(entry["id"]),
-                              phone=pii.decrypt(entry["phone"]), ip=ip)
+    try:
+        name, number, mobile = (pii.decrypt(entry[k]) for k in ("name", "id", "phone"))
+    except pii.UndecryptableError:  # sealed under a key rotated away since: start again, no 500
+        raise ApplicationError(_("This code has expired. Please ask for a new one.")) from None
+    return identity_code_send(name=name, id_number=number, phone=mobile, ip=ip)
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,10 @@ def identity_code_verify(*, token: str, code: str) -> VerifiedIdentity:
         cache.set(key, entry, timeout=settings.APPEALS_CODE_TTL_SECONDS)
         raise ApplicationError(_("That code is not right. Please check the SMS and try again."))
     cache.delete(key)
-    name, number, mobile = (pii.decrypt(entry[k]) for k in ("name", "id", "phone"))
+    try:
+        name, number, mobile = (pii.decrypt(entry[k]) for k in ("name", "id", "phone"))
+    except pii.UndecryptableError:  # sealed under a key rotated away since: start again, no 500
+        raise ApplicationError(_("This code has expired. Please ask for a new one.")) from None
     existing = resident_by_id_number(number)
     if existing is not None and existing.name != name:
         # Same message whatever differs: the form must not confirm whose ID number this is.

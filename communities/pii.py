@@ -90,12 +90,17 @@ def encrypt(value: str) -> str:
     return _cipher().encrypt(value.encode()).decode()
 
 
+class UndecryptableError(ValueError):
+    """A token none of the configured keys opens (an old key was dropped too early, or a wrong
+    key set). Names no data. Resident-facing flows treat it as "expired, start again"."""
+
+
 def decrypt(token: str) -> str:
     try:
         return _cipher().decrypt(token.encode()).decode()
     except InvalidToken:
         # The message names no data: a wrong key set is a configuration error.
-        raise ValueError("personal data token cannot be decrypted with the configured keys") from None
+        raise UndecryptableError("personal data token cannot be decrypted with the configured keys") from None
 
 
 def rotate(token: str) -> str:
@@ -103,16 +108,17 @@ def rotate(token: str) -> str:
     return _cipher().rotate(token.encode()).decode()
 
 
-def keyed_hash(value: str) -> str:
-    return hmac.new(settings.PII_HASH_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
+def keyed_hash(value: str, *, key: str | None = None) -> str:
+    """HMAC-SHA256 under PII_HASH_KEY (or `key`, used only while re-hashing to a new key)."""
+    return hmac.new((key or settings.PII_HASH_KEY).encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
-def id_hash(id_number: str) -> str:
-    return keyed_hash("id:" + normalize_id_number(id_number))
+def id_hash(id_number: str, *, key: str | None = None) -> str:
+    return keyed_hash("id:" + normalize_id_number(id_number), key=key)
 
 
-def phone_hash(phone: str) -> str:
-    return keyed_hash("phone:" + normalize_phone(phone))
+def phone_hash(phone: str, *, key: str | None = None) -> str:
+    return keyed_hash("phone:" + normalize_phone(phone), key=key)
 
 
 def mask_id(id_number: str) -> str:

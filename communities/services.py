@@ -3,9 +3,10 @@
 import datetime as dt
 import logging
 import re
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -182,28 +183,147 @@ def compound_alias_add(*, community: Community, name: str, address: str = "") ->
     return alias
 
 
-def rotate_personal_data_keys(batch_size: int = 2000) -> int:
-    """Re-encrypt every `*_encrypted` field of every installed model under the newest key.
-
-    Keyset pagination keeps memory bounded; fields are found through the app registry so other
-    apps' encrypted columns (SMS outbox, appeals) are included without importing them.
-    """
+def _encrypted_columns() -> list[tuple[Any, Any]]:
+    """(model, field) of every column holding personal-data ciphertext, in every installed app:
+    `*_encrypted` text columns and EncryptedJSONField columns (found, not listed)."""
     from django.apps import apps
 
+    from communities.fields import EncryptedJSONField
+
+    return [(model, field) for model in apps.get_models() for field in model._meta.concrete_fields
+            if field.name.endswith("_encrypted") or isinstance(field, EncryptedJSONField)]
+
+
+def rotate_personal_data_keys(batch_size: int = 2000) -> int:
+    """Re-encrypt every personal-data column under the newest key; returns the rows rewritten.
+
+    Safe while the site runs: each batch is written with a compare-and-set (`... WHERE value =
+    the value read`), so a row the application changed meanwhile (already under the newest key,
+    since writes always use it) is left alone, never reverted. Keyset pagination keeps memory
+    bounded. Session drafts are rotated by `rotate_session_secrets`.
+    """
     count = 0
-    for model in apps.get_models():
-        fields = [f.name for f in model._meta.concrete_fields if f.name.endswith("_encrypted")]
-        for field in fields:
-            last = 0
+    with connection.cursor() as cursor:
+        for model, field in _encrypted_columns():
+            table, column = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name(field.column)
+            pk = connection.ops.quote_name(model._meta.pk.column)
+            pk_type = model._meta.pk.db_type(connection).split()[0]
+            last = None
             while True:
-                rows = list(
-                    model.objects.filter(pk__gt=last).exclude(**{field: ""})
-                    .order_by("pk").values_list("pk", field)[:batch_size]
+                cursor.execute(
+                    f"SELECT {pk}, {column} FROM {table} WHERE {column} LIKE 'gAAAAA%%'"  # noqa: S608 - names from the model registry
+                    + (f" AND {pk} > %s" if last is not None else "") + f" ORDER BY {pk} LIMIT %s",
+                    ([last] if last is not None else []) + [batch_size],
                 )
+                rows = cursor.fetchall()
                 if not rows:
                     break
-                objs = [model(pk=pk, **{field: pii.rotate(token)}) for pk, token in rows]
-                model.objects.bulk_update(objs, [field])
-                count += len(objs)
+                cursor.execute(
+                    f"UPDATE {table} t SET {column} = v.new "  # noqa: S608 - names from the model registry
+                    f"FROM unnest(%s::{pk_type}[], %s::text[], %s::text[]) AS v(pk, old, new) "
+                    f"WHERE t.{pk} = v.pk AND t.{column} = v.old",
+                    [[r[0] for r in rows], [r[1] for r in rows], [pii.rotate(r[1]) for r in rows]],
+                )
+                count += cursor.rowcount
+                last = rows[-1][0]
+    return count
+
+
+def _rotate_nested(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, str) and value.startswith("gAAAAA"):
+        try:
+            return pii.rotate(value), True
+        except Exception:  # not ours (or a dropped key): leave it, the flow treats it as expired
+            return value, False
+    if isinstance(value, dict):
+        changed = False
+        out = {}
+        for key, item in value.items():
+            out[key], did = _rotate_nested(item)
+            changed |= did
+        return out, changed
+    if isinstance(value, list):
+        pairs = [_rotate_nested(item) for item in value]
+        return [p[0] for p in pairs], any(p[1] for p in pairs)
+    return value, False
+
+
+def rotate_session_secrets(batch_size: int = 500) -> int:
+    """Re-encrypt the ciphertext residents' drafts keep in their sessions (database sessions),
+    with the same compare-and-set as the columns, so a draft in progress survives dropping the
+    old key. Returns the sessions rewritten."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+
+    if settings.SESSION_ENGINE not in ("django.contrib.sessions.backends.db",
+                                       "django.contrib.sessions.backends.cached_db"):
+        return 0
+    store = SessionStore()
+    count = 0
+    last = ""
+    while True:
+        batch = list(Session.objects.filter(session_key__gt=last).order_by("session_key")
+                     .values_list("session_key", "session_data")[:batch_size])
+        if not batch:
+            break
+        for key, data in batch:
+            decoded, changed = _rotate_nested(store.decode(data))
+            if changed:
+                count += Session.objects.filter(session_key=key, session_data=data).update(
+                    session_data=store.encode(decoded))
+        last = batch[-1][0]
+    return count
+
+
+# Columns holding a keyed hash, and the encrypted column it is the hash of. Another app with a
+# keyed-hash column adds a line here so `rotate_pii_keys --rehash` keeps it in step.
+KEYED_HASH_COLUMNS: list[tuple[str, str, str, str]] = [
+    # (app_label.Model, hash field, encrypted source field, "id" | "phone")
+    ("communities.Resident", "id_hash", "id_encrypted", "id"),
+    ("communities.ResidentPhone", "phone_hash", "phone_encrypted", "phone"),
+    ("appeals.Appeal", "contact_phone_hash", "contact_phone_encrypted", "phone"),
+]
+
+
+@transaction.atomic
+def rehash_personal_data(*, new_key: str, batch_size: int = 2000) -> int:
+    """Recompute every keyed look-up hash under `new_key` (from the decrypted values), in one
+    transaction, tables locked against writers. Run with the site stopped, then set
+    PII_HASH_KEY to `new_key` and start it (docs/security-controls.md). Returns rows updated."""
+    from django.apps import apps
+
+    if not new_key or new_key == settings.PII_HASH_KEY:
+        raise ValueError("give a new hash key different from PII_HASH_KEY")
+    hashers = {"id": pii.id_hash, "phone": pii.phone_hash}
+    count = 0
+    with connection.cursor() as cursor:
+        for label, hash_field, source_field, kind in KEYED_HASH_COLUMNS:
+            try:
+                model = apps.get_model(label)
+            except LookupError:
+                continue
+            table = connection.ops.quote_name(model._meta.db_table)
+            cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+            hash_col = connection.ops.quote_name(model._meta.get_field(hash_field).column)
+            src_col = connection.ops.quote_name(model._meta.get_field(source_field).column)
+            pk = connection.ops.quote_name(model._meta.pk.column)
+            pk_type = model._meta.pk.db_type(connection).split()[0]
+            last = None
+            while True:
+                cursor.execute(
+                    f"SELECT {pk}, {src_col} FROM {table} WHERE {src_col} <> '' AND {hash_col} <> ''"  # noqa: S608 - registry names
+                    + (f" AND {pk} > %s" if last is not None else "") + f" ORDER BY {pk} LIMIT %s",
+                    ([last] if last is not None else []) + [batch_size],
+                )
+                rows = cursor.fetchall()
+                if not rows:
+                    break
+                new = [hashers[kind](pii.decrypt(token), key=new_key) for _pk, token in rows]
+                cursor.execute(
+                    f"UPDATE {table} t SET {hash_col} = v.h FROM unnest(%s::{pk_type}[], %s::text[]) AS v(pk, h) "  # noqa: S608
+                    f"WHERE t.{pk} = v.pk",
+                    [[r[0] for r in rows], new],
+                )
+                count += cursor.rowcount
                 last = rows[-1][0]
     return count

@@ -61,3 +61,30 @@ class SecondFactorMiddleware:
 
             return redirect_to_login(request.get_full_path(), reverse("otp-verify"))
         return self.get_response(request)
+
+
+class UndecryptableDraftMiddleware:
+    """A resident's draft or link sealed under a personal-data key that has since been removed
+    (see rotate_pii_keys) is treated as expired: the public pages start again with a message,
+    never a 500. Staff pages still fail loudly: there it is a configuration error."""
+
+    PUBLIC_PREFIXES = ("/appeals/", "/clearance/r/")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from communities.pii import UndecryptableError
+
+        if not isinstance(exception, UndecryptableError) or not request.path.startswith(self.PUBLIC_PREFIXES):
+            return None
+        from django.contrib import messages
+        from django.shortcuts import redirect
+
+        if not (getattr(request, "user", None) and request.user.is_authenticated):
+            request.session.flush()
+        messages.error(request, _("Your session has expired. Please start again."))
+        return redirect("appeals:start")

@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "healthkit.middleware.NoStoreMiddleware",
+    "healthkit.middleware.UndecryptableDraftMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 

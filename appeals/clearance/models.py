@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from appeals.models import Appeal
+from communities.fields import EncryptedJSONField
 from communities.models import Community, Resident
 from healthkit.models import PopupCase
 
@@ -94,8 +95,9 @@ class ClearanceTask(models.Model):
     # Relief: known from the appeal or the resident's confirmation.
     outside_since = models.DateField(_("outside the city since"), null=True, blank=True)
     wishes_to_return = models.BooleanField(_("wishes to return"), default=False)
-    # What the resident submitted through the link (no ID number; phone kept encrypted below).
-    confirmation = models.JSONField(_("resident's confirmation"), default=dict, blank=True)
+    # What the resident submitted through the link (address, symptoms, contact with a case: no ID
+    # number): encrypted at rest like all personal data; code sees a dict.
+    confirmation = EncryptedJSONField(_("resident's confirmation"), editable=False)
     confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
     contact_phone_encrypted = models.TextField(_("contact phone encrypted"), blank=True, editable=False)
     contact_phone_masked = models.CharField(_("contact phone"), max_length=16, blank=True)
