@@ -50,9 +50,11 @@ class SecretMaskFilter(logging.Filter):
         return True
 
 
-def install() -> None:
+def install(**_signal_kwargs: object) -> None:
     """Attach the filter to every handler configured so far (Django's defaults such as
-    `django.server` included), so a handler added by any settings block is covered too."""
+    `django.server` included), so a handler added by any settings block is covered too. Celery
+    workers replace the root handlers after Django starts: its logging signals run this again."""
+    _connect_celery()
     handlers: set[logging.Handler] = set(logging.getLogger().handlers)
     for logger in list(logging.Logger.manager.loggerDict.values()):
         if isinstance(logger, logging.Logger):
@@ -60,3 +62,10 @@ def install() -> None:
     for handler in handlers:
         if not any(isinstance(f, SecretMaskFilter) for f in handler.filters):
             handler.addFilter(SecretMaskFilter())
+
+
+def _connect_celery() -> None:
+    from celery.signals import after_setup_logger, after_setup_task_logger
+
+    after_setup_logger.connect(install, weak=False, dispatch_uid="healthkit-mask-secrets")
+    after_setup_task_logger.connect(install, weak=False, dispatch_uid="healthkit-mask-secrets-task")

@@ -27,8 +27,8 @@ def _private_media(settings, tmp_path):
     yield
 
 
-@pytest.fixture(autouse=True)
-def _test_logins_pass_the_second_factor(monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def _test_logins_pass_the_second_factor():
     """`client.force_login()` and `client.login()` skip the login form; they skip its second
     step (TOTP for supervisors and administrators) too, so every test may log in any demo role.
     Tests of the doors themselves post the login form (tests/otp.py gives the codes)."""
@@ -50,9 +50,11 @@ def _test_logins_pass_the_second_factor(monkeypatch):
             verify_session(self, get_user_model().objects.get(pk=self.session["_auth_user_id"]))
         return ok
 
-    monkeypatch.setattr(ClientMixin, "force_login", force_login_verified)
-    monkeypatch.setattr(ClientMixin, "login", login_verified)
-    yield
+    # session-wide, so module-scoped fixtures (the page crawl's logins) get it too
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ClientMixin, "force_login", force_login_verified)
+        patch.setattr(ClientMixin, "login", login_verified)
+        yield
 
 
 @pytest.fixture

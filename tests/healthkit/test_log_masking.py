@@ -73,3 +73,17 @@ def test_console_sms_backend_prints_no_live_code_or_link(capsys):
     out = capsys.readouterr().out
     assert "482913" not in out and LINK_TOKEN not in out and "13800138000" not in out
     assert "https://site.example.gov.cn/clearance/r/******/" in out and "[12345]" in out
+
+
+def test_celery_worker_handlers_get_the_filter_too():
+    """A worker sets up its own handlers after Django started; its logging signal re-installs."""
+    from celery.signals import after_setup_logger
+
+    handler = logging.StreamHandler(io.StringIO())
+    logging.getLogger().addHandler(handler)
+    try:
+        after_setup_logger.send(sender=None, logger=logging.getLogger(), loglevel=logging.INFO,
+                                logfile=None, format="", colorize=False)
+        assert any(isinstance(f, logfilters.SecretMaskFilter) for f in handler.filters)
+    finally:
+        logging.getLogger().removeHandler(handler)
