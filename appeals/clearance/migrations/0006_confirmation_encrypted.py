@@ -27,7 +27,7 @@ def decrypt_back(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("clearance", "0004_accepted_without_popup")]
+    dependencies = [("clearance", "0005_event_signature_refused")]
 
     operations = [
         migrations.RenameField("clearancetask", "confirmation", "confirmation_plain"),
