@@ -11,8 +11,10 @@ import json
 from xml.etree import ElementTree as ET
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.db.models import Prefetch
 from django.http import HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.decorators import method_decorator
@@ -225,9 +227,12 @@ class Open311View(View):
     def dispatch(self, request, *args, fmt: str = "json", **kwargs):
         self.fmt = fmt
         try:
-            if request.method == "POST":
-                _check_form(request)
-            _check_jurisdiction(request)
+            try:
+                if request.method == "POST":
+                    _check_form(request)
+                _check_jurisdiction(request)  # parses the body and query string
+            except (MultiPartParserError, SuspiciousOperation):
+                raise Open311Error(400, _("The request body or query string is malformed.")) from None
             return super().dispatch(request, *args, **kwargs)
         except Open311Error as exc:
             return _error(exc, fmt)

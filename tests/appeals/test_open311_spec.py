@@ -99,6 +99,12 @@ def test_json_body_on_post_is_a_clear_400(client, api_key, community):
     assert not Appeal.objects.exists()
 
 
+def test_malformed_form_body_answers_the_open311_error_list(client, api_key):
+    response = client.post("/open311/v2/requests.xml", b"garbage", content_type="multipart/form-data")
+    assert response.status_code == 400 and _errors(response)[0]["code"] == 400
+    assert not Appeal.objects.exists()
+
+
 def test_urlencoded_post_files_a_request(client, api_key, community):
     from urllib.parse import urlencode
 
