@@ -47,7 +47,7 @@ def test_a_submitted_confirmation_is_ciphertext_in_the_database(client, sms_outb
 def test_the_migration_encrypts_confirmations_stored_in_clear():
     task = ClearanceTaskFactory()
     executor = MigrationExecutor(connection)
-    executor.migrate([("clearance", "0005_event_signature_refused")])
+    executor.migrate([("clearance", "0006_verbose_names")])
     with connection.cursor() as cursor:
         cursor.execute("UPDATE clearance_clearancetask SET confirmation = %s::jsonb WHERE id = %s",
                        [json.dumps({"address": "5号楼101", "health": {"contact_with_case": True}}), task.pk])

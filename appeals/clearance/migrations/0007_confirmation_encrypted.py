@@ -27,7 +27,7 @@ def decrypt_back(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("clearance", "0005_event_signature_refused")]
+    dependencies = [("clearance", "0006_verbose_names")]
 
     operations = [
         migrations.RenameField("clearancetask", "confirmation", "confirmation_plain"),
