@@ -175,13 +175,15 @@ def residents_forget(*, now: dt.datetime) -> int:
     scan = _venue_scan_model()
     if scan is not None:
         candidates = candidates.exclude(_recent(scan, Q(scanned_at__gte=cutoff)))
-    total = 0
-    while True:  # batches of RESIDENT_BATCH, each its own short transaction (locks in pk order)
+    total, last = 0, 0
+    while True:  # batches of RESIDENT_BATCH by key range, each its own short transaction (pk order)
         with transaction.atomic():
-            forgotten = list(Resident.objects.filter(pk__in=candidates.order_by("pk").values("pk")[:RESIDENT_BATCH])
-                             .select_for_update().order_by("pk").values_list("pk", flat=True))
+            batch = candidates.filter(pk__gt=last).order_by("pk").values("pk")[:RESIDENT_BATCH]
+            forgotten = list(Resident.objects.filter(pk__in=batch).select_for_update().order_by("pk")
+                             .values_list("pk", flat=True))
             if not forgotten:
                 return total
+            last = forgotten[-1]
             ResidentPhone.objects.filter(resident__in=forgotten).delete()
             for model, keep in ((HealthStatusOrder, {"status"}), (PopupAssignment, set()),
                                 (TestRequirement, {"source_ref"}), (OutboxRecord, set()),
