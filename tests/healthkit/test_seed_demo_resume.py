@@ -8,10 +8,18 @@ import pytest
 from django.core.management import call_command
 
 from appeals.models import Appeal
-from communities.models import Resident
+from communities.models import PersonalDataAccess, Resident
 from venues.models import Venue
 
 pytestmark = pytest.mark.django_db
+
+
+def test_a_fresh_database_gets_every_app_demo():
+    """Reference rows from migrations (districts) do not count as a demo already loaded."""
+    out = io.StringIO()
+    call_command("seed_demo", "--if-empty", residents=40, stdout=out)
+    assert "already present" not in out.getvalue()
+    assert PersonalDataAccess.objects.filter(context__startswith="demo:").exists()
 
 
 def test_seed_demo_makes_the_broker_folders(settings, tmp_path):
@@ -38,14 +46,16 @@ def test_a_half_seeded_database_is_seeded_again(monkeypatch):
     with pytest.raises(RuntimeError):
         call_command("seed_demo", "--if-empty", residents=40, stdout=io.StringIO())
     residents, appeals = Resident.objects.count(), Appeal.objects.count()
-    assert residents == 40 and appeals > 0 and not Venue.objects.exists()
+    audit = PersonalDataAccess.objects.filter(context__startswith="demo:").count()
+    assert residents == 40 and appeals > 0 and audit > 0 and not Venue.objects.exists()
 
     monkeypatch.setattr(venues.demo, "seed", real_seed)
     out = io.StringIO()
     call_command("seed_demo", "--if-empty", residents=40, stdout=out)
-    assert "resuming" in out.getvalue()
+    assert "resuming" in out.getvalue() and "communities: demo data already present" in out.getvalue()
     assert (Resident.objects.count(), Appeal.objects.count()) == (residents, appeals)
     assert Venue.objects.exists()
+    assert PersonalDataAccess.objects.filter(context__startswith="demo:").count() == audit
 
     venues = Venue.objects.count()
     again = io.StringIO()

@@ -95,7 +95,8 @@ class Command(BaseCommand):
         # What a previous run already committed (each step is one transaction, so a step's
         # tables are either filled or untouched): a run that stopped half-way resumes here.
         core_loaded = Resident.objects.exists()
-        loaded = {label for label, _module, config in demos if _has_rows(config)}
+        loaded = {label for label, module, config in demos
+                  if (module.is_loaded() if hasattr(module, "is_loaded") else _has_rows(config))}
         if if_empty and core_loaded and len(loaded) == len(demos):
             self.stdout.write("demo data already present; nothing to do")
             return
@@ -303,6 +304,8 @@ def _demo_modules() -> list[tuple[str, Any, Any]]:
 
 
 def _has_rows(config: Any) -> bool:
+    """Whether an app's demo step ran, for apps whose tables only their demo fills (others, like
+    communities whose tables the core step fills, define `demo.is_loaded()`)."""
     return any(model.objects.exists() for model in config.get_models() if not model._meta.proxy)
 
 
