@@ -46,7 +46,7 @@ class AppealSummarySerializer(serializers.Serializer):
     category = serializers.CharField()
     priority = serializers.IntegerField()
     channel = serializers.CharField()
-    resident = serializers.CharField(source="resident.masked")
+    resident = serializers.CharField(source="person_masked")
     popup_type = serializers.IntegerField(source="popup_type_claimed", allow_null=True)
     community = serializers.CharField(source="community.name", allow_null=True, default=None)
     routed_community = serializers.CharField(source="routed_community.name", allow_null=True, default=None)
@@ -139,7 +139,8 @@ class AppealDetailApi(APIView):
     @extend_schema(responses=OutputSerializer)
     def get(self, request, reference: str):
         appeal = _appeal_by_reference(request, reference)
-        appeal.popup_explanation = popup_explain(appeal.popup) if appeal.popup else []
+        # The resident's record only where selectors.can_see_record allows (appeal_access decided).
+        appeal.popup_explanation = popup_explain(appeal.popup) if appeal.popup and appeal.shows_record else []
         appeal.evidence_count = selectors.appeal_evidence(appeal).count()
         appeal.history = [
             {"kind": e.kind, "label": e.get_kind_display(), "at": e.at.isoformat(), "actor": e.actor_label,
@@ -155,7 +156,8 @@ class AppealDetailApi(APIView):
 
 
 class AppealCreateApi(APIView):
-    """An appeal taken by phone (operators): finds or registers the resident, logs the call."""
+    """An appeal taken by phone (operators): checks the caller against the registry (never writes
+    it), logs the call; the same unconfirmed-filer rules as the online form."""
 
     permission_classes = [IsHandler]
 
@@ -173,6 +175,11 @@ class AppealCreateApi(APIView):
         description = TextField(required=False, allow_blank=True, max_length=4000, multiline=True)
         call_outcome = serializers.ChoiceField(choices=AppealContact.Outcome.choices, default="reached")
         call_note = TextField(multiline=True, max_length=1000, required=False, allow_blank=True)
+        identity_acknowledged = serializers.BooleanField(
+            required=False, default=False,
+            help_text="Set after checking with the caller when the name does not match the registry for the ID "
+                      "number (or it is not registered): filed as an unconfirmed filer's appeal. Without it such "
+                      "a request is answered 400 with extra.field = identity_acknowledged.")
 
     class OutputSerializer(serializers.Serializer):
         reference = serializers.CharField()
@@ -189,7 +196,7 @@ class AppealCreateApi(APIView):
             popup_type_claimed=d.get("popup_type"), community=community, address_text=d.get("address", ""),
             description=d.get("description", ""), call_outcome=d["call_outcome"], call_note=d.get("call_note", ""),
             currently_outside_city=d["currently_outside_city"], outside_since=d.get("outside_since"),
-            wishes_to_return=d["wishes_to_return"])
+            wishes_to_return=d["wishes_to_return"], identity_acknowledged=d["identity_acknowledged"])
         return Response(self.OutputSerializer({"reference": appeal.reference, "folded": folded}).data,
                         status=status.HTTP_201_CREATED)
 

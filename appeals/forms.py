@@ -76,11 +76,20 @@ class DetailsForm(forms.Form):
         help_text=_("Where you have been and when, and why you think the popup is wrong. Do not write your ID number."))
 
 
+class NoEchoInput(forms.TextInput):
+    """A text box that never writes back what was typed: a page answering a look-up (hit or miss)
+    must not carry the ID number or phone (shared screens, caches, saved pages)."""
+
+    def format_value(self, value):
+        return None
+
+
 class StatusForm(forms.Form):
     reference = TextFormField(label=_("Reference number"), max_length=20)
     id_number = TextFormField(label=_("National ID number"), max_length=32,
-                                widget=forms.TextInput(attrs={"autocomplete": "off"}))
-    phone = TextFormField(label=_("Mobile phone"), max_length=20, widget=forms.TextInput(attrs={"inputmode": "tel"}))
+                              widget=NoEchoInput(attrs={"autocomplete": "off"}))
+    phone = TextFormField(label=_("Mobile phone"), max_length=20,
+                          widget=NoEchoInput(attrs={"inputmode": "tel", "autocomplete": "off"}))
 
 
 class EvidenceLinkForm(forms.Form):
@@ -120,6 +129,10 @@ class PhoneEntryForm(forms.Form):
     call_outcome = forms.ChoiceField(label=_("Call outcome"), choices=AppealContact.Outcome.choices,
                                      initial=AppealContact.Outcome.REACHED)
     call_note = TextFormField(label=_("Call note"), max_length=1000, required=False)
+    identity_acknowledged = forms.BooleanField(
+        label=_("I have checked with the caller"), required=False,
+        help_text=_("Needed only when the name does not match the registry for the ID number (or the number is "
+                    "not registered): the appeal is then filed as an unconfirmed filer's."))
 
     def clean(self):
         return clean_outside_city(self, super().clean())
@@ -164,6 +177,10 @@ class ContactForm(forms.Form):
     direction = forms.ChoiceField(label=_("Direction"), choices=AppealContact.Direction.choices)
     outcome = forms.ChoiceField(label=_("Outcome"), choices=AppealContact.Outcome.choices)
     note = TextFormField(label=_("Note"), max_length=1000, required=False)
+
+
+class ConfirmFilerForm(forms.Form):
+    reason = TextFormField(label=_("How did you check who the filer is?"), max_length=200)
 
 
 class RevealForm(forms.Form):

@@ -67,7 +67,17 @@ class Appeal(models.Model):
     }
 
     reference = models.CharField(_("reference"), max_length=20, unique=True)
-    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="appeals")
+    # The registry's record for the ID number given, when there is one. Never created or renamed
+    # from what a filer typed: null while the ID number is not in the registry (an operator who
+    # checks the caller confirms the filer, services.appeal_confirm_filer).
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="appeals",
+                                 null=True, blank=True)
+    # The name and ID number as the filer gave them (every channel): the filer's words, which live
+    # on the appeal, not in the registry. Encrypted; the hash finds the appeal on the status page.
+    claimed_name_encrypted = models.TextField(blank=True, editable=False)
+    claimed_id_encrypted = models.TextField(blank=True, editable=False)
+    claimed_id_hash = models.CharField(max_length=64, blank=True, editable=False)
+    claimed_masked = models.CharField(_("name and ID as given"), max_length=40, blank=True, editable=False)
     # Null when the resident reports a popup our records do not show.
     popup = models.ForeignKey(PopupCase, verbose_name=_("popup"), on_delete=models.PROTECT, null=True, blank=True, related_name="appeals")
     popup_type_claimed = models.PositiveSmallIntegerField(_("popup type (as reported)"), null=True, blank=True)
@@ -145,6 +155,8 @@ class Appeal(models.Model):
             models.Index(fields=["sla_due_at"], name="appeal_sla_unmarked_idx",
                          condition=Q(status__in=["new", "in_progress", "waiting_resident", "routed"],
                                      sla_breached_at__isnull=True)),
+            # Folding an unconfirmed filer's repeats, and an appeal's ID number on the status page.
+            models.Index(fields=["claimed_id_hash"], name="appeal_claimed_id_idx"),
             # Folding repeats for "a popup you don't show" (no popup row to hold the constraint).
             models.Index(fields=["resident", "popup_type_claimed"], name="appeal_unlisted_fold_idx",
                          condition=Q(popup__isnull=True, status__in=["new", "in_progress", "waiting_resident", "routed"])),
@@ -152,6 +164,13 @@ class Appeal(models.Model):
 
     def __str__(self) -> str:
         return self.reference
+
+    @property
+    def person_masked(self) -> str:
+        """Surname and ID ends as the filer gave them (the filer's words), else the record's."""
+        if self.claimed_masked:
+            return self.claimed_masked
+        return self.resident.masked if self.resident_id else ""
 
     @property
     def outcome_label(self) -> str:
@@ -181,6 +200,7 @@ class AppealEvent(models.Model):
         ESCALATED = "escalated", _("Escalated to a supervisor")
         REVEALED = "revealed", _("Personal data revealed")
         POPUP_LINKED = "popup_linked", _("Linked to a popup")
+        FILER_CONFIRMED = "filer_confirmed", _("Filer's identity checked")
         CLOSED = "closed", _("Closed")
         NOTE = "note", _("Note")
 

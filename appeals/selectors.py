@@ -42,10 +42,32 @@ def appeals_visible_to(user: User) -> QuerySet[Appeal]:
     return Appeal.objects.none()
 
 
+def can_see_record(user: User, appeal: Appeal) -> bool:
+    """Whether `user` may see the resident's record behind an appeal they can open (popups and
+    their reasons, tests, registered community and address, reveal). Hotline staff: yes. A
+    community worker: only when the resident is registered in one of their communities or the
+    hotline has routed the appeal to one. The community a filer named (whatever the channel,
+    confirmed or not) sees the filer's own words only: the appeal's text, category, the popup
+    number they gave, the address they wrote, their pictures."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if has_role(user, HANDLER_ROLES):
+        return True
+    if user.role != User.Role.COMMUNITY_WORKER:
+        return False
+    mine = set(user.communities.values_list("pk", flat=True))
+    registered = appeal.resident.community_id if appeal.resident_id else None
+    return bool(mine & {registered, appeal.routed_community_id} - {None})
+
+
 def appeal_access(*, user: User, pk: int, where: str) -> Appeal:
     """The appeal if the user may see it, else PermissionDenied (no hint whether it exists).
     Every admitted call is written to the access audit (`where`: "console", "api", the action):
-    the one door to an appeal, so a new page cannot forget the audit."""
+    the one door to an appeal, so a new page cannot forget the audit.
+
+    The one boundary for pages and APIs that show an appeal: `appeal.shows_record` says whether
+    the user may also see the resident's record (can_see_record); when false, callers show the
+    filer's own words only (appeal_popups, Appeal.person_masked)."""
     appeal = (
         appeals_visible_to(user)
         .select_related("resident", "popup", "community__street__district", "routed_community__street__district",
@@ -56,7 +78,18 @@ def appeal_access(*, user: User, pk: int, where: str) -> Appeal:
         raise PermissionDenied
     access_log(actor=user, resident=appeal.resident, action=PersonalDataAccess.Action.VIEW,
                context=f"appeal:{appeal.pk}/{where}")
+    appeal.shows_record = can_see_record(user, appeal)
     return appeal
+
+
+def appeal_popups(appeal: Appeal) -> list[PopupCase]:
+    """The popups to show with an appeal fetched by appeal_access: its popup and the resident's
+    other open popups, or none when the user may not see the record."""
+    if not getattr(appeal, "shows_record", False) or appeal.resident_id is None:
+        return []
+    popups = [appeal.popup] if appeal.popup is not None else []
+    popups += [p for p in resident_open_popups(appeal.resident) if p.pk != appeal.popup_id]
+    return popups
 
 
 def appeals_for_person(*, user: User, id_number: str = "", phone: str = "", context: str,
@@ -68,7 +101,11 @@ def appeals_for_person(*, user: User, id_number: str = "", phone: str = "", cont
     if id_number:
         resident = resident_by_id_number(id_number)
         access_log(actor=user, resident=resident, action=PersonalDataAccess.Action.LOOKUP, context=context)
-        qs = qs.filter(resident=resident) if resident else qs.none()
+        try:
+            given = Q(claimed_id_hash=pii.id_hash(pii.validate_id_number(id_number)))
+        except ValidationError:
+            given = Q(pk__in=[])
+        qs = qs.filter(Q(resident=resident) | given) if resident else qs.filter(given)
     if phone:
         by_phone = list(residents_by_phone(phone)[:20])
         for resident in by_phone or [None]:
@@ -145,12 +182,14 @@ def appeal_for_status(*, reference: str, id_number: str, phone: str) -> StatusLo
         mobile = pii.validate_phone(phone)
     except ValidationError:  # an invalid number simply finds nothing
         return None
+    given = pii.id_hash(number)
     appeal = (Appeal.objects.select_related("resident", "community", "routed_community", "merged_into")
-              .filter(reference=reference, resident__id_hash=pii.id_hash(number)).first())
+              .filter(Q(claimed_id_hash=given) | Q(resident__id_hash=given), reference=reference).first())
     if appeal is None:
         return None
     ph = pii.phone_hash(mobile)
-    on_record = appeal.resident.phones.filter(phone_hash=ph).exists()
+    on_record = bool(appeal.resident_id and appeal.resident.id_hash == given
+                     and appeal.resident.phones.filter(phone_hash=ph).exists())
     if on_record or appeal.contact_phone_hash == ph:
         return StatusLookup(appeal=appeal, phone_on_record=on_record)
     return None
@@ -175,7 +214,7 @@ def community_suggestions(appeal: Appeal, *, limit: int = 5) -> list[Community]:
     """Where to route: the community the resident confirmed, the resident's registered one, then
     the finder's matches for the address they wrote."""
     seen: list[Community] = []
-    for candidate in (appeal.community, appeal.resident.community):
+    for candidate in (appeal.community, appeal.resident.community if appeal.resident_id else None):
         if candidate is not None and candidate not in seen:
             seen.append(candidate)
     if appeal.address_text:

@@ -185,20 +185,74 @@ def identity_code_resend(*, token: str, ip: str) -> CodeChallenge:
 
 
 @dataclass(frozen=True)
-class VerifiedIdentity:
-    resident_id: int
-    phone_encrypted: str
-    # True only when the SMS-verified phone is already one of the resident's phones on record.
-    # Otherwise the filer has shown a name and an ID number, which others can know: the resident's
-    # popups are not shown to them and their phone is never added to the record.
+class FilerIdentity:
+    """Who a filer says they are, checked against the registry without changing it.
+
+    A name and an ID number are not secret (the 2020 proxy look-up leak): only a filer whose name
+    matches the registry *and* whose phone is one of the resident's phones on record is the
+    resident. Everyone else is an unconfirmed filer, and gets exactly the same answer whether the
+    ID number is unknown, the name differs or only the phone is new (no registry oracle).
+    """
+
+    resident: Resident | None  # the registry's record for the ID number given, if any
+    name: str
+    id_number: str
+    name_matches: bool
     phone_on_record: bool
+
+    @property
+    def confirmed(self) -> bool:
+        return self.resident is not None and self.name_matches and self.phone_on_record
+
+    def claimed_fields(self) -> dict[str, str]:
+        """The filer's words, stored on the appeal (never in the registry)."""
+        return {"claimed_name_encrypted": pii.encrypt(self.name), "claimed_id_encrypted": pii.encrypt(self.id_number),
+                "claimed_id_hash": pii.id_hash(self.id_number),
+                "claimed_masked": pii.masked_person(self.name, pii.mask_id(self.id_number))}
+
+
+def filer_identity(*, name: str, id_number: str, phone: str = "") -> FilerIdentity:
+    """Check a filer's name, ID number and phone against the registry (read only). Raises
+    ApplicationError only for malformed input (which says nothing about the registry)."""
+    name = (name or "").strip()
+    if not name or len(name) > 64:
+        raise ApplicationError(_("Please enter your name as on your ID card."), extra={"field": "name"})
+    try:
+        number = pii.validate_id_number(id_number)
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(exc.messages), extra={"field": "id_number"}) from None
+    resident = resident_by_id_number(number)
+    on_record = False
+    if resident is not None and phone:
+        try:
+            on_record = resident.phones.filter(phone_hash=pii.phone_hash(pii.validate_phone(phone))).exists()
+        except ValidationError:
+            on_record = False
+    return FilerIdentity(resident=resident, name=name, id_number=number,
+                         name_matches=resident is not None and resident.name.strip() == name,
+                         phone_on_record=on_record)
+
+
+@dataclass(frozen=True)
+class VerifiedIdentity:
+    # The registry's record for the ID number typed, or None: never created from what was typed.
+    resident_id: int | None
+    phone_encrypted: str
+    # True only when the name matches the registry and the SMS-verified phone is already one of the
+    # resident's phones on record. Otherwise the filer has shown a name and an ID number, which
+    # others can know: the resident's popups are not shown to them and their phone is never added.
+    confirmed: bool
+    name_encrypted: str
+    id_encrypted: str
 
 
 def identity_code_verify(*, token: str, code: str) -> VerifiedIdentity:
-    """Check the code (5 tries), then find or register the resident. Single-use.
+    """Check the code (5 tries). Single-use. Reads the registry, never writes it.
 
-    The verified phone is never attached to the resident: controlling a phone proves nothing about
-    whose ID number was typed. It stays the appeal's contact phone (encrypted, in the draft).
+    Whatever the registry holds for the ID number (nothing, another name, the same name), the
+    filer goes on to the same next step: an unknown ID number and a wrong name are not told apart,
+    and nobody is locked out by what an earlier filer typed. The verified phone is never attached
+    to the resident: it stays the appeal's contact phone (encrypted, in the draft).
     """
     key = f"appeals:code:{token}"
     entry = cache.get(key)
@@ -216,14 +270,11 @@ def identity_code_verify(*, token: str, code: str) -> VerifiedIdentity:
         name, number, mobile = (pii.decrypt(entry[k]) for k in ("name", "id", "phone"))
     except pii.UndecryptableError:  # sealed under a key rotated away since: start again, no 500
         raise ApplicationError(_("This code has expired. Please ask for a new one.")) from None
-    existing = resident_by_id_number(number)
-    if existing is not None and existing.name != name:
-        # Same message whatever differs: the form must not confirm whose ID number this is.
-        raise ApplicationError(_("The name and ID number do not match our records. Please check both."))
-    if existing is None:
-        existing, _created = resident_get_or_create(name=name, id_number=number)
-    on_record = existing.phones.filter(phone_hash=pii.phone_hash(mobile)).exists()
-    return VerifiedIdentity(resident_id=existing.pk, phone_encrypted=pii.encrypt(mobile), phone_on_record=on_record)
+    identity = filer_identity(name=name, id_number=number, phone=mobile)
+    # Sealed again under the newest key (the cache entry's own tokens may predate a rotation).
+    return VerifiedIdentity(resident_id=identity.resident.pk if identity.resident else None,
+                            phone_encrypted=pii.encrypt(mobile), confirmed=identity.confirmed,
+                            name_encrypted=pii.encrypt(name), id_encrypted=pii.encrypt(number))
 
 
 # --- Evidence --------------------------------------------------------------------------------
@@ -299,17 +350,26 @@ def _sole_open_popup(resident: Resident, popup_type: int) -> PopupCase | None:
     return popups[0] if len(popups) == 1 else None
 
 
-def _open_appeal_for(resident: Resident, popup: PopupCase | None, popup_type: int | None, *,
-                     unconfirmed_phone_hash: str | None = None) -> Appeal | None:
-    qs = Appeal.objects.select_for_update().filter(resident=resident, status__in=Appeal.OPEN_STATUSES,
-                                                    merged_into__isnull=True)
-    if unconfirmed_phone_hash is not None:
-        # A filer whose phone is not on record only ever adds to their own earlier filing (same
-        # phone): folding into the resident's appeals would hand them its reference and history.
-        if not unconfirmed_phone_hash:
+def _open_appeal_for(resident: Resident | None, popup: PopupCase | None, popup_type: int | None, *,
+                     unconfirmed: tuple[str, str, User | None] | None = None) -> Appeal | None:
+    """The open appeal a new filing folds into, locked; None to open a new one.
+
+    `unconfirmed` = (claimed ID hash, contact phone hash, Open311 client or None) for a filer who
+    is not confirmed: such a filer only ever adds to their own earlier filing (same ID number as
+    given, same phone; for an Open311 client, one it filed itself). Folding into the resident's
+    appeals would hand them its reference and history.
+    """
+    open_qs = Appeal.objects.select_for_update().filter(status__in=Appeal.OPEN_STATUSES, merged_into__isnull=True)
+    if unconfirmed is not None:
+        claimed_hash, phone_hash, client = unconfirmed
+        if not phone_hash:
             return None
-        return qs.filter(filer_unconfirmed=True, contact_phone_hash=unconfirmed_phone_hash,
-                         popup_type_claimed=popup_type).first()
+        qs = open_qs.filter(claimed_id_hash=claimed_hash, filer_unconfirmed=True, contact_phone_hash=phone_hash,
+                            popup_type_claimed=popup_type)
+        if client is not None:
+            qs = qs.filter(created_by=client, channel=Appeal.Channel.OPEN311)
+        return qs.first()
+    qs = open_qs.filter(resident=resident)
     unlisted = qs.filter(popup__isnull=True, popup_type_claimed=popup_type, filer_unconfirmed=False)
     if popup is not None:
         # The appeal on this popup; else one filed for "a popup you don't show" with its number,
@@ -318,28 +378,45 @@ def _open_appeal_for(resident: Resident, popup: PopupCase | None, popup_type: in
     return unlisted.first()
 
 
+def _lock_filing(resident: Resident | None, claimed_id_hash: str) -> None:
+    """Serialise filings for one person so two simultaneous submissions cannot both open an
+    appeal: the resident row when there is one, else a transaction lock on the ID number's hash."""
+    if resident is not None:
+        Resident.objects.select_for_update().filter(pk=resident.pk).first()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"appeal-file:{claimed_id_hash}"])
+
+
 @transaction.atomic
 def appeal_file(
-    *, resident: Resident, category: str, popup: PopupCase | None = None, popup_type_claimed: int | None = None,
+    *, resident: Resident | None, category: str, popup: PopupCase | None = None,
+    popup_type_claimed: int | None = None,
     community: Community | None = None, address_text: str = "", description: str = "",
     contact_phone: str = "", channel: str = Appeal.Channel.ONLINE, draft_key: str = "",
     actor: User | None = None, currently_outside_city: bool = False, outside_since: dt.date | None = None,
-    wishes_to_return: bool = False, filer_unconfirmed: bool = False,
+    wishes_to_return: bool = False, filer_unconfirmed: bool = False, identity: FilerIdentity | None = None,
 ) -> tuple[Appeal, bool]:
     """File an appeal, or fold it into the resident's open appeal on the same popup.
 
     Returns (appeal, folded). Folding counts the repeat, keeps the new description and evidence
     as an event, and raises the priority if the new category is more urgent. Locks the resident
-    row so two simultaneous submissions cannot both open an appeal.
+    row (or the ID number's hash) so two simultaneous submissions cannot both open an appeal.
 
     Every channel: with no popup chosen but a popup number claimed, the appeal is linked to the
     resident's open popup of that number when there is exactly one, and then folds as above.
 
-    `filer_unconfirmed`: filed online from a phone that is not on the resident's record. Such a
-    filing names no popup of the record and folds only into the same phone's own open appeal.
+    `identity`: the name and ID number as the filer gave them, stored on the appeal (the
+    registry is never written from them). `filer_unconfirmed`: the filer is not proven to be the
+    resident (identity.confirmed is false, or no registry record: `resident` None). Such a filing
+    names no popup of the record and folds only into the same filer's own open appeal.
     """
+    if resident is None:
+        if identity is None:
+            raise ValueError("an appeal needs a resident or the identity the filer gave")
+        filer_unconfirmed = True
     if category not in Appeal.Category.values:
-        raise ApplicationError(_("Please choose a category."))
+        raise ApplicationError(_("Please choose a category."), extra={"field": "category"})
     if category == Appeal.Category.STRANDED:
         problem = stranded_problem(outside_since)
         if problem:
@@ -347,7 +424,9 @@ def appeal_file(
         # The category says it: outside the city, wishing to return (what the relief job selects).
         currently_outside_city = wishes_to_return = True
     popup_type_claimed = _popup_type(popup_type_claimed)
-    Resident.objects.select_for_update().filter(pk=resident.pk).first()
+    claimed = identity.claimed_fields() if identity is not None else {
+        "claimed_id_hash": resident.id_hash, "claimed_masked": resident.masked}
+    _lock_filing(resident, claimed["claimed_id_hash"])
     linked = "chosen" if popup is not None else ""
     if popup is None and popup_type_claimed is not None and not filer_unconfirmed:
         popup = _sole_open_popup(resident, popup_type_claimed)
@@ -361,13 +440,15 @@ def appeal_file(
         try:
             mobile = pii.validate_phone(contact_phone)
         except ValidationError as exc:
-            raise ApplicationError(" ".join(exc.messages)) from None
+            raise ApplicationError(" ".join(exc.messages), extra={"field": "phone"}) from None
         phone_fields = {"contact_phone_encrypted": pii.encrypt(mobile), "contact_phone_hash": pii.phone_hash(mobile),
                         "contact_phone_masked": pii.mask_phone(mobile)}
     priority = priority_for(category)
-    existing = _open_appeal_for(
-        resident, popup, popup_type_claimed,
-        unconfirmed_phone_hash=phone_fields.get("contact_phone_hash", "") if filer_unconfirmed else None)
+    unconfirmed_key = None
+    if filer_unconfirmed:
+        client = actor if channel == Appeal.Channel.OPEN311 else None
+        unconfirmed_key = (claimed["claimed_id_hash"], phone_fields.get("contact_phone_hash", ""), client)
+    existing = _open_appeal_for(resident, popup, popup_type_claimed, unconfirmed=unconfirmed_key)
     if existing is not None:
         existing.repeat_count += 1
         changed = ["repeat_count", "updated_at"]
@@ -409,7 +490,7 @@ def appeal_file(
         wishes_to_return=wishes_to_return, filer_unconfirmed=filer_unconfirmed, created_by=actor, created_at=now,
         # online: the language of the page the resident filed on; else the site's
         language=translation.get_language() if channel == Appeal.Channel.ONLINE else settings.LANGUAGE_CODE,
-        **phone_fields,
+        **phone_fields, **claimed,
     )
     moved = _attach_drafts(appeal, draft_key)
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.FILED, actor=actor,
@@ -442,33 +523,46 @@ def _attach_drafts(appeal: Appeal, draft_key: str) -> int:
     return AppealEvidence.objects.filter(pk__in=ids).update(appeal=appeal, draft_key="")
 
 
-@transaction.atomic
+class IdentityCheckNeeded(ApplicationError):
+    """The name typed does not match the registry for the ID number, or the number is not
+    registered (one message for both; the registered name is never shown). The operator checks
+    with the caller and acknowledges before the appeal is filed as an unconfirmed filer's."""
+
+
 def appeal_file_by_phone(
     *, actor: User, name: str, id_number: str, phone: str, category: str, popup: PopupCase | None = None,
     popup_type_claimed: int | None = None, community: Community | None = None, address_text: str = "",
     description: str = "", call_outcome: str = AppealContact.Outcome.REACHED, call_note: str = "",
     currently_outside_city: bool = False, outside_since: dt.date | None = None, wishes_to_return: bool = False,
+    identity_acknowledged: bool = False,
 ) -> tuple[Appeal, bool]:
     """An appeal taken on the 12345 line: same model, channel phone, with the call logged.
 
-    The call-back phone is the appeal's contact phone only: a caller who knows a name and an ID
-    number is not thereby the resident, so the phone is never added to the resident's record.
+    The same rules as online: the caller is the resident only when the name matches the registry
+    and the call-back phone is one of the resident's phones on record; otherwise the appeal is an
+    unconfirmed filer's (no popup of the record linked, folds only into the same caller's own).
+    A name that does not match (or an unknown ID number) raises IdentityCheckNeeded until the
+    operator acknowledges it. The registry is never written; the look-up is audited either way.
     """
     _require_handler(actor)
-    try:
-        resident, _created = resident_get_or_create(name=name, id_number=id_number)
-    except ValidationError as exc:
-        raise ApplicationError(" ".join(exc.messages)) from None
-    access_log(actor=actor, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
+    identity = filer_identity(name=name, id_number=id_number, phone=phone)
+    access_log(actor=actor, resident=identity.resident, action=PersonalDataAccess.Action.LOOKUP,
                context="appeals:phone-entry")
-    appeal, folded = appeal_file(
-        resident=resident, category=category, popup=popup, popup_type_claimed=popup_type_claimed,
-        community=community, address_text=address_text, description=description, contact_phone=phone,
-        channel=Appeal.Channel.PHONE, actor=actor, currently_outside_city=currently_outside_city,
-        outside_since=outside_since, wishes_to_return=wishes_to_return,
-    )
-    appeal_contact_log(appeal=appeal, actor=actor, direction=AppealContact.Direction.INBOUND,
-                       outcome=call_outcome, note=call_note)
+    if not identity.name_matches and not identity_acknowledged:
+        raise IdentityCheckNeeded(
+            _("The name does not match the registry for this ID number, or the ID number is not registered. "
+              "Check both with the caller. To file it anyway as an unconfirmed filer's appeal, tick "
+              "“I have checked with the caller”."), extra={"field": "identity_acknowledged"})
+    with transaction.atomic():
+        appeal, folded = appeal_file(
+            resident=identity.resident, category=category, popup=popup if identity.confirmed else None,
+            popup_type_claimed=popup_type_claimed, community=community, address_text=address_text,
+            description=description, contact_phone=phone, channel=Appeal.Channel.PHONE, actor=actor,
+            currently_outside_city=currently_outside_city, outside_since=outside_since,
+            wishes_to_return=wishes_to_return, filer_unconfirmed=not identity.confirmed, identity=identity,
+        )
+        appeal_contact_log(appeal=appeal, actor=actor, direction=AppealContact.Direction.INBOUND,
+                           outcome=call_outcome, note=call_note)
     return appeal, folded
 
 
@@ -478,23 +572,58 @@ def appeal_file_open311(
     address_text: str = "", description: str = "", outside_since: dt.date | None = None,
 ) -> tuple[Appeal, bool]:
     """An appeal from an Open311 client (api_key checked by the caller). The community is the
-    finder's best match for the address; an operator confirms it on the ticket. The phone is the
-    appeal's contact phone, never added to the resident's record (the client proved nothing)."""
-    if not name:
+    finder's best match for the address; an operator confirms it on the ticket.
+
+    A client proves nothing about the person: every Open311 filing is an unconfirmed filer's, so
+    an unknown ID number, a wrong name and a right one get the same answer (a new reference), and
+    it folds only into an open request the same client filed with the same ID number and phone.
+    The registry is never written; the phone is the appeal's contact phone only."""
+    if not (name or "").strip():
         raise ApplicationError(_("first_name and last_name are required."))
-    try:
-        resident, _created = resident_get_or_create(name=name, id_number=id_number)
-    except ValidationError as exc:
-        raise ApplicationError(" ".join(exc.messages)) from None
-    if resident.name != name.strip():
-        raise ApplicationError(_("The name and ID number do not match our records. Please check both."))
+    identity = filer_identity(name=name, id_number=id_number)
     matches = community_find(address_text, limit=1) if address_text else []
     return appeal_file(
-        resident=resident, category=category, popup_type_claimed=popup_type_claimed,
+        resident=identity.resident, category=category, popup_type_claimed=popup_type_claimed,
         community=matches[0].community if matches else None, address_text=address_text, description=description,
         contact_phone=phone, channel=Appeal.Channel.OPEN311, actor=client,
         currently_outside_city=outside_since is not None, outside_since=outside_since,
+        filer_unconfirmed=True, identity=identity,
     )
+
+
+@transaction.atomic
+def appeal_confirm_filer(*, appeal: Appeal, actor: User, reason: str) -> Appeal:
+    """An operator who has checked the caller (e.g. called back a phone on record, or seen the ID
+    card) confirms the filer. The name as given must match the registry's record for the ID
+    number; the registry is never renamed from an appeal. When the ID number is not registered,
+    the checked person is registered here (name and ID as given, no phone), by a person with the
+    right to, with the reason in the history. Audited (registry access log + internal event)."""
+    _require_handler(actor)
+    if not (reason or "").strip():
+        raise ApplicationError(_("Please say how you checked who the filer is."), extra={"field": "reason"})
+    appeal = _locked(appeal)
+    if not appeal.filer_unconfirmed:
+        return appeal
+    if not appeal.is_open:
+        raise ApplicationError(_("This appeal is closed."))
+    if not appeal.claimed_id_encrypted or not appeal.claimed_name_encrypted:
+        raise ApplicationError(_("This appeal holds no name and ID number as given; link it through a new filing."))
+    name, number = pii.decrypt(appeal.claimed_name_encrypted), pii.decrypt(appeal.claimed_id_encrypted)
+    resident = resident_by_id_number(number)
+    registered = resident is None
+    if resident is None:
+        resident, _created = resident_get_or_create(name=name, id_number=number)
+    elif resident.name.strip() != name.strip():
+        raise ApplicationError(_("The name given does not match the registry for this ID number. The registry is not "
+                                 "changed from an appeal: ask the filer to file again with the name on their ID card."))
+    access_log(actor=actor, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
+               context=f"appeal:{appeal.pk}:confirm-filer", reason=reason)
+    appeal.resident = resident
+    appeal.filer_unconfirmed = False
+    appeal.save(update_fields=["resident", "filer_unconfirmed", "updated_at"])
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.FILER_CONFIRMED, actor=actor, note=reason, public=False,
+                 data={"registered": registered})
+    return appeal
 
 
 # --- Operator actions ------------------------------------------------------------------------
@@ -549,7 +678,8 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User) -> Appeal:
     first, second = sorted([duplicate.pk, into.pk])
     rows = {a.pk: a for a in Appeal.objects.select_for_update().filter(pk__in=[first, second]).order_by("pk")}
     duplicate, into = rows[duplicate.pk], rows[into.pk]
-    if duplicate.resident_id != into.resident_id:
+    if duplicate.resident_id != into.resident_id or (
+            duplicate.resident_id is None and duplicate.claimed_id_hash != into.claimed_id_hash):
         raise ApplicationError(_("Only appeals of the same resident can be merged."))
     if not duplicate.is_open or not into.is_open:
         raise ApplicationError(_("Both appeals must be open to merge them."))
@@ -622,7 +752,7 @@ def appeal_request_evidence(*, appeal: Appeal, actor: User, message: str = "") -
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
     phone = pii.decrypt(appeal.contact_phone_encrypted) if appeal.contact_phone_encrypted else ""
-    if not phone:
+    if not phone and appeal.resident_id:
         primary = appeal.resident.phones.first()
         phone = primary.reveal_phone() if primary else ""
     if not phone:
@@ -689,6 +819,10 @@ def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, re
     appeal = _locked(appeal)
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
+    if appeal.resident_id is None:
+        # The community would act on a registry record: there is none until the filer is checked.
+        raise ApplicationError(_("The ID number given is not in the registry. Check who the filer is "
+                                 "(confirm the filer) before sending the appeal to a community."))
     appeal.routed_community = community
     appeal.routed_at = timezone.now()
     _set_status(appeal, Appeal.Status.ROUTED, actor=actor, reason=reason)

@@ -88,7 +88,9 @@ class PhoneEntryView(RoleRequiredMixin, View):
                     community=matches[0].community if matches else None, address_text=data["address"],
                     description=data["description"], call_outcome=data["call_outcome"], call_note=data["call_note"],
                     currently_outside_city=data["currently_outside_city"], outside_since=data["outside_since"],
-                    wishes_to_return=data["wishes_to_return"])
+                    wishes_to_return=data["wishes_to_return"], identity_acknowledged=data["identity_acknowledged"])
+            except services.IdentityCheckNeeded as exc:
+                form.add_error("identity_acknowledged", exc.message)
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -106,12 +108,7 @@ class TicketView(RoleRequiredMixin, View):
 
     def _context(self, appeal, **extra):
         user = self.request.user
-        popups = []
-        if appeal.popup is not None:
-            popups.append((appeal.popup, popup_explain(appeal.popup)))
-        for popup in selectors.resident_open_popups(appeal.resident):
-            if appeal.popup_id != popup.pk:
-                popups.append((popup, popup_explain(popup)))
+        popups = [(popup, popup_explain(popup)) for popup in selectors.appeal_popups(appeal)]
         can_handle = has_role(user, selectors.HANDLER_ROLES)
         linkable = []
         if can_handle and appeal.is_open:
@@ -133,6 +130,7 @@ class TicketView(RoleRequiredMixin, View):
                 "assign": forms.AssignForm(), "priority": forms.PriorityForm(initial={"priority": appeal.priority}),
                 "merge": forms.MergeForm(), "request": forms.RequestEvidenceForm(), "route": forms.RouteForm(),
                 "close": forms.CloseForm(), "contact": forms.ContactForm(), "reveal": forms.RevealForm(),
+                "confirm_filer": forms.ConfirmFilerForm(),
             },
         }
         context.update(extra)
@@ -229,6 +227,11 @@ class TicketActionView(RoleRequiredMixin, View):
             raise ApplicationError(_("Choose a community to send the appeal to."))
         services.appeal_route(appeal=appeal, community=community, actor=request.user, reason=data["reason"])
         return _("Sent to %(community)s.") % {"community": community}
+
+    def do_confirm_filer(self, request, appeal):
+        data = self._form(forms.ConfirmFilerForm, request)
+        services.appeal_confirm_filer(appeal=appeal, actor=request.user, reason=data["reason"])
+        return _("The filer is confirmed.")
 
     def do_close(self, request, appeal):
         data = self._form(forms.CloseForm, request)

@@ -94,7 +94,8 @@ class VerifyView(View):
                 request.session.pop(CHALLENGE_KEY, None)
                 request.session[SESSION_KEY] = {
                     "resident_id": identity.resident_id, "phone": identity.phone_encrypted,
-                    "phone_on_record": identity.phone_on_record, "draft_key": secrets.token_hex(16),
+                    "confirmed": identity.confirmed, "name": identity.name_encrypted, "id": identity.id_encrypted,
+                    "draft_key": secrets.token_hex(16),
                 }
                 return redirect("appeals:file-popup")
         return render(request, self.template_name, {"form": form, "phone": challenge["phone"], "step": 1}, status=400)
@@ -105,19 +106,24 @@ class DraftMixin:
 
     def dispatch(self, request, *args, **kwargs):
         self.draft = request.session.get(SESSION_KEY)
-        if not self.draft:
+        if not self.draft or not self.draft.get("id"):
+            request.session.pop(SESSION_KEY, None)
             messages.info(request, _("Please confirm your phone number first."))
             return redirect("appeals:file-identify")
-        self.resident = Resident.objects.select_related("community").filter(pk=self.draft["resident_id"]).first()
-        if self.resident is None:
-            request.session.pop(SESSION_KEY, None)
-            return redirect("appeals:file-identify")
+        # The registry's record for the ID number typed, or None; only a confirmed filer sees it.
+        self.resident = Resident.objects.select_related("community").filter(pk=self.draft.get("resident_id") or 0).first()
         return super().dispatch(request, *args, **kwargs)
 
     @property
     def phone_on_record(self) -> bool:
-        """Only a phone already on the resident's record may see the record (popups, community)."""
-        return bool(self.draft.get("phone_on_record"))
+        """Only a confirmed filer (name as registered, phone already on the resident's record) may see
+        the record (popups, community)."""
+        return bool(self.draft.get("confirmed")) and self.resident is not None
+
+    def identity(self) -> services.FilerIdentity:
+        """The filer's identity checked again now (the registry may have changed since step 1)."""
+        return services.filer_identity(name=pii.decrypt(self.draft["name"]), id_number=pii.decrypt(self.draft["id"]),
+                                       phone=pii.decrypt(self.draft["phone"]))
 
     def save_draft(self, **values):
         self.draft.update(values)
@@ -258,11 +264,16 @@ class CheckView(DraftMixin, View):
             return None
         return PopupCase.objects.filter(pk=self.draft.get("popup_id") or 0, resident=self.resident).first()
 
+    def _person(self) -> str:
+        """Surname and ID ends as the filer typed them (never the registry's)."""
+        number = pii.decrypt(self.draft["id"])
+        return pii.masked_person(pii.decrypt(self.draft["name"]), pii.mask_id(number))
+
     def _context(self):
         draft = self.draft
         popup = self._popup()
         return {
-            "resident": self.resident, "popup": popup, "draft": draft,
+            "person": self._person(), "popup": popup, "draft": draft,
             "category": Appeal.Category(draft["category"]).label if draft.get("category") else "",
             "community": Community.objects.select_related("street__district").filter(pk=draft.get("community_id") or 0).first(),
             "drafts": AppealEvidence.objects.filter(appeal__isnull=True, draft_key=draft["draft_key"]).order_by("id"),
@@ -279,12 +290,13 @@ class CheckView(DraftMixin, View):
         draft = self.draft
         if not draft.get("category"):
             return redirect("appeals:file-popup")
-        popup = self._popup()
         try:
+            identity = self.identity()
+            popup = self._popup() if identity.confirmed else None
             ratelimit.hit("file_ip", ratelimit.client_ip(request))
-            ratelimit.hit("file_id", self.resident.id_hash)
+            ratelimit.hit("file_id", pii.id_hash(identity.id_number))
             appeal, folded = services.appeal_file(
-                resident=self.resident, category=draft["category"], popup=popup,
+                resident=identity.resident, category=draft["category"], popup=popup, identity=identity,
                 popup_type_claimed=draft.get("popup_type_claimed"),
                 community=Community.objects.filter(pk=draft.get("community_id") or 0).first(),
                 address_text=draft.get("address_text", ""), description=draft.get("description", ""),
@@ -292,7 +304,7 @@ class CheckView(DraftMixin, View):
                 currently_outside_city=bool(draft.get("currently_outside_city")),
                 outside_since=dt.date.fromisoformat(draft["outside_since"]) if draft.get("outside_since") else None,
                 wishes_to_return=bool(draft.get("wishes_to_return")),
-                filer_unconfirmed=not self.phone_on_record,
+                filer_unconfirmed=not identity.confirmed,
             )
         except ApplicationError as exc:
             # Draft and pictures stay in the session: the resident can submit again later.

@@ -282,6 +282,7 @@ KEYED_HASH_COLUMNS: list[tuple[str, str, str, str]] = [
     ("communities.Resident", "id_hash", "id_encrypted", "id"),
     ("communities.ResidentPhone", "phone_hash", "phone_encrypted", "phone"),
     ("appeals.Appeal", "contact_phone_hash", "contact_phone_encrypted", "phone"),
+    ("appeals.Appeal", "claimed_id_hash", "claimed_id_encrypted", "id"),
 ]
 
 

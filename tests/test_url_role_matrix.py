@@ -11,6 +11,10 @@ GET (a POST-only view answers 405 to whoever passed its door, and 403 / a login 
 others). The Django admin (hundreds of generated patterns) is one row, checked on every registered
 model's changelist.
 
+The unconfirmed-filer cases (a filer whose phone is not on the resident's record names a community
+at step 3; the same for phone entry and Open311) are at the bottom (``UNCONFIRMED``): the named
+community sees the filer's own words only, never the resident's record.
+
 Roles: an anonymous visitor; a member of the public with a proven phone in a filing session
 (``public``); a hotline operator; a community worker of the resident's community (``worker``) and
 one of another community (``worker_other``); a supervisor; an administrator; a venue manager; an
@@ -30,6 +34,7 @@ from rest_framework.authtoken.models import Token
 
 from appeals.models import Appeal
 from appeals.services import evidence_store
+from communities import pii
 from communities.models import AuditAlert, User
 from tests.factories import CommunityFactory, PopupCaseFactory, ResidentFactory, UserFactory
 from tests.factories.appeals import AppealFactory, upload
@@ -233,7 +238,8 @@ def world(db) -> World:
     # The unconfirmed filer: phone not on the resident's record, named a community that is not hers.
     unconfirmed = AppealFactory(resident=resident, community=named, filer_unconfirmed=True,
                                 popup_type_claimed=3, description="filer's own words",
-                                address_text="filer's address")
+                                address_text="filer's address", claimed_id_hash=resident.id_hash,
+                                claimed_masked=pii.masked_person("张三", resident.id_masked))
     named_worker = UserFactory(role=User.Role.COMMUNITY_WORKER, communities=[named])
     token = Token.objects.create(user=users["integration"]).key
     args = {
@@ -269,8 +275,9 @@ def client_for(role: str, world: World) -> Client:
     elif role == "public":
         # A member of the public who proved a phone: a filing draft in the session.
         session = client.session
-        session["appeal_draft"] = {"resident_id": world.unconfirmed.resident_id, "phone": "",
-                                   "phone_on_record": False, "draft_key": "matrix-draft"}
+        session["appeal_draft"] = {"resident_id": world.unconfirmed.resident_id, "phone": pii.encrypt("13700001111"),
+                                   "confirmed": False, "name": pii.encrypt("张三"),
+                                   "id": world.unconfirmed.resident.id_encrypted, "draft_key": "matrix-draft"}
         session.save()
     return client
 
@@ -306,3 +313,57 @@ def test_each_role_gets_the_expected_status_on_every_url(world):
                 if status != expected[role]:
                     wrong.append(f"{role:13} {name:32} {url}: got {status}, expected {expected[role]}")
     assert not wrong, "\n".join(wrong)
+
+
+# --- the unconfirmed filer's community sees the filer's words only ------------------------------
+
+def _record_texts(world: World) -> list[str]:
+    """Things only the resident's record holds (never typed by the filer)."""
+    resident = world.unconfirmed.resident
+    texts = [resident.masked, str(resident.community)]
+    texts += [f"/console/popups/{popup.pk}/" for popup in resident.popups.all()]
+    return texts
+
+
+# URL name → its kwargs for the unconfirmed filer's appeal. The named community's worker gets 200
+# with the filer's own words, and nothing of the resident's record.
+UNCONFIRMED = {
+    "appeals:ticket": lambda a: {"pk": a.pk},
+    "appeals:api-detail": lambda a: {"reference": a.reference},
+    "appeals:api-list": lambda a: {},
+    "appeals:queue": lambda a: {},
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNCONFIRMED))
+def test_unconfirmed_filers_community_sees_the_filers_words_only(world, name):
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(world.named_worker)
+    response = client.get(reverse(name, kwargs=UNCONFIRMED[name](world.unconfirmed)))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert world.unconfirmed.reference in body
+    for text in _record_texts(world):
+        assert text not in body, f"{name} shows the resident's record ({text!r}) to the named community"
+
+
+def test_unconfirmed_filers_community_gets_no_task_no_popup_reasons_and_no_reveal(world):
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(world.named_worker)
+    assert client.get(reverse("clearance:api-list")).json()["results"] == []
+    detail = client.get(reverse("appeals:api-detail", kwargs={"reference": world.unconfirmed.reference})).json()
+    assert detail["popup_explanation"] == [] and detail["description"] == "filer's own words"
+    response = client.post(reverse("appeals:ticket", kwargs={"pk": world.unconfirmed.pk}), {"reason": "curious"})
+    assert world.unconfirmed.resident.reveal_id_number() not in response.content.decode()
+
+
+def test_once_routed_there_the_community_sees_the_record(world):
+    from appeals.services import appeal_route
+
+    named = world.named_worker.communities.get()
+    appeal_route(appeal=world.unconfirmed, community=named, actor=world.users["operator"], reason="checked")
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(world.named_worker)
+    body = client.get(reverse("appeals:ticket", kwargs={"pk": world.unconfirmed.pk})).content.decode()
+    popup = world.unconfirmed.resident.popups.get()
+    assert f"/console/popups/{popup.pk}/" in body

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from appeals.models import Appeal, AppealEvent
 from appeals.services import evidence_store
 from communities.models import User
-from tests.factories import CommunityFactory, UserFactory, make_id_number
+from tests.factories import CommunityFactory, ResidentFactory, UserFactory
 from tests.factories.appeals import AppealFactory, upload
 
 pytestmark = pytest.mark.django_db
@@ -64,8 +64,9 @@ def test_create_by_phone_and_actions(api, operator, community, monkeypatch):
 
     monkeypatch.setattr(tasks.clearance_open_for_appeal, "delay", lambda pk: None)
     api.force_authenticate(operator)
+    caller = ResidentFactory(name="周八", community=community, phone="13300001111")
     response = api.post(reverse("appeals:api-create"), {
-        "name": "周八", "id_number": make_id_number(), "phone": "13300001111", "category": "emergency_business",
+        "name": "周八", "id_number": caller.reveal_id_number(), "phone": "13300001111", "category": "emergency_business",
         "community_code": community.code, "description": "contract signing"}, format="json")
     assert response.status_code == 201
     ref = response.json()["reference"]

@@ -119,11 +119,11 @@ def test_unregistered_person_gets_the_same_page_and_no_phone_on_record(client, s
     # then the two pages say the same thing (nothing tells whether there is a record or a popup)
     strip = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
     assert strip.sub("", with_record) == strip.sub("", without_record)
-    # the new resident is registered by name and ID, without the phone
-    newcomer = Resident.objects.get(id_hash=pii.id_hash(number))
-    assert not newcomer.phones.exists()
+    # nobody is registered from what was typed: the name and ID number live on the appeal
+    assert not Resident.objects.filter(id_hash=pii.id_hash(number)).exists()
     _file_unlisted(client)
-    appeal = Appeal.objects.get(resident=newcomer)
+    appeal = Appeal.objects.get(claimed_id_hash=pii.id_hash(number))
+    assert appeal.resident is None and appeal.claimed_masked.startswith("张*")
     assert appeal.filer_unconfirmed and appeal.contact_phone_hash == pii.phone_hash("13700001111")
 
 

@@ -46,7 +46,9 @@ def test_post_request_files_an_appeal(client, api_key, community):
     body = response.json()[0]
     appeal = Appeal.objects.get(reference=body["service_request_id"])
     assert appeal.channel == Appeal.Channel.OPEN311 and appeal.community == community
-    assert appeal.resident.name == "王小明" and appeal.popup_type_claimed == 3
+    # the name and ID number typed live on the appeal; no registry record is created from them
+    assert appeal.resident is None and appeal.filer_unconfirmed and appeal.popup_type_claimed == 3
+    assert appeal.claimed_masked.startswith("王*")
     assert "Free of charge" in body["service_notice"]
 
 

@@ -182,8 +182,9 @@ def test_phone_appeal_is_entered_with_the_call_logged(client, operator, communit
         "name": "孙七", "id_number": number, "phone": "13500001234", "category": "stranded",
         "popup_type_claimed": "1", "outside_since": "2022-10-08",
         "address": "望京西园三区", "description": "In Urumqi since October",
-        "call_outcome": "reached", "call_note": "called from Urumqi"})
+        "call_outcome": "reached", "call_note": "called from Urumqi", "identity_acknowledged": "on"})
     appeal = Appeal.objects.get()
+    assert appeal.resident is None and appeal.filer_unconfirmed  # an unregistered ID: nobody is registered
     assert response.url == reverse("appeals:ticket", args=[appeal.pk])
     assert appeal.channel == Appeal.Channel.PHONE and appeal.created_by == operator
     assert appeal.priority == Appeal.Priority.HIGH and appeal.community == community

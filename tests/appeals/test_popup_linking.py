@@ -60,7 +60,7 @@ def test_an_earlier_unlisted_appeal_is_linked_when_the_popup_is_named(resident_w
     assert not linked.public and linked.data["popup"] == popup.pk
 
 
-def test_open311_links_the_popup_and_refuses_an_unknown_popup_number(client, resident_with_popup):
+def test_open311_keeps_the_popup_number_unlinked_and_refuses_an_unknown_one(client, resident_with_popup):
     resident, popup = resident_with_popup
     key = Token.objects.create(user=UserFactory(role=User.Role.INTEGRATION)).key
     data = {"api_key": key, "service_code": "correction", "last_name": resident.name[0], "first_name": resident.name[1:],
@@ -73,7 +73,10 @@ def test_open311_links_the_popup_and_refuses_an_unknown_popup_number(client, res
     response = client.post("/open311/v2/requests.json", data | {"attribute[popup_type]": "3"})
     assert response.status_code == 201
     appeal = Appeal.objects.get(reference=response.json()[0]["service_request_id"])
-    assert appeal.popup == popup
+    # an Open311 client proves nothing about the person: the number stays the filer's words, an
+    # operator who checks the caller links the popup
+    assert appeal.popup is None and appeal.popup_type_claimed == 3 and appeal.filer_unconfirmed
+    assert popup.appeals.count() == 0
     assert resident.phones.count() == 1  # the client's phone stays on the appeal
 
 

@@ -106,7 +106,7 @@ def test_resident_without_popup_on_record_can_still_appeal(client, sms_outbox, c
     assert appeal.popup is None and appeal.popup_type_claimed == 3
 
 
-def test_new_resident_is_registered_once_the_code_is_right(client, sms_outbox, db):
+def test_an_unknown_id_number_registers_nobody_when_the_code_is_right(client, sms_outbox, db):
     from communities.models import Resident
     from tests.factories import make_id_number
 
@@ -114,12 +114,13 @@ def test_new_resident_is_registered_once_the_code_is_right(client, sms_outbox, d
     client.post(reverse("appeals:file-identify"), {"name": "张三", "id_number": number, "phone": "13700001111"})
     assert not Resident.objects.exists()  # nothing written before the phone is proven
     assert "never pay anyone" in last_sms_body()
-    client.post(reverse("appeals:file-verify"), {"code": _code_from(sms_outbox)})
-    resident = Resident.objects.get()
-    assert resident.id_hash == pii.id_hash(number)
+    response = client.post(reverse("appeals:file-verify"), {"code": _code_from(sms_outbox)})
+    # the filer goes on to the next step, and the typed name never becomes a registry record
+    assert response.url == reverse("appeals:file-popup")
+    assert not Resident.objects.exists()
 
 
-def test_wrong_code_is_refused_and_name_mismatch_does_not_reveal_the_owner(client, sms_outbox, resident_with_popup):
+def test_wrong_code_is_refused_and_a_wrong_name_goes_on_like_an_unknown_id(client, sms_outbox, resident_with_popup):
     resident, _popup = resident_with_popup
     client.post(reverse("appeals:file-identify"),
                 {"name": resident.name, "id_number": resident.reveal_id_number(), "phone": "13800138000"})
@@ -130,7 +131,12 @@ def test_wrong_code_is_refused_and_name_mismatch_does_not_reveal_the_owner(clien
     client.post(reverse("appeals:file-identify"),
                 {"name": "别人", "id_number": resident.reveal_id_number(), "phone": "13800138000"})
     response = client.post(reverse("appeals:file-verify"), {"code": _code_from(sms_outbox)})
-    assert "do not match our records" in response.content.decode()
+    # no "do not match" answer (it would say the ID number is registered); the record is not shown
+    assert response.status_code == 302 and response.url == reverse("appeals:file-popup")
+    page = client.get(reverse("appeals:file-popup")).content.decode()
+    assert "Tell us the number" in page or "popup_type_claimed" in page
+    resident.refresh_from_db()
+    assert resident.name == "李雷"
 
 
 def test_personal_data_never_appears_in_urls(client, sms_outbox, resident_with_popup):
