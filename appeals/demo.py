@@ -101,12 +101,10 @@ def seed(*, rng, stdout) -> None:
         created = min(max(now - dt.timedelta(hours=age_hours), popup.raised_at + dt.timedelta(minutes=10)), now)
         phone = f"1{rng.choice('3589')}{rng.randrange(10**9):09d}"
         unlisted = index % 17 == 0 and not reviewed  # filed without naming the popup
-        # Now and then somebody else files with the resident's name and ID number from a phone not
-        # on the record: the ticket warns, nothing of the record reaches the community they named.
-        unconfirmed = index % 23 == 11 and not reviewed and status in ("new", "in_progress")
         appeal = Appeal(
-            reference=_reference(), resident=resident, popup=None if unlisted or unconfirmed else popup,
-            filer_unconfirmed=unconfirmed, claimed_name_encrypted=pii.encrypt(resident.name),
+            reference=_reference(), resident=resident, popup=None if unlisted else popup,
+            # The name and ID number as given (the filer's words): the resident's own.
+            claimed_name_encrypted=pii.encrypt(resident.name),
             claimed_id_encrypted=resident.id_encrypted, claimed_id_hash=resident.id_hash,
             claimed_masked=resident.masked,
             popup_type_claimed=popup.popup_type, category=category, priority=priority, status=status,

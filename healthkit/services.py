@@ -3,10 +3,14 @@
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from communities.models import Resident, User
+from communities.models import PersonalDataAccess, Resident, User
+from communities.selectors import resident_by_id_number, residents_visible_to
+from communities.services import access_log
 from healthkit import clock
 from healthkit.errors import ApplicationError, IllegalTransition
 from healthkit.models import (
@@ -18,7 +22,7 @@ from healthkit.models import (
     TestRequirement,
 )
 from healthkit.outbox import outbox_record
-from healthkit.selectors import policy_in_force
+from healthkit.selectors import health_code_at, policy_in_force
 
 _EVENT_FOR_TARGET = {
     PopupCase.State.UNDER_REVIEW: PopupEvent.Kind.REVIEW_STARTED,
@@ -244,3 +248,46 @@ def health_status_order_create(
             resident=resident, status=status, starts_at=starts_at, ends_at=ends_at,
             reason=reason[:200], ordered_by=actor,
         )
+
+
+# --- Staff health-code look-up ------------------------------------------------------------------
+
+class LookupCapReached(ApplicationError):
+    """The account has used its health-code look-ups for today (settings.HEALTH_CODE_LOOKUPS_PER_DAY)."""
+
+
+def health_code_lookup(*, actor: User, id_number: str, reason: str, at: dt.datetime | None = None):
+    """One staff look-up of a resident's health code by exact ID number.
+
+    A person's health status is what the 2020 proxy look-up leaked, so every look-up needs a
+    reason, counts against a per-account daily cap (hits and misses alike: probing which ID
+    numbers are registered costs the same) and writes an access-log row with the reason before
+    anything is answered. Scoped like the registry (a worker: residents of their communities).
+    Raises ApplicationError (no reason; no resident the actor may see, the same message for an
+    unknown number and an out-of-scope one) or LookupCapReached. Returns (resident, HealthCode).
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError(_("Please say why you need this person's health code."), extra={"field": "reason"})
+    with transaction.atomic():
+        # One account's look-ups are counted one at a time, so the cap holds under concurrency.
+        User.objects.select_for_update().filter(pk=actor.pk).first()
+        today = timezone.localtime(clock.now()).replace(hour=0, minute=0, second=0, microsecond=0)
+        used = PersonalDataAccess.objects.filter(actor=actor, context__startswith="api:health-code",
+                                                 at__gte=today).count()
+        if used >= settings.HEALTH_CODE_LOOKUPS_PER_DAY:
+            raise LookupCapReached(
+                _("You have used your %(n)d health-code look-ups for today. Ask a supervisor if more are needed.")
+                % {"n": settings.HEALTH_CODE_LOOKUPS_PER_DAY}, extra={"cap": settings.HEALTH_CODE_LOOKUPS_PER_DAY})
+        resident = resident_by_id_number(id_number)
+        if resident is None or not residents_visible_to(actor).filter(pk=resident.pk).exists():
+            access_log(actor=actor, resident=None, action=PersonalDataAccess.Action.LOOKUP,
+                       context="api:health-code:no-match", reason=reason)
+            miss = ApplicationError(_("No resident you may see has that ID number."))
+        else:
+            access_log(actor=actor, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
+                       context="api:health-code", reason=reason)
+            miss = None
+    if miss is not None:
+        raise miss  # after the commit: the audit row of a miss stays
+    return resident, health_code_at(resident, at)

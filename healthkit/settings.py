@@ -211,6 +211,8 @@ REST_FRAMEWORK = {
 # Instants outside these years are refused at the input boundary (healthkit/inputs.py).
 INPUT_YEAR_MIN = env.int("INPUT_YEAR_MIN", default=2019)
 INPUT_YEARS_AHEAD = env.int("INPUT_YEARS_AHEAD", default=1)
+# Staff health-code look-ups by ID number per account and day (hits and misses; 429 beyond it).
+HEALTH_CODE_LOOKUPS_PER_DAY = env.int("HEALTH_CODE_LOOKUPS_PER_DAY", default=100)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Health Kit back-office API",
     "DESCRIPTION": "Integration API: labs, upstream data feeds, ticket systems, appeals.",

@@ -1,25 +1,22 @@
 """Read API of the popup core."""
 
-from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from communities.models import PersonalDataAccess
-from communities.selectors import resident_by_id_number, residents_visible_to
-from communities.services import access_log
-from healthkit.errors import ApplicationError
 from healthkit.inputs import InstantField, StrictJSONParser, TextField
 from healthkit.permissions import IsIntegration, IsStaffRole
-from healthkit.selectors import health_code_at
+from healthkit.services import LookupCapReached, health_code_lookup
 from healthkit.sms import MAX_RECEIPTS, sms_receipts_record
 
 
 class HealthCodeApi(APIView):
-    """Health code of one resident, by exact ID number (POST body: never in the URL). Audited."""
+    """Health code of one resident, by exact ID number (POST body: never in the URL). A reason is
+    required, each account has a daily cap (HEALTH_CODE_LOOKUPS_PER_DAY, 429 beyond it) besides
+    the per-minute throttle, and every look-up (hit or miss) is audited with its reason."""
 
     permission_classes = [IsStaffRole]
     # Per user: a look-up by ID number is what the 2020 proxy look-up leak abused (DOMAIN.md).
@@ -28,6 +25,7 @@ class HealthCodeApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         id_number = TextField(max_length=32)
+        reason = TextField(max_length=200, help_text="Why you need this person's health code (audited).")
         at = InstantField(required=False)
 
     class OutputSerializer(serializers.Serializer):
@@ -40,15 +38,12 @@ class HealthCodeApi(APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        resident = resident_by_id_number(data.validated_data["id_number"])
-        if resident is None or not residents_visible_to(request.user).filter(pk=resident.pk).exists():
-            # a miss is audited too: probing which ID numbers are registered leaves a trace
-            access_log(actor=request.user, resident=None, action=PersonalDataAccess.Action.LOOKUP,
-                       context="api:health-code:no-match")
-            raise ApplicationError(_("No resident you may see has that ID number."))
-        access_log(actor=request.user, resident=resident, action=PersonalDataAccess.Action.LOOKUP,
-                   context="api:health-code")
-        code = health_code_at(resident, data.validated_data.get("at"))
+        try:
+            resident, code = health_code_lookup(actor=request.user, id_number=data.validated_data["id_number"],
+                                                reason=data.validated_data["reason"],
+                                                at=data.validated_data.get("at"))
+        except LookupCapReached as exc:
+            return Response({"message": exc.message, "extra": exc.extra}, status=status.HTTP_429_TOO_MANY_REQUESTS)
         return Response(self.OutputSerializer({
             "resident": resident.masked, "code": code.color,
             "active_popups": code.popup_types, "reasons": code.reasons,

@@ -180,8 +180,13 @@ def clearance_open_for_appeal(*, appeal: Appeal) -> ClearanceTask | None:
     """The community's task for a routed appeal (idempotent). Returns None if the appeal is not
     (or no longer) routed to a community. If the hotline re-routed the appeal to another
     community, the open task moves there (the earlier community no longer sees it)."""
-    community = appeal.routed_community or appeal.community
-    if not appeal.is_open or community is None:
+    # The routed community, else the resident's registered one: never just the community a filer
+    # named, which sees the filer's words only (appeals.selectors.can_see_record), not a task with
+    # the resident's record.
+    if not appeal.is_open or appeal.resident_id is None:
+        return None
+    community = appeal.routed_community or appeal.resident.community
+    if community is None:
         return None
     from appeals import notices
 
