@@ -102,7 +102,7 @@ class AppealsExportView(_PersonExport):
         for a in qs.order_by("id").iterator(chunk_size=2000):
             yield [a.reference, a.created_at, a.get_category_display(), a.get_priority_display(),
                    a.get_status_display(), a.get_channel_display(),
-                   a.popup.popup_type if a.popup_id else a.popup_type_claimed, a.resident.masked,
+                   a.popup.popup_type if a.popup_id else a.popup_type_claimed, a.person_masked,
                    a.contact_phone_masked, a.community.street.district.name if a.community_id else "",
                    a.community.name if a.community_id else "",
                    a.routed_community.name if a.routed_community_id else "", a.sla_due_at, a.sla_breached_at,

@@ -28,31 +28,33 @@ FILER_PHONE = "13911112222"
 CHANNELS = ["online", "phone", "open311"]
 
 
-def _file_online(name: str, id_number: str, phone: str) -> tuple[int, str]:
+def _file_online(name: str, id_number: str, phone: str, community: int | None = None) -> tuple[int, str]:
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
     client.post(reverse("appeals:file-identify"), {"name": name, "id_number": id_number, "phone": phone})
     response = client.post(reverse("appeals:file-verify"), {"code": _code_from(None)})
     assert response.status_code == 302, response.content.decode()[:1000]
     client.post(reverse("appeals:file-popup"), {"popup": "unlisted", "popup_type_claimed": "3",
                                                 "category": "correction"})
-    client.post(reverse("appeals:file-community"), {"action": "skip"})
+    client.post(reverse("appeals:file-community"),
+                {"action": "confirm", "community": community} if community else {"action": "skip"})
     client.post(reverse("appeals:file-details"), {"description": "my popup", "action": "continue"})
     response = client.post(reverse("appeals:file-check"))
     done = client.session.get("appeal_done") or {}
     return response.status_code, done.get("reference", "")
 
 
-def _file_by_phone(name: str, id_number: str, phone: str) -> tuple[int, str]:
+def _file_by_phone(name: str, id_number: str, phone: str, community: int | None = None) -> tuple[int, str]:
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
     client.force_login(UserFactory(role=User.Role.OPERATOR))
     response = client.post(reverse("appeals:phone-entry"), {
         "name": name, "id_number": id_number, "phone": phone, "category": "correction",
-        "popup_type_claimed": "3", "call_outcome": "reached", "identity_acknowledged": "on"})
+        "popup_type_claimed": "3", "call_outcome": "reached", "identity_acknowledged": "on",
+        "address": "望京西园三区" if community else ""})
     appeal = Appeal.objects.filter(channel=Appeal.Channel.PHONE).order_by("-id").first()
     return response.status_code, appeal.reference if appeal and response.status_code == 302 else ""
 
 
-def _file_open311(name: str, id_number: str, phone: str) -> tuple[int, str]:
+def _file_open311(name: str, id_number: str, phone: str, community: int | None = None) -> tuple[int, str]:
     key = Token.objects.get_or_create(user=UserFactory(role=User.Role.INTEGRATION))[0].key
     response = Client().post("/open311/v2/requests.json", {
         "api_key": key, "service_code": "correction", "last_name": name[0], "first_name": name[1:],
@@ -148,3 +150,26 @@ def test_an_operator_confirms_the_filer_without_renaming_the_registry(owner):
     confirmed = appeal_confirm_filer(appeal=Appeal.objects.get(reference=reference), actor=operator,
                                      reason="saw the ID card")
     assert confirmed.resident.name == "张三" and not confirmed.resident.phones.exists()
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_the_community_an_unconfirmed_filer_names_sees_the_filers_words_only(channel, owner):
+    from tests.factories import CompoundAliasFactory
+
+    resident, popup = owner
+    named = CommunityFactory(name="被点名社区")
+    CompoundAliasFactory(community=named, name="望京西园三区")
+    worker = UserFactory(role=User.Role.COMMUNITY_WORKER, communities=[named])
+    _status, reference = FILE[channel]("王五", resident.reveal_id_number(), FILER_PHONE, community=named.pk)
+    appeal = Appeal.objects.get(reference=reference)
+    assert appeal.community == named and appeal.filer_unconfirmed
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(worker)
+    ticket = client.get(reverse("appeals:ticket", args=[appeal.pk])).content.decode()
+    detail = client.get(reverse("appeals:api-detail", args=[reference])).json()
+    # the filer's words reach the named community, the resident's record does not
+    assert reference in ticket and detail["reference"] == reference
+    for page in (ticket, str(detail)):
+        assert f"/console/popups/{popup.pk}/" not in page and resident.masked not in page
+        assert str(resident.community) not in page
+    assert detail["popup_explanation"] == []
