@@ -56,7 +56,8 @@ def test_a_repeat_is_told_which_reference_to_follow(resident_with_popup):
 
 def test_phone_entry_texts_the_caller(operator, community):
     appeal, _ = appeal_file_by_phone(actor=operator, name="韩梅梅", id_number=make_id_number(), phone="13900001111",
-                                     category="correction", popup_type_claimed=3, community=community)
+                                     category="correction", popup_type_claimed=3, community=community,
+                                     identity_acknowledged=True)  # an ID number nobody registered
     message = _sms(appeal)
     assert message.phone_masked == "139****1111" and appeal.reference in message.body
 
