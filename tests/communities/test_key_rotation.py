@@ -99,7 +99,7 @@ def test_codes_survive_while_the_old_key_is_listed_and_expire_cleanly_after(keys
     code = __import__("re").search(r"(?<!\d)\d{6}(?!\d)", last_phone_text()).group(0)
     keys.start_rotation()
     rotate_personal_data_keys()
-    assert identity_code_verify(token=challenge.token, code=code).phone_on_record  # old key still listed
+    assert identity_code_verify(token=challenge.token, code=code).confirmed  # old key still listed
 
     late = identity_code_send(name="周九", id_number=number, phone=phone, ip="10.0.0.3")
     late_code = __import__("re").search(r"(?<!\d)\d{6}(?!\d)", last_phone_text()).group(0)
@@ -118,7 +118,8 @@ def test_a_public_draft_under_a_dropped_key_starts_again_instead_of_a_500(client
     resident = resident_create(name="吴十", id_number=make_id_number(), phones=[make_phone()])
     session = client.session
     session["appeal_draft"] = {"resident_id": resident.pk, "phone": pii.encrypt(make_phone()),
-                               "phone_on_record": True, "draft_key": "dk", "category": "correction"}
+                               "name": pii.encrypt("吴十"), "id": resident.id_encrypted,
+                               "confirmed": True, "draft_key": "dk", "category": "correction"}
     session.save()
     keys.start_rotation()
     keys.drop_old()  # dropped without running the rotation: the draft cannot be opened
