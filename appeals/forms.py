@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from appeals.models import OPERATOR_OUTCOMES, OUTCOME_LABELS, Appeal, AppealContact
 from appeals.services import stranded_problem
 from communities.models import User
-from healthkit.inputs import TextFormField
+from healthkit.inputs import DateFormField, TextFormField
 from healthkit.models import PopupType
 
 UNLISTED = "unlisted"
@@ -50,7 +50,7 @@ class PopupCategoryForm(forms.Form):
     category = forms.ChoiceField(label=_("What kind of appeal is this?"), choices=Appeal.Category.choices,
                                  widget=forms.RadioSelect)
     currently_outside_city = forms.BooleanField(label=_("I am outside the city now"), required=False)
-    outside_since = forms.DateField(label=_("Outside the city since"), required=False,
+    outside_since = DateFormField(label=_("Outside the city since"), required=False,
                                     widget=forms.DateInput(attrs={"type": "date"}))
     wishes_to_return = forms.BooleanField(label=_("I wish to return to the city"), required=False)
 
@@ -121,7 +121,7 @@ class PhoneEntryForm(forms.Form):
                                                 help_text=_("Links the appeal to the caller's open popup of "
                                                             "this number, when there is exactly one."))
     currently_outside_city = forms.BooleanField(label=_("The caller is outside the city now"), required=False)
-    outside_since = forms.DateField(label=_("Outside the city since"), required=False,
+    outside_since = DateFormField(label=_("Outside the city since"), required=False,
                                     widget=forms.DateInput(attrs={"type": "date"}))
     wishes_to_return = forms.BooleanField(label=_("The caller wishes to return to the city"), required=False)
     address = TextFormField(label=_("Address or compound"), max_length=200, required=False)

@@ -3,12 +3,23 @@
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from communities import pii
 from communities.models import PersonalDataAccess
+
+
+def plausible_date(value: dt.date | None) -> None:
+    """The input boundary's year window (settings INPUT_YEAR_MIN, INPUT_YEARS_AHEAD; the same rule
+    as healthkit.inputs, which this app may not import): a day added to year 9999 overflows."""
+    first = getattr(settings, "INPUT_YEAR_MIN", 2019)
+    last = dt.date.today().year + getattr(settings, "INPUT_YEARS_AHEAD", 1)
+    if value is not None and not first <= value.year <= last:
+        raise ValidationError(_("The year must lie between %(first)d and %(last)d."), code="year",
+                              params={"first": first, "last": last})
 
 
 class AuditSearchForm(forms.Form):
@@ -19,9 +30,10 @@ class AuditSearchForm(forms.Form):
     id_number = forms.CharField(label=_("Resident's ID number"), max_length=24, required=False,
                                 widget=forms.PasswordInput(attrs={"autocomplete": "off"}, render_value=False),
                                 help_text=_("Matched through its keyed hash; it is not kept or shown again."))
-    since = forms.DateField(label=_("From (date)"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(label=_("From (date)"), required=False, widget=forms.DateInput(attrs={"type": "date"}),
+                            validators=[plausible_date])
     until = forms.DateField(label=_("To (date, inclusive)"), required=False,
-                            widget=forms.DateInput(attrs={"type": "date"}))
+                            widget=forms.DateInput(attrs={"type": "date"}), validators=[plausible_date])
     action = forms.ChoiceField(label=_("Action"), required=False,
                                choices=[("", _("Any"))] + list(PersonalDataAccess.Action.choices))
 

@@ -308,6 +308,20 @@ class TextFormField(forms.CharField):
         return super().to_python(value)
 
 
+class DateFormField(forms.DateField):
+    """forms.DateField in the plausible year window (a date of year 1 or 9999 is a typing error,
+    and a day added to it would overflow)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is not None:
+            try:
+                in_year_window(value.year)
+            except InputError as exc:
+                raise forms.ValidationError(exc.message, code="year") from None
+        return value
+
+
 class SearchFormField(forms.CharField):
     """A search box: control characters and lone surrogates are dropped, not an error."""
 

@@ -217,3 +217,12 @@ def test_keys_from_forms_and_query_strings_find_nothing_instead_of_failing(opera
     assert inputs.key(value) in (0, 12)
     response = operator_client.get("/console/popups/", {"before": value})
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+def test_dates_outside_the_window_are_form_errors_not_overflows(client, day):
+    client.force_login(UserFactory(role=User.Role.SUPERVISOR))
+    audit = client.post("/console/audit/", {"until": day, "since": day})
+    assert audit.status_code == 200 and audit.context["form"].errors.keys() >= {"since", "until"}
+    dashboard = client.get("/console/dashboard/", {"date_to": day})
+    assert dashboard.status_code == 200 and "date_to" in dashboard.context["form"].errors

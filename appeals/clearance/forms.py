@@ -8,7 +8,7 @@ from django.utils.translation import pgettext_lazy
 from appeals.clearance.models import CALL_DIRECTIONS, CALL_OUTCOMES, ClearanceTask
 from communities import pii
 from communities.models import District
-from healthkit.inputs import TextFormField
+from healthkit.inputs import DateFormField, TextFormField
 from healthkit.models import PopupType
 
 
@@ -27,9 +27,9 @@ class ConfirmationForm(forms.Form):
 
     location = forms.ChoiceField(label=_("Where are you now?"), choices=LOCATION, widget=forms.RadioSelect)
     current_place = TextFormField(label=_("City and county you are in now"), max_length=100)
-    outside_since = forms.DateField(label=_("Outside the city since (if outside)"), required=False,
+    outside_since = DateFormField(label=_("Outside the city since (if outside)"), required=False,
                                     widget=forms.DateInput(attrs={"type": "date"}))
-    return_date = forms.DateField(label=_("Planned return date (if outside)"), required=False,
+    return_date = DateFormField(label=_("Planned return date (if outside)"), required=False,
                                   widget=forms.DateInput(attrs={"type": "date"}))
     return_means = forms.ChoiceField(label=_("How will you return?"), choices=MEANS)
     address = TextFormField(label=_("Your address in the community (building, unit, room)"), max_length=200)

@@ -8,15 +8,15 @@ from django.utils.translation import gettext_lazy as _
 
 from appeals.oversight.selectors import DashboardFilters
 from communities.models import Community, District
-from healthkit.inputs import TextFormField
+from healthkit.inputs import DateFormField, TextFormField
 from healthkit.models import PopupType
 
 MAX_DAYS = 366
 
 
 class DashboardFilterForm(forms.Form):
-    date_from = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = DateFormField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = DateFormField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     district = forms.ModelChoiceField(label=_("District"), queryset=District.objects.order_by("code"),
                                       required=False, empty_label=_("All"))
     community = TextFormField(label=_("Community (code)"), max_length=15, required=False)
