@@ -142,6 +142,10 @@ class Resident(models.Model):
 
     @property
     def is_forgotten(self) -> bool:
+        # The masked ID is loaded wherever a resident is shown (lists load only name and
+        # id_masked); reading id_hash here cost one query per row on such pages.
+        if "id_hash" in self.get_deferred_fields():
+            return not self.id_masked
         return self.id_hash.startswith(self.FORGOTTEN_PREFIX)
 
     @property
