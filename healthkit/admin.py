@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from communities.admin import AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline
-from healthkit import outbox
+from healthkit import outbox, sms
 from healthkit.models import (
     Arrival,
     DownstreamEndpoint,
@@ -86,9 +86,26 @@ class HealthStatusOrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 @admin.register(SmsMessage)
 class SmsMessageAdmin(AuditedAdminMixin, ReadOnlyAdmin):
-    list_display = ["created_at", "purpose", "phone_masked", "state", "attempts", "sent_at"]
+    list_display = ["created_at", "purpose", "phone_masked", "state", "attempts", "last_error", "sent_at"]
     list_filter = ["state", "purpose"]
-    exclude = ["phone_encrypted"]
+    exclude = ["phone_encrypted", "pending_encrypted"]
+    actions = ["requeue"]
+
+    @admin.action(description=_("Send again (dead or failed SMS)"), permissions=["requeue"])
+    def requeue(self, request, queryset) -> None:
+        result = sms.sms_requeue(message_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, ngettext("%(n)d SMS queued again.", "%(n)d SMS queued again.", result.requeued)
+                          % {"n": result.requeued}, messages.SUCCESS)
+        if result.needs_new_credential:
+            self.message_user(request, ngettext(
+                "%(n)d SMS carried a one-time code or link that was given up: issue a new one "
+                "(the resident asks for a new code; the clearance task page sends a new link).",
+                "%(n)d SMS carried a one-time code or link that was given up: issue a new one "
+                "(the resident asks for a new code; the clearance task page sends a new link).",
+                result.needs_new_credential) % {"n": result.needs_new_credential}, messages.WARNING)
+
+    def has_requeue_permission(self, request) -> bool:
+        return request.user.has_perm("healthkit.change_smsmessage")
 
 
 # --- Signals in (read-only: they arrive through the ingest API) ------------------------------

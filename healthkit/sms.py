@@ -130,6 +130,8 @@ class HttpBackend:
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
                 payload = json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:  # the gateway answered: say how (never its body)
+            raise SmsSendError(f"HTTP {exc.code}") from exc
         except Exception as exc:  # network errors of every kind are retryable here
             raise SmsSendError(type(exc).__name__) from exc
         return str(payload.get("id", ""))
@@ -262,6 +264,39 @@ def sms_deliver(*, message_id: int) -> SmsMessage | None:
         sent_at=message.sent_at, last_error=message.last_error,
         **({"pending_encrypted": ""} if final else {}))
     return message
+
+
+@dataclass(frozen=True)
+class SmsRequeueResult:
+    requeued: int
+    needs_new_credential: int  # carried a code or link whose live text is gone: issue a new one
+
+
+def sms_requeue(*, message_ids: list[int]) -> SmsRequeueResult:
+    """A person sends dead or failed SMS again (after a gateway outage, a wrong setting).
+
+    Attempts start again from zero and the row keeps its idempotency key, so a gateway that
+    de-duplicates still delivers once. A message whose one-time code or link was wiped when it
+    was given up is not re-sent (the stored text is masked and would open nothing): the code is
+    requested again, the link issued again from the task page. Set-based, safe to repeat."""
+    from healthkit import queues, tasks
+
+    sendable = SmsMessage.objects.filter(
+        pk__in=message_ids, state__in=[SmsMessage.State.DEAD, SmsMessage.State.FAILED],
+    )
+    with transaction.atomic():
+        stale = sendable.filter(pending_encrypted="", body__contains=MASKED).count()
+        ids = list(
+            sendable.exclude(pending_encrypted="", body__contains=MASKED)
+            .select_for_update(skip_locked=True).values_list("pk", flat=True)
+        )
+        SmsMessage.objects.filter(pk__in=ids).update(
+            state=SmsMessage.State.QUEUED, attempts=0, next_attempt_at=timezone.now(), last_error="",
+        )
+        for message_id, purpose in SmsMessage.objects.filter(pk__in=ids).values_list("pk", "purpose"):
+            queues.publish_on_commit(tasks.sms_deliver, [(message_id,)], queue=queues.sms_queue(purpose))
+    logger.info("sms requeued: %s, needing a new code or link: %s", len(ids), stale)
+    return SmsRequeueResult(requeued=len(ids), needs_new_credential=stale)
 
 
 def sms_due_ids(limit: int = 500, *, urgent: bool | None = None) -> list[int]:
