@@ -173,3 +173,16 @@ def test_the_community_an_unconfirmed_filer_names_sees_the_filers_words_only(cha
         assert f"/console/popups/{popup.pk}/" not in page and resident.masked not in page
         assert str(resident.community) not in page
     assert detail["popup_explanation"] == []
+
+
+def test_the_id_number_given_is_found_again_after_the_hash_key_is_rotated(settings):
+    from appeals.selectors import appeal_for_status
+    from communities.services import rehash_personal_data
+
+    number = make_id_number()
+    _status, reference = _file_open311("张三", number, FILER_PHONE)
+    new_key = "another-hash-key-from-the-vault-000000000"
+    rehash_personal_data(new_key=new_key)
+    settings.PII_HASH_KEY = new_key
+    found = appeal_for_status(reference=reference, id_number=number, phone=FILER_PHONE)
+    assert found is not None and found.appeal.claimed_id_hash == pii.id_hash(number)
