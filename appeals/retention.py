@@ -19,7 +19,9 @@ What is forgotten, and when (days in settings, RETENTION_*; defaults and reasons
   the row stays, anonymous, so the popups, results and appeals still count in the statistics;
 - typed reasons of the access audit after AUDIT_REASON_RETENTION_DAYS (the audit rows stay: they
   hold no free text and the database refuses to change them);
-- expired login and filing sessions (a filing draft names a resident and a phone).
+- expired login and filing sessions (a filing draft names a resident and a phone);
+- the admin's change log after RETENTION_ADMIN_LOG_DAYS, and at once for a forgotten person's
+  records (its labels are masked names).
 
 Free-text fields are found by type (a CharField or TextField without choices, a JSONField), not
 listed by name: a field added later is forgotten too unless it is named in the model's `keep`.
@@ -32,6 +34,8 @@ from operator import or_
 
 from django.apps import apps
 from django.conf import settings
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.sessions.models import Session
 from django.core.files.storage import default_storage
 from django.db import models, transaction
@@ -212,6 +216,20 @@ def sessions_forget(*, now: dt.datetime) -> int:
     return Session.objects.filter(expire_date__lt=now).delete()[0]
 
 
+def admin_log_forget(*, now: dt.datetime) -> int:
+    """Old change-log rows, and every row about a forgotten resident or their phones, appeals,
+    tasks, popups and SMS (its `object_repr` is the masked name the row was saved under)."""
+    old = LogEntry.objects.filter(action_time__lt=now - _days("RETENTION_ADMIN_LOG_DAYS")).delete()[0]
+    forgotten = Resident.objects.filter(id_hash__startswith=FORGOTTEN_PREFIX)
+    about = Q(content_type=ContentType.objects.get_for_model(Resident),
+              object_id__in=forgotten.annotate(key=Cast("pk", CharField())).values("key"))
+    for model in (ResidentPhone, Appeal, ClearanceTask, PopupCase, SmsMessage, HealthStatusOrder):
+        about |= Q(content_type=ContentType.objects.get_for_model(model),
+                   object_id__in=model.objects.filter(resident__in=forgotten)
+                   .annotate(key=Cast("pk", CharField())).values("key"))
+    return old + LogEntry.objects.filter(about).delete()[0]
+
+
 def retention_forget_due() -> dict[str, int]:
     """Run every step at the clock's now; returns how many rows each changed (0s on a rerun)."""
     now = clock.now()
@@ -224,6 +242,7 @@ def retention_forget_due() -> dict[str, int]:
         "residents": residents_forget(now=now),
         "audit_reasons": audit_reasons_forget(now=now),
         "sessions": sessions_forget(now=now),
+        "admin_log": admin_log_forget(now=now),
     }
     logger.info("retention: %s", " ".join(f"{k}={v}" for k, v in done.items()))
     return done

@@ -401,6 +401,9 @@ RETENTION_RESIDENT_DAYS = env.int("RETENTION_RESIDENT_DAYS", default=180)
 # reasons typed for audited accesses: a year, for complaints about who looked at a person; the
 # audit rows themselves (who, whom, when, where) are kept and cannot be changed.
 AUDIT_REASON_RETENTION_DAYS = env.int("AUDIT_REASON_RETENTION_DAYS", default=365)
+# Django admin's change log (who added or changed which record, with the record's masked label):
+# as long as the records it describes keep their details; a forgotten person's entries go at once.
+RETENTION_ADMIN_LOG_DAYS = env.int("RETENTION_ADMIN_LOG_DAYS", default=180)
 
 # venues: what the resident app reads from a venue poster (prefix + the venue's stable code),
 # and an optional font file with Chinese glyphs for the PNG poster (else fontconfig's :lang=zh).
