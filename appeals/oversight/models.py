@@ -5,7 +5,7 @@ INSERT ... SELECT per table), read by selectors. At a million popups and a milli
 page reads these few thousand rows instead of grouping the base tables on every request.
 Rows are per district (copied in, no join at read time, no database constraint: rebuilt from the
 registry on every refresh); per community they would be nearly as many as the popups. A chosen
-community's figures are read live from its own residents' rows instead (indexed, small).
+community's figures, trends and times are read live from its own rows instead (indexed, small).
 """
 
 from django.db import models

@@ -1,17 +1,21 @@
-"""Reads of the dashboard: every figure comes from the summary tables (a few thousand rows at
-city scale), filtered by date range, district, community and popup type."""
+"""Reads of the dashboard: the city's and a district's figures come from the summary tables (a
+few thousand rows at city scale); one community's are counted live from its own rows (indexed, a
+few thousand), filtered by date range, district, community and popup type."""
 
 import datetime as dt
 import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from appeals.clearance.models import ClearanceTask
 from appeals.models import Appeal
+from appeals.oversight import services
 from appeals.oversight.models import (
     DeliveryFigure,
     DurationBin,
@@ -59,17 +63,12 @@ class DashboardFilters:
 
 
 def _by_district(qs: QuerySet, f: DashboardFilters) -> QuerySet:
-    """Trends and times are kept per district: a community's are its district's."""
-    district = f.community.street.district_id if f.community is not None else (f.district.pk if f.district else None)
-    if district is not None:
-        qs = qs.filter(district_id=district)
+    """Trends and times of the city or one district, from the summary (kept per district)."""
+    if f.district is not None:
+        qs = qs.filter(district_id=f.district.pk)
     if f.popup_type:
         qs = qs.filter(popup_type=f.popup_type)
     return qs
-
-
-def _grouped(qs: QuerySet, field: str, total: str = "n") -> dict:
-    return {row[field]: row["total"] for row in qs.values(field).annotate(total=Sum(total)).order_by(field)}
 
 
 def last_refresh() -> SummaryRefresh | None:
@@ -178,14 +177,37 @@ def deliveries(f: DashboardFilters) -> dict:
     return _sum_by(_summary_rows(DeliveryFigure, f, ("metric", "n"), typed=False), "metric")
 
 
+def _community_history(sql: str, f: DashboardFilters, since: dt.datetime, unit: str = "day") -> list[tuple]:
+    """One community's history rows, aggregated live by the refresh's own statement limited to
+    its rows (indexed: a community's popups and appeals are a few thousand at city scale; per
+    community summary rows would be nearly as many as the popups)."""
+    with connection.cursor() as cursor:
+        cursor.execute(services.scoped(sql, services.COMMUNITY_SCOPE, unit),
+                       {"tz": settings.TIME_ZONE, "since": since, "community": f.community.pk})
+        rows = cursor.fetchall()
+    # trend rows: (metric, grain, bucket, popup_type, district, n);
+    # duration rows: (measure, key, by_person, popup_type, district, day, bin, n)
+    return [row for row in rows if not f.popup_type or row[3] == f.popup_type]
+
+
+def _trend_rows(f: DashboardFilters, grain: str, start: dt.datetime, end: dt.datetime) -> list[tuple]:
+    """(metric, bucket, n) of one grain in [start, end): the community's live, else the summary's."""
+    if f.community is not None:
+        out: dict[tuple, int] = defaultdict(int)
+        for metric, _grain, bucket, _type, _district, n in _community_history(services.TREND_SELECT, f, start, grain):
+            if start <= bucket < end:
+                out[(metric, bucket)] += n
+        return [(metric, bucket, n) for (metric, bucket), n in out.items()]
+    qs = _by_district(TrendPoint.objects.filter(grain=grain, bucket__gte=start, bucket__lt=end), f)
+    return list(qs.values_list("metric", "bucket").annotate(total=Sum("n")).order_by())
+
+
 def trend_days(f: DashboardFilters) -> dict:
     """{metric: [n per day from date_from to date_to]} and the day labels."""
     days = [f.date_from + dt.timedelta(days=i) for i in range((f.date_to - f.date_from).days + 1)]
-    qs = _by_district(TrendPoint.objects.filter(grain=TrendPoint.Grain.DAY, bucket__gte=f.starts, bucket__lt=f.ends),
-                      f)
     series: dict[str, dict[dt.date, int]] = defaultdict(dict)
-    for row in qs.values("metric", "bucket").annotate(total=Sum("n")):
-        series[row["metric"]][timezone.localdate(row["bucket"])] = row["total"]
+    for metric, bucket, n in _trend_rows(f, TrendPoint.Grain.DAY, f.starts, f.ends):
+        series[metric][timezone.localdate(bucket)] = n
     return {"labels": days,
             "series": {m: [series[m].get(d, 0) for d in days] for m in TrendPoint.Metric.values}}
 
@@ -195,11 +217,9 @@ def trend_hours(f: DashboardFilters, *, now: dt.datetime | None = None) -> dict:
     end = min(now or timezone.now(), f.ends)
     end = timezone.localtime(end).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
     hours = [end - dt.timedelta(hours=HOURS_SHOWN - i) for i in range(HOURS_SHOWN)]
-    qs = _by_district(TrendPoint.objects.filter(grain=TrendPoint.Grain.HOUR, bucket__gte=hours[0], bucket__lt=end),
-                      f)
     series: dict[str, dict[dt.datetime, int]] = defaultdict(dict)
-    for row in qs.values("metric", "bucket").annotate(total=Sum("n")):
-        series[row["metric"]][row["bucket"]] = row["total"]
+    for metric, bucket, n in _trend_rows(f, TrendPoint.Grain.HOUR, hours[0], end):
+        series[metric][bucket] = n
     return {"labels": hours,
             "series": {m: [series[m].get(h, 0) for h in hours] for m in TrendPoint.Metric.values}}
 
@@ -236,16 +256,22 @@ class TimeRow:
 
 def durations(f: DashboardFilters) -> list[TimeRow]:
     """Median and p90 of each measure, overall and per popup type / source / who lifted."""
-    qs = _by_district(DurationBin.objects.filter(day__gte=f.date_from, day__lte=f.date_to), f)
+    if f.community is not None:
+        rows = [(m, key, by_person, popup_type, b, n)
+                for m, key, by_person, popup_type, _district, day, b, n
+                in _community_history(services.DURATIONS_SELECT, f, f.starts)
+                if f.date_from <= day <= f.date_to]
+    else:
+        qs = _by_district(DurationBin.objects.filter(day__gte=f.date_from, day__lte=f.date_to), f)
+        rows = list(qs.values_list("measure", "key", "by_person", "popup_type", "bin").annotate(total=Sum("n"))
+                    .order_by())
     bins: dict[tuple, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    rows = qs.values("measure", "key", "by_person", "popup_type", "bin").annotate(total=Sum("n"))
-    for row in rows:
-        m, b, n = row["measure"], row["bin"], row["total"]
+    for m, key, by_person, popup_type, b, n in rows:
         bins[(m, "all", None)][b] += n
         if m != DurationBin.Measure.APPEAL_DECISION:
-            bins[(m, "type", row["popup_type"])][b] += n
-            bins[(m, "source", row["key"])][b] += n
-            bins[(m, "by_person", row["by_person"])][b] += n
+            bins[(m, "type", popup_type)][b] += n
+            bins[(m, "source", key)][b] += n
+            bins[(m, "by_person", by_person)][b] += n
     types, sources = dict(PopupType.choices), dict(PopupCase.Source.choices)
     labels = {"all": lambda v: _("All"), "type": lambda v: str(types.get(v, v)),
               "source": lambda v: str(sources.get(v, v)),
@@ -258,12 +284,12 @@ def durations(f: DashboardFilters) -> list[TimeRow]:
     return out
 
 
-def lifts_split(f: DashboardFilters) -> dict:
-    """How many lifts in the range were automatic and how many by a person."""
-    qs = _by_district(TrendPoint.objects.filter(grain=TrendPoint.Grain.DAY, bucket__gte=f.starts, bucket__lt=f.ends,
-                                                metric__in=[TrendPoint.Metric.LIFTED_AUTO,
-                                                            TrendPoint.Metric.LIFTED_PERSON]), f)
-    return _grouped(qs, "metric")
+def lifts_split(f: DashboardFilters, days: dict | None = None) -> dict:
+    """How many lifts in the range were automatic and how many by a person (the day trend's
+    sums: pass it when already read)."""
+    series = (days or trend_days(f))["series"]
+    totals = {m: sum(series[m]) for m in (TrendPoint.Metric.LIFTED_AUTO, TrendPoint.Metric.LIFTED_PERSON)}
+    return {m: n for m, n in totals.items() if n}
 
 
 def district_names() -> dict[int, str]:
@@ -276,9 +302,10 @@ def community_names(ids: list[int]) -> dict[int, str]:
 
 def dashboard(f: DashboardFilters) -> dict:
     """Everything the page shows, in a handful of small queries."""
+    days = trend_days(f)
     return {
         "refresh": last_refresh(), "popups": open_popups(f), "appeals": open_appeals(f), "tasks": open_tasks(f),
-        "deliveries": deliveries(f), "days": trend_days(f), "hours": trend_hours(f), "times": durations(f),
-        "lifts": lifts_split(f),
+        "deliveries": deliveries(f), "days": days, "hours": trend_hours(f), "times": durations(f),
+        "lifts": lifts_split(f, days),
     }
 

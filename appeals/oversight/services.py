@@ -92,14 +92,13 @@ GROUP BY 1, 2
 """
 
 # One statement per grain; {unit} is 'day' or 'hour' (constants, never input).
-_TREND = """
-INSERT INTO oversight_trendpoint (metric, grain, bucket, popup_type, district_id, n)
+TREND_SELECT = """
 WITH popups AS (
     SELECT p.id, p.popup_type, p.raised_at, p.lifted_at, p.state, ps.district_id, r.community_id
     FROM healthkit_popupcase p
     JOIN communities_resident r ON r.id = p.resident_id
 """ + _PLACE.format(community="r.community_id") + """
-    WHERE p.raised_at >= %(since)s OR p.lifted_at >= %(since)s
+    WHERE {popup_scope} AND (p.raised_at >= %(since)s OR p.lifted_at >= %(since)s)
 ), appeals AS (
     SELECT a.created_at, a.closed_at, a.status, COALESCE(p.popup_type, a.popup_type_claimed) AS popup_type,
            ps.district_id, pc.id AS community_id
@@ -107,7 +106,7 @@ WITH popups AS (
     JOIN communities_resident r ON r.id = a.resident_id
     LEFT JOIN healthkit_popupcase p ON p.id = a.popup_id
 """ + _PLACE.format(community="COALESCE(a.routed_community_id, a.community_id, r.community_id)") + """
-    WHERE a.created_at >= %(since)s OR a.closed_at >= %(since)s
+    WHERE {appeal_scope} AND (a.created_at >= %(since)s OR a.closed_at >= %(since)s)
 ), points AS (
     SELECT 'popups_raised' AS metric, raised_at AS at, popup_type, district_id, community_id
     FROM popups WHERE raised_at >= %(since)s
@@ -128,9 +127,9 @@ SELECT metric, '{unit}', date_trunc('{unit}', at AT TIME ZONE %(tz)s) AT TIME ZO
 FROM points
 GROUP BY 1, 2, 3, 4, 5
 """  # noqa: S608 - composed from constants; every value is a parameter
+_TREND = "INSERT INTO oversight_trendpoint (metric, grain, bucket, popup_type, district_id, n)" + TREND_SELECT
 
-_DURATIONS = """
-INSERT INTO oversight_durationbin (measure, key, by_person, popup_type, district_id, day, bin, n)
+DURATIONS_SELECT = """
 SELECT 'appeal_decision', a.category, NULL::boolean, COALESCE(p.popup_type, a.popup_type_claimed), ps.district_id,
        (a.closed_at AT TIME ZONE %(tz)s)::date, """ + _BIN.format(start="a.created_at", end="a.closed_at") + """,
        count(*)
@@ -138,7 +137,7 @@ FROM appeals_appeal a
 JOIN communities_resident r ON r.id = a.resident_id
 LEFT JOIN healthkit_popupcase p ON p.id = a.popup_id
 """ + _PLACE.format(community="COALESCE(a.routed_community_id, a.community_id, r.community_id)") + """
-WHERE a.status = 'closed' AND a.closed_at >= %(since)s AND a.merged_into_id IS NULL
+WHERE {appeal_scope} AND a.status = 'closed' AND a.closed_at >= %(since)s AND a.merged_into_id IS NULL
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 UNION ALL
 SELECT 'popup_lift', p.source, e.actor_id IS NOT NULL, p.popup_type, ps.district_id,
@@ -148,7 +147,7 @@ FROM healthkit_popupcase p
 JOIN healthkit_popupevent e ON e.case_id = p.id AND e.kind = 'lifted'
 JOIN communities_resident r ON r.id = p.resident_id
 """ + _PLACE.format(community="r.community_id") + """
-WHERE p.state = 'lifted' AND p.lifted_at >= %(since)s
+WHERE {popup_scope} AND p.state = 'lifted' AND p.lifted_at >= %(since)s
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 UNION ALL
 -- the negative result that ended a popup (its lift event names it) was on file at received_at;
@@ -161,10 +160,35 @@ JOIN healthkit_popupevent e ON e.case_id = p.id AND e.kind = 'lifted'
 JOIN healthkit_testresult tr ON tr.id = (e.data->'records'->>'test_result')::bigint
 JOIN communities_resident r ON r.id = p.resident_id
 """ + _PLACE.format(community="r.community_id") + """
-WHERE p.state = 'lifted' AND p.lifted_at >= %(since)s
+WHERE {popup_scope} AND p.state = 'lifted' AND p.lifted_at >= %(since)s
   AND jsonb_typeof(e.data->'records'->'test_result') = 'number'
 GROUP BY 1, 2, 3, 4, 5, 6, 7
-"""
+"""  # noqa: S608 - composed from constants; every value is a parameter
+_DURATIONS = ("INSERT INTO oversight_durationbin (measure, key, by_person, popup_type, district_id, day, bin, n)"
+              + DURATIONS_SELECT)
+
+# The rows a history statement reads: every row for the summary tables, or one community's (its
+# own popups; the appeals routed to it, else filed with it, else of its residents - the same place
+# the summary gives an appeal), found through the community, resident and appeal indexes.
+CITY_SCOPE = {"{popup_scope}": "TRUE", "{appeal_scope}": "TRUE"}
+COMMUNITY_SCOPE = {
+    "{popup_scope}": "r.community_id = %(community)s",
+    "{appeal_scope}": """a.id IN (
+        SELECT id FROM appeals_appeal WHERE routed_community_id = %(community)s
+        UNION ALL
+        SELECT id FROM appeals_appeal WHERE routed_community_id IS NULL AND community_id = %(community)s
+        UNION ALL
+        SELECT a2.id FROM appeals_appeal a2 JOIN communities_resident r2 ON r2.id = a2.resident_id
+        WHERE r2.community_id = %(community)s AND a2.routed_community_id IS NULL AND a2.community_id IS NULL)""",
+}
+
+
+def scoped(sql: str, scope: dict[str, str], unit: str = "day") -> str:
+    """A history statement for the rows of `scope` (constants only, never input)."""
+    for placeholder, clause in {**scope, "{unit}": unit}.items():
+        sql = sql.replace(placeholder, clause)
+    return sql
+
 
 _SNAPSHOT_TABLES = ("oversight_openpopupfigure", "oversight_openpopupbycommunity", "oversight_openappealfigure",
                     "oversight_opentaskfigure", "oversight_deliveryfigure")
@@ -197,10 +221,10 @@ def summary_refresh(*, now: dt.datetime | None = None, full: bool = False) -> Su
         for sql in (_OPEN_POPUPS, _OPEN_APPEALS, _OPEN_TASKS, _DELIVERIES):
             cursor.execute(sql, params)
         cursor.execute("DELETE FROM oversight_durationbin WHERE day >= %s", [first_day])
-        cursor.execute(_DURATIONS, params)
+        cursor.execute(scoped(_DURATIONS, CITY_SCOPE), params)
         cursor.execute("DELETE FROM oversight_trendpoint WHERE grain = 'hour' OR bucket >= %s", [since])
-        cursor.execute(_TREND.replace("{unit}", "day"), params)
-        cursor.execute(_TREND.replace("{unit}", "hour"), {**params, "since": now - dt.timedelta(days=HOURLY_DAYS)})
+        cursor.execute(scoped(_TREND, CITY_SCOPE, "day"), params)
+        cursor.execute(scoped(_TREND, CITY_SCOPE, "hour"), {**params, "since": now - dt.timedelta(days=HOURLY_DAYS)})
         # Fresh statistics: with stale ones the planner sorts the bins on disk instead of hashing.
         cursor.execute("ANALYZE oversight_durationbin, oversight_trendpoint")
         refresh = SummaryRefresh.objects.create(as_of=now, duration_ms=int((time.monotonic() - started) * 1000))
