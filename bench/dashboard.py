@@ -91,7 +91,8 @@ FILL = [
                                   contact_phone_masked, description, currently_outside_city, outside_since,
                                   wishes_to_return, filer_unconfirmed, repeat_count, routed_community_id, sla_due_at,
                                   sla_breached_at, escalated_at, created_at, updated_at, closed_at, close_reason,
-                                  outcome, language)
+                                  outcome, language, claimed_id_encrypted, claimed_id_hash, claimed_masked,
+                                  claimed_name_encrypted)
        SELECT 'B' || lpad(g::text, 9, '0'), r.id, NULL, 1 + g %% 5,
               (ARRAY['correction','emergency_medical','stranded','old_phone','other'])[1 + g %% 5],
               1 + g %% 3, CASE WHEN g %% 20 < 3 THEN (ARRAY['new','in_progress','routed'])[1 + g %% 3] ELSE 'closed' END,
@@ -102,7 +103,7 @@ FILL = [
               now() - make_interval(mins => ((g * 6007) %% (90 * 1440))::int), now(),
               CASE WHEN g %% 20 >= 3 THEN now() - make_interval(mins => ((g * 6007) %% (90 * 1440))::int)
                                                + make_interval(mins => (10 + (g * 3571) %% 4320)::int) END,
-              '', CASE WHEN g %% 20 >= 3 THEN 'lifted' ELSE '' END, 'zh-hans'
+              '', CASE WHEN g %% 20 >= 3 THEN 'lifted' ELSE '' END, 'zh-hans', '', '', '', ''
        FROM generate_series(1::bigint, %(n_appeals)s) g
        JOIN communities_resident r ON r.id_hash = md5((1 + (g * 31) %% %(n)s)::text)""",
     """UPDATE appeals_appeal SET closed_at = now() WHERE closed_at > now()""",
