@@ -4,6 +4,7 @@ here: they are POSTed and go through the keyed hash (see views_console.QueueView
 import datetime as dt
 
 import django_filters
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -59,9 +60,22 @@ class AppealFilter(django_filters.FilterSet):
         model = Appeal
         fields: list[str] = []
 
+    # The district and staff drop-downs change rarely: their options come from the cache, so the
+    # queue page spends its queries on the appeals (the submitted value is still checked against
+    # the database by the form field's queryset).
+    CHOICES_TIMEOUT = 120
+
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        for name in ("district", "assigned_to"):
+            field = self.form.fields[name]
+            key = f"appeals:queue-choices:{name}"
+            options = cache.get(key)
+            if options is None:
+                options = [(obj.pk, str(obj)) for obj in field.queryset]
+                cache.set(key, options, self.CHOICES_TIMEOUT)
+            field.widget.choices = [("", field.empty_label or "---------"), *options]
 
     def filter_queue(self, qs, name, value):
         open_q = Q(status__in=Appeal.OPEN_STATUSES)

@@ -149,6 +149,9 @@ class Appeal(models.Model):
             # The dashboard's refresh reads the appeals closed in its last few days.
             models.Index(fields=["closed_at"], name="appeal_closed_idx", condition=Q(closed_at__isnull=False)),
             models.Index(fields=["sla_due_at", "id"], name="appeal_seek_sla_idx"),
+            # The open queues ordered by SLA: the cursor `(sla_due_at, id) > (...)` is an index condition.
+            models.Index(fields=["sla_due_at", "id"], name="appeal_seek_sla_open_idx",
+                         condition=Q(status__in=["new", "in_progress", "waiting_resident", "routed"])),
             # Phone search in the queue and the per-phone filing limit.
             models.Index(fields=["contact_phone_hash"], name="appeal_phone_lookup_idx"),
             # Beat sweep: open appeals past their SLA and not yet marked.

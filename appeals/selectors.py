@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import F, Field, Func, Q, QuerySet, Value
+from django.db.models.lookups import GreaterThan, LessThan
 from django.utils import timezone
 
 from appeals.models import Appeal, AppealEvent, AppealEvidence
@@ -231,7 +232,7 @@ ORDERINGS = {
     "priority": ("appeal_seek_priority_idx", ["priority", "created_at", "id"]),
     "oldest": ("appeal_seek_created_idx", ["created_at", "id"]),
     "newest": ("appeal_seek_created_idx", ["-created_at", "-id"]),
-    "sla": ("appeal_seek_sla_idx", ["sla_due_at", "id"]),
+    "sla": ("appeal_seek_sla_open_idx", ["sla_due_at", "id"]),  # appeal_seek_sla_idx for closed or all
 }
 COUNT_CAP = 1000
 
@@ -284,17 +285,25 @@ def _decode(cursor: str, fields: list[str]) -> list | None:
         return None
 
 
-def _after(fields: list[str], values: list) -> Q:
-    """Row-value comparison `(a, b, c) > (x, y, z)` spelled as nested ORs the planner can use."""
-    q = Q()
-    for i, field in enumerate(fields):
-        name = field.lstrip("-")
-        op = "lt" if field.startswith("-") else "gt"
-        step = Q(**{f"{name}__{op}": values[i]})
-        for prev_field, prev_value in zip(fields[:i], values[:i], strict=True):
-            step &= Q(**{prev_field.lstrip("-"): prev_value})
-        q |= step
-    return q
+class _Row(Func):
+    """A SQL row value `(a, b, c)`: compared as a whole, PostgreSQL turns `(a, b, c) > (x, y, z)`
+    into an index condition on a (a, b, c) b-tree, where nested ORs end up as a filter over every
+    row before the cursor ("Rows Removed by Filter")."""
+
+    function = ""
+    template = "ROW(%(expressions)s)"
+    output_field = Field()
+
+
+def _after(fields: list[str], values: list) -> Q | GreaterThan | LessThan:
+    """Rows after the cursor: `(a, b, c) > (x, y, z)` (or `<` for a descending order). Every
+    ordering sorts all its columns the same way, so a single row comparison matches the index."""
+    descending = {f.startswith("-") for f in fields}
+    if len(descending) != 1:
+        raise ValueError("mixed sort directions have no single row comparison")
+    lhs = _Row(*[F(f.lstrip("-")) for f in fields])
+    rhs = _Row(*[Value(v) for v in values])
+    return LessThan(lhs, rhs) if descending.pop() else GreaterThan(lhs, rhs)
 
 
 def seek_page(qs: QuerySet[Appeal], *, ordering: str = "priority", cursor: str | None = None,
