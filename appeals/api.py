@@ -8,6 +8,7 @@ import re
 
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -21,7 +22,8 @@ from appeals import selectors, services
 from appeals.evidence import private_file_response
 from appeals.filters import AppealFilter
 from appeals.models import OPERATOR_OUTCOMES, Appeal, AppealContact
-from communities.models import Community, User
+from communities import pii
+from communities.models import Community, Resident, User
 from healthkit.errors import ApplicationError
 from healthkit.inputs import DateField, TextField
 from healthkit.models import PopupType
@@ -59,6 +61,48 @@ class AppealSummarySerializer(serializers.Serializer):
     outcome = serializers.CharField()
 
 
+# The list's rows, read with .values() and shaped by plain functions: the same fields, types and
+# time format as AppealSummarySerializer (which stays the documented schema), without DRF's
+# per-field machinery (3x faster at 10,000 rows; bench/api_lists.py).
+_SUMMARY_VALUES = ("id", "reference", "status", "category", "priority", "channel", "claimed_masked",
+                   "resident_id", "resident__name", "resident__id_masked", "resident__id_hash",
+                   "popup_type_claimed", "community__name", "routed_community__name", "assigned_to__username",
+                   "repeat_count", "sla_due_at", "sla_breached_at", "created_at", "closed_at", "outcome")
+
+
+def _iso(value, tz) -> str | None:
+    """DRF's DateTimeField output: ISO 8601 in the current time zone, "Z" for UTC."""
+    if value is None:
+        return None
+    text = value.astimezone(tz).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _person_masked(row: dict) -> str:
+    """Appeal.person_masked from a values() row."""
+    if row["claimed_masked"]:
+        return row["claimed_masked"]
+    if row["resident_id"] is None:
+        return ""
+    if (row["resident__id_hash"] or "").startswith(Resident.FORGOTTEN_PREFIX):
+        return str(_("(forgotten, no personal data kept)"))
+    return pii.masked_person(row["resident__name"], row["resident__id_masked"])
+
+
+def appeal_summaries(rows: list[dict]) -> list[dict]:
+    """AppealSummarySerializer's output for values() rows of _SUMMARY_VALUES."""
+    tz = timezone.get_current_timezone()
+    return [{
+        "reference": row["reference"], "status": row["status"], "category": row["category"],
+        "priority": row["priority"], "channel": row["channel"], "resident": _person_masked(row),
+        "popup_type": row["popup_type_claimed"], "community": row["community__name"],
+        "routed_community": row["routed_community__name"], "assigned_to": row["assigned_to__username"],
+        "repeat_count": row["repeat_count"], "sla_due_at": _iso(row["sla_due_at"], tz),
+        "sla_breached_at": _iso(row["sla_breached_at"], tz), "created_at": _iso(row["created_at"], tz),
+        "closed_at": _iso(row["closed_at"], tz), "outcome": row["outcome"],
+    } for row in rows]
+
+
 def _appeal_by_reference(request, reference: str) -> Appeal:
     """The appeal behind a reference, through the audited door (selectors.appeal_access)."""
     if not REFERENCE.fullmatch(reference):  # a path parameter, checked before any query
@@ -91,14 +135,12 @@ class AppealListApi(APIView):
     def get(self, request):
         params = request.query_params.copy()
         params.setdefault("queue", "all")
-        base = selectors.appeals_visible_to(request.user).select_related(
-            "resident", "community", "routed_community", "assigned_to")
-        filterset = AppealFilter(params, queryset=base, user=request.user)
+        filterset = AppealFilter(params, queryset=selectors.appeals_visible_to(request.user), user=request.user)
         if not filterset.is_valid():
             raise ApplicationError(_("Invalid filter."), extra={"errors": filterset.errors})
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(filterset.qs, request, view=self)
-        return paginator.get_paginated_response(AppealSummarySerializer(page, many=True).data)
+        page = paginator.paginate_queryset(filterset.qs.values(*_SUMMARY_VALUES), request, view=self)
+        return paginator.get_paginated_response(appeal_summaries(page))
 
 
 class AppealSearchApi(APIView):

@@ -1,0 +1,68 @@
+"""REST list serialisation of appeals: the project's list rows (what /api/v1/appeals/ builds for a
+page: one .values() query shaped by plain functions) against the reference, plain dicts from
+.values() of the same columns, for 200 and 10,000 rows; median of N runs and the ratio
+(reference time / project time: 1.0 means as fast as the bare dicts; aim >= 0.6). The previous
+path (DRF AppealSummarySerializer over select_related models) is printed for comparison.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench .venv/bin/python bench/api_lists.py
+
+Uses the appeals in the database; fills 20,000 valid fake ones with `appeals_queue_bench`'s SQL
+when it holds fewer than 10,000 (point DATABASE_URL at a throw-away database).
+"""
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hk_bench")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthkit.settings")
+os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
+os.environ["CELERY_BROKER_URL"] = "memory://"
+
+
+def timed(fns: list, runs: int) -> list[float]:
+    """Median ms of each function, run interleaved (one of each per round) so that load from
+    other work on the machine falls on all of them alike."""
+    samples: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
+        fn()
+    for _ in range(runs):
+        for i, fn in enumerate(fns):
+            started = time.perf_counter()
+            fn()
+            samples[i].append((time.perf_counter() - started) * 1000)
+    return [statistics.median(s) for s in samples]
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.utils import translation
+
+    from appeals.api import _SUMMARY_VALUES, AppealSummarySerializer, appeal_summaries
+    from appeals.models import Appeal
+
+    if Appeal.objects.count() < 10_000:
+        call_command("appeals_queue_bench", appeals=20_000, residents=5_000, i_know=True, repeat=1)
+    translation.activate("zh-hans")
+    qs = Appeal.objects.order_by("-created_at", "-id")
+    joined = qs.select_related("resident", "community", "routed_community", "assigned_to")
+    print(f"appeals in table: {Appeal.objects.count()}; median of runs; ratio = reference / project")
+    print(f"{'rows':>6s} {'project ms':>10s} {'reference ms':>12s} {'ratio':>6s} {'old DRF path ms':>15s} {'ratio':>6s}")
+    for rows, runs in ((200, 60), (10_000, 9)):
+        project, reference, old = timed([
+            lambda n=rows: appeal_summaries(list(qs.values(*_SUMMARY_VALUES)[:n])),
+            lambda n=rows: list(qs.values(*_SUMMARY_VALUES)[:n]),
+            lambda n=rows: AppealSummarySerializer(joined[:n], many=True).data,
+        ], runs)
+        print(f"{rows:6d} {project:10.1f} {reference:12.1f} {reference / project:6.2f} {old:15.1f} {reference / old:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
