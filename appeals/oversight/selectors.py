@@ -296,8 +296,10 @@ def district_names() -> dict[int, str]:
     return dict(District.objects.values_list("pk", "name"))
 
 
-def community_names(ids: list[int]) -> dict[int, str]:
-    return dict(Community.objects.filter(pk__in=[i for i in ids if i]).values_list("pk", "name"))
+def community_names_codes(ids: list[int]) -> tuple[dict[int, str], dict[int, str]]:
+    """Names and codes of some communities, in one query."""
+    rows = Community.objects.filter(pk__in=[i for i in ids if i]).values_list("pk", "name", "code")
+    return {pk: name for pk, name, _code in rows}, {pk: code for pk, _name, code in rows}
 
 
 def dashboard(f: DashboardFilters) -> dict:

@@ -194,12 +194,19 @@ _SNAPSHOT_TABLES = ("oversight_openpopupfigure", "oversight_openpopupbycommunity
                     "oversight_opentaskfigure", "oversight_deliveryfigure")
 
 
-def summary_refresh(*, now: dt.datetime | None = None, full: bool = False) -> SummaryRefresh:
+LOCK_SQL = "SELECT {fn}(hashtext('oversight_summary_refresh'))"
+
+
+def summary_refresh(*, now: dt.datetime | None = None, full: bool = False) -> SummaryRefresh | None:
     """Refresh the summary tables from the base tables in one transaction (readers keep the
     previous figures until it commits). The open-items tables are rebuilt whole; the history
     (trends, times) from REWRITE_DAYS before the previous refresh, or whole when `full` or on the
     first run. Idempotent: a rerun replaces the same rows. Set-based: one INSERT ... SELECT per
-    table, whatever the number of popups and appeals."""
+    table, whatever the number of popups and appeals.
+
+    Never two at once (a transaction-level advisory lock): the every-minute run gives up when one
+    is still running (returns None: that one's figures are as fresh), so a slow refresh never
+    piles runs up behind it; the full rebuild waits for its turn."""
     now = now or clock.now()
     started = time.monotonic()
     today = timezone.localdate(now)
@@ -214,8 +221,12 @@ def summary_refresh(*, now: dt.datetime | None = None, full: bool = False) -> Su
         "sms_since": now - dt.timedelta(days=SMS_DAYS),
     }
     with transaction.atomic(), connection.cursor() as cursor:
-        # Two refreshes at once would each delete and insert: the second waits for the first.
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('oversight_summary_refresh'))")
+        if full:
+            cursor.execute(LOCK_SQL.format(fn="pg_advisory_xact_lock"))
+        else:
+            cursor.execute(LOCK_SQL.format(fn="pg_try_advisory_xact_lock"))
+            if not cursor.fetchone()[0]:
+                return None
         for table in _SNAPSHOT_TABLES:
             cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - constant table names
         for sql in (_OPEN_POPUPS, _OPEN_APPEALS, _OPEN_TASKS, _DELIVERIES):

@@ -6,6 +6,8 @@ from appeals.oversight import services
 
 
 @shared_task(acks_late=True)
-def summary_refresh(full: bool = False) -> int:
-    """Refresh the dashboard's summary tables; a rerun is harmless (it rebuilds the same rows)."""
-    return services.summary_refresh(full=full).duration_ms
+def summary_refresh(full: bool = False) -> int | None:
+    """Refresh the dashboard's summary tables; a rerun is harmless (it rebuilds the same rows).
+    None: another refresh was running (this minute's is skipped)."""
+    refresh = services.summary_refresh(full=full)
+    return refresh.duration_ms if refresh is not None else None

@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views import View
 
@@ -35,10 +37,14 @@ class Links:
 
     def __init__(self, f: selectors.DashboardFilters):
         self.f = f
+        self._paths: dict[str, str] = {}
 
     def _url(self, name: str, params: dict) -> str:
+        # a 90-day view has some 500 links: resolve each list's path once
+        if name not in self._paths:
+            self._paths[name] = reverse(name)
         clean = {k: v for k, v in params.items() if v not in (None, "", False)}
-        return reverse(name) + ("?" + urlencode(clean) if clean else "")
+        return self._paths[name] + ("?" + urlencode(clean) if clean else "")
 
     def _place(self, community_key: str = "community") -> dict:
         f = self.f
@@ -61,12 +67,26 @@ class Links:
         return {f"{prefix}_after": self.f.date_from.isoformat(), f"{prefix}_before": self.f.date_to.isoformat()}
 
 
+def _rows_html(rows: list[dict], columns: int) -> str:
+    """The table's body, escaped here: a 90-day view has some 700 cells, and a template loop over
+    them took more time than reading the figures."""
+    if not rows:
+        return format_html('<tr><td colspan="{}" class="muted">{}</td></tr>', columns + 1, _("None"))
+    parts = []
+    for row in rows:
+        cells = "".join(
+            f'<td class="num"><a href="{escape(href)}">{escape(value)}</a></td>' if href
+            else f'<td class="num">{escape(value)}</td>' for value, href in row["cells"])
+        parts.append(f'<tr><th scope="row">{escape(row["label"])}</th>{cells}</tr>')
+    return mark_safe("".join(parts))  # noqa: S308 - every value above is escaped
+
+
 def _panel(pid: str, title: str, chart_type: str, columns: list[str], rows: list[dict],
            horizontal: bool = False) -> dict:
     """rows: [{"label": str, "href": str|None, "cells": [(value, href|None), ...]}]. The chart is
     drawn from the same rows, so the table is exactly the chart's numbers."""
     return {
-        "id": pid, "title": title, "columns": columns, "rows": rows,
+        "id": pid, "title": title, "columns": columns, "rows": rows, "rows_html": _rows_html(rows, len(columns)),
         "chart": {"id": pid, "type": chart_type, "horizontal": horizontal,
                   "labels": [r["label"] for r in rows],
                   "datasets": [{"label": col, "data": [r["cells"][i][0] for r in rows]}
@@ -108,11 +128,8 @@ def build_panels(data: dict, links: Links) -> list[dict]:
                       for k, n in sorted(popups["by_place"].items(), key=lambda kv: -kv[1])]
         place_title = _("Open popups by district")
     else:
-        names = selectors.community_names(list(popups["by_place"]))
-        from communities.models import Community
-
-        codes = dict(Community.objects.filter(pk__in=[k for k in popups["by_place"] if k]).values_list("pk", "code"))
         top = sorted(popups["by_place"].items(), key=lambda kv: -kv[1])[:30]
+        names, codes = selectors.community_names_codes([k for k, _n in top])
         place_rows = [{"label": names.get(k, _("No community on record")),
                        "cells": [(n, links.popups(state="open", district=None, community=codes.get(k)) if k else None)]}
                       for k, n in top]
