@@ -9,6 +9,9 @@ result table, evaluation enqueued on commit). Then prints:
 - result ingest rows/s next to a raw COPY of the same rows into a bare table (the ratio);
 - the full sweep's time over the N open popups (and the first, raising sweep), and the
   minute-by-minute "due" sweep that re-evaluates only residents with a deadline passed;
+- the full sweep against its reference, one bare set-based UPDATE doing the same lifts (no
+  "why" record, event or outbox), timed in the same run, rolled back, best of --rounds: with
+  nothing to change and with --sweep-changes popups to lift (project / reference / ratio);
 - event-to-lift latency p50/p99 of a negative result with a real Celery worker.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench \\
@@ -256,6 +259,62 @@ def bench_latency(args) -> list[float]:
         log.close()
 
 
+# The reference for the full sweep: one bare set-based UPDATE doing the same lifts (the bench's
+# popups are all type 4 from arrivals): open engine popups whose every arrival has a current
+# negative result sampled after it and received by `at`. No "why" record, event or outbox.
+REFERENCE_LIFT = """
+UPDATE healthkit_popupcase pc SET state = 'lifted', updated_at = now(), lifted_at = %(at)s
+WHERE pc.state IN ('active', 'under_review') AND pc.dedupe_key = '' AND pc.source = 'engine'
+  AND pc.popup_type = 4
+  AND NOT EXISTS (
+    SELECT 1 FROM healthkit_arrival a
+    WHERE a.resident_id = pc.resident_id AND a.arrived_at + interval '72 hours' <= %(at)s
+      AND NOT EXISTS (
+        SELECT 1 FROM healthkit_testresult r
+        WHERE r.resident_id = a.resident_id AND r.result = 'negative' AND r.sampled_at > a.arrived_at
+          AND r.received_at <= %(at)s AND (r.superseded_at IS NULL OR r.superseded_at > %(at)s)))
+"""
+
+
+def bench_sweep_vs_reference(args, at: dt.datetime, changes: int, rounds: int) -> tuple[float, float, int, int]:
+    """Full sweep against the bare UPDATE, both rolled back, alternating `rounds` times (best of
+    each: the machine is shared). With `changes` > 0, that many residents first get a negative
+    result sampled after their arrival (in the same, finally rolled-back, transaction)."""
+    from django.conf import settings
+    from django.db import connection, transaction
+
+    from healthkit import engine
+
+    best_project = best_reference = float("inf")
+    lifted_project = lifted_reference = -1
+    with transaction.atomic(), connection.cursor() as cursor:
+        if changes:
+            with cursor.cursor.copy(
+                "COPY healthkit_testresult (resident_id, lab, sample_id, sampled_at, resulted_at, received_at, "
+                "result, from_other_province) FROM STDIN"
+            ) as copy:
+                for rid in range(1, changes + 1):
+                    copy.write_row((rid, "lab-sweep", f"W{rid:010d}", at - dt.timedelta(hours=1),
+                                    at - dt.timedelta(minutes=40), at - dt.timedelta(minutes=30), "negative", False))
+        for _ in range(rounds):
+            with transaction.atomic():
+                cursor.execute("SET LOCAL jit = off")
+                cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.ENGINE_SWEEP_WORK_MEM])
+                t0 = time.perf_counter()
+                cursor.execute(REFERENCE_LIFT, {"at": at})
+                best_reference = min(best_reference, time.perf_counter() - t0)
+                lifted_reference = cursor.rowcount
+                transaction.set_rollback(True)
+            with transaction.atomic():
+                t0 = time.perf_counter()
+                result = engine.sweep(at=at, full=True)
+                best_project = min(best_project, time.perf_counter() - t0)
+                lifted_project = result.lifted
+                transaction.set_rollback(True)
+        transaction.set_rollback(True)
+    return best_project, best_reference, lifted_project, lifted_reference
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -299,6 +358,9 @@ def main() -> None:
     parser.add_argument("--broker", default=os.environ.get(
         "BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"))
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--sweep-changes", type=int, default=10_000,
+                        help="popups lifted in the second full-sweep-vs-reference comparison")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating timed runs of each comparison")
     parser.add_argument("--ingest-only", action="store_true",
                         help="reuse the residents of an earlier full run at the same scale; time only the "
                              "result ingest against the raw COPY (the result and batch tables are emptied)")
@@ -350,6 +412,14 @@ def main() -> None:
     due_time = time.perf_counter() - t
     print(f"    {due_time:.2f} s, {due}")
 
+    at = sweep_at + dt.timedelta(seconds=60)
+    comparisons = []
+    for changes in (0, args.sweep_changes):
+        t = step(f"full sweep vs one bare UPDATE doing the same lifts, {changes:,} to lift, "
+                 f"best of {args.rounds} (rolled back)")
+        comparisons.append((changes, *bench_sweep_vs_reference(args, at, changes, args.rounds)))
+        print(f"    {time.perf_counter() - t:.1f} s")
+
     latencies = [] if args.skip_latency else bench_latency(args)
 
     print()
@@ -361,6 +431,9 @@ def main() -> None:
           f"({direct_rate / copy_rate:.2f} of raw COPY)")
     print(f"first sweep (raising):      {raise_time:>10.1f} s")
     print(f"full sweep over open:       {sweep_time:>10.1f} s   (aim: seconds; every ENGINE_FULL_SWEEP_HOURS)")
+    for changes, project, reference, lifted_p, lifted_r in comparisons:
+        print(f"full sweep, {changes:,} to lift: project {project:.2f} s / reference {reference:.2f} s "
+              f"= ratio {project / reference:.2f}   (aim <= 1.5; lifted {lifted_p:,} / {lifted_r:,})")
     print(f"due sweep (every minute):   {due_time:>10.2f} s   ({due.raised:,} raised)")
     if latencies:
         finite = [x for x in latencies if x != float("inf")]

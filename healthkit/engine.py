@@ -63,6 +63,9 @@ _POLICY_AT = """
 """
 
 # The rules as intervals. {fs}/{fq}/{fg} are the optional resident filters (fixed SQL, no input).
+# Lean rows: keys and scalars only (the record's kind and ids, the county, the type-4 deadline,
+# what ended it). The jsonb "why" records are built later, only for the rows that change.
+# Composed from constants only.
 _INTERVALS = """
 pol AS (
     SELECT id, popup_type, effective_from AS pf,
@@ -74,44 +77,37 @@ iv_all AS (
     -- type 1: stayed in a county while/before it was affected, left less than W days ago
     SELECT s.resident_id, 1 AS popup_type,
            GREATEST(s.started_at, c.reported_at, s.received_at, c.received_at, p.pf) AS starts_at,
-           LEAST(COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int),
-                 c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7)),
-                 p.pt) AS ends_at,
+           LEAST(w.left_until, w.case_free_at, p.pt) AS ends_at,
            -- the records' ids, plus the facts staff read first (county; for type 4 the deadline)
-           jsonb_build_object('stay', s.id, 'local_case', c.id, 'county', s.county) AS refs,
-           jsonb_build_object('stay', s.id, 'local_case', c.id, 'ended_by', CASE
-               WHEN p.pt <= LEAST(COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int),
-                                  c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7)))
-                    THEN 'policy_boundary'
-               WHEN c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7))
-                    <= COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int)
-                    THEN 'county_case_free'
-               ELSE 'window_since_leaving' END) AS end_refs
+           'stay'::text AS kind, s.id AS rec, c.id AS rec2, s.county, NULL::timestamptz AS deadline,
+           CASE WHEN p.pt <= LEAST(w.left_until, w.case_free_at) THEN 'policy_boundary'
+                WHEN w.case_free_at <= w.left_until THEN 'county_case_free'
+                ELSE 'window_since_leaving' END AS ended_by
     FROM healthkit_stay s
     JOIN pol p ON p.popup_type = 1
     JOIN healthkit_localcase c ON c.county = s.county
          AND c.reported_at < COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int)
          AND c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7)) > s.started_at
+    CROSS JOIN LATERAL (SELECT
+        COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int) AS left_until,
+        c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7)) AS case_free_at
+    ) w
     WHERE s.started_at <= %(at)s {fs}
   UNION ALL
     -- type 2: entry quarantine, lifted 00:00 (city time) the day after it ends
     SELECT q.resident_id, 2,
            GREATEST(q.starts_at, q.received_at, p.pf),
            LEAST((date_trunc('day', q.ends_at AT TIME ZONE %(tz)s) + interval '1 day') AT TIME ZONE %(tz)s, p.pt),
-           jsonb_build_object('quarantine_order', q.id),
-           jsonb_build_object('quarantine_order', q.id, 'ended_by', 'quarantine_ended')
+           'quarantine_order', q.id, NULL, NULL, NULL, 'quarantine_ended'
     FROM healthkit_quarantineorder q
     JOIN pol p ON p.popup_type = 2
     WHERE q.starts_at <= %(at)s {fq}
   UNION ALL
     -- type 4: no negative result sampled after the trigger on record by the deadline
     SELECT g.resident_id, 4,
-           GREATEST(COALESCE(g.deadline_at, g.at + make_interval(hours => (p.params->>'deadline_hours')::int)),
-                    g.received_at),
+           GREATEST(d.deadline, g.received_at),
            COALESCE(n.received_at, 'infinity'),
-           jsonb_build_object(g.kind, g.id, 'deadline',
-                              COALESCE(g.deadline_at, g.at + make_interval(hours => (p.params->>'deadline_hours')::int))),
-           jsonb_build_object(g.kind, g.id, 'test_result', n.id, 'ended_by', 'negative_result')
+           g.kind, g.id, n.id, NULL, d.deadline, 'negative_result'
     FROM (
         SELECT 'arrival' AS kind, a.id, a.resident_id, a.arrived_at AS at, a.received_at,
                NULL::timestamptz AS deadline_at
@@ -126,6 +122,9 @@ iv_all AS (
     ) g
     JOIN pol p ON p.popup_type = 4 AND p.pf <= g.at AND g.at < p.pt
          AND (g.kind = 'test_requirement' OR COALESCE(p.params->'triggers', '[]'::jsonb) ? g.kind)
+    CROSS JOIN LATERAL (SELECT
+        COALESCE(g.deadline_at, g.at + make_interval(hours => (p.params->>'deadline_hours')::int)) AS deadline
+    ) d
     LEFT JOIN LATERAL (
         SELECT r.id, r.received_at FROM healthkit_testresult r
         WHERE r.resident_id = g.resident_id AND r.result = 'negative' AND r.sampled_at > g.at
@@ -136,28 +135,52 @@ iv_all AS (
     -- type 5: stayed in a county with a land border port within W days
     SELECT s.resident_id, 5,
            GREATEST(s.started_at, s.received_at, p.pf),
-           LEAST(COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int), p.pt),
-           jsonb_build_object('stay', s.id, 'county', s.county),
-           jsonb_build_object('stay', s.id, 'ended_by', CASE
-               WHEN p.pt <= COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int)
-               THEN 'policy_boundary' ELSE 'window_since_leaving' END)
+           LEAST(w.left_until, p.pt),
+           'stay', s.id, NULL, s.county, NULL,
+           CASE WHEN p.pt <= w.left_until THEN 'policy_boundary' ELSE 'window_since_leaving' END
     FROM healthkit_stay s
     JOIN pol p ON p.popup_type = 5
+    CROSS JOIN LATERAL (SELECT
+        COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int) AS left_until
+    ) w
     WHERE s.border_port AND s.started_at <= %(at)s {fs}
 ),
-iv AS (SELECT * FROM iv_all WHERE starts_at < ends_at AND starts_at <= %(at)s),
-cur AS (
-    SELECT resident_id, popup_type,
-           array_agg(starts_at ORDER BY starts_at) AS starts,
-           jsonb_agg(refs ORDER BY starts_at) AS records
-    FROM iv WHERE %(at)s < ends_at
-    GROUP BY resident_id, popup_type
+iv AS MATERIALIZED (SELECT * FROM iv_all WHERE starts_at < ends_at AND starts_at <= %(at)s),
+-- what changes, by keys only: open cases (one per resident and type) against the intervals
+-- holding at `at`. Unmatched on the case side: a lift; on the interval side: a raise.
+open_cases AS (
+    SELECT pc.id, pc.resident_id, pc.popup_type, pc.source FROM healthkit_popupcase pc
+    WHERE pc.state IN """ + OPEN + """ AND pc.dedupe_key = '' {fc}
 ),
-last_end AS (
-    SELECT DISTINCT ON (resident_id, popup_type) resident_id, popup_type, ends_at, end_refs
-    FROM iv WHERE ends_at <= %(at)s
-    ORDER BY resident_id, popup_type, ends_at DESC
+cmp AS (
+    SELECT oc.id, oc.source, oc.popup_type AS case_type, a.resident_id, a.popup_type
+    FROM open_cases oc
+    FULL JOIN (SELECT resident_id, popup_type FROM iv WHERE %(at)s < ends_at) a
+         ON a.resident_id = oc.resident_id AND a.popup_type = oc.popup_type
+    WHERE oc.id IS NULL OR a.resident_id IS NULL
+),
+-- the "why" records, only for the residents and types that change
+cur AS (
+    SELECT iv.resident_id, iv.popup_type,
+           array_agg(iv.starts_at ORDER BY iv.starts_at) AS starts,
+           jsonb_agg(CASE iv.popup_type
+               WHEN 1 THEN jsonb_build_object('stay', iv.rec, 'local_case', iv.rec2, 'county', iv.county)
+               WHEN 2 THEN jsonb_build_object('quarantine_order', iv.rec)
+               WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'deadline', iv.deadline)
+               ELSE jsonb_build_object('stay', iv.rec, 'county', iv.county) END
+               ORDER BY iv.starts_at) AS records
+    FROM iv
+    JOIN (SELECT DISTINCT resident_id, popup_type FROM cmp WHERE id IS NULL) k
+         ON k.resident_id = iv.resident_id AND k.popup_type = iv.popup_type
+    WHERE %(at)s < iv.ends_at
+    GROUP BY iv.resident_id, iv.popup_type
 )
+"""  # noqa: S608
+
+_ABOLISHED_TYPES = """
+SELECT COALESCE(array_agg(DISTINCT popup_type), '{}') FROM healthkit_popuppolicy
+WHERE COALESCE((params->>'abolished')::boolean, false)
+  AND effective_from <= %(at)s AND (effective_to IS NULL OR effective_to > %(at)s)
 """
 
 # Composed only from constants in this module; all values go through query parameters.
@@ -174,22 +197,49 @@ victims AS (
     SELECT pc.id, pc.resident_id, pc.popup_type, pc.state, pc.raised_at
     FROM healthkit_popupcase pc
     WHERE pc.state IN """ + OPEN + """ {fc}
-      AND (
-        (pc.source = 'engine' AND pc.dedupe_key = '' AND pc.popup_type IN (1, 2, 4, 5)
-         AND NOT EXISTS (SELECT 1 FROM cur WHERE cur.resident_id = pc.resident_id
-                                            AND cur.popup_type = pc.popup_type))
-        OR pc.popup_type IN (SELECT popup_type FROM abolished)
+      AND pc.id IN (
+        SELECT id FROM cmp
+        WHERE resident_id IS NULL AND source = 'engine' AND case_type IN (1, 2, 4, 5)
+      UNION ALL  -- an abolished rule lifts every open popup of its type, whatever raised it
+        SELECT o.id FROM healthkit_popupcase o  -- the types of `abolished`, read just before
+        WHERE o.popup_type = ANY(%(abolished_types)s::int[]) AND o.state IN """ + OPEN + """
       )
     ORDER BY pc.id
     FOR UPDATE OF pc SKIP LOCKED
+),
+-- per resident and type lifted: the victims' ids and states, and the interval that ended last
+-- (grouped, not joined: both sides are CTEs the planner cannot estimate, and a nested loop
+-- over thousands of lifts on each side would be quadratic)
+last_end AS (
+    SELECT u.resident_id, u.popup_type,
+           array_agg(u.id) FILTER (WHERE u.id IS NOT NULL) AS ids,
+           array_agg(u.state) FILTER (WHERE u.id IS NOT NULL) AS states,
+           array_agg(u.raised_at) FILTER (WHERE u.id IS NOT NULL) AS raised,
+           (array_agg(u.ends_at ORDER BY u.ends_at DESC) FILTER (WHERE u.id IS NULL))[1] AS ends_at,
+           (array_agg(u.end_refs ORDER BY u.ends_at DESC) FILTER (WHERE u.id IS NULL))[1] AS end_refs
+    FROM (
+        SELECT id, resident_id, popup_type, state, raised_at, NULL::timestamptz AS ends_at, NULL::jsonb AS end_refs
+        FROM victims
+      UNION ALL
+        SELECT NULL, iv.resident_id, iv.popup_type, NULL, NULL, iv.ends_at, CASE iv.popup_type
+               WHEN 1 THEN jsonb_build_object('stay', iv.rec, 'local_case', iv.rec2, 'ended_by', iv.ended_by)
+               WHEN 2 THEN jsonb_build_object('quarantine_order', iv.rec, 'ended_by', iv.ended_by)
+               WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'test_result', iv.rec2, 'ended_by', iv.ended_by)
+               ELSE jsonb_build_object('stay', iv.rec, 'ended_by', iv.ended_by) END
+        FROM iv
+        WHERE iv.ends_at <= %(at)s
+          AND (iv.resident_id, iv.popup_type) IN (SELECT resident_id, popup_type FROM victims)
+    ) u
+    GROUP BY u.resident_id, u.popup_type
+    HAVING count(u.id) > 0
 ),
 lifted AS (
     UPDATE healthkit_popupcase pc
     SET state = 'lifted', updated_at = now(),
         lifted_at = GREATEST(v.raised_at, LEAST(%(at)s, COALESCE(le.ends_at, ab.effective_from, %(at)s)))
-    FROM victims v
-    LEFT JOIN last_end le ON le.resident_id = v.resident_id AND le.popup_type = v.popup_type
-    LEFT JOIN abolished ab ON ab.popup_type = v.popup_type
+    FROM last_end le
+    CROSS JOIN LATERAL unnest(le.ids, le.states, le.raised) AS v(id, state, raised_at)
+    LEFT JOIN abolished ab ON ab.popup_type = le.popup_type
     WHERE pc.id = v.id AND pc.state IN """ + OPEN + """
     RETURNING pc.id, pc.resident_id, pc.popup_type, pc.lifted_at AS at, v.state AS from_state,
               COALESCE(le.end_refs, CASE WHEN ab.popup_type IS NOT NULL
@@ -212,12 +262,7 @@ candidates AS (
         WHERE c.resident_id = cur.resident_id AND c.popup_type = cur.popup_type
           AND c.dedupe_key = '' AND c.lifted_at IS NOT NULL
     ) lc ON true
-    WHERE NOT EXISTS (
-        SELECT 1 FROM healthkit_popupcase o
-        WHERE o.resident_id = cur.resident_id AND o.popup_type = cur.popup_type
-          AND o.dedupe_key = '' AND o.state IN """ + OPEN + """
-    )
-      AND cur.starts[array_upper(cur.starts, 1)] > COALESCE(lc.last_manual, '-infinity')
+    WHERE cur.starts[array_upper(cur.starts, 1)] > COALESCE(lc.last_manual, '-infinity')
 ),
 raised AS (
     INSERT INTO healthkit_popupcase
@@ -375,6 +420,10 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
         raised_upstream, todo_ids, deliveries_upstream = cursor.fetchone()
         if todo_ids:
             cursor.execute(_LINK_ASSIGNMENTS, {"ids": list(todo_ids)})
+        # The abolished types as a literal list: the planner then reads their few open popups by
+        # index instead of scanning every open popup for an unknown type.
+        cursor.execute(_ABOLISHED_TYPES, params)
+        params["abolished_types"] = list(cursor.fetchone()[0])
         cursor.execute(_EVALUATE.format(**filters), params)
         raised, lifted, deliveries = cursor.fetchone()
         if deliveries or deliveries_upstream:
