@@ -5,6 +5,7 @@ letter text's digest."""
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from appeals.clearance import services
 from appeals.clearance.models import ClearanceEvent, ClearanceLink
@@ -37,7 +38,7 @@ def test_full_width_forms_and_name_dots_are_tolerated():
 def test_another_name_is_refused_counted_and_the_link_still_works(letter_link):
     task, link, token = letter_link
     for _attempt in range(2):
-        with pytest.raises(services.SignatureMismatch) as refused:
+        with translation.override("en"), pytest.raises(services.SignatureMismatch) as refused:
             services.clearance_confirm_submit(token=token, confirmation={}, signature="李雷")
         assert "not the name of the person this letter was sent to" in refused.value.message
     task.refresh_from_db()

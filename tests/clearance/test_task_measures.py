@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from appeals.clearance import selectors, services
 from appeals.clearance.models import ClearanceTask
@@ -45,7 +45,8 @@ def _listed_area(task, worker):
 def test_test_days_with_dates_results_and_missing(task, worker):
     task = _listed_area(task, worker)
     negative_result(task.resident, cst(2022, 11, 10, 15))  # day 1 taken
-    measures = selectors.task_measures(task, at=cst(2022, 11, 13, 10))  # day 2's window is over
+    with translation.override("en"):
+        measures = selectors.task_measures(task, at=cst(2022, 11, 13, 10))  # day 2's window is over
     assert [(t.day, t.state) for t in measures.tests] == [
         (1, "on_record"), (2, "missing"), (4, "due"), (7, "upcoming")]
     assert [timezone.localdate(t.due_from) for t in measures.tests][1:] == [dt.date(2022, 11, 11), dt.date(2022, 11, 13),

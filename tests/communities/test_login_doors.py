@@ -29,15 +29,16 @@ def staff(username: str, role: str = User.Role.OPERATOR) -> User:
     return user
 
 
-def post_login(client, username, password, ip="10.1.1.1", url=None):
-    return client.post(url or reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=ip)
+def post_login(client, username, password, ip="10.1.1.1", url=None, **extra):
+    return client.post(url or reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=ip,
+                       **extra)
 
 
 def test_an_account_is_locked_after_repeated_failures_from_any_address(client):
     staff("op1")
     for n in range(3):
         post_login(client, "op1", "wrong", ip=f"10.0.0.{n}")
-    locked = post_login(client, "op1", PASSWORD, ip="10.0.0.99")
+    locked = post_login(client, "op1", PASSWORD, ip="10.0.0.99", HTTP_ACCEPT_LANGUAGE="en")
     assert locked.status_code == 429 and "Too many failed logins" in locked.content.decode()
     assert "_auth_user_id" not in client.session
 
@@ -82,7 +83,7 @@ def test_a_supervisor_must_enrol_then_verify_a_code_at_each_login(client):
     # the password alone opens nothing: the console sends them to the second step
     response = client.get(reverse("console-home"))
     assert response.status_code == 302 and response.url.startswith(reverse("otp-verify"))
-    enrol = client.get(response.url, follow=True)
+    enrol = client.get(response.url, follow=True, HTTP_ACCEPT_LANGUAGE="en")
     assert enrol.redirect_chain[-1][0].startswith(reverse("otp-enrol"))
     assert "Supervisors and administrators must use a second factor" in enrol.content.decode()
     device = TOTPDevice.objects.get(user=supervisor, confirmed=False)
@@ -107,7 +108,7 @@ def test_a_supervisor_must_enrol_then_verify_a_code_at_each_login(client):
 def test_an_unverified_administrator_gets_no_api_answer_by_session(client):
     staff("adm2", User.Role.ADMINISTRATOR)
     post_login(client, "adm2", PASSWORD)
-    response = client.get("/api/v1/appeals/")
+    response = client.get("/api/v1/appeals/", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 403 and "second factor" in response.json()["message"]
 
 
