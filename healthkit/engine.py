@@ -80,6 +80,7 @@ iv_all AS (
            LEAST(w.left_until, w.case_free_at, p.pt) AS ends_at,
            -- the records' ids, plus the facts staff read first (county; for type 4 the deadline)
            'stay'::text AS kind, s.id AS rec, c.id AS rec2, s.county, NULL::timestamptz AS deadline,
+           NULL::timestamptz AS trigger_at,
            CASE WHEN p.pt <= LEAST(w.left_until, w.case_free_at) THEN 'policy_boundary'
                 WHEN w.case_free_at <= w.left_until THEN 'county_case_free'
                 ELSE 'window_since_leaving' END AS ended_by
@@ -98,7 +99,7 @@ iv_all AS (
     SELECT q.resident_id, 2,
            GREATEST(q.starts_at, q.received_at, p.pf),
            LEAST((date_trunc('day', q.ends_at AT TIME ZONE %(tz)s) + interval '1 day') AT TIME ZONE %(tz)s, p.pt),
-           'quarantine_order', q.id, NULL, NULL, NULL, 'quarantine_ended'
+           'quarantine_order', q.id, NULL, NULL, NULL, NULL, 'quarantine_ended'
     FROM healthkit_quarantineorder q
     JOIN pol p ON p.popup_type = 2
     WHERE q.starts_at <= %(at)s {fq}
@@ -107,7 +108,7 @@ iv_all AS (
     SELECT g.resident_id, 4,
            GREATEST(d.deadline, g.received_at),
            COALESCE(n.received_at, 'infinity'),
-           g.kind, g.id, n.id, NULL, d.deadline, 'negative_result'
+           g.kind, g.id, NULL, NULL, d.deadline, g.at, 'negative_result'
     FROM (
         SELECT 'arrival' AS kind, a.id, a.resident_id, a.arrived_at AS at, a.received_at,
                NULL::timestamptz AS deadline_at
@@ -126,17 +127,18 @@ iv_all AS (
         COALESCE(g.deadline_at, g.at + make_interval(hours => (p.params->>'deadline_hours')::int)) AS deadline
     ) d
     LEFT JOIN LATERAL (
-        SELECT r.id, r.received_at FROM healthkit_testresult r
+        -- when the first one was received (its id is looked up only for the popups lifted)
+        SELECT min(r.received_at) AS received_at FROM healthkit_testresult r
         WHERE r.resident_id = g.resident_id AND r.result = 'negative' AND r.sampled_at > g.at
           AND (r.superseded_at IS NULL OR r.superseded_at > %(at)s)  -- a corrected result no longer counts
-        ORDER BY r.received_at, r.id LIMIT 1
     ) n ON true
+    WHERE d.deadline <= %(at)s  -- not due yet: no interval has started (spares the look-up)
   UNION ALL
     -- type 5: stayed in a county with a land border port within W days
     SELECT s.resident_id, 5,
            GREATEST(s.started_at, s.received_at, p.pf),
            LEAST(w.left_until, p.pt),
-           'stay', s.id, NULL, s.county, NULL,
+           'stay', s.id, NULL, s.county, NULL, NULL,
            CASE WHEN p.pt <= w.left_until THEN 'policy_boundary' ELSE 'window_since_leaving' END
     FROM healthkit_stay s
     JOIN pol p ON p.popup_type = 5
@@ -224,7 +226,12 @@ last_end AS (
         SELECT NULL, iv.resident_id, iv.popup_type, NULL, NULL, iv.ends_at, CASE iv.popup_type
                WHEN 1 THEN jsonb_build_object('stay', iv.rec, 'local_case', iv.rec2, 'ended_by', iv.ended_by)
                WHEN 2 THEN jsonb_build_object('quarantine_order', iv.rec, 'ended_by', iv.ended_by)
-               WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'test_result', iv.rec2, 'ended_by', iv.ended_by)
+               WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'ended_by', iv.ended_by, 'test_result', (
+                   -- the first negative result received after the trigger (earliest id on a tie)
+                   SELECT r.id FROM healthkit_testresult r
+                   WHERE r.resident_id = iv.resident_id AND r.result = 'negative' AND r.sampled_at > iv.trigger_at
+                     AND (r.superseded_at IS NULL OR r.superseded_at > %(at)s) AND r.received_at = iv.ends_at
+                   ORDER BY r.id LIMIT 1))
                ELSE jsonb_build_object('stay', iv.rec, 'ended_by', iv.ended_by) END
         FROM iv
         WHERE iv.ends_at <= %(at)s
