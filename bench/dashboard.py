@@ -174,6 +174,9 @@ def main() -> None:
 
     client = Client()
     client.force_login(supervisor)
+    from tests.otp import verify_session
+
+    verify_session(client, supervisor)  # supervisors pass a second factor
     district = District.objects.order_by("code").first()
     today = selectors.DashboardFilters.default().date_to
     community = Community.objects.filter(street__district=district).order_by("code").first()

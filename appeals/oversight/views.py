@@ -94,6 +94,9 @@ def _panel(pid: str, title: str, chart_type: str, columns: list[str], rows: list
     }
 
 
+_DAY = "__DAY__"  # stands for a day in a link (urlencode leaves it as it is)
+
+
 def build_panels(data: dict, links: Links) -> list[dict]:
     types, states, sources = dict(PopupType.choices), dict(PopupCase.State.choices), dict(PopupCase.Source.choices)
     popups, appeals, tasks = data["popups"], data["appeals"], data["tasks"]
@@ -110,8 +113,11 @@ def build_panels(data: dict, links: Links) -> list[dict]:
         metrics.APPEALS_FILED: lambda d: links.appeals(queue="all", filed_after=d, filed_before=d),
         metrics.APPEALS_CLOSED: lambda d: links.appeals(queue="closed", closed_after=d, closed_before=d),
     }
+    # a 90-day view has 450 such links: build each metric's once, then put each day in
+    day_url = {m: day_links[m](_DAY) for m in metrics}
     panels.append(_panel("trend-days", _("Per day"), "line", [str(m.label) for m in metrics], [
-        {"label": d.isoformat(), "cells": [(days["series"][m][i], day_links[m](d.isoformat())) for m in metrics]}
+        {"label": (day := d.isoformat()),
+         "cells": [(days["series"][m][i], day_url[m].replace(_DAY, day)) for m in metrics]}
         for i, d in enumerate(days["labels"])]))
     panels.append(_panel("trend-hours", _("Per hour, last 48 hours"), "bar", [str(m.label) for m in metrics], [
         {"label": timezone.localtime(h).strftime("%m-%d %H:00"),
