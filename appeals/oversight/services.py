@@ -56,7 +56,7 @@ SELECT a.status, a.category, a.channel, COALESCE(p.popup_type, a.popup_type_clai
        COALESCE(sum(a.repeat_count), 0),
        count(*) FILTER (WHERE a.currently_outside_city AND a.outside_since <= %(stranded_since)s)
 FROM appeals_appeal a
-JOIN communities_resident r ON r.id = a.resident_id
+LEFT JOIN communities_resident r ON r.id = a.resident_id  -- an unregistered filer's appeal counts too
 LEFT JOIN healthkit_popupcase p ON p.id = a.popup_id
 """ + _PLACE.format(community="COALESCE(a.routed_community_id, a.community_id, r.community_id)") + """
 WHERE a.status IN ('new', 'in_progress', 'waiting_resident', 'routed')
@@ -103,7 +103,7 @@ WITH popups AS (
     SELECT a.created_at, a.closed_at, a.status, COALESCE(p.popup_type, a.popup_type_claimed) AS popup_type,
            ps.district_id, pc.id AS community_id
     FROM appeals_appeal a
-    JOIN communities_resident r ON r.id = a.resident_id
+    LEFT JOIN communities_resident r ON r.id = a.resident_id
     LEFT JOIN healthkit_popupcase p ON p.id = a.popup_id
 """ + _PLACE.format(community="COALESCE(a.routed_community_id, a.community_id, r.community_id)") + """
     WHERE {appeal_scope} AND (a.created_at >= %(since)s OR a.closed_at >= %(since)s)
@@ -134,7 +134,7 @@ SELECT 'appeal_decision', a.category, NULL::boolean, COALESCE(p.popup_type, a.po
        (a.closed_at AT TIME ZONE %(tz)s)::date, """ + _BIN.format(start="a.created_at", end="a.closed_at") + """,
        count(*)
 FROM appeals_appeal a
-JOIN communities_resident r ON r.id = a.resident_id
+LEFT JOIN communities_resident r ON r.id = a.resident_id  -- an unregistered filer's appeal counts too
 LEFT JOIN healthkit_popupcase p ON p.id = a.popup_id
 """ + _PLACE.format(community="COALESCE(a.routed_community_id, a.community_id, r.community_id)") + """
 WHERE {appeal_scope} AND a.status = 'closed' AND a.closed_at >= %(since)s AND a.merged_into_id IS NULL
