@@ -135,6 +135,8 @@ class ClearanceTaskInvestigationApi(APIView):
     class InputSerializer(serializers.Serializer):
         outcome = serializers.ChoiceField(choices=ClearanceTask.Outcome.choices)
         reason = TextField(multiline=True, max_length=500)
+        confirm_high_risk = serializers.BooleanField(
+            default=False, help_text="Required true for outcome high_risk (centralised quarantine).")
 
     @extend_schema(request=InputSerializer, responses=TaskSummarySerializer)
     def post(self, request, pk: int):

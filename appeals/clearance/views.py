@@ -246,7 +246,7 @@ class TaskActionView(WorkerMixin, View):
                                                                                  question=d["question"]),
                  gettext_lazy("The resident has been sent your question and a new link.")),
         "investigate": (forms.InvestigateForm, lambda t, u, d: services.clearance_investigate(
-            task=t, actor=u, outcome=d["outcome"], reason=d["reason"]),
+            task=t, actor=u, outcome=d["outcome"], reason=d["reason"], confirm_high_risk=d["confirm_high_risk"]),
             gettext_lazy("Investigation recorded; its measures have started.")),
         "call": (forms.CallForm, lambda t, u, d: services.clearance_call_log(
             task=t, actor=u, direction=d["direction"], outcome=d["outcome"], note=d["note"]),

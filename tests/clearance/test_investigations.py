@@ -39,7 +39,8 @@ def worker(task):
 
 def _investigate(task, worker, outcome):
     with clock.frozen_at(AT):
-        return services.clearance_investigate(task=task, actor=worker, outcome=outcome, reason="流调结论")
+        return services.clearance_investigate(task=task, actor=worker, outcome=outcome, reason="流调结论",
+                                              confirm_high_risk=outcome == ClearanceTask.Outcome.HIGH_RISK)
 
 
 def test_high_risk_orders_centralised_observation_red(task, worker, sms_outbox):

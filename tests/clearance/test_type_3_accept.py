@@ -62,7 +62,8 @@ def test_accept_of_an_uninvestigated_popup_3_is_refused(task, worker, sms_outbox
 def test_accept_during_a_high_risk_red_measure_is_refused(task, worker):
     # given a high-risk outcome: centralised observation (red) for 7 days
     with clock.frozen_at(AT):
-        services.clearance_investigate(task=task, actor=worker, outcome="high_risk", reason="密接")
+        services.clearance_investigate(task=task, actor=worker, outcome="high_risk", reason="密接",
+                                       confirm_high_risk=True)
     assert health_code_at(task.resident, AT + dt.timedelta(days=2)).color == "red"
 
     # when the worker tries to accept on day 3, then it is refused

@@ -65,7 +65,7 @@ def _policy_params(task: ClearanceTask) -> dict[str, Any]:
 
 @transaction.atomic
 def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, reason: str,
-                          at: dt.datetime | None = None) -> ClearanceTask:
+                          confirm_high_risk: bool = False, at: dt.datetime | None = None) -> ClearanceTask:
     """Record a type-3 investigation and start its measures (task state "measures"):
 
     high risk → red order (centralised observation) for `central_days`, negative test at the end;
@@ -73,11 +73,16 @@ def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, rea
     listed area → tests on the policy's days (1, 2, 4, 7), each tracked by the engine (type 4 if missed);
     nothing found → commitment letter (SMS link) and one negative test within 72 h.
     The popup is lifted by `clearance_measures_complete` once what the outcome asks for is on record.
+    A high-risk outcome sends a person to centralised quarantine: it needs `confirm_high_risk`
+    on every channel (console form, REST), so a slip of the hand cannot order it.
     """
     at = at or clock.now()
     reason = _require_reason(reason)
     if outcome not in ClearanceTask.Outcome.values:
         raise ApplicationError(_("Please choose the investigation outcome."))
+    if outcome == ClearanceTask.Outcome.HIGH_RISK and not confirm_high_risk:
+        raise ApplicationError(_("A high-risk outcome sends the resident to centralised quarantine: "
+                                 "confirm it (tick the box)."), extra={"field": "confirm_high_risk"})
     locked = (ClearanceTask.objects.select_for_update(of=("self",))
               .select_related("popup__policy", "appeal", "community", "resident").get(pk=task.pk))
     if locked.popup_id is None:
