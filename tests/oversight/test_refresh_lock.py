@@ -13,9 +13,11 @@ pytestmark = pytest.mark.django_db
 
 
 def _other_session() -> psycopg.Connection:
-    s = connection.settings_dict
-    return psycopg.connect(host=s["HOST"] or None, port=s["PORT"] or None, user=s["USER"],
-                           password=s["PASSWORD"] or None, dbname=s["NAME"], autocommit=True)
+    """A second session on the test database, connected exactly as Django connects (a TCP server
+    or the embedded PostgreSQL's socket folder alike)."""
+    other = connection.get_new_connection(connection.get_connection_params())
+    other.autocommit = True
+    return other
 
 
 def test_minute_refresh_skips_while_another_runs():
