@@ -314,7 +314,7 @@ DEMO_JULY = dt.datetime(2022, 7, 8, 12, tzinfo=dt.timezone(dt.timedelta(hours=8)
 # Type 1: counties that report local cases in the demo (county codes, as the feeds send them).
 RISK_COUNTIES = ["310115", "120112", "131003"]  # 上海市浦东新区, 天津市津南区, 河北省廊坊市广阳区
 ARRIVAL_COUNTIES = ["440106", "330106", "510107", "610113"]  # 广州天河, 杭州西湖, 成都武侯, 西安雁塔
-BORDER_COUNTY = "530581"  # 云南省瑞丽市 (land border port)
+BORDER_COUNTY = "533102"  # 云南省德宏州瑞丽市 (land border port)
 TYPE3_REASONS = ["时空伴随", "手机号曾在外地使用", "与风险人员同一时空"]
 WITHDRAW_REASONS = {
     1: "核实为数据误判：手机号曾在外地使用，本人未到该地区",
