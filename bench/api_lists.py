@@ -4,12 +4,15 @@ page: one .values() query shaped by plain functions) against the reference, plai
 (reference time / project time: 1.0 means as fast as the bare dicts; aim >= 0.6). The previous
 path (DRF AppealSummarySerializer over select_related models) is printed for comparison.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench .venv/bin/python bench/api_lists.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench_lists .venv/bin/python bench/api_lists.py
 
-Uses the appeals in the database; fills 20,000 valid fake ones with `appeals_queue_bench`'s SQL
-when it holds fewer than 10,000 (point DATABASE_URL at a throw-away database).
+Migrates the database, uses the appeals in it, and fills `--appeals` (default 20,000) valid fake
+ones with `appeals_queue_bench`'s SQL when it holds fewer than 10,000 (point DATABASE_URL at a
+throw-away database). Each figure is also printed through `bench/report.py` (`RESULT` lines for
+`bench/run_all.py`).
 """
 
+import argparse
 import os
 import statistics
 import sys
@@ -39,6 +42,9 @@ def timed(fns: list, runs: int) -> list[float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--appeals", type=int, default=20_000, help="appeals filled when fewer than 10,000")
+    args = parser.parse_args()
     import django
 
     django.setup()
@@ -47,13 +53,17 @@ def main() -> None:
 
     from appeals.api import _SUMMARY_VALUES, AppealSummarySerializer, appeal_summaries
     from appeals.models import Appeal
+    from bench.report import emit
 
+    call_command("migrate", verbosity=0)
     if Appeal.objects.count() < 10_000:
-        call_command("appeals_queue_bench", appeals=20_000, residents=5_000, i_know=True, repeat=1)
+        call_command("appeals_queue_bench", appeals=max(args.appeals, 10_000), residents=max(5_000, args.appeals // 4),
+                     i_know=True, repeat=1)
     translation.activate("zh-hans")
     qs = Appeal.objects.order_by("-created_at", "-id")
     joined = qs.select_related("resident", "community", "routed_community", "assigned_to")
-    print(f"appeals in table: {Appeal.objects.count()}; median of runs; ratio = reference / project")
+    total = Appeal.objects.count()
+    print(f"appeals in table: {total}; median of runs; ratio = reference / project")
     print(f"{'rows':>6s} {'project ms':>10s} {'reference ms':>12s} {'ratio':>6s} {'old DRF path ms':>15s} {'ratio':>6s}")
     for rows, runs in ((200, 60), (10_000, 9)):
         project, reference, old = timed([
@@ -62,6 +72,10 @@ def main() -> None:
             lambda n=rows: AppealSummarySerializer(joined[:n], many=True).data,
         ], runs)
         print(f"{rows:6d} {project:10.1f} {reference:12.1f} {reference / project:6.2f} {old:15.1f} {reference / old:6.2f}")
+        emit(f"REST list serialisation, appeals, {rows:,} rows", project=project, reference=reference, unit="ms",
+             ratio=reference / project, aim=">= 0.6", scale=f"{total:,} appeals; median of {runs} interleaved runs",
+             ratio_is="reference / project (speed as a fraction of plain dicts)",
+             previous_drf_ms=round(old, 2), previous_drf_ratio=round(reference / old, 3))
 
 
 if __name__ == "__main__":

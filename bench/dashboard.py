@@ -9,7 +9,8 @@ and, for comparison, the same figures grouped straight from the base tables.
 
 The database named in DATABASE_URL (default hk_bench_dashboard) is DROPPED and re-created: point
 it at a dedicated database only. Aim (issue 14): page p95 under 500 ms and within 2x of the
-aggregate queries.
+aggregate queries. Each view's p95 ratio is also printed through `bench/report.py` (`RESULT`
+lines for `bench/run_all.py`).
 """
 
 import argparse
@@ -29,6 +30,7 @@ os.environ["CELERY_BROKER_URL"] = "memory://"
 
 
 from bench.benchdb import recreate_database  # noqa: E402 - after the path setup above
+from bench.report import load_average  # noqa: E402
 
 
 def step(label: str, fn) -> float:
@@ -143,6 +145,7 @@ def main() -> None:
     from django.test.utils import setup_test_environment
 
     from appeals.oversight import selectors, services
+    from bench.report import emit
     from communities.models import Community, District, User
 
     setup_test_environment()
@@ -196,6 +199,9 @@ def main() -> None:
         print(f"{label}:\n  page      p50 {p50:7.1f} ms  p95 {p95:7.1f} ms\n"
               f"  aggregate p50 {b50:7.1f} ms  p95 {b95:7.1f} ms   ratio p50 {p50 / b50:4.2f}  p95 {p95 / b95:4.2f}",
               flush=True)
+        emit(f"supervisor dashboard page, {label}", project=p95, reference=b95, unit="ms", ratio=p95 / b95,
+             aim="<= 2", scale=f"{n:,} popups, {n_appeals:,} appeals; p95 of {args.requests} requests",
+             page_p50_ms=round(p50, 1), aggregate_p50_ms=round(b50, 1), page_p95_under_500_ms=p95 < 500)
 
     with connection.cursor() as cur:
         samples = []
@@ -207,7 +213,7 @@ def main() -> None:
     print(f"for comparison, open popups by type and district from the base tables: "
           f"p50 {statistics.median(samples):.0f} ms (one figure of ~15 on the page)")
     print(f"summary refresh: incremental {min(refresh_s):.1f} s (every 60 s in Celery beat), full {full_s:.1f} s "
-          f"(nightly)")
+          f"(nightly); load {load_average()}")
 
 
 if __name__ == "__main__":

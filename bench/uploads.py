@@ -3,7 +3,9 @@ orientation, a fresh pixel copy, re-encode, thumbnail) against bare Pillow doing
 (decode, save in the same format, thumbnail to JPEG), for phone screenshots of 1-3 MB generated
 here (1170 x 2532 and 1080 x 2400, status bar, text lines, a photo area with camera noise, EXIF
 with GPS on the JPEGs). Prints medians, the ratio (reference time / project time; aim >= 0.9) and
-the p95 of the project with 2 uploads at a time (aim <= 1.5 s). No database is touched.
+the p95 of the project with 2 uploads at a time (aim <= 1.5 s; bare Pillow's p95 the same way
+beside it). No database is touched. Each figure is also printed through `bench/report.py`
+(`RESULT` lines for `bench/run_all.py`).
 
     .venv/bin/python bench/uploads.py
 """
@@ -71,6 +73,7 @@ def main() -> None:
     from PIL import Image
 
     from appeals.evidence import clean_image
+    from bench.report import emit
 
     def project(data: bytes):
         return clean_image(SimpleUploadedFile("s", data, content_type="application/octet-stream"))
@@ -93,26 +96,41 @@ def main() -> None:
         exif_left = bool(Image.open(io.BytesIO(cleaned.data)).getexif())
         print(f"{fmt + ' ' + 'x'.join(map(str, size)):24s} {len(data) / 1e6:5.2f} {p:10.0f} {r:14.0f} {r / p:6.2f} "
               f"{len(cleaned.data) / 1e6:7.2f} {str(exif_left):>8s}")
+        emit(f"evidence upload, {fmt} {size[0]}x{size[1]} {len(data) / 1e6:.1f} MB", project=p, reference=r,
+             unit="ms", ratio=r / p, aim=">= 0.9", scale=f"one picture, median of {runs} interleaved runs",
+             ratio_is="reference / project (speed as a fraction of bare Pillow)",
+             stored_mb=round(len(cleaned.data) / 1e6, 2), exif_left=exif_left)
     # Two uploads at a time (two gunicorn threads or workers on the 2 cores).
+    items = [data for _fmt, _size, data in samples] * 4
+    proj_p50, proj_p95, n = concurrent(project, items)
+    bare_p50, bare_p95, _n = concurrent(bare, items)
+    print(f"2 concurrent uploads, {n} pictures: p50 {proj_p50:.0f} ms, p95 {proj_p95:.0f} ms "
+          f"(bare Pillow the same way: p50 {bare_p50:.0f} ms, p95 {bare_p95:.0f} ms)")
+    emit("evidence upload, p95 with 2 concurrent uploads", project=proj_p95, reference=1500.0, unit="ms",
+         ratio=proj_p95 / 1500.0, aim="<= 1", scale=f"{n} pictures (the 3 above x 4) on 2 threads",
+         reference_is="the aim, p95 1.5 s", bare_pillow_p95_ms=round(bare_p95, 1), project_p50_ms=round(proj_p50, 1))
+
+
+def concurrent(fn, items: list[bytes]) -> tuple[float, float, int]:
+    """p50, p95 (ms) and count of `fn` over `items` run on two threads at once."""
     latencies: list[float] = []
     lock = threading.Lock()
 
-    def worker(items):
+    def worker():
         for data in items:
             started = time.perf_counter()
-            project(data)
+            fn(data)
             with lock:
                 latencies.append((time.perf_counter() - started) * 1000)
 
-    items = [data for _fmt, _size, data in samples] * 4
-    threads = [threading.Thread(target=worker, args=(items,)) for _ in range(2)]
+    threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     latencies.sort()
     p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
-    print(f"2 concurrent uploads, {len(latencies)} pictures: p50 {statistics.median(latencies):.0f} ms, p95 {p95:.0f} ms")
+    return statistics.median(latencies), p95, len(latencies)
 
 
 if __name__ == "__main__":
