@@ -4,17 +4,24 @@ table and indexes) and the exposure job's time for a risk window covering 50 k v
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench_venues \\
         .venv/bin/python bench/venues.py                # full: 10 M scans, 30 days, 100 k venues
     .venv/bin/python bench/venues.py --scale 0.1        # 1 M scans, 10 k venues (hot window stays 50 k)
+    .venv/bin/python bench/venues.py --scale 1 --service-share 0   # exposure only (no ingest service)
+    .venv/bin/python bench/venues.py --reuse             # exposure again on the database built before
 
-The database named in DATABASE_URL (default hk_bench_venues) is DROPPED and re-created: point
-it at a dedicated database only. What is measured:
+The database named in DATABASE_URL (default hk_bench_venues) is DROPPED and re-created (unless
+--reuse): point it at a dedicated database only. What is measured:
 - raw COPY: psycopg COPY straight into venues_venuescan (no validation, no conflict handling);
 - service: venues.ingest.scans_ingest in requests of 10 000 records as the API receives them
   (validation, ID hashing, resident and venue look-up, COPY into staging,
   INSERT ... ON CONFLICT DO NOTHING, late-scan window marking), and a replay of one batch
   (all duplicates);
-- exposure: venues.exposure.exposure_run for a window with `--hot-visits` distinct visitors
-  (first run raises them all, with events, outbox records and one delivery each), a re-run
-  (nothing to do), a correction halving the window, and a withdrawal.
+- exposure, first run: venues.exposure.exposure_run for a new window with `--hot-visits`
+  distinct visitors (raises them all: popup, event and exposure row each, plus ONE batch outbox
+  record with one delivery per endpoint) next to the reference, one bare statement writing the
+  same popups (same cause) and exposure rows from the same scans; alternated, each inside a
+  transaction whose deferred foreign-key checks are run (SET CONSTRAINTS ALL IMMEDIATE) and
+  which is then rolled back (then VACUUM), best of --repeat; printed as project / reference / ratio
+  through bench.report.emit. Then the committed first run, a re-run (nothing to do), a
+  correction halving the window, and a withdrawal, timed once each.
 """
 
 import argparse
@@ -57,6 +64,49 @@ def id_number(i: int) -> str:
     return first17 + id_check_digit(first17)
 
 
+# The floor for the exposure job's first run: one statement, the same hits (first scan per
+# resident inside the window), the same popup rows (same cause) and exposure rows; no events,
+# no outbox, no idempotency checks against earlier exposures.
+REFERENCE = """
+WITH w AS (
+    SELECT rw.id, rw.venue_id, rw.starts_at, rw.ends_at,
+           jsonb_build_object(
+               'rule', 'venue_risk', 'venue', rw.venue_id, 'venue_code', v.code, 'venue_name', v.name,
+               'window_id', rw.id, 'window_version', rw.version,
+               'window', jsonb_build_object('id', rw.id, 'version', rw.version, 'from', rw.starts_at,
+                                            'to', rw.ends_at, 'risk_level', rw.risk_level, 'reason', rw.reason),
+               'risk_level', rw.risk_level) AS cause_base,
+           jsonb_build_object('risk_window', rw.id) AS window_record
+    FROM venues_riskwindow rw JOIN venues_venue v ON v.id = rw.venue_id
+    WHERE rw.id = %(window)s
+),
+hits AS (
+    SELECT DISTINCT ON (s.resident_id) s.resident_id, s.id AS scan_id, s.scanned_at,
+           count(*) OVER (PARTITION BY s.resident_id ORDER BY s.scanned_at, s.id
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS scans
+    FROM venues_venuescan s JOIN w ON s.venue_id = w.venue_id
+          AND s.scanned_at >= w.starts_at AND s.scanned_at < w.ends_at
+    ORDER BY s.resident_id, s.scanned_at, s.id
+),
+p AS (
+    INSERT INTO healthkit_popupcase
+        (resident_id, popup_type, dedupe_key, cause, source, state, policy_id, raised_at, lifted_at, updated_at)
+    SELECT h.resident_id, 3, %(key)s,
+           w.cause_base || jsonb_build_object(
+               'scan', h.scan_id, 'scanned_at', h.scanned_at, 'scans_in_window', h.scans,
+               'community', r.community_id,
+               'records', jsonb_build_array(jsonb_build_object('venue_scan', h.scan_id), w.window_record)),
+           'venue', 'active', %(policy)s, %(at)s, NULL, now()
+    FROM hits h CROSS JOIN w JOIN communities_resident r ON r.id = h.resident_id
+    RETURNING id, resident_id, cause
+)
+INSERT INTO venues_exposure
+    (window_id, resident_id, case_id, scan_id, scanned_at, raised_at, withdrawn_at, flagged_version)
+SELECT %(window)s, resident_id, id, (cause->>'scan')::bigint, (cause->>'scanned_at')::timestamptz, %(at)s, NULL, 0
+FROM p
+"""
+
+
 def timed(label: str, results: dict, rows: int | None = None):
     class _T:
         def __enter__(self):
@@ -85,6 +135,9 @@ def main() -> None:
     parser.add_argument("--service-share", type=float, default=0.2,
                         help="share of the scans sent through the ingest service (rest: raw COPY)")
     parser.add_argument("--hot-visits", type=int, default=50_000, help="visitors inside the risk window")
+    parser.add_argument("--repeat", type=int, default=3, help="first runs (rolled back) per side, best kept")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the database a previous run built and time the exposure job only")
     parser.add_argument("--seed", type=int, default=2022)
     args = parser.parse_args()
     scans = int(args.scans * args.scale)
@@ -93,25 +146,39 @@ def main() -> None:
     hot = args.hot_visits
     rng = random.Random(args.seed)
 
-    recreate_database(os.environ["DATABASE_URL"])
+    if not args.reuse:
+        recreate_database(os.environ["DATABASE_URL"])
     import django
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection, transaction
 
-    from communities import pii
-    from healthkit.models import DownstreamEndpoint, PopupCase
-    from venues import exposure, ingest, services
-    from venues.models import RiskWindow
+    from venues import services
 
     services._kick = lambda window_id: None  # the bench runs the job itself, timed, not via Celery
     call_command("migrate", verbosity=0)
     results: dict = {"scale": {"scans": scans, "venues": venues, "residents": residents,
                                "days": args.days, "hot_visits": hot, "service_share": args.service_share}}
+    end = dt.datetime(2022, 9, 30, tzinfo=CST)
+    window_from = end - dt.timedelta(days=3, hours=-10)  # 3 days before the end, 10:00
+    window_to = window_from + dt.timedelta(hours=6)
+    if not args.reuse:
+        build(args, rng, results, scans=scans, venues=venues, residents=residents, hot=hot, end=end,
+              window_from=window_from, window_to=window_to)
+    exposure_bench(args, results, hot=hot, end=end, window_from=window_from, window_to=window_to)
+    print(json.dumps(results, ensure_ascii=False), flush=True)
+
+
+def build(args, rng, results: dict, *, scans: int, venues: int, residents: int, hot: int,
+          end: dt.datetime, window_from: dt.datetime, window_to: dt.datetime) -> None:
+    """Residents, venues and scans (raw COPY and the ingest service), timed."""
+    from django.db import connection, transaction
+
+    from communities import pii
+    from venues import ingest
+
     print(f"venues bench: {scans:,} scans over {args.days} days, {venues:,} venues, "
           f"{residents:,} residents; window with {hot:,} visitors", flush=True)
-
     # --- registry: residents and venues (COPY; ID numbers kept for the service path) --------
     numbers = [id_number(i) for i in range(residents)]
     with timed("setup: residents (hash + COPY)", results, residents), connection.cursor() as cur:
@@ -129,14 +196,11 @@ def main() -> None:
         cur.execute("SELECT min(id) FROM venues_venue")
         first_venue = cur.fetchone()[0]
 
-    end = dt.datetime(2022, 9, 30, tzinfo=CST)
     from venues.partitions import scan_partitions_ensure
 
     scan_partitions_ensure(at=end, months_back=args.days // 28 + 1, months_ahead=0)
     span = args.days * 86400
     hot_venue = first_venue  # venue 0: the risk point
-    window_from = end - dt.timedelta(days=3, hours=-10)  # 3 days before the end, 10:00
-    window_to = window_from + dt.timedelta(hours=6)
 
     def random_scan():
         return (first_venue + rng.randrange(1, venues), first_resident + rng.randrange(residents),
@@ -199,17 +263,83 @@ def main() -> None:
     results["venuescan_rows"], results["venuescan_size"] = total, size
     print(f"venues_venuescan: {total:,} rows in {parts} partitions, {size} with indexes", flush=True)
 
-    # --- exposure ------------------------------------------------------------------------------
-    DownstreamEndpoint.objects.create(name="rail-bench", url="http://127.0.0.1:9/")
-    from venues.models import Venue
 
-    venue = Venue.objects.get(pk=hot_venue)
+def exposure_bench(args, results: dict, *, hot: int, end: dt.datetime, window_from: dt.datetime,
+                   window_to: dt.datetime) -> None:
+    """The exposure job on a new window of venue 0 (the risk point the build filled)."""
+    from django.db import connection, transaction
+
+    from bench.report import emit, load_average
+    from healthkit.models import DownstreamEndpoint, OutboxRecord, PopupCase
+    from healthkit.selectors import policy_in_force
+    from venues import exposure, services
+    from venues.models import RiskWindow, Venue
+
+    DownstreamEndpoint.objects.get_or_create(name="rail-bench", defaults={"url": "http://127.0.0.1:9/"})
+    venue = Venue.objects.order_by("pk").first()
     window = services.risk_window_create(venue=venue, starts_at=window_from, ends_at=window_to,
                                          risk_level="high", reason="bench", actor=None)
     run_at = end + dt.timedelta(hours=1)
-    with timed(f"exposure: first run ({hot:,} visitors)", results):
+    policy = policy_in_force(3, run_at)
+    tables = ["healthkit_popupcase", "healthkit_popupevent", "venues_exposure", "healthkit_outboxrecord",
+              "healthkit_outboxdelivery"]
+
+    class Rollback(Exception):
+        pass
+
+    def project() -> float:
+        started = time.perf_counter()
+        try:
+            with transaction.atomic():
+                result = exposure.exposure_run(window_id=window.pk, at=run_at)
+                assert result.raised == hot and result.batch, result
+                with connection.cursor() as cur:
+                    cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the commit's deferred FK checks
+                seconds = time.perf_counter() - started
+                raise Rollback
+        except Rollback:
+            return seconds
+
+    def reference() -> float:
+        started = time.perf_counter()
+        try:
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute(REFERENCE, {"window": window.pk, "key": window.dedupe_key, "policy": policy.pk,
+                                        "at": run_at})
+                assert cur.rowcount == hot, cur.rowcount
+                cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the commit's deferred FK checks
+                seconds = time.perf_counter() - started
+                raise Rollback
+        except Rollback:
+            return seconds
+
+    def vacuum() -> None:
+        with connection.cursor() as cur:
+            for table in tables:
+                cur.execute(f"VACUUM {table}")
+
+    vacuum()
+    times: dict[str, list[float]] = {"project": [], "reference": []}
+    for i in range(args.repeat):
+        for side, run in (("project", project), ("reference", reference))[:: 1 if i % 2 == 0 else -1]:
+            times[side].append(run())
+            vacuum()
+            print(f"  {side:<9} {times[side][-1]:6.2f} s  [load {load_average()}]", flush=True)
+    best_project, best_reference = min(times["project"]), min(times["reference"])
+    results["exposure_first_run"] = emit(
+        f"exposure job, first run ({hot:,} visitors)", project=best_project, reference=best_reference,
+        unit="s", ratio=best_project / best_reference, aim="<= 1.5",
+        scale=f"{results['scale']['scans']:,} scans (--scale {args.scale}), {hot:,} visitors, best of {args.repeat}",
+        reference_writes="one INSERT ... SELECT: popups (same cause) + exposure rows",
+        project_writes="popups, events, exposure rows, 1 batch outbox record + 1 delivery per endpoint",
+        absolute_aim_s=2.0, absolute_met=best_project <= 2.0,
+        tries={k: [round(t, 3) for t in v] for k, v in times.items()})
+
+    with timed(f"exposure: committed first run ({hot:,} visitors)", results):
         first = exposure.exposure_run(window_id=window.pk, at=run_at)
-    print(f"  raised {first.raised:,}, deliveries {first.deliveries:,}", flush=True)
+    print(f"  raised {first.raised:,}, deliveries {first.deliveries:,}, batch {first.batch} "
+          f"[load {load_average()}]", flush=True)
+    assert OutboxRecord.objects.filter(idempotency_key=first.batch).count() == 1
     with timed("exposure: re-run (idempotent, nothing to do)", results):
         again = exposure.exposure_run(window_id=window.pk, at=run_at)
     assert again.raised == 0 and not again.changed
@@ -218,13 +348,13 @@ def main() -> None:
         ends_at=window_to, risk_level="medium", reason="bench", correction="halved", actor=None)
     with timed("exposure: correction (half updated, half withdrawn)", results):
         corrected = exposure.exposure_run(window_id=window.pk, at=run_at + dt.timedelta(hours=1))
-    print(f"  updated {corrected.updated:,}, withdrawn {corrected.withdrawn:,}", flush=True)
+    print(f"  updated {corrected.updated:,}, withdrawn {corrected.withdrawn:,} [load {load_average()}]", flush=True)
     services.risk_window_withdraw(window=window, actor=None, reason="bench")
     with timed("exposure: withdrawal", results):
         withdrawn = exposure.exposure_run(window_id=window.pk, at=run_at + dt.timedelta(hours=2))
-    print(f"  withdrawn {withdrawn.withdrawn:,}", flush=True)
-    assert first.raised == hot and PopupCase.objects.filter(state="active").count() == 0
-    print(json.dumps(results, ensure_ascii=False), flush=True)
+    print(f"  withdrawn {withdrawn.withdrawn:,} [load {load_average()}]", flush=True)
+    assert first.raised == hot
+    assert not PopupCase.objects.filter(state="active", dedupe_key=window.dedupe_key).exists()
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ class DownstreamEndpointAdmin(admin.ModelAdmin):
 class OutboxRecordAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "popup_type", "case", "at", "idempotency_key"]
     list_filter = ["kind", "popup_type"]
-    exclude = ["resident"]
+    exclude = ["resident", "resident_ids"]  # a batch's popups: `case_ids`
     show_full_result_count = False
 
 

@@ -2,7 +2,12 @@
 
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
-from django.contrib.postgres.fields import DateTimeRangeField, RangeBoundary, RangeOperators
+from django.contrib.postgres.fields import (
+    ArrayField,
+    DateTimeRangeField,
+    RangeBoundary,
+    RangeOperators,
+)
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -589,29 +594,59 @@ class DownstreamEndpoint(models.Model):
 
 
 class OutboxRecord(models.Model):
-    """A popup raised or lifted, written in the same transaction as the change (the promise)."""
+    """A popup raised or lifted, written in the same transaction as the change (the promise).
+
+    Either one popup (`case`, `resident`) or a batch: the raises of one risk window version
+    (`case_ids` / `resident_ids`, parallel and in case order, frozen when written so every page
+    of the batch carries the same cases on every try). A batch is sent in pages of BATCH_PAGE
+    cases, each page with its own idempotency key (`<idempotency_key>-p<page>`)."""
 
     class Kind(models.TextChoices):
         RAISED = "raised", _("Raised")
         LIFTED = "lifted", _("Lifted")
         WITHDRAWN = "withdrawn", _("Withdrawn")
 
+    BATCH_PAGE = 5000
+
     idempotency_key = models.CharField(_("idempotency key"), max_length=80, unique=True)
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
-    case = models.ForeignKey(PopupCase, verbose_name=_("popup"), on_delete=models.PROTECT, related_name="+")
-    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(PopupCase, verbose_name=_("popup"), on_delete=models.PROTECT, related_name="+",
+                             null=True, blank=True)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+",
+                                 null=True, blank=True)
     popup_type = models.PositiveSmallIntegerField(_("popup type"), choices=PopupType.choices)
     at = models.DateTimeField(_("at"))
     payload = models.JSONField(_("payload"), default=dict)
+    # A batch's popups and their residents (plain ids, parallel arrays; NULL for one popup).
+    case_ids = ArrayField(models.BigIntegerField(), verbose_name=_("popups"), null=True, blank=True)
+    resident_ids = ArrayField(models.BigIntegerField(), verbose_name=_("residents"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         ordering = ["id"]
         verbose_name = _("outbox record")
         verbose_name_plural = _("outbox records")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(case__isnull=False, case_ids__isnull=True, resident_ids__isnull=True)
+                | Q(case__isnull=True, resident__isnull=True, case_ids__isnull=False, resident_ids__isnull=False),
+                name="outbox_record_one_popup_or_batch",
+            ),
+        ]
 
     def __str__(self) -> str:
+        if self.is_batch:
+            return f"{self.get_kind_display()} {self.idempotency_key} ({len(self.case_ids)})"
         return f"{self.get_kind_display()} #{self.case_id}"
+
+    @property
+    def is_batch(self) -> bool:
+        return self.case_ids is not None
+
+    @property
+    def pages(self) -> int:
+        """Pages a batch is sent in (1 for one popup)."""
+        return max(1, -(-len(self.case_ids) // self.BATCH_PAGE)) if self.is_batch else 1
 
 
 class OutboxDelivery(models.Model):
@@ -625,13 +660,17 @@ class OutboxDelivery(models.Model):
 
     record = models.ForeignKey(OutboxRecord, verbose_name=_("record"), on_delete=models.CASCADE, related_name="deliveries")
     endpoint = models.ForeignKey(DownstreamEndpoint, verbose_name=_("endpoint"), on_delete=models.PROTECT, related_name="deliveries")
-    # Copied from the record so the due query keeps one resident's records in order per endpoint.
-    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+")
+    # Copied from the record so the due query keeps one resident's records in order per endpoint
+    # (NULL for a batch: its residents are the record's `resident_ids`).
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+",
+                                 null=True, blank=True)
     state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
     last_error = models.CharField(_("last error"), max_length=200, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    # A batch's pages acknowledged by the endpoint: a retry resumes at the next page.
+    pages_done = models.PositiveIntegerField(_("pages delivered"), default=0, db_default=0)
 
     class Meta:
         ordering = ["id"]
@@ -646,6 +685,9 @@ class OutboxDelivery(models.Model):
             # Per-resident order: an undelivered (even dead) earlier row holds later ones back.
             models.Index(fields=["endpoint", "resident", "id"], name="delivery_order_idx",
                          condition=Q(state__in=["pending", "failed", "dead"])),
+            # Undelivered batches (few): every due query checks them for the resident's raise.
+            models.Index(fields=["endpoint", "id"], name="delivery_open_batch_idx",
+                         condition=Q(state__in=["pending", "failed", "dead"], resident__isnull=True)),
         ]
 
     def __str__(self) -> str:

@@ -12,6 +12,15 @@ after the POST re-sends with the same key, which the endpoint de-duplicates). A 
 retried with exponential backoff by the beat sweep `outbox_dispatch_due`; nothing is dropped:
 after MAX_ATTEMPTS a row is marked dead and an administrator can requeue it. Within one
 endpoint, a resident's records go in order (a lift never overtakes its raise, even a dead one).
+
+Batch records (the venue exposure job's raises: one record per risk window version, see
+`batch_sql_ctes`) carry their popups as frozen id arrays and go as pages of
+OutboxRecord.BATCH_PAGE cases, page after page, each page a POST with the Idempotency-Key
+`<record key>-p<page>`; the delivery row counts the pages acknowledged, so a retry resumes at the
+failed page and never re-sends an acknowledged one (a crash between the POST and the count
+re-sends that one page with the same key). Ordering holds across both kinds: a resident's
+record waits while an earlier batch that lists the resident is undelivered on that endpoint, and
+a batch waits while any of its residents has an earlier undelivered record (single or batch).
 """
 
 import datetime as dt
@@ -21,10 +30,10 @@ import time
 import urllib.error
 import urllib.request
 
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db import connection, transaction
 from django.utils import timezone
 
+from communities.models import Resident
 from healthkit.models import (
     DownstreamEndpoint,
     OutboxAttempt,
@@ -78,6 +87,39 @@ dl AS (
     RETURNING 1
 )"""  # noqa: S608 - expressions from code only (see docstring)
 
+def batch_sql_ctes(*, changes: str, key: str, kind: str, popup_type: str, policy: str, rule: str,
+                   extra: str = "'{}'::jsonb") -> str:
+    """The `obb` and `dlb` CTEs for ONE batch record listing every row of `changes` (columns id,
+    resident_id; all changed `at` = the record's), frozen in case order, and one pending
+    delivery per active endpoint; nothing when `changes` is empty. Idempotent on `key` (an SQL
+    expression): a batch that exists already is not written again, so callers decide beforehand
+    whether their rows go as a batch. `extra` (a jsonb expression) is merged into the payload.
+    Arguments are SQL written in code, as for `outbox_sql_ctes`."""
+    return f"""
+obb AS (
+    INSERT INTO healthkit_outboxrecord
+        (idempotency_key, kind, case_id, resident_id, popup_type, at, payload, case_ids, resident_ids,
+         created_at)
+    SELECT {key}, {kind}, NULL, NULL, {popup_type}, max(at),
+           jsonb_build_object('event', 'popup.' || {kind}, 'batch', {key}, 'popup_type', {popup_type},
+                              'at', max(at), 'policy', {policy}, 'rule', {rule}, 'count', count(*))
+             || {extra},
+           array_agg(id ORDER BY id), array_agg(resident_id ORDER BY id), now()
+    FROM {changes}
+    HAVING count(*) > 0
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+),
+dlb AS (
+    INSERT INTO healthkit_outboxdelivery
+        (record_id, endpoint_id, resident_id, state, attempts, next_attempt_at, last_error, delivered_at,
+         pages_done)
+    SELECT obb.id, e.id, NULL, 'pending', 0, now(), '', NULL, 0
+    FROM obb CROSS JOIN healthkit_downstreamendpoint e WHERE e.active
+    RETURNING 1
+)"""  # noqa: S608 - expressions from code only (see docstring)
+
+
 def outbox_record(*, case: PopupCase, kind: str, at: dt.datetime, policy: str | None = None,
                   rule: str = "") -> OutboxRecord | None:
     """Write the record for a popup change in the caller's transaction (idempotent per case and
@@ -112,19 +154,47 @@ def _backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
 
 
-def _due(endpoint_id: int):
-    # A dead row blocks the resident's later rows too: a requeued raise must never land after
-    # its lift (the ticket restriction would come back).
-    earlier_open = OutboxDelivery.objects.filter(
-        endpoint_id=OuterRef("endpoint_id"), resident_id=OuterRef("resident_id"),
-        state__in=(*DUE_STATES, OutboxDelivery.State.DEAD), id__lt=OuterRef("id"),
-    )
-    return (
-        OutboxDelivery.objects.filter(endpoint_id=endpoint_id, state__in=DUE_STATES,
-                                      next_attempt_at__lte=timezone.now())
-        .filter(~Exists(earlier_open))
-        .order_by("id")
-    )
+_OPEN = "('pending', 'failed', 'dead')"  # undelivered: holds a resident's later records back
+_DUE_IDS = f"""
+WITH open_batch AS MATERIALIZED (
+    SELECT b.id AS delivery_id, r.resident_ids
+    FROM healthkit_outboxdelivery b JOIN healthkit_outboxrecord r ON r.id = b.record_id
+    WHERE b.endpoint_id = %(endpoint)s AND b.resident_id IS NULL AND b.state IN {_OPEN}
+),
+member AS MATERIALIZED (
+    SELECT delivery_id, unnest(resident_ids) AS resident_id FROM open_batch
+)
+(SELECT d.id FROM healthkit_outboxdelivery d
+ WHERE d.endpoint_id = %(endpoint)s AND d.state IN ('pending', 'failed') AND d.next_attempt_at <= %(now)s
+   AND d.resident_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM healthkit_outboxdelivery e
+                   WHERE e.endpoint_id = d.endpoint_id AND e.resident_id = d.resident_id
+                     AND e.state IN {_OPEN} AND e.id < d.id)
+   AND NOT EXISTS (SELECT 1 FROM member m WHERE m.resident_id = d.resident_id AND m.delivery_id < d.id)
+ ORDER BY d.id LIMIT %(limit)s)
+UNION ALL
+(SELECT d.id FROM healthkit_outboxdelivery d
+ WHERE d.endpoint_id = %(endpoint)s AND d.state IN ('pending', 'failed') AND d.next_attempt_at <= %(now)s
+   AND d.resident_id IS NULL
+   AND NOT EXISTS (SELECT 1 FROM member m JOIN healthkit_outboxdelivery e
+                     ON e.endpoint_id = %(endpoint)s AND e.resident_id = m.resident_id
+                    AND e.state IN {_OPEN} AND e.id < m.delivery_id
+                   WHERE m.delivery_id = d.id)
+   AND NOT EXISTS (SELECT 1 FROM member m JOIN member earlier
+                     ON earlier.resident_id = m.resident_id AND earlier.delivery_id < m.delivery_id
+                   WHERE m.delivery_id = d.id)
+ ORDER BY d.id LIMIT %(limit)s)
+ORDER BY 1 LIMIT %(limit)s
+"""  # noqa: S608 - constants only
+
+
+def due_ids(*, endpoint_id: int, limit: int = BATCH) -> list[int]:
+    """Due deliveries of one endpoint, oldest first, that no earlier undelivered record of the
+    same resident holds back (a dead one too: a requeued raise must never land after its lift,
+    or the ticket restriction would come back). Batches count for every resident they list."""
+    with connection.cursor() as cursor:
+        cursor.execute(_DUE_IDS, {"endpoint": endpoint_id, "limit": limit, "now": timezone.now()})
+        return [row[0] for row in cursor.fetchall()]
 
 
 def endpoints_with_due_rows() -> list[int]:
@@ -164,11 +234,40 @@ def _body(delivery: OutboxDelivery) -> dict:
     return body
 
 
+def page_key(record: OutboxRecord, page: int) -> str:
+    """The Idempotency-Key of one page of a batch (pages count from 1)."""
+    return f"{record.idempotency_key}-p{page}"
+
+
+def batch_page_body(*, record: OutboxRecord, endpoint: DownstreamEndpoint, page: int) -> dict:
+    """Page `page` (from 1) of a batch: the batch's fields and, per popup, the same fields a
+    single-popup record carries (with that popup's own key, `popup-<case>-<kind>`), in case
+    order. Built from the frozen arrays, so every try of a page lists the same popups."""
+    size = OutboxRecord.BATCH_PAGE
+    cases = record.case_ids[(page - 1) * size:page * size]
+    residents = record.resident_ids[(page - 1) * size:page * size]
+    people = Resident.objects.only("id", "name", "id_encrypted").in_bulk(set(residents))
+    common = {k: record.payload.get(k) for k in ("popup_type", "at", "policy", "rule")}
+    items = []
+    for case_id, resident_id in zip(cases, residents, strict=True):
+        person = people.get(resident_id)
+        item = {"event": f"popup.{record.kind}", "case": case_id, **common,
+                "idempotency_key": f"popup-{case_id}-{record.kind}",
+                "name_masked": person.masked_name if person else ""}
+        if endpoint.send_id_number:
+            # Decrypted only here, for the wire; never stored in the outbox or logged.
+            item["id_number"] = person.reveal_id_number() if person else ""
+        items.append(item)
+    return {**record.payload, "idempotency_key": page_key(record, page), "page": page,
+            "pages": record.pages, "page_size": size, "cases": items}
+
+
 def claim(*, delivery_id: int) -> tuple[OutboxDelivery, dict] | None:
     """Short transaction: take one due delivery (SKIP LOCKED), count the attempt and lease it
     (next try no sooner than LEASE, longer than the HTTP timeout, so nobody else sends it while
     this call may be in flight; a worker that dies mid-call leaves it due after the lease).
-    Returns the row and the body to send, or None if someone else has it or it is not due."""
+    Returns the row and the body to send (None for a batch: its pages are built one by one),
+    or None if someone else has it or it is not due."""
     with transaction.atomic():
         delivery = (
             OutboxDelivery.objects.select_for_update(skip_locked=True, of=("self",))
@@ -180,27 +279,43 @@ def claim(*, delivery_id: int) -> tuple[OutboxDelivery, dict] | None:
         delivery.attempts += 1
         delivery.next_attempt_at = timezone.now() + LEASE
         delivery.save(update_fields=["attempts", "next_attempt_at"])
-        return delivery, _body(delivery)
+        return delivery, (None if delivery.record.is_batch else _body(delivery))
 
 
 def deliver(*, delivery_id: int) -> OutboxDelivery | None:
     """Send one due delivery: claim (short transaction), POST outside any transaction, record
     the outcome (another short one). Safe twice or concurrently: the claim decides. At least
-    once: a crash after the POST sends again with the same Idempotency-Key after the lease."""
+    once: a crash after the POST sends again with the same Idempotency-Key after the lease.
+    A batch sends its pages from the first unacknowledged one; each acknowledged page is
+    counted at once (and the lease renewed), so a retry never re-sends it."""
     claimed = claim(delivery_id=delivery_id)
     if claimed is None:
         return None
     delivery, body = claimed
+    if body is None:
+        return _deliver_batch(delivery)
+    status_code, error, duration = _post(delivery, body, delivery.record.idempotency_key)
+    _record_outcome(delivery, status_code=status_code, error=error, duration=duration, done=not error)
+    return delivery
+
+
+def _post(delivery: OutboxDelivery, body: dict, key: str) -> tuple[int | None, str, int]:
     started = time.monotonic()
     status_code, error = None, ""
     try:
-        status_code = post_json(
-            url=delivery.endpoint.url, body=body, token=delivery.endpoint.token,
-            idempotency_key=delivery.record.idempotency_key,
-        )
+        status_code = post_json(url=delivery.endpoint.url, body=body, token=delivery.endpoint.token,
+                                idempotency_key=key)
     except DeliveryError as exc:
         status_code, error = exc.status_code, str(exc)[:200]
-    duration = int((time.monotonic() - started) * 1000)
+    return status_code, error, int((time.monotonic() - started) * 1000)
+
+
+def _record_outcome(delivery: OutboxDelivery, *, status_code: int | None, error: str, duration: int,
+                    done: bool) -> bool:
+    """Store one try's outcome: failed (backoff) / dead, delivered (`done`), or for a batch
+    page that is not the last, one more page acknowledged and the lease renewed. Only this
+    attempt's row: False when a newer attempt took the row over (lease expired meanwhile)."""
+    update: dict = {}
     if error:
         delivery.state = (OutboxDelivery.State.DEAD if delivery.attempts >= MAX_ATTEMPTS
                           else OutboxDelivery.State.FAILED)
@@ -209,17 +324,36 @@ def deliver(*, delivery_id: int) -> OutboxDelivery | None:
         logger.warning("outbox delivery %s to endpoint %s attempt %s failed: %s",
                        delivery.pk, delivery.endpoint_id, delivery.attempts, error)
     else:
-        delivery.state = OutboxDelivery.State.DELIVERED
-        delivery.delivered_at = timezone.now()
+        if delivery.record.is_batch:
+            delivery.pages_done += 1
+            update["pages_done"] = delivery.pages_done
+        if done:
+            delivery.state = OutboxDelivery.State.DELIVERED
+            delivery.delivered_at = timezone.now()
+        else:
+            delivery.next_attempt_at = timezone.now() + LEASE
         delivery.last_error = ""
     with transaction.atomic():
         # Only this attempt's outcome: a newer attempt (lease expired meanwhile) is left alone.
-        OutboxDelivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).exclude(
+        mine = OutboxDelivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).exclude(
             state=OutboxDelivery.State.DELIVERED).update(
             state=delivery.state, next_attempt_at=delivery.next_attempt_at, last_error=delivery.last_error,
-            delivered_at=delivery.delivered_at)
+            delivered_at=delivery.delivered_at, **update)
         OutboxAttempt.objects.create(delivery=delivery, ok=not error, status_code=status_code,
                                      error=error, duration_ms=duration)
+    return bool(mine)
+
+
+def _deliver_batch(delivery: OutboxDelivery) -> OutboxDelivery:
+    record, pages = delivery.record, delivery.record.pages
+    while delivery.pages_done < pages:
+        page = delivery.pages_done + 1
+        body = batch_page_body(record=record, endpoint=delivery.endpoint, page=page)
+        status_code, error, duration = _post(delivery, body, page_key(record, page))
+        mine = _record_outcome(delivery, status_code=status_code, error=error, duration=duration,
+                               done=not error and page == pages)
+        if error or not mine:
+            break
     return delivery
 
 
@@ -231,7 +365,7 @@ def deliver_endpoint(*, endpoint_id: int, limit: int = BATCH, budget: float = RU
     sent = failures = tried = 0
     started = time.monotonic()
     while tried < limit and time.monotonic() - started < budget:
-        batch = list(_due(endpoint_id).values_list("pk", flat=True)[:limit - tried])
+        batch = due_ids(endpoint_id=endpoint_id, limit=limit - tried)
         if not batch:
             break
         progress = False

@@ -6,13 +6,17 @@ stands (set-based; no Python loop over scans or residents):
 - hits: residents with a scan at the venue in [starts_at, ends_at) (half-open: a scan at exactly
   `starts_at` counts, one at exactly `ends_at` does not); the first such scan is the cause.
 - raised: a hit with no exposure row yet (or whose popup this job itself withdrew earlier) gets
-  a popup 3 (source 'venue', dedupe_key 'venue-risk:<window id>'), a PopupEvent, an outbox
-  record with one delivery per active endpoint, and an Exposure row.
+  a popup 3 (source 'venue', dedupe_key 'venue-risk:<window id>'), a PopupEvent and an Exposure
+  row. The ticket systems hear of the raises of one window version as ONE batch outbox record
+  (`window-<id>-v<version>-raised`, one delivery per active endpoint, sent in pages: see
+  healthkit.outbox); raises of a later run at the same version (late scans) go as single-popup
+  records, since that version's batch has gone or is on its way already.
 - updated: an exposure whose popup is still 'active' and untouched by a person (no event with an
   actor), still a hit, but raised for another window version or scan: its cause is rewritten
   and a 'cause_updated' PopupEvent records before/after.
 - withdrawn: such an untouched 'active' popup that is no longer a hit (window withdrawn, or
-  corrected away from the visit): state 'withdrawn' + PopupEvent + outbox record.
+  corrected away from the visit): state 'withdrawn' + PopupEvent + a single-popup outbox record
+  (delivered after the batch that carried its raise).
 - flagged: a popup someone has acted on (under review, or any event with an actor) whose window
   changed is left as it is; it gets one 'note' PopupEvent per window version and is listed in
   the window's trace (RiskWindowEvent) for the community to decide.
@@ -34,6 +38,7 @@ from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from healthkit import clock, outbox
+from healthkit.models import OutboxRecord
 from healthkit.selectors import policy_in_force
 from venues.models import RiskWindow, RiskWindowEvent
 
@@ -41,16 +46,34 @@ ACTOR_LABEL = "venue-exposure"
 LOCK_NAMESPACE = 3_2022  # pg_advisory_xact_lock(namespace, window id)
 MAX_TRACE_IDS = 1000
 
+# Per-popup records (withdrawals; raises after the version's batch) and the version's batch.
+_OUTBOX_CTES = outbox.outbox_sql_ctes(
+    changes="changes", popup_type="3", policy="%(policy_version)s", rule="'venue_risk'",
+) + ",\n" + outbox.batch_sql_ctes(
+    changes="batch_changes", key="%(batch_key)s::varchar", kind="'raised'::varchar", popup_type="3",
+    policy="%(policy_version)s", rule="'venue_risk'",
+    extra="jsonb_build_object('window', jsonb_build_object('id', %(window)s, 'version', %(version)s))")
+
 _EXPOSURE = """
 WITH w AS (
+    -- the cause's window part, built once (not once per visitor)
     SELECT rw.id, rw.venue_id, rw.starts_at, rw.ends_at, rw.risk_level, rw.version, rw.state,
-           rw.reason, v.code AS venue_code, v.name AS venue_name
+           jsonb_build_object(
+               'rule', 'venue_risk', 'venue', rw.venue_id, 'venue_code', v.code, 'venue_name', v.name,
+               'window_id', rw.id, 'window_version', rw.version,
+               'window', jsonb_build_object('id', rw.id, 'version', rw.version, 'from', rw.starts_at,
+                                            'to', rw.ends_at, 'risk_level', rw.risk_level,
+                                            'reason', rw.reason),
+               'risk_level', rw.risk_level) AS cause_base,
+           jsonb_build_object('risk_window', rw.id) AS window_record
     FROM venues_riskwindow rw JOIN venues_venue v ON v.id = rw.venue_id
     WHERE rw.id = %(window)s
 ),
 hits AS (
+    -- one sort serves both the count per resident and the first scan (DISTINCT ON)
     SELECT DISTINCT ON (s.resident_id) s.resident_id, s.id AS scan_id, s.scanned_at,
-           count(*) OVER (PARTITION BY s.resident_id) AS scans
+           count(*) OVER (PARTITION BY s.resident_id ORDER BY s.scanned_at, s.id
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS scans
     FROM venues_venuescan s
     JOIN w ON w.state = 'active' AND s.venue_id = w.venue_id
           AND s.scanned_at >= w.starts_at AND s.scanned_at < w.ends_at
@@ -58,16 +81,10 @@ hits AS (
 ),
 causes AS (
     SELECT h.resident_id, h.scan_id, h.scanned_at,
-           jsonb_build_object(
-               'rule', 'venue_risk', 'venue', w.venue_id, 'venue_code', w.venue_code,
-               'venue_name', w.venue_name, 'window_id', w.id, 'window_version', w.version,
-               'window', jsonb_build_object('id', w.id, 'version', w.version, 'from', w.starts_at,
-                                            'to', w.ends_at, 'risk_level', w.risk_level,
-                                            'reason', w.reason),
-               'risk_level', w.risk_level, 'scan', h.scan_id, 'scanned_at', h.scanned_at,
-               'scans_in_window', h.scans, 'community', r.community_id,
-               'records', jsonb_build_array(jsonb_build_object('venue_scan', h.scan_id),
-                                            jsonb_build_object('risk_window', w.id))
+           w.cause_base || jsonb_build_object(
+               'scan', h.scan_id, 'scanned_at', h.scanned_at, 'scans_in_window', h.scans,
+               'community', r.community_id,
+               'records', jsonb_build_array(jsonb_build_object('venue_scan', h.scan_id), w.window_record)
            ) AS cause
     FROM hits h CROSS JOIN w JOIN communities_resident r ON r.id = h.resident_id
 ),
@@ -185,15 +202,18 @@ ev AS (
     FROM todo_flag f CROSS JOIN w
 ),
 changes AS (
-    SELECT 'raised' AS kind, id, resident_id, at FROM raised
+    SELECT 'raised' AS kind, id, resident_id, at FROM raised WHERE NOT %(batch)s
   UNION ALL
     SELECT 'withdrawn', id, resident_id, at FROM withdrawn
 ),
-""" + outbox.outbox_sql_ctes(changes="changes", popup_type="3", policy="%(policy_version)s", rule="'venue_risk'") + """
+batch_changes AS (
+    SELECT id, resident_id, at FROM raised WHERE %(batch)s
+),
+""" + _OUTBOX_CTES + """
 SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM updated),
        (SELECT count(*) FROM withdrawn),
        (SELECT coalesce(array_agg(case_id ORDER BY case_id), '{}') FROM x_flagged),
-       (SELECT count(*) FROM dl), (SELECT count(*) FROM hits),
+       (SELECT count(*) FROM dl) + (SELECT count(*) FROM dlb), (SELECT count(*) FROM hits),
        (SELECT count(*) FROM x_raised) + (SELECT count(*) FROM x_updated)
          + (SELECT count(*) FROM x_withdrawn)
 """  # noqa: S608 - constants only; every value is a query parameter
@@ -208,6 +228,7 @@ class ExposureResult:
     withdrawn: int = 0
     flagged: list[int] = field(default_factory=list)
     deliveries: int = 0
+    batch: str = ""
     skipped: str = ""
 
     @property
@@ -218,7 +239,13 @@ class ExposureResult:
         return {"visitors": self.visitors, "raised": self.raised, "updated": self.updated,
                 "withdrawn": self.withdrawn, "flagged": self.flagged[:MAX_TRACE_IDS],
                 "flagged_count": len(self.flagged), "deliveries": self.deliveries,
+                **({"outbox_batch": self.batch} if self.batch else {}),
                 **({"skipped": self.skipped} if self.skipped else {})}
+
+
+def batch_record_key(*, window_id: int, version: int, action: str) -> str:
+    """The batch outbox record's key; each page is sent as `<key>-p<page>`."""
+    return f"window-{window_id}-v{version}-{action}"
 
 
 def exposure_run(*, window_id: int, at: dt.datetime | None = None) -> ExposureResult:
@@ -244,8 +271,12 @@ def exposure_run(*, window_id: int, at: dt.datetime | None = None) -> ExposureRe
                                            actor_label=ACTOR_LABEL, data=result.as_dict(), at=at,
                                            reason=_("Popup type 3 is not in force; nothing raised."))
             return result
+        # The version's first raises go as one batch record; later ones (late scans) one by one.
+        batch_key = batch_record_key(window_id=window_id, version=window.version, action="raised")
+        batch = not OutboxRecord.objects.filter(idempotency_key=batch_key).exists()
         params = {
             "window": window_id, "at": at, "key": window.dedupe_key, "label": ACTOR_LABEL,
+            "version": window.version, "batch": batch, "batch_key": batch_key,
             "policy_id": policy.pk, "policy_version": policy.version,
             "reason_raised": _("Scanned at a venue inside its risk window; risk investigation by "
                                "the resident's community."),
@@ -260,6 +291,8 @@ def exposure_run(*, window_id: int, at: dt.datetime | None = None) -> ExposureRe
             (result.raised, result.updated, result.withdrawn, flagged, result.deliveries,
              result.visitors, _rows) = cursor.fetchone()
         result.flagged = list(flagged)
+        if batch and result.raised:
+            result.batch = batch_key
         RiskWindow.objects.filter(pk=window_id).update(exposure_due=False)
         if result.changed:
             RiskWindowEvent.objects.create(

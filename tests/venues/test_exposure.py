@@ -82,7 +82,7 @@ def test_running_twice_raises_nothing_twice_even_after_a_lift():
     assert Exposure.objects.filter(window=window).count() == 3
 
 
-def test_raise_writes_outbox_records_and_one_delivery_per_active_endpoint():
+def test_raise_writes_one_batch_outbox_record_and_one_delivery_per_active_endpoint():
     DownstreamEndpoint.objects.create(name="rail", url="http://127.0.0.1:9/rail")
     DownstreamEndpoint.objects.create(name="air", url="http://127.0.0.1:9/air")
     DownstreamEndpoint.objects.create(name="off", url="http://127.0.0.1:9/off", active=False)
@@ -94,6 +94,8 @@ def test_raise_writes_outbox_records_and_one_delivery_per_active_endpoint():
 
     record = OutboxRecord.objects.get()
     assert record.kind == "raised" and record.popup_type == 3
+    assert record.idempotency_key == f"window-{window.pk}-v1-raised"
+    assert record.case_ids == list(PopupCase.objects.filter(popup_type=3).values_list("id", flat=True))
     assert record.payload["rule"] == "venue_risk"
     assert OutboxDelivery.objects.filter(record=record).count() == 2 == result.deliveries
 
