@@ -110,7 +110,9 @@ def arguments(bench: Bench, scale: float, options: set[str]) -> list[str]:
 
 
 def help_options(command: list[str], env: dict[str, str]) -> set[str]:
-    """The long options a script accepts, read from its --help."""
+    """The long options a script accepts, read from its --help (none if it takes no arguments)."""
+    if command[-1].endswith(".py") and "argparse" not in Path(command[-1]).read_text(errors="replace"):
+        return set()  # without argparse, --help would run the benchmark itself
     try:
         done = subprocess.run([*command, "--help"], capture_output=True, text=True, env=env, cwd=ROOT,
                               timeout=120)
@@ -141,12 +143,16 @@ def run(bench: Bench, args: argparse.Namespace, logs: Path) -> Outcome:
     command = bench.command(python)
     target = command[-1] if not bench.script.startswith("manage.py") else str(ROOT / "manage.py")
     if not Path(target).exists():
+        print(f"\n[{bench.name}] failed: {bench.script} does not exist", flush=True)
         return Outcome(bench, [], failure=f"failed: {bench.script} does not exist")
     url = f"{SERVER}/{args.db_prefix}{bench.name}"
     env = {**os.environ, "DATABASE_URL": url, "BENCH_DATABASE_URL": url, "PYTHONUNBUFFERED": "1",
            "CELERY_TASK_ALWAYS_EAGER": "false", "DJANGO_SETTINGS_MODULE": "healthkit.settings"}
     env.pop("CELERY_BROKER_URL", None)
     command += arguments(bench, args.scale, help_options(command, env))
+    if "filesystem://" in command:  # the engine's on-commit publishes go to the embedded broker's folders
+        for folder in ("queue", "processed", "control"):
+            (Path(env.get("HEALTHKIT_DATA_DIR", ROOT / ".data")) / "broker" / folder).mkdir(parents=True, exist_ok=True)
     shown = f"DATABASE_URL={url} " + " ".join(os.path.relpath(c, ROOT) if c.startswith(str(ROOT)) else c
                                               for c in command)
     print(f"\n[{bench.name}] {shown}\n[{bench.name}] load {load_average()}", flush=True)

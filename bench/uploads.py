@@ -10,6 +10,7 @@ beside it). No database is touched. Each figure is also printed through `bench/r
     .venv/bin/python bench/uploads.py
 """
 
+import argparse
 import io
 import os
 import random
@@ -66,6 +67,9 @@ def bare(data: bytes) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=9, help="interleaved runs per picture (the median is kept)")
+    args = parser.parse_args()
     import django
 
     django.setup()
@@ -83,7 +87,7 @@ def main() -> None:
                                                    ("JPEG", (1170, 2532))])]
     print(f"{'picture':24s} {'MB':>5s} {'project ms':>10s} {'bare Pillow ms':>14s} {'ratio':>6s} {'out MB':>7s} {'EXIF out':>8s}")
     for fmt, size, data in samples:
-        runs = 9
+        runs = args.runs
         proj, ref = [], []
         for _ in range(runs):  # interleaved, so the machine's load falls on both alike
             started = time.perf_counter()
