@@ -79,15 +79,6 @@ hits AS (
           AND s.scanned_at >= w.starts_at AND s.scanned_at < w.ends_at
     ORDER BY s.resident_id, s.scanned_at, s.id
 ),
-causes AS (
-    SELECT h.resident_id, h.scan_id, h.scanned_at,
-           w.cause_base || jsonb_build_object(
-               'scan', h.scan_id, 'scanned_at', h.scanned_at, 'scans_in_window', h.scans,
-               'community', r.community_id,
-               'records', jsonb_build_array(jsonb_build_object('venue_scan', h.scan_id), w.window_record)
-           ) AS cause
-    FROM hits h CROSS JOIN w JOIN communities_resident r ON r.id = h.resident_id
-),
 ex AS (
     SELECT x.id AS exposure_id, x.resident_id, x.withdrawn_at, x.flagged_version,
            pc.id AS case_id, pc.state, pc.cause, pc.raised_at,
@@ -97,23 +88,30 @@ ex AS (
     WHERE x.window_id = %(window)s
 ),
 cls AS (
-    -- each exposure of this window against the current hits (one hash join, not a probe per row)
-    SELECT ex.*, c.cause AS new_cause, c.scan_id AS new_scan_id, c.scanned_at AS new_scanned_at,
-           (c.resident_id IS NOT NULL) AS inside
-    FROM ex LEFT JOIN causes c ON c.resident_id = ex.resident_id
+    -- each exposure of this window against the current hits (one hash join on lean keys, not a
+    -- probe per row; causes are built below only for the popups that change)
+    SELECT ex.*, h.scan_id AS new_scan_id, h.scanned_at AS new_scanned_at, h.scans AS new_scans,
+           (h.resident_id IS NOT NULL) AS inside
+    FROM ex LEFT JOIN hits h ON h.resident_id = ex.resident_id
 ),
 todo_raise AS (
-    SELECT c.* FROM causes c
-    LEFT JOIN ex ON ex.resident_id = c.resident_id
+    SELECT h.* FROM hits h
+    LEFT JOIN ex ON ex.resident_id = h.resident_id
     WHERE ex.case_id IS NULL OR (ex.state = 'withdrawn' AND ex.withdrawn_at IS NOT NULL)
+    ORDER BY h.resident_id
 ),
 todo_update AS (
-    SELECT case_id, exposure_id, cause AS old_cause, new_cause AS cause, new_scan_id AS scan_id,
-           new_scanned_at AS scanned_at
-    FROM cls
-    WHERE inside AND state = 'active' AND NOT human
-      AND (cause->'window_version' IS DISTINCT FROM new_cause->'window_version'
-           OR cause->'scan' IS DISTINCT FROM new_cause->'scan')
+    SELECT cls.case_id, cls.exposure_id, cls.cause AS old_cause, cls.new_scan_id AS scan_id,
+           cls.new_scanned_at AS scanned_at,
+           w.cause_base || jsonb_build_object(
+               'scan', cls.new_scan_id, 'scanned_at', cls.new_scanned_at, 'scans_in_window', cls.new_scans,
+               'community', r.community_id,
+               'records', jsonb_build_array(jsonb_build_object('venue_scan', cls.new_scan_id), w.window_record)
+           ) AS cause
+    FROM cls CROSS JOIN w JOIN communities_resident r ON r.id = cls.resident_id
+    WHERE cls.inside AND cls.state = 'active' AND NOT cls.human
+      AND (cls.cause->'window_version' IS DISTINCT FROM to_jsonb(w.version)
+           OR cls.cause->'scan' IS DISTINCT FROM to_jsonb(cls.new_scan_id))
 ),
 todo_withdraw AS (
     SELECT case_id, exposure_id, raised_at FROM cls
@@ -128,11 +126,16 @@ todo_flag AS (
            OR cls.cause->'window_version' IS DISTINCT FROM to_jsonb(w.version))
 ),
 raised AS (
+    -- in resident order (todo_raise is sorted on its lean columns); the cause built per row here
     INSERT INTO healthkit_popupcase
         (resident_id, popup_type, dedupe_key, cause, source, state, policy_id, raised_at, lifted_at, updated_at)
-    SELECT t.resident_id, 3, %(key)s, t.cause, 'venue', 'active', %(policy_id)s, %(at)s, NULL, now()
-    FROM todo_raise t
-    ORDER BY t.resident_id
+    SELECT t.resident_id, 3, %(key)s,
+           w.cause_base || jsonb_build_object(
+               'scan', t.scan_id, 'scanned_at', t.scanned_at, 'scans_in_window', t.scans,
+               'community', r.community_id,
+               'records', jsonb_build_array(jsonb_build_object('venue_scan', t.scan_id), w.window_record)),
+           'venue', 'active', %(policy_id)s, %(at)s, NULL, now()
+    FROM todo_raise t CROSS JOIN w JOIN communities_resident r ON r.id = t.resident_id
     ON CONFLICT DO NOTHING
     RETURNING id, resident_id, raised_at AS at, cause
 ),
@@ -150,14 +153,22 @@ withdrawn AS (
     RETURNING pc.id, pc.resident_id, pc.lifted_at AS at, pc.cause, t.exposure_id
 ),
 x_raised AS (
+    -- a first exposure is a plain INSERT; a visit raised again after a withdrawal updates its row
     INSERT INTO venues_exposure
         (window_id, resident_id, case_id, scan_id, scanned_at, raised_at, withdrawn_at, flagged_version)
     SELECT %(window)s, r.resident_id, r.id, (r.cause->>'scan')::bigint,
            (r.cause->>'scanned_at')::timestamptz, r.at, NULL, 0
     FROM raised r
-    ON CONFLICT (window_id, resident_id) DO UPDATE
-        SET case_id = EXCLUDED.case_id, scan_id = EXCLUDED.scan_id, scanned_at = EXCLUDED.scanned_at,
-            raised_at = EXCLUDED.raised_at, withdrawn_at = NULL, flagged_version = 0
+    WHERE NOT EXISTS (SELECT 1 FROM ex WHERE ex.resident_id = r.resident_id)
+    RETURNING 1
+),
+x_reraised AS (
+    UPDATE venues_exposure x
+    SET case_id = r.id, scan_id = (r.cause->>'scan')::bigint,
+        scanned_at = (r.cause->>'scanned_at')::timestamptz, raised_at = r.at, withdrawn_at = NULL,
+        flagged_version = 0
+    FROM raised r JOIN ex ON ex.resident_id = r.resident_id
+    WHERE x.id = ex.exposure_id
     RETURNING 1
 ),
 x_updated AS (
@@ -214,7 +225,7 @@ SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM updated),
        (SELECT count(*) FROM withdrawn),
        (SELECT coalesce(array_agg(case_id ORDER BY case_id), '{}') FROM x_flagged),
        (SELECT count(*) FROM dl) + (SELECT count(*) FROM dlb), (SELECT count(*) FROM hits),
-       (SELECT count(*) FROM x_raised) + (SELECT count(*) FROM x_updated)
+       (SELECT count(*) FROM x_raised) + (SELECT count(*) FROM x_reraised) + (SELECT count(*) FROM x_updated)
          + (SELECT count(*) FROM x_withdrawn)
 """  # noqa: S608 - constants only; every value is a query parameter
 
