@@ -290,7 +290,7 @@ def main() -> int:
             try:
                 sizes = table_sizes(url)
             except Exception as exc:  # noqa: BLE001 - a database the script never made
-                print(f"  {o.bench.name}: {type(exc).__name__}")
+                print(f"  {o.bench.name}: no sizes ({type(exc).__name__}: {str(exc).strip()[:80]})")
                 continue
             print(f"  {url.rsplit('/', 1)[1]}:")
             for name, rows, size in sizes:
