@@ -146,6 +146,9 @@ class Appeal(models.Model):
             models.Index(fields=["priority", "created_at", "id"], name="appeal_seek_priority_idx",
                          condition=Q(status__in=["new", "in_progress", "waiting_resident", "routed"])),
             models.Index(fields=["created_at", "id"], name="appeal_seek_created_idx"),
+            # The same order over every appeal ("everything", "closed"): without it such a page
+            # sorts the whole table (0.2 s at 200 k appeals).
+            models.Index(fields=["priority", "created_at", "id"], name="appeal_seek_priority_all_idx"),
             # The dashboard's refresh reads the appeals closed in its last few days.
             models.Index(fields=["closed_at"], name="appeal_closed_idx", condition=Q(closed_at__isnull=False)),
             models.Index(fields=["sla_due_at", "id"], name="appeal_seek_sla_idx"),

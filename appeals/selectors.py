@@ -3,12 +3,15 @@
 import base64
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F, Field, Func, Q, QuerySet, Value
 from django.db.models.lookups import GreaterThan, LessThan
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from appeals.models import Appeal, AppealEvent, AppealEvidence
 from communities import pii
@@ -237,9 +240,86 @@ ORDERINGS = {
 COUNT_CAP = 1000
 
 
+# The queue page shows these columns only: read with .values() (no model instances, no join the
+# page does not show) and labelled once per page, so rendering 50 rows is a loop over plain values.
+QUEUE_ROW_VALUES = ("id", "reference", "repeat_count", "priority", "status", "category", "claimed_masked",
+                    "resident_id", "resident__name", "resident__id_masked", "resident__id_hash",
+                    "community__name", "routed_community__name", "assigned_to__username",
+                    "created_at", "sla_due_at", "sla_breached_at")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One queue row as the page shows it: labels, masked person and times already in text."""
+
+    id: int
+    reference: str
+    url: str
+    priority: int
+    created_at: dt.datetime
+    sla_due_at: dt.datetime | None
+    copies: int  # 0 for a single filing, else the filings folded into it (repeats + 1)
+    priority_label: str
+    status_label: str
+    category_label: str
+    person: str  # masked: as Appeal.person_masked, no decryption
+    community: str
+    assignee: str
+    filed: str
+    sla_due: str
+    breached: bool
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+def _person_masked(row: dict) -> str:
+    """Appeal.person_masked from a values() row: the filer's masked words, else the record's
+    stored masked form (the clear ID is never decrypted for a list)."""
+    if row["claimed_masked"]:
+        return row["claimed_masked"]
+    if row["resident_id"] is None:
+        return ""
+    if (row["resident__id_hash"] or "").startswith(Resident.FORGOTTEN_PREFIX):
+        return str(_("(forgotten, no personal data kept)"))
+    return pii.masked_person(row["resident__name"], row["resident__id_masked"])
+
+
+def _short_time(value: dt.datetime | None, tz) -> str:
+    """The template filter `date:"m-d H:i"` in the current time zone, without the template."""
+    return value.astimezone(tz).strftime("%m-%d %H:%M") if value is not None else ""
+
+
+_URL_PK = 918273645  # stands for the pk in the ticket URL, reversed once per page
+
+
+def queue_rows(rows: Iterable[dict]) -> list[QueueRow]:
+    """Label values() rows of QUEUE_ROW_VALUES: each choice label translated once per page, not
+    once per row and column."""
+    tz = timezone.get_current_timezone()
+    priorities = {value: str(label) for value, label in Appeal.Priority.choices}
+    statuses = {value: str(label) for value, label in Appeal.Status.choices}
+    categories = {value: str(label) for value, label in Appeal.Category.choices}
+    url_head, url_tail = reverse("appeals:ticket", args=[_URL_PK]).split(str(_URL_PK))
+    return [QueueRow(
+        id=row["id"], reference=row["reference"], url=f"{url_head}{row['id']}{url_tail}",
+        priority=row["priority"], created_at=row["created_at"], sla_due_at=row["sla_due_at"],
+        copies=row["repeat_count"] + 1 if row["repeat_count"] else 0,
+        priority_label=priorities.get(row["priority"], str(row["priority"])),
+        status_label=statuses.get(row["status"], row["status"]),
+        category_label=categories.get(row["category"], row["category"]),
+        person=_person_masked(row),
+        community=row["routed_community__name"] or row["community__name"] or "",
+        assignee=row["assigned_to__username"] or "",
+        filed=_short_time(row["created_at"], tz), sla_due=_short_time(row["sla_due_at"], tz),
+        breached=row["sla_breached_at"] is not None,
+    ) for row in rows]
+
+
 @dataclass
 class SeekPage:
-    rows: list[Appeal]
+    rows: list[QueueRow]
     next_cursor: str | None
     count: int
     count_capped: bool
@@ -329,7 +409,7 @@ def seek_page(qs: QuerySet[Appeal], *, ordering: str = "priority", cursor: str |
               size: int = 50) -> SeekPage:
     """One page by keyset: no OFFSET, and a count capped at COUNT_CAP (never COUNT(*) over all)."""
     _index, fields = ORDERINGS.get(ordering, ORDERINGS["priority"])
-    rows = list(page_rows(qs, ordering=ordering, cursor=cursor, size=size))
+    rows = queue_rows(page_rows(qs, ordering=ordering, cursor=cursor, size=size).values(*QUEUE_ROW_VALUES))
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]

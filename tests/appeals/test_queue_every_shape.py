@@ -9,8 +9,9 @@ import pytest
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from appeals import demo
+from appeals import demo, selectors
 from appeals.models import Appeal
+from appeals.views_console import queue_rows_html
 from communities.models import User
 from tests.factories import PopupCaseFactory, UserFactory
 from tests.factories.appeals import AppealFactory
@@ -57,7 +58,9 @@ def test_rows_render_a_row_for_every_shape(operator):
     merged_into = AppealFactory()
     appeals.append(AppealFactory(resident=merged_into.resident, status="closed", outcome="merged",
                                  merged_into=merged_into))
-    html = render_to_string("appeals/console/_rows.html", {"rows": appeals})
+    rows = selectors.queue_rows(Appeal.objects.filter(pk__in=[a.pk for a in appeals])
+                                .values(*selectors.QUEUE_ROW_VALUES))
+    html = render_to_string("appeals/console/_rows.html", {"rows_html": queue_rows_html(rows)})
     for appeal in appeals:
         assert appeal.reference in html
     # The community column falls back to "—" when neither the confirmed nor the routed one is known.
