@@ -75,7 +75,7 @@ def build(args, now: dt.datetime) -> None:
 
     with connection.cursor() as cursor:
         t = step("emptying the engine tables")
-        cursor.execute("TRUNCATE communities_resident, healthkit_ingestbatch, healthkit_enginesweep "
+        cursor.execute("TRUNCATE communities_resident, healthkit_testresult, healthkit_ingestbatch, healthkit_enginesweep "
                        "RESTART IDENTITY CASCADE")
         cursor.execute("DROP TABLE IF EXISTS bench_raw_results")
         print(f"    {time.perf_counter() - t:.1f} s")

@@ -1,0 +1,324 @@
+#!/usr/bin/env python
+"""Result ingest against a raw COPY (a script, not a test).
+
+For batches of 10,000 nucleic-acid results (the API's per-request maximum), timed in the same
+run, alternating batch by batch (the order rotates each round), best of --rounds:
+
+- reference: the same rows, already parsed (Python tuples), COPY'd into a bare table (no index,
+  constraint or key) and committed;
+- service: `healthkit.ingest.ingest(kind="test_results", ...)` on the records as the JSON body
+  carries them (validation, ID check and keyed hash, resident resolution, the COPY into the
+  indexed result table, batch idempotency row, evaluation work and its tasks on commit);
+- HTTP: the real endpoint `POST /api/v1/ingest/test-results/` through Django's test client with
+  an integration user's token (middleware, authentication, JSON parsing, the service, the
+  response), the body already encoded.
+
+Each printed as rows/s with its ratio to the raw COPY (aims >= 0.5 and >= 0.4, issue 15).
+`--clients 2` also times two client processes posting to the endpoint at once (the second
+core), against the raw COPY on one connection: that figure is labelled as such and printed in
+addition to the single-stream ones, never instead of them.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench_ingest \\
+    .venv/bin/python bench/ingest.py --residents 100000 --prefill 1000000
+
+The database is dropped and created anew (point it at a throw-away database), migrated, and
+filled with --residents residents and --prefill results (COPY) so the indexes have a size.
+Evaluation tasks go to the broker (--broker) and are purged at the end; no worker runs.
+"""
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DISTRICTS = ("110101", "110102", "110105", "110106", "110107", "110108", "110109", "110111",
+             "110112", "110113", "110114", "110115", "110116", "110117", "110118", "110119")
+PATH = "/api/v1/ingest/test-results/"
+HOST = "127.0.0.1"
+
+
+def id_number(i: int) -> str:
+    """A unique, valid 18-character ID number for resident number i (deterministic)."""
+    from communities.pii import id_check_digit
+
+    birth = dt.date(1950, 1, 1) + dt.timedelta(days=(i // len(DISTRICTS)) % 20_000)
+    seq = (i // (len(DISTRICTS) * 20_000)) % 1000
+    first17 = f"{DISTRICTS[i % len(DISTRICTS)]}{birth:%Y%m%d}{seq:03d}"
+    return first17 + id_check_digit(first17)
+
+
+def records_for(tag: str, first: int, count: int, residents: int, now: dt.datetime) -> list[dict]:
+    """`count` negative results of distinct residents, as the JSON body carries them."""
+    out = []
+    for n in range(first, first + count):
+        sampled = now - dt.timedelta(hours=30, seconds=n % 3600)
+        out.append({
+            "id_number": id_number(n % residents), "lab": f"lab-{n % 40:02d}", "sample_id": f"{tag}{n:010d}",
+            "sampled_at": sampled.isoformat(), "resulted_at": (sampled + dt.timedelta(hours=6)).isoformat(),
+            "result": "negative", "from_other_province": n % 50 == 0,
+        })
+    return out
+
+
+def parsed_rows(records: list[dict], first: int, residents: int, now: dt.datetime) -> list[tuple]:
+    """The same records as the rows a raw COPY writes (resident ids known: no look-up)."""
+    return [((first + k) % residents + 1, r["lab"], r["sample_id"], dt.datetime.fromisoformat(r["sampled_at"]),
+             dt.datetime.fromisoformat(r["resulted_at"]), now, r["result"], r["from_other_province"])
+            for k, r in enumerate(records)]
+
+
+def build(args, now: dt.datetime) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from communities import pii
+
+    t = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    print(f"... migrated ({time.perf_counter() - t:.1f} s)", flush=True)
+    with connection.cursor() as cursor:
+        t = time.perf_counter()
+        with cursor.cursor.copy(
+            "COPY communities_resident (name, id_encrypted, id_hash, id_masked, created_at) FROM STDIN"
+        ) as copy:
+            for i in range(args.residents):
+                number = id_number(i)
+                copy.write_row((f"居民{i}", pii.encrypt(number), pii.id_hash(number), pii.mask_id(number), now))
+        print(f"... {args.residents:,} residents ({time.perf_counter() - t:.1f} s)", flush=True)
+        t = time.perf_counter()
+        cursor.execute(
+            "INSERT INTO healthkit_testresult (resident_id, lab, sample_id, sampled_at, resulted_at, received_at, "
+            "result, from_other_province) "
+            "SELECT n %% %s + 1, 'lab-' || lpad((n %% 40)::text, 2, '0'), 'P' || lpad(n::text, 10, '0'), "
+            "%s - make_interval(hours => 48 + n / %s), %s - make_interval(hours => 42 + n / %s), %s, "
+            "'negative', false FROM generate_series(0, %s - 1) n",
+            [args.residents, now, args.residents, now, args.residents, now, args.prefill],
+        )
+        cursor.execute(
+            "CREATE TABLE bench_raw_results (resident_id bigint, lab varchar(64), sample_id varchar(64), "
+            "sampled_at timestamptz, resulted_at timestamptz, received_at timestamptz, result varchar(8), "
+            "from_other_province boolean)"
+        )
+        cursor.execute("ANALYZE communities_resident")
+        cursor.execute("ANALYZE healthkit_testresult")
+        print(f"... {args.prefill:,} results already on record ({time.perf_counter() - t:.1f} s)", flush=True)
+
+
+class CpuMeter:
+    """CPU seconds of this process and of its database backend (read from /proc: the database on
+    this machine), per timed call: under load, wall time includes waiting for a core, CPU time
+    much less so."""
+
+    def __init__(self) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            self.stat = f"/proc/{cursor.fetchone()[0]}/stat"
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def backend(self) -> float:
+        try:
+            with open(self.stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the database runs elsewhere
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / self.tick
+
+    def run(self, fn) -> tuple[float, float, float]:
+        """(wall, client CPU, database CPU) seconds of fn()."""
+        db0, cpu0 = self.backend(), time.process_time()
+        wall = fn()
+        return wall, time.process_time() - cpu0, self.backend() - db0
+
+
+def integration_token() -> str:
+    from rest_framework.authtoken.models import Token
+
+    from communities.models import User
+
+    user, _ = User.objects.get_or_create(username="bench-lab-feed", defaults={"role": User.Role.INTEGRATION})
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def time_raw(rows: list[tuple]) -> float:
+    from django.db import connection, transaction
+
+    t0 = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(
+        "COPY bench_raw_results (resident_id, lab, sample_id, sampled_at, resulted_at, received_at, result, "
+        "from_other_province) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+    return time.perf_counter() - t0
+
+
+def time_service(records: list[dict], batch_id: str) -> float:
+    from healthkit import ingest
+
+    t0 = time.perf_counter()
+    result = ingest.ingest(kind="test_results", records=records, batch_id=batch_id)
+    elapsed = time.perf_counter() - t0
+    if result.rejected or result.accepted != len(records):
+        raise SystemExit(f"the service refused records: {result.rejected[:3]} accepted={result.accepted}")
+    return elapsed
+
+
+def http_client():
+    from django.test import Client
+
+    return Client(HTTP_HOST=HOST, HTTP_AUTHORIZATION=f"Token {integration_token()}", HTTP_ACCEPT_LANGUAGE="en")
+
+
+def time_http(client, body: bytes, expected: int) -> float:
+    t0 = time.perf_counter()
+    response = client.post(PATH, data=body, content_type="application/json")
+    elapsed = time.perf_counter() - t0
+    answer = json.loads(response.content) if response.status_code == 200 else None
+    if answer is None or answer["accepted"] != expected:
+        raise SystemExit(f"the endpoint answered {response.status_code}: {response.content[:300]!r}")
+    return elapsed
+
+
+def _client_process(bodies: list[bytes], expected: int, start: "multiprocessing.synchronize.Event",
+                    out: "multiprocessing.Queue") -> None:
+    """One client of the concurrent figure: its own process and database connection."""
+    import django
+
+    django.setup()
+    client = http_client()
+    start.wait()
+    t0 = time.perf_counter()
+    for body in bodies:
+        time_http(client, body, expected)
+    out.put((t0, time.perf_counter()))
+
+
+def concurrent_http(bodies: list[list[bytes]], expected: int) -> float:
+    """Rows/s of len(bodies) client processes posting at once (wall time of the whole)."""
+    from django.db import connections
+
+    connections.close_all()
+    ctx = multiprocessing.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_client_process, args=(b, expected, start, out)) for b in bodies]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let both import and connect before the start
+    start.set()
+    spans = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+        if p.exitcode:
+            raise SystemExit("a client process failed")
+    rows = sum(len(b) for b in bodies) * expected
+    return rows / (max(end for _s, end in spans) - min(begin for begin, _e in spans))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--residents", type=int, default=100_000)
+    parser.add_argument("--prefill", type=int, default=1_000_000, help="results on record before timing")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (best of)")
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=0, help="also time this many concurrent HTTP clients")
+    parser.add_argument("--database-url", default=os.environ.get(
+        "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hk_bench_ingest"))
+    parser.add_argument("--broker", default=os.environ.get(
+        "BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"))
+    args = parser.parse_args()
+
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ["CELERY_BROKER_URL"] = args.broker
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
+    os.environ["DJANGO_DEBUG"] = "false"  # as in production (DEBUG keeps every query)
+    os.environ["DJANGO_ALLOWED_HOSTS"] = HOST
+    os.environ["API_THROTTLE_USER"] = "100000/min"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthkit.settings")
+    from bench.benchdb import recreate_database
+    from bench.report import emit, load_average
+
+    recreate_database(args.database_url)
+
+    import django
+
+    django.setup()
+    from healthkit.celery import app
+
+    now = dt.datetime.now(dt.UTC)
+    build(args, now)
+    client = http_client()
+    print(f"... load average before timing: {load_average()}", flush=True)
+
+    meter = CpuMeter()
+    best = {"raw": float("inf"), "service": float("inf"), "http": float("inf")}
+    cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in best}
+    next_row = 0
+    for rnd in range(args.rounds):
+        records = records_for("S", next_row, args.batch, args.residents, now)
+        rows = parsed_rows(records, next_row, args.residents, now)
+        next_row += args.batch
+        http_records = records_for("H", next_row, args.batch, args.residents, now)
+        next_row += args.batch
+        body = json.dumps({"batch_id": f"bench-http-{rnd}", "records": http_records}).encode()
+        runs = {
+            "raw": lambda rows=rows: time_raw(rows),
+            "service": lambda records=records, rnd=rnd: time_service(records, f"bench-service-{rnd}"),
+            "http": lambda body=body: time_http(client, body, args.batch),
+        }
+        order = list(runs)[rnd % 3:] + list(runs)[:rnd % 3]
+        times = {}
+        for name in order:
+            times[name], client_cpu, db_cpu = meter.run(runs[name])
+            best[name] = min(best[name], times[name])
+            cpu[name].append((client_cpu, db_cpu))
+        print(f"    round {rnd + 1}: " + ", ".join(f"{name} {args.batch / s:,.0f} rows/s" for name, s in times.items())
+              + f"  [load {load_average()}]", flush=True)
+
+    rate = {name: args.batch / seconds for name, seconds in best.items()}
+    # median CPU ms per batch (Python process / database backend): what each path costs on a
+    # core, the part of the figures that load moves least
+    cpu_ms = {name: (1000 * statistics.median(c for c, _d in v), 1000 * statistics.median(d for _c, d in v))
+              for name, v in cpu.items()}
+    for name, (client_ms, db_ms) in cpu_ms.items():
+        print(f"    CPU per batch, {name}: Python {client_ms:.0f} ms, database {db_ms:.0f} ms (median)")
+    scale = (f"{args.batch:,} results a batch, {args.residents:,} residents, {args.prefill:,}+ results on record, "
+             f"best of {args.rounds} alternating rounds, single stream")
+    emit("result ingest, service (healthkit.ingest)", project=rate["service"], reference=rate["raw"],
+         unit="rows/s", ratio=rate["service"] / rate["raw"], aim=">= 0.5", scale=scale,
+         cpu_ms={"project": cpu_ms["service"], "reference": cpu_ms["raw"]})
+    emit("result ingest, HTTP (POST /api/v1/ingest/test-results/)", project=rate["http"], reference=rate["raw"],
+         unit="rows/s", ratio=rate["http"] / rate["raw"], aim=">= 0.4", scale=scale,
+         cpu_ms={"project": cpu_ms["http"], "reference": cpu_ms["raw"]})
+
+    if args.clients > 1:
+        per_client = 3
+        bodies = []
+        for c in range(args.clients):
+            mine = []
+            for k in range(per_client):
+                recs = records_for(f"C{c}", next_row, args.batch, args.residents, now)
+                next_row += args.batch
+                mine.append(json.dumps({"batch_id": f"bench-c{c}-{k}", "records": recs}).encode())
+            bodies.append(mine)
+        concurrent = concurrent_http(bodies, args.batch)
+        emit(f"result ingest, HTTP, {args.clients} concurrent clients (processes) vs raw COPY on one connection",
+             project=concurrent, reference=rate["raw"], unit="rows/s", ratio=concurrent / rate["raw"], aim=">= 0.4",
+             scale=f"{args.clients} x {per_client} batches of {args.batch:,}, {args.residents:,} residents; "
+                   "NOT single-stream: uses the second core")
+
+    with app.connection_for_write() as conn:
+        purged = app.control.purge(connection=conn)
+    print(f"... purged {purged:,} evaluation tasks (no worker was running)")
+
+
+if __name__ == "__main__":
+    main()
