@@ -456,7 +456,7 @@ def _forget_unused_residents(created: set[int], used: Iterable[int]) -> None:
     if unused:
         with connection.cursor() as cursor:
             # Rows of this uncommitted transaction, which no other can see or refer to: the
-            # delete need not wait for the transactions writing results (migration 0015).
+            # delete need not wait for the transactions writing results (migration 0016).
             cursor.execute("SELECT set_config('healthkit.forget_own_residents', 'on', true)")
             cursor.execute("DELETE FROM communities_resident WHERE id = ANY(%s)", [sorted(unused)])
             cursor.execute("SELECT set_config('healthkit.forget_own_residents', 'off', true)")

@@ -202,7 +202,7 @@ class TestResult(models.Model):
         NEGATIVE = "negative", _("Negative")
         POSITIVE = "positive", _("Positive")
 
-    # The reference to the resident is held by set-wise triggers (migration 0015), not by a
+    # The reference to the resident is held by set-wise triggers (migration 0016), not by a
     # foreign-key constraint: PostgreSQL checks a foreign key row by row at commit (an index probe
     # and a row lock per result, about a third of a bulk ingest's database time); the triggers
     # check a whole statement's rows in one anti-join, and a resident delete waits for every

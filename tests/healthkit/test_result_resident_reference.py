@@ -1,5 +1,5 @@
 """A test result always names an existing resident, and a resident with results cannot be deleted:
-held by set-wise triggers (migration 0015) instead of a row-by-row foreign key, for every writer
+held by set-wise triggers (migration 0016) instead of a row-by-row foreign key, for every writer
 (ORM, COPY, raw SQL), also against a transaction still writing results."""
 
 import datetime as dt

@@ -102,7 +102,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('communities', '0005_verbose_names'),
-        ('healthkit', '0014_verbose_names'),
+        ('healthkit', '0015_outbox_batch_records'),
     ]
 
     operations = [
