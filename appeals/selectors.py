@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import F, Field, Func, Q, QuerySet, Value
+from django.db.models import F, Field, Func, IntegerField, Q, QuerySet, Subquery, Value
 from django.db.models.lookups import GreaterThan, LessThan
 from django.urls import reverse
 from django.utils import timezone
@@ -405,19 +405,46 @@ def page_rows(qs: QuerySet[Appeal], *, ordering: str = "priority", cursor: str |
     return ordered.filter(pk__in=page_qs.values("pk")[: size + 1])
 
 
+class _CappedCount(Subquery):
+    """`(SELECT count(*) FROM (<at most COUNT_CAP + 1 ids>) capped)`. Uncorrelated, so PostgreSQL
+    computes it once (an InitPlan) when it rides along the page's rows: one round trip less."""
+
+    template = "(SELECT count(*) FROM (%(subquery)s) AS capped)"
+    output_field = IntegerField()
+
+
+def _counted(qs: QuerySet[Appeal], ordering: str) -> QuerySet[Appeal]:
+    """The rows the page counts: those its ordering can reach."""
+    return qs.filter(sla_due_at__isnull=False) if ordering == "sla" else qs
+
+
+def page_query(qs: QuerySet[Appeal], *, ordering: str = "priority", cursor: str | None = None,
+               size: int = 50) -> QuerySet:
+    """The page's one query: the shown columns (QUEUE_ROW_VALUES) of its rows (page_rows) and, on
+    each, the queue's count capped at COUNT_CAP + 1 (`capped_count`)."""
+    capped = _CappedCount(_counted(qs, ordering).order_by().values("pk")[: COUNT_CAP + 1])
+    return page_rows(qs, ordering=ordering, cursor=cursor, size=size).values(*QUEUE_ROW_VALUES).annotate(
+        capped_count=capped)
+
+
 def seek_page(qs: QuerySet[Appeal], *, ordering: str = "priority", cursor: str | None = None,
               size: int = 50) -> SeekPage:
-    """One page by keyset: no OFFSET, and a count capped at COUNT_CAP (never COUNT(*) over all)."""
+    """One page by keyset: no OFFSET, and a count capped at COUNT_CAP (never COUNT(*) over all),
+    both from one query."""
     _index, fields = ORDERINGS.get(ordering, ORDERINGS["priority"])
-    rows = queue_rows(page_rows(qs, ordering=ordering, cursor=cursor, size=size).values(*QUEUE_ROW_VALUES))
+    found = list(page_query(qs, ordering=ordering, cursor=cursor, size=size))
+    if found:
+        capped_count = found[0]["capped_count"]
+    elif cursor:  # past the end (or a stale cursor): the queue may still hold rows
+        capped_count = _counted(qs, ordering).order_by()[: COUNT_CAP + 1].count()
+    else:
+        capped_count = 0
+    rows = queue_rows(found)
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]
         last = rows[-1]
         next_cursor = _encode([getattr(last, f.lstrip("-")) for f in fields])
-    if ordering == "sla":
-        qs = qs.filter(sla_due_at__isnull=False)
-    capped_count = qs.order_by()[: COUNT_CAP + 1].count()
     return SeekPage(rows=rows, next_cursor=next_cursor, count=min(capped_count, COUNT_CAP),
                     count_capped=capped_count > COUNT_CAP)
 

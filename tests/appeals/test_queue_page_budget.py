@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from appeals.filters import AppealFilter, PlainNullBooleanSelect, PlainSelect
 from appeals.models import Appeal
-from appeals.selectors import ORDERINGS
+from appeals.selectors import ORDERINGS, _encode, seek_page
 from appeals.views_console import QueueView
 from tests.factories import CommunityFactory
 from tests.factories.appeals import AppealFactory
@@ -100,3 +100,17 @@ def test_plain_null_boolean_select_writes_djangos_markup(value):
 def _compact(html: str) -> str:
     """Django's template indents each option on its own line; the markup is otherwise the same."""
     return "\n".join(line.strip() for line in html.splitlines() if line.strip())
+
+
+def test_count_rides_with_the_rows_and_holds_past_the_end(django_assert_num_queries):
+    # given three open appeals
+    appeals = [AppealFactory(created_at=timezone.now() - dt.timedelta(minutes=i)) for i in range(3)]
+    qs = Appeal.objects.filter(status__in=Appeal.OPEN_STATUSES)
+    # when a page is read, the count comes with its rows in one query
+    with django_assert_num_queries(1):
+        page = seek_page(qs, ordering="oldest", size=2)
+    assert len(page.rows) == 2 and page.count == 3 and not page.count_capped
+    # and a cursor past the last row finds no rows but still the queue's count
+    last = max(appeals, key=lambda a: (a.created_at, a.pk))
+    beyond = seek_page(qs, ordering="oldest", cursor=_encode([last.created_at, last.pk]), size=2)
+    assert beyond.rows == [] and beyond.count == 3 and beyond.next_cursor is None

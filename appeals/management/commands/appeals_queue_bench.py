@@ -173,8 +173,9 @@ class Command(BaseCommand):
                 return None
             cursor_value = selectors._encode(list(keys[0]))
             query["after"] = cursor_value
-        # The bare reference: the page's main query (its rows, the same columns and joins), fetched raw.
-        page_query = selectors.page_rows(qs, ordering=ordering, cursor=cursor_value).values(*selectors.QUEUE_ROW_VALUES)
+        # The bare reference: the page's main query (its rows with the same columns and joins, and
+        # the capped count), its SQL fetched raw.
+        page_query = selectors.page_query(qs, ordering=ordering, cursor=cursor_value)
         sql, sql_params = page_query.query.sql_with_params()
         with CaptureQueriesContext(connection) as ctx:
             response = client.get(url, query)  # also warms the caches
