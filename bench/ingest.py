@@ -16,7 +16,9 @@ run, alternating batch by batch (the order rotates each round), best of --rounds
 Each printed as rows/s with its ratio to the raw COPY (aims >= 0.5 and >= 0.4, issue 15).
 `--clients 2` also times two client processes posting to the endpoint at once (the second
 core), against the raw COPY on one connection: that figure is labelled as such and printed in
-addition to the single-stream ones, never instead of them.
+addition to the single-stream ones, never instead of them. `--reference-check` also times a
+binary COPY + commit into two scratch copies of the result table, one with the resident foreign
+key, one with the statement-level check that replaced it (migration 0016).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench_ingest \\
     .venv/bin/python bench/ingest.py --scale 0.1   # 100 k residents, 1 M results on record
@@ -223,6 +225,47 @@ def concurrent_http(bodies: list[list[bytes]], expected: int) -> float:
     return rows / (max(end for _s, end in spans) - min(begin for begin, _e in spans))
 
 
+def reference_check_comparison(rounds: int, batch: int, residents: int, now: dt.datetime) -> None:
+    """The resident reference, checked two ways on two scratch copies of the result table (same
+    columns and indexes): Django's deferrable foreign key (checked row by row at commit) and the
+    statement-level check of migration 0016; binary COPY of `batch` rows + commit, alternating,
+    best of `rounds`."""
+    from django.db import connection, transaction
+
+    types = ["int8", "varchar", "varchar", "timestamptz", "timestamptz", "varchar", "bool", "timestamptz"]
+    columns = "resident_id, lab, sample_id, sampled_at, resulted_at, result, from_other_province, received_at"
+    with connection.cursor() as cursor:
+        for table, reference in (("bench_ref_fk", "REFERENCES communities_resident DEFERRABLE INITIALLY DEFERRED"),
+                                 ("bench_ref_statement", "")):
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            cursor.execute(f"CREATE TABLE {table} (LIKE healthkit_testresult INCLUDING DEFAULTS INCLUDING "
+                           "CONSTRAINTS INCLUDING INDEXES INCLUDING IDENTITY)")
+            if reference:
+                cursor.execute(f"ALTER TABLE {table} ADD FOREIGN KEY (resident_id) {reference}")
+        cursor.execute("CREATE TRIGGER bench_ref_statement_insert AFTER INSERT ON bench_ref_statement REFERENCING "
+                       "NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION healthkit_result_resident_check()")
+    best = {"bench_ref_fk": float("inf"), "bench_ref_statement": float("inf")}
+    for rnd in range(rounds):
+        for table in (list(best) if rnd % 2 == 0 else list(best)[::-1]):
+            rows = [((rnd * batch + k) % residents + 1, f"lab-{k % 40:02d}", f"R{rnd}-{k}", now, now, "negative",
+                     False, now) for k in range(batch)]
+            t0 = time.perf_counter()
+            with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(
+                f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+            best[table] = min(best[table], time.perf_counter() - t0)
+    from bench.report import load_average
+
+    print(f"    resident reference, binary COPY of {batch:,} results + commit, best of {rounds}: "
+          f"foreign key {best['bench_ref_fk'] * 1000:.0f} ms, statement check (0016) "
+          f"{best['bench_ref_statement'] * 1000:.0f} ms  [load {load_average()}]", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_ref_fk, bench_ref_statement")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=0.1,
@@ -232,6 +275,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (best of)")
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=0, help="also time this many concurrent HTTP clients")
+    parser.add_argument("--reference-check", action="store_true",
+                        help="also compare the resident foreign key with the statement-level check (0016)")
     parser.add_argument("--database-url", default=os.environ.get(
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hk_bench_ingest"))
     parser.add_argument("--broker", default=os.environ.get(
@@ -320,6 +365,9 @@ def main() -> None:
              project=concurrent, reference=rate["raw"], unit="rows/s", ratio=concurrent / rate["raw"], aim=">= 0.4",
              scale=f"{args.clients} x {per_client} batches of {args.batch:,}, {args.residents:,} residents; "
                    "NOT single-stream: uses the second core")
+
+    if args.reference_check:
+        reference_check_comparison(args.rounds, args.batch, args.residents, now)
 
     try:
         with app.connection_for_write() as conn:
