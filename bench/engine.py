@@ -315,6 +315,48 @@ def bench_sweep_vs_reference(args, at: dt.datetime, changes: int, rounds: int) -
     return best_project, best_reference, lifted_project, lifted_reference
 
 
+def compare_sweeps(args, at: dt.datetime) -> list[tuple]:
+    """Both comparisons (nothing to change, --sweep-changes lifts), one after the other."""
+    comparisons = []
+    for changes in (0, args.sweep_changes):
+        t = step(f"full sweep vs one bare UPDATE doing the same lifts, {changes:,} to lift, "
+                 f"best of {args.rounds} (rolled back)")
+        comparisons.append((changes, *bench_sweep_vs_reference(args, at, changes, args.rounds)))
+        print(f"    {time.perf_counter() - t:.1f} s")
+    return comparisons
+
+
+def report_sweeps(comparisons: list[tuple], open_popups: int, args) -> None:
+    from bench.report import emit
+
+    for changes, project, reference, lifted_p, lifted_r in comparisons:
+        path = "full engine sweep, nothing to change" if changes == 0 else "full engine sweep, 10 k to change"
+        emit(path, project=project, reference=reference, unit="s", ratio=project / reference, aim="<= 1.5",
+             scale=f"{open_popups:,} open popups, {args.results:,} results, {changes:,} to lift",
+             lifted_project=lifted_p, lifted_reference=lifted_r, rounds=args.rounds)
+
+
+def sweep_only(args) -> None:
+    """Rerun only the full sweep against its reference on the data of an earlier full run."""
+    from django.db import connection
+
+    from healthkit.models import EngineSweep, PopupCase
+
+    last = EngineSweep.objects.order_by("-pk").first()
+    open_popups = PopupCase.objects.filter(state__in=PopupCase.OPEN_STATES).count()
+    if last is None or open_popups < args.residents:
+        raise SystemExit(f"--sweep-only needs the {args.residents:,} open popups of a full run at this scale; "
+                         "run once without it")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE healthkit_popupcase; ANALYZE healthkit_arrival; ANALYZE healthkit_testresult")
+    from bench.report import load_average
+
+    print(f"load average before: {load_average()}")
+    comparisons = compare_sweeps(args, last.at + dt.timedelta(seconds=60))
+    print()
+    report_sweeps(comparisons, open_popups, args)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -364,6 +406,9 @@ def main() -> None:
     parser.add_argument("--ingest-only", action="store_true",
                         help="reuse the residents of an earlier full run at the same scale; time only the "
                              "result ingest against the raw COPY (the result and batch tables are emptied)")
+    parser.add_argument("--sweep-only", action="store_true",
+                        help="reuse the data of an earlier full run at the same scale; time only the full "
+                             "sweep against its reference (nothing and --sweep-changes to lift)")
     args = parser.parse_args()
 
     os.environ["DATABASE_URL"] = args.database_url
@@ -375,18 +420,25 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
     from healthkit import engine
     from healthkit.models import PopupCase
 
+    if args.broker.startswith("filesystem"):  # kombu does not create its folders
+        for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+            Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key]).mkdir(parents=True, exist_ok=True)
     t = step("migrate")
     call_command("migrate", verbosity=0)
     print(f"    {time.perf_counter() - t:.1f} s")
     now = dt.datetime.now(dt.UTC)
     if args.ingest_only:
         ingest_only(args, now)
+        return
+    if args.sweep_only:
+        sweep_only(args)
         return
     build(args, now)
 
@@ -412,13 +464,7 @@ def main() -> None:
     due_time = time.perf_counter() - t
     print(f"    {due_time:.2f} s, {due}")
 
-    at = sweep_at + dt.timedelta(seconds=60)
-    comparisons = []
-    for changes in (0, args.sweep_changes):
-        t = step(f"full sweep vs one bare UPDATE doing the same lifts, {changes:,} to lift, "
-                 f"best of {args.rounds} (rolled back)")
-        comparisons.append((changes, *bench_sweep_vs_reference(args, at, changes, args.rounds)))
-        print(f"    {time.perf_counter() - t:.1f} s")
+    comparisons = compare_sweeps(args, sweep_at + dt.timedelta(seconds=60))
 
     latencies = [] if args.skip_latency else bench_latency(args)
 
@@ -431,9 +477,7 @@ def main() -> None:
           f"({direct_rate / copy_rate:.2f} of raw COPY)")
     print(f"first sweep (raising):      {raise_time:>10.1f} s")
     print(f"full sweep over open:       {sweep_time:>10.1f} s   (aim: seconds; every ENGINE_FULL_SWEEP_HOURS)")
-    for changes, project, reference, lifted_p, lifted_r in comparisons:
-        print(f"full sweep, {changes:,} to lift: project {project:.2f} s / reference {reference:.2f} s "
-              f"= ratio {project / reference:.2f}   (aim <= 1.5; lifted {lifted_p:,} / {lifted_r:,})")
+    report_sweeps(comparisons, open_popups, args)
     print(f"due sweep (every minute):   {due_time:>10.2f} s   ({due.raised:,} raised)")
     if latencies:
         finite = [x for x in latencies if x != float("inf")]

@@ -62,36 +62,28 @@ _POLICY_AT = """
     ORDER BY p.effective_from DESC LIMIT 1
 """
 
-# The rules as intervals. {fs}/{fq}/{fg} are the optional resident filters (fixed SQL, no input).
-# Lean rows: keys and scalars only (the record's kind and ids, the county, the type-4 deadline,
-# what ended it). The jsonb "why" records are built later, only for the rows that change.
-# Composed from constants only.
-_INTERVALS = """
-pol AS (
-    SELECT id, popup_type, effective_from AS pf,
-           COALESCE(effective_to, 'infinity'::timestamptz) AS pt, params
-    FROM healthkit_popuppolicy
-    WHERE NOT COALESCE((params->>'abolished')::boolean, false)
-),
-iv_all AS (
+# The rules as intervals. {fs}/{fq}/{fa}/{fm}/{ft} are resident filters and {t4_*} the type-4
+# end (fixed SQL from this module, no input). Lean rows: keys and scalars only (the record's
+# kind and ids, the county, the type-4 deadline, what ended it); the jsonb "why" records are
+# built later, only for the rows that change. Written once, used twice (see _T4_NOW/_T4_ENDED).
+_RULES = """
     -- type 1: stayed in a county while/before it was affected, left less than W days ago
     SELECT s.resident_id, 1 AS popup_type,
            GREATEST(s.started_at, c.reported_at, s.received_at, c.received_at, p.pf) AS starts_at,
            LEAST(w.left_until, w.case_free_at, p.pt) AS ends_at,
            -- the records' ids, plus the facts staff read first (county; for type 4 the deadline)
            'stay'::text AS kind, s.id AS rec, c.id AS rec2, s.county, NULL::timestamptz AS deadline,
-           NULL::timestamptz AS trigger_at,
            CASE WHEN p.pt <= LEAST(w.left_until, w.case_free_at) THEN 'policy_boundary'
                 WHEN w.case_free_at <= w.left_until THEN 'county_case_free'
                 ELSE 'window_since_leaving' END AS ended_by
     FROM healthkit_stay s
     JOIN pol p ON p.popup_type = 1
     JOIN healthkit_localcase c ON c.county = s.county
-         AND c.reported_at < COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int)
-         AND c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7)) > s.started_at
+         AND c.reported_at < COALESCE(s.ended_at, 'infinity') + p.window_days
+         AND c.reported_at + p.case_free_days > s.started_at
     CROSS JOIN LATERAL (SELECT
-        COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int) AS left_until,
-        c.reported_at + make_interval(days => COALESCE((p.params->>'case_free_days')::int, 7)) AS case_free_at
+        COALESCE(s.ended_at, 'infinity') + p.window_days AS left_until,
+        c.reported_at + p.case_free_days AS case_free_at
     ) w
     WHERE s.started_at <= %(at)s {fs}
   UNION ALL
@@ -99,7 +91,7 @@ iv_all AS (
     SELECT q.resident_id, 2,
            GREATEST(q.starts_at, q.received_at, p.pf),
            LEAST((date_trunc('day', q.ends_at AT TIME ZONE %(tz)s) + interval '1 day') AT TIME ZONE %(tz)s, p.pt),
-           'quarantine_order', q.id, NULL, NULL, NULL, NULL, 'quarantine_ended'
+           'quarantine_order', q.id, NULL, NULL, NULL, 'quarantine_ended'
     FROM healthkit_quarantineorder q
     JOIN pol p ON p.popup_type = 2
     WHERE q.starts_at <= %(at)s {fq}
@@ -107,61 +99,116 @@ iv_all AS (
     -- type 4: no negative result sampled after the trigger on record by the deadline
     SELECT g.resident_id, 4,
            GREATEST(d.deadline, g.received_at),
-           COALESCE(n.received_at, 'infinity'),
-           g.kind, g.id, NULL, NULL, d.deadline, g.at, 'negative_result'
+           {t4_end},
+           g.kind, g.id, {t4_result}, NULL, d.deadline, 'negative_result'
     FROM (
-        SELECT 'arrival' AS kind, a.id, a.resident_id, a.arrived_at AS at, a.received_at,
-               NULL::timestamptz AS deadline_at
-        FROM healthkit_arrival a WHERE a.arrived_at <= %(at)s {fa}
-        UNION ALL
-        SELECT m.kind, m.id, m.resident_id, m.occurred_at, m.received_at, NULL
-        FROM healthkit_medicalevent m WHERE m.occurred_at <= %(at)s {fm}
-        UNION ALL
-        -- a test requirement (screening, investigation, checkpoint) carries its own deadline
-        SELECT 'test_requirement', t.id, t.resident_id, t.trigger_at, t.received_at, t.deadline_at
-        FROM healthkit_testrequirement t WHERE t.trigger_at <= %(at)s {ft}
+        SELECT * FROM (
+            SELECT 'arrival' AS kind, a.id, a.resident_id, a.arrived_at AS at, a.received_at,
+                   NULL::timestamptz AS deadline_at
+            FROM healthkit_arrival a WHERE a.arrived_at <= %(at)s {fa}
+            UNION ALL
+            SELECT m.kind, m.id, m.resident_id, m.occurred_at, m.received_at, NULL
+            FROM healthkit_medicalevent m WHERE m.occurred_at <= %(at)s {fm}
+            UNION ALL
+            -- a test requirement (screening, investigation, checkpoint) carries its own deadline
+            SELECT 'test_requirement', t.id, t.resident_id, t.trigger_at, t.received_at, t.deadline_at
+            FROM healthkit_testrequirement t WHERE t.trigger_at <= %(at)s {ft}
+        ) g {t4_triggers}
+        OFFSET 0  -- planned on its own: see _T4_NOW
     ) g
-    JOIN pol p ON p.popup_type = 4 AND p.pf <= g.at AND g.at < p.pt
-         AND (g.kind = 'test_requirement' OR COALESCE(p.params->'triggers', '[]'::jsonb) ? g.kind)
-    CROSS JOIN LATERAL (SELECT
-        COALESCE(g.deadline_at, g.at + make_interval(hours => (p.params->>'deadline_hours')::int)) AS deadline
-    ) d
-    LEFT JOIN LATERAL (
-        -- when the first one was received (its id is looked up only for the popups lifted)
-        SELECT min(r.received_at) AS received_at FROM healthkit_testresult r
-        WHERE r.resident_id = g.resident_id AND r.result = 'negative' AND r.sampled_at > g.at
-          AND (r.superseded_at IS NULL OR r.superseded_at > %(at)s)  -- a corrected result no longer counts
-    ) n ON true
-    WHERE d.deadline <= %(at)s  -- not due yet: no interval has started (spares the look-up)
+    JOIN pol4 p ON p.kind = g.kind AND p.pf <= g.at AND g.at < p.pt
+    CROSS JOIN LATERAL (SELECT COALESCE(g.deadline_at, g.at + p.deadline_after) AS deadline) d
+    {t4_join}
+    WHERE d.deadline <= %(at)s  -- not due yet: no interval has started
   UNION ALL
     -- type 5: stayed in a county with a land border port within W days
     SELECT s.resident_id, 5,
            GREATEST(s.started_at, s.received_at, p.pf),
            LEAST(w.left_until, p.pt),
-           'stay', s.id, NULL, s.county, NULL, NULL,
+           'stay', s.id, NULL, s.county, NULL,
            CASE WHEN p.pt <= w.left_until THEN 'policy_boundary' ELSE 'window_since_leaving' END
     FROM healthkit_stay s
     JOIN pol p ON p.popup_type = 5
-    CROSS JOIN LATERAL (SELECT
-        COALESCE(s.ended_at, 'infinity') + make_interval(days => (p.params->>'window_days')::int) AS left_until
-    ) w
+    CROSS JOIN LATERAL (SELECT COALESCE(s.ended_at, 'infinity') + p.window_days AS left_until) w
     WHERE s.border_port AND s.started_at <= %(at)s {fs}
+"""
+
+# A negative result that counts for a trigger: sampled after it, not (yet) superseded at `at`.
+_NEGATIVE_AFTER = """
+    r.resident_id = g.resident_id AND r.result = 'negative' AND r.sampled_at > g.at
+    AND (r.superseded_at IS NULL OR r.superseded_at > %(at)s)  -- a corrected result no longer counts
+"""
+# Intervals holding at `at`: for type 4, none such result received by then (an anti-join the
+# planner runs as one hash join over the results, or as index probes for a few residents). The
+# end itself is not needed to decide what changes.
+_T4_NOW = {
+    # Before the policy join, the triggers planned on their own (OFFSET 0): the planner cannot
+    # estimate how many triggers the policy versions keep; guessing a few, it would probe the
+    # results index once per trigger (a million probes) instead of hashing the results once,
+    # and read the triggers again for each kind of trigger.
+    "t4_triggers": "WHERE NOT EXISTS (SELECT 1 FROM healthkit_testresult r WHERE " + _NEGATIVE_AFTER  # noqa: S608
+                   + " AND r.received_at <= %(at)s)",
+    "t4_result": "NULL", "t4_end": "'infinity'::timestamptz", "t4_join": "",
+}
+# Intervals that ended by `at` (read for the lifted residents only): a type-4 interval ends
+# when the first such result was received; that result (earliest id on a tie) is the lift's
+# record. One probe per trigger of a lifted resident.
+_T4_ENDED = {
+    "t4_triggers": "", "t4_result": "n.id", "t4_end": "n.received_at",
+    "t4_join": "CROSS JOIN LATERAL (SELECT r.received_at, r.id FROM healthkit_testresult r WHERE "  # noqa: S608
+               + _NEGATIVE_AFTER + " AND r.received_at <= %(at)s ORDER BY r.received_at, r.id LIMIT 1) n",
+}
+
+_POL = """
+pol AS (  -- the non-abolished versions, their parameters read once
+    SELECT id, popup_type, effective_from AS pf, COALESCE(effective_to, 'infinity'::timestamptz) AS pt,
+           CASE WHEN popup_type IN (1, 5) THEN make_interval(days => (params->>'window_days')::int) END
+               AS window_days,
+           CASE WHEN popup_type = 1 THEN make_interval(days => COALESCE((params->>'case_free_days')::int, 7)) END
+               AS case_free_days,
+           CASE WHEN popup_type = 4 THEN make_interval(hours => (params->>'deadline_hours')::int) END
+               AS deadline_after,
+           COALESCE(params->'triggers', '[]'::jsonb) AS triggers
+    FROM healthkit_popuppolicy
+    WHERE NOT COALESCE((params->>'abolished')::boolean, false)
 ),
-iv AS MATERIALIZED (SELECT * FROM iv_all WHERE starts_at < ends_at AND starts_at <= %(at)s),
+pol4 AS (  -- type 4 by trigger kind (a test requirement always counts): joined by hash
+    SELECT p.id, p.pf, p.pt, p.deadline_after, k.kind
+    FROM pol p CROSS JOIN unnest(%(trigger_kinds)s::text[]) k(kind)
+    WHERE p.popup_type = 4 AND (k.kind = 'test_requirement' OR p.triggers ? k.kind)
+)"""
+
+_ABOLISHED_TYPES = """
+SELECT COALESCE(array_agg(DISTINCT popup_type), '{}') FROM healthkit_popuppolicy
+WHERE COALESCE((params->>'abolished')::boolean, false)
+  AND effective_from <= %(at)s AND (effective_to IS NULL OR effective_to > %(at)s)
+"""
+
+# Composed only from constants in this module; all values go through query parameters.
+# {iv_now} / {iv_ended}: _RULES with the filters of the call (see _evaluate_sql); {fc}: the
+# resident filter on popups.
+_EVALUATE = (
+    "WITH "  # noqa: S608
+    + _POL
+    + """,
 -- what changes, by keys only: open cases (one per resident and type) against the intervals
--- holding at `at`. Unmatched on the case side: a lift; on the interval side: a raise.
+-- holding at `at`. Unmatched on the case side: a lift; on the interval side: a raise (the
+-- interval's lean row comes along, so nothing is read twice).
 open_cases AS (
     SELECT pc.id, pc.resident_id, pc.popup_type, pc.source FROM healthkit_popupcase pc
     WHERE pc.state IN """ + OPEN + """ AND pc.dedupe_key = '' {fc}
 ),
 cmp AS (
-    SELECT oc.id, oc.source, oc.popup_type AS case_type, a.resident_id, a.popup_type
+    SELECT oc.id, oc.source, oc.popup_type AS case_type,
+           a.resident_id, a.popup_type, a.starts_at, a.kind, a.rec, a.rec2, a.county, a.deadline
     FROM open_cases oc
-    FULL JOIN (SELECT resident_id, popup_type FROM iv WHERE %(at)s < ends_at) a
-         ON a.resident_id = oc.resident_id AND a.popup_type = oc.popup_type
+    FULL JOIN (
+        SELECT iv.resident_id, iv.popup_type, iv.starts_at, iv.kind, iv.rec, iv.rec2, iv.county, iv.deadline
+        FROM ({iv_now}) iv WHERE iv.starts_at <= %(at)s AND %(at)s < iv.ends_at
+    ) a ON a.resident_id = oc.resident_id AND a.popup_type = oc.popup_type
     WHERE oc.id IS NULL OR a.resident_id IS NULL
 ),
--- the "why" records, only for the residents and types that change
+-- the "why" records, only for the residents and types raised
 cur AS (
     SELECT iv.resident_id, iv.popup_type,
            array_agg(iv.starts_at ORDER BY iv.starts_at) AS starts,
@@ -171,25 +218,10 @@ cur AS (
                WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'deadline', iv.deadline)
                ELSE jsonb_build_object('stay', iv.rec, 'county', iv.county) END
                ORDER BY iv.starts_at) AS records
-    FROM iv
-    JOIN (SELECT DISTINCT resident_id, popup_type FROM cmp WHERE id IS NULL) k
-         ON k.resident_id = iv.resident_id AND k.popup_type = iv.popup_type
-    WHERE %(at)s < iv.ends_at
+    FROM cmp iv
+    WHERE iv.id IS NULL
     GROUP BY iv.resident_id, iv.popup_type
-)
-"""  # noqa: S608
-
-_ABOLISHED_TYPES = """
-SELECT COALESCE(array_agg(DISTINCT popup_type), '{}') FROM healthkit_popuppolicy
-WHERE COALESCE((params->>'abolished')::boolean, false)
-  AND effective_from <= %(at)s AND (effective_to IS NULL OR effective_to > %(at)s)
-"""
-
-# Composed only from constants in this module; all values go through query parameters.
-_EVALUATE = (
-    "WITH "  # noqa: S608
-    + _INTERVALS
-    + """,
+),
 abolished AS (
     SELECT popup_type, effective_from FROM healthkit_popuppolicy
     WHERE COALESCE((params->>'abolished')::boolean, false)
@@ -209,6 +241,10 @@ victims AS (
     ORDER BY pc.id
     FOR UPDATE OF pc SKIP LOCKED
 ),
+-- the intervals that ended by `at`, read for the lifted residents only
+iv AS (
+    SELECT * FROM ({iv_ended}) iv WHERE iv.starts_at < iv.ends_at AND iv.ends_at <= %(at)s
+),
 -- per resident and type lifted: the victims' ids and states, and the interval that ended last
 -- (grouped, not joined: both sides are CTEs the planner cannot estimate, and a nested loop
 -- over thousands of lifts on each side would be quadratic)
@@ -226,16 +262,11 @@ last_end AS (
         SELECT NULL, iv.resident_id, iv.popup_type, NULL, NULL, iv.ends_at, CASE iv.popup_type
                WHEN 1 THEN jsonb_build_object('stay', iv.rec, 'local_case', iv.rec2, 'ended_by', iv.ended_by)
                WHEN 2 THEN jsonb_build_object('quarantine_order', iv.rec, 'ended_by', iv.ended_by)
-               WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'ended_by', iv.ended_by, 'test_result', (
-                   -- the first negative result received after the trigger (earliest id on a tie)
-                   SELECT r.id FROM healthkit_testresult r
-                   WHERE r.resident_id = iv.resident_id AND r.result = 'negative' AND r.sampled_at > iv.trigger_at
-                     AND (r.superseded_at IS NULL OR r.superseded_at > %(at)s) AND r.received_at = iv.ends_at
-                   ORDER BY r.id LIMIT 1))
+               -- type 4: rec2 is the first negative result received after the trigger
+               WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'ended_by', iv.ended_by, 'test_result', iv.rec2)
                ELSE jsonb_build_object('stay', iv.rec, 'ended_by', iv.ended_by) END
         FROM iv
-        WHERE iv.ends_at <= %(at)s
-          AND (iv.resident_id, iv.popup_type) IN (SELECT resident_id, popup_type FROM victims)
+        WHERE (iv.resident_id, iv.popup_type) IN (SELECT resident_id, popup_type FROM victims)
     ) u
     GROUP BY u.resident_id, u.popup_type
     HAVING count(u.id) > 0
@@ -368,17 +399,27 @@ class Evaluation:
     deliveries: int = 0
 
 
-def _filters(resident_ids: Sequence[int] | None) -> dict[str, str]:
-    if resident_ids is None:
+def _filters(ids: str | None) -> dict[str, str]:
+    """Resident filters of _RULES' tables (`ids`: an SQL array expression; None: everyone)."""
+    if ids is None:
         return dict.fromkeys(("fs", "fq", "fa", "fm", "ft", "fc"), "")
-    return {
-        "fs": "AND s.resident_id = ANY(%(ids)s)",
-        "fq": "AND q.resident_id = ANY(%(ids)s)",
-        "fa": "AND a.resident_id = ANY(%(ids)s)",
-        "fm": "AND m.resident_id = ANY(%(ids)s)",
-        "ft": "AND t.resident_id = ANY(%(ids)s)",
-        "fc": "AND pc.resident_id = ANY(%(ids)s)",
-    }
+    return {key: f"AND {alias}.resident_id = ANY({ids})" for key, alias in
+            (("fs", "s"), ("fq", "q"), ("fa", "a"), ("fm", "m"), ("ft", "t"), ("fc", "pc"))}
+
+
+def _evaluate_sql(ids: str | None) -> str:
+    """_EVALUATE for these residents (None: everyone). The ended intervals are read for the
+    lifted residents only, whatever the call's filter."""
+    return _EVALUATE.format(
+        iv_now=_RULES.format(**_filters(ids), **_T4_NOW),
+        iv_ended=_RULES.format(**_filters("ARRAY(SELECT resident_id FROM victims)"), **_T4_ENDED),
+        fc=_filters(ids)["fc"],
+    )
+
+
+# Built once: for a sweep of everyone and for a list of residents.
+_EVALUATE_ALL = _evaluate_sql(None)
+_EVALUATE_IDS = _evaluate_sql("%(ids)s")
 
 
 def _reasons() -> str:
@@ -406,6 +447,7 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
     at `at` (default: healthkit.clock.now()). Idempotent; safe to run concurrently with itself,
     the sweep and staff transitions. One transaction; outbox delivery is kicked on commit."""
     from healthkit import outbox
+    from healthkit.models import MedicalEvent
 
     at = at or clock.now()
     if resident_ids is not None:
@@ -415,15 +457,16 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
     params = {
         "at": at, "ids": resident_ids, "tz": settings.TIME_ZONE,
         "rules": json.dumps({str(k): v for k, v in RULES.items()}), "reasons": _reasons(),
+        # every kind of trigger the type-4 rule reads (the policy's `triggers` pick among them)
+        "trigger_kinds": ["arrival", "test_requirement", *MedicalEvent.Kind.values],
     }
-    filters = _filters(resident_ids)
     with transaction.atomic(), connection.cursor() as cursor:
         # JIT compiling this statement costs more than it saves (2.3 s of 3.8 s over 100k
         # popups, measured); a full sweep sorts and hashes far more than the default work_mem.
         cursor.execute("SET LOCAL jit = off")
         if resident_ids is None:
             cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.ENGINE_SWEEP_WORK_MEM])
-        cursor.execute(_ASSIGNMENTS.format(fa=filters["fa"]), params)
+        cursor.execute(_ASSIGNMENTS.format(fa="" if resident_ids is None else _filters("%(ids)s")["fa"]), params)
         raised_upstream, todo_ids, deliveries_upstream = cursor.fetchone()
         if todo_ids:
             cursor.execute(_LINK_ASSIGNMENTS, {"ids": list(todo_ids)})
@@ -431,7 +474,7 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
         # index instead of scanning every open popup for an unknown type.
         cursor.execute(_ABOLISHED_TYPES, params)
         params["abolished_types"] = list(cursor.fetchone()[0])
-        cursor.execute(_EVALUATE.format(**filters), params)
+        cursor.execute(_EVALUATE_ALL if resident_ids is None else _EVALUATE_IDS, params)
         raised, lifted, deliveries = cursor.fetchone()
         if deliveries or deliveries_upstream:
             outbox.dispatch_on_commit()
