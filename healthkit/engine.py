@@ -298,7 +298,10 @@ candidates AS (
                )) AS last_manual
         FROM healthkit_popupcase c
         WHERE c.resident_id = cur.resident_id AND c.popup_type = cur.popup_type
-          AND c.dedupe_key = '' AND c.lifted_at IS NOT NULL
+          -- closed (so lifted_at is set: popup_lifted_at_matches_state), written on the state so
+          -- the resident's index is used: the partial index on lifted_at would be scanned whole
+          -- per raise when its statistics are stale after a mass lift (quadratic)
+          AND c.dedupe_key = '' AND c.state IN ('lifted', 'withdrawn')
     ) lc ON true
     WHERE cur.starts[array_upper(cur.starts, 1)] > COALESCE(lc.last_manual, '-infinity')
 ),
