@@ -688,12 +688,10 @@ class OutboxDelivery(models.Model):
         indexes = [
             models.Index(fields=["next_attempt_at"], name="delivery_due_idx",
                          condition=Q(state__in=["pending", "failed"])),
-            # Per-resident order: an undelivered (even dead) earlier row holds later ones back.
+            # Per-resident order: an undelivered (even dead) earlier row holds later ones back;
+            # with resident IS NULL it also finds the endpoint's undelivered batches.
             models.Index(fields=["endpoint", "resident", "id"], name="delivery_order_idx",
                          condition=Q(state__in=["pending", "failed", "dead"])),
-            # Undelivered batches (few): every due query checks them for the resident's raise.
-            models.Index(fields=["endpoint", "id"], name="delivery_open_batch_idx",
-                         condition=Q(state__in=["pending", "failed", "dead"], resident__isnull=True)),
         ]
 
     def __str__(self) -> str:

@@ -155,6 +155,9 @@ def _backoff(attempts: int) -> dt.timedelta:
 
 
 _OPEN = "('pending', 'failed', 'dead')"  # undelivered: holds a resident's later records back
+# Every "held back" set is computed on its own, without a join between two CTEs (a CTE has no
+# index and no statistics: a nested loop over one would be quadratic) and used as an
+# uncorrelated NOT IN (hashed): with a 50 k batch open and 50 k records behind it, about 0.1 s.
 _DUE_IDS = f"""
 WITH open_batch AS MATERIALIZED (
     SELECT b.id AS delivery_id, r.resident_ids
@@ -162,29 +165,33 @@ WITH open_batch AS MATERIALIZED (
     WHERE b.endpoint_id = %(endpoint)s AND b.resident_id IS NULL AND b.state IN {_OPEN}
 ),
 member AS MATERIALIZED (
-    SELECT delivery_id, unnest(resident_ids) AS resident_id FROM open_batch
+    SELECT delivery_id, resident_id,
+           min(delivery_id) OVER (PARTITION BY resident_id) AS first_batch
+    FROM (SELECT delivery_id, unnest(resident_ids) AS resident_id FROM open_batch) m
+),
+held AS MATERIALIZED (
+    -- a resident's single record behind an earlier open batch listing the resident
+    SELECT e.id FROM member m JOIN healthkit_outboxdelivery e
+      ON e.endpoint_id = %(endpoint)s AND e.resident_id = m.resident_id
+     AND e.state IN ('pending', 'failed') AND e.id > m.first_batch
+    WHERE m.delivery_id = m.first_batch
+  UNION
+    -- a batch behind an earlier open batch sharing a resident
+    SELECT delivery_id FROM member WHERE delivery_id > first_batch
+  UNION
+    -- a batch behind an earlier open single record of one of its residents
+    SELECT m.delivery_id FROM member m JOIN healthkit_outboxdelivery e
+      ON e.endpoint_id = %(endpoint)s AND e.resident_id = m.resident_id
+     AND e.state IN {_OPEN} AND e.id < m.delivery_id
 )
-(SELECT d.id FROM healthkit_outboxdelivery d
- WHERE d.endpoint_id = %(endpoint)s AND d.state IN ('pending', 'failed') AND d.next_attempt_at <= %(now)s
-   AND d.resident_id IS NOT NULL
-   AND NOT EXISTS (SELECT 1 FROM healthkit_outboxdelivery e
-                   WHERE e.endpoint_id = d.endpoint_id AND e.resident_id = d.resident_id
-                     AND e.state IN {_OPEN} AND e.id < d.id)
-   AND NOT EXISTS (SELECT 1 FROM member m WHERE m.resident_id = d.resident_id AND m.delivery_id < d.id)
- ORDER BY d.id LIMIT %(limit)s)
-UNION ALL
-(SELECT d.id FROM healthkit_outboxdelivery d
- WHERE d.endpoint_id = %(endpoint)s AND d.state IN ('pending', 'failed') AND d.next_attempt_at <= %(now)s
-   AND d.resident_id IS NULL
-   AND NOT EXISTS (SELECT 1 FROM member m JOIN healthkit_outboxdelivery e
-                     ON e.endpoint_id = %(endpoint)s AND e.resident_id = m.resident_id
-                    AND e.state IN {_OPEN} AND e.id < m.delivery_id
-                   WHERE m.delivery_id = d.id)
-   AND NOT EXISTS (SELECT 1 FROM member m JOIN member earlier
-                     ON earlier.resident_id = m.resident_id AND earlier.delivery_id < m.delivery_id
-                   WHERE m.delivery_id = d.id)
- ORDER BY d.id LIMIT %(limit)s)
-ORDER BY 1 LIMIT %(limit)s
+SELECT d.id FROM healthkit_outboxdelivery d
+WHERE d.endpoint_id = %(endpoint)s AND d.state IN ('pending', 'failed') AND d.next_attempt_at <= %(now)s
+  -- a single record behind an earlier open single record of the same resident
+  AND NOT EXISTS (SELECT 1 FROM healthkit_outboxdelivery e
+                  WHERE e.endpoint_id = d.endpoint_id AND e.resident_id = d.resident_id
+                    AND e.state IN {_OPEN} AND e.id < d.id)
+  AND d.id NOT IN (SELECT id FROM held)
+ORDER BY d.id LIMIT %(limit)s
 """  # noqa: S608 - constants only
 
 
