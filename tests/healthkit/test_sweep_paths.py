@@ -57,6 +57,13 @@ def _both_paths(at: dt.datetime, residents: list[int]) -> list[tuple]:
     return full
 
 
+@pytest.fixture(params=["hash", "probe"], autouse=True)
+def _type4_strategy(request, monkeypatch):
+    """Both ways a full sweep tests the type-4 triggers (one hash of the results, or index
+    probes), whatever the table statistics say."""
+    monkeypatch.setattr(engine, "_type4_by_probe", lambda cursor: request.param == "probe")
+
+
 def test_full_sweep_and_per_resident_evaluation_agree():
     waiting = ArrivalFactory(arrived_at=ARRIVED).resident  # no result: raised, stays open
     tied = ArrivalFactory(arrived_at=ARRIVED).resident  # two negatives received at once: lifted
