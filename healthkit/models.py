@@ -614,7 +614,9 @@ class OutboxRecord(models.Model):
 
     BATCH_PAGE = 5000
 
-    idempotency_key = models.CharField(_("idempotency key"), max_length=80, unique=True)
+    # Unique by a constraint, not `unique=True`: that also builds a `varchar_pattern_ops` copy of
+    # the index that nothing reads and that doubled the cost of writing 10,000 lift records.
+    idempotency_key = models.CharField(_("idempotency key"), max_length=80)
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
     case = models.ForeignKey(PopupCase, verbose_name=_("popup"), on_delete=models.PROTECT, related_name="+",
                              null=True, blank=True)
@@ -633,6 +635,7 @@ class OutboxRecord(models.Model):
         verbose_name = _("outbox record")
         verbose_name_plural = _("outbox records")
         constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="outbox_record_idempotency_key_uniq"),
             models.CheckConstraint(
                 condition=Q(case__isnull=False, case_ids__isnull=True, resident_ids__isnull=True)
                 | Q(case__isnull=True, resident__isnull=True, case_ids__isnull=False, resident_ids__isnull=False),
