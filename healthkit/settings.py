@@ -229,7 +229,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ---
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
-# Longest task, bounded: a full engine sweep at 1 M residents takes 8-58 s (docs/engine.md); an
+# Longest task, bounded: a full engine sweep over 1 M open popups took 16 s on a loaded 2-core
+# machine, raising 1 M popups at once 414 s (docs/scale.md M6, with the command); an
 # outbox or SMS run stops after its time budget (120 s). Every task is killed at
 # CELERY_TASK_TIME_LIMIT, so a Redis visibility timeout above it never redelivers a running task,
 # and a task of a killed worker comes back after at most this long (it was 3,600 s).
