@@ -330,7 +330,7 @@ def report_sweeps(comparisons: list[tuple], open_popups: int, args) -> None:
     from bench.report import emit
 
     for changes, project, reference, lifted_p, lifted_r in comparisons:
-        path = "full engine sweep, nothing to change" if changes == 0 else "full engine sweep, 10 k to change"
+        path = "full engine sweep, nothing to change" if changes == 0 else "full engine sweep, lifts to make"
         emit(path, project=project, reference=reference, unit="s", ratio=project / reference, aim="<= 1.5",
              scale=f"{open_popups:,} open popups, {args.results:,} results, {changes:,} to lift",
              lifted_project=lifted_p, lifted_reference=lifted_r, rounds=args.rounds)

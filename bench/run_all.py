@@ -71,7 +71,7 @@ class Bench:
 
 
 BENCHES = (
-    Bench("engine", ("full engine sweep, nothing to change", "full engine sweep, 10 k to change"),
+    Bench("engine", ("full engine sweep, nothing to change", "full engine sweep, lifts to make"),
           "bench/engine.py"),
     Bench("queue", ("operator queue, default queue, deep cursor: page p95 and queries",),
           "manage.py appeals_queue_bench", fresh_database=True),
