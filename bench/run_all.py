@@ -180,9 +180,11 @@ def run(bench: Bench, args: argparse.Namespace, logs: Path) -> Outcome:
     for line in text.splitlines():
         if line.startswith("RESULT "):
             try:
-                records.append(json.loads(line[len("RESULT "):]))
+                record = json.loads(line[len("RESULT "):])
             except ValueError:
                 continue
+            if record not in records:  # a script may print a figure again in its summary
+                records.append(record)
     failure = ""
     if code != 0:
         last = [ln for ln in text.splitlines() if ln.strip()][-1:] or [""]
