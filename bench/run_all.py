@@ -24,8 +24,8 @@ list over max(20,000, 200,000 * s) appeals, the exposure job in 10 M * s scans (
 in the window at any scale), the ingest script with `--scale s` (1 M * s residents, 10 M * s
 results on record), the uploads at their own fixed sizes. The engine and ingest scripts publish
 their evaluation tasks to the embedded `filesystem://` broker (no worker; nothing shared).
-Scale 0.1 took 22 minutes with `--extras` on 2 cores at load 4-10, before the ingest script
-existed; scale 1 takes hours.
+Scale 0.1 took 7 minutes with `--extras` on a quiet 2-core machine (22 minutes at load 4-10);
+scale 1 takes hours.
 
 The databases are named `<--db-prefix><name>` (default `hk_bench_run_`: hk_bench_run_engine,
 hk_bench_run_queue, ...); each is DROPPED and re-created (by this script or by the benchmark
