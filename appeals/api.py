@@ -22,8 +22,7 @@ from appeals import selectors, services
 from appeals.evidence import private_file_response
 from appeals.filters import AppealFilter
 from appeals.models import OPERATOR_OUTCOMES, Appeal, AppealContact
-from communities import pii
-from communities.models import Community, Resident, User
+from communities.models import Community, User
 from healthkit.errors import ApplicationError
 from healthkit.inputs import DateField, TextField
 from healthkit.models import PopupType
@@ -78,23 +77,12 @@ def _iso(value, tz) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _person_masked(row: dict) -> str:
-    """Appeal.person_masked from a values() row."""
-    if row["claimed_masked"]:
-        return row["claimed_masked"]
-    if row["resident_id"] is None:
-        return ""
-    if (row["resident__id_hash"] or "").startswith(Resident.FORGOTTEN_PREFIX):
-        return str(_("(forgotten, no personal data kept)"))
-    return pii.masked_person(row["resident__name"], row["resident__id_masked"])
-
-
 def appeal_summaries(rows: list[dict]) -> list[dict]:
     """AppealSummarySerializer's output for values() rows of _SUMMARY_VALUES."""
     tz = timezone.get_current_timezone()
     return [{
         "reference": row["reference"], "status": row["status"], "category": row["category"],
-        "priority": row["priority"], "channel": row["channel"], "resident": _person_masked(row),
+        "priority": row["priority"], "channel": row["channel"], "resident": selectors.person_masked_from_values(row),
         "popup_type": row["popup_type_claimed"], "community": row["community__name"],
         "routed_community": row["routed_community__name"], "assigned_to": row["assigned_to__username"],
         "repeat_count": row["repeat_count"], "sla_due_at": _iso(row["sla_due_at"], tz),

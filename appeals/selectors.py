@@ -274,7 +274,7 @@ class QueueRow:
         return self.id
 
 
-def _person_masked(row: dict) -> str:
+def person_masked_from_values(row: dict) -> str:
     """Appeal.person_masked from a values() row: the filer's masked words, else the record's
     stored masked form (the clear ID is never decrypted for a list)."""
     if row["claimed_masked"]:
@@ -309,7 +309,7 @@ def queue_rows(rows: Iterable[dict]) -> list[QueueRow]:
         priority_label=priorities.get(row["priority"], str(row["priority"])),
         status_label=statuses.get(row["status"], row["status"]),
         category_label=categories.get(row["category"], row["category"]),
-        person=_person_masked(row),
+        person=person_masked_from_values(row),
         community=row["routed_community__name"] or row["community__name"] or "",
         assignee=row["assigned_to__username"] or "",
         filed=_short_time(row["created_at"], tz), sla_due=_short_time(row["sla_due_at"], tz),
