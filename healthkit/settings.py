@@ -405,6 +405,11 @@ AUDIT_REASON_RETENTION_DAYS = env.int("AUDIT_REASON_RETENTION_DAYS", default=365
 # Django admin's change log (who added or changed which record, with the record's masked label):
 # as long as the records it describes keep their details; a forgotten person's entries go at once.
 RETENTION_ADMIN_LOG_DAYS = env.int("RETENTION_ADMIN_LOG_DAYS", default=180)
+# venue scans (who was where, when): the exposure job looks back over risk windows reported at
+# most weeks late; two months covers a late report and its corrections. Whole month partitions
+# are dropped (venues/partitions.py), so a scan is kept between this and a month more; 0 keeps
+# them for ever.
+RETENTION_VENUE_SCAN_DAYS = env.int("RETENTION_VENUE_SCAN_DAYS", default=60)
 
 # venues: what the resident app reads from a venue poster (prefix + the venue's stable code),
 # and an optional font file with Chinese glyphs for the PNG poster (else fontconfig's :lang=zh).

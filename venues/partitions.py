@@ -4,12 +4,14 @@ At tens of millions of scans a day the table is only workable partitioned: each 
 indexes stay small, and retention is dropping a month (`scan_partitions_drop_before`) instead
 of deleting billions of rows. Rows outside every month partition land in
 `venues_venuescan_default`; `scan_partitions_ensure` creates the months around now (beat, daily)
-and moves any such rows of a new month out of the default partition first.
+and moves any such rows of a new month out of the default partition first; `scan_partitions_retain`
+(the same beat job) drops the months older than RETENTION_VENUE_SCAN_DAYS.
 """
 
 import datetime as dt
 import re
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -81,4 +83,20 @@ def scan_partitions_drop_before(cutoff: dt.date) -> list[str]:
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE {name}")
             dropped.append(name)
+    return dropped
+
+
+def scan_partitions_retain(*, at: dt.datetime | None = None, days: int | None = None) -> list[str]:
+    """Retention of where people went: drop every month that ended `days` (default
+    RETENTION_VENUE_SCAN_DAYS) or more before `at`, and delete the default partition's rows
+    older than that. Scans are kept at least `days` days and at most a month longer; 0 keeps them
+    for ever. Idempotent."""
+    days = settings.RETENTION_VENUE_SCAN_DAYS if days is None else days
+    if days <= 0:
+        return []
+    cutoff = timezone.localdate(at or timezone.now()) - dt.timedelta(days=days)
+    with transaction.atomic():
+        dropped = scan_partitions_drop_before(cutoff)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {DEFAULT} WHERE scanned_at < %s", [_bound(cutoff)])  # noqa: S608
     return dropped

@@ -21,7 +21,8 @@ def venue_exposure_due() -> int:
 
 @shared_task(acks_late=True, ignore_result=True)
 def venue_scan_partitions() -> list[str]:
-    """Beat (daily): monthly scan partitions for last month, this month and the next two."""
+    """Beat: monthly scan partitions for last month, this month and the next two; months older
+    than the retention dropped. Returns the partitions created and dropped."""
     from venues import partitions
 
-    return partitions.scan_partitions_ensure()
+    return partitions.scan_partitions_ensure() + partitions.scan_partitions_retain()

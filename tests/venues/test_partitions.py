@@ -54,3 +54,38 @@ def test_ingest_is_idempotent_across_partitions_and_retention_drops_months():
 
     assert partitions.scan_partitions_drop_before(dt.date(2022, 9, 1)) == ["venues_venuescan_202208"]
     assert list(VenueScan.objects.values_list("scanned_at", flat=True)) == [cst(2022, 9, 1, 8)]
+
+
+def test_retention_drops_the_months_older_than_the_setting_and_the_old_default_rows(settings):
+    settings.RETENTION_VENUE_SCAN_DAYS = 60
+    partitions.scan_partitions_ensure(at=cst(2022, 9, 10), months_back=3, months_ahead=0)
+    june = VenueScanFactory(scanned_at=cst(2022, 6, 30, 23, 0))
+    july = VenueScanFactory(scanned_at=cst(2022, 7, 20, 8, 0))
+    august = VenueScanFactory(scanned_at=cst(2022, 8, 2, 8, 0))
+    stray_old = VenueScanFactory(scanned_at=cst(2021, 12, 1, 8, 0))  # no month partition: the default
+    stray_new = VenueScanFactory(scanned_at=cst(2022, 12, 1, 8, 0))
+    assert _partition_of(stray_old.pk) == partitions.DEFAULT
+
+    # 10 September - 60 days = 12 July: June ended before it, July did not.
+    dropped = partitions.scan_partitions_retain(at=cst(2022, 9, 10, 12))
+    assert dropped == ["venues_venuescan_202206"]
+    assert set(VenueScan.objects.values_list("pk", flat=True)) == {july.pk, august.pk, stray_new.pk}
+    assert june.pk not in set(VenueScan.objects.values_list("pk", flat=True))
+
+    # Idempotent; a month later July goes too; 0 keeps everything.
+    assert partitions.scan_partitions_retain(at=cst(2022, 9, 10, 12)) == []
+    assert partitions.scan_partitions_retain(at=cst(2022, 10, 10, 12)) == ["venues_venuescan_202207"]
+    settings.RETENTION_VENUE_SCAN_DAYS = 0
+    assert partitions.scan_partitions_retain(at=cst(2023, 10, 10, 12)) == []
+    assert set(VenueScan.objects.values_list("pk", flat=True)) == {august.pk, stray_new.pk}
+
+
+def test_the_beat_job_creates_ahead_and_drops_behind(settings):
+    from venues.tasks import venue_scan_partitions
+
+    settings.RETENTION_VENUE_SCAN_DAYS = 1  # every month before last month's is older than a day
+    partitions.scan_partition_create(dt.date(2000, 1, 1))
+    done = venue_scan_partitions()
+    assert "venues_venuescan_200001" in done
+    assert "venues_venuescan_200001" not in partitions.partition_names()
+    assert len(partitions.partition_names()) >= 5  # default + last month, this month, the next two
