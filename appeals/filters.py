@@ -54,6 +54,19 @@ class PlainNullBooleanSelect(_PlainSelectMixin, forms.NullBooleanSelect):
     pass
 
 
+def _day_start(day: dt.date) -> dt.datetime:
+    """Midnight opening `day` in the current time zone (what the `__date` lookup compares in)."""
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def _in_communities(ids: list[int]) -> Q:
+    """Appeals naming or routed to one of these communities. The ids are written into the query,
+    not a subquery: each side is then an index condition the planner can count (a join through
+    street to district, ORed, is a filter over every row; a subquery's ids it cannot count, and it
+    reads the queue hoping to meet them early)."""
+    return Q(community__in=ids) | Q(routed_community__in=ids)
+
+
 class AppealFilter(django_filters.FilterSet):
     QUEUES = (
         ("open", _("All open")),
@@ -76,15 +89,16 @@ class AppealFilter(django_filters.FilterSet):
     channel = django_filters.ChoiceFilter(label=_("Channel"), choices=Appeal.Channel.choices, widget=PlainSelect)
     popup_type = django_filters.ChoiceFilter(label=_("Popup type"), choices=PopupType.choices,
                                              field_name="popup_type_claimed", widget=PlainSelect)
-    district = django_filters.ModelChoiceFilter(label=_("District"), queryset=District.objects.all(),
-                                                method="filter_district", widget=PlainSelect)
+    # Choices from the cache (see __init__): checking a district costs the page no query.
+    district = django_filters.ChoiceFilter(label=_("District"), choices=(), method="filter_district",
+                                           widget=PlainSelect)
     community = django_filters.CharFilter(label=_("Community (code or name)"), method="filter_community")
     assigned_to = django_filters.ModelChoiceFilter(
         label=_("Assigned to"),
         queryset=User.objects.filter(role__in=[User.Role.OPERATOR, User.Role.SUPERVISOR], is_active=True),
         widget=PlainSelect)
-    filed_after = django_filters.DateFilter(label=_("Filed from"), field_name="created_at", lookup_expr="date__gte")
-    filed_before = django_filters.DateFilter(label=_("Filed until"), field_name="created_at", lookup_expr="date__lte")
+    filed_after = django_filters.DateFilter(label=_("Filed from"), field_name="created_at", method="filter_day_from")
+    filed_before = django_filters.DateFilter(label=_("Filed until"), field_name="created_at", method="filter_day_until")
     # The supervisor dashboard's drill-downs land here with these.
     status = django_filters.ChoiceFilter(label=_("Status"), choices=Appeal.Status.choices, widget=PlainSelect)
     escalated = django_filters.BooleanFilter(label=_("Escalated"), field_name="escalated_at", lookup_expr="isnull",
@@ -93,29 +107,34 @@ class AppealFilter(django_filters.FilterSet):
                                             widget=PlainNullBooleanSelect)
     stranded = django_filters.BooleanFilter(label=_("Stranded outside over a month"), method="filter_stranded",
                                             widget=PlainNullBooleanSelect)
-    closed_after = django_filters.DateFilter(label=_("Closed from"), field_name="closed_at", lookup_expr="date__gte")
-    closed_before = django_filters.DateFilter(label=_("Closed until"), field_name="closed_at", lookup_expr="date__lte")
+    closed_after = django_filters.DateFilter(label=_("Closed from"), field_name="closed_at", method="filter_day_from")
+    closed_before = django_filters.DateFilter(label=_("Closed until"), field_name="closed_at", method="filter_day_until")
 
     class Meta:
         model = Appeal
         fields: list[str] = []
 
-    # The district and staff drop-downs change rarely: their options come from the cache, so the
-    # queue page spends its queries on the appeals (the submitted value is still checked against
-    # the database by the form field's queryset).
+    # The district and staff drop-downs change rarely: their options (and each district's
+    # communities) come from the cache, so the queue page spends its queries on the appeals. A
+    # district is checked against its cached options; a staff member still against the database
+    # by the form field's queryset.
     CHOICES_TIMEOUT = 120
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        for name in ("district", "assigned_to"):
+        for name, queryset in (("district", District.objects.all()),
+                               ("assigned_to", self.form.fields["assigned_to"].queryset)):
             field = self.form.fields[name]
             key = f"appeals:queue-choices:{name}"
             options = cache.get(key)
             if options is None:
-                options = [(obj.pk, str(obj)) for obj in field.queryset]
+                options = [(obj.pk, str(obj)) for obj in queryset]
                 cache.set(key, options, self.CHOICES_TIMEOUT)
-            field.widget.choices = [("", field.empty_label or "---------"), *options]
+            if name == "district":
+                field.choices = [(str(pk), label) for pk, label in options]
+            else:
+                field.widget.choices = [("", field.empty_label or "---------"), *options]
 
     def filter_queue(self, qs, name, value):
         open_q = Q(status__in=Appeal.OPEN_STATUSES)
@@ -133,6 +152,14 @@ class AppealFilter(django_filters.FilterSet):
             "all": lambda: qs,
         }.get(value, lambda: qs.filter(open_q))()
 
+    # A day as a range of the column itself (`__date` would wrap it in a time-zone conversion no
+    # index holds, and read every appeal of the queue).
+    def filter_day_from(self, qs, name, value):
+        return qs.filter(**{f"{name}__gte": _day_start(value)})
+
+    def filter_day_until(self, qs, name, value):
+        return qs.filter(**{f"{name}__lt": _day_start(value + dt.timedelta(days=1))})
+
     def filter_repeated(self, qs, name, value):
         return qs.filter(repeat_count__gt=0) if value else qs.filter(repeat_count=0)
 
@@ -145,12 +172,18 @@ class AppealFilter(django_filters.FilterSet):
         return qs.filter(reference=value.strip().upper()) if value.strip() else qs
 
     def filter_district(self, qs, name, value):
-        return qs.filter(Q(community__street__district=value) | Q(routed_community__street__district=value))
+        key = f"appeals:queue-district-communities:{value}"
+        ids = cache.get(key)
+        if ids is None:
+            ids = list(Community.objects.filter(street__district=value).order_by("pk").values_list("pk", flat=True))
+            cache.set(key, ids, self.CHOICES_TIMEOUT)
+        return qs.filter(_in_communities(ids))
 
     def filter_community(self, qs, name, value):
         value = value.strip()
         if not value:
             return qs
-        # Thousands of communities: matched by code or name, then an indexed IN on the appeal side.
-        matches = Community.objects.filter(Q(code=value) | Q(name__icontains=value)).values("pk")[:50]
-        return qs.filter(Q(community__in=matches) | Q(routed_community__in=matches))
+        # Thousands of communities: matched by code or name (one small query), then the ids.
+        return qs.filter(_in_communities(list(
+            Community.objects.filter(Q(code=value) | Q(name__icontains=value)).order_by("pk")
+            .values_list("pk", flat=True)[:50])))

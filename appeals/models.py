@@ -163,6 +163,14 @@ class Appeal(models.Model):
                                      sla_breached_at__isnull=True)),
             # Folding an unconfirmed filer's repeats, and an appeal's ID number on the status page.
             models.Index(fields=["claimed_id_hash"], name="appeal_claimed_id_idx"),
+            # The queue's filters on columns no seek index leads with: a page that matches few or
+            # no rows finds them through these (selectors._PageIds) instead of reading the queue.
+            models.Index(fields=["category"], name="appeal_category_idx"),
+            models.Index(fields=["channel"], name="appeal_channel_idx"),
+            models.Index(fields=["popup_type_claimed"], name="appeal_popup_type_idx"),
+            models.Index(fields=["escalated_at"], name="appeal_escalated_idx", condition=Q(escalated_at__isnull=False)),
+            models.Index(fields=["repeat_count"], name="appeal_repeated_idx", condition=Q(repeat_count__gt=0)),
+            models.Index(fields=["outside_since"], name="appeal_outside_idx", condition=Q(currently_outside_city=True)),
             # Folding repeats for "a popup you don't show" (no popup row to hold the constraint).
             models.Index(fields=["resident", "popup_type_claimed"], name="appeal_unlisted_fold_idx",
                          condition=Q(popup__isnull=True, status__in=["new", "in_progress", "waiting_resident", "routed"])),
