@@ -339,8 +339,11 @@ changes AS (
     SELECT 'lifted', id, resident_id, popup_type, at, from_state, 'lifted', records FROM lifted
 ),
 ch AS (
+    -- the version in force at each change: a plain join (at most one version at a time:
+    -- policy_one_version_at_a_time), not a sorted LIMIT 1 per change
     SELECT ch.*, pv.version AS policy FROM changes ch
-    LEFT JOIN LATERAL (""" + _POLICY_AT.format(cols="p.id, p.version", t="ch.popup_type", at="ch.at") + """) pv ON true
+    LEFT JOIN healthkit_popuppolicy pv ON pv.popup_type = ch.popup_type AND pv.effective_from <= ch.at
+         AND (pv.effective_to IS NULL OR pv.effective_to > ch.at)
 ),
 ev AS (
     INSERT INTO healthkit_popupevent

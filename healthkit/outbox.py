@@ -64,7 +64,8 @@ def outbox_sql_ctes(*, changes: str, kind: str = "kind", popup_type: str = "popu
                     policy: str = "policy", rule: str) -> str:
     """The `ob` and `dl` CTEs that set-based statements (engine, venue exposure) end with: one
     OutboxRecord per row of `changes` (columns id, resident_id, at) and one pending delivery per
-    active endpoint, in the same statement as the change itself. Idempotent on the record key.
+    active endpoint, in the same statement as the change itself. Idempotent per popup and kind
+    (the record key `popup-<case>-<kind>` says the same: outbox_record_key_names_popup).
     The arguments are SQL expressions written in code (constants or %(name)s placeholders),
     never request data; the text has no braces, so callers may still str.format() around it."""
     return f"""
@@ -76,7 +77,7 @@ ob AS (
                               'at', at, 'policy', {policy}, 'rule', {rule}),
            now()
     FROM {changes}
-    ON CONFLICT (idempotency_key) DO NOTHING
+    ON CONFLICT (case_id, kind) WHERE case_id IS NOT NULL DO NOTHING
     RETURNING id, resident_id
 ),
 dl AS (
@@ -107,7 +108,7 @@ obb AS (
            array_agg(id ORDER BY id), array_agg(resident_id ORDER BY id), now()
     FROM {changes}
     HAVING count(*) > 0
-    ON CONFLICT (idempotency_key) DO NOTHING
+    ON CONFLICT (idempotency_key) WHERE case_id IS NULL DO NOTHING
     RETURNING id
 ),
 dlb AS (
@@ -125,10 +126,10 @@ def outbox_record(*, case: PopupCase, kind: str, at: dt.datetime, policy: str | 
     """Write the record for a popup change in the caller's transaction (idempotent per case and
     kind) and its per-endpoint deliveries; delivery starts after commit."""
     record, created = OutboxRecord.objects.get_or_create(
-        idempotency_key=f"popup-{case.pk}-{kind}",
+        case=case, kind=kind,
         defaults={
-            "kind": kind, "case": case, "resident_id": case.resident_id, "popup_type": case.popup_type,
-            "at": at,
+            "idempotency_key": f"popup-{case.pk}-{kind}", "resident_id": case.resident_id,
+            "popup_type": case.popup_type, "at": at,
             "payload": {"event": f"popup.{kind}", "case": case.pk, "popup_type": case.popup_type,
                         "at": at.isoformat(), "policy": policy, "rule": rule},
         },

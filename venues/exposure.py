@@ -284,7 +284,7 @@ def exposure_run(*, window_id: int, at: dt.datetime | None = None) -> ExposureRe
             return result
         # The version's first raises go as one batch record; later ones (late scans) one by one.
         batch_key = batch_record_key(window_id=window_id, version=window.version, action="raised")
-        batch = not OutboxRecord.objects.filter(idempotency_key=batch_key).exists()
+        batch = not OutboxRecord.objects.filter(idempotency_key=batch_key, case__isnull=True).exists()
         params = {
             "window": window_id, "at": at, "key": window.dedupe_key, "label": ACTOR_LABEL,
             "version": window.version, "batch": batch, "batch_key": batch_key,

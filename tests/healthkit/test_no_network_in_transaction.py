@@ -35,7 +35,7 @@ def test_sms_is_sent_outside_any_transaction(sms_outbox):
 def test_outbox_post_is_outside_any_transaction():
     endpoint = DownstreamEndpointFactory(url="http://127.0.0.1:9/rail")
     case = PopupCaseFactory()
-    record = OutboxRecord.objects.create(idempotency_key="popup-x-raised", kind="raised", case=case,
+    record = OutboxRecord.objects.create(idempotency_key=f"popup-{case.pk}-raised", kind="raised", case=case,
                                          resident_id=case.resident_id, popup_type=3, at=timezone.now(), payload={})
     delivery = OutboxDelivery.objects.create(record=record, endpoint=endpoint, resident_id=case.resident_id)
     seen = []

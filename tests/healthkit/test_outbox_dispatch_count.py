@@ -15,9 +15,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _due_rows(endpoints, n):
-    for i in range(n):
+    for _ in range(n):
         case = PopupCaseFactory()
-        record = OutboxRecord.objects.create(idempotency_key=f"popup-t{i}-raised", kind="raised", case=case,
+        record = OutboxRecord.objects.create(idempotency_key=f"popup-{case.pk}-raised", kind="raised", case=case,
                                              resident_id=case.resident_id, popup_type=case.popup_type,
                                              at=timezone.now(), payload={})
         OutboxDelivery.objects.bulk_create(
