@@ -343,7 +343,7 @@ def scenario_db(env, args) -> None:
     for person in people:
         TestResultFactory(resident=person, sampled_at=now - dt.timedelta(hours=3), resulted_at=now,
                           received_at=now, result=TestResult.Outcome.NEGATIVE)
-    EngineWork.objects.bulk_create(EngineWork(resident_id=p.pk, created_at=now - dt.timedelta(minutes=5))
+    EngineWork.objects.bulk_create(EngineWork(resident_ids=[p.pk], created_at=now - dt.timedelta(minutes=5))
                                    for p in people)
     outcome = {}
 
@@ -408,7 +408,7 @@ def scenario_beats(env, args) -> None:
     for person in people:
         TestResultFactory(resident=person, sampled_at=now - dt.timedelta(hours=3), resulted_at=now,
                           received_at=now, result=TestResult.Outcome.NEGATIVE)
-    EngineWork.objects.bulk_create(EngineWork(resident_id=p.pk, created_at=now - dt.timedelta(minutes=5))
+    EngineWork.objects.bulk_create(EngineWork(resident_ids=[p.pk], created_at=now - dt.timedelta(minutes=5))
                                    for p in people)
     for i in range(args.events):  # queued, never published: only the beat jobs can send them
         SmsMessage.objects.create(idempotency_key=f"beats-{i}", purpose="clearance_confirm",

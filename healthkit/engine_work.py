@@ -1,16 +1,19 @@
 """Engine work outbox: a committed signal always reaches evaluation, whatever the broker does.
 
 `evaluate_later(resident_ids)` runs inside the transaction that stores the signals: it writes
-one `EngineWork` row per resident (set-wise) and, on commit, publishes the evaluation tasks.
-The task (`evaluate_now`) deletes the rows it covers and evaluates in one transaction, so the
-rows disappear only with a committed evaluation. What no task took (broker down when the batch
+one `EngineWork` row per evaluation task (its residents, at most CHUNK, as an array; one
+statement) and, on commit, publishes the tasks. The task (`evaluate_now`) deletes its row and
+evaluates in one transaction, so the row disappears only with a committed evaluation. What no task took (broker down when the batch
 committed, a worker killed, retries given up during a database outage) is taken by the beat
 job `engine_work_due` every minute once it is `GRACE` old: at most about 90 s late.
 
 Order matters in `evaluate_now`: the rows are deleted first (taking those committed so far),
 then the evaluation reads the signals, and it sees every signal whose row it deleted, because
 the signals committed together with the row. A row written after the delete waits for its own
-task. Rows locked by a concurrent evaluation are skipped (it covers them).
+task. Rows locked by a concurrent evaluation are skipped (it covers them). A task finds its row
+by the residents it carries (the same list, sorted, as the row holds), so its arguments stay
+resident ids only; a task whose row is gone (the sweep took it) still evaluates, which is
+harmless.
 """
 
 import datetime as dt
@@ -32,33 +35,47 @@ def evaluate_later(resident_ids: Sequence[int]) -> None:
     ids = sorted({int(r) for r in resident_ids})
     if not ids:
         return
+    chunks = [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
     with connection.cursor() as cursor:
+        # One text per task (ids joined by commas), not an array the driver adapts id by id.
         cursor.execute(
-            "INSERT INTO healthkit_enginework (resident_id, created_at) SELECT unnest(%s::bigint[]), now()",
-            [ids],
+            "INSERT INTO healthkit_enginework (resident_ids, created_at) "
+            "SELECT string_to_array(c, ',')::bigint[], now() FROM unnest(%s::text[]) AS c",
+            [[",".join(map(str, chunk)) for chunk in chunks]],
         )
-    queues.publish_on_commit(tasks.engine_evaluate_residents,
-                             [(ids[i:i + CHUNK],) for i in range(0, len(ids), CHUNK)])
+    queues.publish_on_commit(tasks.engine_evaluate_residents, [(chunk,) for chunk in chunks])
 
 
 def _claim(cursor, *, resident_ids: Sequence[int] | None, limit: int = CHUNK) -> list[int]:
+    """Delete and return the residents of the rows this evaluation takes: a task's own row(s)
+    (the same residents; a batch repeated before any task ran wrote the same row twice), or for
+    the sweep the oldest rows past GRACE, whole rows up to `limit` residents (at least one row)."""
     if resident_ids is not None:
+        ids = sorted({int(r) for r in resident_ids})
+        if not ids:
+            return []
         cursor.execute(
             """DELETE FROM healthkit_enginework WHERE id IN (
-                   SELECT id FROM healthkit_enginework WHERE resident_id = ANY(%s)
+                   SELECT id FROM healthkit_enginework WHERE resident_ids[1] = %s AND resident_ids = %s::bigint[]
                    FOR UPDATE SKIP LOCKED)
-               RETURNING resident_id""",
-            [list(resident_ids)],
+               RETURNING resident_ids""",
+            [ids[0], "{" + ",".join(map(str, ids)) + "}"],
         )
     else:
         cursor.execute(
             """DELETE FROM healthkit_enginework WHERE id IN (
-                   SELECT id FROM healthkit_enginework WHERE created_at <= clock_timestamp() - %s
-                   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
-               RETURNING resident_id""",
-            [GRACE, limit],
+                   SELECT id FROM healthkit_enginework WHERE id IN (
+                       SELECT id FROM (
+                           SELECT id, sum(cardinality(resident_ids)) OVER (ORDER BY id) AS upto,
+                                  row_number() OVER (ORDER BY id) AS n
+                           FROM (SELECT id, resident_ids FROM healthkit_enginework
+                                 WHERE created_at <= clock_timestamp() - %s ORDER BY id LIMIT %s) oldest
+                       ) counted WHERE upto <= %s OR n = 1)
+                   FOR UPDATE SKIP LOCKED)
+               RETURNING resident_ids""",
+            [GRACE, limit, limit],
         )
-    return sorted({row[0] for row in cursor.fetchall()})
+    return sorted({resident for (row,) in cursor.fetchall() for resident in row})
 
 
 def evaluate_now(*, resident_ids: Sequence[int]) -> None:
@@ -87,7 +104,7 @@ def evaluate_due(*, max_chunks: int = 100) -> int:
 
 
 def pending_count() -> int:
-    """Rows waiting (readiness and operations)."""
+    """Rows waiting, one per evaluation task (readiness and operations)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM healthkit_enginework")
         return cursor.fetchone()[0]

@@ -734,19 +734,22 @@ class OutboxAttempt(models.Model):
 
 
 class EngineWork(models.Model):
-    """A resident to evaluate, written in the same transaction as the signals that need it
-    (a transactional outbox for engine work). The evaluation that commits deletes it; a row no
-    task took (broker down, task lost or given up) is picked up by the every-minute
-    `engine_work_due`. No foreign key: a resident forgotten meanwhile simply evaluates to nothing."""
+    """The residents of one evaluation task (at most engine_work.CHUNK), written in the same
+    transaction as the signals that need them (a transactional outbox for engine work). The
+    evaluation that commits deletes it; a row no task took (broker down, task lost or given up)
+    is picked up by the every-minute `engine_work_due`. One row per task, not per resident: a
+    batch of 10,000 results writes 10 rows, not 10,000 rows with three index entries each. No
+    foreign key: a resident forgotten meanwhile simply evaluates to nothing."""
 
-    resident_id = models.BigIntegerField(_("resident id"))
+    resident_ids = ArrayField(models.BigIntegerField(), verbose_name=_("residents"))
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("pending evaluation")
         verbose_name_plural = _("pending evaluations")
-        indexes = [models.Index(fields=["resident_id"], name="enginework_resident_idx"),
-                   models.Index(fields=["created_at"], name="enginework_created_idx")]
+        # A task finds its own row by its first resident (engine_work._claim); the sweep reads
+        # the oldest rows in id order (the primary key), so no index on created_at.
+        indexes = [models.Index(models.F("resident_ids__0"), name="enginework_first_resident_idx")]
 
     def __str__(self) -> str:
-        return f"resident {self.resident_id} since {self.created_at:%H:%M:%S}"
+        return f"{len(self.resident_ids)} residents since {self.created_at:%H:%M:%S}"

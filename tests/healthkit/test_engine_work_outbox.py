@@ -56,7 +56,7 @@ def test_broker_down_at_commit_answers_200_and_the_sweep_lifts(django_capture_on
             django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("api-ingest-test-results"), body, format="json")
     assert response.status_code == 200 and response.json()["accepted"] == 1
-    assert list(EngineWork.objects.values_list("resident_id", flat=True)) == [resident.pk]
+    assert list(EngineWork.objects.values_list("resident_ids", flat=True)) == [[resident.pk]]
     assert PopupCase.objects.get(resident=resident).state == "active"  # not evaluated yet
     # The client's retry replays the answer; the work is still on record.
     replay = client.post(reverse("api-ingest-test-results"), body, format="json")
@@ -88,3 +88,35 @@ def test_an_evaluation_that_fails_leaves_the_work_for_the_sweep(django_capture_o
     _age_work()
     assert tasks.engine_work_due() == 1
     assert PopupCase.objects.get(resident=resident).state == "lifted"
+
+
+def test_a_task_takes_its_own_row_and_leaves_other_batches_work():
+    # given two batches' work, one row per evaluation task
+    engine_work.evaluate_later([3, 1, 2])
+    engine_work.evaluate_later([2, 4])
+    assert sorted(EngineWork.objects.values_list("resident_ids", flat=True)) == [[1, 2, 3], [2, 4]]
+    # when the first batch's task runs (its ids in any order)
+    with mock.patch.object(engine, "evaluate") as evaluate:
+        engine_work.evaluate_now(resident_ids=[2, 3, 1])
+    # then its row is gone, the other batch's row waits for its own task
+    evaluate.assert_called_once_with(resident_ids=[2, 3, 1])
+    assert list(EngineWork.objects.values_list("resident_ids", flat=True)) == [[2, 4]]
+
+
+def test_the_sweep_takes_whole_rows_a_chunk_at_a_time(monkeypatch):
+    # given old work rows of 600, 600 and 1 residents, and a fresh one
+    old = timezone.now() - engine_work.GRACE - dt.timedelta(minutes=1)
+    EngineWork.objects.bulk_create([EngineWork(resident_ids=list(range(1, 601)), created_at=old),
+                                    EngineWork(resident_ids=list(range(601, 1201)), created_at=old),
+                                    EngineWork(resident_ids=[1201], created_at=old),
+                                    EngineWork(resident_ids=[5000])])
+    chunks = []
+    monkeypatch.setattr(engine, "evaluate", lambda *, resident_ids: chunks.append(resident_ids))
+    # when the sweep runs
+    done = engine_work.evaluate_due()
+    # then every resident of the old rows is evaluated once, at most a chunk per transaction
+    # (a row is never split), and the fresh row is left to its own task
+    assert done == 1201
+    assert [len(c) for c in chunks] == [600, 601]
+    assert sorted(r for c in chunks for r in c) == list(range(1, 1202))
+    assert list(EngineWork.objects.values_list("resident_ids", flat=True)) == [[5000]]

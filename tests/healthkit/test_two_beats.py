@@ -62,7 +62,7 @@ def test_sms_and_engine_jobs_twice_at_once(sms_outbox, monkeypatch):
     for resident_id in people:
         TestResultFactory(resident_id=resident_id, sampled_at=now - dt.timedelta(hours=3), resulted_at=now,
                           received_at=now, result=TestResult.Outcome.NEGATIVE)
-    EngineWork.objects.bulk_create(EngineWork(resident_id=r, created_at=now - dt.timedelta(minutes=5))
+    EngineWork.objects.bulk_create(EngineWork(resident_ids=[r], created_at=now - dt.timedelta(minutes=5))
                                    for r in people)
 
     _twice_at_once(tasks.sms_deliver_due)
