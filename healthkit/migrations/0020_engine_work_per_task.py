@@ -17,7 +17,7 @@ DELETE FROM healthkit_enginework WHERE resident_id IS NULL;
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('healthkit', '0018_outbox_key_without_pattern_index'),
+        ('healthkit', '0019_outbox_record_unique_per_popup_change'),
     ]
 
     operations = [
