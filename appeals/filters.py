@@ -100,7 +100,8 @@ class AppealFilter(django_filters.FilterSet):
     filed_after = django_filters.DateFilter(label=_("Filed from"), field_name="created_at", method="filter_day_from")
     filed_before = django_filters.DateFilter(label=_("Filed until"), field_name="created_at", method="filter_day_until")
     # The supervisor dashboard's drill-downs land here with these.
-    status = django_filters.ChoiceFilter(label=_("Status"), choices=Appeal.Status.choices, widget=PlainSelect)
+    status = django_filters.ChoiceFilter(label=_("Status"), choices=Appeal.Status.choices, method="filter_status",
+                                         widget=PlainSelect)
     escalated = django_filters.BooleanFilter(label=_("Escalated"), field_name="escalated_at", lookup_expr="isnull",
                                              exclude=True, widget=PlainNullBooleanSelect)
     repeated = django_filters.BooleanFilter(label=_("Appealed again"), method="filter_repeated",
@@ -159,6 +160,19 @@ class AppealFilter(django_filters.FilterSet):
 
     def filter_day_until(self, qs, name, value):
         return qs.filter(**{f"{name}__lt": _day_start(value + dt.timedelta(days=1))})
+
+    # The statuses each queue holds: a status filter outside its queue matches nothing, said without
+    # asking the database (whose estimate for two contradicting status conditions is most of the
+    # queue, so it would read all of it looking for them).
+    QUEUE_STATUSES = {"new": {Appeal.Status.NEW}, "waiting": {Appeal.Status.WAITING_RESIDENT},
+                      "routed": {Appeal.Status.ROUTED}, "closed": {Appeal.Status.CLOSED},
+                      "all": set(Appeal.Status.values)}
+
+    def filter_status(self, qs, name, value):
+        queue = self.form.cleaned_data.get("queue") or "open"
+        if value not in self.QUEUE_STATUSES.get(queue, set(Appeal.OPEN_STATUSES)):
+            return qs.none()
+        return qs.filter(status=value)
 
     def filter_repeated(self, qs, name, value):
         return qs.filter(repeat_count__gt=0) if value else qs.filter(repeat_count=0)

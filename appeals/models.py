@@ -26,6 +26,12 @@ OUTCOME_LABELS = {
 OPERATOR_OUTCOMES = ("lifted", "no_popup", "rejected", "duplicate", "withdrawn", "other")
 
 
+# The columns the console queue's filters test (appeals.filters), carried by its default seek index.
+QUEUE_FILTER_COLUMNS = ["status", "category", "channel", "popup_type_claimed", "community", "routed_community",
+                        "assigned_to", "repeat_count", "escalated_at", "sla_due_at", "currently_outside_city",
+                        "outside_since"]
+
+
 class Appeal(models.Model):
     class Category(models.TextChoices):
         CORRECTION = "correction", _("Popup correction")
@@ -143,7 +149,11 @@ class Appeal(models.Model):
                          condition=Q(status__in=["new", "in_progress", "waiting_resident", "routed"])),
             # Seek pagination of the console queue: one index per offered ordering.
             # The default queue (open appeals, emergencies first, oldest first) reads this in order.
+            # It carries the columns the queue's filters test, so a walk past rows a filter does
+            # not want reads the index only, not the table (at 1 M appeals a filter whose rows
+            # come late in this order, e.g. a category whose appeals all share one priority).
             models.Index(fields=["priority", "created_at", "id"], name="appeal_seek_priority_idx",
+                         include=QUEUE_FILTER_COLUMNS,
                          condition=Q(status__in=["new", "in_progress", "waiting_resident", "routed"])),
             models.Index(fields=["created_at", "id"], name="appeal_seek_created_idx"),
             # The same order over every appeal ("everything", "closed"): without it such a page

@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import EmptyResultSet, PermissionDenied, ValidationError
+from django.db import connection
 from django.db.models import (
-    Expression,
     F,
     Field,
     Func,
@@ -16,9 +16,9 @@ from django.db.models import (
     Lookup,
     Q,
     QuerySet,
-    Subquery,
     Value,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.lookups import GreaterThan, LessThan
 from django.urls import reverse
 from django.utils import timezone
@@ -397,76 +397,63 @@ def _after(fields: list[str], values: list) -> Q | GreaterThan | LessThan:
     return LessThan(lhs, rhs) if descending.pop() else GreaterThan(lhs, rhs)
 
 
-def page_rows(qs: QuerySet[Appeal], *, ordering: str = "priority", cursor: str | None = None,
-              size: int = 50) -> QuerySet[Appeal]:
-    """The query of one page's rows (size+1, to tell whether a next page exists).
+def _page_ids_sql(qs: QuerySet[Appeal], *, ordering: str, cursor: str | None, size: int) -> tuple[str, list]:
+    """SQL of one array: the queue's count capped at COUNT_CAP + 1, negated (never an id), then the
+    page's ids (size+1, to tell whether a next page exists).
 
-    The page's ids first, then the rows with their joins for those ids only (joined as one query,
-    the planner may join the whole rest of the queue before sorting it). The ids come one of two
-    ways, chosen inside the query (_PageIds): from the queue's first COUNT_CAP + 1 rows in any
-    order when that is all of it, else by a scan of the ordering's index that stops after size+1."""
+    One read gives both: the queue's first COUNT_CAP + 1 rows in the page's order, through whatever
+    the planner finds cheapest (the ordering's index, which carries the filtered columns, or the
+    filters' own indexes and a sort when they match few rows). The page is taken from those rows
+    when they hold it (the first pages, or all of a small queue); only a cursor past them walks the
+    ordering's index from the cursor (an InitPlan, run only when the CASE reaches it).
+
+    A walk alone reads the whole queue before it finds, or fails to find, the rows of a filter
+    matching few rows: 0.2-0.9 s at 1 M appeals."""
     _index, fields = ORDERINGS.get(ordering, ORDERINGS["priority"])
     counted = _counted(qs, ordering)
-    ordered = counted.order_by(*fields)
-    page_qs = ordered
     values = _decode(cursor, fields) if cursor else None
+    walk = counted.order_by(*fields)
     if values is not None:
-        page_qs = ordered.filter(_after(fields, values))
+        walk = walk.filter(_after(fields, values))
     keys = [f.lstrip("-") for f in fields]
-    capped = counted.order_by().values(*keys)[: COUNT_CAP + 1]
-    ids = _PageIds(capped, page_qs.values("pk")[: size + 1], keys=keys, descending=fields[0].startswith("-"),
-                   after=values, size=size)
-    return ordered.filter(AnyOf(F("pk"), ids))
+    capped_sql, capped_params = counted.order_by(*fields).values(*keys)[: COUNT_CAP + 1].query.sql_with_params()
+    walk_sql, walk_params = walk.values("pk")[: size + 1].query.sql_with_params()
+    qn = connection.ops.quote_name
+    columns = ", ".join(f"capped.{qn(key)}" for key in keys)
+    direction = " DESC" if fields[0].startswith("-") else ""
+    order = ", ".join(f"capped.{qn(key)}{direction}" for key in keys)
+    after_sql, after_params = "", []
+    if values is not None:
+        placeholders = ", ".join(["%s"] * len(values))
+        after_sql = f" FILTER (WHERE ROW({columns}) {'<' if direction else '>'} ROW({placeholders}))"
+        after_params = list(values)
+    # Only quoted names and integers are written in; every value is a parameter.
+    limit, cap = int(size) + 1, int(COUNT_CAP)
+    held = f"count(*) <= {cap} OR count(*){after_sql} >= {limit}"
+    page = f"coalesce((array_agg(capped.{qn('id')} ORDER BY {order}){after_sql})[1:{limit}], '{{}}')"
+    sql = f"SELECT ARRAY[-count(*)] || CASE WHEN {held} THEN {page} ELSE ARRAY({walk_sql}) END AS ids FROM ({capped_sql}) AS capped"  # noqa: S608
+    return sql, [*after_params, *after_params, *walk_params, *capped_params]
 
 
-class _PageIds(Expression):
-    """The page's ids as an array: `CASE WHEN <the queue holds COUNT_CAP rows or fewer> THEN <its
-    first size+1 after the cursor, sorted from those rows> ELSE <the ordering's index scan> END`.
-
-    A filter the ordering's index does not hold (a district, a popup type, a channel; a combination
-    that matches few or no rows) makes the index scan read the whole queue before it finds, or
-    fails to find, size+1 rows: 0.2-0.9 s at 1 M appeals. The capped read takes whatever index
-    fits the filters and stops at COUNT_CAP + 1 rows, so a small queue is sorted from its own rows
-    and only a large one walks the index. PostgreSQL runs each branch's subquery (an InitPlan)
-    only when the CASE reaches it."""
-
-    output_field = Field()
-
-    def __init__(self, capped: QuerySet, ordered: QuerySet, *, keys: list[str], descending: bool,
-                 after: list | None, size: int):
-        super().__init__()
-        self.capped, self.ordered = Subquery(capped), Subquery(ordered)
-        self.keys, self.descending, self.after, self.size = keys, descending, after, size
-
-    def get_source_expressions(self):
-        return [self.capped, self.ordered]
-
-    def set_source_expressions(self, exprs):
-        self.capped, self.ordered = exprs
-
-    def as_sql(self, compiler, connection):
-        capped_sql, capped_params = compiler.compile(self.capped)
-        ordered_sql, ordered_params = compiler.compile(self.ordered)
-        qn = connection.ops.quote_name
-        columns = ", ".join(f"capped.{qn(key)}" for key in self.keys)
-        direction = " DESC" if self.descending else ""
-        after_sql, after_params = "", []
-        if self.after is not None:
-            placeholders = ", ".join(["%s"] * len(self.after))
-            after_sql = f" WHERE ROW({columns}) {'<' if self.descending else '>'} ROW({placeholders})"
-            after_params = list(self.after)
-        order = ", ".join(f"capped.{qn(key)}{direction}" for key in self.keys)
-        # Only quoted names and integers are written in; every value is a parameter.
-        limit = int(self.size) + 1
-        small = f"SELECT capped.{qn('id')} FROM {capped_sql} AS capped{after_sql} ORDER BY {order} LIMIT {limit}"  # noqa: S608
-        count = f"SELECT count(*) FROM {capped_sql} AS counted"  # noqa: S608
-        sql = f"CASE WHEN ({count}) <= {int(COUNT_CAP)} THEN ARRAY({small}) ELSE ARRAY{ordered_sql} END"
-        return sql, (*capped_params, *capped_params, *after_params, *ordered_params)
+def page_sql(qs: QuerySet[Appeal], *, ordering: str = "priority", cursor: str | None = None,
+             size: int = 50) -> tuple[str, list]:
+    """The page's one statement: the shown columns (QUEUE_ROW_VALUES) of its rows, each with the
+    queue's capped count (`capped_count`), the ids and the count read once (a materialised CTE)
+    and the rows joined for those ids only (joined with the filters, the planner may join the
+    whole rest of the queue before sorting it). Raises EmptyResultSet when `qs` can match nothing."""
+    _index, fields = ORDERINGS.get(ordering, ORDERINGS["priority"])
+    ids_sql, ids_params = _page_ids_sql(qs, ordering=ordering, cursor=cursor, size=size)
+    rows = (Appeal.objects.filter(AnyOf(F("pk"), RawSQL("(SELECT ids FROM queue_page)::bigint[]", ())))
+            .order_by(*fields).values(*QUEUE_ROW_VALUES)
+            .annotate(capped_count=RawSQL("(SELECT -ids[1] FROM queue_page)", (), output_field=IntegerField())))
+    rows_sql, rows_params = rows.query.sql_with_params()
+    return (f"WITH queue_page AS MATERIALIZED ({ids_sql}) {rows_sql}",
+            [*ids_params, *rows_params])
 
 
 class AnyOf(Lookup):
-    """`column = ANY(<array expression>)`: an index condition on the column, the array computed
-    once (an InitPlan) where `column IN (subquery)` inside an OR is a filter over every row."""
+    """`column = ANY(<array expression>)`: an index condition on the column for an array computed
+    once, where `column IN (subquery)` may be a filter over every row."""
 
     lookup_name = "any_of"
 
@@ -476,34 +463,24 @@ class AnyOf(Lookup):
         return f"{lhs_sql} = ANY({rhs_sql})", (*lhs_params, *rhs_params)
 
 
-class _CappedCount(Subquery):
-    """`(SELECT count(*) FROM (<at most COUNT_CAP + 1 ids>) capped)`. Uncorrelated, so PostgreSQL
-    computes it once (an InitPlan) when it rides along the page's rows: one round trip less."""
-
-    template = "(SELECT count(*) FROM (%(subquery)s) AS capped)"
-    output_field = IntegerField()
-
-
 def _counted(qs: QuerySet[Appeal], ordering: str) -> QuerySet[Appeal]:
     """The rows the page counts: those its ordering can reach."""
     return qs.filter(sla_due_at__isnull=False) if ordering == "sla" else qs
 
 
-def page_query(qs: QuerySet[Appeal], *, ordering: str = "priority", cursor: str | None = None,
-               size: int = 50) -> QuerySet:
-    """The page's one query: the shown columns (QUEUE_ROW_VALUES) of its rows (page_rows) and, on
-    each, the queue's count capped at COUNT_CAP + 1 (`capped_count`)."""
-    capped = _CappedCount(_counted(qs, ordering).order_by().values("pk")[: COUNT_CAP + 1])
-    return page_rows(qs, ordering=ordering, cursor=cursor, size=size).values(*QUEUE_ROW_VALUES).annotate(
-        capped_count=capped)
-
-
 def seek_page(qs: QuerySet[Appeal], *, ordering: str = "priority", cursor: str | None = None,
               size: int = 50) -> SeekPage:
     """One page by keyset: no OFFSET, and a count capped at COUNT_CAP (never COUNT(*) over all),
-    both from one query."""
+    both from one statement (page_sql)."""
     _index, fields = ORDERINGS.get(ordering, ORDERINGS["priority"])
-    found = list(page_query(qs, ordering=ordering, cursor=cursor, size=size))
+    try:
+        sql, params = page_sql(qs, ordering=ordering, cursor=cursor, size=size)
+    except EmptyResultSet:
+        return SeekPage(rows=[], next_cursor=None, count=0, count_capped=False)
+    names = [*QUEUE_ROW_VALUES, "capped_count"]
+    with connection.cursor() as db:
+        db.execute(sql, params)
+        found = [dict(zip(names, row, strict=True)) for row in db.fetchall()]
     if found:
         capped_count = found[0]["capped_count"]
     elif cursor:  # past the end (or a stale cursor): the queue may still hold rows

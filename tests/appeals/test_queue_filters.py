@@ -6,6 +6,7 @@ a queue small enough to count is sorted from its own rows and pages exactly like
 import datetime as dt
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -160,3 +161,30 @@ def test_district_compares_the_appeals_own_community_columns(operator, places):
     sql = str(qs.query)
     assert '"community_id" IN (' in sql and '"routed_community_id" IN (' in sql
     assert "communities_street" not in sql and "district_id" not in sql
+
+
+def test_a_status_outside_the_queue_shows_nothing_without_asking(operator, django_assert_num_queries):
+    # given a new and a closed appeal
+    new = AppealFactory(status=Appeal.Status.NEW)
+    AppealFactory(status=Appeal.Status.CLOSED, closed_at=timezone.now())
+
+    def queue(params):
+        return AppealFilter(params, queryset=Appeal.objects.all(), user=operator).qs
+
+    def page(params):
+        return selectors.seek_page(queue(params))
+
+    # when the open queue is filtered by "closed", then nothing, and no appeal is read for it
+    contradiction = queue({"queue": "open", "status": "closed"})
+    with django_assert_num_queries(0):
+        assert selectors.seek_page(contradiction).rows == []
+    # while a status inside the queue filters it
+    assert [row.pk for row in page({"queue": "open", "status": "new"}).rows] == [new.pk]
+    assert len(page({"queue": "all", "status": "closed"}).rows) == 1
+
+
+def test_statistics_tell_the_planner_which_places_see_which_popup_types():
+    # given the migrated database, then the appeal's communities and popup type have joint statistics
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT stxkind FROM pg_statistic_ext WHERE stxname = 'appeal_place_type_stats'")
+        assert cursor.fetchone() is not None
