@@ -448,6 +448,8 @@ def main() -> None:
 
     t = step(f"first sweep: raises the {args.residents:,} type-4 popups (deadline passed, no negative)")
     first = engine.sweep(full=True)
+    while first.more:  # a run stops starting chunks after its time budget; the next goes on
+        first = first + engine.sweep()
     raise_time = time.perf_counter() - t
     print(f"    {raise_time:.1f} s, {first}")
 

@@ -318,6 +318,10 @@ candidates AS (
           AND c.dedupe_key = '' AND c.state IN ('lifted', 'withdrawn')
     ) lc ON true
     WHERE cur.starts[array_upper(cur.starts, 1)] > COALESCE(lc.last_manual, '-infinity')
+    -- a full sweep raises at most max_raises per statement (NULL: no limit), the first ones in
+    -- (resident, type) order: each chunk commits and the next one takes the rest (see sweep)
+    ORDER BY cur.resident_id, cur.popup_type
+    LIMIT %(max_raises)s
 ),
 raised AS (
     INSERT INTO healthkit_popupcase
@@ -356,7 +360,8 @@ ev AS (
     FROM ch
 ),
 """ + outbox_sql_ctes(changes="ch", rule="%(rules)s::jsonb->>(popup_type::text)") + """
-SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM lifted), (SELECT count(*) FROM dl)
+SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM lifted), (SELECT count(*) FROM dl),
+       (SELECT count(*) FROM candidates) = %(max_raises)s
 """
 )
 
@@ -417,6 +422,11 @@ class Evaluation:
     raised: int = 0
     lifted: int = 0
     deliveries: int = 0
+    more: bool = False  # the raises were capped (max_raises): more are left for the next run
+
+    def __add__(self, other: "Evaluation") -> "Evaluation":
+        return Evaluation(raised=self.raised + other.raised, lifted=self.lifted + other.lifted,
+                          deliveries=self.deliveries + other.deliveries, more=other.more)
 
 
 def _filters(ids: str | None) -> dict[str, str]:
@@ -481,10 +491,12 @@ def _reasons() -> str:
     }, ensure_ascii=False)
 
 
-def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = None) -> Evaluation:
+def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = None,
+             max_raises: int | None = None) -> Evaluation:
     """Bring the automatic popups of these residents (None: everyone) in line with the rules
     at `at` (default: healthkit.clock.now()). Idempotent; safe to run concurrently with itself,
-    the sweep and staff transitions. One transaction; outbox delivery is kicked on commit."""
+    the sweep and staff transitions. One transaction; outbox delivery is kicked on commit.
+    `max_raises` caps the raises (every lift is still made); `more` says the cap was reached."""
     from healthkit import outbox
     from healthkit.models import MedicalEvent
 
@@ -498,6 +510,7 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
         "rules": json.dumps({str(k): v for k, v in RULES.items()}), "reasons": _reasons(),
         # every kind of trigger the type-4 rule reads (the policy's `triggers` pick among them)
         "trigger_kinds": ["arrival", "test_requirement", *MedicalEvent.Kind.values],
+        "max_raises": max_raises,
     }
     with transaction.atomic(), connection.cursor() as cursor:
         # JIT compiling this statement costs more than it saves (2.3 s of 3.8 s over 100k
@@ -517,11 +530,11 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
             cursor.execute(_EVALUATE_IDS, params)
         else:
             cursor.execute(_EVALUATE_ALL_PROBE if _type4_by_probe(cursor) else _EVALUATE_ALL, params)
-        raised, lifted, deliveries = cursor.fetchone()
+        raised, lifted, deliveries, more = cursor.fetchone()
         if deliveries or deliveries_upstream:
             outbox.dispatch_on_commit()
     return Evaluation(raised=raised + raised_upstream, lifted=lifted,
-                      deliveries=deliveries + deliveries_upstream)
+                      deliveries=deliveries + deliveries_upstream, more=bool(more))
 
 
 def _ranges(column: str, name: str, deltas: Sequence[dt.timedelta], since: dt.datetime, at: dt.datetime,
@@ -580,30 +593,44 @@ def sweep(*, at: dt.datetime | None = None, full: bool | None = None) -> Evaluat
     """The periodic, time-based pass: deadlines passed, quarantines ended, windows expired,
     policy boundaries crossed. Evaluates only the residents with a time boundary since the
     previous sweep (`due_residents`), or everyone (`full=True`; also when there is no previous
-    sweep, a policy boundary was crossed, the clock went back, or the last full sweep is older
-    than ENGINE_FULL_SWEEP_HOURS: the safety net for an evaluation task that was lost).
-    Idempotent. Returns None if another sweep holds the lock. Logged as an EngineSweep."""
+    sweep, a policy boundary was crossed, the clock went back, the last full sweep is older
+    than ENGINE_FULL_SWEEP_HOURS (the safety net for an evaluation task that was lost), or the
+    previous sweep left raises for the next run).
+    A full sweep raises at most ENGINE_SWEEP_MAX_RAISES popups per transaction: each chunk
+    commits and is logged (`more` when raises are left), the next chunk takes the rest, and no
+    chunk is started after half the task's soft time limit; a run stopped or killed in between
+    keeps the committed chunks, and the next run, full again, goes on from there (raising a
+    million popups at once outlived the task limit, and a killed run rolled back and repeated).
+    Idempotent. Returns None if another sweep holds the lock. Each chunk is an EngineSweep."""
     from healthkit.models import EngineSweep
 
     at = at or clock.now()
     started = time.monotonic()
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
-            if not cursor.fetchone()[0]:
-                return None
-        last = EngineSweep.objects.order_by("-pk").first()
-        last_full = EngineSweep.objects.filter(full=True).order_by("-pk").first()
-        if full is None:
-            full = (
-                last is None or last_full is None or at <= last.at
-                or at - last_full.at >= dt.timedelta(hours=settings.ENGINE_FULL_SWEEP_HOURS)
-                or _policy_boundary_crossed(last.at - SWEEP_OVERLAP, at)
+    total = residents = None
+    while True:
+        chunk_started = time.monotonic()
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
+                if not cursor.fetchone()[0]:
+                    return total
+            if total is None:  # the first chunk decides for the run
+                last = EngineSweep.objects.order_by("-pk").first()
+                last_full = EngineSweep.objects.filter(full=True).order_by("-pk").first()
+                if full is None:
+                    full = (
+                        last is None or last_full is None or last.more or at <= last.at
+                        or at - last_full.at >= dt.timedelta(hours=settings.ENGINE_FULL_SWEEP_HOURS)
+                        or _policy_boundary_crossed(last.at - SWEEP_OVERLAP, at)
+                    )
+                residents = None if full else due_residents(since=last.at - SWEEP_OVERLAP, at=at)
+            result = evaluate(resident_ids=residents, at=at,
+                              max_raises=settings.ENGINE_SWEEP_MAX_RAISES if full else None)
+            EngineSweep.objects.create(
+                at=at, full=full, more=result.more, residents=None if residents is None else len(residents),
+                raised=result.raised, lifted=result.lifted,
+                duration_ms=int((time.monotonic() - chunk_started) * 1000),
             )
-        residents = None if full else due_residents(since=last.at - SWEEP_OVERLAP, at=at)
-        result = evaluate(resident_ids=residents, at=at)
-        EngineSweep.objects.create(
-            at=at, full=full, residents=None if residents is None else len(residents),
-            raised=result.raised, lifted=result.lifted, duration_ms=int((time.monotonic() - started) * 1000),
-        )
-        return result
+        total = result if total is None else total + result
+        if not result.more or time.monotonic() - started >= settings.CELERY_TASK_SOFT_TIME_LIMIT / 2:
+            return total

@@ -563,6 +563,8 @@ class EngineSweep(models.Model):
                                             help_text=_("Empty for a full sweep (everyone)."))
     raised = models.PositiveIntegerField(_("raised"), default=0)
     lifted = models.PositiveIntegerField(_("lifted"), default=0)
+    # A full sweep raises in chunks (ENGINE_SWEEP_MAX_RAISES): this chunk left raises for the next.
+    more = models.BooleanField(_("raises left"), default=False, db_default=False)
     duration_ms = models.PositiveIntegerField(_("duration ms"), default=0)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 

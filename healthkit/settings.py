@@ -230,8 +230,9 @@ SPECTACULAR_SETTINGS = {
 # --- Celery ---
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 # Longest task, bounded: a full engine sweep over 1 M open popups took 16 s on a loaded 2-core
-# machine, raising 1 M popups at once 414 s (docs/scale.md M6, with the command); an
-# outbox or SMS run stops after its time budget (120 s). Every task is killed at
+# machine, raising 1 M popups at once 414 s (docs/scale.md M6, with the command), so a full
+# sweep now raises in committed chunks (ENGINE_SWEEP_MAX_RAISES) and starts none after half the
+# soft limit; an outbox or SMS run stops after its time budget (120 s). Every task is killed at
 # CELERY_TASK_TIME_LIMIT, so a Redis visibility timeout above it never redelivers a running task,
 # and a task of a killed worker comes back after at most this long (it was 3,600 s).
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=480)
@@ -422,6 +423,9 @@ ENGINE_SWEEP_WORK_MEM = env("ENGINE_SWEEP_WORK_MEM", default="256MB")
 # Hours between full sweeps (everyone re-evaluated); sweeps in between cover only residents with
 # a rule's time boundary since the previous sweep.
 ENGINE_FULL_SWEEP_HOURS = env.int("ENGINE_FULL_SWEEP_HOURS", default=6)
+# The most popups one transaction of a full sweep raises; more are raised by further chunks,
+# each committed (raising 1 M at once took 414 s loaded, against the task's time limit).
+ENGINE_SWEEP_MAX_RAISES = env.int("ENGINE_SWEEP_MAX_RAISES", default=100_000)
 
 # Operations (docs/deploy.md). Evidence on object storage (S3 protocol, django-storages; pip
 # install ".[deploy]"): private objects, read by the checked views and streamed by Django, never
