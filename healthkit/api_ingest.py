@@ -56,7 +56,10 @@ class _IngestApi(APIView):
         batch_id = ingest.parse_batch_id(data)
         result = ingest.ingest(kind=self.kind, records=data["records"], client=request.user,
                                batch_id=batch_id)
-        return Response(IngestOutputSerializer(result.as_response()).data)
+        # The service's answer is already plain JSON types in the documented shape: sent as it is,
+        # not copied field by field through IngestOutputSerializer (the schema's declaration),
+        # which walked every rejected record's errors again.
+        return Response(result.as_response())
 
 
 def _rename_from(serializer: type[serializers.Serializer]) -> type[serializers.Serializer]:

@@ -663,6 +663,26 @@ def _affected_by_local_cases(rows: list[tuple]) -> list[int]:
     )
 
 
+def _hold_result_residents(on: bool) -> None:
+    """Hold, for this transaction, every resident the batch is about to look up, so that the
+    result rows it writes need no per-statement resident check (migration 0016's trigger, skipped
+    by its WHEN while `healthkit.result_residents_held` is on, migration 0022; what it costs is
+    in docs/engine.md, "Result ingest against a raw COPY").
+
+    Called with True before the look-up: the ROW EXCLUSIVE lock on the result table, which the
+    COPY takes anyway, taken earlier. A resident delete takes SHARE on the result table first
+    (0016), so one that has not committed yet now waits for this transaction, then sees its
+    results and refuses; one that committed before is not found by the look-up (READ COMMITTED:
+    each statement sees what committed before it), and residents this batch registers are its
+    own. Called with False once the batch's rows are written: any later write of results in the
+    same transaction is checked again. The setting is transaction-local; a rollback (of the
+    transaction or of the savepoint it was set in) restores it."""
+    with connection.cursor() as cursor:
+        if on:
+            cursor.execute("LOCK TABLE healthkit_testresult IN ROW EXCLUSIVE MODE")
+        cursor.execute("SELECT set_config('healthkit.result_residents_held', %s, true)", ["on" if on else "off"])
+
+
 def _evaluate_on_commit(resident_ids: list[int]) -> None:
     """Work rows in this transaction, tasks on commit (healthkit/engine_work.py)."""
     from healthkit import engine_work
@@ -711,6 +731,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
         # first error is the same as in one pass: the record, then the ID number, then the fields,
         # then "no such resident".
         keys: list[str | None] = [None] * len(records)  # resident hash per record
+        held = False  # this batch's result rows skip the per-statement resident check
         residents: dict[str, int] = {}
         skip: set[int] = set()  # records rejected in pass 1
         created: set[int] = set()  # residents registered by this batch
@@ -718,6 +739,9 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
             keys = [resident.id_hash] * len(records)
             residents[resident.id_hash] = resident.pk
         elif spec.has_resident:
+            held = kind == IngestBatch.Kind.TEST_RESULTS
+            if held:
+                _hold_result_residents(True)
             hash_key, today = settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}"
             people: dict[str, tuple[str, str]] = {}
             names: dict[str, tuple[str, int]] = {}  # id hash -> (first name sent, its record index)
@@ -793,6 +817,8 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
         corrected: list[int] = []  # residents whose lab corrected a result (both rows kept)
         if kind == IngestBatch.Kind.TEST_RESULTS:
             rows, inserted = _insert_test_results(good_rows(), now, corrected)
+            if held:
+                _hold_result_residents(False)
         else:
             rows = list(good_rows())
             if spec.has_resident and rows:

@@ -1,8 +1,11 @@
 """A test result always names an existing resident, and a resident with results cannot be deleted:
 held by set-wise triggers (migration 0016) instead of a row-by-row foreign key, for every writer
-(ORM, COPY, raw SQL), also against a transaction still writing results."""
+(ORM, COPY, raw SQL), also against a transaction still writing results. The ingest holds its
+residents by a lock taken before it looks them up and skips the per-statement check for its own
+rows (migration 0022): the same guarantees."""
 
 import datetime as dt
+import threading
 
 import psycopg
 import pytest
@@ -132,3 +135,76 @@ def test_result_written_while_a_delete_is_pending_waits_and_is_then_refused():
         with pytest.raises(IntegrityError):  # the resident is gone
             write()
     assert not TestResult.objects.exists()
+
+
+def _result_record(id_number: str, sample_id: str = "S1") -> dict:
+    now = timezone.now()
+    return {"id_number": id_number, "lab": "L", "sample_id": sample_id,
+            "sampled_at": (now - dt.timedelta(hours=3)).isoformat(),
+            "resulted_at": (now - dt.timedelta(hours=1)).isoformat(), "result": "negative"}
+
+
+def test_results_written_after_an_ingest_in_the_same_transaction_are_checked_again():
+    # given an ingest of a good result, then a write naming a missing resident, one transaction
+    resident = ResidentFactory(id_number=make_id_number())
+    with pytest.raises(IntegrityError), transaction.atomic():
+        result = ingest.ingest(kind="test_results", records=[_result_record(resident.reveal_id_number())],
+                               evaluate=False)
+        assert result.accepted == 1
+        TestResult.objects.create(resident_id=_missing_resident_id(), lab="L", sample_id="S2",
+                                  sampled_at=timezone.now(), resulted_at=timezone.now(),
+                                  received_at=timezone.now(), result="negative")
+    # then the write is refused (and the transaction with it)
+    assert not TestResult.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ingest_while_a_resident_delete_is_pending_waits_then_rejects_the_record():
+    # given a transaction deleting a resident, not committed yet
+    resident = ResidentFactory(id_number=make_id_number())
+    record = _result_record(resident.reveal_id_number())
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = ingest.ingest(kind="test_results", records=[record], evaluate=False)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    with _other_session() as other:
+        other.execute("BEGIN")
+        other.execute("DELETE FROM communities_residentphone WHERE resident_id = %s", [resident.pk])
+        other.execute("DELETE FROM communities_resident WHERE id = %s", [resident.pk])
+        # when a batch with a result for that resident comes in
+        writer = threading.Thread(target=run)
+        writer.start()
+        writer.join(0.5)
+        assert writer.is_alive()  # it waits for the deleting transaction
+        other.execute("COMMIT")
+        writer.join(30)
+    # then the record is rejected as naming no resident, and no result names the deleted one
+    assert "error" not in outcome, outcome
+    assert outcome["result"].accepted == 0
+    assert [list(r["errors"]) for r in outcome["result"].rejected] == [["id_number"]]
+    assert not TestResult.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resident_delete_while_an_ingest_is_open_waits_then_refuses():
+    # given an ingest that has written a resident's result, not committed yet
+    resident = ResidentFactory(id_number=make_id_number())
+    with _other_session() as other:
+        with transaction.atomic():
+            result = ingest.ingest(kind="test_results", records=[_result_record(resident.reveal_id_number())],
+                                   evaluate=False)
+            assert result.accepted == 1
+            # when the resident is deleted meanwhile, it waits for the batch
+            other.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("DELETE FROM communities_resident WHERE id = %s", [resident.pk])
+        # then, the batch committed, the delete sees its result and refuses
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            other.execute("DELETE FROM communities_resident WHERE id = %s", [resident.pk])
+    assert TestResult.objects.filter(resident=resident).count() == 1
