@@ -115,14 +115,21 @@ class PopupCase(models.Model):
         State.WITHDRAWN: set(),
     }
 
-    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="popups")
+    # resident, policy (and PopupEvent.case, venues.Exposure's references) are held by set-wise
+    # triggers (migration 0023), not foreign-key constraints: PostgreSQL checks a foreign key row
+    # by row with a row lock on the parent, which was more than half of raising 50,000 venue
+    # popups. The resident is indexed by popup_resident_state_idx (the automatic index would
+    # repeat it); nothing reads popups by policy but a policy's delete guard.
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="popups",
+                                 db_index=False, db_constraint=False)
     popup_type = models.PositiveSmallIntegerField(_("popup type"), choices=PopupType.choices)
     # Separates independent causes of the same type (e.g. two risk venues); "" for the usual one.
     dedupe_key = models.CharField(_("cause key"), max_length=120, blank=True, default="")
     cause = models.JSONField(_("cause"), default=dict, blank=True)
     source = models.CharField(_("source"), max_length=10, choices=Source.choices)
     state = models.CharField(_("state"), max_length=14, choices=State.choices, default=State.ACTIVE)
-    policy = models.ForeignKey(PopupPolicy, verbose_name=_("policy"), on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    policy = models.ForeignKey(PopupPolicy, verbose_name=_("policy"), on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                               db_index=False, db_constraint=False)
     raised_at = models.DateTimeField(_("raised at"))
     lifted_at = models.DateTimeField(_("lifted at"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -173,11 +180,16 @@ class PopupEvent(models.Model):
         NOTE = "note", _("Note")
         CAUSE_UPDATED = "cause_updated", _("Cause updated")
 
-    case = models.ForeignKey(PopupCase, verbose_name=_("popup"), on_delete=models.CASCADE, related_name="events")
+    # Held by a set-wise trigger (migration 0023), as PopupCase.resident; CASCADE is the ORM's.
+    case = models.ForeignKey(PopupCase, verbose_name=_("popup"), on_delete=models.CASCADE, related_name="events",
+                             db_constraint=False)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     from_state = models.CharField(_("from state"), max_length=14, blank=True)
     to_state = models.CharField(_("to state"), max_length=14, blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("actor"), on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Most events have no actor (engine, exposure job): the reference is held set-wise like
+    # `case`, and indexed only where there is one (popupevent_actor_idx).
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("actor"), on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              db_index=False, db_constraint=False)
     actor_label = models.CharField(_("actor label"), max_length=64, blank=True, help_text=_("engine, upstream feed, ..."))
     reason = models.TextField(_("reason"), blank=True)
     data = models.JSONField(_("data"), default=dict, blank=True)
@@ -192,6 +204,7 @@ class PopupEvent(models.Model):
             # healthkit.notify.popup_closed_notify: recent lifts and withdrawals, however made
             models.Index(fields=["at"], name="popupevent_closed_at_idx",
                          condition=Q(kind__in=["lifted", "withdrawn"])),
+            models.Index(fields=["actor"], name="popupevent_actor_idx", condition=Q(actor__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -54,6 +54,10 @@ _OUTBOX_CTES = outbox.outbox_sql_ctes(
     policy="%(policy_version)s", rule="'venue_risk'",
     extra="jsonb_build_object('window', jsonb_build_object('id', %(window)s, 'version', %(version)s))")
 
+# For this transaction only: the visitors' sort and hashes (50 k rows, a few MB) stay in memory
+# instead of spilling to disk at the default 4 MB; the plan is never worth compiling (JIT).
+_SETTINGS = ["SET LOCAL work_mem = '64MB'", "SET LOCAL jit = off"]
+
 _EXPOSURE = """
 WITH w AS (
     -- the cause's window part, built once (not once per visitor)
@@ -298,6 +302,8 @@ def exposure_run(*, window_id: int, at: dt.datetime | None = None) -> ExposureRe
                                 "it is left for the community to decide."),
         }
         with connection.cursor() as cursor:
+            for setting in _SETTINGS:
+                cursor.execute(setting)
             cursor.execute(_EXPOSURE, params)
             (result.raised, result.updated, result.withdrawn, flagged, result.deliveries,
              result.visitors, _rows) = cursor.fetchone()

@@ -209,9 +209,15 @@ class Exposure(models.Model):
     (window, resident): what makes the exposure job idempotent and lets it find, by window, the
     popups it raised."""
 
-    window = models.ForeignKey(RiskWindow, verbose_name=_("window"), on_delete=models.PROTECT, related_name="exposures")
-    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+")
-    case = models.ForeignKey(PopupCase, verbose_name=_("case"), on_delete=models.PROTECT, related_name="+")
+    # The three references are held by set-wise triggers (venues migration 0004), not foreign-key
+    # constraints checked row by row (see PopupCase.resident). The window is indexed by
+    # exposure_once_per_window; nothing reads exposures by popup (only a popup's delete guard).
+    window = models.ForeignKey(RiskWindow, verbose_name=_("window"), on_delete=models.PROTECT, related_name="exposures",
+                               db_index=False, db_constraint=False)
+    resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="+",
+                                 db_constraint=False)
+    case = models.ForeignKey(PopupCase, verbose_name=_("case"), on_delete=models.PROTECT, related_name="+",
+                             db_index=False, db_constraint=False)
     # The first scan inside the window (plain id: scans may be archived by partition).
     scan_id = models.BigIntegerField(_("scan id"), null=True, blank=True)
     scanned_at = models.DateTimeField(_("scanned at"))
