@@ -25,8 +25,9 @@ Idempotent: a second run with the same window changes nothing (an exposure row e
 window and resident, so a popup the community lifted is never raised again). Runs of one
 window are serialised by an advisory lock and the window's row lock. Popup rows are not locked
 up front (a no-op re-run would otherwise write a lock on every one): the UPDATEs lock what they
-change and re-check `state = 'active'`, so a popup a person moves to review concurrently is
-left alone (PostgreSQL re-evaluates the condition on the new row version). The popup's cause carries what the community's investigation needs: venue
+change and re-check the state they read ('active'), so a popup a person moves to review
+concurrently is left alone (PostgreSQL re-evaluates the condition on the new row version). The
+popup's cause carries what the community's investigation needs: venue
 id/code/name, window id/version/from/to, risk level, first scan id and time, the resident's
 community.
 """
@@ -104,8 +105,8 @@ todo_raise AS (
     WHERE ex.case_id IS NULL OR (ex.state = 'withdrawn' AND ex.withdrawn_at IS NOT NULL)
     ORDER BY h.resident_id
 ),
-todo_update AS (
-    SELECT cls.case_id, cls.exposure_id, cls.cause AS old_cause, cls.new_scan_id AS scan_id,
+todo_update AS MATERIALIZED (
+    SELECT cls.case_id, cls.exposure_id, cls.state, cls.cause AS old_cause, cls.new_scan_id AS scan_id,
            cls.new_scanned_at AS scanned_at,
            w.cause_base || jsonb_build_object(
                'scan', cls.new_scan_id, 'scanned_at', cls.new_scanned_at, 'scans_in_window', cls.new_scans,
@@ -117,8 +118,8 @@ todo_update AS (
       AND (cls.cause->'window_version' IS DISTINCT FROM to_jsonb(w.version)
            OR cls.cause->'scan' IS DISTINCT FROM to_jsonb(cls.new_scan_id))
 ),
-todo_withdraw AS (
-    SELECT case_id, exposure_id, raised_at FROM cls
+todo_withdraw AS MATERIALIZED (
+    SELECT case_id, exposure_id, state, raised_at FROM cls
     WHERE NOT inside AND state = 'active' AND NOT human
 ),
 todo_flag AS (
@@ -144,35 +145,34 @@ raised AS (
     RETURNING id, resident_id, raised_at AS at, cause
 ),
 updated AS (
+    -- the state re-checked is the one read (a column of the materialised CTE, not the constant
+    -- 'active', which would let the planner reach the popups through popup_open_type_idx: with
+    -- statistics taken before a big raise it counts one open popup and loops over all of them
+    -- once per popup to change, > 5 minutes for 50 k); here each popup is reached by its key
     UPDATE healthkit_popupcase pc SET cause = t.cause, updated_at = now()
     FROM todo_update t
-    WHERE pc.id = t.case_id AND pc.state = 'active'
+    WHERE pc.id = t.case_id AND pc.state = t.state
     RETURNING pc.id, pc.resident_id, t.old_cause, t.cause, t.exposure_id, t.scan_id, t.scanned_at
 ),
 withdrawn AS (
     UPDATE healthkit_popupcase pc
     SET state = 'withdrawn', lifted_at = GREATEST(t.raised_at, %(at)s), updated_at = now()
     FROM todo_withdraw t
-    WHERE pc.id = t.case_id AND pc.state = 'active'
+    WHERE pc.id = t.case_id AND pc.state = t.state
     RETURNING pc.id, pc.resident_id, pc.lifted_at AS at, pc.cause, t.exposure_id
 ),
 x_raised AS (
-    -- a first exposure is a plain INSERT; a visit raised again after a withdrawal updates its row
+    -- a first exposure is a new row; a visit raised again after a withdrawal rewrites its row,
+    -- found by the unique key: no join of `raised` with `ex`, whose planned shape would rest on
+    -- the CTEs' row estimates (two 50 k sets estimated at a dozen rows each make a nested loop)
     INSERT INTO venues_exposure
         (window_id, resident_id, case_id, scan_id, scanned_at, raised_at, withdrawn_at, flagged_version)
     SELECT %(window)s, r.resident_id, r.id, (r.cause->>'scan')::bigint,
            (r.cause->>'scanned_at')::timestamptz, r.at, NULL, 0
     FROM raised r
-    WHERE NOT EXISTS (SELECT 1 FROM ex WHERE ex.resident_id = r.resident_id)
-    RETURNING 1
-),
-x_reraised AS (
-    UPDATE venues_exposure x
-    SET case_id = r.id, scan_id = (r.cause->>'scan')::bigint,
-        scanned_at = (r.cause->>'scanned_at')::timestamptz, raised_at = r.at, withdrawn_at = NULL,
-        flagged_version = 0
-    FROM raised r JOIN ex ON ex.resident_id = r.resident_id
-    WHERE x.id = ex.exposure_id
+    ON CONFLICT (window_id, resident_id) DO UPDATE
+    SET case_id = excluded.case_id, scan_id = excluded.scan_id, scanned_at = excluded.scanned_at,
+        raised_at = excluded.raised_at, withdrawn_at = NULL, flagged_version = 0
     RETURNING 1
 ),
 x_updated AS (
@@ -229,8 +229,7 @@ SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM updated),
        (SELECT count(*) FROM withdrawn),
        (SELECT coalesce(array_agg(case_id ORDER BY case_id), '{}') FROM x_flagged),
        (SELECT count(*) FROM dl) + (SELECT count(*) FROM dlb), (SELECT count(*) FROM hits),
-       (SELECT count(*) FROM x_raised) + (SELECT count(*) FROM x_reraised) + (SELECT count(*) FROM x_updated)
-         + (SELECT count(*) FROM x_withdrawn)
+       (SELECT count(*) FROM x_raised) + (SELECT count(*) FROM x_updated) + (SELECT count(*) FROM x_withdrawn)
 """  # noqa: S608 - constants only; every value is a query parameter
 
 
