@@ -18,7 +18,10 @@ Each printed as rows/s with its ratio to the raw COPY (aims >= 0.5 and >= 0.4, i
 core), against the raw COPY on one connection: that figure is labelled as such and printed in
 addition to the single-stream ones, never instead of them. `--reference-check` also times a
 binary COPY + commit into two scratch copies of the result table, one with the resident foreign
-key, one with the statement-level check that replaced it (migration 0016).
+key, one with the statement-level check that replaced it (migration 0016). `--split` prints
+where one batch's time goes, part by part (Python parts, resident look-up, the COPY with the
+result table's indexes and checks added one at a time, pending-evaluation rows), each the median
+of --rounds; the parts overlap in the real path.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench_ingest \\
     .venv/bin/python bench/ingest.py --scale 0.1   # 100 k residents, 1 M results on record
