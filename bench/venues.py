@@ -18,8 +18,10 @@ The database named in DATABASE_URL (default hk_bench_venues) is DROPPED and re-c
   distinct visitors (raises them all: popup, event and exposure row each, plus ONE batch outbox
   record with one delivery per endpoint) next to the reference, one bare statement writing the
   same popups (same cause) and exposure rows from the same scans; alternated, each inside a
-  transaction whose deferred foreign-key checks are run (SET CONSTRAINTS ALL IMMEDIATE) and
-  which is then rolled back (then VACUUM), best of --repeat; printed as project / reference / ratio
+  transaction whose reference checks all run before the clock stops (popups', events' and
+  exposure rows' set-wise triggers at the end of the statement, the outbox tables' deferred
+  foreign keys by SET CONSTRAINTS ALL IMMEDIATE) and which is then rolled back (then VACUUM),
+  best of --repeat; printed as project / reference / ratio
   through bench.report.emit. Then the committed first run, a re-run (nothing to do), a
   correction halving the window, and a withdrawal, timed once each.
 """
