@@ -1,14 +1,17 @@
 """A popup names an existing resident and policy, an event an existing popup, an exposure row an
-existing window, resident and popup; none of these can be deleted (or change id) while
-referred to. Held by set-wise triggers (healthkit 0023, venues 0004) instead of row-by-row
-foreign keys, for every writer (ORM and raw SQL)."""
+existing window, resident and popup, an outbox record its popup and a delivery its record and
+endpoint; none of these can be deleted (or change id) while referred to. Held by set-wise
+triggers (healthkit 0023 and 0024, venues 0004) instead of row-by-row foreign keys, for every
+writer (ORM and raw SQL)."""
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from healthkit.models import PopupCase, PopupEvent, PopupPolicy
+from healthkit import outbox
+from healthkit.models import OutboxDelivery, OutboxRecord, PopupCase, PopupEvent, PopupPolicy
 from tests.factories import PopupCaseFactory, ResidentFactory
+from tests.factories.healthkit import DownstreamEndpointFactory
 from tests.factories.venues import RiskWindowFactory
 from venues.models import Exposure
 
@@ -94,3 +97,24 @@ def test_rows_nothing_refers_to_can_be_deleted():
         )
         cursor.execute("DELETE FROM communities_resident WHERE id = %s", [resident.pk])
     assert not type(resident).objects.filter(pk=resident.pk).exists()
+
+
+def test_outbox_rows_name_existing_rows_and_keep_them():
+    popup = PopupCaseFactory()
+    endpoint = DownstreamEndpointFactory()
+    record = outbox.outbox_record(case=popup, kind="raised", at=timezone.now())
+    delivery = OutboxDelivery.objects.get(record=record, endpoint=endpoint)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OutboxDelivery.objects.create(
+            record=record, endpoint_id=endpoint.pk + 1000, resident=popup.resident
+        )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OutboxRecord.objects.filter(pk=record.pk).update(case_id=_missing(PopupCase))
+    for table, pk in (
+        ("healthkit_popupcase", popup.pk),
+        ("healthkit_outboxrecord", record.pk),
+        ("healthkit_downstreamendpoint", endpoint.pk),
+    ):
+        with pytest.raises(IntegrityError):
+            _sql(f"DELETE FROM {table} WHERE id = %s", [pk])  # noqa: S608 - constant names
+    assert OutboxDelivery.objects.filter(pk=delivery.pk, record__case=popup).exists()
