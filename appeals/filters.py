@@ -46,6 +46,25 @@ class _PlainSelectMixin:
         return mark_safe("\n".join(parts))  # noqa: S308 - every value above is escaped
 
 
+class _PlainInputMixin:
+    """Django's <input> markup (django/forms/widgets/input.html, same context) written in Python,
+    for the same reason as _PlainSelectMixin: a template include per field of the filter form."""
+
+    def render(self, name, value, attrs=None, renderer=None) -> SafeString:
+        widget = self.get_context(name, value, attrs)["widget"]
+        shown = "" if widget["value"] is None else f' value="{escape(widget["value"])}"'
+        return mark_safe(  # noqa: S308 - every value is escaped
+            f'<input type="{escape(widget["type"])}" name="{escape(widget["name"])}"{shown}{_attrs(widget["attrs"])}>')
+
+
+class PlainTextInput(_PlainInputMixin, forms.TextInput):
+    pass
+
+
+class PlainDateInput(_PlainInputMixin, forms.DateInput):
+    pass
+
+
 class PlainSelect(_PlainSelectMixin, forms.Select):
     pass
 
@@ -83,7 +102,7 @@ class AppealFilter(django_filters.FilterSet):
 
     queue = django_filters.ChoiceFilter(label=_("Queue"), choices=QUEUES, method="filter_queue", empty_label=None,
                                         widget=PlainSelect)
-    reference = django_filters.CharFilter(label=_("Reference"), method="filter_reference")
+    reference = django_filters.CharFilter(label=_("Reference"), method="filter_reference", widget=PlainTextInput)
     category = django_filters.ChoiceFilter(label=_("Category"), choices=Appeal.Category.choices, widget=PlainSelect)
     priority = django_filters.ChoiceFilter(label=_("Priority"), choices=Appeal.Priority.choices, widget=PlainSelect)
     channel = django_filters.ChoiceFilter(label=_("Channel"), choices=Appeal.Channel.choices, widget=PlainSelect)
@@ -92,13 +111,16 @@ class AppealFilter(django_filters.FilterSet):
     # Choices from the cache (see __init__): checking a district costs the page no query.
     district = django_filters.ChoiceFilter(label=_("District"), choices=(), method="filter_district",
                                            widget=PlainSelect)
-    community = django_filters.CharFilter(label=_("Community (code or name)"), method="filter_community")
+    community = django_filters.CharFilter(label=_("Community (code or name)"), method="filter_community",
+                                          widget=PlainTextInput)
     assigned_to = django_filters.ModelChoiceFilter(
         label=_("Assigned to"),
         queryset=User.objects.filter(role__in=[User.Role.OPERATOR, User.Role.SUPERVISOR], is_active=True),
         widget=PlainSelect)
-    filed_after = django_filters.DateFilter(label=_("Filed from"), field_name="created_at", method="filter_day_from")
-    filed_before = django_filters.DateFilter(label=_("Filed until"), field_name="created_at", method="filter_day_until")
+    filed_after = django_filters.DateFilter(label=_("Filed from"), field_name="created_at", method="filter_day_from",
+                                             widget=PlainDateInput)
+    filed_before = django_filters.DateFilter(label=_("Filed until"), field_name="created_at", method="filter_day_until",
+                                             widget=PlainDateInput)
     # The supervisor dashboard's drill-downs land here with these.
     status = django_filters.ChoiceFilter(label=_("Status"), choices=Appeal.Status.choices, method="filter_status",
                                          widget=PlainSelect)
@@ -108,8 +130,10 @@ class AppealFilter(django_filters.FilterSet):
                                             widget=PlainNullBooleanSelect)
     stranded = django_filters.BooleanFilter(label=_("Stranded outside over a month"), method="filter_stranded",
                                             widget=PlainNullBooleanSelect)
-    closed_after = django_filters.DateFilter(label=_("Closed from"), field_name="closed_at", method="filter_day_from")
-    closed_before = django_filters.DateFilter(label=_("Closed until"), field_name="closed_at", method="filter_day_until")
+    closed_after = django_filters.DateFilter(label=_("Closed from"), field_name="closed_at", method="filter_day_from",
+                                             widget=PlainDateInput)
+    closed_before = django_filters.DateFilter(label=_("Closed until"), field_name="closed_at", method="filter_day_until",
+                                             widget=PlainDateInput)
 
     class Meta:
         model = Appeal

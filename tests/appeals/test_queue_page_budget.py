@@ -9,7 +9,13 @@ from django import forms
 from django.urls import reverse
 from django.utils import timezone
 
-from appeals.filters import AppealFilter, PlainNullBooleanSelect, PlainSelect
+from appeals.filters import (
+    AppealFilter,
+    PlainDateInput,
+    PlainNullBooleanSelect,
+    PlainSelect,
+    PlainTextInput,
+)
 from appeals.models import Appeal
 from appeals.selectors import ORDERINGS, _encode, seek_page
 from appeals.views_console import QueueView
@@ -95,6 +101,18 @@ def test_plain_select_writes_djangos_markup(value):
 @pytest.mark.parametrize("value", [None, True, False, "true", "false", "unknown"])
 def test_plain_null_boolean_select_writes_djangos_markup(value):
     assert PlainNullBooleanSelect().render("e", value) == _compact(forms.NullBooleanSelect().render("e", value))
+
+
+@pytest.mark.parametrize("value", [None, "", "a & \"b\" <c>", 7])
+def test_plain_text_input_writes_djangos_markup(value):
+    attrs = {"id": "id_r", "maxlength": 20, "required": True, "disabled": False}
+    assert PlainTextInput(attrs=attrs).render("r", value) == forms.TextInput(attrs=attrs).render("r", value)
+
+
+@pytest.mark.parametrize("value", [None, "", "2022-11-20", dt.date(2022, 11, 20), "not a date"])
+def test_plain_date_input_writes_djangos_markup(value):
+    attrs = {"id": "id_d"}
+    assert PlainDateInput(attrs=attrs).render("d", value) == forms.DateInput(attrs=attrs).render("d", value)
 
 
 def _compact(html: str) -> str:
