@@ -175,9 +175,13 @@ class Appeal(models.Model):
             models.Index(fields=["claimed_id_hash"], name="appeal_claimed_id_idx"),
             # The queue's filters on columns no seek index leads with: a page that matches few or
             # no rows finds them through these (selectors._PageIds) instead of reading the queue.
-            models.Index(fields=["category"], name="appeal_category_idx"),
+            # A category decides the first priority (emergencies lead): in priority order its rows
+            # come late, so the filter reads them in that order from here, not past the others.
+            models.Index(fields=["category", "priority", "created_at", "id"], name="appeal_category_seek_idx",
+                         include=["status", "community", "routed_community"]),
             models.Index(fields=["channel"], name="appeal_channel_idx"),
-            models.Index(fields=["popup_type_claimed"], name="appeal_popup_type_idx"),
+            # With the community: a popup type in a district or community is one index condition.
+            models.Index(fields=["popup_type_claimed", "community"], name="appeal_popup_type_place_idx"),
             models.Index(fields=["escalated_at"], name="appeal_escalated_idx", condition=Q(escalated_at__isnull=False)),
             models.Index(fields=["repeat_count"], name="appeal_repeated_idx", condition=Q(repeat_count__gt=0)),
             models.Index(fields=["outside_since"], name="appeal_outside_idx", condition=Q(currently_outside_city=True)),
