@@ -174,7 +174,7 @@ class Appeal(models.Model):
             # Folding an unconfirmed filer's repeats, and an appeal's ID number on the status page.
             models.Index(fields=["claimed_id_hash"], name="appeal_claimed_id_idx"),
             # The queue's filters on columns no seek index leads with: a page that matches few or
-            # no rows finds them through these (selectors._PageIds) instead of reading the queue.
+            # no rows finds them through these (selectors.page_sql) instead of reading the queue.
             # A category decides the first priority (emergencies lead): in priority order its rows
             # come late, so the filter reads them in that order from here, not past the others.
             models.Index(fields=["category", "priority", "created_at", "id"], name="appeal_category_seek_idx",
