@@ -660,9 +660,11 @@ class OutboxRecord(models.Model):
                                     name="outbox_record_one_per_popup_change"),
             models.UniqueConstraint(fields=["idempotency_key"], condition=Q(case__isnull=True),
                                     name="outbox_batch_key_uniq"),
-            # So the two unique constraints make every key unique (a batch's never starts "popup-").
+            # So the two unique constraints make every key unique (a batch's never starts "popup-");
+            # retention blanks the key of a forgotten person's (delivered) record.
             models.CheckConstraint(
                 condition=Q(case__isnull=True) & ~Q(idempotency_key__startswith="popup-")
+                | Q(idempotency_key="")
                 | Q(idempotency_key=Concat(Value("popup-"), Cast("case", models.CharField()), Value("-"), "kind")),
                 name="outbox_record_key_names_popup",
             ),
