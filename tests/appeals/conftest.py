@@ -30,6 +30,16 @@ def operator(db):
 
 
 @pytest.fixture
+def enrolled_operator(client, operator):
+    """An operator with an authenticator, signed in and verified: the page loads the device too."""
+    from tests.otp import device_for
+
+    device_for(operator)
+    client.force_login(operator)
+    return operator
+
+
+@pytest.fixture
 def operator_b(db):
     return UserFactory(username="op-b", role=User.Role.OPERATOR)
 

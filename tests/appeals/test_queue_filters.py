@@ -16,16 +16,8 @@ from appeals.models import Appeal
 from appeals.views_console import QueueView
 from tests.factories import CommunityFactory, DistrictFactory, StreetFactory
 from tests.factories.appeals import AppealFactory
-from tests.otp import device_for
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def enrolled_operator(client, operator):
-    device_for(operator)
-    client.force_login(operator)
-    return operator
 
 
 @pytest.fixture

@@ -21,17 +21,8 @@ from appeals.selectors import ORDERINGS, _encode, seek_page
 from appeals.views_console import QueueView
 from tests.factories import CommunityFactory
 from tests.factories.appeals import AppealFactory
-from tests.otp import device_for
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def enrolled_operator(client, operator):
-    """An operator with an authenticator, signed in and verified: the page loads the device too."""
-    device_for(operator)
-    client.force_login(operator)
-    return operator
 
 
 def _fill(operator) -> None:
