@@ -26,7 +26,6 @@ import datetime as dt
 import functools
 import hashlib
 import json
-import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,8 +169,6 @@ def _key(client_id: int | None, kind: str, rec: dict, content: Iterable[Any]) ->
 
 
 _COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)  # GB 11643
-_ID_WEIGHTS_ZERO = 48 * sum(_ID_WEIGHTS)  # ord("0") times the weights
 _ID_CHECK = "10X98765432"
 
 
@@ -194,12 +191,14 @@ def _id_number_and_hash(raw: str, key: bytes, today: str = "") -> tuple[str, str
     """(normalised ID number, its keyed hash as communities.pii.id_hash makes it). A fast path
     for the usual valid number; anything else goes through pii.validate_id_number, which raises
     ValidationError with the message (never echoing the number)."""
-    number = pii.normalize_id_number(raw)
+    # The usual number is already normalised (18 ASCII characters, upper-case X): no string
+    # copies. Anything else (spaces, a lower-case x, a wrong digit) goes the slow way.
+    number = raw
     fast = (
         len(number) == 18 and number.isascii() and number[:17].isdigit()
-        # the check digit over the ASCII codes: sum(w * (code - 48)) = sum(w * code) - 48 * sum(w)
-        and _ID_CHECK[(sum(map(operator.mul, _ID_WEIGHTS, number[:17].encode())) - _ID_WEIGHTS_ZERO) % 11]
-        == number[17]
+        # the check digit: the weights are 2 ** (17 - i) mod 11 and 13 = 2 (mod 11), so the
+        # weighted sum is 2 * (the 17 digits read in base 13) mod 11: one C call, not 17 products
+        and _ID_CHECK[2 * int(number[:17], 13) % 11] == number[17]
         and number[6:10] >= "1890" and _real_past_date(number[6:14], today or f"{dt.date.today():%Y%m%d}")
     )
     if not fast:
@@ -294,6 +293,41 @@ def _parse_test_result(rec, *, now, client_id, resident_key=None):
     if other is not True and other is not False:
         other = _bool(rec, "from_other_province")
     return (lab, sample_id, sampled, resulted, outcome, other)
+
+
+def test_result_parser(now: dt.datetime) -> Callable[[dict], tuple]:
+    """_parse_test_result for one batch, the usual valid record checked in one pass of inline
+    tests (no call per field, no exception; the limits bound once): a result is about 10,000
+    records a batch and this is the ingest's largest Python part. Anything unusual (a missing,
+    mistyped or refused field) goes through _parse_test_result, which gives the message."""
+    first_year, last_year = _YEARS
+    low, high = -_OFFSET_LIMIT, _OFFSET_LIMIT
+    latest = now + CLOCK_SKEW
+    parse_instant, bad = dt.datetime.fromisoformat, inputs._BAD_LINE.search
+    outcomes = ("negative", "positive")
+
+    def parse(rec: dict) -> tuple:
+        try:
+            sampled, resulted = rec["sampled_at"], rec["resulted_at"]
+            lab, sample_id, outcome = rec["lab"], rec["sample_id"], rec["result"]
+            other = rec.get("from_other_province", False)
+            if (type(sampled) is str and type(resulted) is str  # noqa: E721 - exactly str
+                    and type(lab) is str and 0 < len(lab) <= 64 and bad(lab) is None  # noqa: E721
+                    and type(sample_id) is str and 0 < len(sample_id) <= 64  # noqa: E721
+                    and bad(sample_id) is None and type(outcome) is str and outcome in outcomes  # noqa: E721
+                    and (other is False or other is True)):
+                sampled, resulted = parse_instant(sampled), parse_instant(resulted)
+                lab, sample_id = lab.strip(), sample_id.strip()
+                if (sampled.tzinfo is not None and resulted.tzinfo is not None
+                        and first_year <= sampled.year <= last_year and first_year <= resulted.year <= last_year
+                        and low <= sampled.utcoffset() <= high and low <= resulted.utcoffset() <= high
+                        and sampled <= resulted <= latest and lab and sample_id):
+                    return (lab, sample_id, sampled, resulted, outcome, other)
+        except (KeyError, ValueError):
+            pass
+        return _parse_test_result(rec, now=now, client_id=None)
+
+    return parse
 
 
 def _parse_arrival(rec, *, now, client_id, resident_key):
@@ -784,6 +818,8 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
 
         row_index: list[int] = []  # the record index of each good row, in order
 
+        fast_parse = test_result_parser(now) if kind == IngestBatch.Kind.TEST_RESULTS else None
+
         def good_rows() -> Iterator[tuple]:
             for index, rec in enumerate(records):
                 if index in skip:
@@ -791,7 +827,10 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                 try:
                     if not isinstance(rec, dict):
                         raise RecordError({"record": _("Each record is a JSON object.")})
-                    row = spec.parse(rec, now=now, client_id=client_id, resident_key=keys[index])
+                    if fast_parse is not None:
+                        row = fast_parse(rec)
+                    else:
+                        row = spec.parse(rec, now=now, client_id=client_id, resident_key=keys[index])
                 except RecordError as exc:
                     result.rejected.append({"index": index, "errors": exc.errors})
                     continue
