@@ -1,6 +1,7 @@
 """The registry: places (district → street → community, compound aliases), residents, staff."""
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.indexes import HashIndex
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -135,7 +136,12 @@ class Resident(models.Model):
         ordering = ["id"]
         verbose_name = _("resident")
         verbose_name_plural = _("residents")
-        indexes = [models.Index(fields=["community", "id"], name="resident_community_idx")]
+        indexes = [
+            models.Index(fields=["community", "id"], name="resident_community_idx"),
+            # The ingest's resident look-up, 10,000 keyed hashes a batch: a hash probe is about
+            # 40% cheaper than the unique B-tree's (docs/engine.md); equality is all it needs.
+            HashIndex(fields=["id_hash"], name="resident_id_hash_hash"),
+        ]
 
     def __str__(self) -> str:
         return self.masked
