@@ -122,6 +122,9 @@ class DeliveryFigure(models.Model):
         SMS_DEAD = "sms_dead", _("SMS given up")
         OUTBOX_FAILED = "outbox_failed", _("Downstream deliveries failing")
         OUTBOX_DEAD = "outbox_dead", _("Downstream deliveries given up")
+        # A failing batch once per district it reaches; the city's figure counts it once (above).
+        OUTBOX_BATCH_FAILED = "outbox_batch_failed", _("Downstream batches failing, in this district")
+        OUTBOX_BATCH_DEAD = "outbox_batch_dead", _("Downstream batches given up, in this district")
 
     metric = models.CharField(_("figure"), max_length=20, choices=Metric.choices)
     district = _district()

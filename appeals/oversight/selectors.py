@@ -172,9 +172,37 @@ def deliveries(f: DashboardFilters) -> dict:
                .values("state").annotate(n=Count("id")).order_by())
         out = (OutboxDelivery.objects.filter(state__in=["failed", "dead"], resident__community=f.community)
                .values("state").annotate(n=Count("id")).order_by())
-        return {**{("sms_dead" if r["state"] == "dead" else "sms_undelivered"): r["n"] for r in sms},
-                **{("outbox_dead" if r["state"] == "dead" else "outbox_failed"): r["n"] for r in out}}
-    return _sum_by(_summary_rows(DeliveryFigure, f, ("metric", "n"), typed=False), "metric")
+        figures = {("sms_dead" if r["state"] == "dead" else "sms_undelivered"): r["n"] for r in sms}
+        for state, n in [*((r["state"], r["n"]) for r in out), *_community_batches_failing(f.community.pk)]:
+            metric = "outbox_dead" if state == "dead" else "outbox_failed"
+            figures[metric] = figures.get(metric, 0) + n
+        return figures
+    rows = _summary_rows(DeliveryFigure, f, ("metric", "n"), typed=False)
+    batch = {DeliveryFigure.Metric.OUTBOX_BATCH_FAILED: DeliveryFigure.Metric.OUTBOX_FAILED,
+             DeliveryFigure.Metric.OUTBOX_BATCH_DEAD: DeliveryFigure.Metric.OUTBOX_DEAD}
+    if f.district is None:  # the city: each batch once, from its district-less row
+        rows = [r for r in rows if r["metric"] not in batch]
+    else:  # a district: the batches reaching it (the district-less rows are filtered out)
+        rows = [{**r, "metric": batch.get(r["metric"], r["metric"])} for r in rows]
+    return _sum_by(rows, "metric")
+
+
+_COMMUNITY_BATCHES = """
+SELECT d.state, count(*)
+FROM healthkit_outboxdelivery d
+JOIN healthkit_outboxrecord o ON o.id = d.record_id
+WHERE d.state IN ('failed', 'dead') AND d.resident_id IS NULL
+  AND EXISTS (SELECT 1 FROM communities_resident r WHERE r.id = ANY(o.resident_ids) AND r.community_id = %s)
+GROUP BY d.state
+"""
+
+
+def _community_batches_failing(community_id: int) -> list[tuple[str, int]]:
+    """Failing batch deliveries reaching one community: a batch holds its residents in an array,
+    not on the delivery row, so the ORM's resident filter above cannot see them."""
+    with connection.cursor() as cursor:
+        cursor.execute(_COMMUNITY_BATCHES, [community_id])
+        return list(cursor.fetchall())
 
 
 def _community_history(sql: str, f: DashboardFilters, since: dt.datetime, unit: str = "day") -> list[tuple]:

@@ -89,7 +89,28 @@ JOIN communities_resident r ON r.id = d.resident_id
 """ + _PLACE.format(community="r.community_id") + """
 WHERE d.state IN ('failed', 'dead')
 GROUP BY 1, 2
-"""
+UNION ALL
+-- A batch (one record for a window's residents; resident NULL on the delivery) is one delivery:
+-- once in the city's figure (no district) ...
+SELECT CASE d.state WHEN 'dead' THEN 'outbox_dead' ELSE 'outbox_failed' END, NULL, count(*)
+FROM healthkit_outboxdelivery d
+WHERE d.state IN ('failed', 'dead') AND d.resident_id IS NULL
+GROUP BY 1
+UNION ALL
+-- ... and once in each district one of its residents lives in (read by a district's view only).
+SELECT CASE d.state WHEN 'dead' THEN 'outbox_batch_dead' ELSE 'outbox_batch_failed' END, b.district_id, count(*)
+FROM healthkit_outboxdelivery d
+JOIN healthkit_outboxrecord o ON o.id = d.record_id
+CROSS JOIN LATERAL (
+    SELECT DISTINCT ps.district_id
+    FROM unnest(o.resident_ids) AS u(resident_id)
+    JOIN communities_resident r ON r.id = u.resident_id
+""" + _PLACE.format(community="r.community_id") + """
+    WHERE ps.district_id IS NOT NULL
+) b
+WHERE d.state IN ('failed', 'dead') AND d.resident_id IS NULL
+GROUP BY 1, 2
+"""  # noqa: S608 - composed from constants; every value is a parameter
 
 # One statement per grain; {unit} is 'day' or 'hour' (constants, never input).
 TREND_SELECT = """
