@@ -1,7 +1,6 @@
 """Server-rendered pages: venue list and posters, the visitor register (venue managers), and
 risk windows (supervisors). Views only parse input and call selectors/services."""
 
-import csv
 import datetime as dt
 from urllib.parse import urlencode
 
@@ -18,6 +17,7 @@ from django.views.generic import TemplateView
 from communities.models import User
 from healthkit.errors import ApplicationError
 from healthkit.permissions import RoleRequiredMixin
+from healthkit.spreadsheet import csv_writer
 from venues import poster, selectors, services
 from venues.forms import (
     RegisterRangeForm,
@@ -132,11 +132,7 @@ class VenueRegisterExportView(RoleRequiredMixin, View):
             return HttpResponse(exc.message, status=429, content_type="text/plain; charset=utf-8")
         visits = selectors.venue_visits(venue=venue, period=period)
 
-        class Echo:
-            def write(self, value):
-                return value
-
-        writer = csv.writer(Echo())
+        writer = csv_writer()
 
         def rows():
             yield "\ufeff"  # BOM: spreadsheet programs then read the Chinese correctly

@@ -1,7 +1,6 @@
 """Views of community clearance: the resident's one-time link page and the community worker
 console. Views are thin: forms validate, services act, selectors scope."""
 
-import csv
 
 from django.conf import settings
 from django.contrib import messages
@@ -33,6 +32,7 @@ from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.permissions import RoleRequiredMixin
 from healthkit.selectors import popup_explain
+from healthkit.spreadsheet import csv_writer
 
 WORKER_ROLES = set(selectors.WORKER_ROLES)
 
@@ -163,11 +163,6 @@ class WorklistView(WorkerMixin, View):
         })
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 class WorklistCsvView(WorkerMixin, View):
     """The worklist as CSV: the user's own communities only, personal data masked, logged."""
 
@@ -176,7 +171,7 @@ class WorklistCsvView(WorkerMixin, View):
         tasks = selectors.worklist(user=request.user, filters=filters)
         access_log(actor=request.user, resident=None, action=PersonalDataAccess.Action.EXPORT,
                    context="clearance:worklist.csv", reason=request.GET.urlencode()[:200])
-        writer = csv.writer(_Echo())
+        writer = csv_writer()
 
         def rows():
             yield "\ufeff"

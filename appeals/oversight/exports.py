@@ -2,7 +2,6 @@
 export: CSV is streamed as it is produced; XLSX is written by XlsxWriter in constant-memory mode
 (one row in memory at a time) to a temporary file, which is then streamed to the client."""
 
-import csv
 import datetime as dt
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -11,12 +10,9 @@ import xlsxwriter
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from healthkit.spreadsheet import XLSX_OPTIONS, csv_writer, text_cell
+
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
 
 
 def cell(value: object) -> object:
@@ -27,12 +23,12 @@ def cell(value: object) -> object:
         return value.isoformat()
     if value is None:
         return ""
-    return value if isinstance(value, int | float) else str(value)
+    return value if isinstance(value, int | float) else text_cell(str(value))
 
 
 def csv_response(filename: str, sheets: Iterable[tuple[str, list[str], Iterable[list]]]) -> StreamingHttpResponse:
     """One CSV; several sheets follow each other, each under a line with its title."""
-    writer = csv.writer(_Echo())
+    writer = csv_writer()
     sheets = list(sheets)
 
     def rows() -> Iterator[str]:
@@ -55,7 +51,7 @@ def xlsx_response(filename: str, sheets: Iterable[tuple[str, list[str], Iterable
     """One worksheet per sheet (title cut to Excel's 31 characters)."""
     out = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it after streaming
     book = xlsxwriter.Workbook(out, {"constant_memory": True, "in_memory": False,
-                                     "tmpdir": tempfile.gettempdir()})
+                                     "tmpdir": tempfile.gettempdir(), **XLSX_OPTIONS})
     bold = book.add_format({"bold": True})
     used: set[str] = set()
     for index, (title, header, body) in enumerate(sheets):
