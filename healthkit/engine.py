@@ -62,7 +62,7 @@ _POLICY_AT = """
     ORDER BY p.effective_from DESC LIMIT 1
 """
 
-# The rules as intervals. {fs}/{fq}/{fa}/{fm}/{ft} are resident filters and {t4_*} the type-4
+# The rules as intervals. {fs1}/{fq}/{fa}/{fm}/{ft}/{fs5} are resident filters and {t4_*} the type-4
 # end (fixed SQL from this module, no input). Lean rows: keys and scalars only (the record's
 # kind and ids, the county, the type-4 deadline, what ended it); the jsonb "why" records are
 # built later, only for the rows that change. Written once, used twice (see _T4_NOW/_T4_ENDED).
@@ -85,7 +85,7 @@ _RULES = """
         COALESCE(s.ended_at, 'infinity') + p.window_days AS left_until,
         c.reported_at + p.case_free_days AS case_free_at
     ) w
-    WHERE s.started_at <= %(at)s {fs}
+    WHERE s.started_at <= %(at)s {fs1}
   UNION ALL
     -- type 2: entry quarantine, lifted 00:00 (city time) the day after it ends
     SELECT q.resident_id, 2,
@@ -130,7 +130,7 @@ _RULES = """
     FROM healthkit_stay s
     JOIN pol p ON p.popup_type = 5
     CROSS JOIN LATERAL (SELECT COALESCE(s.ended_at, 'infinity') + p.window_days AS left_until) w
-    WHERE s.border_port AND s.started_at <= %(at)s {fs}
+    WHERE s.border_port AND s.started_at <= %(at)s {fs5}
 """
 
 # The type-4 version in force at the trigger: joined (by hash when the planner knows the triggers
@@ -192,10 +192,23 @@ pol4 AS (  -- type 4 by trigger kind (a test requirement always counts): joined 
     WHERE p.popup_type = 4 AND (k.kind = 'test_requirement' OR p.triggers ? k.kind)
 )"""
 
-_ABOLISHED_TYPES = """
-SELECT COALESCE(array_agg(DISTINCT popup_type), '{}') FROM healthkit_popuppolicy
-WHERE COALESCE((params->>'abolished')::boolean, false)
-  AND effective_from <= %(at)s AND (effective_to IS NULL OR effective_to > %(at)s)
+# What an evaluation needs to know first, in one round trip (constants only; values are
+# parameters): its settings for the transaction (JIT compiling the evaluation costs more than it
+# saves, 2.3 s of 3.8 s over 100k popups, measured; a full sweep sorts and hashes far more than
+# the default work_mem), the abolished types, the result and trigger tables' sizes (for
+# _type4_by_probe) and whether any upstream assignment waits (_ASSIGNMENTS is skipped if not).
+_PRELUDE = """
+SELECT set_config('jit', 'off', true),
+       set_config('work_mem', COALESCE(%(work_mem)s, current_setting('work_mem')), true),
+       (SELECT COALESCE(array_agg(DISTINCT popup_type), '{{}}') FROM healthkit_popuppolicy
+        WHERE COALESCE((params->>'abolished')::boolean, false)
+          AND effective_from <= %(at)s AND (effective_to IS NULL OR effective_to > %(at)s)),
+       (SELECT COALESCE(sum(GREATEST(reltuples, 0)) FILTER (WHERE relname = 'healthkit_testresult'), 0)
+        FROM pg_class WHERE relkind = 'r' AND relname = 'healthkit_testresult'),
+       (SELECT COALESCE(sum(GREATEST(reltuples, 0)), 0) FROM pg_class WHERE relkind = 'r'
+        AND relname IN ('healthkit_arrival', 'healthkit_medicalevent', 'healthkit_testrequirement')),
+       EXISTS (SELECT 1 FROM healthkit_popupassignment a
+               WHERE a.case_id IS NULL AND GREATEST(a.assigned_at, a.received_at) <= %(at)s {fa})
 """
 
 # Composed only from constants in this module; all values go through query parameters.
@@ -279,8 +292,7 @@ last_end AS (
                -- type 4: rec2 is the first negative result received after the trigger
                WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'ended_by', iv.ended_by, 'test_result', iv.rec2)
                ELSE jsonb_build_object('stay', iv.rec, 'ended_by', iv.ended_by) END
-        FROM iv
-        WHERE (iv.resident_id, iv.popup_type) IN (SELECT resident_id, popup_type FROM victims)
+        FROM iv  -- only the victims' residents and types (see _evaluate_sql)
     ) u
     GROUP BY u.resident_id, u.popup_type
     HAVING count(u.id) > 0
@@ -429,12 +441,17 @@ class Evaluation:
                           deliveries=self.deliveries + other.deliveries, more=other.more)
 
 
+# _RULES' resident filters: placeholder, table alias, the popup type the rows serve (popups: any)
+_FILTERED = (("fs1", "s", 1), ("fq", "q", 2), ("fa", "a", 4), ("fm", "m", 4), ("ft", "t", 4), ("fs5", "s", 5),
+             ("fc", "pc", 0))
+
+
 def _filters(ids: str | None) -> dict[str, str]:
-    """Resident filters of _RULES' tables (`ids`: an SQL array expression; None: everyone)."""
+    """Resident filters of _RULES' tables (`ids`: an SQL array expression, where `{t}` stands for
+    the popup type the table's rows serve; None: everyone)."""
     if ids is None:
-        return dict.fromkeys(("fs", "fq", "fa", "fm", "ft", "fc"), "")
-    return {key: f"AND {alias}.resident_id = ANY({ids})" for key, alias in
-            (("fs", "s"), ("fq", "q"), ("fa", "a"), ("fm", "m"), ("ft", "t"), ("fc", "pc"))}
+        return dict.fromkeys((key for key, _alias, _t in _FILTERED), "")
+    return {key: f"AND {alias}.resident_id = ANY({ids.format(t=t)})" for key, alias, t in _FILTERED}
 
 
 def _evaluate_sql(ids: str | None, *, probe: bool = False) -> str:
@@ -442,7 +459,11 @@ def _evaluate_sql(ids: str | None, *, probe: bool = False) -> str:
     lifted residents only, whatever the call's filter."""
     return _EVALUATE.format(
         iv_now=_RULES.format(**_filters(ids), **(_T4_NOW_PROBE if probe else _T4_NOW)),
-        iv_ended=_RULES.format(**_filters("ARRAY(SELECT resident_id FROM victims)"), **_T4_ENDED),
+        # per type: the rows of the lifted residents' lifted types only, so nothing joins them
+        # back to the victims (a join the planner, blind to the victims' count, ran as a nested
+        # loop: 500,000 comparisons for 1,000 lifts)
+        iv_ended=_RULES.format(**_filters("ARRAY(SELECT resident_id FROM victims WHERE popup_type = {t})"),
+                               **_T4_ENDED),
         fc=_filters(ids)["fc"],
     )
 
@@ -457,17 +478,10 @@ _EVALUATE_IDS = _evaluate_sql("%(ids)s")
 PROBE_WHEN_RESULTS_PER_TRIGGER = 3
 
 
-def _type4_by_probe(cursor) -> bool:
+def _type4_by_probe(results: float, triggers: float) -> bool:
     """A full sweep tests the type-4 triggers by index probes when the results outnumber them
-    PROBE_WHEN_RESULTS_PER_TRIGGER times (table statistics), by one hash of the results
-    otherwise. The same answer either way."""
-    cursor.execute(
-        "SELECT COALESCE(sum(GREATEST(reltuples, 0)) FILTER (WHERE relname = 'healthkit_testresult'), 0),"
-        " COALESCE(sum(GREATEST(reltuples, 0)) FILTER (WHERE relname <> 'healthkit_testresult'), 0)"
-        " FROM pg_class WHERE relkind = 'r' AND relname IN ('healthkit_testresult', 'healthkit_arrival',"
-        " 'healthkit_medicalevent', 'healthkit_testrequirement')"
-    )
-    results, triggers = cursor.fetchone()
+    PROBE_WHEN_RESULTS_PER_TRIGGER times (table statistics, read by _PRELUDE), by one hash of
+    the results otherwise. The same answer either way."""
     return results > PROBE_WHEN_RESULTS_PER_TRIGGER * triggers
 
 
@@ -511,25 +525,25 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
         # every kind of trigger the type-4 rule reads (the policy's `triggers` pick among them)
         "trigger_kinds": ["arrival", "test_requirement", *MedicalEvent.Kind.values],
         "max_raises": max_raises,
+        "work_mem": settings.ENGINE_SWEEP_WORK_MEM if resident_ids is None else None,
     }
+    fa = "" if resident_ids is None else _filters("%(ids)s")["fa"]
+    raised_upstream = deliveries_upstream = 0
     with transaction.atomic(), connection.cursor() as cursor:
-        # JIT compiling this statement costs more than it saves (2.3 s of 3.8 s over 100k
-        # popups, measured); a full sweep sorts and hashes far more than the default work_mem.
-        cursor.execute("SET LOCAL jit = off")
-        if resident_ids is None:
-            cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.ENGINE_SWEEP_WORK_MEM])
-        cursor.execute(_ASSIGNMENTS.format(fa="" if resident_ids is None else _filters("%(ids)s")["fa"]), params)
-        raised_upstream, todo_ids, deliveries_upstream = cursor.fetchone()
-        if todo_ids:
-            cursor.execute(_LINK_ASSIGNMENTS, {"ids": list(todo_ids)})
+        cursor.execute(_PRELUDE.format(fa=fa), params)
+        _jit, _work_mem, abolished_types, results, triggers, assignments_due = cursor.fetchone()
+        if assignments_due:
+            cursor.execute(_ASSIGNMENTS.format(fa=fa), params)
+            raised_upstream, todo_ids, deliveries_upstream = cursor.fetchone()
+            if todo_ids:
+                cursor.execute(_LINK_ASSIGNMENTS, {"ids": list(todo_ids)})
         # The abolished types as a literal list: the planner then reads their few open popups by
         # index instead of scanning every open popup for an unknown type.
-        cursor.execute(_ABOLISHED_TYPES, params)
-        params["abolished_types"] = list(cursor.fetchone()[0])
+        params["abolished_types"] = list(abolished_types)
         if resident_ids is not None:
             cursor.execute(_EVALUATE_IDS, params)
         else:
-            cursor.execute(_EVALUATE_ALL_PROBE if _type4_by_probe(cursor) else _EVALUATE_ALL, params)
+            cursor.execute(_EVALUATE_ALL_PROBE if _type4_by_probe(results, triggers) else _EVALUATE_ALL, params)
         raised, lifted, deliveries, more = cursor.fetchone()
         if deliveries or deliveries_upstream:
             outbox.dispatch_on_commit()
@@ -614,10 +628,10 @@ def sweep(*, at: dt.datetime | None = None, full: bool | None = None) -> Evaluat
                 cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
                 if not cursor.fetchone()[0]:
                     return total
-            if total is None:  # the first chunk decides for the run
+            if total is None and not full:  # the first chunk decides for the run (full=True: no reads)
                 last = EngineSweep.objects.order_by("-pk").first()
-                last_full = EngineSweep.objects.filter(full=True).order_by("-pk").first()
                 if full is None:
+                    last_full = EngineSweep.objects.filter(full=True).order_by("-pk").first()
                     full = (
                         last is None or last_full is None or last.more or at <= last.at
                         or at - last_full.at >= dt.timedelta(hours=settings.ENGINE_FULL_SWEEP_HOURS)

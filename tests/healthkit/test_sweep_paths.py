@@ -61,7 +61,7 @@ def _both_paths(at: dt.datetime, residents: list[int]) -> list[tuple]:
 def _type4_strategy(request, monkeypatch):
     """Both ways a full sweep tests the type-4 triggers (one hash of the results, or index
     probes), whatever the table statistics say."""
-    monkeypatch.setattr(engine, "_type4_by_probe", lambda cursor: request.param == "probe")
+    monkeypatch.setattr(engine, "_type4_by_probe", lambda results, triggers: request.param == "probe")
 
 
 def test_full_sweep_and_per_resident_evaluation_agree():
@@ -107,3 +107,30 @@ def test_a_trigger_kind_the_policy_does_not_list_raises_nothing_in_either_path()
     arrival = ArrivalFactory(arrived_at=ARRIVED).resident
     outcome = _both_paths(FIRST, [visit.pk, arrival.pk])
     assert [(r[0], r[1]) for r in outcome] == [(arrival.pk, 4)]
+
+
+def test_lifts_of_several_types_in_one_sweep_each_name_their_own_records():
+    # given: two residents with entry quarantine (type 2) and a missed test (type 4) popups; one's
+    # quarantine ends before the sweep, the other's goes on; both then have a negative result
+    done = QuarantineOrderFactory(starts_at=ARRIVED, ends_at=ARRIVED + dt.timedelta(hours=70))
+    going_on = QuarantineOrderFactory(starts_at=ARRIVED, ends_at=ARRIVED + dt.timedelta(days=30))
+    arrivals = {order.resident_id: ArrivalFactory(resident=order.resident, arrived_at=ARRIVED)
+                for order in (done, going_on)}
+    engine.evaluate(resident_ids=None, at=FIRST)
+    assert PopupCase.objects.filter(state="active").count() == 4
+    results = {order.resident_id: _negative(order.resident, sampled=FIRST, received=FIRST + dt.timedelta(hours=2))
+               for order in (done, going_on)}
+
+    # when: one full sweep lifts three popups of two types
+    evaluation = engine.evaluate(resident_ids=None, at=SECOND)
+
+    # then: each lift names the records of its own type only, and the running quarantine stays
+    assert evaluation.lifted == 3
+    records = {(case.resident_id, case.popup_type): case.events.get(kind="lifted").data["records"]
+               for case in PopupCase.objects.filter(state="lifted")}
+    assert records == {
+        (done.resident_id, 2): {"quarantine_order": done.pk, "ended_by": "quarantine_ended"},
+        **{(rid, 4): {"arrival": arrivals[rid].pk, "ended_by": "negative_result", "test_result": results[rid].pk}
+           for rid in arrivals},
+    }
+    assert PopupCase.objects.get(state="active").resident_id == going_on.resident_id
