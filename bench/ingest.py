@@ -18,7 +18,9 @@ Each printed as rows/s with its ratio to the raw COPY (aims >= 0.5 and >= 0.4, i
 core), against the raw COPY on one connection: that figure is labelled as such and printed in
 addition to the single-stream ones, never instead of them. `--reference-check` also times a
 binary COPY + commit into two scratch copies of the result table, one with the resident foreign
-key, one with the statement-level check that replaced it (migration 0016). `--split` prints
+key, one with the statement-level check that replaced it (migration 0016). `--one-connection`
+also times the service with streaming off (the residents looked up on the same connection before
+the COPY, as before healthkit.ingest._streamed_rows), alternating with the others. `--split` prints
 where one batch's time goes, part by part (Python parts, resident look-up, the COPY with the
 result table's indexes and checks added one at a time, pending-evaluation rows), each the median
 of --rounds; the parts overlap in the real path.
@@ -117,31 +119,50 @@ def build(args, now: dt.datetime) -> None:
 
 
 class CpuMeter:
-    """CPU seconds of this process and of its database backend (read from /proc: the database on
-    this machine), per timed call: under load, wall time includes waiting for a core, CPU time
-    much less so."""
+    """CPU seconds of this process and of its database backends (read from /proc: the database
+    on this machine), per timed call: under load, wall time includes waiting for a core, CPU time
+    much less so. The backends are this process's connection and the ingest's look-up connection
+    (healthkit.ingest._lookup_connection), as they are when the call starts; a backend gone by the
+    end (the HTTP path closes its connection per request) makes the figure nan."""
 
     def __init__(self) -> None:
-        from django.db import connection
-
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            self.stat = f"/proc/{cursor.fetchone()[0]}/stat"
         self.tick = os.sysconf("SC_CLK_TCK")
 
-    def backend(self) -> float:
-        try:
-            with open(self.stat) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:  # the database runs elsewhere
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / self.tick
+    @staticmethod
+    def pids() -> list[int]:
+        from django.db import connection
+
+        from healthkit import ingest
+
+        connection.ensure_connection()
+        pids = [connection.connection.info.backend_pid]
+        lookup = getattr(ingest._lookups, "connection", None)
+        if lookup is not None and not lookup.closed:
+            pids.append(lookup.info.backend_pid)
+        return pids
+
+    def backend(self, pids: list[int]) -> float:
+        total = 0.0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # the database runs elsewhere, or the backend ended
+                return float("nan")
+            total += (int(fields[11]) + int(fields[12])) / self.tick
+        return total
 
     def run(self, fn) -> tuple[float, float, float]:
         """(wall, client CPU, database CPU) seconds of fn()."""
-        db0, cpu0 = self.backend(), time.process_time()
+        pids = self.pids()
+        if len(pids) == 1:  # the look-up connection is opened by the first streamed batch
+            from healthkit import ingest
+
+            ingest._lookup_connection()
+            pids = self.pids()
+        db0, cpu0 = self.backend(pids), time.process_time()
         wall = fn()
-        return wall, time.process_time() - cpu0, self.backend() - db0
+        return wall, time.process_time() - cpu0, self.backend(pids) - db0
 
 
 def integration_token() -> str:
@@ -166,12 +187,18 @@ def time_raw(rows: list[tuple]) -> float:
     return time.perf_counter() - t0
 
 
-def time_service(records: list[dict], batch_id: str) -> float:
+def time_service(records: list[dict], batch_id: str, *, stream: bool = True) -> float:
     from healthkit import ingest
 
-    t0 = time.perf_counter()
-    result = ingest.ingest(kind="test_results", records=records, batch_id=batch_id)
-    elapsed = time.perf_counter() - t0
+    streams_from = ingest.STREAM_MIN
+    if not stream:  # the one-connection way (as before streaming), for --one-connection
+        ingest.STREAM_MIN = ingest.MAX_RECORDS
+    try:
+        t0 = time.perf_counter()
+        result = ingest.ingest(kind="test_results", records=records, batch_id=batch_id)
+        elapsed = time.perf_counter() - t0
+    finally:
+        ingest.STREAM_MIN = streams_from
     if result.rejected or result.accepted != len(records):
         raise SystemExit(f"the service refused records: {result.rejected[:3]} accepted={result.accepted}")
     return elapsed
@@ -424,6 +451,9 @@ def main() -> None:
                         help="also compare the resident foreign key with the statement-level check (0016)")
     parser.add_argument("--split", action="store_true",
                         help="also print where one batch's time goes, part by part")
+    parser.add_argument("--one-connection", action="store_true",
+                        help="also time the service with streaming off (look-ups and COPY on one connection, "
+                             "as before), alternating with the others")
     parser.add_argument("--database-url", default=os.environ.get(
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hk_bench_ingest"))
     parser.add_argument("--broker", default=os.environ.get(
@@ -458,6 +488,8 @@ def main() -> None:
 
     meter = CpuMeter()
     best = {"raw": float("inf"), "service": float("inf"), "http": float("inf")}
+    if args.one_connection:
+        best["one connection"] = float("inf")
     cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in best}
     per_round: dict[str, list[float]] = {name: [] for name in best}  # seconds, round by round
     next_row = 0
@@ -473,7 +505,12 @@ def main() -> None:
             "service": lambda records=records, rnd=rnd: time_service(records, f"bench-service-{rnd}"),
             "http": lambda body=body: time_http(client, body, args.batch),
         }
-        order = list(runs)[rnd % 3:] + list(runs)[:rnd % 3]
+        if args.one_connection:
+            single = records_for("O", next_row, args.batch, args.residents, now)
+            next_row += args.batch
+            runs["one connection"] = lambda single=single, rnd=rnd: time_service(
+                single, f"bench-single-{rnd}", stream=False)
+        order = list(runs)[rnd % len(runs):] + list(runs)[:rnd % len(runs)]
         times = {}
         for name in order:
             times[name], client_cpu, db_cpu = meter.run(runs[name])
@@ -486,13 +523,14 @@ def main() -> None:
     rate = {name: args.batch / seconds for name, seconds in best.items()}
     # Under load one lucky round of the short raw COPY moves the best-of ratio a lot: the median
     # of the rounds' own ratios (each round times the three paths back to back) is printed too.
-    for name in ("service", "http"):
+    for name in [name for name in best if name != "raw"]:
         ratios = [raw / took for raw, took in zip(per_round["raw"], per_round[name], strict=True)]
         print(f"    {name} / raw COPY, median of the {len(ratios)} rounds' ratios: {statistics.median(ratios):.2f}"
               f" (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
-    # median CPU ms per batch (Python process / database backend): what each path costs on a
-    # core, the part of the figures that load moves least
-    cpu_ms = {name: (1000 * statistics.median(c for c, _d in v), 1000 * statistics.median(d for _c, d in v))
+    # median CPU ms per batch (Python process / database backends): what each path costs on a
+    # core, the part of the figures that load moves least (nan where a backend ended in the call)
+    cpu_ms = {name: (1000 * statistics.median(c for c, _d in v),
+                     1000 * statistics.median([d for _c, d in v if d == d] or [float("nan")]))
               for name, v in cpu.items()}
     for name, (client_ms, db_ms) in cpu_ms.items():
         print(f"    CPU per batch, {name}: Python {client_ms:.0f} ms, database {db_ms:.0f} ms (median)")

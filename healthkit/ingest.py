@@ -6,7 +6,10 @@ Python (a DRF serializer per record is 4x slower, MACHINE-NOTES), reports bad re
 temporary staging table, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`; test results,
 the bulk of the traffic, by a binary COPY straight into their table while the records are still
 being parsed (the staging way only when a result is already on record; _insert_test_results).
-Residents are looked up on the server while Python validates the next records (_ResidentLookup).
+Residents are looked up on the server while Python validates the next records (_ResidentLookup);
+a large batch of results in a transaction of its own streams: each chunk of records checked,
+its residents looked up on a second connection and its rows written into the COPY while the
+next chunk is checked (_streamed_rows), so Python and two server processes work at once.
 
 Idempotency, two levels:
 - batch: a client-chosen `batch_id` (per client and kind) stores the response; a replay returns
@@ -26,10 +29,12 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -51,6 +56,7 @@ NAME_MAX = inputs.NAME_MAX  # communities.Resident.name: a longer name is refuse
 _bad = inputs.has_bad_characters
 EVALUATE_CHUNK = 1_000
 LOOKUP_CHUNK = 1_000  # records validated per resident look-up sent to the server
+STREAM_MIN = 2 * LOOKUP_CHUNK  # results from which a batch streams (_streamed_rows)
 CLOCK_SKEW = dt.timedelta(minutes=10)
 DRUG_CATEGORIES = ("fever", "cough", "anti_infection", "sore_throat")  # 退热、止咳、抗病毒/抗生素、治疗咽痛
 SYMPTOMS = (  # the 11 symptoms a clinic must report
@@ -498,16 +504,19 @@ def _forget_unused_residents(created: set[int], used: Iterable[int]) -> None:
 
 class _ResidentLookup:
     """Resident ids by keyed hash, looked up a chunk of records at a time while Python goes on
-    validating the next chunk (one query in flight on the connection; see _query_in_background)."""
+    validating the next chunk (one query in flight on the connection; see _query_in_background):
+    on this transaction's connection, or on `other` (_lookup_connection)."""
 
-    def __init__(self) -> None:
+    def __init__(self, other: "psycopg.Connection | None" = None) -> None:
         self.found: dict[str, int] = {}
+        self._other = other
         self._pending: tuple[list[str], Callable[[], list[tuple[str | None, ...]]]] | None = None
 
     def send(self, hashes: list[str]) -> None:
         self.collect()
         if hashes:
-            self._pending = (hashes, _query_in_background(_RESIDENTS_BY_HASH, [",".join(hashes)]))
+            pgconn = self._other.pgconn if self._other is not None else connection.connection.pgconn
+            self._pending = (hashes, _query_in_background(_RESIDENTS_BY_HASH, [",".join(hashes)], pgconn))
 
     def collect(self) -> dict[str, int]:
         if self._pending is not None:
@@ -515,6 +524,45 @@ class _ResidentLookup:
             ids = (rows()[0][0] or "").split(",")
             self.found.update((h, int(i)) for h, i in zip(hashes, ids, strict=True) if i)
         return self.found
+
+    def close(self) -> None:
+        """Wait for the query in flight, if any; a look-up connection that failed is dropped
+        (_lookup_connection opens another next time)."""
+        try:
+            self.collect()
+        except BaseException:
+            if self._other is not None:
+                _lookups.__dict__.pop("connection", None)
+                self._other.close()
+            raise
+
+
+_lookups = threading.local()
+
+
+def _lookup_connection() -> "psycopg.Connection":
+    """This thread's second connection to the database (autocommit, read-only use: resident
+    look-ups while a COPY runs on the main one), opened once and kept: opening one costs about
+    as much as a tenth of a batch. Dropped and reopened when the main connection's database
+    changed (tests) or it broke. close_lookup_connection() closes it."""
+    params = connection.get_connection_params()
+    target = (params.get("dbname"), params.get("host"), params.get("port"), params.get("user"))
+    held = getattr(_lookups, "connection", None)
+    if held is not None and (held.closed or held.broken or _lookups.target != target
+                             or held.pgconn.transaction_status != pq.TransactionStatus.IDLE):
+        close_lookup_connection()
+        held = None
+    if held is None:
+        held = psycopg.connect(**params, autocommit=True)
+        _lookups.connection, _lookups.target = held, target
+    return held
+
+
+def close_lookup_connection() -> None:
+    """Close this thread's look-up connection, if open (before a test database is dropped)."""
+    held = _lookups.__dict__.pop("connection", None)
+    if held is not None:
+        held.close()
 
 
 def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime,
@@ -576,11 +624,11 @@ _RESULT_COLUMNS = ("resident_id, lab, sample_id, sampled_at, resulted_at, result
 _RESULT_TYPES = ("int8", "varchar", "varchar", "timestamptz", "timestamptz", "varchar", "bool", "timestamptz")
 
 
-def _query_in_background(sql: str, params: list[str]) -> Callable[[], list[tuple[str | None, ...]]]:
-    """Send a read-only query on this transaction's connection and return at once; the returned
-    function waits for its rows (as text). The server works while Python goes on (libpq's
-    asynchronous send; nothing else may use the connection in between)."""
-    pgconn = connection.connection.pgconn
+def _query_in_background(sql: str, params: list[str], pgconn: "pq.abc.PGconn") -> Callable[
+        [], list[tuple[str | None, ...]]]:
+    """Send a read-only query on `pgconn` and return at once; the returned function waits for
+    its rows (as text). The server works while Python goes on (libpq's asynchronous send;
+    nothing else may use the connection in between)."""
     pgconn.send_query_params(sql.encode(), [p.encode() for p in params])
 
     def rows() -> list[tuple[str | None, ...]]:
@@ -599,6 +647,91 @@ def _query_in_background(sql: str, params: list[str]) -> Callable[[], list[tuple
         return found
 
     return rows
+
+
+def _resident_pass(keys: list[str | None], people: dict[str, tuple[str, str]], new_hashes: list[str],
+                   result: IngestResult, skip: set[int]) -> Callable[[int, Any], None]:
+    """Pass 1 of a batch, one record at a time: the record's ID number checked and hashed
+    (`keys`), its person noted (`people`, `new_hashes` in the order first seen) with the name that
+    registers them; a bad record reported and added to `skip`."""
+    hash_key, today = settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}"
+    names: dict[str, tuple[str, int]] = {}  # id hash -> (first name sent, its record index)
+    id_cache: dict[str, str | Exception] = {}
+
+    def first_pass(index: int, rec: Any) -> None:
+        try:
+            if not isinstance(rec, dict):
+                raise RecordError({"record": _("Each record is a JSON object.")})
+            raw = rec.get("id_number")
+            if not isinstance(raw, str) or not raw:
+                raise RecordError({"id_number": _("This field is required.")})
+            hashed = id_cache.get(raw)
+            if hashed is None:
+                try:
+                    number, hashed = _id_number_and_hash(raw, hash_key, today)
+                    id_cache[raw] = hashed
+                    if hashed not in people:
+                        people[hashed] = (number, "")
+                        new_hashes.append(hashed)
+                except ValidationError as exc:
+                    hashed = exc
+                    id_cache[raw] = exc
+            if isinstance(hashed, ValidationError):
+                raise RecordError({"id_number": hashed.messages[0]})
+            if "name" in rec:
+                _record_name(rec, index, hashed, people, names)
+            keys[index] = hashed
+        except RecordError as exc:
+            result.rejected.append({"index": index, "errors": exc.errors})
+            skip.add(index)
+
+    return first_pass
+
+
+def _streamed_rows(records: list[Any], first_pass: Callable[[int, Any], None],
+                   parsed: Callable[[int, Any], tuple | None], skip: set[int], new_hashes: list[str],
+                   keys: list[str | None], waiting: list[tuple[int, tuple]]) -> Iterator[tuple]:
+    """Both passes a chunk of LOOKUP_CHUNK records at a time, the good rows with their resident
+    yielded as they are parsed (into the COPY on this connection). Each chunk's residents are
+    looked up on a second connection (_lookup_connection) while Python parses the chunk before
+    it and the server writes that one's rows: the two backends and Python work at once. A row
+    whose resident was not found goes to `waiting` (its resident id unknown yet).
+
+    The look-ups' connection sees what committed before each look-up; the caller's transaction
+    has written nothing else (ingest() streams only in a transaction of its own) and holds the
+    result table's ROW EXCLUSIVE lock from before the first look-up (_hold_result_residents), so
+    a resident found cannot be deleted until this transaction ends, as on one connection."""
+    lookup = _ResidentLookup(_lookup_connection())
+    found = lookup.found
+    try:
+        sent = 0
+        chunks = [range(start, min(start + LOOKUP_CHUNK, len(records)))
+                  for start in range(0, len(records), LOOKUP_CHUNK)]
+        for n, chunk in enumerate([*chunks, None]):
+            if chunk is not None:
+                for index in chunk:
+                    first_pass(index, records[index])
+            before = chunks[n - 1] if n else None
+            if before is not None:
+                lookup.collect()
+            if chunk is not None:
+                lookup.send(new_hashes[sent:])
+                sent = len(new_hashes)
+            if before is None:
+                continue
+            for index in before:
+                if index in skip:
+                    continue
+                row = parsed(index, records[index])
+                if row is None:
+                    continue
+                resident_id = found.get(keys[index])
+                if resident_id is None:
+                    waiting.append((index, row))
+                else:
+                    yield (resident_id, *row)
+    finally:
+        lookup.close()
 
 
 def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime,
@@ -745,6 +878,10 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
     now = clock.now()
     client_id = client.pk if client is not None else None
     result = IngestResult(kind=kind, batch_id=batch_id, received=len(records))
+    # Streaming needs the look-ups' connection to see what this one sees: only in a transaction
+    # of the ingest's own (no earlier uncommitted write of the caller's it could miss).
+    stream = (kind == IngestBatch.Kind.TEST_RESULTS and resident is None and len(records) > STREAM_MIN
+              and not connection.in_atomic_block)
     with transaction.atomic():
         if batch_id:
             batch, created = IngestBatch.objects.get_or_create(
@@ -763,12 +900,17 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
         # registered. 2: the other fields, each good row handed to the writer as it is parsed
         # (test results stream into a COPY: the server inserts while Python parses). A record's
         # first error is the same as in one pass: the record, then the ID number, then the fields,
-        # then "no such resident".
+        # then "no such resident". A large batch of results in a transaction of its own streams:
+        # both passes a chunk at a time, the look-ups on a second connection while the COPY runs
+        # on this one (_streamed_rows).
         keys: list[str | None] = [None] * len(records)  # resident hash per record
         held = False  # this batch's result rows skip the per-statement resident check
         residents: dict[str, int] = {}
         skip: set[int] = set()  # records rejected in pass 1
         created: set[int] = set()  # residents registered by this batch
+        people: dict[str, tuple[str, str]] = {}  # id hash -> (normalised ID number, name or '')
+        new_hashes: list[str] = []  # people's keys in the order first seen
+        first_pass: Callable[[int, Any], None] | None = None
         if spec.has_resident and resident is not None:
             keys = [resident.id_hash] * len(records)
             residents[resident.id_hash] = resident.pk
@@ -776,85 +918,80 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
             held = kind == IngestBatch.Kind.TEST_RESULTS
             if held:
                 _hold_result_residents(True)
-            hash_key, today = settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}"
-            people: dict[str, tuple[str, str]] = {}
-            names: dict[str, tuple[str, int]] = {}  # id hash -> (first name sent, its record index)
-            id_cache: dict[str, str | Exception] = {}
-            lookup, new_hashes, sent = _ResidentLookup(), [], 0
-            try:
-                for index, rec in enumerate(records):
-                    if index % LOOKUP_CHUNK == 0 and len(new_hashes) > sent:
-                        lookup.send(new_hashes[sent:])
-                        sent = len(new_hashes)
-                    try:
-                        if not isinstance(rec, dict):
-                            raise RecordError({"record": _("Each record is a JSON object.")})
-                        raw = rec.get("id_number")
-                        if not isinstance(raw, str) or not raw:
-                            raise RecordError({"id_number": _("This field is required.")})
-                        hashed = id_cache.get(raw)
-                        if hashed is None:
-                            try:
-                                number, hashed = _id_number_and_hash(raw, hash_key, today)
-                                id_cache[raw] = hashed
-                                if hashed not in people:
-                                    people[hashed] = (number, "")
-                                    new_hashes.append(hashed)
-                            except ValidationError as exc:
-                                hashed = exc
-                                id_cache[raw] = exc
-                        if isinstance(hashed, ValidationError):
-                            raise RecordError({"id_number": hashed.messages[0]})
-                        if "name" in rec:
-                            _record_name(rec, index, hashed, people, names)
-                        keys[index] = hashed
-                    except RecordError as exc:
-                        result.rejected.append({"index": index, "errors": exc.errors})
-                        skip.add(index)
-                lookup.send(new_hashes[sent:])
-            finally:
-                found = lookup.collect()  # never leave a query in flight, whatever happened
-            residents = _resolve_residents(people, found, created) if people else {}
+            first_pass = _resident_pass(keys, people, new_hashes, result, skip)
+            if not stream:
+                lookup, sent = _ResidentLookup(), 0
+                try:
+                    for index, rec in enumerate(records):
+                        if index % LOOKUP_CHUNK == 0 and len(new_hashes) > sent:
+                            lookup.send(new_hashes[sent:])
+                            sent = len(new_hashes)
+                        first_pass(index, rec)
+                    lookup.send(new_hashes[sent:])
+                finally:
+                    found = lookup.collect()  # never leave a query in flight, whatever happened
+                residents = _resolve_residents(people, found, created) if people else {}
 
         row_index: list[int] = []  # the record index of each good row, in order
 
         fast_parse = test_result_parser(now) if kind == IngestBatch.Kind.TEST_RESULTS else None
 
+        def parsed(index: int, rec: Any) -> tuple | None:
+            """Pass 2 on one record: its row without the resident, or None (reported)."""
+            try:
+                if not isinstance(rec, dict):
+                    raise RecordError({"record": _("Each record is a JSON object.")})
+                if fast_parse is not None:
+                    return fast_parse(rec)
+                return spec.parse(rec, now=now, client_id=client_id, resident_key=keys[index])
+            except RecordError as exc:
+                result.rejected.append({"index": index, "errors": exc.errors})
+            except KeyError as exc:
+                result.rejected.append({"index": index, "errors": {exc.args[0]: _("This field is required.")}})
+            except ValueError as exc:
+                result.rejected.append({"index": index, "errors": {"record": str(exc)}})
+            return None
+
+        def with_resident(index: int, row: tuple, known: dict[str, int]) -> tuple | None:
+            resident_id = known.get(keys[index])
+            if resident_id is None:
+                result.rejected.append({"index": index, "errors": {"id_number": _(
+                    "No resident is registered with this ID number; send `name` to register them.")}})
+                return None
+            row_index.append(index)
+            return (resident_id, *row)
+
         def good_rows() -> Iterator[tuple]:
             for index, rec in enumerate(records):
                 if index in skip:
                     continue
-                try:
-                    if not isinstance(rec, dict):
-                        raise RecordError({"record": _("Each record is a JSON object.")})
-                    if fast_parse is not None:
-                        row = fast_parse(rec)
-                    else:
-                        row = spec.parse(rec, now=now, client_id=client_id, resident_key=keys[index])
-                except RecordError as exc:
-                    result.rejected.append({"index": index, "errors": exc.errors})
-                    continue
-                except KeyError as exc:
-                    result.rejected.append({"index": index, "errors": {exc.args[0]: _("This field is required.")}})
-                    continue
-                except ValueError as exc:
-                    result.rejected.append({"index": index, "errors": {"record": str(exc)}})
+                row = parsed(index, rec)
+                if row is None:
                     continue
                 if not spec.has_resident:
                     row_index.append(index)
                     yield row
                     continue
-                resident_id = residents.get(keys[index])
-                if resident_id is None:
-                    result.rejected.append({"index": index, "errors": {"id_number": _(
-                        "No resident is registered with this ID number; send `name` to register them.")}})
-                    continue
-                row_index.append(index)
-                yield (resident_id, *row)
+                row = with_resident(index, row, residents)
+                if row is not None:
+                    yield row
 
         changed: list[int] = []  # residents whose record was sent again with newer facts
         corrected: list[int] = []  # residents whose lab corrected a result (both rows kept)
-        if kind == IngestBatch.Kind.TEST_RESULTS:
+        if stream:
+            # Rows whose resident the second connection did not find wait for the stream's end:
+            # looked up again here (a resident this transaction can see), registered if named.
+            waiting: list[tuple[int, tuple]] = []
+            rows, inserted = _insert_test_results(
+                _streamed_rows(records, first_pass, parsed, skip, new_hashes, keys, waiting), now,
+                corrected)
+            if waiting:
+                residents = _resolve_residents({keys[i]: people[keys[i]] for i, _row in waiting}, None, created)
+                late = [full for index, row in waiting if (full := with_resident(index, row, residents)) is not None]
+                more, inserted_late = _insert_test_results(late, now, corrected)
+                rows, inserted = rows + more, inserted + inserted_late
+            _hold_result_residents(False)
+        elif kind == IngestBatch.Kind.TEST_RESULTS:
             rows, inserted = _insert_test_results(good_rows(), now, corrected)
             if held:
                 _hold_result_residents(False)
