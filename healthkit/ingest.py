@@ -739,34 +739,17 @@ def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime,
     """Test results, set-wise and optimistic: a binary COPY straight into healthkit_testresult
     (multi-insert; no staging table, no row-by-row INSERT ... ON CONFLICT; the server parses no
     text timestamps) as the rows come (`rows` may be a generator still parsing: the server
-    inserts while the next rows are parsed), the batch's own repeats dropped. A key already on
-    record (a retried record, a lab's correction, or one committed concurrently) makes the COPY
-    fail inside its savepoint; the batch then goes the staging way (the rows it corrects marked
-    superseded, then INSERT ... ON CONFLICT DO NOTHING), with the same outcome. Batches with no
-    repeated sample, the usual case, pay no duplicate check at all; one with a retry costs about
-    twice as much. A sample sent twice in one batch with different results: the later one
-    corrects the earlier (a second, small staging round).
+    inserts while the next rows are parsed). A key already on record (a retried record, a lab's
+    correction, or one committed concurrently) or sent twice in the batch makes the COPY fail on
+    the unique index inside its savepoint; the batch then goes the staging way (_first_of_each_sample,
+    the rows it corrects marked superseded, then INSERT ... ON CONFLICT DO NOTHING), with the same
+    outcome. Batches with no repeated sample, the usual case, pay no duplicate check at all, not
+    even in Python; one with a retry or a repeat costs about twice as much.
     Returns (all rows, the resident ids of the rows inserted, one per row); `corrected` receives
     the resident ids of the results superseded."""
     rows = iter(rows)  # a failed COPY goes on with the rows not yet taken
     every: list[tuple] = []
-    fresh: list[tuple] = []
-    seen: dict[tuple, str] = {}  # (lab, sample id, resident) -> result of the first row
-    later: dict[tuple, tuple] = {}  # the batch's own corrections of its earlier rows, last wins
-
-    def take(row: tuple) -> bool:
-        """Keep the row; False for a repeat (the first of a key wins, as ON CONFLICT keeps it)."""
-        every.append(row)
-        key = (row[1], row[2], row[0])
-        first = seen.get(key)
-        if first is not None:
-            if first != row[5] or key in later:
-                later[key] = row
-            return False
-        seen[key] = row[5]
-        fresh.append(row)
-        return True
-
+    keep = every.append
     spec = SPECS[IngestBatch.Kind.TEST_RESULTS]
     try:
         with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(
@@ -775,17 +758,36 @@ def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime,
             copy.set_types(_RESULT_TYPES)
             write_row = copy.write_row
             for row in rows:
-                if take(row):
-                    write_row((*row, received_at))
+                keep(row)
+                write_row((*row, received_at))
     except UniqueViolation:
-        for row in rows:
-            take(row)
+        every.extend(rows)
+        fresh, later = _first_of_each_sample(every)
         inserted = _copy_insert(spec, fresh, received_at, corrected=corrected)
-    else:
-        inserted = [row[0] for row in fresh]
-    if later:
-        inserted += _copy_insert(spec, list(later.values()), received_at, corrected=corrected)
-    return every, inserted
+        if later:
+            inserted += _copy_insert(spec, later, received_at, corrected=corrected)
+        return every, inserted
+    return every, [row[0] for row in every]
+
+
+def _first_of_each_sample(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """(the first row of each (lab, sample id, resident), in order; the rows that correct one of
+    those: a later row of the key with another result, the last one of the key wins). Repeats of
+    the first row with the same result are dropped (duplicates, as ON CONFLICT would keep the
+    first); a sample sent twice in one batch with different results: the later one corrects the
+    earlier (a second, small staging round)."""
+    fresh: list[tuple] = []
+    seen: dict[tuple, str] = {}  # (lab, sample id, resident) -> result of the first row
+    later: dict[tuple, tuple] = {}  # the batch's own corrections of its earlier rows, last wins
+    for row in rows:
+        key = (row[1], row[2], row[0])
+        first = seen.get(key)
+        if first is None:
+            seen[key] = row[5]
+            fresh.append(row)
+        elif first != row[5] or key in later:
+            later[key] = row
+    return fresh, list(later.values())
 
 
 def parse_batch_id(data: dict) -> str | None:
