@@ -33,6 +33,8 @@ community.
 """
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
@@ -233,6 +235,28 @@ SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM updated),
 """  # noqa: S608 - constants only; every value is a query parameter
 
 
+# The tables the job writes whose per-statement reference checks it may skip (healthkit 0026,
+# venues 0004/0005), in the order their parents' delete guards lock them (events before exposures
+# for a popup delete, exposures before popups for a resident delete), so neither deadlocks with it.
+_HELD_TABLES = ("healthkit_popupevent", "venues_exposure", "healthkit_popupcase")
+
+
+@contextmanager
+def _references_held() -> Iterator[None]:
+    """Hold the parents of the rows the job writes, for its transaction, so that their
+    per-statement reference checks can be skipped: ROW EXCLUSIVE on the tables above, taken
+    BEFORE the window, policy, residents and popups are read. A parent delete or id change locks
+    these tables SHARE first, so one that has not committed waits for this transaction and then
+    refuses; one that committed before is not seen by the statements that follow (READ
+    COMMITTED). Released (checked again) once the job's statement is done; on an error the
+    rollback restores the setting."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT healthkit_references_hold(%s, %s, %s)", list(_HELD_TABLES))
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('healthkit.references_held', '', true)")
+
+
 @dataclass
 class ExposureResult:
     window_id: int
@@ -276,7 +300,10 @@ def exposure_run(*, window_id: int, at: dt.datetime | None = None) -> ExposureRe
         if window is None:
             result.skipped = "missing"
             return result
-        policy = policy_in_force(3, at)
+        with _references_held():  # the window is held by its row lock, taken above
+            policy = policy_in_force(3, at)
+            if policy is not None and not policy.abolished:
+                _exposure_statement(window=window, policy=policy, at=at, result=result)
         if policy is None or policy.abolished:
             # Without a rule in force nothing may be raised, and nothing is withdrawn either.
             result.skipped = "no_policy"
@@ -285,30 +312,6 @@ def exposure_run(*, window_id: int, at: dt.datetime | None = None) -> ExposureRe
                                            actor_label=ACTOR_LABEL, data=result.as_dict(), at=at,
                                            reason=_("Popup type 3 is not in force; nothing raised."))
             return result
-        # The version's first raises go as one batch record; later ones (late scans) one by one.
-        batch_key = batch_record_key(window_id=window_id, version=window.version, action="raised")
-        batch = not OutboxRecord.objects.filter(idempotency_key=batch_key, case__isnull=True).exists()
-        params = {
-            "window": window_id, "at": at, "key": window.dedupe_key, "label": ACTOR_LABEL,
-            "version": window.version, "batch": batch, "batch_key": batch_key,
-            "policy_id": policy.pk, "policy_version": policy.version,
-            "reason_raised": _("Scanned at a venue inside its risk window; risk investigation by "
-                               "the resident's community."),
-            "reason_updated": _("The venue's risk window was corrected; the cause was updated."),
-            "reason_withdrawn": _("The venue's risk window was withdrawn or corrected so that this "
-                                  "visit is no longer inside it."),
-            "reason_flagged": _("The venue's risk window changed after this popup was acted on; "
-                                "it is left for the community to decide."),
-        }
-        with connection.cursor() as cursor:
-            for setting in _SETTINGS:
-                cursor.execute(setting)
-            cursor.execute(_EXPOSURE, params)
-            (result.raised, result.updated, result.withdrawn, flagged, result.deliveries,
-             result.visitors, _rows) = cursor.fetchone()
-        result.flagged = list(flagged)
-        if batch and result.raised:
-            result.batch = batch_key
         RiskWindow.objects.filter(pk=window_id).update(exposure_due=False)
         if result.changed:
             RiskWindowEvent.objects.create(
@@ -319,6 +322,34 @@ def exposure_run(*, window_id: int, at: dt.datetime | None = None) -> ExposureRe
         if result.deliveries:
             outbox.dispatch_on_commit()
     return result
+
+
+def _exposure_statement(*, window: RiskWindow, policy, at: dt.datetime, result: ExposureResult) -> None:
+    """The one statement; fills `result`. The window is locked; the references are held."""
+    # The version's first raises go as one batch record; later ones (late scans) one by one.
+    batch_key = batch_record_key(window_id=window.pk, version=window.version, action="raised")
+    batch = not OutboxRecord.objects.filter(idempotency_key=batch_key, case__isnull=True).exists()
+    params = {
+        "window": window.pk, "at": at, "key": window.dedupe_key, "label": ACTOR_LABEL,
+        "version": window.version, "batch": batch, "batch_key": batch_key,
+        "policy_id": policy.pk, "policy_version": policy.version,
+        "reason_raised": _("Scanned at a venue inside its risk window; risk investigation by "
+                           "the resident's community."),
+        "reason_updated": _("The venue's risk window was corrected; the cause was updated."),
+        "reason_withdrawn": _("The venue's risk window was withdrawn or corrected so that this "
+                              "visit is no longer inside it."),
+        "reason_flagged": _("The venue's risk window changed after this popup was acted on; "
+                            "it is left for the community to decide."),
+    }
+    with connection.cursor() as cursor:
+        for setting in _SETTINGS:
+            cursor.execute(setting)
+        cursor.execute(_EXPOSURE, params)
+        (result.raised, result.updated, result.withdrawn, flagged, result.deliveries,
+         result.visitors, _rows) = cursor.fetchone()
+    result.flagged = list(flagged)
+    if batch and result.raised:
+        result.batch = batch_key
 
 
 def exposure_run_due(*, at: dt.datetime | None = None, limit: int = 100) -> list[ExposureResult]:
