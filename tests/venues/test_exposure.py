@@ -139,3 +139,35 @@ def test_popup_explain_names_the_venue_and_window_but_no_person():
     text = " ".join(lines)
     assert "三里屯某酒吧" in text and "2022-09-01 10:00" in text
     assert "李四" not in text and resident.id_masked not in text
+
+
+def test_raised_event_keeps_the_cause_once_per_run_and_reads_as_before():
+    # given two visitors of one window, raised by one run
+    from healthkit.selectors import popup_event_lines, popup_explain
+    from venues.exposure import cause_as_raised
+
+    venue = VenueFactory(name="望京某火锅店")
+    window = RiskWindowFactory(venue=venue)
+    first, second = _scan(venue, cst(2022, 9, 1, 11)), _scan(venue, cst(2022, 9, 1, 12))
+    exposure_run(window_id=window.pk, at=RUN_AT)
+
+    for scan in (first, second):
+        case = PopupCase.objects.get(resident_id=scan.resident_id)
+        event = case.events.get(kind="raised")
+        # then the event stands for the whole cause as raised, its window part kept once per run
+        assert cause_as_raised(event) == case.cause
+        assert "venue_name" not in event.data["cause"] and "window" not in event.data["cause"]
+        # and what staff and the resident read is what an event carrying the whole cause gave
+        whole = PopupEvent(case=case, kind="raised", at=event.at, actor_label=event.actor_label,
+                           reason=event.reason, data={"rule": "venue_risk", "policy": event.data["policy"],
+                                                      "cause": case.cause, "records": case.cause["records"]})
+        assert popup_event_lines(event) == popup_event_lines(whole) != []
+        assert any("望京某火锅店" in line for line in popup_explain(case))
+    assert RiskWindowEvent.objects.filter(window=window, kind="exposure", data__has_key="cause_shared").count() == 1
+
+
+def test_event_with_the_whole_cause_reads_as_it_is():
+    from venues.exposure import cause_as_raised
+
+    event = PopupEvent(kind="raised", at=RUN_AT, data={"cause": {"rule": "venue_risk", "scan": 1}})
+    assert cause_as_raised(event) == {"rule": "venue_risk", "scan": 1}
