@@ -62,6 +62,23 @@ _OUTBOX_CTES = outbox.outbox_sql_ctes(
 # instead of spilling to disk at the default 4 MB; the plan is never worth compiling (JIT).
 _SETTINGS = ["SET LOCAL work_mem = '64MB'", "SET LOCAL jit = off"]
 
+# A popup 3 per visit to raise, in resident order (todo_raise is sorted on its lean columns), the
+# cause built per row here; written by two CTEs (first raises, raises after a withdrawal) so that
+# the first ones' exposure rows are plain inserts.
+_RAISE = """
+    INSERT INTO healthkit_popupcase
+        (resident_id, popup_type, dedupe_key, cause, source, state, policy_id, raised_at, lifted_at, updated_at)
+    SELECT t.resident_id, 3, %(key)s,
+           w.cause_base || jsonb_build_object(
+               'scan', t.scan_id, 'scanned_at', t.scanned_at, 'scans_in_window', t.scans,
+               'community', r.community_id,
+               'records', jsonb_build_array(jsonb_build_object('venue_scan', t.scan_id), w.window_record)),
+           'venue', 'active', %(policy_id)s, %(at)s, NULL, now()
+    FROM todo_raise t CROSS JOIN w JOIN communities_resident r ON r.id = t.resident_id
+    WHERE {which}
+    RETURNING id, resident_id, raised_at AS at, cause
+"""
+
 _EXPOSURE = """
 WITH w AS (
     -- the cause's window part, built once (not once per visitor)
@@ -103,9 +120,16 @@ cls AS (
     FROM ex LEFT JOIN hits h ON h.resident_id = ex.resident_id
 ),
 todo_raise AS (
-    SELECT h.* FROM hits h
+    -- `again`: a visit whose popup this job withdrew (its exposure row is rewritten, not added).
+    -- An open popup of this window's key without an exposure row cannot arise (the job writes
+    -- both, serialised per window); if one did, it is skipped as ON CONFLICT DO NOTHING did,
+    -- by a probe instead of a speculative insertion per row
+    SELECT h.*, ex.case_id IS NOT NULL AS again FROM hits h
     LEFT JOIN ex ON ex.resident_id = h.resident_id
-    WHERE ex.case_id IS NULL OR (ex.state = 'withdrawn' AND ex.withdrawn_at IS NOT NULL)
+    WHERE (ex.case_id IS NULL OR (ex.state = 'withdrawn' AND ex.withdrawn_at IS NOT NULL))
+      AND NOT EXISTS (SELECT 1 FROM healthkit_popupcase o
+                      WHERE o.resident_id = h.resident_id AND o.popup_type = 3 AND o.dedupe_key = %(key)s
+                        AND o.state IN ('active', 'under_review'))
     ORDER BY h.resident_id
 ),
 todo_update AS MATERIALIZED (
@@ -133,19 +157,10 @@ todo_flag AS (
       AND (w.state <> 'active' OR NOT cls.inside
            OR cls.cause->'window_version' IS DISTINCT FROM to_jsonb(w.version))
 ),
+raised_first AS (""" + _RAISE.format(which="NOT t.again") + """),
+raised_again AS (""" + _RAISE.format(which="t.again") + """),
 raised AS (
-    -- in resident order (todo_raise is sorted on its lean columns); the cause built per row here
-    INSERT INTO healthkit_popupcase
-        (resident_id, popup_type, dedupe_key, cause, source, state, policy_id, raised_at, lifted_at, updated_at)
-    SELECT t.resident_id, 3, %(key)s,
-           w.cause_base || jsonb_build_object(
-               'scan', t.scan_id, 'scanned_at', t.scanned_at, 'scans_in_window', t.scans,
-               'community', r.community_id,
-               'records', jsonb_build_array(jsonb_build_object('venue_scan', t.scan_id), w.window_record)),
-           'venue', 'active', %(policy_id)s, %(at)s, NULL, now()
-    FROM todo_raise t CROSS JOIN w JOIN communities_resident r ON r.id = t.resident_id
-    ON CONFLICT DO NOTHING
-    RETURNING id, resident_id, raised_at AS at, cause
+    SELECT * FROM raised_first UNION ALL SELECT * FROM raised_again
 ),
 updated AS (
     -- the state re-checked is the one read (a column of the materialised CTE, not the constant
@@ -165,17 +180,23 @@ withdrawn AS (
     RETURNING pc.id, pc.resident_id, pc.lifted_at AS at, pc.cause, t.exposure_id
 ),
 x_raised AS (
-    -- a first exposure is a new row; a visit raised again after a withdrawal rewrites its row,
-    -- found by the unique key: no join of `raised` with `ex`, whose planned shape would rest on
-    -- the CTEs' row estimates (two 50 k sets estimated at a dozen rows each make a nested loop)
+    -- a first exposure is a new row: a plain insert (nothing can conflict, a window's runs being
+    -- serialised), not an upsert's speculative insertion per row
     INSERT INTO venues_exposure
         (window_id, resident_id, case_id, scan_id, scanned_at, raised_at, withdrawn_at, flagged_version)
     SELECT %(window)s, r.resident_id, r.id, (r.cause->>'scan')::bigint,
            (r.cause->>'scanned_at')::timestamptz, r.at, NULL, 0
-    FROM raised r
-    ON CONFLICT (window_id, resident_id) DO UPDATE
-    SET case_id = excluded.case_id, scan_id = excluded.scan_id, scanned_at = excluded.scanned_at,
-        raised_at = excluded.raised_at, withdrawn_at = NULL, flagged_version = 0
+    FROM raised_first r
+    RETURNING 1
+),
+x_raised_again AS (
+    -- a visit raised again after a withdrawal rewrites its row, found by the unique key: no join
+    -- of `raised` with `ex`, whose planned shape would rest on the CTEs' row estimates (two 50 k
+    -- sets estimated at a dozen rows each make a nested loop)
+    UPDATE venues_exposure x
+    SET case_id = r.id, scan_id = (r.cause->>'scan')::bigint, scanned_at = (r.cause->>'scanned_at')::timestamptz,
+        raised_at = r.at, withdrawn_at = NULL, flagged_version = 0
+    FROM raised_again r WHERE x.window_id = %(window)s AND x.resident_id = r.resident_id
     RETURNING 1
 ),
 x_updated AS (
@@ -238,7 +259,7 @@ SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM updated),
        (SELECT count(*) FROM withdrawn),
        (SELECT coalesce(array_agg(case_id ORDER BY case_id), '{}') FROM x_flagged),
        (SELECT count(*) FROM dl) + (SELECT count(*) FROM dlb), (SELECT count(*) FROM hits),
-       (SELECT count(*) FROM x_raised) + (SELECT count(*) FROM x_updated) + (SELECT count(*) FROM x_withdrawn),
+       (SELECT count(*) FROM x_raised) + (SELECT count(*) FROM x_raised_again) + (SELECT count(*) FROM x_updated) + (SELECT count(*) FROM x_withdrawn),
        (SELECT cause_base FROM w)
 """  # noqa: S608 - constants only; every value is a query parameter
 

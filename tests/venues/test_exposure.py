@@ -171,3 +171,21 @@ def test_event_with_the_whole_cause_reads_as_it_is():
 
     event = PopupEvent(kind="raised", at=RUN_AT, data={"cause": {"rule": "venue_risk", "scan": 1}})
     assert cause_as_raised(event) == {"rule": "venue_risk", "scan": 1}
+
+
+def test_open_popup_of_the_window_without_its_exposure_row_is_left_and_the_rest_raised():
+    # given two visitors, one of whom already holds an open popup with this window's key (no
+    # exposure row: cannot come from the job, which writes both)
+    venue = VenueFactory()
+    window = RiskWindowFactory(venue=venue)
+    held, other = _scan(venue, cst(2022, 9, 1, 11)), _scan(venue, cst(2022, 9, 1, 12))
+    PopupCase.objects.create(resident_id=held.resident_id, popup_type=3, dedupe_key=window.dedupe_key,
+                             source="venue", raised_at=RUN_AT)
+
+    # when the job runs, it skips that visitor instead of failing the window
+    result = exposure_run(window_id=window.pk, at=RUN_AT)
+
+    # then only the other visitor is raised, with an exposure row
+    assert result.raised == 1
+    assert PopupCase.objects.filter(resident_id=held.resident_id).count() == 1
+    assert list(Exposure.objects.filter(window=window).values_list("resident_id", flat=True)) == [other.resident_id]

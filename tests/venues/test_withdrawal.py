@@ -117,7 +117,9 @@ def test_correction_widening_raises_new_and_re_raises_what_it_withdrew(marked, s
     early = PopupCase.objects.filter(resident_id=scans["early"].resident_id).order_by("pk")
     assert [c.state for c in early] == ["withdrawn", "active"]
     assert _case_open(scans["after"]).cause["window_version"] == 3
-    assert Exposure.objects.get(window=window, resident_id=scans["early"].resident_id).withdrawn_at is None
+    again = Exposure.objects.get(window=window, resident_id=scans["early"].resident_id)
+    assert again.withdrawn_at is None and again.case_id == early.last().pk  # the row names the new popup
+    assert Exposure.objects.filter(window=window).count() == len(scans)  # rewritten, not added
 
 
 def _case_open(scan):
