@@ -29,7 +29,10 @@ change and re-check the state they read ('active'), so a popup a person moves to
 concurrently is left alone (PostgreSQL re-evaluates the condition on the new row version). The
 popup's cause carries what the community's investigation needs: venue
 id/code/name, window id/version/from/to, risk level, first scan id and time, the resident's
-community.
+community. Its 'raised' event carries per popup only what differs (the rest once, in the run's
+RiskWindowEvent; see cause_as_raised). The job's popups, events and exposure rows skip their
+per-statement reference checks: it holds their parents by a lock taken before it reads them
+(_references_held; healthkit migration 0026).
 """
 
 import datetime as dt
