@@ -224,7 +224,8 @@ ev AS (
     -- kept once, in this run's RiskWindowEvent: cause_as_raised() puts them together)
     SELECT id, 'raised'::varchar, ''::varchar, 'active'::varchar, NULL::bigint, %(label)s::varchar, %(reason_raised)s,
            jsonb_build_object('rule', 'venue_risk', 'policy', %(policy_version)s,
-                              'cause', jsonb_build_object('window_id', %(window)s, 'scan', cause->'scan',
+                              'cause', jsonb_build_object('window_id', %(window)s,
+                                                          'window_version', %(version)s, 'scan', cause->'scan',
                                                           'scanned_at', cause->'scanned_at',
                                                           'scans_in_window', cause->'scans_in_window',
                                                           'community', cause->'community'),
@@ -324,7 +325,8 @@ def cause_as_raised(event: PopupEvent) -> dict:
     if data.get("cause_shared") != "window_event":
         return cause
     run = (RiskWindowEvent.objects.filter(window_id=cause.get("window_id"), kind=RiskWindowEvent.Kind.EXPOSURE,
-                                          at=event.at, data__has_key="cause_shared")
+                                          at=event.at, data__window_version=cause.get("window_version"),
+                                          data__has_key="cause_shared")
            .order_by("-pk").values_list("data", flat=True).first()) or {}
     return {**run.get("cause_shared", {}), **cause, "records": data.get("records")}
 

@@ -189,3 +189,25 @@ def test_open_popup_of_the_window_without_its_exposure_row_is_left_and_the_rest_
     assert result.raised == 1
     assert PopupCase.objects.filter(resident_id=held.resident_id).count() == 1
     assert list(Exposure.objects.filter(window=window).values_list("resident_id", flat=True)) == [other.resident_id]
+
+
+def test_raised_events_of_two_runs_at_one_instant_each_read_their_own_window_version():
+    # given a run, then a correction widening the window and a second run at the same instant
+    from venues import services
+    from venues.exposure import cause_as_raised
+
+    venue = VenueFactory()
+    window = RiskWindowFactory(venue=venue, starts_at=cst(2022, 9, 1, 10), ends_at=cst(2022, 9, 1, 12))
+    early, late = _scan(venue, cst(2022, 9, 1, 11)), _scan(venue, cst(2022, 9, 1, 13))
+    exposure_run(window_id=window.pk, at=RUN_AT)
+    first_cause = PopupCase.objects.get(resident_id=early.resident_id).cause
+    services.risk_window_correct(window=window, starts_at=cst(2022, 9, 1, 10), ends_at=cst(2022, 9, 1, 14),
+                                 risk_level="high", reason="扩大", correction="扩大", actor=None, at=RUN_AT)
+    exposure_run(window_id=window.pk, at=RUN_AT)
+
+    # then each raised event reads the window as it stood for its own run
+    early_event = PopupEvent.objects.get(case__resident_id=early.resident_id, kind="raised")
+    late_case = PopupCase.objects.get(resident_id=late.resident_id)
+    assert cause_as_raised(early_event) == first_cause and first_cause["window_version"] == 1
+    assert cause_as_raised(late_case.events.get(kind="raised")) == late_case.cause
+    assert late_case.cause["window_version"] == 2
