@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from healthkit import engine
-from healthkit.models import PopupEvent, TestResult
+from healthkit.models import PopupCase, PopupEvent, PopupPolicy, TestRequirement, TestResult
 from healthkit.selectors import health_code_at
 from tests.factories import ResidentFactory, TestResultFactory
 from tests.factories.healthkit import ArrivalFactory, MedicalEventFactory, cst
@@ -109,3 +109,32 @@ def test_a_new_trigger_after_a_lift_raises_a_new_popup():
     ArrivalFactory(resident=resident, arrived_at=second)
     assert active_at(resident, second + dt.timedelta(hours=72)) == [4]
     assert [c.state for c in cases(resident, 4)] == ["lifted", "active"]
+
+
+@pytest.mark.parametrize("full", [True, False], ids=["full sweep", "listed residents"])
+def test_deadline_and_triggers_come_from_the_version_in_force_at_the_trigger(full):
+    # given: from `change` the type-4 rule gives 24 hours and counts arrivals only
+    change = cst(2022, 6, 10)
+    PopupPolicy.objects.filter(popup_type=4, effective_to__isnull=True).update(effective_to=change)
+    PopupPolicy.objects.create(popup_type=4, version="2022-06-10", effective_from=change,
+                               params={"deadline_hours": 24, "triggers": ["arrival"], "auto_lift": True})
+    hour = dt.timedelta(hours=1)
+    before = ArrivalFactory(arrived_at=change - hour).resident  # the old version: 72 hours
+    after = ArrivalFactory(arrived_at=change + hour).resident  # the new one: 24 hours
+    bought_before = MedicalEventFactory(occurred_at=change - 80 * hour).resident  # counted then
+    bought_after = MedicalEventFactory(occurred_at=change + hour).resident  # no longer counted
+    required = ResidentFactory()  # a test requirement always counts, by its own deadline
+    TestRequirement.objects.create(resident=required, kind="occupational", trigger_at=change + hour,
+                                   deadline_at=change + 2 * hour, reason="r", received_at=change)
+    residents = [before, after, bought_before, bought_after, required]
+
+    def open_popups(at):
+        engine.evaluate(resident_ids=None if full else [r.pk for r in residents], at=at)
+        return {r for r in residents if PopupCase.objects.filter(resident=r, popup_type=4, state="active").exists()}
+
+    # when / then: each trigger's deadline is its own version's
+    assert open_popups(change + 3 * hour) == {bought_before, required}
+    assert open_popups(change + 25 * hour) == {bought_before, required, after}
+    assert open_popups(change + 71 * hour) == {bought_before, required, after, before}
+    assert PopupCase.objects.get(resident=after, popup_type=4).raised_at == change + 25 * hour
+    assert PopupCase.objects.get(resident=before, popup_type=4).raised_at == change + 71 * hour
