@@ -544,7 +544,8 @@ def _lookup_connection() -> "psycopg.Connection":
     """This thread's second connection to the database (autocommit, read-only use: resident
     look-ups while a COPY runs on the main one), opened once and kept: opening one costs about
     as much as a tenth of a batch. Dropped and reopened when the main connection's database
-    changed (tests) or it broke. close_lookup_connection() closes it."""
+    changed (tests) or it broke, checked by one round trip per batch (a fraction of a
+    millisecond). close_lookup_connection() closes it."""
     params = connection.get_connection_params()
     target = (params.get("dbname"), params.get("host"), params.get("port"), params.get("user"))
     held = getattr(_lookups, "connection", None)
@@ -552,6 +553,12 @@ def _lookup_connection() -> "psycopg.Connection":
                              or held.pgconn.transaction_status != pq.TransactionStatus.IDLE):
         close_lookup_connection()
         held = None
+    if held is not None:
+        try:  # an idle session the server (a restart, an idle timeout) ended: open another
+            held.execute("SELECT 1")
+        except psycopg.OperationalError:
+            close_lookup_connection()
+            held = None
     if held is None:
         held = psycopg.connect(**params, autocommit=True)
         _lookups.connection, _lookups.target = held, target
