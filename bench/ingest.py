@@ -238,7 +238,10 @@ def concurrent_http(bodies: list[list[bytes]], expected: int) -> float:
     """Rows/s of len(bodies) client processes posting at once (wall time of the whole)."""
     from django.db import connections
 
+    from healthkit import ingest
+
     connections.close_all()
+    ingest.close_lookup_connection()
     ctx = multiprocessing.get_context("fork")
     start, out = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_client_process, args=(b, expected, start, out)) for b in bodies]

@@ -29,6 +29,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -545,10 +546,16 @@ def _lookup_connection() -> "psycopg.Connection":
     look-ups while a COPY runs on the main one), opened once and kept: opening one costs about
     as much as a tenth of a batch. Dropped and reopened when the main connection's database
     changed (tests) or it broke, checked by one round trip per batch (a fraction of a
-    millisecond). close_lookup_connection() closes it."""
+    millisecond); one inherited through a fork is left to the parent.
+    close_lookup_connection() closes it."""
     params = connection.get_connection_params()
     target = (params.get("dbname"), params.get("host"), params.get("port"), params.get("user"))
     held = getattr(_lookups, "connection", None)
+    if held is not None and _lookups.pid != os.getpid():
+        # inherited through a fork: the parent's session; never used or closed here (closing
+        # would end it for the parent)
+        del _lookups.connection
+        held = None
     if held is not None and (held.closed or held.broken or _lookups.target != target
                              or held.pgconn.transaction_status != pq.TransactionStatus.IDLE):
         close_lookup_connection()
@@ -561,7 +568,7 @@ def _lookup_connection() -> "psycopg.Connection":
             held = None
     if held is None:
         held = psycopg.connect(**params, autocommit=True)
-        _lookups.connection, _lookups.target = held, target
+        _lookups.connection, _lookups.target, _lookups.pid = held, target, os.getpid()
     return held
 
 

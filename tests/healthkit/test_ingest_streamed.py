@@ -6,6 +6,7 @@ run inside a caller's transaction, whose uncommitted changes the second connecti
 The chunk sizes are made small here so that a few records make several chunks."""
 
 import datetime as dt
+import multiprocessing
 import threading
 
 import pytest
@@ -171,3 +172,27 @@ def test_the_look_up_connection_is_reopened_after_the_server_ended_it(streams):
                            evaluate=False)
     assert result.accepted == 4 and streams == [1, 1]
     assert ingest._lookups.connection is not first and first.closed
+
+
+def _child_opens_its_own(parent_pid: int, out) -> None:
+    mine = ingest._lookup_connection()
+    out.put((mine.info.backend_pid != parent_pid, mine.execute("SELECT 1").fetchone()[0]))
+    mine.close()
+
+
+def test_a_forked_process_opens_its_own_look_up_connection_and_leaves_the_parents(streams):
+    # given a process whose look-up connection is open
+    resident = ResidentFactory(id_number=make_id_number())
+    ingest.ingest(kind="test_results", records=[_result(resident.reveal_id_number(), f"A{n}") for n in range(4)],
+                  evaluate=False)
+    parent = ingest._lookups.connection
+    # when a forked child asks for one
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_child_opens_its_own, args=(parent.info.backend_pid, out))
+    child.start()
+    child.join(30)
+    # then the child used a session of its own, and the parent's still answers
+    assert child.exitcode == 0 and out.get(timeout=5) == (True, 1)
+    assert parent.execute("SELECT 1").fetchone()[0] == 1
+    assert ingest._lookup_connection() is parent
