@@ -66,3 +66,17 @@ def test_the_due_sweep_drains_each_queue_separately(sms_outbox, django_capture_o
         ((False,), "notifications"), ((True,), "codes")]
     assert tasks.sms_drain(True) == 1 and [m.body for m in sms_outbox.outbox] == ["验证码 654321"]
     assert tasks.sms_drain(False) == 5
+
+
+def test_an_evaluation_message_shows_how_many_residents_not_the_ids(monkeypatch):
+    # given the broker's send replaced by a recorder (not eager: the message is built)
+    sent: dict = {}
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+    monkeypatch.setattr(app, "send_task", lambda name, args=None, kwargs=None, **options: sent.update(
+        options, name=name, args=args))
+    # when an evaluation of 1,000 residents is published
+    tasks.engine_evaluate_residents.delay(list(range(1, 1001)))
+    # then the task gets every id, and its logged arguments are a count (no walk over the list)
+    assert sent["name"] == "healthkit.tasks.engine_evaluate_residents"
+    assert sent["args"] == (list(range(1, 1001)),)
+    assert sent["argsrepr"] == "([1000 resident ids],)"
