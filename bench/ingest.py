@@ -483,6 +483,7 @@ def main() -> None:
 
     django.setup()
     from healthkit.celery import app
+    from healthkit.queues import QUEUES
 
     now = dt.datetime.now(dt.UTC)
     build(args, now)
@@ -570,7 +571,14 @@ def main() -> None:
 
     try:
         with app.connection_for_write() as conn:
-            purged = app.control.purge(connection=conn)
+            # The evaluation tasks are routed to `engine`, which control.purge() does not know of
+            # (it purges the app's declared queues only): every queue of healthkit.queues by name.
+            purged = 0
+            for name in QUEUES:
+                try:
+                    purged += conn.default_channel.queue_purge(name) or 0
+                except Exception:  # noqa: BLE001, S112 - a queue never declared on this broker
+                    continue
         print(f"... purged {purged:,} evaluation tasks (no worker was running)")
     except Exception as exc:  # noqa: BLE001 - the figures are printed; a broker hiccup only leaves tasks
         print(f"... could not purge the evaluation tasks: {type(exc).__name__}")
