@@ -49,7 +49,6 @@ from django.utils.translation import gettext as _
 from healthkit import clock
 from healthkit.outbox import outbox_sql_ctes
 
-AUTO_TYPES = (1, 2, 4, 5)
 RULES = {1: "risk_county", 2: "entry_quarantine", 3: "upstream_assignment", 4: "missed_test", 5: "border_port"}
 SWEEP_LOCK_KEY = 4_202_207_16  # pg advisory lock: one sweep at a time (others skip)
 SWEEP_OVERLAP = dt.timedelta(minutes=5)  # each sweep re-covers the end of the previous window

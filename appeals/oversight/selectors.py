@@ -29,15 +29,9 @@ from appeals.oversight.models import (
 from appeals.oversight.services import SMS_DAYS, STRANDED_DAYS
 from communities.models import Community, District, User
 from healthkit.models import OutboxDelivery, PopupCase, PopupType, SmsMessage
-from healthkit.permissions import has_role
 
 SUPERVISING_ROLES = (User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
 HOURS_SHOWN = 48
-
-
-def can_oversee(user: User) -> bool:
-    """The dashboard is city-wide: supervisors and administrators only."""
-    return has_role(user, SUPERVISING_ROLES)
 
 
 @dataclass(frozen=True)
