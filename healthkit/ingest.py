@@ -29,8 +29,6 @@ import datetime as dt
 import functools
 import hashlib
 import json
-import os
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,13 +40,11 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from psycopg import errors as psycopg_errors
-from psycopg import pq
 from psycopg.errors import UniqueViolation
 
 from communities import pii
 from communities.models import Resident, User
-from healthkit import clock, inputs
+from healthkit import clock, inputs, second_connection
 from healthkit.errors import ApplicationError
 from healthkit.models import IngestBatch, PopupType
 
@@ -538,45 +534,11 @@ class _ResidentLookup:
             raise
 
 
-_lookups = threading.local()
-
-
-def _lookup_connection() -> "psycopg.Connection":
-    """This thread's second connection to the database (autocommit, read-only use: resident
-    look-ups while a COPY runs on the main one), opened once and kept: opening one costs about
-    as much as a tenth of a batch. Dropped and reopened when the main connection's database
-    changed (tests) or it broke, checked by one round trip per batch (a fraction of a
-    millisecond); one inherited through a fork is left to the parent.
-    close_lookup_connection() closes it."""
-    params = connection.get_connection_params()
-    target = (params.get("dbname"), params.get("host"), params.get("port"), params.get("user"))
-    held = getattr(_lookups, "connection", None)
-    if held is not None and _lookups.pid != os.getpid():
-        # inherited through a fork: the parent's session; never used or closed here (closing
-        # would end it for the parent)
-        del _lookups.connection
-        held = None
-    if held is not None and (held.closed or held.broken or _lookups.target != target
-                             or held.pgconn.transaction_status != pq.TransactionStatus.IDLE):
-        close_lookup_connection()
-        held = None
-    if held is not None:
-        try:  # an idle session the server (a restart, an idle timeout) ended: open another
-            held.execute("SELECT 1")
-        except psycopg.OperationalError:
-            close_lookup_connection()
-            held = None
-    if held is None:
-        held = psycopg.connect(**params, autocommit=True)
-        _lookups.connection, _lookups.target, _lookups.pid = held, target, os.getpid()
-    return held
-
-
-def close_lookup_connection() -> None:
-    """Close this thread's look-up connection, if open (before a test database is dropped)."""
-    held = _lookups.__dict__.pop("connection", None)
-    if held is not None:
-        held.close()
+# The look-up connection is this thread's second connection (healthkit.second_connection), shared
+# with the exposure job's parallel first run; the names below are the ones this module used.
+_lookups = second_connection._held
+_lookup_connection = second_connection.second_connection
+close_lookup_connection = second_connection.close_second_connection
 
 
 def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime,
@@ -638,29 +600,7 @@ _RESULT_COLUMNS = ("resident_id, lab, sample_id, sampled_at, resulted_at, result
 _RESULT_TYPES = ("int8", "varchar", "varchar", "timestamptz", "timestamptz", "varchar", "bool", "timestamptz")
 
 
-def _query_in_background(sql: str, params: list[str], pgconn: "pq.abc.PGconn") -> Callable[
-        [], list[tuple[str | None, ...]]]:
-    """Send a read-only query on `pgconn` and return at once; the returned function waits for
-    its rows (as text). The server works while Python goes on (libpq's asynchronous send;
-    nothing else may use the connection in between)."""
-    pgconn.send_query_params(sql.encode(), [p.encode() for p in params])
-
-    def rows() -> list[tuple[str | None, ...]]:
-        found: list[tuple[str | None, ...]] = []
-        error = None
-        while (res := pgconn.get_result()) is not None:
-            if res.status == pq.ExecStatus.TUPLES_OK:
-                found.extend(
-                    tuple(None if (v := res.get_value(r, c)) is None else v.decode() for c in range(res.nfields))
-                    for r in range(res.ntuples)
-                )
-            elif error is None:
-                error = psycopg_errors.error_from_result(res, encoding="utf-8")
-        if error is not None:
-            raise error
-        return found
-
-    return rows
+_query_in_background = second_connection.query_in_background
 
 
 def _resident_pass(keys: list[str | None], people: dict[str, tuple[str, str]], new_hashes: list[str],
