@@ -411,6 +411,10 @@ RETENTION_ADMIN_LOG_DAYS = env.int("RETENTION_ADMIN_LOG_DAYS", default=180)
 # are dropped (venues/partitions.py), so a scan is kept between this and a month more; 0 keeps
 # them for ever.
 RETENTION_VENUE_SCAN_DAYS = env.int("RETENTION_VENUE_SCAN_DAYS", default=60)
+# venues: a risk window's first exposure run with at least this many scans inside it raises its
+# popups in two halves at once, on the job's connection and a second one (one more database
+# connection per worker thread running exposure jobs; docs/venues.md); 0 = always one statement.
+EXPOSURE_PARALLEL_MIN = env.int("EXPOSURE_PARALLEL_MIN", default=10_000)
 
 # venues: what the resident app reads from a venue poster (prefix + the venue's stable code),
 # and an optional font file with Chinese glyphs for the PNG poster (else fontconfig's :lang=zh).

@@ -238,3 +238,30 @@ class Exposure(models.Model):
 
     def __str__(self) -> str:
         return f"window {self.window_id} → popup {self.case_id}"
+
+
+class ExposurePending(models.Model):
+    """The trace a parallel first run's second half leaves in its own transaction (venues.exposure):
+    its popups are committed but not yet announced to the ticket systems. The run's leader
+    deletes it in the transaction that announces them; one left behind (the leader failed after
+    the half committed) is announced by the window's next run, once, and then deleted."""
+
+    # A plain id, not a foreign key: writing it must not take a key-share lock on the window
+    # row, which the run's leader holds FOR UPDATE while it waits for this half (a deadlock the
+    # server could not see: the leader waits in Python). The window's rows are PROTECTed by its
+    # exposure rows in any case.
+    window_id = models.BigIntegerField(_("window"), db_index=True)
+    version = models.PositiveIntegerField(_("window version"))
+    # The run's instant: the popups' raised_at and their exposure rows' raised_at.
+    at = models.DateTimeField(_("at"))
+    policy_version = models.CharField(_("policy version"), max_length=32)
+    raised = models.PositiveIntegerField(_("raised"), default=0)
+    # The part of the cause the run's popups share (what its RiskWindowEvent keeps; cause_as_raised)
+    cause_shared = models.JSONField(_("shared cause"), default=dict)
+
+    class Meta:
+        verbose_name = _("exposure run pending announcement")
+        verbose_name_plural = _("exposure runs pending announcement")
+
+    def __str__(self) -> str:
+        return f"window {self.window_id} v{self.version} @ {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,116 @@
+"""A large first run of a risk window raises its popups in two halves at once, on the job's
+connection and a second one (venues.exposure._parallel_first_run). It must give the same
+result and write the same rows as the one statement; every other run, a small window, a run
+inside a caller's transaction and a run without a second connection take the one statement."""
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+
+from healthkit import second_connection
+from healthkit.models import OutboxDelivery, OutboxRecord, PopupCase, PopupEvent
+from tests.venues.parallel_helpers import (
+    RUN_AT,
+    batch_lists_in_case_order,
+    raised_announcements,
+    rows,
+    window_with_visitors,
+)
+from venues.exposure import exposure_run
+from venues.models import Exposure, ExposurePending, RiskWindow, RiskWindowEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _undo_first_run(window: RiskWindow) -> None:
+    OutboxDelivery.objects.all().delete()
+    OutboxRecord.objects.all().delete()
+    Exposure.objects.all().delete()
+    PopupEvent.objects.all().delete()
+    PopupCase.objects.all().delete()
+    RiskWindowEvent.objects.filter(kind=RiskWindowEvent.Kind.EXPOSURE).delete()
+    RiskWindow.objects.filter(pk=window.pk).update(exposure_due=True)
+
+
+@pytest.fixture
+def database_time_zone_not_djangos():
+    """New sessions of the test database start in another time zone than the one Django sets
+    on its own (UTC): the causes' instants, rendered as text, must not follow the session."""
+    name = connection.settings_dict["NAME"]
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER DATABASE "{name}" SET timezone = \'Asia/Shanghai\'')
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER DATABASE "{name}" RESET timezone')
+
+
+def test_a_parallel_first_run_gives_the_same_result_and_rows_as_one_statement(
+        parallel, settings, database_time_zone_not_djangos):
+    # given a window with visitors of both halves
+    window, residents = window_with_visitors()
+    # when its first run takes the parallel path
+    on = exposure_run(window_id=window.pk, at=RUN_AT)
+    assert parallel == [True]
+    written = rows()
+    # and the same first run is made again with the parallel path off
+    _undo_first_run(window)
+    settings.EXPOSURE_PARALLEL_MIN = 0
+    off = exposure_run(window_id=window.pk, at=RUN_AT)
+    # then the result and every row are the same
+    assert parallel == [True]
+    assert on == off
+    assert rows() == written
+    assert on.raised == on.visitors == len(residents) and on.deliveries == 2
+    assert on.batch == f"window-{window.pk}-v1-raised"
+    assert raised_announcements() == sorted(PopupCase.objects.values_list("pk", flat=True))
+    assert not ExposurePending.objects.exists()
+
+
+def test_the_batch_of_a_parallel_first_run_lists_both_halves_in_case_order(parallel):
+    window, residents = window_with_visitors()
+    exposure_run(window_id=window.pk, at=RUN_AT)
+    assert parallel == [True]
+    assert batch_lists_in_case_order()
+    assert raised_announcements() == sorted(PopupCase.objects.values_list("pk", flat=True))
+
+
+def test_a_re_run_after_a_parallel_first_run_changes_nothing(parallel):
+    window, _residents = window_with_visitors()
+    exposure_run(window_id=window.pk, at=RUN_AT)
+    written = rows()
+    again = exposure_run(window_id=window.pk, at=RUN_AT)
+    assert parallel == [True]  # the re-run is not a first run: one statement
+    assert not again.changed and again.visitors == 8
+    assert rows() == written
+
+
+def test_a_small_window_takes_one_statement(parallel, settings):
+    settings.EXPOSURE_PARALLEL_MIN = 100
+    window, residents = window_with_visitors()
+    result = exposure_run(window_id=window.pk, at=RUN_AT)
+    assert parallel == []
+    assert result.raised == len(residents) and result.batch
+
+
+def test_without_a_second_connection_the_run_takes_one_statement(parallel, monkeypatch):
+    # given a database that refuses a further connection
+    def refused():
+        raise psycopg.OperationalError("too many clients already")
+
+    monkeypatch.setattr(second_connection, "second_connection", refused)
+    window, residents = window_with_visitors()
+    # when the first run would go parallel, it falls back to the one statement and raises all
+    result = exposure_run(window_id=window.pk, at=RUN_AT)
+    assert parallel == [False]
+    assert result.raised == len(residents) and result.deliveries == 2 and result.batch
+    assert raised_announcements() == sorted(PopupCase.objects.values_list("pk", flat=True))
+    assert not ExposurePending.objects.exists()
+
+
+def test_inside_a_callers_transaction_the_run_takes_one_statement(parallel):
+    # the second connection could not see the caller's uncommitted rows, nor roll back with them
+    window, residents = window_with_visitors()
+    with transaction.atomic():
+        result = exposure_run(window_id=window.pk, at=RUN_AT)
+    assert parallel == []
+    assert result.raised == len(residents)
