@@ -570,8 +570,9 @@ def _parallel_first_run(*, params: dict, result: ExposureResult) -> bool:
                 cursor.execute(setting)
             cursor.execute(_RAISE_HALF, {**params, "half": 1, "marker": False})
             raised, visitors, _rows, _marker, cause_shared = cursor.fetchone()
-        ((raised_other, visitors_other, _rows_other, _marker_other, _shared),) = other_half()
-        other.execute("COMMIT")
+        with connection.wrap_database_errors:  # raised as the same error would be on this connection
+            ((raised_other, visitors_other, _rows_other, _marker_other, _shared),) = other_half()
+            other.execute("COMMIT")
     except BaseException:
         # the second half rolls back with this transaction: cancelled if still running, and its
         # session closed (the server rolls back what it had not committed)
