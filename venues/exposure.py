@@ -71,6 +71,13 @@ _OUTBOX_CTES = outbox.outbox_sql_ctes(
 # For this transaction only: the visitors' sort and hashes (50 k rows, a few MB) stay in memory
 # instead of spilling to disk at the default 4 MB; the plan is never worth compiling (JIT).
 _SETTINGS = ["SET LOCAL work_mem = '64MB'", "SET LOCAL jit = off"]
+# And for the two halves of a parallel first run: no sequential scan. With popup statistics that
+# say the table is empty (a new database, or one vacuumed after a purge) the planner probes
+# _NO_OPEN_POPUP by a scan of the popup table per visitor; alone that is harmless, but with the
+# other half inserting into that table at the same time each scan reads the other half's rows
+# too: quadratic (10.5 s instead of 0.8 s for 25 k visitors, bench/venues.py at 1 M scans). The
+# halves' plans otherwise reach every table by an index already.
+_HALF_SETTINGS = [*_SETTINGS, "SET LOCAL enable_seqscan = off"]
 
 # A popup 3 per visit to raise, in resident order (todo_raise is sorted on its lean columns), the
 # cause built per row here; written by two CTEs (first raises, raises after a withdrawal) so that
@@ -555,7 +562,7 @@ def _parallel_first_run(*, params: dict, result: ExposureResult) -> bool:
         # the same session time zone as Django's: the causes' instants are rendered as text
         other.execute("SELECT set_config('TimeZone', %s, true)", [connection.timezone_name])
         other.execute("SELECT healthkit_references_hold(%s, %s, %s)", list(_HELD_TABLES))
-        for setting in _SETTINGS:
+        for setting in _HALF_SETTINGS:
             other.execute(setting)
         query = psycopg.ClientCursor(other).mogrify(_RAISE_HALF, {**params, "half": 0, "marker": True})
         other_half = second_connection.send_in_background(query.encode(), other.pgconn)
@@ -566,10 +573,11 @@ def _parallel_first_run(*, params: dict, result: ExposureResult) -> bool:
         return False
     try:
         with connection.cursor() as cursor:
-            for setting in _SETTINGS:
+            for setting in _HALF_SETTINGS:
                 cursor.execute(setting)
             cursor.execute(_RAISE_HALF, {**params, "half": 1, "marker": False})
             raised, visitors, _rows, _marker, cause_shared = cursor.fetchone()
+            cursor.execute("RESET enable_seqscan")  # for this half only (_HALF_SETTINGS)
         with connection.wrap_database_errors:  # raised as the same error would be on this connection
             ((raised_other, visitors_other, _rows_other, _marker_other, _shared),) = other_half()
             other.execute("COMMIT")

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 
 from healthkit import second_connection
 from healthkit.models import OutboxDelivery, OutboxRecord, PopupCase, PopupEvent
+from healthkit.selectors import policy_in_force
 from tests.venues.parallel_helpers import (
     RUN_AT,
     batch_lists_in_case_order,
@@ -16,6 +17,7 @@ from tests.venues.parallel_helpers import (
     rows,
     window_with_visitors,
 )
+from venues import exposure
 from venues.exposure import exposure_run
 from venues.models import Exposure, ExposurePending, RiskWindow, RiskWindowEvent
 
@@ -114,3 +116,22 @@ def test_inside_a_callers_transaction_the_run_takes_one_statement(parallel):
         result = exposure_run(window_id=window.pk, at=RUN_AT)
     assert parallel == []
     assert result.raised == len(residents)
+
+
+def test_a_half_never_probes_open_popups_by_a_scan_of_the_popup_table(parallel):
+    # given popup statistics that say the table is empty (a new database, or vacuumed after a purge)
+    window, _residents = window_with_visitors()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM healthkit_popupcase")
+    policy = policy_in_force(3, RUN_AT)
+    params = exposure._statement_params(window=window, policy=policy, at=RUN_AT, batch=True, batch_key="k")
+    # when a half's statement is planned with the halves' settings
+    with transaction.atomic(), connection.cursor() as cursor:
+        for setting in exposure._HALF_SETTINGS:
+            cursor.execute(setting)
+        cursor.execute("EXPLAIN " + exposure._RAISE_HALF, {**params, "half": 0, "marker": True})
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.set_rollback(True)
+    # then the open popups of the window's key are not found by a scan of the whole table per
+    # visitor (which, while the other half inserts, would read its rows too: quadratic)
+    assert "Seq Scan on healthkit_popupcase" not in plan, plan
