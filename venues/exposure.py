@@ -79,6 +79,14 @@ _SETTINGS = ["SET LOCAL work_mem = '64MB'", "SET LOCAL jit = off"]
 # halves' plans otherwise reach every table by an index already.
 _HALF_SETTINGS = [*_SETTINGS, "SET LOCAL enable_seqscan = off"]
 
+# How long the second half may wait for a lock. The job waits for that half in Python, where the
+# server's deadlock detector cannot see it: a parent delete queued behind the job's locks (a
+# SHARE request waiting for this transaction) makes the half's own ROW EXCLUSIVE request queue
+# behind the delete, and the three would wait for each other until the task's hard time limit.
+# Waiting longer than this, the half gives up: before it started, the run falls back to one
+# statement; later, the run fails and rolls back, and the beat job runs the window again.
+_HALF_LOCK_WAIT = "1s"
+
 # A popup 3 per visit to raise, in resident order (todo_raise is sorted on its lean columns), the
 # cause built per row here; written by two CTEs (first raises, raises after a withdrawal) so that
 # the first ones' exposure rows are plain inserts.
@@ -555,12 +563,14 @@ def _parallel_first_run(*, params: dict, result: ExposureResult) -> bool:
     after it leaves its popups and trace committed, unannounced: the window's next run
     announces them (_exposure_statement), once. The second half takes no lock this transaction
     holds: the window row is not written nor referred to by a key there (the trace names it by
-    a plain id), and the three tables' ROW EXCLUSIVE locks do not conflict."""
+    a plain id), and the three tables' ROW EXCLUSIVE locks do not conflict; nor does it wait for
+    one long behind another session that waits for this one (_HALF_LOCK_WAIT)."""
     try:
         other = second_connection.second_connection()
         other.execute("BEGIN")
         # the same session time zone as Django's: the causes' instants are rendered as text
-        other.execute("SELECT set_config('TimeZone', %s, true)", [connection.timezone_name])
+        other.execute("SELECT set_config('TimeZone', %s, true), set_config('lock_timeout', %s, true)",
+                      [connection.timezone_name, _HALF_LOCK_WAIT])
         other.execute("SELECT healthkit_references_hold(%s, %s, %s)", list(_HELD_TABLES))
         for setting in _HALF_SETTINGS:
             other.execute(setting)
