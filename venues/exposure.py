@@ -71,13 +71,16 @@ _OUTBOX_CTES = outbox.outbox_sql_ctes(
 # For this transaction only: the visitors' sort and hashes (50 k rows, a few MB) stay in memory
 # instead of spilling to disk at the default 4 MB; the plan is never worth compiling (JIT).
 _SETTINGS = ["SET LOCAL work_mem = '64MB'", "SET LOCAL jit = off"]
-# And for the two halves of a parallel first run: no sequential scan. With popup statistics that
-# say the table is empty (a new database, or one vacuumed after a purge) the planner probes
-# _NO_OPEN_POPUP by a scan of the popup table per visitor; alone that is harmless, but with the
-# other half inserting into that table at the same time each scan reads the other half's rows
-# too: quadratic (10.5 s instead of 0.8 s for 25 k visitors, bench/venues.py at 1 M scans). The
-# halves' plans otherwise reach every table by an index already.
-_HALF_SETTINGS = [*_SETTINGS, "SET LOCAL enable_seqscan = off"]
+# For the two halves of a parallel first run and its announcement (_ANNOUNCE): no sequential
+# scan. Unlike _EXPOSURE, whose joins are shaped not to rest on estimates, their plans follow the
+# popup and exposure tables' statistics, and statistics that say a table is nearly empty (a new
+# database; one vacuumed right after a purge) make the planner probe it by a scan of the whole
+# table per visitor: quadratic. A half's open-popup probe read the other half's rows too, as it
+# inserted them (10.5 s instead of 0.8 s for 25 k visitors at 1 M scans); the announcement's
+# join of 50 k exposure rows to their popups ran for minutes (bench/venues.py, 10 M scans, after
+# VACUUM had counted 18 popups). Every table they read has an index for their access.
+_PLAN_BY_INDEX = "SET LOCAL enable_seqscan = off"
+_HALF_SETTINGS = [*_SETTINGS, _PLAN_BY_INDEX]
 
 # How long the second half may wait for a lock. The job waits for that half in Python, where the
 # server's deadlock detector cannot see it: a parent delete queued behind the job's locks (a
@@ -609,8 +612,10 @@ def _parallel_first_run(*, params: dict, result: ExposureResult) -> bool:
 def _announce(*, params: dict, instants: list[dt.datetime], batch: bool, fresh: bool = False) -> tuple[int, int]:
     """Run _ANNOUNCE with the run's parameters; returns (popups announced, deliveries)."""
     with connection.cursor() as cursor:
+        cursor.execute(_PLAN_BY_INDEX)
         cursor.execute(_ANNOUNCE, {**params, "instants": instants, "batch": batch, "fresh": fresh})
         announced, deliveries = cursor.fetchone()
+        cursor.execute("RESET enable_seqscan")
     return announced, deliveries
 
 

@@ -135,3 +135,23 @@ def test_a_half_never_probes_open_popups_by_a_scan_of_the_popup_table(parallel):
     # then the open popups of the window's key are not found by a scan of the whole table per
     # visitor (which, while the other half inserts, would read its rows too: quadratic)
     assert "Seq Scan on healthkit_popupcase" not in plan, plan
+
+
+def test_the_announcement_never_reads_popups_or_exposure_rows_by_a_scan_of_their_table(parallel):
+    # given popup and exposure statistics that say the tables are nearly empty
+    window, _residents = window_with_visitors()
+    exposure_run(window_id=window.pk, at=RUN_AT)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM healthkit_popupcase")
+        cursor.execute("VACUUM venues_exposure")
+    params = {"window": window.pk, "version": 1, "batch_key": "k", "policy_version": "p", "instants": [RUN_AT],
+              "batch": True, "fresh": False}
+    # when the announcement is planned as the job runs it
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(exposure._PLAN_BY_INDEX)
+        cursor.execute("EXPLAIN " + exposure._ANNOUNCE, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.set_rollback(True)
+    # then neither table is scanned whole (once per exposure row, that is quadratic: minutes for 50 k)
+    assert "Seq Scan on healthkit_popupcase" not in plan, plan
+    assert "Seq Scan on venues_exposure" not in plan, plan
