@@ -306,6 +306,15 @@ SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM updated),
        (SELECT cause_base FROM w)
 """  # noqa: S608 - constants only; every value is a query parameter
 
+# The halves' open-popup probe stays a subplan run per visitor (OFFSET 0 keeps the planner from
+# turning NOT EXISTS into an anti-join): as a join, with the visitors estimated at one row, the
+# planner may scan every open popup 3 of every window once per visitor (popup_open_type_idx), a
+# plan it chose at 10 M scans with 25 k open popups 3 of another window (a half ran for more than
+# 90 s; the one statement chose the unique index). Per visitor, the resident is known and the
+# probe is one look-up in popup_one_open_per_cause.
+_NO_OPEN_POPUP_PER_VISITOR = _NO_OPEN_POPUP.replace(
+    "AND o.state IN ('active', 'under_review'))", "AND o.state IN ('active', 'under_review') OFFSET 0)")
+
 # A parallel first run (no exposure row for the window yet): the raises of one half of the
 # visitors (resident id parity), as _EXPOSURE makes them on a first run (nothing to update,
 # withdraw or flag; no raise again), without their announcement (_ANNOUNCE, by the leader once
@@ -315,7 +324,7 @@ _RAISE_HALF = """
 WITH """ + _W + ",\n" + _HITS.format(only="\n          AND s.resident_id %% 2 = %(half)s") + """,
 todo_raise AS (
     SELECT h.*, false AS again FROM hits h
-    WHERE """ + _NO_OPEN_POPUP + """    ORDER BY h.resident_id
+    WHERE """ + _NO_OPEN_POPUP_PER_VISITOR + """    ORDER BY h.resident_id
 ),
 raised AS (""" + _RAISE.format(which="NOT t.again") + """),
 x_raised AS (""" + _X_RAISED.format(source="raised") + """),

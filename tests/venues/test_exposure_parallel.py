@@ -155,3 +155,25 @@ def test_the_announcement_never_reads_popups_or_exposure_rows_by_a_scan_of_their
     # then neither table is scanned whole (once per exposure row, that is quadratic: minutes for 50 k)
     assert "Seq Scan on healthkit_popupcase" not in plan, plan
     assert "Seq Scan on venues_exposure" not in plan, plan
+
+
+def test_a_half_probes_open_popups_once_per_visitor_by_its_resident(parallel):
+    # given open popups 3 of another window, with statistics taken
+    window, _residents = window_with_visitors()
+    other, _others = window_with_visitors()
+    exposure_run(window_id=other.pk, at=RUN_AT)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE healthkit_popupcase")
+    params = exposure._statement_params(window=window, policy=policy_in_force(3, RUN_AT), at=RUN_AT, batch=True,
+                                        batch_key="k")
+    # when a half's statement is planned with the halves' settings
+    with transaction.atomic(), connection.cursor() as cursor:
+        for setting in exposure._HALF_SETTINGS:
+            cursor.execute(setting)
+        cursor.execute("EXPLAIN " + exposure._RAISE_HALF, {**params, "half": 0, "marker": True})
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.set_rollback(True)
+    # then the probe is a look-up per visitor by resident, never a join that could read every open
+    # popup 3 once per visitor (a plan the planner chose at 10 M scans: more than 90 s)
+    assert "NOT (SubPlan" in plan and "resident_id = h.resident_id" in plan, plan
+    assert "popup_open_type_idx" not in plan, plan
