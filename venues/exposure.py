@@ -71,14 +71,15 @@ _OUTBOX_CTES = outbox.outbox_sql_ctes(
 # For this transaction only: the visitors' sort and hashes (50 k rows, a few MB) stay in memory
 # instead of spilling to disk at the default 4 MB; the plan is never worth compiling (JIT).
 _SETTINGS = ["SET LOCAL work_mem = '64MB'", "SET LOCAL jit = off"]
-# For the two halves of a parallel first run and its announcement (_ANNOUNCE): no sequential
-# scan. Unlike _EXPOSURE, whose joins are shaped not to rest on estimates, their plans follow the
-# popup and exposure tables' statistics, and statistics that say a table is nearly empty (a new
+# For the job's statements (the one statement, the two halves of a parallel first run and its
+# announcement, _ANNOUNCE): no sequential scan. Their probes follow the popup and exposure
+# tables' statistics, and statistics that say a table is nearly empty (a new
 # database; one vacuumed right after a purge) make the planner probe it by a scan of the whole
 # table per visitor: quadratic. A half's open-popup probe read the other half's rows too, as it
 # inserted them (10.5 s instead of 0.8 s for 25 k visitors at 1 M scans); the announcement's
 # join of 50 k exposure rows to their popups ran for minutes (bench/venues.py, 10 M scans, after
-# VACUUM had counted 18 popups). Every table they read has an index for their access.
+# VACUUM had counted 18 popups); the one statement once took 173 s on a new database at 10 M
+# scans. Every table they read has an index for their access.
 _PLAN_BY_INDEX = "SET LOCAL enable_seqscan = off"
 _HALF_SETTINGS = [*_SETTINGS, _PLAN_BY_INDEX]
 
@@ -168,6 +169,15 @@ _NO_OPEN_POPUP = """NOT EXISTS (SELECT 1 FROM healthkit_popupcase o
                         AND o.state IN ('active', 'under_review'))
 """
 
+# The open-popup probe stays a subplan run per visitor (OFFSET 0 keeps the planner from turning
+# NOT EXISTS into an anti-join): as a join, with the visitors estimated at one row, the planner
+# may scan every open popup 3 of every window once per visitor (popup_open_type_idx), a plan it
+# chose at 10 M scans with 25 k open popups 3 of another window (a half ran for more than 90 s;
+# the one statement took 173 s once on a new database). Per visitor, the resident is known and
+# the probe is one look-up in popup_one_open_per_cause. Both the one statement and the halves.
+_NO_OPEN_POPUP_PER_VISITOR = _NO_OPEN_POPUP.replace(
+    "AND o.state IN ('active', 'under_review'))", "AND o.state IN ('active', 'under_review') OFFSET 0)")
+
 _EXPOSURE = """
 WITH """ + _W + ",\n" + _HITS.format(only="") + """,
 ex AS (
@@ -190,7 +200,7 @@ todo_raise AS (
     SELECT h.*, ex.case_id IS NOT NULL AS again FROM hits h
     LEFT JOIN ex ON ex.resident_id = h.resident_id
     WHERE (ex.case_id IS NULL OR (ex.state = 'withdrawn' AND ex.withdrawn_at IS NOT NULL))
-      AND """ + _NO_OPEN_POPUP + """    ORDER BY h.resident_id
+      AND """ + _NO_OPEN_POPUP_PER_VISITOR + """    ORDER BY h.resident_id
 ),
 todo_update AS MATERIALIZED (
     SELECT cls.case_id, cls.exposure_id, cls.state, cls.cause AS old_cause, cls.new_scan_id AS scan_id,
@@ -305,15 +315,6 @@ SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM updated),
        (SELECT count(*) FROM x_raised) + (SELECT count(*) FROM x_raised_again) + (SELECT count(*) FROM x_updated) + (SELECT count(*) FROM x_withdrawn),
        (SELECT cause_base FROM w)
 """  # noqa: S608 - constants only; every value is a query parameter
-
-# The halves' open-popup probe stays a subplan run per visitor (OFFSET 0 keeps the planner from
-# turning NOT EXISTS into an anti-join): as a join, with the visitors estimated at one row, the
-# planner may scan every open popup 3 of every window once per visitor (popup_open_type_idx), a
-# plan it chose at 10 M scans with 25 k open popups 3 of another window (a half ran for more than
-# 90 s; the one statement chose the unique index). Per visitor, the resident is known and the
-# probe is one look-up in popup_one_open_per_cause.
-_NO_OPEN_POPUP_PER_VISITOR = _NO_OPEN_POPUP.replace(
-    "AND o.state IN ('active', 'under_review'))", "AND o.state IN ('active', 'under_review') OFFSET 0)")
 
 # A parallel first run (no exposure row for the window yet): the raises of one half of the
 # visitors (resident id parity), as _EXPOSURE makes them on a first run (nothing to update,
@@ -530,11 +531,12 @@ def _exposure_statement(*, window: RiskWindow, policy, at: dt.datetime, result: 
             result.recovered += _recover(window=window, trace=trace)
     params["defer"] = bool(joining)
     with connection.cursor() as cursor:
-        for setting in _SETTINGS:
+        for setting in _HALF_SETTINGS:
             cursor.execute(setting)
         cursor.execute(_EXPOSURE, params)
         (result.raised, result.updated, result.withdrawn, flagged, result.deliveries,
          result.visitors, _rows, cause_shared) = cursor.fetchone()
+        cursor.execute("RESET enable_seqscan")  # for this statement only
     result.flagged = list(flagged)
     if result.raised:  # Django's cursor hands jsonb over as text
         result.cause_shared = json.loads(cause_shared) if isinstance(cause_shared, str) else cause_shared
