@@ -3,10 +3,17 @@ with visitors of both halves (even and odd resident ids), the rows the job write
 without the ids that differ between two runs by nature. The `parallel` fixture (conftest.py)
 turns the parallel path on and records which way each run went."""
 
+import datetime as dt
+import threading
+
+from django.db import connection
+
+from healthkit import second_connection
 from healthkit.models import OutboxDelivery, OutboxRecord, PopupCase, PopupEvent
 from tests.factories import ResidentFactory
 from tests.factories.healthkit import DownstreamEndpointFactory
 from tests.factories.venues import RiskWindowFactory, VenueFactory, VenueScanFactory, cst
+from venues.exposure import exposure_run
 from venues.models import Exposure, RiskWindowEvent
 
 RUN_AT = cst(2022, 9, 2, 9)
@@ -69,3 +76,20 @@ def batch_lists_in_case_order() -> bool:
     return all(case_ids == sorted(case_ids) and resident_ids == [resident_of[c] for c in case_ids]
                for case_ids, resident_ids in OutboxRecord.objects.filter(case__isnull=True)
                .values_list("case_ids", "resident_ids"))
+
+
+def job_in_thread(window_id: int, outcome: dict, at: dt.datetime = RUN_AT) -> threading.Thread:
+    """The exposure job started in a thread of its own (its own connections, closed at the end),
+    as a worker runs it beside another session; `outcome` receives its result or its error."""
+    def job() -> None:
+        try:
+            outcome["result"] = exposure_run(window_id=window_id, at=at)
+        except Exception as exc:  # noqa: BLE001 - the test asserts on it
+            outcome["error"] = exc
+        finally:
+            second_connection.close_second_connection()
+            connection.close()
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    return thread

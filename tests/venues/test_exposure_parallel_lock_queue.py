@@ -13,8 +13,7 @@ from django.db import connection
 
 from healthkit import second_connection
 from healthkit.models import PopupCase
-from tests.venues.parallel_helpers import RUN_AT, window_with_visitors
-from venues.exposure import exposure_run
+from tests.venues.parallel_helpers import job_in_thread, window_with_visitors
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,17 +56,7 @@ def test_a_delete_queued_behind_the_job_does_not_stall_it(parallel, monkeypatch)
 
     monkeypatch.setattr(second_connection, "second_connection", queued_then_connect)
 
-    def job():
-        try:
-            outcome["result"] = exposure_run(window_id=window.pk, at=RUN_AT)
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            outcome["error"] = exc
-        finally:
-            second_connection.close_second_connection()
-            connection.close()
-
-    thread = threading.Thread(target=job)
-    thread.start()
+    thread = job_in_thread(window.pk, outcome)
     thread.join(20)
     stalled = thread.is_alive()
     if stalled:  # break the wait cycle so that the test ends, then fail

@@ -4,7 +4,6 @@ parents (healthkit_references_hold before reading them). A parent delete must st
 the job and then refuse, also while the second half has committed and the leader has not, and
 a delete pending when the job starts must leave no popup without its resident."""
 
-import threading
 import time
 
 import psycopg
@@ -12,9 +11,8 @@ import pytest
 from django.db import connection
 
 from communities.models import Resident
-from healthkit import second_connection
 from healthkit.models import PopupCase
-from tests.venues.parallel_helpers import RUN_AT, window_with_visitors
+from tests.venues.parallel_helpers import RUN_AT, job_in_thread, window_with_visitors
 from venues import exposure
 from venues.exposure import exposure_run
 from venues.models import Exposure
@@ -81,23 +79,13 @@ def test_a_resident_delete_pending_when_the_job_starts_leaves_no_popup_without_i
     gone = [next(r.pk for r in residents if r.pk % 2 == parity) for parity in (0, 1)]
     outcome: dict = {}
 
-    def job():
-        try:
-            outcome["result"] = exposure_run(window_id=window.pk, at=RUN_AT)
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            outcome["error"] = exc
-        finally:
-            second_connection.close_second_connection()
-            connection.close()
-
     with _other_session() as other, _other_session() as watcher:
         other.execute("BEGIN")
         other.execute("DELETE FROM communities_residentphone WHERE resident_id = ANY(%s)", [gone])
         other.execute("DELETE FROM venues_venuescan WHERE resident_id = ANY(%s)", [gone])
         other.execute("DELETE FROM communities_resident WHERE id = ANY(%s)", [gone])
         # when the job starts meanwhile, it waits before it reads anything; then the erasure commits
-        thread = threading.Thread(target=job)
-        thread.start()
+        thread = job_in_thread(window.pk, outcome)
         deadline = time.monotonic() + 10
         while not watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
             assert time.monotonic() < deadline, "the job never waited for the pending erasure"

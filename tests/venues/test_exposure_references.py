@@ -4,7 +4,6 @@ it writes before it reads the parents. These tests hold it to the same guarantee
 a parent deleted concurrently never leaves a row without it, and every other writer, in another
 session or later in the same transaction, is still checked."""
 
-import threading
 import time
 
 import psycopg
@@ -15,6 +14,7 @@ from communities.models import Resident
 from healthkit.models import PopupCase, PopupEvent, PopupPolicy
 from tests.factories import ResidentFactory
 from tests.factories.venues import RiskWindowFactory, VenueFactory, VenueScanFactory, cst
+from tests.venues.parallel_helpers import job_in_thread
 from venues.exposure import exposure_run
 from venues.models import Exposure
 
@@ -55,20 +55,11 @@ def test_policy_deleted_while_the_job_starts_leaves_no_popup_without_its_policy(
     window = _window_with_visitors()
     outcome: dict = {}
 
-    def job():
-        try:
-            outcome["result"] = exposure_run(window_id=window.pk, at=RUN_AT)
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
     with _other_session() as other, _other_session() as watcher:
         other.execute("BEGIN")
         other.execute("DELETE FROM healthkit_popuppolicy WHERE popup_type = 3")
         # when the job starts meanwhile, it waits before it reads the policy; then the delete commits
-        thread = threading.Thread(target=job)
-        thread.start()
+        thread = job_in_thread(window.pk, outcome)
         _wait_for_a_lock_wait(watcher)
         other.execute("COMMIT")
         thread.join(30)
