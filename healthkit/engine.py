@@ -210,17 +210,12 @@ SELECT set_config('jit', 'off', true),
                WHERE a.case_id IS NULL AND GREATEST(a.assigned_at, a.received_at) <= %(at)s {fa})
 """
 
-# Composed only from constants in this module; all values go through query parameters.
-# {iv_now} / {iv_ended}: _RULES with the filters of the call (see _evaluate_sql); {fc}: the
-# resident filter on popups.
-_EVALUATE = (
-    "WITH "  # noqa: S608
-    + _POL
-    + """,
--- what changes, by keys only: open cases (one per resident and type) against the intervals
--- holding at `at`. Unmatched on the case side: a lift; on the interval side: a raise (the
--- interval's lean row comes along, so nothing is read twice).
-open_cases AS (
+# What changes ({cmp} of _EVALUATE), found by the statement itself: open popups (one per resident
+# and type) against the intervals holding at `at`. Unmatched on the case side: a lift; on the
+# interval side: a raise (the interval's lean row comes along, so nothing is read twice).
+_CMP_BY_JOIN = (
+    "\n"  # noqa: S608
+    + """open_cases AS (
     SELECT pc.id, pc.resident_id, pc.popup_type, pc.source FROM healthkit_popupcase pc
     WHERE pc.state IN """ + OPEN + """ AND pc.dedupe_key = '' {fc}
 ),
@@ -233,7 +228,33 @@ cmp AS (
         FROM ({iv_now}) iv WHERE iv.starts_at <= %(at)s AND %(at)s < iv.ends_at
     ) a ON a.resident_id = oc.resident_id AND a.popup_type = oc.popup_type
     WHERE oc.id IS NULL OR a.resident_id IS NULL
-),
+),""")
+# The same rows, as a full sweep's lean step (_CHANGES) listed them: the popups to lift by id,
+# and the raises' intervals read again for the listed residents and types only (their "why").
+# The lists go in as arrays read by a sub-select (planned once, whatever their length).
+_CMP_LISTED = """
+cmp AS (
+    SELECT pc.id, pc.source, pc.popup_type AS case_type,
+           NULL::bigint AS resident_id, NULL::integer AS popup_type, NULL::timestamptz AS starts_at,
+           NULL::text AS kind, NULL::bigint AS rec, NULL::bigint AS rec2, NULL::text AS county,
+           NULL::timestamptz AS deadline
+    FROM healthkit_popupcase pc WHERE pc.id = ANY(ARRAY(SELECT unnest(%(lift_ids)s::bigint[])))
+  UNION ALL
+    SELECT NULL, NULL, NULL, iv.resident_id, iv.popup_type, iv.starts_at, iv.kind::text, iv.rec, iv.rec2,
+           iv.county::text, iv.deadline
+    FROM ({iv_now}) iv WHERE iv.starts_at <= %(at)s AND %(at)s < iv.ends_at
+),"""
+# the raise list's residents of one popup type, for _filters
+_RAISE_LISTED = "ARRAY(SELECT r FROM unnest(%(raise_residents)s::bigint[], %(raise_types)s::int[]) x(r, t) WHERE t = {t})"
+
+# Composed only from constants in this module; all values go through query parameters.
+# {iv_now} / {iv_ended}: _RULES with the filters of the call (see _evaluate_sql); {fc}: the
+# resident filter on popups.
+_EVALUATE = (
+    "WITH "  # noqa: S608
+    + _POL
+    + """,
+{cmp}
 -- the "why" records, only for the residents and types raised
 cur AS (
     SELECT iv.resident_id, iv.popup_type,
@@ -453,11 +474,13 @@ def _filters(ids: str | None) -> dict[str, str]:
     return {key: f"AND {alias}.resident_id = ANY({ids.format(t=t)})" for key, alias, t in _FILTERED}
 
 
-def _evaluate_sql(ids: str | None, *, probe: bool = False) -> str:
-    """_EVALUATE for these residents (None: everyone). The ended intervals are read for the
-    lifted residents only, whatever the call's filter."""
-    return _EVALUATE.format(
-        iv_now=_RULES.format(**_filters(ids), **(_T4_NOW_PROBE if probe else _T4_NOW)),
+def _evaluate_sql(ids: str | None, *, probe: bool = False, listed: bool = False) -> str:
+    """_EVALUATE for these residents (None: everyone), or (`listed`) for the changes a full
+    sweep's lean step listed (_CHANGES). The ended intervals are read for the lifted residents
+    only, whatever the call's filter."""
+    rules_now = _RULES.format(**_filters(_RAISE_LISTED if listed else ids), **(_T4_NOW_PROBE if probe else _T4_NOW))
+    return _EVALUATE.replace("{cmp}", _CMP_LISTED if listed else _CMP_BY_JOIN).format(
+        iv_now=rules_now,
         # per type: the rows of the lifted residents' lifted types only, so nothing joins them
         # back to the victims (a join the planner, blind to the victims' count, ran as a nested
         # loop: 500,000 comparisons for 1,000 lifts)
@@ -467,10 +490,59 @@ def _evaluate_sql(ids: str | None, *, probe: bool = False) -> str:
     )
 
 
+# A full sweep first asks only WHAT changes (the lean step): the same open popups against the
+# same intervals holding at `at`, by keys alone (its hash holds resident and type, not the lean
+# row), and the open popups of an abolished type. Nothing found: nothing else runs (no writing
+# statement is planned or executed). Otherwise the full statement runs on that list
+# (_EVALUATE_LISTED: the popups to lift by id; the intervals of the raises read again for their
+# residents and types only), making the same changes, "why", events and outbox records; or, when
+# more than SWEEP_LISTED_RAISES_AT_MOST raises are listed (a first sweep raising everyone), as
+# before by its own join. A listed raise may still not be made (a popup a person lifted while
+# its rule still holds is not raised again): the full statement decides, as it always did.
+_CHANGES = (
+    "WITH "  # noqa: S608
+    + _POL
+    + """,
+open_cases AS (
+    SELECT pc.id, pc.resident_id, pc.popup_type, pc.source FROM healthkit_popupcase pc
+    WHERE pc.state IN """ + OPEN + """ AND pc.dedupe_key = ''
+),
+cmp AS (
+    SELECT oc.id, oc.source, oc.popup_type AS case_type, a.resident_id, a.popup_type
+    FROM open_cases oc
+    FULL JOIN (
+        SELECT iv.resident_id, iv.popup_type
+        FROM ({iv_now}) iv WHERE iv.starts_at <= %(at)s AND %(at)s < iv.ends_at
+    ) a ON a.resident_id = oc.resident_id AND a.popup_type = oc.popup_type
+    WHERE oc.id IS NULL OR a.resident_id IS NULL
+),
+lifts AS (
+    SELECT id FROM cmp WHERE resident_id IS NULL AND source = 'engine' AND case_type IN (1, 2, 4, 5)
+  UNION  -- an abolished rule lifts every open popup of its type, whatever raised it
+    SELECT o.id FROM healthkit_popupcase o
+    WHERE o.popup_type = ANY(%(abolished_types)s::int[]) AND o.state IN """ + OPEN + """
+),
+raises AS (
+    SELECT DISTINCT resident_id, popup_type FROM cmp WHERE id IS NULL
+    ORDER BY resident_id, popup_type LIMIT %(limit)s
+)
+SELECT (SELECT COALESCE(array_agg(id ORDER BY id), '{{}}') FROM lifts),
+       (SELECT COALESCE(array_agg(resident_id ORDER BY resident_id, popup_type), '{{}}') FROM raises),
+       (SELECT COALESCE(array_agg(popup_type ORDER BY resident_id, popup_type), '{{}}') FROM raises)
+""")
+# Beyond this many raises listed, the full statement finds them by its own join (the listed
+# residents' rules are read by index, one resident at a time).
+SWEEP_LISTED_RAISES_AT_MOST = 10_000
+
 # Built once: for a sweep of everyone and for a list of residents.
 _EVALUATE_ALL = _evaluate_sql(None)
 _EVALUATE_ALL_PROBE = _evaluate_sql(None, probe=True)
 _EVALUATE_IDS = _evaluate_sql("%(ids)s")
+# The changes a full sweep's lean step listed: type 4 of the listed raises by index probes, one
+# per trigger of theirs (a hash would read every result for a few residents).
+_EVALUATE_LISTED = _evaluate_sql(None, probe=True, listed=True)
+_CHANGES_ALL = _CHANGES.format(iv_now=_RULES.format(**_filters(None), **_T4_NOW))
+_CHANGES_ALL_PROBE = _CHANGES.format(iv_now=_RULES.format(**_filters(None), **_T4_NOW_PROBE))
 # Hashing the results costs per result, probing per trigger (an index descent: a few times a
 # hash insert, measured). The planner's costs favour the hash even with ten results per trigger,
 # where the probes were 1.5x faster; with ten triggers per result the hash was 5x faster.
@@ -539,11 +611,22 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
         # The abolished types as a literal list: the planner then reads their few open popups by
         # index instead of scanning every open popup for an unknown type.
         params["abolished_types"] = list(abolished_types)
+        raised = lifted = deliveries = more = 0
         if resident_ids is not None:
             cursor.execute(_EVALUATE_IDS, params)
-        else:
-            cursor.execute(_EVALUATE_ALL_PROBE if _type4_by_probe(results, triggers) else _EVALUATE_ALL, params)
-        raised, lifted, deliveries, more = cursor.fetchone()
+            raised, lifted, deliveries, more = cursor.fetchone()
+        else:  # a full sweep: what changes first (see _CHANGES)
+            probe = _type4_by_probe(results, triggers)
+            cursor.execute(_CHANGES_ALL_PROBE if probe else _CHANGES_ALL,
+                           {**params, "limit": SWEEP_LISTED_RAISES_AT_MOST + 1})
+            lift_ids, raise_residents, raise_types = cursor.fetchone()
+            if len(raise_residents) > SWEEP_LISTED_RAISES_AT_MOST:
+                cursor.execute(_EVALUATE_ALL_PROBE if probe else _EVALUATE_ALL, params)
+                raised, lifted, deliveries, more = cursor.fetchone()
+            elif lift_ids or raise_residents:
+                cursor.execute(_EVALUATE_LISTED, {**params, "lift_ids": lift_ids,
+                                                  "raise_residents": raise_residents, "raise_types": raise_types})
+                raised, lifted, deliveries, more = cursor.fetchone()
         if deliveries or deliveries_upstream:
             outbox.dispatch_on_commit()
     return Evaluation(raised=raised + raised_upstream, lifted=lifted,

@@ -64,6 +64,13 @@ def _type4_strategy(request, monkeypatch):
     monkeypatch.setattr(engine, "_type4_by_probe", lambda results, triggers: request.param == "probe")
 
 
+@pytest.fixture(params=["listed", "joined"], autouse=True)
+def _full_sweep_changes(request, monkeypatch):
+    """Both ways a full sweep makes the changes its lean step found: on the list (the popups to
+    lift by id, the raises' residents), or by the full statement's own join (many raises)."""
+    monkeypatch.setattr(engine, "SWEEP_LISTED_RAISES_AT_MOST", 10_000 if request.param == "listed" else 0)
+
+
 def test_full_sweep_and_per_resident_evaluation_agree():
     waiting = ArrivalFactory(arrived_at=ARRIVED).resident  # no result: raised, stays open
     tied = ArrivalFactory(arrived_at=ARRIVED).resident  # two negatives received at once: lifted
