@@ -3,7 +3,8 @@ raised and lifted set-wise in SQL, with the records that decided each change.
 
 One implementation serves both paths:
 - event-driven: `evaluate(resident_ids=[...])` after a batch of signals commits (a Celery task);
-- the periodic sweep: `sweep()` = the same statement without the resident filter.
+- the periodic sweep: `sweep()` = the same statement without the resident filter, after a
+  lean step that lists what changes (nothing listed: nothing else runs; see _CHANGES).
 The simulator calls `evaluate` for its one resident at each event's instant.
 
 How a rule is expressed: each rule turns signal rows into *intervals* `[starts_at, ends_at)`
