@@ -3,12 +3,15 @@
 import base64
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import EmptyResultSet, PermissionDenied, ValidationError
 from django.db import connection
 from django.db.models import (
+    CharField,
     F,
     Field,
     Func,
@@ -295,6 +298,68 @@ def person_masked_from_values(row: dict) -> str:
     if (row["resident__id_hash"] or "").startswith(Resident.FORGOTTEN_PREFIX):
         return str(_("(forgotten, no personal data kept)"))
     return pii.masked_person(row["resident__name"], row["resident__id_masked"])
+
+
+class IsoDateTime(Func):
+    """A timestamp as DRF's DateTimeField writes it (ISO 8601 in `zone`, microseconds only when
+    not zero, "Z" for a zero offset), made by PostgreSQL: a list of 10,000 rows then loads text
+    instead of parsing, converting and formatting four datetimes a row in Python. `zone` is a
+    ZoneInfo (its IANA name) or a fixed datetime.timezone (an interval); NULL stays NULL."""
+
+    output_field = CharField()
+    _LOCAL = "({v} AT TIME ZONE {z})"
+    # The offset in whole seconds: local time minus UTC time.
+    _OFFSET = "date_part('epoch', ({v} AT TIME ZONE {z}) - ({v} AT TIME ZONE 'UTC'))::integer"
+    _TIME = "to_char({local}, CASE WHEN date_trunc('second', {v}) = {v} THEN 'YYYY-MM-DD\"T\"HH24:MI:SS'" \
+            " ELSE 'YYYY-MM-DD\"T\"HH24:MI:SS.US' END)"
+    # Any offset (LMT's seconds too); the zone's offsets of this year are matched before it, so
+    # that the common case computes the offset once.
+    _ANY_OFFSET = (
+        "CASE WHEN {offset} < 0 THEN '-' ELSE '+' END"
+        " || to_char(make_interval(secs => abs({offset})), 'HH24:MI')"
+        " || CASE WHEN mod({offset}, 60) = 0 THEN '' ELSE to_char(abs(mod({offset}, 60)), 'FM\":\"00') END"
+    )
+
+    def __init__(self, expression: str, *, zone: dt.tzinfo) -> None:
+        super().__init__(expression)
+        if isinstance(zone, ZoneInfo) and zone.key:
+            self.zone_sql, self.zone_param = "%s", zone.key
+        elif isinstance(zone, dt.timezone):
+            # An interval in seconds: PostgreSQL reads a '+08' string with the POSIX (inverted) sign
+            # and rejects a negative timedelta's '-1 days +20:30:00'.
+            self.zone_sql, self.zone_param = "make_interval(secs => %s)", zone.utcoffset(None).total_seconds()
+        else:
+            raise ValueError("a time zone with neither an IANA name nor a fixed offset")
+        year = timezone.now().year
+        offsets = {zone.utcoffset(dt.datetime(year, month, 1)) for month in (1, 4, 7, 10)} - {dt.timedelta(0)}
+        # Each as isoformat() writes it, "+08:00".
+        self.known_offsets = [(int(offset.total_seconds()),
+                               dt.datetime(2000, 1, 1, tzinfo=dt.timezone(offset)).isoformat()[19:])
+                              for offset in sorted(offsets)]
+
+    def as_sql(self, compiler, connection, **extra_context):
+        value, value_params = compiler.compile(self.source_expressions[0])
+        known = "".join(" WHEN %s THEN %s" for _ in self.known_offsets)
+        template = (
+            f"CASE WHEN {{v}} IS NULL THEN NULL ELSE {self._TIME.replace('{local}', self._LOCAL)}"
+            f" || CASE {self._OFFSET} WHEN 0 THEN 'Z'{{known}}"
+            f" ELSE {self._ANY_OFFSET.replace('{offset}', self._OFFSET)} END END"
+        )
+        sql: list[str] = []
+        params: list = []
+        for part in re.split(r"(\{v\}|\{z\}|\{known\})", template):
+            if part == "{v}":
+                sql.append(value)
+                params.extend(value_params)
+            elif part == "{z}":
+                sql.append(self.zone_sql)
+                params.append(self.zone_param)
+            elif part == "{known}":
+                sql.append(known)
+                params.extend(p for pair in self.known_offsets for p in pair)
+            else:
+                sql.append(part)
+        return "".join(sql), params
 
 
 def _short_time(value: dt.datetime | None, tz) -> str:
