@@ -23,7 +23,8 @@ also times the service with streaming off (the residents looked up on the same c
 the COPY, as before healthkit.ingest._streamed_rows), alternating with the others. `--split` prints
 where one batch's time goes, part by part (Python parts, resident look-up, the COPY with the
 result table's indexes and checks added one at a time, pending-evaluation rows), each the median
-of --rounds; the parts overlap in the real path.
+of --rounds; the parts overlap in the real path. `--residents-order random` names each batch's residents in no
+order (as a lab's batch does) instead of in the order they were registered.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench_ingest \\
     .venv/bin/python bench/ingest.py --scale 0.1   # 100 k residents, 1 M results on record
@@ -36,6 +37,7 @@ Evaluation tasks go to the broker (--broker) and are purged at the end; no worke
 import argparse
 import datetime as dt
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -61,13 +63,27 @@ def id_number(i: int) -> str:
     return first17 + id_check_digit(first17)
 
 
+# --residents-order: "sequence" names a batch's residents in the order they were registered,
+# "random" in no order (as a lab's batch does; its sample ids still run in sequence per lab).
+RESIDENTS_ORDER = "sequence"
+_SCATTER = (48_271, 69_621, 16_807)  # multipliers: n -> n * m mod residents is a bijection if coprime
+
+
+def resident_number(n: int, residents: int) -> int:
+    """The resident (0-based) named by result number n; distinct for `residents` consecutive n."""
+    if RESIDENTS_ORDER == "sequence":
+        return n % residents
+    m = next(m for m in _SCATTER if math.gcd(m, residents) == 1)
+    return n * m % residents
+
+
 def records_for(tag: str, first: int, count: int, residents: int, now: dt.datetime) -> list[dict]:
     """`count` negative results of distinct residents, as the JSON body carries them."""
     out = []
     for n in range(first, first + count):
         sampled = now - dt.timedelta(hours=30, seconds=n % 3600)
         out.append({
-            "id_number": id_number(n % residents), "lab": f"lab-{n % 40:02d}", "sample_id": f"{tag}{n:010d}",
+            "id_number": id_number(resident_number(n, residents)), "lab": f"lab-{n % 40:02d}", "sample_id": f"{tag}{n:010d}",
             "sampled_at": sampled.isoformat(), "resulted_at": (sampled + dt.timedelta(hours=6)).isoformat(),
             "result": "negative", "from_other_province": n % 50 == 0,
         })
@@ -76,7 +92,7 @@ def records_for(tag: str, first: int, count: int, residents: int, now: dt.dateti
 
 def parsed_rows(records: list[dict], first: int, residents: int, now: dt.datetime) -> list[tuple]:
     """The same records as the rows a raw COPY writes (resident ids known: no look-up)."""
-    return [((first + k) % residents + 1, r["lab"], r["sample_id"], dt.datetime.fromisoformat(r["sampled_at"]),
+    return [(resident_number(first + k, residents) + 1, r["lab"], r["sample_id"], dt.datetime.fromisoformat(r["sampled_at"]),
              dt.datetime.fromisoformat(r["resulted_at"]), now, r["result"], r["from_other_province"])
             for k, r in enumerate(records)]
 
@@ -338,7 +354,7 @@ def split(rounds: int, batch: int, residents: int, now: dt.datetime) -> None:
     key, today = settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}"
     ingest.refresh_year_window()
     hashes = [[ingest._id_number_and_hash(r["id_number"], key, today)[1] for r in recs] for recs in batches]
-    rows = [[((first + r * batch + k) % residents + 1, rec["lab"], rec["sample_id"],
+    rows = [[(resident_number(first + r * batch + k, residents) + 1, rec["lab"], rec["sample_id"],
               dt.datetime.fromisoformat(rec["sampled_at"]), dt.datetime.fromisoformat(rec["resulted_at"]),
               rec["result"], rec["from_other_province"], now) for k, rec in enumerate(recs)]
             for r, recs in enumerate(batches)]
@@ -457,6 +473,9 @@ def main() -> None:
     parser.add_argument("--one-connection", action="store_true",
                         help="also time the service with streaming off (look-ups and COPY on one connection, "
                              "as before), alternating with the others")
+    parser.add_argument("--residents-order", choices=("sequence", "random"), default="sequence",
+                        help="a batch names its residents in the order they were registered (default) or in "
+                             "no order, as a lab's batch does")
     parser.add_argument("--database-url", default=os.environ.get(
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hk_bench_ingest"))
     parser.add_argument("--broker", default=os.environ.get(
@@ -466,6 +485,8 @@ def main() -> None:
         args.residents = max(20_000, int(1_000_000 * args.scale))
     if args.prefill is None:
         args.prefill = int(10_000_000 * args.scale)
+    global RESIDENTS_ORDER
+    RESIDENTS_ORDER = args.residents_order
 
     os.environ["DATABASE_URL"] = args.database_url
     os.environ["CELERY_BROKER_URL"] = args.broker
@@ -539,7 +560,8 @@ def main() -> None:
     for name, (client_ms, db_ms) in cpu_ms.items():
         print(f"    CPU per batch, {name}: Python {client_ms:.0f} ms, database {db_ms:.0f} ms (median)")
     scale = (f"{args.batch:,} results a batch, {args.residents:,} residents, {args.prefill:,}+ results on record, "
-             f"best of {args.rounds} alternating rounds, single stream")
+             f"best of {args.rounds} alternating rounds, single stream"
+             + (", residents in no order" if RESIDENTS_ORDER == "random" else ""))
     emit("result ingest, service (healthkit.ingest)", project=rate["service"], reference=rate["raw"],
          unit="rows/s", ratio=rate["service"] / rate["raw"], aim=">= 0.5", scale=scale,
          cpu_ms={"project": cpu_ms["service"], "reference": cpu_ms["raw"]})
