@@ -24,7 +24,9 @@ the COPY, as before healthkit.ingest._streamed_rows), alternating with the other
 where one batch's time goes, part by part (Python parts, resident look-up, the COPY with the
 result table's indexes and checks added one at a time, pending-evaluation rows), each the median
 of --rounds; the parts overlap in the real path. `--residents-order random` names each batch's residents in no
-order (as a lab's batch does) instead of in the order they were registered.
+order (as a lab's batch does) instead of in the order they were registered. `--order-check` times a binary COPY by the order of a batch's residents
+(in sequence, in no order, sorted per look-up chunk, sorted over the batch), into the result
+table and into a scratch copy whose unique key leads with the resident.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench_ingest \\
     .venv/bin/python bench/ingest.py --scale 0.1   # 100 k residents, 1 M results on record
@@ -448,6 +450,79 @@ def split(rounds: int, batch: int, residents: int, now: dt.datetime) -> None:
         print(f"      {ms:7.1f} ms  {label}")
 
 
+def order_check(rounds: int, batch: int, residents: int, now: dt.datetime) -> None:
+    """What the order of a batch's residents costs the COPY, and whether sorting the rows by
+    resident or a resident-first unique key wins it back: a binary COPY of `batch` results (each
+    rolled back, the ingest's per-statement check skipped as in the ingest) with the residents in
+    sequence, in no order, in no order but sorted per look-up chunk, and sorted over the whole
+    batch; into the result table (unique key lab, sample id, resident) and into a scratch copy
+    of it whose unique key is (resident, lab, sample id), indexes made before it is filled as
+    the real table's were. Alternating, median of `rounds`."""
+    import random
+
+    from django.db import connection, transaction
+
+    from bench.report import load_average
+    from healthkit import ingest
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_order_resident_first")
+        cursor.execute("CREATE TABLE bench_order_resident_first (LIKE healthkit_testresult INCLUDING DEFAULTS "
+                       "INCLUDING IDENTITY INCLUDING CONSTRAINTS)")
+        cursor.execute("ALTER TABLE bench_order_resident_first ADD PRIMARY KEY (id)")
+        cursor.execute("CREATE UNIQUE INDEX ON bench_order_resident_first (resident_id, lab, sample_id) "
+                       "WHERE superseded_at IS NULL")
+        cursor.execute("CREATE INDEX ON bench_order_resident_first (resident_id, sampled_at)")
+        cursor.execute("INSERT INTO bench_order_resident_first SELECT * FROM healthkit_testresult ORDER BY id")
+        cursor.execute("SELECT setval(pg_get_serial_sequence('bench_order_resident_first', 'id'), max(id)) "
+                       "FROM bench_order_resident_first")
+        cursor.execute("ANALYZE bench_order_resident_first")
+
+    chunk = ingest.LOOKUP_CHUNK
+
+    def rows_for(rnd: int, order: str) -> list[tuple]:
+        first = 60_000_000 + rnd * batch
+        people = ([(first + k) % residents + 1 for k in range(batch)] if order == "in sequence"
+                  else [p + 1 for p in random.Random(rnd).sample(range(residents), batch)])
+        rows = [(people[k], f"lab-{k % 40:02d}", f"O{first + k:010d}", now, now, "negative", False, now)
+                for k in range(batch)]
+        if order == "no order, sorted per chunk":
+            rows = [row for i in range(0, batch, chunk) for row in sorted(rows[i:i + chunk], key=lambda r: r[0])]
+        elif order == "no order, whole batch sorted":
+            rows.sort(key=lambda r: r[0])
+        return rows
+
+    tables = {"healthkit_testresult": "unique (lab, sample id, resident)",
+              "bench_order_resident_first": "unique (resident, lab, sample id)"}
+    orders = ("in sequence", "in no order", "no order, sorted per chunk", "no order, whole batch sorted")
+    took: dict[tuple[str, str], list[float]] = {(t, o): [] for t in tables for o in orders}
+    for rnd in range(rounds):
+        combos = list(took)
+        combos = combos[rnd % len(combos):] + combos[:rnd % len(combos)]
+        for table, order in combos:
+            rows = rows_for(rnd, order)
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('healthkit.result_residents_held', 'on', true)")
+                    t0 = time.perf_counter()
+                    with cursor.cursor.copy(
+                        f"COPY {table} ({ingest._RESULT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+                    ) as copy:
+                        copy.set_types(ingest._RESULT_TYPES)
+                        for row in rows:
+                            copy.write_row(row)
+                    took[table, order].append((time.perf_counter() - t0) * 1000)
+                    raise _Rollback
+            except _Rollback:
+                pass
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_order_resident_first")
+    print(f"    binary COPY of {batch:,} results by the order of their residents, rolled back, median of {rounds} "
+          f"(load {load_average()}):")
+    for (table, order), ms in took.items():
+        print(f"      {statistics.median(ms):7.1f} ms  {tables[table]}, residents {order}")
+
+
 def mock_publish():
     """No task is published while splitting (nothing commits)."""
     from unittest import mock
@@ -473,6 +548,8 @@ def main() -> None:
     parser.add_argument("--one-connection", action="store_true",
                         help="also time the service with streaming off (look-ups and COPY on one connection, "
                              "as before), alternating with the others")
+    parser.add_argument("--order-check", action="store_true",
+                        help="also time the COPY by the order of a batch's residents, and a resident-first unique key")
     parser.add_argument("--residents-order", choices=("sequence", "random"), default="sequence",
                         help="a batch names its residents in the order they were registered (default) or in "
                              "no order, as a lab's batch does")
@@ -590,6 +667,9 @@ def main() -> None:
 
     if args.split:
         split(args.rounds, args.batch, args.residents, now)
+
+    if args.order_check:
+        order_check(args.rounds, args.batch, args.residents, now)
 
     try:
         with app.connection_for_write() as conn:
