@@ -531,6 +531,17 @@ SELECT (SELECT COALESCE(array_agg(id ORDER BY id), '{{}}') FROM lifts),
        (SELECT COALESCE(array_agg(resident_id ORDER BY resident_id, popup_type), '{{}}') FROM raises),
        (SELECT COALESCE(array_agg(popup_type ORDER BY resident_id, popup_type), '{{}}') FROM raises)
 """)
+# The popups, events and outbox records the statement writes skip their per-statement reference
+# checks (migrations 0023/0024, an anti-join per reference and statement): their parents are held
+# by ROW EXCLUSIVE on these tables, taken just before the statement reads the popups, residents,
+# signals and policies it refers to (healthkit_references_hold, migrations 0026/0027). A delete
+# of a parent locks these tables SHARE first: one not yet committed waits for this transaction,
+# then refuses while referred to; one committed before is not seen by the statement. Released
+# right after it, so the transaction's later writes are checked again.
+_HOLD_REFERENCES = ("SELECT healthkit_references_hold('healthkit_popupevent', 'healthkit_outboxrecord', "
+                    "'healthkit_popupcase')")
+_RELEASE_REFERENCES = "SELECT set_config('healthkit.references_held', '', true)"
+
 # Beyond this many raises listed, the full statement finds them by its own join (the listed
 # residents' rules are read by index, one resident at a time).
 SWEEP_LISTED_RAISES_AT_MOST = 10_000
@@ -613,21 +624,25 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
         # index instead of scanning every open popup for an unknown type.
         params["abolished_types"] = list(abolished_types)
         raised = lifted = deliveries = more = 0
+        statement, statement_params = None, params
         if resident_ids is not None:
-            cursor.execute(_EVALUATE_IDS, params)
-            raised, lifted, deliveries, more = cursor.fetchone()
+            statement = _EVALUATE_IDS
         else:  # a full sweep: what changes first (see _CHANGES)
             probe = _type4_by_probe(results, triggers)
             cursor.execute(_CHANGES_ALL_PROBE if probe else _CHANGES_ALL,
                            {**params, "limit": SWEEP_LISTED_RAISES_AT_MOST + 1})
             lift_ids, raise_residents, raise_types = cursor.fetchone()
             if len(raise_residents) > SWEEP_LISTED_RAISES_AT_MOST:
-                cursor.execute(_EVALUATE_ALL_PROBE if probe else _EVALUATE_ALL, params)
-                raised, lifted, deliveries, more = cursor.fetchone()
+                statement = _EVALUATE_ALL_PROBE if probe else _EVALUATE_ALL
             elif lift_ids or raise_residents:
-                cursor.execute(_EVALUATE_LISTED, {**params, "lift_ids": lift_ids,
-                                                  "raise_residents": raise_residents, "raise_types": raise_types})
-                raised, lifted, deliveries, more = cursor.fetchone()
+                statement = _EVALUATE_LISTED
+                statement_params = {**params, "lift_ids": lift_ids, "raise_residents": raise_residents,
+                                    "raise_types": raise_types}
+        if statement is not None:
+            cursor.execute(_HOLD_REFERENCES)
+            cursor.execute(statement, statement_params)
+            raised, lifted, deliveries, more = cursor.fetchone()
+            cursor.execute(_RELEASE_REFERENCES)
         if deliveries or deliveries_upstream:
             outbox.dispatch_on_commit()
     return Evaluation(raised=raised + raised_upstream, lifted=lifted,
