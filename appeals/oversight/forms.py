@@ -3,6 +3,7 @@
 import datetime as dt
 
 from django import forms
+from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -25,6 +26,20 @@ class DashboardFilterForm(forms.Form):
     community = TextFormField(label=_("Community (code)"), max_length=15, required=False, widget=PlainTextInput)
     popup_type = forms.TypedChoiceField(label=_("Popup type"), coerce=int, empty_value=None, required=False,
                                         choices=[("", _("All")), *PopupType.choices], widget=PlainSelect)
+
+    # The districts change rarely: the drop-down's options come from the cache (as the queue's do),
+    # not from a query on every page; a chosen district is still checked by the field's queryset.
+    DISTRICT_OPTIONS_KEY = "oversight:dashboard-choices:district"
+    CHOICES_TIMEOUT = 120
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["district"]
+        options = cache.get(self.DISTRICT_OPTIONS_KEY)
+        if options is None:
+            options = [(district.pk, field.label_from_instance(district)) for district in field.queryset]
+            cache.set(self.DISTRICT_OPTIONS_KEY, options, self.CHOICES_TIMEOUT)
+        field.widget.choices = [("", field.empty_label), *options]
 
     def clean_community(self) -> Community | None:
         code = self.cleaned_data.get("community", "").strip()
