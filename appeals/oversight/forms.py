@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from appeals.filters import PlainDateInput, PlainSelect, PlainTextInput
+from appeals.filters import PlainDateInput, PlainSelect, PlainTextInput, plain_label
 from appeals.oversight.selectors import DashboardFilters
 from communities.models import Community, District
 from healthkit.inputs import DateFormField, TextFormField
@@ -40,6 +40,12 @@ class DashboardFilterForm(forms.Form):
             options = [(district.pk, field.label_from_instance(district)) for district in field.queryset]
             cache.set(self.DISTRICT_OPTIONS_KEY, options, self.CHOICES_TIMEOUT)
         field.widget.choices = [("", field.empty_label), *options]
+
+    def render(self, template_name=None, context=None, renderer=None):
+        # The labels (label_tag renders the form's label template) written in Python, as the widgets.
+        if template_name == self.template_name_label and context is not None:
+            return plain_label(context)
+        return super().render(template_name, context, renderer)
 
     def clean_community(self) -> Community | None:
         code = self.cleaned_data.get("community", "").strip()

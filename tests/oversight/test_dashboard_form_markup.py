@@ -3,6 +3,7 @@ Python, not through a template include per field and option): same inputs, optio
 
 import pytest
 from django import forms
+from django.utils import translation
 
 from appeals.oversight.forms import DashboardFilterForm
 from tests.factories import CommunityFactory, DistrictFactory
@@ -40,3 +41,21 @@ def test_every_field_renders_as_djangos_widget(data):
         value, attrs = form[name].value(), {"id": f"id_{name}"}
         # then the markup is the same
         assert ours.render(name, value, attrs) == _compact(theirs.render(name, value, attrs)), name
+
+
+class _DjangoLabels(DashboardFilterForm):
+    render = forms.Form.render  # the label through Django's template
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+@pytest.mark.parametrize("kwargs", [{}, {"attrs": {"class": "x", "hidden": True, "data-off": False}},
+                                    {"label_suffix": ""}, {"contents": 'a <b>"&'}, {"tag": "legend"}])
+def test_every_label_renders_as_djangos_template(language, kwargs):
+    # given the form in a language, and the same form rendering its labels through Django's template
+    with translation.override(language):
+        ours, theirs = DashboardFilterForm(), _DjangoLabels()
+        for name in ours.fields:
+            # when a field's label is written, then it is the same markup
+            assert ours[name].label_tag(**kwargs) == theirs[name].label_tag(**kwargs), name
+    # and without an id (no tag): the label alone
+    assert DashboardFilterForm(auto_id=False)["district"].label_tag() == _DjangoLabels(auto_id=False)["district"].label_tag()
