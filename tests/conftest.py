@@ -57,6 +57,19 @@ def _test_logins_pass_the_second_factor():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts in the site's default language (zh-hans) and leaves none behind: the
+    locale middleware activates a request's language for the rest of the thread, so a test that
+    posts with `Accept-Language: en` would otherwise decide the language of whichever runs next."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def sms_outbox():
     return sms.memory_backend

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -206,7 +206,8 @@ def test_copy_text_escapes_what_copy_would_misread():
     ResidentFactory(id_number="110105196001010017")
     records = [_result("110105196001010017", "S\\1\\x", lab="lab\\N"),
                _result("110105196001010017", "S\t1\ny", lab="lab")]
-    body = ingest.ingest(kind="test_results", records=records, evaluate=False)
+    with translation.override("en"):
+        body = ingest.ingest(kind="test_results", records=records, evaluate=False)
     assert body.accepted == 1
     assert body.rejected == [{"index": 1, "errors": {"sample_id": "Contains control characters or invalid Unicode."}}]
     assert TestResult.objects.values_list("lab", "sample_id").get() == ("lab\\N", "S\\1\\x")

@@ -7,6 +7,7 @@ one ID number with two names in a batch) are reported per record."""
 import datetime as dt
 
 import pytest
+from django.utils import translation
 
 from healthkit import clock, ingest
 from healthkit.models import Arrival, TestResult
@@ -80,8 +81,9 @@ def test_a_correction_next_to_a_retry_goes_the_staging_way_with_the_same_outcome
 def test_one_id_number_with_two_names_in_a_batch_is_a_conflict_on_the_later_record():
     number = make_id_number()
     arrival = {"id_number": number, "arrived_at": (ARRIVED - dt.timedelta(hours=1)).isoformat(), "from_county": "310115"}
-    out = _send([{**arrival, "name": "王小明", "record_id": "a1"}, {**arrival, "name": "王晓明", "record_id": "a2"},
-                 {**arrival, "name": "王小明", "record_id": "a3"}], ARRIVED, kind="arrivals", evaluate=False)
+    with translation.override("en"):  # the feed's errors in the language its request asked for
+        out = _send([{**arrival, "name": "王小明", "record_id": "a1"}, {**arrival, "name": "王晓明", "record_id": "a2"},
+                     {**arrival, "name": "王小明", "record_id": "a3"}], ARRIVED, kind="arrivals", evaluate=False)
     assert out.rejected == [{"index": 1, "errors": {
         "name": "Conflict: record 0 of this batch gives this ID number another name."}}]
     assert out.accepted == 2 and Arrival.objects.get(record_key__endswith=":a1").resident.name == "王小明"

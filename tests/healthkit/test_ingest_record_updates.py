@@ -4,6 +4,7 @@ so popups 1 and 5 can lift by time; a quarantine order's end can be moved. A lat
 open stay never reopens it."""
 
 import pytest
+from django.utils import translation
 
 from healthkit import clock, engine, ingest
 from healthkit.models import QuarantineOrder, Stay
@@ -50,8 +51,9 @@ def test_an_open_stay_is_closed_by_the_same_stay_with_its_end(extra):
 def test_a_key_reused_for_another_resident_changes_nothing_and_is_reported_as_a_conflict():
     one, other = ResidentFactory(), ResidentFactory()
     _send("stays", [_stay(one.reveal_id_number(), record_id="k-1")], cst(2022, 5, 2))
-    out = _send("stays", [_stay(other.reveal_id_number(), "2022-05-03T18:00:00+08:00", record_id="k-1")],
-                cst(2022, 5, 4))
+    with translation.override("en"):
+        out = _send("stays", [_stay(other.reveal_id_number(), "2022-05-03T18:00:00+08:00", record_id="k-1")],
+                    cst(2022, 5, 4))
     assert (out.accepted, out.updated, out.duplicates) == (0, 0, 0)
     assert out.rejected == [{"index": 0, "errors": {
         "record_id": "Conflict: this record id is already used for another resident."}}]
