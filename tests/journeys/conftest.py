@@ -1,6 +1,7 @@
 """Browser journeys: Debian's Chromium driven by Playwright against Django's live server."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,22 @@ def page(browser, live_server, settings):
     page.set_default_timeout(15000)
     yield page
     context.close()
+    _wait_for_requests_in_flight()
+
+
+def _wait_for_requests_in_flight(timeout: float = 15.0) -> None:
+    """Closing the browser stops new requests, not the ones the live server is still serving:
+    the test database's flush (TRUNCATE) would then deadlock with such a request's transaction.
+    Wait until no other session of this database is inside a statement or a transaction."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'"
+            )
+            if cursor.fetchone()[0] == 0 or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
