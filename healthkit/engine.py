@@ -96,11 +96,13 @@ _RULES = """
     JOIN pol p ON p.popup_type = 2
     WHERE q.starts_at <= %(at)s {fq}
   UNION ALL
-    -- type 4: no negative result sampled after the trigger on record by the deadline
+    -- type 4: no negative result sampled after the trigger on record by the deadline (the kind as
+    -- text, as the other rules give it: the four rules are then one append, not a projection
+    -- of every interval to common types)
     SELECT g.resident_id, 4,
            GREATEST(d.deadline, g.received_at),
            {t4_end},
-           g.kind, g.id, {t4_result}, NULL, d.deadline, 'negative_result'
+           g.kind::text, g.id, {t4_result}, NULL, d.deadline, 'negative_result'
     FROM (
         SELECT * FROM (
             SELECT 'arrival' AS kind, a.id, a.resident_id, a.arrived_at AS at, a.received_at,
@@ -230,21 +232,37 @@ cmp AS (
     ) a ON a.resident_id = oc.resident_id AND a.popup_type = oc.popup_type
     WHERE oc.id IS NULL OR a.resident_id IS NULL
 ),""")
-# The same rows, as a full sweep's lean step (_CHANGES) listed them: the popups to lift by id,
-# and the raises' intervals read again for the listed residents and types only (their "why").
-# The lists go in as arrays read by a sub-select (planned once, whatever their length).
+# The same rows, as a full sweep's lean step (_CHANGES) listed them: the raises' intervals read
+# again for the listed residents and types only (their "why"); the popups to lift are not read
+# here, the victims take them by id from the list (_VICTIMS_LISTED). The lists go in as arrays
+# read by a sub-select (planned once, whatever their length).
 _CMP_LISTED = """
 cmp AS (
-    SELECT pc.id, pc.source, pc.popup_type AS case_type,
+    SELECT NULL::bigint AS id, NULL::text AS source, NULL::integer AS case_type,
+           iv.resident_id, iv.popup_type, iv.starts_at, iv.kind::text AS kind, iv.rec, iv.rec2,
+           iv.county::text AS county, iv.deadline
+    FROM ({iv_now}) iv WHERE iv.starts_at <= %(at)s AND %(at)s < iv.ends_at
+),"""
+# A list with lifts only (the usual sweep): no raise, so the rules are not read for raises at all
+# (neither planned nor run).
+_CMP_LIFTS_ONLY = """
+cmp AS (
+    SELECT NULL::bigint AS id, NULL::text AS source, NULL::integer AS case_type,
            NULL::bigint AS resident_id, NULL::integer AS popup_type, NULL::timestamptz AS starts_at,
            NULL::text AS kind, NULL::bigint AS rec, NULL::bigint AS rec2, NULL::text AS county,
            NULL::timestamptz AS deadline
-    FROM healthkit_popupcase pc WHERE pc.id = ANY(ARRAY(SELECT unnest(%(lift_ids)s::bigint[])))
-  UNION ALL
-    SELECT NULL, NULL, NULL, iv.resident_id, iv.popup_type, iv.starts_at, iv.kind::text, iv.rec, iv.rec2,
-           iv.county::text, iv.deadline
-    FROM ({iv_now}) iv WHERE iv.starts_at <= %(at)s AND %(at)s < iv.ends_at
+    WHERE false
 ),"""
+# The popups to lift ({victim_ids} of _EVALUATE): found by the statement's own join, plus the open
+# popups of an abolished type; or, listed by the lean step, which found both the same way, by id.
+_VICTIMS_BY_JOIN = (
+    "\n"  # noqa: S608
+    + """        SELECT id FROM cmp
+        WHERE resident_id IS NULL AND source = 'engine' AND case_type IN (1, 2, 4, 5)
+      UNION ALL  -- an abolished rule lifts every open popup of its type, whatever raised it
+        SELECT o.id FROM healthkit_popupcase o  -- the types of `abolished`, read just before
+        WHERE o.popup_type = ANY(%(abolished_types)s::int[]) AND o.state IN """ + OPEN)
+_VICTIMS_LISTED = "SELECT unnest(%(lift_ids)s::bigint[])"
 # the raise list's residents of one popup type, for _filters
 _RAISE_LISTED = "ARRAY(SELECT r FROM unnest(%(raise_residents)s::bigint[], %(raise_types)s::int[]) x(r, t) WHERE t = {t})"
 
@@ -279,12 +297,7 @@ victims AS (
     SELECT pc.id, pc.resident_id, pc.popup_type, pc.state, pc.raised_at
     FROM healthkit_popupcase pc
     WHERE pc.state IN """ + OPEN + """ {fc}
-      AND pc.id IN (
-        SELECT id FROM cmp
-        WHERE resident_id IS NULL AND source = 'engine' AND case_type IN (1, 2, 4, 5)
-      UNION ALL  -- an abolished rule lifts every open popup of its type, whatever raised it
-        SELECT o.id FROM healthkit_popupcase o  -- the types of `abolished`, read just before
-        WHERE o.popup_type = ANY(%(abolished_types)s::int[]) AND o.state IN """ + OPEN + """
+      AND pc.id IN ({victim_ids}
       )
     ORDER BY pc.id
     FOR UPDATE OF pc SKIP LOCKED
@@ -475,13 +488,15 @@ def _filters(ids: str | None) -> dict[str, str]:
     return {key: f"AND {alias}.resident_id = ANY({ids.format(t=t)})" for key, alias, t in _FILTERED}
 
 
-def _evaluate_sql(ids: str | None, *, probe: bool = False, listed: bool = False) -> str:
+def _evaluate_sql(ids: str | None, *, probe: bool = False, listed: bool = False, lifts_only: bool = False) -> str:
     """_EVALUATE for these residents (None: everyone), or (`listed`) for the changes a full
-    sweep's lean step listed (_CHANGES). The ended intervals are read for the lifted residents
-    only, whatever the call's filter."""
+    sweep's lean step listed (_CHANGES; `lifts_only`: a list without raises). The ended
+    intervals are read for the lifted residents only, whatever the call's filter."""
     rules_now = _RULES.format(**_filters(_RAISE_LISTED if listed else ids), **(_T4_NOW_PROBE if probe else _T4_NOW))
-    return _EVALUATE.replace("{cmp}", _CMP_LISTED if listed else _CMP_BY_JOIN).format(
+    cmp = _CMP_LIFTS_ONLY if lifts_only else _CMP_LISTED if listed else _CMP_BY_JOIN
+    return _EVALUATE.replace("{cmp}", cmp).format(
         iv_now=rules_now,
+        victim_ids=_VICTIMS_LISTED if listed or lifts_only else _VICTIMS_BY_JOIN,
         # per type: the rows of the lifted residents' lifted types only, so nothing joins them
         # back to the victims (a join the planner, blind to the victims' count, ran as a nested
         # loop: 500,000 comparisons for 1,000 lifts)
@@ -553,6 +568,7 @@ _EVALUATE_IDS = _evaluate_sql("%(ids)s")
 # The changes a full sweep's lean step listed: type 4 of the listed raises by index probes, one
 # per trigger of theirs (a hash would read every result for a few residents).
 _EVALUATE_LISTED = _evaluate_sql(None, probe=True, listed=True)
+_EVALUATE_LISTED_LIFTS = _evaluate_sql(None, listed=True, lifts_only=True)
 _CHANGES_ALL = _CHANGES.format(iv_now=_RULES.format(**_filters(None), **_T4_NOW))
 _CHANGES_ALL_PROBE = _CHANGES.format(iv_now=_RULES.format(**_filters(None), **_T4_NOW_PROBE))
 # Hashing the results costs per result, probing per trigger (an index descent: a few times a
@@ -635,7 +651,7 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
             if len(raise_residents) > SWEEP_LISTED_RAISES_AT_MOST:
                 statement = _EVALUATE_ALL_PROBE if probe else _EVALUATE_ALL
             elif lift_ids or raise_residents:
-                statement = _EVALUATE_LISTED
+                statement = _EVALUATE_LISTED if raise_residents else _EVALUATE_LISTED_LIFTS
                 statement_params = {**params, "lift_ids": lift_ids, "raise_residents": raise_residents,
                                     "raise_types": raise_types}
         if statement is not None:
