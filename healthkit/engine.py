@@ -550,15 +550,17 @@ SELECT (SELECT COALESCE(array_agg(id ORDER BY id), '{{}}') FROM lifts),
        (SELECT COALESCE(array_agg(resident_id ORDER BY resident_id, popup_type), '{{}}') FROM raises),
        (SELECT COALESCE(array_agg(popup_type ORDER BY resident_id, popup_type), '{{}}') FROM raises)
 """)
-# The popups, events and outbox records the statement writes skip their per-statement reference
-# checks (migrations 0023/0024, an anti-join per reference and statement): their parents are held
-# by ROW EXCLUSIVE on these tables, taken just before the statement reads the popups, residents,
-# signals and policies it refers to (healthkit_references_hold, migrations 0026/0027). A delete
-# of a parent locks these tables SHARE first: one not yet committed waits for this transaction,
-# then refuses while referred to; one committed before is not seen by the statement. Released
-# right after it, so the transaction's later writes are checked again.
+# The popups, events, outbox records and deliveries the statement writes skip their per-statement
+# reference checks (migrations 0023/0024, an anti-join per reference and statement): their parents
+# are held by ROW EXCLUSIVE on these tables, taken just before the statement reads the popups,
+# residents, signals, policies and endpoints it refers to (healthkit_references_hold, migrations
+# 0026, 0027, 0029). A delete of a parent locks these tables SHARE first: one not yet committed waits for
+# this transaction, then refuses while referred to; one committed before is not seen by the
+# statement. Taken in the order a resident's delete guards lock them (outbox records, deliveries,
+# popups), so neither waits for the other in a cycle. Released right after the statement, so the
+# transaction's later writes are checked again.
 _HOLD_REFERENCES = ("SELECT healthkit_references_hold('healthkit_popupevent', 'healthkit_outboxrecord', "
-                    "'healthkit_popupcase')")
+                    "'healthkit_outboxdelivery', 'healthkit_popupcase')")
 _RELEASE_REFERENCES = "SELECT set_config('healthkit.references_held', '', true)"
 
 # Beyond this many raises listed, the full statement finds them by its own join (the listed
