@@ -75,8 +75,12 @@ def build(args, now: dt.datetime) -> None:
 
     with connection.cursor() as cursor:
         t = step("emptying the engine tables")
-        cursor.execute("TRUNCATE communities_resident, healthkit_testresult, healthkit_ingestbatch, healthkit_enginesweep "
-                       "RESTART IDENTITY CASCADE")
+        # The popups, their events, outbox rows and exposures refer to residents through triggers
+        # (migrations 0023/0024, venues 0004), which CASCADE does not follow: named here, or a
+        # rebuild would keep the previous build's popups (and their dead rows) under new residents.
+        cursor.execute("TRUNCATE communities_resident, healthkit_testresult, healthkit_ingestbatch, healthkit_enginesweep, "
+                       "healthkit_popupcase, healthkit_popupevent, healthkit_outboxrecord, healthkit_outboxdelivery, "
+                       "venues_exposure RESTART IDENTITY CASCADE")
         cursor.execute("DROP TABLE IF EXISTS bench_raw_results")
         print(f"    {time.perf_counter() - t:.1f} s")
 
