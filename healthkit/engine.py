@@ -278,20 +278,6 @@ _EVALUATE = (
     + _POL
     + """,
 {cmp}
--- the "why" records, only for the residents and types raised
-cur AS (
-    SELECT iv.resident_id, iv.popup_type,
-           array_agg(iv.starts_at ORDER BY iv.starts_at) AS starts,
-           jsonb_agg(CASE iv.popup_type
-               WHEN 1 THEN jsonb_build_object('stay', iv.rec, 'local_case', iv.rec2, 'county', iv.county)
-               WHEN 2 THEN jsonb_build_object('quarantine_order', iv.rec)
-               WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'deadline', iv.deadline)
-               ELSE jsonb_build_object('stay', iv.rec, 'county', iv.county) END
-               ORDER BY iv.starts_at) AS records
-    FROM cmp iv
-    WHERE iv.id IS NULL
-    GROUP BY iv.resident_id, iv.popup_type
-),
 abolished AS (
     SELECT popup_type, effective_from FROM healthkit_popuppolicy
     WHERE COALESCE((params->>'abolished')::boolean, false)
@@ -310,43 +296,91 @@ victims AS (
 iv AS (
     SELECT * FROM ({iv_ended}) iv WHERE iv.starts_at < iv.ends_at AND iv.ends_at <= %(at)s
 ),
--- per resident and type lifted: the victims' ids and states, and the interval that ended last
--- (grouped, not joined: both sides are CTEs the planner cannot estimate, and a nested loop
--- over thousands of lifts on each side would be quadratic)
-last_end AS (
-    SELECT u.resident_id, u.popup_type,
-           array_agg(u.id) FILTER (WHERE u.id IS NOT NULL) AS ids,
-           array_agg(u.state) FILTER (WHERE u.id IS NOT NULL) AS states,
-           array_agg(u.raised_at) FILTER (WHERE u.id IS NOT NULL) AS raised,
-           (array_agg(u.ends_at ORDER BY u.ends_at DESC) FILTER (WHERE u.id IS NULL))[1] AS ends_at,
-           (array_agg(u.end_refs ORDER BY u.ends_at DESC) FILTER (WHERE u.id IS NULL))[1] AS end_refs
+-- each victim with the interval that ended last for its resident and type, if any: the victims
+-- and the ended intervals in one sort by resident, type and victim (an interval first, the one
+-- that ended last foremost), each victim reading its partition's first row. Then one row of
+-- arrays in that order: the planner, blind to the victims' count, sees a few and updates the
+-- popups by key (no per-popup group of arrays, no join of two CTEs it cannot estimate: a
+-- nested loop over thousands of lifts on each side would be quadratic)
+marked AS (
+    SELECT u.id, u.state, u.raised_at, u.popup_type,
+           first_value(u.ends_at) OVER w AS ends_at,
+           first_value(CASE WHEN u.id IS NULL THEN CASE u.popup_type
+               WHEN 1 THEN jsonb_build_object('stay', u.rec, 'local_case', u.rec2, 'ended_by', u.ended_by)
+               WHEN 2 THEN jsonb_build_object('quarantine_order', u.rec, 'ended_by', u.ended_by)
+               -- type 4: rec2 is the first negative result received after the trigger
+               WHEN 4 THEN jsonb_build_object(u.kind, u.rec, 'ended_by', u.ended_by, 'test_result', u.rec2)
+               ELSE jsonb_build_object('stay', u.rec, 'ended_by', u.ended_by) END END) OVER w AS end_refs
     FROM (
-        SELECT id, resident_id, popup_type, state, raised_at, NULL::timestamptz AS ends_at, NULL::jsonb AS end_refs
+        SELECT id, resident_id, popup_type, state, raised_at, NULL::timestamptz AS ends_at,
+               NULL::text AS kind, NULL::bigint AS rec, NULL::bigint AS rec2, NULL::text AS ended_by
         FROM victims
       UNION ALL
-        SELECT NULL, iv.resident_id, iv.popup_type, NULL, NULL, iv.ends_at, CASE iv.popup_type
-               WHEN 1 THEN jsonb_build_object('stay', iv.rec, 'local_case', iv.rec2, 'ended_by', iv.ended_by)
-               WHEN 2 THEN jsonb_build_object('quarantine_order', iv.rec, 'ended_by', iv.ended_by)
-               -- type 4: rec2 is the first negative result received after the trigger
-               WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'ended_by', iv.ended_by, 'test_result', iv.rec2)
-               ELSE jsonb_build_object('stay', iv.rec, 'ended_by', iv.ended_by) END
+        SELECT NULL, iv.resident_id, iv.popup_type, NULL, NULL, iv.ends_at, iv.kind, iv.rec, iv.rec2, iv.ended_by
         FROM iv  -- only the victims' residents and types (see _evaluate_sql)
     ) u
-    GROUP BY u.resident_id, u.popup_type
-    HAVING count(u.id) > 0
+    WINDOW w AS (PARTITION BY u.resident_id, u.popup_type ORDER BY u.id NULLS FIRST, u.ends_at DESC)
+),
+last_end AS (
+    SELECT array_agg(m.id) AS ids, array_agg(m.state) AS states, array_agg(m.raised_at) AS raised,
+           array_agg(m.popup_type) AS types, array_agg(m.ends_at) AS ends, array_agg(m.end_refs) AS end_refs
+    FROM marked m
+    WHERE m.id IS NOT NULL
 ),
 lifted AS (
     UPDATE healthkit_popupcase pc
     SET state = 'lifted', updated_at = now(),
-        lifted_at = GREATEST(v.raised_at, LEAST(%(at)s, COALESCE(le.ends_at, ab.effective_from, %(at)s)))
+        lifted_at = GREATEST(v.raised_at, LEAST(%(at)s, COALESCE(v.ends_at, ab.effective_from, %(at)s)))
     FROM last_end le
-    CROSS JOIN LATERAL unnest(le.ids, le.states, le.raised) AS v(id, state, raised_at)
-    LEFT JOIN abolished ab ON ab.popup_type = le.popup_type
+    CROSS JOIN LATERAL unnest(le.ids, le.states, le.raised, le.types, le.ends, le.end_refs)
+        AS v(id, state, raised_at, popup_type, ends_at, end_refs)
+    LEFT JOIN abolished ab ON ab.popup_type = v.popup_type
     WHERE pc.id = v.id AND pc.state IN """ + OPEN + """
     RETURNING pc.id, pc.resident_id, pc.popup_type, pc.lifted_at AS at, v.state AS from_state,
-              COALESCE(le.end_refs, CASE WHEN ab.popup_type IS NOT NULL
+              COALESCE(v.end_refs, CASE WHEN ab.popup_type IS NOT NULL
                   THEN jsonb_build_object('ended_by', 'policy_abolished')
                   ELSE jsonb_build_object('ended_by', 'no_rule_holds') END) AS records
+),
+{raises}ch AS (
+    -- the version in force at each change: a plain join (at most one version at a time:
+    -- policy_one_version_at_a_time), not a sorted LIMIT 1 per change
+    SELECT ch.*, pv.version AS policy FROM changes ch
+    LEFT JOIN healthkit_popuppolicy pv ON pv.popup_type = ch.popup_type AND pv.effective_from <= ch.at
+         AND (pv.effective_to IS NULL OR pv.effective_to > ch.at)
+),
+ev AS (
+    INSERT INTO healthkit_popupevent
+        (case_id, kind, from_state, to_state, actor_id, actor_label, reason, data, at, recorded_at)
+    SELECT id, kind, from_state, to_state, NULL, 'engine',
+           %(reasons)s::jsonb->kind->>(popup_type::text),
+           -- the object jsonb_build_object('rule', ..., 'evaluated_at', ...) would give, built
+           -- from a row (its column names are not looked up per row; see outbox_sql_ctes)
+           (SELECT to_jsonb(d) FROM (SELECT %(rules)s::jsonb->>(popup_type::text) AS rule, policy, records,
+                                            %(at)s AS evaluated_at) d),
+           at, now()
+    FROM ch
+),
+""" + outbox_sql_ctes(changes="ch", rule="%(rules)s::jsonb->>(popup_type::text)") + """
+SELECT {raised_count}, (SELECT count(*) FROM lifted), (SELECT count(*) FROM dl),
+       {raises_capped} = %(max_raises)s
+"""
+)
+# The raises ({raises} of _EVALUATE, after the lifts): their "why", the candidates (not re-raised
+# after a person's lift, at most max_raises) and the insert; then every change of the statement.
+_EVALUATE_RAISES = (
+    "-- the \"why\" records, only for the residents and types raised\n"  # noqa: S608
+    + """cur AS (
+    SELECT iv.resident_id, iv.popup_type,
+           array_agg(iv.starts_at ORDER BY iv.starts_at) AS starts,
+           jsonb_agg(CASE iv.popup_type
+               WHEN 1 THEN jsonb_build_object('stay', iv.rec, 'local_case', iv.rec2, 'county', iv.county)
+               WHEN 2 THEN jsonb_build_object('quarantine_order', iv.rec)
+               WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'deadline', iv.deadline)
+               ELSE jsonb_build_object('stay', iv.rec, 'county', iv.county) END
+               ORDER BY iv.starts_at) AS records
+    FROM cmp iv
+    WHERE iv.id IS NULL
+    GROUP BY iv.resident_id, iv.popup_type
 ),
 candidates AS (
     SELECT cur.resident_id, cur.popup_type, cur.records,
@@ -392,28 +426,13 @@ changes AS (
   UNION ALL
     SELECT 'lifted', id, resident_id, popup_type, at, from_state, 'lifted', records FROM lifted
 ),
-ch AS (
-    -- the version in force at each change: a plain join (at most one version at a time:
-    -- policy_one_version_at_a_time), not a sorted LIMIT 1 per change
-    SELECT ch.*, pv.version AS policy FROM changes ch
-    LEFT JOIN healthkit_popuppolicy pv ON pv.popup_type = ch.popup_type AND pv.effective_from <= ch.at
-         AND (pv.effective_to IS NULL OR pv.effective_to > ch.at)
+""")
+# A list with lifts only (_CMP_LIFTS_ONLY): no raise CTE at all, so none is planned.
+_EVALUATE_NO_RAISES = """changes AS (
+    SELECT 'lifted' AS kind, id, resident_id, popup_type, at, from_state, 'lifted' AS to_state, records
+    FROM lifted
 ),
-ev AS (
-    INSERT INTO healthkit_popupevent
-        (case_id, kind, from_state, to_state, actor_id, actor_label, reason, data, at, recorded_at)
-    SELECT id, kind, from_state, to_state, NULL, 'engine',
-           %(reasons)s::jsonb->kind->>(popup_type::text),
-           jsonb_build_object('rule', %(rules)s::jsonb->>(popup_type::text), 'policy', policy,
-                              'records', records, 'evaluated_at', %(at)s),
-           at, now()
-    FROM ch
-),
-""" + outbox_sql_ctes(changes="ch", rule="%(rules)s::jsonb->>(popup_type::text)") + """
-SELECT (SELECT count(*) FROM raised), (SELECT count(*) FROM lifted), (SELECT count(*) FROM dl),
-       (SELECT count(*) FROM candidates) = %(max_raises)s
 """
-)
 
 # Constants only; values are query parameters.
 _ASSIGNMENTS = """
@@ -498,7 +517,14 @@ def _evaluate_sql(ids: str | None, *, probe: bool = False, listed: bool = False,
     intervals are read for the lifted residents only, whatever the call's filter."""
     rules_now = _RULES.format(**_filters(_RAISE_LISTED if listed else ids), **(_T4_NOW_PROBE if probe else _T4_NOW))
     cmp = _CMP_LIFTS_ONLY if lifts_only else _CMP_LISTED if listed else _CMP_BY_JOIN
-    return _EVALUATE.replace("{cmp}", cmp).format(
+    sql = _EVALUATE.replace("{cmp}", cmp)
+    if lifts_only:
+        sql = sql.replace("{raises}", _EVALUATE_NO_RAISES).replace("{raised_count}", "0").replace(
+            "{raises_capped}", "0")
+    else:
+        sql = sql.replace("{raises}", _EVALUATE_RAISES).replace("{raised_count}", "(SELECT count(*) FROM raised)").replace(
+            "{raises_capped}", "(SELECT count(*) FROM candidates)")
+    return sql.format(
         iv_now=rules_now,
         victim_ids=_VICTIMS_LISTED if listed or lifts_only else _VICTIMS_BY_JOIN,
         # per type: the rows of the lifted residents' lifted types only, so nothing joins them

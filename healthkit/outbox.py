@@ -73,8 +73,11 @@ ob AS (
     INSERT INTO healthkit_outboxrecord
         (idempotency_key, kind, case_id, resident_id, popup_type, at, payload, created_at)
     SELECT 'popup-' || id || '-' || {kind}, {kind}, id, resident_id, {popup_type}, at,
-           jsonb_build_object('event', 'popup.' || {kind}, 'case', id, 'popup_type', {popup_type},
-                              'at', at, 'policy', {policy}, 'rule', {rule}),
+           -- the same object as jsonb_build_object('event', ..., 'rule', ...), built from a row:
+           -- PostgreSQL 15 looks up the type of each of that call's twelve arguments again on
+           -- every row (its keys included), a row's column names are not looked up
+           (SELECT to_jsonb(p) FROM (SELECT 'popup.' || {kind} AS event, id AS "case", {popup_type} AS popup_type,
+                                            at, {policy} AS policy, {rule} AS rule) p),
            now()
     FROM {changes}
     ON CONFLICT (case_id, kind) WHERE case_id IS NOT NULL DO NOTHING
