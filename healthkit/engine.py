@@ -301,7 +301,8 @@ iv AS (
 -- that ended last foremost), each victim reading its partition's first row. Then one row of
 -- arrays in that order: the planner, blind to the victims' count, sees a few and updates the
 -- popups by key (no per-popup group of arrays, no join of two CTEs it cannot estimate: a
--- nested loop over thousands of lifts on each side would be quadratic)
+-- nested loop over thousands of lifts on each side would be quadratic). That row is held in
+-- memory: roughly 150 bytes a lift (the lean step's list already holds their ids)
 marked AS (
     SELECT u.id, u.state, u.raised_at, u.popup_type,
            first_value(u.ends_at) OVER w AS ends_at,

@@ -6,7 +6,6 @@ keeps one canonical form, so equal text is equal bytes), for every popup type, r
 the sweep and the event-driven path, and an upstream assignment. A lift's "why" is the interval
 that ended last."""
 
-import datetime as dt
 import json
 
 import pytest
