@@ -6,7 +6,7 @@ import datetime as dt
 import django_filters
 from django import forms
 from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.html import conditional_escape, escape, format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -55,6 +55,16 @@ class _PlainInputMixin:
         shown = "" if widget["value"] is None else f' value="{escape(widget["value"])}"'
         return mark_safe(  # noqa: S308 - every value is escaped
             f'<input type="{escape(widget["type"])}" name="{escape(widget["name"])}"{shown}{_attrs(widget["attrs"])}>')
+
+
+def cached_options(key: str, queryset: QuerySet, timeout: int) -> list[tuple[int, str]]:
+    """A drop-down's (pk, label) options from the cache, read from `queryset` when missing: the
+    lists that change rarely (districts, staff), so a console page spends no query on them."""
+    options = cache.get(key)
+    if options is None:
+        options = [(obj.pk, str(obj)) for obj in queryset]
+        cache.set(key, options, timeout)
+    return options
 
 
 def plain_label(context: dict) -> SafeString:
@@ -162,11 +172,7 @@ class AppealFilter(django_filters.FilterSet):
         for name, queryset in (("district", District.objects.all()),
                                ("assigned_to", self.form.fields["assigned_to"].queryset)):
             field = self.form.fields[name]
-            key = f"appeals:queue-choices:{name}"
-            options = cache.get(key)
-            if options is None:
-                options = [(obj.pk, str(obj)) for obj in queryset]
-                cache.set(key, options, self.CHOICES_TIMEOUT)
+            options = cached_options(f"appeals:queue-choices:{name}", queryset, self.CHOICES_TIMEOUT)
             if name == "district":
                 field.choices = [(str(pk), label) for pk, label in options]
             else:

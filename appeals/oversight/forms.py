@@ -3,11 +3,10 @@
 import datetime as dt
 
 from django import forms
-from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from appeals.filters import PlainDateInput, PlainSelect, PlainTextInput, plain_label
+from appeals.filters import PlainDateInput, PlainSelect, PlainTextInput, cached_options, plain_label
 from appeals.oversight.selectors import DashboardFilters
 from communities.models import Community, District
 from healthkit.inputs import DateFormField, TextFormField
@@ -35,10 +34,7 @@ class DashboardFilterForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["district"]
-        options = cache.get(self.DISTRICT_OPTIONS_KEY)
-        if options is None:
-            options = [(district.pk, field.label_from_instance(district)) for district in field.queryset]
-            cache.set(self.DISTRICT_OPTIONS_KEY, options, self.CHOICES_TIMEOUT)
+        options = cached_options(self.DISTRICT_OPTIONS_KEY, field.queryset, self.CHOICES_TIMEOUT)
         field.widget.choices = [("", field.empty_label), *options]
 
     def render(self, template_name=None, context=None, renderer=None):
