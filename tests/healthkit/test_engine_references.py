@@ -38,6 +38,19 @@ def _lift_ready() -> PopupCase:
     return PopupCase.objects.get(resident=resident, popup_type=4)
 
 
+def _delete_waits_for_the_sweep_then_refuses(table: str, pk: int, swept) -> None:
+    """A sweep runs (`swept` checks its outcome) while another session deletes row `pk` of
+    `table`: the delete waits for the sweep's transaction, then refuses."""
+    with _other_session() as other:
+        other.execute("SET lock_timeout = '300ms'")
+        with transaction.atomic():
+            assert swept(engine.evaluate(resident_ids=None, at=LIFT_AT))
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute(f"DELETE FROM {table} WHERE id = %s", [pk])  # noqa: S608 - a constant of the tests
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            other.execute(f"DELETE FROM {table} WHERE id = %s", [pk])  # noqa: S608 - a constant of the tests
+
+
 def _missing_resident_id() -> int:
     return (Resident.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
 
@@ -73,16 +86,9 @@ def test_writes_after_the_engine_in_the_same_transaction_are_checked_again(resid
 def test_delete_of_a_lifted_popup_waits_for_the_sweep_and_then_refuses():
     # given a sweep that lifted a popup (its event and outbox record written) and has not committed
     case = _lift_ready()
-    with _other_session() as other:
-        other.execute("SET lock_timeout = '300ms'")
-        with transaction.atomic():
-            assert engine.evaluate(resident_ids=None, at=LIFT_AT).lifted == 1
-            # when the popup is deleted meanwhile, the delete waits
-            with pytest.raises(psycopg.errors.LockNotAvailable):
-                other.execute("DELETE FROM healthkit_popupcase WHERE id = %s", [case.pk])
-        # then, once the sweep committed, the delete sees the event and the record and refuses
-        with pytest.raises(psycopg.errors.ForeignKeyViolation):
-            other.execute("DELETE FROM healthkit_popupcase WHERE id = %s", [case.pk])
+    # when the popup is deleted meanwhile, the delete waits; then, once the sweep committed, it
+    # sees the event and the record and refuses
+    _delete_waits_for_the_sweep_then_refuses("healthkit_popupcase", case.pk, lambda sweep: sweep.lifted == 1)
     assert PopupEvent.objects.filter(case=case, kind="lifted").count() == 1
     assert OutboxRecord.objects.filter(case=case, kind="lifted").count() == 1
 
@@ -125,14 +131,8 @@ def test_delete_of_an_endpoint_waits_for_the_sweep_and_then_refuses():
     # given a sweep that lifted a popup and wrote its delivery, not yet committed
     endpoint = DownstreamEndpointFactory()
     _lift_ready()
-    with _other_session() as other:
-        other.execute("SET lock_timeout = '300ms'")
-        with transaction.atomic():
-            assert engine.evaluate(resident_ids=None, at=LIFT_AT).deliveries == 1
-            # when the endpoint is deleted meanwhile, the delete waits
-            with pytest.raises(psycopg.errors.LockNotAvailable):
-                other.execute("DELETE FROM healthkit_downstreamendpoint WHERE id = %s", [endpoint.pk])
-        # then, once the sweep committed, the delete sees the delivery and refuses
-        with pytest.raises(psycopg.errors.ForeignKeyViolation):
-            other.execute("DELETE FROM healthkit_downstreamendpoint WHERE id = %s", [endpoint.pk])
+    # when the endpoint is deleted meanwhile, the delete waits; then, once the sweep committed, it
+    # sees the delivery and refuses
+    _delete_waits_for_the_sweep_then_refuses("healthkit_downstreamendpoint", endpoint.pk,
+                                             lambda sweep: sweep.deliveries == 1)
     assert OutboxDelivery.objects.filter(endpoint=endpoint, record__kind="lifted").count() == 1
