@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+import unicodedata
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -26,8 +27,20 @@ def id_check_digit(first17: str) -> str:
     return _CHECK[total % 11]
 
 
+# Full-width X and the ideographic space, as a Chinese input method types them.
+_ID_WIDE = str.maketrans({"\uff38": "X", "\uff58": "X", "\u3000": ""})
+
+
 def normalize_id_number(value: str) -> str:
-    return (value or "").strip().upper().replace(" ", "")
+    """Upper-case, spaces removed, and any decimal digit (full-width '１', Arabic-Indic '١')
+    as its ASCII digit: one person's number always hashes the same way, whatever keyboard
+    typed it. Other characters are left for validate_id_number to refuse."""
+    number = (value or "").strip().upper().replace(" ", "")
+    if number.isascii():
+        return number
+    number = number.translate(_ID_WIDE)
+    return "".join(str(unicodedata.decimal(ch)) if unicodedata.decimal(ch, None) is not None else ch
+                   for ch in number)
 
 
 def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
@@ -38,7 +51,8 @@ def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
             _("An ID number has 18 characters; this one has %(n)d.") % {"n": len(number)},
             code="length",
         )
-    if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+    # ASCII only: str.isdigit() is also true of superscripts ('²'), which int() cannot read
+    if not number.isascii() or not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
         raise ValidationError(
             _("An ID number is 17 digits followed by a digit or X."), code="format"
         )

@@ -65,3 +65,29 @@ def test_messages_are_translated_to_chinese():
         pii.validate_id_number("123")
     assert "18" in error.value.messages[0]
     assert "ID number has" not in error.value.messages[0]
+
+
+FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+
+
+def test_full_width_digits_and_x_are_read_as_ascii():
+    # given the standard's example as a Chinese input method types it (full-width, ideographic space)
+    typed = VALID[:6].translate(FULL_WIDTH) + "\u3000" + VALID[6:].translate(FULL_WIDTH)
+    # then it is the same number, so the same person and the same keyed hash
+    assert pii.validate_id_number(typed) == VALID
+    assert pii.id_hash(typed) == pii.id_hash(VALID)
+
+
+def test_full_width_body_with_ascii_check_digit_is_the_same_person():
+    typed = VALID[:17].translate(FULL_WIDTH) + VALID[17]
+    assert pii.validate_id_number(typed) == VALID
+    assert pii.id_hash(typed) == pii.id_hash(VALID)
+
+
+@pytest.mark.parametrize("digit", ["\u00b2", "\u2460", "\u2082"])  # superscript 2, circled 1, subscript 2
+def test_digit_like_characters_are_refused_not_a_crash(digit):
+    # str.isdigit() is true of these but int() cannot read them
+    for position in (3, 15):
+        with pytest.raises(ValidationError) as error:
+            pii.validate_id_number(VALID[:position] + digit + VALID[position + 1:])
+        assert error.value.code == "format"

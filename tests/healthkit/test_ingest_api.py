@@ -227,3 +227,19 @@ def test_field_errors_name_the_field():
         {"arrived_at": "Must be an ISO 8601 date-time with a UTC offset."},
         {"arrived_at": "Lies in the future."},
     ]
+
+
+def test_full_width_id_number_is_the_same_resident_and_a_superscript_digit_a_record_error():
+    # given a resident, and their number typed full-width, and once with a superscript '²'
+    resident = ResidentFactory(id_number="110105196001010017")
+    wide = "110105196001010017".translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    records = [_result(wide, "S1"), _result("11010519600101\u00b2017", "S2", name="王某")]
+    # when the lab sends them
+    response = _post(_client(), "api-ingest-test-results", {"records": records})
+    # then the full-width one is that resident's result, the other a field error (no 500)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 1
+    assert [r["index"] for r in body["rejected"]] == [1] and "id_number" in body["rejected"][0]["errors"]
+    assert list(TestResult.objects.values_list("resident", flat=True)) == [resident.pk]
+    assert Resident.objects.count() == 1
