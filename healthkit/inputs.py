@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import re
 import unicodedata
 from typing import Any
@@ -217,6 +218,16 @@ def first_unstorable(data: Any, path: str = "", *, skip: str | None = None) -> s
     return None
 
 
+def malformed_json_message(cause: BaseException | None) -> str:
+    """Why a body is not JSON, saying where (line and column) but quoting none of it."""
+    if isinstance(cause, json.JSONDecodeError):
+        return _("The body is not valid JSON (line %(line)d, column %(column)d).") % {
+            "line": cause.lineno, "column": cause.colno}
+    if isinstance(cause, UnicodeError):
+        return _("The body is not text in the declared character set (UTF-8 unless Content-Type names another).")
+    return _("The body is not valid JSON.")
+
+
 class StrictJSONParser(JSONParser):
     """DRF's JSON parser, then one walk over the result: a NUL or a lone surrogate anywhere is a
     400 naming where (e.g. `receipts.3.status`), before any view, serializer, database or error
@@ -226,7 +237,16 @@ class StrictJSONParser(JSONParser):
     per_record_key: str | None = None
 
     def parse(self, stream, media_type=None, parser_context=None):
-        return self.checked(super().parse(stream, media_type, parser_context))
+        # DRF's message is English and quotes Python ("'utf-8' codec can't decode byte 0xff",
+        # "use sys.set_int_max_str_digits()"), and a body nested deeper than the recursion limit
+        # escaped it as a 500: every malformed body is a 400 {"detail"} in the reader's language.
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(_("The JSON body is nested too deeply.")) from None
+        except ParseError as exc:
+            raise ParseError(malformed_json_message(exc.__context__)) from None
+        return self.checked(data)
 
     def checked(self, data: Any) -> Any:
         where = first_unstorable(data, skip=self.per_record_key)

@@ -226,3 +226,21 @@ def test_dates_outside_the_window_are_form_errors_not_overflows(client, day):
     assert audit.status_code == 200 and audit.context["form"].errors.keys() >= {"since", "until"}
     dashboard = client.get("/console/dashboard/", {"date_to": day})
     assert dashboard.status_code == 200 and "date_to" in dashboard.context["form"].errors
+
+
+@pytest.mark.parametrize("url", [reverse("api-ingest-arrivals"), reverse("api-sms-receipts")])
+@pytest.mark.parametrize(("body", "says"), [
+    (b'{"records": [' + b"[" * 50000 + b"]" * 50000 + b"]}", "nested too deeply"),
+    (b'{"records": [' + b'{"a": ' * 50000 + b"1" + b"}" * 50000 + b"]}", "nested too deeply"),
+    (b'{"records": [{"name": "\xff\xfe"}]}', "character set"),
+    (b'{"records": [1, 2,]}', "(line 1, column 19)"),
+    (b'{"records": [' + b"9" * 5000 + b"]}", "not valid JSON"),
+])
+def test_a_malformed_body_is_a_400_saying_why_without_quoting_python(url, body, says):
+    # given a body nested deeper than Python's recursion limit, not UTF-8, or not JSON
+    response = integration().post(url, data=body, content_type="application/json")
+    # then a 400 {"detail"} in the reader's words, no 500 and no codec or sys.* internals
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert says in detail
+    assert "codec" not in detail and "sys." not in detail and "JSON parse error" not in detail
