@@ -59,7 +59,7 @@ def number(resident):
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-@pytest.mark.parametrize("bad", [NUL, SURROGATE, "\x07"])
+@pytest.mark.parametrize("bad", [NUL, SURROGATE, "\x07", "\u202e", "\u2067"])  # + bidi override, isolate
 def test_control_characters_in_any_text_field_are_a_field_error_of_that_record(endpoint, bad, person):
     good = {"id_number": number(person), **ENDPOINTS[endpoint]}
     text_fields = [f for f in ("lab", "sample_id", "reason") if f in good] + ["name"]
@@ -244,3 +244,18 @@ def test_a_malformed_body_is_a_400_saying_why_without_quoting_python(url, body, 
     detail = response.json()["detail"]
     assert says in detail
     assert "codec" not in detail and "sys." not in detail and "JSON parse error" not in detail
+
+
+@pytest.mark.parametrize("bidi", ["\u202a", "\u202b", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"])
+def test_bidirectional_overrides_are_refused_in_text_and_forms_and_dropped_from_searches(bidi):
+    # given a name or a note that would show the text after it reversed on a console page
+    with pytest.raises(inputs.InputError):
+        inputs.text(f"王{bidi}某", max_length=64)
+    with pytest.raises(inputs.InputError):
+        inputs.text(f"line one\nline{bidi} two", max_length=200, multiline=True)
+    assert inputs.TextFormField(max_length=64).clean("王某") == "王某"
+    from django import forms
+    with pytest.raises(forms.ValidationError):
+        inputs.TextFormField(max_length=64).clean(f"王{bidi}某")
+    # a search box keeps what is printable
+    assert inputs.SearchFormField().clean(f"王{bidi}某") == "王某"
