@@ -398,8 +398,12 @@ class InputBoundaryMiddleware:
         from django.http import HttpResponseBadRequest
 
         if has_bad_characters(request.path_info) or has_bad_characters(request.path):
-            return HttpResponseBadRequest(_("The address holds characters that are not allowed."),
-                                          content_type="text/plain; charset=utf-8")
+            message = _("The address holds characters that are not allowed.")
+            if request.path_info.startswith("/api/"):  # the REST API's {"detail"} shape
+                from healthkit.views_errors import api_error
+
+                return api_error(message, 400)
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
         query = request.GET
         if any(has_bad_characters(k) or any(has_bad_characters(v) for v in query.getlist(k)) for k in query):
             cleaned = query.copy()

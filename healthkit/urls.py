@@ -23,3 +23,9 @@ urlpatterns = [
     path("", include("appeals.oversight.urls")),
     path("", include("venues.urls")),
 ]
+
+# Under /api/ Django's own errors (no route, a crash, a refused request) are {"detail"} JSON.
+handler400 = "healthkit.views_errors.bad_request"
+handler403 = "healthkit.views_errors.permission_denied"
+handler404 = "healthkit.views_errors.not_found"
+handler500 = "healthkit.views_errors.server_error"

@@ -1,0 +1,63 @@
+"""Django's own errors under /api/ (no route matched, a crash, a path Django or the input boundary
+refuses) answer the {"detail"} JSON the schema documents, in the reader's language; the console
+keeps its HTML pages."""
+
+import pytest
+from django.conf import urls as django_urls
+from django.test import Client
+from django.urls import path
+from rest_framework.authtoken.models import Token
+
+from communities.models import User
+from healthkit import urls as root_urls
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _boom(request):
+    raise RuntimeError("a bug")
+
+
+urlpatterns = [*root_urls.urlpatterns, path("api/v1/boom/", _boom), path("console/boom/", _boom)]
+# the project's handlers (Django's defaults where it has none)
+handler400, handler403, handler404, handler500 = (
+    getattr(root_urls, name, getattr(django_urls, name)) for name in ("handler400", "handler403", "handler404", "handler500"))
+
+
+@pytest.fixture
+def api():
+    user = UserFactory(role=User.Role.INTEGRATION)
+    return Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}", HTTP_ACCEPT_LANGUAGE="zh-hans",
+                  raise_request_exception=False)
+
+
+@pytest.mark.parametrize("url", ["/api/v1/venues/risk-windows/null,null/withdraw/", "/api/v1/no-such/",
+                                 "/api/v1/clearance/tasks/1e9/"])
+def test_an_api_path_no_route_matches_is_a_json_404(api, url):
+    response = api.post(url, data="{}", content_type="application/json")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "未找到。"}
+
+
+def test_an_api_path_with_a_control_character_is_a_json_400(api):
+    response = api.get("/api/v1/appeals/A%07B/")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert set(response.json()) == {"detail"}
+
+
+@pytest.mark.urls(__name__)
+def test_a_crash_under_api_is_a_json_500_and_the_console_keeps_html(api):
+    response = api.get("/api/v1/boom/")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert set(response.json()) == {"detail"} and "a bug" not in response.content.decode()
+    console = api.get("/console/boom/")
+    assert console.status_code == 500 and console["Content-Type"].startswith("text/html")
+
+
+def test_outside_the_api_a_missing_page_stays_html(client):
+    response = client.get("/console/no-such-page/")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
