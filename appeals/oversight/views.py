@@ -168,12 +168,18 @@ def build_panels(data: dict, links: Links) -> list[dict]:
     return panels
 
 
-def build_figures(data: dict, links: Links) -> list[dict]:
-    """The headline numbers, each with the list behind it."""
+def build_figures(data: dict, links: Links, user=None) -> list[dict]:
+    """The headline numbers, each with the list behind it; the delivery figures link to the
+    admin's lists only for a viewer allowed to open them (`user`; None: no such links), so no
+    supervisor is shown a link that answers 403."""
     popups, appeals, tasks, deliveries = data["popups"], data["appeals"], data["tasks"], data["deliveries"]
     lifts = data["lifts"]
-    admin_sms = reverse("admin:healthkit_smsmessage_changelist")
-    admin_outbox = reverse("admin:healthkit_outboxdelivery_changelist")
+
+    def admin_list(model: str, query: str) -> str | None:
+        if user is None or not user.has_perm(f"healthkit.view_{model}"):
+            return None
+        return reverse(f"admin:healthkit_{model}_changelist") + query
+
     return [
         {"label": _("Active popups"), "n": popups["total"], "href": links.popups(state="open")},
         {"label": _("Open appeals"), "n": appeals["total"], "href": links.appeals(queue="open")},
@@ -188,10 +194,10 @@ def build_figures(data: dict, links: Links) -> list[dict]:
         {"label": _("Clearance tasks overdue"), "n": tasks["overdue"], "href": links.tasks(state="open", overdue="on")},
         {"label": _("SMS not delivered (7 days)"),
          "n": deliveries.get(DeliveryFigure.Metric.SMS_UNDELIVERED, 0) + deliveries.get(DeliveryFigure.Metric.SMS_DEAD, 0),
-         "href": admin_sms + "?state__in=undelivered,dead"},
+         "href": admin_list("smsmessage", "?state__in=undelivered,dead")},
         {"label": _("Downstream deliveries failing"),
          "n": deliveries.get(DeliveryFigure.Metric.OUTBOX_FAILED, 0) + deliveries.get(DeliveryFigure.Metric.OUTBOX_DEAD, 0),
-         "href": admin_outbox + "?state__in=failed,dead"},
+         "href": admin_list("outboxdelivery", "?state__in=failed,dead")},
         {"label": _("Lifted automatically (in range)"), "n": lifts.get(TrendPoint.Metric.LIFTED_AUTO, 0),
          "href": links.popups(state="lifted", lifted_by="auto", **links.range("lifted"))},
         {"label": _("Lifted by a person (in range)"), "n": lifts.get(TrendPoint.Metric.LIFTED_PERSON, 0),
@@ -228,7 +234,7 @@ class DashboardView(RoleRequiredMixin, View):
         links = Links(f)
         panels = build_panels(data, links)
         return render(request, self.template_name, {
-            "form": form, "filters": f, "refresh": data["refresh"], "figures": build_figures(data, links),
+            "form": form, "filters": f, "refresh": data["refresh"], "figures": build_figures(data, links, request.user),
             "panels": panels, "times": build_times(data, links),
             "charts": [p["chart"] for p in panels], "query": request.GET.urlencode(),
         })

@@ -171,3 +171,19 @@ def test_incremental_refresh_keeps_old_history_and_adds_new(city):
     services.summary_refresh()  # rewrites only the last few days
     days = selectors.trend_days(selectors.DashboardFilters.default())
     assert sum(days["series"][TrendPoint.Metric.POPUPS_RAISED]) == 2
+
+
+@pytest.mark.parametrize("role", [User.Role.SUPERVISOR, User.Role.ADMINISTRATOR])
+def test_every_link_on_the_dashboard_opens_for_its_viewer(city, client, role):
+    # given a viewer (a supervisor has no admin permissions) and a dashboard with every figure
+    administrator = role == User.Role.ADMINISTRATOR
+    client.force_login(UserFactory(role=role, is_superuser=administrator, is_staff=administrator))
+    services.summary_refresh()
+    html = client.get(reverse("oversight:dashboard")).content.decode()
+    hrefs = {h.replace("&amp;", "&") for h in re.findall(r'href="(/[^"]*)"', html)}
+    # then each link it shows answers 200 to that viewer (never a 403 from the admin)
+    statuses = {h: client.get(h).status_code for h in sorted(hrefs)
+                if not h.startswith(("/static/", "/i18n/", "/accounts/logout/"))}
+    assert statuses and all(code == 200 for code in statuses.values()), statuses
+    admin_links = [h for h in statuses if h.startswith("/admin/healthkit/")]
+    assert bool(admin_links) == (role == User.Role.ADMINISTRATOR)
