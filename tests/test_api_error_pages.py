@@ -5,7 +5,7 @@ keeps its HTML pages."""
 import pytest
 from django.conf import urls as django_urls
 from django.test import Client
-from django.urls import path
+from django.urls import path, reverse
 from rest_framework.authtoken.models import Token
 
 from communities.models import User
@@ -61,3 +61,27 @@ def test_a_crash_under_api_is_a_json_500_and_the_console_keeps_html(api):
 def test_outside_the_api_a_missing_page_stays_html(client):
     response = client.get("/console/no-such-page/")
     assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(("language", "words"), [("zh-hans", "页面没有找到"), ("en", "Page not found")])
+def test_a_missing_console_page_is_a_page_in_the_readers_language(client, language, words):
+    response = client.get("/console/no-such-page/", HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert words in html and f'<html lang="{language}">' in html
+    assert "The requested resource was not found on this server" not in html
+
+
+def test_a_console_page_the_role_may_not_open_is_a_403_page_in_chinese(client):
+    client.force_login(UserFactory(role=User.Role.OPERATOR))
+    response = client.get(reverse("oversight:dashboard"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 403
+    assert "禁止访问" in response.content.decode()
+
+
+@pytest.mark.urls(__name__)
+def test_a_crash_on_a_console_page_is_a_500_page_in_chinese(api):
+    response = api.get("/console/boom/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 500
+    html = response.content.decode()
+    assert "服务器错误" in html and '<html lang="zh-hans">' in html and "a bug" not in html
