@@ -259,3 +259,14 @@ def test_bidirectional_overrides_are_refused_in_text_and_forms_and_dropped_from_
         inputs.TextFormField(max_length=64).clean(f"王{bidi}某")
     # a search box keeps what is printable
     assert inputs.SearchFormField().clean(f"王{bidi}某") == "王某"
+
+
+@pytest.mark.parametrize("county", ["1" * 25, "1" * 100_000])
+def test_an_over_long_county_is_told_it_is_a_6_digit_code(county, person):
+    # given an arrival whose county is far longer than a code
+    record = {"id_number": number(person), **ENDPOINTS["api-ingest-arrivals"], "from_county": county}
+    body = post_json(integration(), reverse("api-ingest-arrivals"), {"records": [record]}).json()
+    # then the record's error says what a county is, not a character count of 24
+    assert body["rejected"] == [{"index": 0, "errors": {"from_county": "A county is its 6-digit administrative division code."}}]
+    with pytest.raises(inputs.InputError, match="Must be 6 digits"):
+        inputs.code(county, length=6)
