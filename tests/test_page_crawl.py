@@ -13,7 +13,8 @@ With the demo city loaded once for the module, each demo user (and an anonymous 
 - no response body contains the clear 18-digit ID number (or mobile number) of any resident.
 
 To keep it fast, at most ``PER_SHAPE`` URLs of one shape (digits replaced by ``<n>``, query
-string ignored) are fetched per role; in /admin/ only the index, app indexes and changelists.
+string ignored) are fetched per role; in /admin/ only the index, app indexes and changelists (a
+filtered changelist only when a console page links to it).
 """
 
 from __future__ import annotations
@@ -136,12 +137,16 @@ def same_site(base: str, href: str) -> str | None:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def skipped(url: str) -> bool:
+def skipped(url: str, source: str = "") -> bool:
+    """Not followed. In the admin only changelists, and a filtered one (with a query) only when a
+    console page links to it: the console's links into the admin must open for the role."""
     path = urlsplit(url).path
     if path.startswith(SKIP_PREFIXES):
         return True
     if path.startswith("/admin/"):
-        return bool(urlsplit(url).query) or not ADMIN_CHANGELIST.match(path)
+        if urlsplit(url).query and source.startswith("/admin/"):
+            return True
+        return not ADMIN_CHANGELIST.match(path)
     return False
 
 
@@ -221,7 +226,7 @@ def crawl(role: str, *, language: str = "en", budget: int = PER_SHAPE, pages_onl
             continue
         for href in hrefs_in(page.body):
             target = same_site(url, href)
-            if target is None or skipped(target) or target in result.fetched:
+            if target is None or skipped(target, url) or target in result.fetched:
                 continue
             if pages_only and (FILES.search(urlsplit(target).path) or target.startswith("/admin/")):
                 continue
