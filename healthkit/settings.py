@@ -89,6 +89,9 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# A kept connection is checked (SELECT 1) before a request or a task reuses it: after a database
+# restart, a failover or a terminated backend, the next request reconnects instead of failing.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -458,5 +461,6 @@ if REPLICA_DATABASE_URL:
     DATABASES["replica"] = env.db("REPLICA_DATABASE_URL")
     DATABASES["replica"]["ENGINE"] = "django.db.backends.postgresql"
     DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["healthkit.dbrouter.ReplicaRouter"] if REPLICA_DATABASE_URL else []
