@@ -223,8 +223,11 @@ class TestResult(models.Model):
     # transaction writing results, then refuses if any refers to it. PROTECT still applies in the ORM.
     resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="test_results",
                                  db_index=False, db_constraint=False)
-    lab = models.CharField(_("lab"), max_length=64)
-    sample_id = models.CharField(_("sample id"), max_length=64)
+    # Opaque identifiers, compared byte by byte (collation "C", migration 0031): every insert
+    # walks the unique key (lab, sample id, resident), and under any other collation each text
+    # comparison goes through the locale's strcoll; their order means nothing to a reader.
+    lab = models.CharField(_("lab"), max_length=64, db_collation="C")
+    sample_id = models.CharField(_("sample id"), max_length=64, db_collation="C")
     sampled_at = models.DateTimeField(_("sampled at"))
     resulted_at = models.DateTimeField(_("resulted at"))
     received_at = models.DateTimeField(_("received at"), help_text=_("A result counts from when it is on record."))
