@@ -27,6 +27,8 @@ of --rounds; the parts overlap in the real path. `--residents-order random` name
 order (as a lab's batch does) instead of in the order they were registered. `--order-check` times a binary COPY by the order of a batch's residents
 (in sequence, in no order, sorted per look-up chunk, sorted over the batch), into the result
 table and into a scratch copy whose unique key leads with the resident.
+`--icu-locale en-US` creates the database with that ICU locale as its default collation (as on
+a server initialised in a language's locale; this machine's databases default to C.UTF-8).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_bench_ingest \\
     .venv/bin/python bench/ingest.py --scale 0.1   # 100 k residents, 1 M results on record
@@ -553,6 +555,9 @@ def main() -> None:
     parser.add_argument("--residents-order", choices=("sequence", "random"), default="sequence",
                         help="a batch names its residents in the order they were registered (default) or in "
                              "no order, as a lab's batch does")
+    parser.add_argument("--icu-locale", metavar="LOCALE",
+                        help="create the database with this ICU locale (e.g. en-US) as its default collation "
+                             "instead of the server's, as on a server initialised in a language's locale")
     parser.add_argument("--database-url", default=os.environ.get(
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hk_bench_ingest"))
     parser.add_argument("--broker", default=os.environ.get(
@@ -575,7 +580,7 @@ def main() -> None:
     from bench.benchdb import recreate_database
     from bench.report import emit, load_average
 
-    recreate_database(args.database_url)
+    recreate_database(args.database_url, icu_locale=args.icu_locale)
 
     import django
 
