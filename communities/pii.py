@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
-_PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+_PHONE_RE = re.compile(r"^1[3-9][0-9]{9}$")  # ASCII digits only (\d also matches '８')
 
 
 def id_check_digit(first17: str) -> str:
@@ -27,8 +27,9 @@ def id_check_digit(first17: str) -> str:
     return _CHECK[total % 11]
 
 
-# Full-width X and the ideographic space, as a Chinese input method types them.
+# Full-width X, plus, hyphen and the ideographic space, as a Chinese input method types them.
 _ID_WIDE = str.maketrans({"\uff38": "X", "\uff58": "X", "\u3000": ""})
+_PHONE_WIDE = str.maketrans({"\uff0b": "+", "\uff0d": "-", "\u3000": ""})
 
 
 def normalize_id_number(value: str) -> str:
@@ -38,9 +39,13 @@ def normalize_id_number(value: str) -> str:
     number = (value or "").strip().upper().replace(" ", "")
     if number.isascii():
         return number
-    number = number.translate(_ID_WIDE)
+    return _ascii_digits(number.translate(_ID_WIDE))
+
+
+def _ascii_digits(value: str) -> str:
+    """Any decimal digit ('８', '٨') as its ASCII digit; other characters left as they are."""
     return "".join(str(unicodedata.decimal(ch)) if unicodedata.decimal(ch, None) is not None else ch
-                   for ch in number)
+                   for ch in value)
 
 
 def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
@@ -76,7 +81,12 @@ def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
 
 
 def normalize_phone(value: str) -> str:
-    digits = re.sub(r"[\s\-]", "", value or "")
+    """Spaces and hyphens dropped, +86 removed, full-width (or other Unicode) digits, plus and
+    hyphen as ASCII: one phone, one keyed hash, and a number the SMS gateway can dial."""
+    digits = value or ""
+    if not digits.isascii():
+        digits = _ascii_digits(digits.translate(_PHONE_WIDE))
+    digits = re.sub(r"[\s\-]", "", digits)
     if digits.startswith("+86"):
         digits = digits[3:]
     return digits

@@ -91,3 +91,18 @@ def test_digit_like_characters_are_refused_not_a_crash(digit):
         with pytest.raises(ValidationError) as error:
             pii.validate_id_number(VALID[:position] + digit + VALID[position + 1:])
         assert error.value.code == "format"
+
+
+@pytest.mark.parametrize("typed", ["１３８４３５３１６０８", "13８４３５３１６０８", "＋８６ １３８－４３５３－１６０８", "1٣843531608"])
+def test_a_phone_typed_full_width_is_the_ascii_number(typed):
+    # given a mobile number typed (in part) with full-width or other Unicode digits
+    # then it is the ASCII number the SMS gateway can dial, with the same keyed hash
+    assert pii.validate_phone(typed) == "13843531608"
+    assert pii.phone_hash(typed) == pii.phone_hash("13843531608")
+
+
+@pytest.mark.parametrize("typed", ["13\u00b2843531608"[:11], "1384353160\u2460"])
+def test_digit_like_characters_in_a_phone_are_refused(typed):
+    with pytest.raises(ValidationError) as error:
+        pii.validate_phone(typed)
+    assert error.value.code == "phone"
