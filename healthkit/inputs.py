@@ -401,7 +401,11 @@ class InputBoundaryMiddleware:
         from django.http import HttpResponseBadRequest
 
         if has_bad_characters(request.path_info) or has_bad_characters(request.path):
-            message = _("The address holds characters that are not allowed.")
+            from django.utils import translation
+
+            # before LocaleMiddleware: the reader's language from Accept-Language
+            with translation.override(translation.get_language_from_request(request)):
+                message = _("The address holds characters that are not allowed.")
             if request.path_info.startswith("/api/"):  # the REST API's {"detail"} shape
                 from healthkit.views_errors import api_error
 

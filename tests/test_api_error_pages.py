@@ -41,11 +41,13 @@ def test_an_api_path_no_route_matches_is_a_json_404(api, url):
     assert response.json() == {"detail": "未找到。"}
 
 
-def test_an_api_path_with_a_control_character_is_a_json_400(api):
+def test_an_api_path_with_a_control_character_is_a_json_400_in_the_readers_language(api):
     response = api.get("/api/v1/appeals/A%07B/")
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert set(response.json()) == {"detail"}
+    english = api.get("/api/v1/appeals/A%07B/", HTTP_ACCEPT_LANGUAGE="en").json()["detail"]
+    assert english == "The address holds characters that are not allowed." != response.json()["detail"]
 
 
 @pytest.mark.urls(__name__)
