@@ -37,6 +37,7 @@ Every raise and lift writes a PopupEvent and an outbox record in the same statem
 """
 
 import datetime as dt
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -134,6 +135,28 @@ _RULES = """
     CROSS JOIN LATERAL (SELECT COALESCE(s.ended_at, 'infinity') + p.window_days AS left_until) w
     WHERE s.border_port AND s.started_at <= %(at)s {fs5}
 """
+# _RULES by popup type (each rule's text between the UNION ALLs), for a statement that reads
+# some types' rules only (_rules_of), and the interval columns as _RULES gives them
+_RULE_BRANCHES = dict(zip((1, 2, 4, 5), _RULES.split("\n  UNION ALL\n"), strict=True))
+# (typed there: a rule's bare NULL, alone or beside other rules' NULLs, would be text)
+_INTERVAL_COLUMNS = (("resident_id", "bigint"), ("popup_type", "integer"), ("starts_at", "timestamptz"),
+                     ("ends_at", "timestamptz"), ("kind", "text"), ("rec", "bigint"), ("rec2", "bigint"),
+                     ("county", "text"), ("deadline", "timestamptz"), ("ended_by", "text"))
+
+
+def _rules_of(types: Sequence[int]) -> str:
+    """_RULES with the rules of these popup types only (none: no interval), columns named as
+    _RULES names them. A lift's "why" is read per type for that type's lifted residents, so
+    leaving out the types nobody is lifted from changes no row; it leaves their relations
+    unplanned and their resident filters unrun."""
+    branches = [_RULE_BRANCHES[t] for t in sorted(set(types)) if t in _RULE_BRANCHES]
+    if not branches:
+        return "SELECT " + ", ".join(f"NULL::{type_} AS {name}" for name, type_ in _INTERVAL_COLUMNS) + " WHERE false"
+    union = "\n  UNION ALL\n".join(branches)
+    names = ", ".join(name for name, _type in _INTERVAL_COLUMNS)
+    columns = ", ".join(f"r.{name}::{type_} AS {name}" for name, type_ in _INTERVAL_COLUMNS)
+    return f"SELECT {columns} FROM (\n{union}\n) r({names})"  # noqa: S608 - this module's constants only
+
 
 # The type-4 version in force at the trigger: joined (by hash when the planner knows the triggers
 # are many), or for each trigger (one version at a time: policy_one_version_at_a_time), a
@@ -512,10 +535,12 @@ def _filters(ids: str | None) -> dict[str, str]:
     return {key: f"AND {alias}.resident_id = ANY({ids.format(t=t)})" for key, alias, t in _FILTERED}
 
 
-def _evaluate_sql(ids: str | None, *, probe: bool = False, listed: bool = False, lifts_only: bool = False) -> str:
+def _evaluate_sql(ids: str | None, *, probe: bool = False, listed: bool = False, lifts_only: bool = False,
+                  lifted_types: Sequence[int] | None = None) -> str:
     """_EVALUATE for these residents (None: everyone), or (`listed`) for the changes a full
     sweep's lean step listed (_CHANGES; `lifts_only`: a list without raises). The ended
-    intervals are read for the lifted residents only, whatever the call's filter."""
+    intervals are read for the lifted residents only, whatever the call's filter, and with
+    `lifted_types` (the types of the listed lifts) from those types' rules only."""
     rules_now = _RULES.format(**_filters(_RAISE_LISTED if listed else ids), **(_T4_NOW_PROBE if probe else _T4_NOW))
     cmp = _CMP_LIFTS_ONLY if lifts_only else _CMP_LISTED if listed else _CMP_BY_JOIN
     sql = _EVALUATE.replace("{cmp}", cmp)
@@ -531,8 +556,8 @@ def _evaluate_sql(ids: str | None, *, probe: bool = False, listed: bool = False,
         # per type: the rows of the lifted residents' lifted types only, so nothing joins them
         # back to the victims (a join the planner, blind to the victims' count, ran as a nested
         # loop: 500,000 comparisons for 1,000 lifts)
-        iv_ended=_RULES.format(**_filters("ARRAY(SELECT resident_id FROM victims WHERE popup_type = {t})"),
-                               **_T4_ENDED),
+        iv_ended=(_RULES if lifted_types is None else _rules_of(lifted_types)).format(
+            **_filters("ARRAY(SELECT resident_id FROM victims WHERE popup_type = {t})"), **_T4_ENDED),
         fc=_filters(ids)["fc"],
     )
 
@@ -541,7 +566,7 @@ def _evaluate_sql(ids: str | None, *, probe: bool = False, listed: bool = False,
 # same intervals holding at `at`, by keys alone (its hash holds resident and type, not the lean
 # row), and the open popups of an abolished type. Nothing found: nothing else runs (no writing
 # statement is planned or executed). Otherwise the full statement runs on that list
-# (_EVALUATE_LISTED: the popups to lift by id; the intervals of the raises read again for their
+# (_evaluate_listed: the popups to lift by id; the intervals of the raises read again for their
 # residents and types only), making the same changes, "why", events and outbox records; or, when
 # more than SWEEP_LISTED_RAISES_AT_MOST raises are listed (a first sweep raising everyone), as
 # before by its own join. A listed raise may still not be made (a popup a person lifted while
@@ -564,18 +589,24 @@ cmp AS (
     WHERE oc.id IS NULL OR a.resident_id IS NULL
 ),
 lifts AS (
-    SELECT id FROM cmp WHERE resident_id IS NULL AND source = 'engine' AND case_type IN (1, 2, 4, 5)
+    SELECT id, case_type AS popup_type FROM cmp
+    WHERE resident_id IS NULL AND source = 'engine' AND case_type IN (1, 2, 4, 5)
   UNION  -- an abolished rule lifts every open popup of its type, whatever raised it
-    SELECT o.id FROM healthkit_popupcase o
+    SELECT o.id, o.popup_type FROM healthkit_popupcase o
     WHERE o.popup_type = ANY(%(abolished_types)s::int[]) AND o.state IN """ + OPEN + """
 ),
 raises AS (
     SELECT DISTINCT resident_id, popup_type FROM cmp WHERE id IS NULL
     ORDER BY resident_id, popup_type LIMIT %(limit)s
 )
-SELECT (SELECT COALESCE(array_agg(id ORDER BY id), '{{}}') FROM lifts),
-       (SELECT COALESCE(array_agg(resident_id ORDER BY resident_id, popup_type), '{{}}') FROM raises),
-       (SELECT COALESCE(array_agg(popup_type ORDER BY resident_id, popup_type), '{{}}') FROM raises)
+-- the lists as array text, passed back as they are (not parsed into Python and written out
+-- again), with their lengths; and the types lifted (the "why" reads only their rules)
+SELECT l.ids, l.n, l.types, r.residents, r.types, r.n
+FROM (SELECT COALESCE(array_agg(id ORDER BY id), '{{}}')::text AS ids, count(*) AS n,
+             COALESCE(array_agg(DISTINCT popup_type), '{{}}') AS types FROM lifts) l,
+     (SELECT COALESCE(array_agg(resident_id ORDER BY resident_id, popup_type), '{{}}')::text AS residents,
+             COALESCE(array_agg(popup_type ORDER BY resident_id, popup_type), '{{}}')::text AS types,
+             count(*) AS n FROM raises) r
 """)
 # The popups, events, outbox records and deliveries the statement writes skip their per-statement
 # reference checks (migrations 0023/0024, an anti-join per reference and statement): their parents
@@ -598,16 +629,21 @@ SWEEP_LISTED_RAISES_AT_MOST = 10_000
 _EVALUATE_ALL = _evaluate_sql(None)
 _EVALUATE_ALL_PROBE = _evaluate_sql(None, probe=True)
 _EVALUATE_IDS = _evaluate_sql(_IDS)
-# The changes a full sweep's lean step listed: type 4 of the listed raises by index probes, one
-# per trigger of theirs (a hash would read every result for a few residents).
-_EVALUATE_LISTED = _evaluate_sql(None, probe=True, listed=True)
-_EVALUATE_LISTED_LIFTS = _evaluate_sql(None, listed=True, lifts_only=True)
 _CHANGES_ALL = _CHANGES.format(iv_now=_RULES.format(**_filters(None), **_T4_NOW))
 _CHANGES_ALL_PROBE = _CHANGES.format(iv_now=_RULES.format(**_filters(None), **_T4_NOW_PROBE))
 # Hashing the results costs per result, probing per trigger (an index descent: a few times a
 # hash insert, measured). The planner's costs favour the hash even with ten results per trigger,
 # where the probes were 1.5x faster; with ten triggers per result the hash was 5x faster.
 PROBE_WHEN_RESULTS_PER_TRIGGER = 3
+
+
+@functools.lru_cache(maxsize=32)
+def _evaluate_listed(*, raises: bool, lifted_types: tuple[int, ...]) -> str:
+    """The statement for the changes a full sweep's lean step listed: with `raises`, type 4 of
+    the listed raises by index probes, one per trigger of theirs (a hash would read every result
+    for a few residents); without, no raise CTE at all. The "why" of the lifts from the rules of
+    `lifted_types` only (at most 2 x 16 texts, built once)."""
+    return _evaluate_sql(None, probe=raises, listed=True, lifts_only=not raises, lifted_types=lifted_types)
 
 
 def _type4_by_probe(results: float, triggers: float) -> bool:
@@ -680,11 +716,11 @@ def evaluate(*, resident_ids: Sequence[int] | None, at: dt.datetime | None = Non
             probe = _type4_by_probe(results, triggers)
             cursor.execute(_CHANGES_ALL_PROBE if probe else _CHANGES_ALL,
                            {**params, "limit": SWEEP_LISTED_RAISES_AT_MOST + 1})
-            lift_ids, raise_residents, raise_types = cursor.fetchone()
-            if len(raise_residents) > SWEEP_LISTED_RAISES_AT_MOST:
+            lift_ids, lifts, lifted_types, raise_residents, raise_types, raises = cursor.fetchone()
+            if raises > SWEEP_LISTED_RAISES_AT_MOST:
                 statement = _EVALUATE_ALL_PROBE if probe else _EVALUATE_ALL
-            elif lift_ids or raise_residents:
-                statement = _EVALUATE_LISTED if raise_residents else _EVALUATE_LISTED_LIFTS
+            elif lifts or raises:
+                statement = _evaluate_listed(raises=bool(raises), lifted_types=tuple(sorted(lifted_types)))
                 statement_params = {**params, "lift_ids": lift_ids, "raise_residents": raise_residents,
                                     "raise_types": raise_types}
         if statement is not None:
