@@ -11,9 +11,21 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from healthkit import engine
-from healthkit.models import OutboxDelivery, OutboxRecord, PopupCase, PopupEvent, TestResult
+from healthkit.models import (
+    OutboxDelivery,
+    OutboxRecord,
+    PopupCase,
+    PopupEvent,
+    PopupPolicy,
+    TestResult,
+)
 from tests.factories import TestResultFactory
-from tests.factories.healthkit import ArrivalFactory, DownstreamEndpointFactory, cst
+from tests.factories.healthkit import (
+    ArrivalFactory,
+    DownstreamEndpointFactory,
+    PopupAssignmentFactory,
+    cst,
+)
 
 pytestmark = pytest.mark.django_db
 ARRIVED = cst(2022, 6, 1, 9)
@@ -110,3 +122,24 @@ def test_raises_beyond_the_listed_limit_end_where_the_listed_ones_do(monkeypatch
 
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] == (3, 2)
+
+
+def test_a_sweep_lifting_only_a_type_without_rules_records_its_abolition():
+    # given an upstream (type 3) popup, the only kind of popup open, and type 3 abolished later
+    assigned = cst(2022, 9, 1, 8)
+    abolished = assigned + dt.timedelta(days=2)
+    assignment = PopupAssignmentFactory(assigned_at=assigned)
+    engine.evaluate(resident_ids=[assignment.resident_id], at=assigned)
+    PopupPolicy.objects.filter(popup_type=3, effective_to__isnull=True).update(effective_to=abolished)
+    PopupPolicy.objects.create(popup_type=3, version="type-3-abolished", effective_from=abolished,
+                               params={"abolished": True})
+
+    # when the full sweep runs after that instant (its lifts' "why" read from no rule at all)
+    result = engine.sweep(at=abolished + dt.timedelta(hours=1), full=True)
+
+    # then the popup is lifted at the abolition, and its event and outbox record say so
+    case = PopupCase.objects.get(resident_id=assignment.resident_id, popup_type=3)
+    assert (result.lifted, case.state, case.lifted_at) == (1, PopupCase.State.LIFTED, abolished)
+    lift = case.events.get(kind="lifted")
+    assert (lift.data["records"], lift.data["policy"]) == ({"ended_by": "policy_abolished"}, "type-3-abolished")
+    assert OutboxRecord.objects.filter(case=case, kind="lifted").count() == 1
