@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hk_bench")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthkit.settings")
+os.environ["DJANGO_DEBUG"] = "false"  # as in production: DEBUG keeps every query and wraps every cursor
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
 os.environ["CELERY_BROKER_URL"] = "memory://"
 

@@ -423,6 +423,7 @@ def main() -> None:
     os.environ["CELERY_BROKER_URL"] = args.broker
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthkit.settings")
+    os.environ["DJANGO_DEBUG"] = "false"  # as in production: DEBUG keeps every query and wraps every cursor
     ensure_database(args.database_url)
 
     import django

@@ -527,6 +527,7 @@ def main() -> int:
         os.environ["CELERY_BROKER_URL"] = args.broker
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthkit.settings")
+    os.environ["DJANGO_DEBUG"] = "false"  # as in production: DEBUG keeps every query and wraps every cursor
     import django
 
     django.setup()
