@@ -11,7 +11,7 @@ import json
 from xml.etree import ElementTree as ET
 
 from django.conf import settings
-from django.core.exceptions import SuspiciousOperation
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.http.multipartparser import MultiPartParserError
@@ -231,7 +231,8 @@ class Open311View(View):
                 if request.method == "POST":
                     _check_form(request)
                 _check_jurisdiction(request)  # parses the body and query string
-            except (MultiPartParserError, SuspiciousOperation):
+            # BadRequest: a form body declared in another charset than UTF-8 (Django refuses it)
+            except (MultiPartParserError, SuspiciousOperation, BadRequest):
                 raise Open311Error(400, _("The request body or query string is malformed.")) from None
             return super().dispatch(request, *args, **kwargs)
         except Open311Error as exc:

@@ -38,11 +38,13 @@ class InputError(ValueError):
 # escapes in JSON, not encodable as UTF-8: PostgreSQL and the response would fail on them), and
 # the non-characters U+FFFE/U+FFFF, and the bidirectional embeddings, overrides and isolates
 # (U+202A-U+202E, U+2066-U+2069: a name holding U+202E shows the text after it reversed on every
-# console page and export; Chinese and English never need them). Line breaks and tabs are
+# console page and export; Chinese and English never need them), and the replacement character
+# U+FFFD (what Django makes of bytes that were not UTF-8, e.g. a GBK form posted without a
+# charset: stored, it is a name or an address nobody can read). Line breaks and tabs are
 # allowed only in multi-line text.
-_BAD_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+_BAD_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffd-\uffff]")
 _BAD_MULTILINE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffd-\uffff]")
 # Only what cannot be stored or sent at all: NUL and lone surrogates (any JSON string anywhere).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _OFFSET_LIMIT = dt.timedelta(hours=15, minutes=59)  # PostgreSQL's timestamptz offset range

@@ -270,3 +270,12 @@ def test_an_over_long_county_is_told_it_is_a_6_digit_code(county, person):
     assert body["rejected"] == [{"index": 0, "errors": {"from_county": "A county is its 6-digit administrative division code."}}]
     with pytest.raises(inputs.InputError, match="Must be 6 digits"):
         inputs.code(county, length=6)
+
+
+def test_the_replacement_character_is_refused_as_invalid_unicode():
+    # U+FFFD is what a decoder leaves of bytes that were not text: stored, nobody can read it
+    with pytest.raises(inputs.InputError):
+        inputs.text("王\ufffd\ufffd", max_length=64)
+    with pytest.raises(inputs.InputError):
+        inputs.text("地址\n\ufffd", max_length=200, multiline=True)
+    assert inputs.SearchFormField().clean("王\ufffd某") == "王某"

@@ -105,3 +105,36 @@ def test_date_window_and_bad_dates(client, api_key):
     assert before.json() == []
     bad = client.get("/open311/v2/requests.json", {"api_key": api_key, "start_date": "yesterday"})
     assert bad.status_code == 400 and "ISO 8601" in bad.json()[0]["description"]
+
+
+def _gbk_form(api_key: str) -> bytes:
+    from urllib.parse import quote_from_bytes
+
+    data = {"api_key": api_key, "service_code": "correction", "first_name": "小明", "last_name": "王",
+            "phone": "13600009999", "attribute[id_number]": make_id_number(), "address_string": "朝阳区望京西园三区",
+            "description": "弹窗有误"}
+    return "&".join(f"{k}={quote_from_bytes(v.encode('gbk'))}" for k, v in data.items()).encode()
+
+
+def test_a_form_in_gbk_without_a_charset_is_refused_not_stored_as_mojibake(client, api_key):
+    # given a legacy client posting GBK bytes and no charset (Django reads them as UTF-8: U+FFFD)
+    response = client.post("/open311/v2/requests.json", _gbk_form(api_key),
+                           content_type="application/x-www-form-urlencoded")
+    # then a 400 naming a field, and no appeal with unreadable text
+    assert response.status_code == 400
+    assert response.json()[0]["code"] == 400
+    assert not Appeal.objects.exists()
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_form_declared_in_another_charset_is_an_open311_error(client, api_key, fmt):
+    # given the same body declared as GBK (Django refuses form bodies not in UTF-8)
+    response = client.post(f"/open311/v2/requests.{fmt}", _gbk_form(api_key),
+                           content_type="application/x-www-form-urlencoded; charset=gbk")
+    # then the answer is Open311's error list in the format asked for, not an HTML page
+    assert response.status_code == 400
+    if fmt == "json":
+        assert response.json()[0]["code"] == 400
+    else:
+        assert ET.fromstring(response.content).tag == "errors"  # noqa: S314 - our own response
+    assert not Appeal.objects.exists()
