@@ -83,7 +83,8 @@ class Appeal(models.Model):
     claimed_name_encrypted = models.TextField(blank=True, editable=False)
     claimed_id_encrypted = models.TextField(blank=True, editable=False)
     claimed_id_hash = models.CharField(max_length=64, blank=True, editable=False)
-    claimed_masked = models.CharField(_("name and ID as given"), max_length=40, blank=True, editable=False)
+    # pii.masked_person of a name of up to 64 characters (inputs.NAME_MAX): 64 + " " + 18
+    claimed_masked = models.CharField(_("name and ID as given"), max_length=83, blank=True, editable=False)
     # Null when the resident reports a popup our records do not show.
     popup = models.ForeignKey(PopupCase, verbose_name=_("popup"), on_delete=models.PROTECT, null=True, blank=True, related_name="appeals")
     popup_type_claimed = models.PositiveSmallIntegerField(_("popup type (as reported)"), null=True, blank=True)

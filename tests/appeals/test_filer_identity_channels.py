@@ -186,3 +186,17 @@ def test_the_id_number_given_is_found_again_after_the_hash_key_is_rotated(settin
     settings.PII_HASH_KEY = new_key
     found = appeal_for_status(reference=reference, id_number=number, phone=FILER_PHONE)
     assert found is not None and found.appeal.claimed_id_hash == pii.id_hash(number)
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_a_filer_name_of_the_longest_allowed_length_is_filed_on_every_channel(channel):
+    # given a name of 64 characters (the longest a name may be) for an unknown ID number
+    name = "欧阳" + "娜" * 62
+    number = make_id_number()
+    # when it is filed on the channel
+    status, reference = FILE[channel](name, number, FILER_PHONE)
+    # then it is filed (not a 500 from a masked name longer than its column), masked in full
+    assert reference, status
+    appeal = Appeal.objects.get(reference=reference)
+    assert appeal.claimed_masked == pii.masked_person(name, pii.mask_id(number))
+    assert len(appeal.claimed_masked) == 83
