@@ -2,18 +2,22 @@
 
 `evaluate_later(resident_ids)` runs inside the transaction that stores the signals: it writes
 one `EngineWork` row per evaluation task (its residents, at most CHUNK, as an array; one
-statement) and, on commit, publishes the tasks. The task (`evaluate_now`) deletes its row and
-evaluates in one transaction, so the row disappears only with a committed evaluation. What no task took (broker down when the batch
+statement) and, on commit, publishes one task per row carrying the row's id. The task
+(`evaluate_work`) deletes its row and evaluates the residents it held in one transaction, so the
+row disappears only with a committed evaluation. What no task took (broker down when the batch
 committed, a worker killed, retries given up during a database outage) is taken by the beat
 job `engine_work_due` every minute once it is `GRACE` old: at most about 90 s late.
 
-Order matters in `evaluate_now`: the rows are deleted first (taking those committed so far),
-then the evaluation reads the signals, and it sees every signal whose row it deleted, because
-the signals committed together with the row. A row written after the delete waits for its own
-task. Rows locked by a concurrent evaluation are skipped (it covers them). A task finds its row
-by the residents it carries (the same list, sorted, as the row holds), so its arguments stay
-resident ids only; a task whose row is gone (the sweep took it) still evaluates, which is
-harmless.
+Order matters in `evaluate_work`: the row is deleted first, then the evaluation reads the
+signals, and it sees every signal of the row, because the signals committed together with it. A
+row locked by a concurrent evaluation (the sweep taking it) is skipped: that evaluation covers
+it. A task whose row is gone (the sweep took it, or a redelivered message whose first run
+committed) does nothing. The message carries a number, not a thousand resident ids: smaller to
+build, send and route (docs/engine.md).
+
+Messages queued before that change carry the residents themselves (`evaluate_now`): such a task
+finds its row by those residents (the same list, sorted, as the row holds) and evaluates them,
+whether or not its row is still there, which is harmless.
 """
 
 import datetime as dt
@@ -40,10 +44,11 @@ def evaluate_later(resident_ids: Sequence[int]) -> None:
         # One text per task (ids joined by commas), not an array the driver adapts id by id.
         cursor.execute(
             "INSERT INTO healthkit_enginework (resident_ids, created_at) "
-            "SELECT string_to_array(c, ',')::bigint[], now() FROM unnest(%s::text[]) AS c",
+            "SELECT string_to_array(c, ',')::bigint[], now() FROM unnest(%s::text[]) AS c RETURNING id",
             [[",".join(map(str, chunk)) for chunk in chunks]],
         )
-    queues.publish_on_commit(tasks.engine_evaluate_residents, [(chunk,) for chunk in chunks])
+        work_ids = [work_id for (work_id,) in cursor.fetchall()]
+    queues.publish_on_commit(tasks.engine_evaluate_work, [(work_id,) for work_id in work_ids])
 
 
 def _claim(cursor, *, resident_ids: Sequence[int] | None, limit: int = CHUNK) -> list[int]:
@@ -78,8 +83,30 @@ def _claim(cursor, *, resident_ids: Sequence[int] | None, limit: int = CHUNK) ->
     return sorted({resident for (row,) in cursor.fetchall() for resident in row})
 
 
+def evaluate_work(*, work_id: int) -> int:
+    """The task's body: take this work row and evaluate its residents, one transaction. A row
+    already taken (by the sweep, or by an earlier delivery of the same message) or held by a
+    running evaluation is left to whoever has it. Returns residents evaluated."""
+    from healthkit import engine
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """DELETE FROM healthkit_enginework WHERE id IN (
+                   SELECT id FROM healthkit_enginework WHERE id = %s FOR UPDATE SKIP LOCKED)
+               RETURNING resident_ids""",
+            [work_id],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return 0
+        resident_ids = row[0]
+        engine.evaluate(resident_ids=resident_ids)
+    return len(resident_ids)
+
+
 def evaluate_now(*, resident_ids: Sequence[int]) -> None:
-    """The task's body: take these residents' work rows and evaluate them, one transaction."""
+    """The body of a task queued before messages carried the work row's id (the residents
+    themselves): take these residents' work rows and evaluate them, one transaction."""
     from healthkit import engine
 
     with transaction.atomic(), connection.cursor() as cursor:

@@ -69,9 +69,20 @@ class _ResidentIdsTask(Task):
         return super().apply_async(args, kwargs, **options)
 
 
+@shared_task(acks_late=True, ignore_result=True, **_ENGINE_RETRY)
+def engine_evaluate_work(work_id: int) -> int:
+    """Event-driven re-evaluation of the residents a committed batch touched: the message names
+    the batch's work row (EngineWork), which holds them. Returns residents evaluated (0: the row
+    was taken already)."""
+    from healthkit import engine_work
+
+    return engine_work.evaluate_work(work_id=work_id)
+
+
 @shared_task(base=_ResidentIdsTask, acks_late=True, ignore_result=True, **_ENGINE_RETRY)
 def engine_evaluate_residents(resident_ids: list[int]) -> None:
-    """Event-driven re-evaluation of the residents a committed batch touched (ids only)."""
+    """The same for messages queued before they named the work row (the resident ids
+    themselves): still accepted, so a deploy loses none of them."""
     from healthkit import engine_work
 
     engine_work.evaluate_now(resident_ids=resident_ids)

@@ -101,7 +101,7 @@ def test_a_token_authenticated_api_call_logs_its_user():
     record = {"id_number": resident.reveal_id_number(), "lab": "x", "sample_id": "S1", "result": "negative",
               "sampled_at": "2022-07-01T08:00:00+08:00", "resulted_at": "2022-07-01T10:00:00+08:00"}
     try:
-        with mock.patch.object(tasks.engine_evaluate_residents, "delay", side_effect=BrokerDown("refused")):
+        with mock.patch.object(tasks.engine_evaluate_work, "delay", side_effect=BrokerDown("refused")):
             from django.test import Client
 
             response = Client().post(reverse("api-ingest-test-results"), {"records": [record]},

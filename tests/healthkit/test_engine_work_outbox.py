@@ -6,7 +6,7 @@ import datetime as dt
 from unittest import mock
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
@@ -52,7 +52,7 @@ def test_broker_down_at_commit_answers_200_and_the_sweep_lifts(django_capture_on
     resident = _resident_with_popup_4()
     client = _client()
     body = {"batch_id": "b-1", "records": [_negative(resident)]}
-    with mock.patch.object(tasks.engine_evaluate_residents, "delay", side_effect=BrokerDown("refused")), \
+    with mock.patch.object(tasks.engine_evaluate_work, "delay", side_effect=BrokerDown("refused")), \
             django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("api-ingest-test-results"), body, format="json")
     assert response.status_code == 200 and response.json()["accepted"] == 1
@@ -78,26 +78,63 @@ def test_the_task_that_commits_removes_the_work(django_capture_on_commit_callbac
 
 def test_an_evaluation_that_fails_leaves_the_work_for_the_sweep(django_capture_on_commit_callbacks):
     resident = _resident_with_popup_4()
-    with mock.patch.object(tasks.engine_evaluate_residents, "delay"), \
+    with mock.patch.object(tasks.engine_evaluate_work, "delay") as delay, \
             django_capture_on_commit_callbacks(execute=True):
         _client().post(reverse("api-ingest-test-results"), {"records": [_negative(resident)]}, format="json")
     with mock.patch.object(engine, "evaluate", side_effect=OperationalError("database went away")), \
             pytest.raises(OperationalError):
-        engine_work.evaluate_now(resident_ids=[resident.pk])  # the last retry gives up
+        engine_work.evaluate_work(work_id=delay.call_args.args[0])  # the last retry gives up
     assert EngineWork.objects.count() == 1
     _age_work()
     assert tasks.engine_work_due() == 1
     assert PopupCase.objects.get(resident=resident).state == "lifted"
 
 
-def test_a_task_takes_its_own_row_and_leaves_other_batches_work():
+def test_a_task_takes_the_row_it_names_and_leaves_other_batches_work(monkeypatch):
+    # given two batches' work, one row per evaluation task, each task naming its row
+    named = []
+    monkeypatch.setattr(transaction, "on_commit", lambda fn, robust=False: fn())
+    monkeypatch.setattr(tasks.engine_evaluate_work, "delay", named.append)
+    engine_work.evaluate_later([3, 1, 2])
+    engine_work.evaluate_later([2, 4])
+    first, second = named
+    # when the first batch's task runs
+    with mock.patch.object(engine, "evaluate") as evaluate:
+        assert tasks.engine_evaluate_work(first) == 3
+    # then it evaluated the residents its row held, the row is gone, the other waits for its task
+    evaluate.assert_called_once_with(resident_ids=[1, 2, 3])
+    assert list(EngineWork.objects.values_list("pk", "resident_ids")) == [(second, [2, 4])]
+    # and the same message delivered again (acks_late) finds its row gone and does nothing
+    with mock.patch.object(engine, "evaluate") as evaluate:
+        assert tasks.engine_evaluate_work(first) == 0
+    evaluate.assert_not_called()
+    assert EngineWork.objects.count() == 1
+
+
+def test_a_task_whose_row_the_sweep_took_does_nothing(monkeypatch):
+    # given a batch's work row, old enough for the sweep, and its task's message
+    named = []
+    monkeypatch.setattr(transaction, "on_commit", lambda fn, robust=False: fn())
+    monkeypatch.setattr(tasks.engine_evaluate_work, "delay", named.append)
+    engine_work.evaluate_later([7, 5])
+    _age_work()
+    # when the sweep takes it first, then the task runs
+    with mock.patch.object(engine, "evaluate") as evaluate:
+        assert tasks.engine_work_due() == 2
+        assert tasks.engine_evaluate_work(named[0]) == 0
+    # then the residents were evaluated once, by the sweep
+    evaluate.assert_called_once_with(resident_ids=[5, 7])
+    assert not EngineWork.objects.exists()
+
+
+def test_a_message_queued_before_it_named_the_row_still_takes_its_row():
     # given two batches' work, one row per evaluation task
     engine_work.evaluate_later([3, 1, 2])
     engine_work.evaluate_later([2, 4])
     assert sorted(EngineWork.objects.values_list("resident_ids", flat=True)) == [[1, 2, 3], [2, 4]]
-    # when the first batch's task runs (its ids in any order)
+    # when a message of the older shape (the residents themselves, in any order) runs
     with mock.patch.object(engine, "evaluate") as evaluate:
-        engine_work.evaluate_now(resident_ids=[2, 3, 1])
+        tasks.engine_evaluate_residents([2, 3, 1])
     # then its row is gone, the other batch's row waits for its own task
     evaluate.assert_called_once_with(resident_ids=[2, 3, 1])
     assert list(EngineWork.objects.values_list("resident_ids", flat=True)) == [[2, 4]]

@@ -30,8 +30,10 @@ def test_a_batchs_pending_evaluations_are_stored_uncompressed_and_taken_whole():
     # and they read back as written, in order, one task's residents each
     rows = list(EngineWork.objects.order_by("id").values_list("resident_ids", flat=True))
     assert rows == [ids[:1_000], ids[1_000:]]
-    assert publish.call_args.args[1] == [(ids[:1_000],), (ids[1_000:],)]
+    work_ids = list(EngineWork.objects.order_by("id").values_list("id", flat=True))
+    assert sorted(publish.call_args.args[1]) == [(work_id,) for work_id in work_ids]
     # and a task takes exactly its own row
-    with connection.cursor() as cursor:
-        assert engine_work._claim(cursor, resident_ids=ids[1_000:]) == ids[1_000:]
+    with mock.patch("healthkit.engine.evaluate") as evaluate:
+        assert engine_work.evaluate_work(work_id=work_ids[1]) == 1_000
+    evaluate.assert_called_once_with(resident_ids=ids[1_000:])
     assert list(EngineWork.objects.values_list("resident_ids", flat=True)) == [ids[:1_000]]

@@ -65,16 +65,21 @@ def test_negative_result_posted_to_the_api_lifts_type_4_when_the_batch_commits(d
 
 
 @pytest.mark.django_db
-def test_evaluation_is_enqueued_on_commit_with_resident_ids_only(django_capture_on_commit_callbacks):
+def test_evaluation_is_enqueued_on_commit_naming_its_work_row_only(django_capture_on_commit_callbacks):
+    from healthkit.models import EngineWork
+
     resident = ResidentFactory(id_number="110105196001010017")
     record = {"id_number": "110105196001010017", "arrived_at": timezone.now().isoformat(), "from_county": "310115"}
-    with mock.patch.object(tasks.engine_evaluate_residents, "delay") as delay:
+    with mock.patch.object(tasks.engine_evaluate_work, "delay") as delay:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             ingest.ingest(kind="arrivals", records=[record])
         assert not delay.called  # not before the commit
         assert len(callbacks) == 1
         callbacks[0]()
-        delay.assert_called_once_with([resident.pk])  # primary keys, never personal data
+        # the message is the work row's primary key, never personal data; the row holds the residents
+        work = EngineWork.objects.get()
+        delay.assert_called_once_with(work.pk)
+        assert work.resident_ids == [resident.pk]
         delay.reset_mock()
         with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
             ingest.ingest(kind="arrivals", records=[{**record, "from_county": "310116"}])
@@ -89,11 +94,13 @@ def test_large_batches_are_evaluated_in_chunks(monkeypatch):
 
     enqueued = []
     monkeypatch.setattr(transaction, "on_commit", lambda fn, robust=False: fn())
-    monkeypatch.setattr(tasks.engine_evaluate_residents, "delay", enqueued.append)
+    monkeypatch.setattr(tasks.engine_evaluate_work, "delay", enqueued.append)
     ingest._evaluate_on_commit(list(range(1, engine_work.CHUNK * 2 + 2)))
-    assert [len(chunk) for chunk in enqueued] == [engine_work.CHUNK, engine_work.CHUNK, 1]
-    # the work is on record with the batch, whatever happens to the publish
-    assert sorted(EngineWork.objects.values_list("resident_ids", flat=True)) == [list(c) for c in enqueued]
+    # one task per work row, each naming its own row; the work is on record with the batch,
+    # whatever happens to the publish
+    rows = dict(EngineWork.objects.values_list("pk", "resident_ids"))
+    assert sorted(enqueued) == sorted(rows)
+    assert [rows[pk] for pk in enqueued] == [list(range(1, 1001)), list(range(1001, 2001)), [2001]]
 
 
 @pytest.mark.django_db
@@ -102,11 +109,20 @@ def test_a_local_case_reevaluates_residents_who_stayed_in_that_county(django_cap
     stay = StayFactory(county="420111", started_at=now - dt.timedelta(days=4), ended_at=now - dt.timedelta(days=2),
                        received_at=now - dt.timedelta(days=2))
     elsewhere = StayFactory(county="420102", started_at=now - dt.timedelta(days=4), ended_at=now - dt.timedelta(days=2))
-    evaluate = tasks.engine_evaluate_residents
-    with mock.patch.object(evaluate, "delay", wraps=evaluate.delay) as delay, \
+    from healthkit.models import EngineWork
+
+    evaluate = tasks.engine_evaluate_work
+    queued = []
+
+    def delay(work_id):
+        queued.append(EngineWork.objects.get(pk=work_id).resident_ids)
+        return evaluate.apply(args=(work_id,))
+
+    with mock.patch.object(evaluate, "delay", side_effect=delay), \
             django_capture_on_commit_callbacks(execute=True):
         ingest.ingest(kind="local_cases", records=[{"county": "420111", "reported_at": now.isoformat()}])
-    assert delay.call_args.args == ([stay.resident_id],)
+    assert queued == [[stay.resident_id]]
+    assert not EngineWork.objects.exists()
     assert PopupCase.objects.filter(resident=stay.resident, popup_type=1, state="active").exists()
     assert not PopupCase.objects.filter(resident=elsewhere.resident).exists()
 
@@ -206,5 +222,5 @@ def test_concurrent_evaluations_and_sweeps_raise_and_log_each_change_once():
 def test_engine_tasks_retry_on_database_hiccups():
     from django.db import OperationalError
 
-    for task in (tasks.engine_evaluate_residents, tasks.engine_sweep):
+    for task in (tasks.engine_evaluate_work, tasks.engine_evaluate_residents, tasks.engine_sweep):
         assert OperationalError in task.autoretry_for and task.acks_late

@@ -28,6 +28,7 @@ def test_every_task_is_on_a_known_queue():
 
 
 def test_engine_outbox_and_sms_are_apart():
+    assert _queue_of("healthkit.tasks.engine_evaluate_work") == "engine"
     assert _queue_of("healthkit.tasks.engine_evaluate_residents") == "engine"
     assert _queue_of("healthkit.tasks.engine_work_due") == "engine"
     assert _queue_of("healthkit.tasks.outbox_deliver_endpoint") == "outbox"
