@@ -246,3 +246,89 @@ class EngineSweepAdmin(ReadOnlyAdmin):
     list_display = ["at", "full", "residents", "raised", "lifted", "duration_ms"]
     list_filter = ["full"]
     show_full_result_count = False
+
+
+# --- Second factor devices (django-otp) --------------------------------------------------------
+# django-otp's own admin writes its labels in English only and, by default, shows each device's
+# secret key and a QR code to enrol it elsewhere (OTP_ADMIN_HIDE_SENSITIVE_DATA, set in settings):
+# here the same admin with the labels in the reader's language.
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin as _OtpTOTPDeviceAdmin  # noqa: E402
+from django_otp.plugins.otp_totp.models import TOTPDevice  # noqa: E402
+
+_TOTP_LABELS = {
+    "user": (_("user"), _("The staff account this authenticator belongs to.")),
+    "name": (_("device name"), _("A name to tell this user's authenticators apart.")),
+    "confirmed": (_("confirmed"), _("Confirmed with a code from the app: only then is it accepted at sign-in.")),
+    "created_at": (_("created at"), None),
+    "last_used_at": (_("last used at"), None),
+    "key": (_("secret key"), _("Hex-encoded; shown only while a device is added.")),
+    "step": (_("time step (seconds)"), None),
+    "t0": (_("start of counting (Unix time)"), None),
+    "digits": (_("digits"), None),
+    "tolerance": (_("tolerance (time steps)"), None),
+    "drift": (_("clock drift (time steps)"), None),
+    "throttling_failure_timestamp": (_("last failed code at"), None),
+    "throttling_failure_count": (_("failed codes in a row"), None),
+}
+
+
+class _ConfirmedFilter(admin.SimpleListFilter):
+    title = _("confirmed")
+    parameter_name = "confirmed"
+
+    def lookups(self, request, model_admin):
+        return [("1", _("Yes")), ("0", _("No"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("0", "1"):
+            return queryset.filter(confirmed=self.value() == "1")
+        return queryset
+
+
+def _totp_column(name: str):
+    def column(device: TOTPDevice):
+        return getattr(device, name)
+
+    column.short_description = _TOTP_LABELS[name][0]
+    column.admin_order_field = name
+    if name == "confirmed":
+        column.boolean = True
+    return column
+
+
+class TOTPDeviceAdmin(_OtpTOTPDeviceAdmin):
+    """django-otp's TOTP device admin (enrolment and throttling are its own), in the reader's
+    language: columns, filter, search hint, form labels and sections."""
+
+    list_display = [_totp_column(name) for name in ("user", "name", "created_at", "last_used_at", "confirmed")]
+    list_filter = [_ConfirmedFilter]
+    search_help_text = _("Search by the user's username")
+    _SECTIONS = {"Identity": _("Identity"), "Timestamps": _("Created and last used"), "Configuration": _("Configuration"),
+                 "State": _("State"), "Throttling": _("Throttling")}
+
+    def get_list_display(self, request):
+        return list(self.list_display)
+
+    def get_fieldsets(self, request, obj=None):
+        return [(self._SECTIONS.get(title, title),
+                 {**options, "fields": [self._READONLY.get(name, name) for name in options["fields"]]})
+                for title, options in super().get_fieldsets(request, obj)]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and db_field.name in _TOTP_LABELS:
+            field.label, help_text = _TOTP_LABELS[db_field.name]
+            field.help_text = help_text or ""
+        return field
+
+    # The times are read-only: the admin labels a read-only model field by its (English)
+    # verbose name, so the form shows them through these two columns instead.
+    readonly_fields = ["created", "last_used", "qrcode_link"]
+    created = staticmethod(_totp_column("created_at"))
+    last_used = staticmethod(_totp_column("last_used_at"))
+    _READONLY = {"created_at": "created", "last_used_at": "last_used"}
+
+
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
+admin.site.register(TOTPDevice, TOTPDeviceAdmin)

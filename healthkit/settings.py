@@ -116,6 +116,9 @@ AXES_HTTP_RESPONSE_CODE = 429
 # Second factor (django-otp TOTP): required for supervisors and administrators, optional for
 # the other roles (healthkit.auth.second_factor_required); the issuer names the site in the app.
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Health Kit back-office")
+# The admin never shows a device's secret key or its QR code once the device exists (django-otp
+# shows both by default): whoever reads them can make that user's codes on another phone.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console-home"
 LOGOUT_REDIRECT_URL = "login"
