@@ -11,7 +11,7 @@ import json
 from xml.etree import ElementTree as ET
 
 from django.conf import settings
-from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.http.multipartparser import MultiPartParserError
@@ -31,6 +31,7 @@ from healthkit.errors import ApplicationError
 from healthkit.inputs import NAME_MAX
 from healthkit.models import PopupType
 from healthkit.permissions import has_role
+from healthkit.views_errors import body_too_large_message
 
 CLIENT_ROLES = (User.Role.INTEGRATION, User.Role.OPERATOR, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
 MAX_LIST = 1000
@@ -231,6 +232,8 @@ class Open311View(View):
                 if request.method == "POST":
                     _check_form(request)
                 _check_jurisdiction(request)  # parses the body and query string
+            except RequestDataTooBig:  # the limit, as on every other path (healthkit.views_errors)
+                raise Open311Error(413, body_too_large_message()) from None
             # BadRequest: a form body declared in another charset than UTF-8 (Django refuses it)
             except (MultiPartParserError, SuspiciousOperation, BadRequest):
                 raise Open311Error(400, _("The request body or query string is malformed.")) from None

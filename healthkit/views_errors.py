@@ -1,13 +1,33 @@
 """Django's own error answers (no view matched, a view crashed, a request Django refused before
 any view) for the REST API: the `{"detail"}` JSON every API client is promised (docs/engine.md),
 not an HTML page; the details are DRF's own (translated) words. Everything outside /api/ keeps
-Django's pages."""
+Django's pages.
 
+Two refusals get their own status on every path (API and console alike), because a client can act
+on them: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 saying the limit (Django raises
+RequestDataTooBig wherever the body is read: a form, DRF's parsers), and a database that cannot be
+reached is a 503 with Retry-After (docs/operations.md), not a 500."""
+
+import logging
+import sys
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from django.views import defaults
 
 API_PREFIX = "/api/"
+RETRY_AFTER_SECONDS = 5
+logger = logging.getLogger(__name__)
+
+# SQLSTATEs of a server that is not there for us (connection exceptions, shutting down, starting
+# up, out of connection slots). Other OperationalErrors (a serialization failure or deadlock the
+# engine retries, a statement timeout, a lock not available) are the code's business: they stay 500s.
+_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03", "53300")
 
 
 def is_api(request: HttpRequest) -> bool:
@@ -18,7 +38,45 @@ def api_error(detail: str, status: int) -> JsonResponse:
     return JsonResponse({"detail": detail}, status=status, json_dumps_params={"ensure_ascii": False})
 
 
+def body_too_large_message() -> str:
+    return _("The request body is too large (at most %(limit)s).") % {
+        "limit": filesizeformat(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}
+
+
+def database_unavailable(exception: BaseException | None) -> bool:
+    """True when the database could not be reached or dropped the connection: no connection
+    (InterfaceError), a failure the driver raised without a server answer (refused, closed,
+    reset), or a server SQLSTATE saying it is unavailable (class 08, shutdown, too many clients)."""
+    if isinstance(exception, InterfaceError):
+        return True
+    if not isinstance(exception, OperationalError):
+        return False
+    state = getattr(exception.__cause__, "sqlstate", None)
+    return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
+
+
+def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """503 with Retry-After, in the reader's language, touching no database. The log line names
+    the failure's class and SQLSTATE only: never the driver's message (it may quote a query or
+    a host) nor the path (it may hold a reference)."""
+    logger.error("database unavailable: %s (sqlstate %s), answered 503", type(exception).__name__,
+                 getattr(exception.__cause__, "sqlstate", None) or "-")
+    message = _("The service is briefly unavailable. Please try again in a few seconds.")
+    if is_api(request):
+        response = api_error(message, 503)
+    else:
+        response = HttpResponse(loader.get_template("503.html").render({"message": message}), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response._has_been_logged = True  # Django's own line would carry the traceback and its message
+    return response
+
+
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if isinstance(exception, RequestDataTooBig):
+        message = body_too_large_message()
+        if is_api(request):
+            return api_error(message, 413)
+        return HttpResponse(loader.get_template("413.html").render({"message": message}), status=413)
     if is_api(request):
         return api_error(_("Malformed request."), 400)
     return defaults.bad_request(request, exception)
@@ -37,6 +95,10 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Django calls this inside its `except`: the exception is the one being handled.
+    exception = sys.exc_info()[1]
+    if database_unavailable(exception):
+        return service_unavailable(request, exception)
     if is_api(request):
         return api_error(_("A server error occurred."), 500)
     return defaults.server_error(request)
