@@ -83,9 +83,12 @@ class AutoSchema(SpectacularAutoSchema):
         if self.method == "GET" or "{" in self.path:
             errors["404"] = detail("404", "No such object, or an invalid page cursor.")
         if self.method in ("POST", "PUT", "PATCH"):
+            errors["413"] = detail("413", "The body is over `DATA_UPLOAD_MAX_MEMORY_SIZE`; `detail` says the limit.")
             errors["415"] = detail("415", "The body's media type is not one this operation reads.")
         if view.get_throttles():
             errors["429"] = detail("429", "Too many requests; `Retry-After` says when to try again.")
+        # healthkit.views_errors: the database could not be reached; nothing was done
+        errors["503"] = detail("503", "The database is briefly unreachable; `Retry-After` says when to try again.")
         return errors
 
     def get_serializer_name(self, serializer, direction: str) -> str:

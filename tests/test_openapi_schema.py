@@ -45,7 +45,8 @@ def test_every_operation_documents_its_errors_with_their_shapes(schema):
         if path != "/api/v1/communities/find/":
             assert {"401", "403"} <= set(responses), (method, path)
         if method == "post":
-            assert "415" in responses, (method, path)
+            assert {"413", "415"} <= set(responses), (method, path)
+        assert "503" in responses, (method, path)
         for code, response in responses.items():
             if code.startswith(("4", "5")):
                 body = response["content"]["application/json"]["schema"]
