@@ -1,8 +1,9 @@
 """Open311 GeoReport v2 (`/open311/v2/`): standard civic-issue clients file and track appeals.
 
 services.json is public. requests need an `api_key` (a DRF token of an integration client or a
-hotline account): a client sees the requests it filed; hotline staff see all. Responses carry no
-personal data (no description, no address text: the community name stands in for the address).
+hotline account; in the form body of a POST, in `Authorization: Token <key>` for reads, never in
+the query string, which access logs keep): a client sees the requests it filed; hotline staff see
+all. Responses carry no personal data (no description, no address text: the community name stands in for the address).
 JSON and XML (`.xml`). Field mapping: docs/appeals.md.
 """
 
@@ -117,10 +118,26 @@ def _text(data, name: str, max_length: int, *, multiline: bool = False) -> str:
         raise Open311Error(400, f"{name}: {exc.message}") from None
 
 
+def _refuse_key_in_address(request) -> None:
+    """An api_key in the query string is written to every access log and proxy log on the way:
+    refused on every method (before it is looked up), so a client learns at once to send it as
+    GeoReport v2 says, in the form body of a POST, or in the header `Authorization: Token <key>`
+    for the reads (SECURITY.md)."""
+    if "api_key" in request.GET:
+        raise Open311Error(400, _("Do not put api_key in the address: access logs keep it. Send it in "
+                                  "the form body of a POST, or as the header Authorization: Token <key>."))
+
+
+def _header_key(request) -> str:
+    scheme, _sep, key = request.headers.get("Authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "token" else ""
+
+
 def _client(request) -> User:
+    """The key from the POST form body (GeoReport v2) or the Authorization header; never the URL."""
     try:
-        key = inputs.text(request.POST.get("api_key") or request.GET.get("api_key") or "", max_length=64,
-                          required=False)
+        form_key = request.POST.get("api_key") if request.method == "POST" else None
+        key = inputs.text(form_key or _header_key(request), max_length=64, required=False)
     except inputs.InputError:
         key = ""
     token = Token.objects.select_related("user").filter(key=key).first() if key else None
@@ -232,6 +249,7 @@ class Open311View(View):
                 if request.method == "POST":
                     _check_form(request)
                 _check_jurisdiction(request)  # parses the body and query string
+                _refuse_key_in_address(request)
             except RequestDataTooBig:  # the limit, as on every other path (healthkit.views_errors)
                 raise Open311Error(413, body_too_large_message()) from None
             # BadRequest: a form body declared in another charset than UTF-8 (Django refuses it)

@@ -177,7 +177,8 @@ def test_open311_api_key_form_fields_names_and_dates(client):
     response = client.post("/open311/v2/requests.json", form | {"first_name": "明" * 64})
     assert response.status_code == 400 and "64" in response.json()[0]["description"]
     assert not Appeal.objects.exists()
-    listing = client.get("/open311/v2/requests.json", {"api_key": key, "end_date": "0001-01-01T00:00:00Z"})
+    listing = client.get("/open311/v2/requests.json", {"end_date": "0001-01-01T00:00:00Z"},
+                         HTTP_AUTHORIZATION=f"Token {key}")
     assert listing.status_code == 400
 
 

@@ -271,7 +271,7 @@ def test_open311_filing_survives_arbitrary_form_fields(client):
         response = client.post("/open311/v2/requests.json", {"api_key": key, "service_code": "correction"} | form)
         assert response.status_code < 500, response.content[:300]
         assert Appeal.objects.count() == before + (response.status_code == 201)
-        listing = client.get("/open311/v2/requests.json", {"api_key": key, "end_date": end_date})
+        listing = client.get("/open311/v2/requests.json", {"end_date": end_date}, HTTP_AUTHORIZATION=f"Token {key}")
         assert listing.status_code in (200, 400)
 
     run()

@@ -141,7 +141,7 @@ MATRIX: dict[str, tuple[str | None, dict[str, int]]] = {
     "appeals:api-contacts": ("reference", api(HANDLERS, ok=405, **ANON_401)),
     "appeals:api-evidence": ("reference", api(OVERSEERS + ("worker",), **ANON_401)),
     "appeals:api-evidence-upload": ("reference", api(HANDLERS, ok=405, **ANON_401)),
-    # Open311 (requests need an api_key: only the integration client sends one here).
+    # Open311 (requests need a key: only the integration client sends one, as Authorization: Token).
     "appeals:open311-services": ("fmt", PUBLIC),
     "appeals:open311-service": ("service", PUBLIC),
     "appeals:open311-requests": ("fmt", expect(403, integration=200)),
@@ -289,10 +289,7 @@ def _admin_urls() -> list[str]:
 
 
 def _url(name: str, world: World, key: str | None, role: str) -> str:
-    url = reverse(name, kwargs=world.args[key] if key else None)
-    if role == "integration" and name.startswith("appeals:open311-request"):
-        url += f"?api_key={world.token}"
-    return url
+    return reverse(name, kwargs=world.args[key] if key else None)
 
 
 def test_every_url_pattern_has_an_expected_status_per_role():

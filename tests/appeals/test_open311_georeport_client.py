@@ -2,8 +2,9 @@
 and requests, in JSON and in XML, from a live server without an error.
 
 Deviation from plain GeoReport v2 (docs/appeals.md): reads of requests need the `api_key`,
-because requests hold personal data. The client sends the key only with POSTs, so the test
-gives it a session that adds the key to every call: the only adaptation."""
+because requests hold personal data. The client sends the key only with POSTs (in the form body),
+so the test gives it a session that adds the header `Authorization: Token <key>` to every call:
+the only adaptation (a key in the query string is refused: access logs keep URLs)."""
 
 import pytest
 import requests
@@ -40,7 +41,7 @@ def filed(client, community):
 def keyed_requests(monkeypatch):
     def use(key: str) -> None:
         session = requests.Session()
-        session.params = {"api_key": key}
+        session.headers["Authorization"] = f"Token {key}"
         monkeypatch.setattr(georeport_module, "requests", session)
     return use
 

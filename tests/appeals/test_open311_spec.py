@@ -133,12 +133,12 @@ def test_status_filter_takes_a_comma_list_and_refuses_unknown_values(client, api
     appeal_close(appeal=Appeal.objects.get(reference=refs[0]), actor=None, reason="Popup lifted", outcome="lifted")
 
     def listed(status: str) -> set[str]:
-        response = client.get("/open311/v2/requests.json", {"api_key": api_key, "status": status})
+        response = client.get("/open311/v2/requests.json", {"status": status}, HTTP_AUTHORIZATION=f"Token {api_key}")
         return {r["service_request_id"] for r in response.json()}
 
     assert listed("closed") == {refs[0]} and listed("open") == {refs[1]}
     assert listed("open,closed") == set(refs)
-    bad = client.get("/open311/v2/requests.json", {"api_key": api_key, "status": "pending"})
+    bad = client.get("/open311/v2/requests.json", {"status": "pending"}, HTTP_AUTHORIZATION=f"Token {api_key}")
     assert bad.status_code == 400 and "status" in _errors(bad)[0]["description"]
 
 
@@ -147,7 +147,22 @@ def test_status_notes_are_the_same_in_list_and_detail(client, api_key, community
     appeal = Appeal.objects.get(reference=ref)
     AppealEvent.objects.create(appeal=appeal, kind=AppealEvent.Kind.ROUTED, public=True)
     AppealEvent.objects.create(appeal=appeal, kind=AppealEvent.Kind.NOTE, public=False, note="internal")
-    listed = client.get("/open311/v2/requests.json", {"api_key": api_key}).json()[0]
-    detail = client.get(f"/open311/v2/requests/{ref}.json", {"api_key": api_key}).json()[0]
+    listed = client.get("/open311/v2/requests.json", HTTP_AUTHORIZATION=f"Token {api_key}").json()[0]
+    detail = client.get(f"/open311/v2/requests/{ref}.json", HTTP_AUTHORIZATION=f"Token {api_key}").json()[0]
     assert listed["status_notes"] == detail["status_notes"] == str(AppealEvent.Kind.ROUTED.label)
     assert listed == detail
+
+
+def test_an_api_key_in_the_query_string_is_refused_and_never_authenticates(client, api_key, community):
+    """Access logs keep URLs: a key there is refused on every method and path, even a valid one."""
+    ref = client.post("/open311/v2/requests.json", _form(api_key)).json()[0]["service_request_id"]
+    for url in ("/open311/v2/requests.json", f"/open311/v2/requests/{ref}.xml", "/open311/v2/services.json"):
+        response = client.get(url, {"api_key": api_key}, HTTP_ACCEPT_LANGUAGE="en")
+        assert response.status_code == 400, url
+        assert "api_key" in response.content.decode() and "Authorization: Token" in response.content.decode()
+        assert ref not in response.content.decode()
+    posted = client.post(f"/open311/v2/requests.json?api_key={api_key}", _form(api_key))
+    assert posted.status_code == 400 and Appeal.objects.count() == 1
+    # the reads take the key as a header
+    assert client.get(f"/open311/v2/requests/{ref}.json", HTTP_AUTHORIZATION=f"Token {api_key}").status_code == 200
+    assert client.get(f"/open311/v2/requests/{ref}.json", HTTP_AUTHORIZATION="Token nope").status_code == 403
