@@ -148,6 +148,21 @@ def digits(value: Any) -> str:
                    for ch in value)
 
 
+# The full-width forms of ASCII ('Ｖ', '７', 'ａ') and the ideographic space, as a Chinese input
+# method types them, as their ASCII characters.
+_FULL_WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def venue_code(value: str) -> str:
+    """A venue code as the look-up reads it (scans, the risk-window form, the venue search):
+    full-width letters and digits (and other Unicode decimal digits) as ASCII, stripped,
+    upper-case, so 'Ｖ７ＫＱ…' typed on a Chinese input method finds the venue printed 'V7KQ…'.
+    Anything else is left for the look-up to miss ("no such venue")."""
+    if not value.isascii():
+        value = digits(value.translate(_FULL_WIDTH))
+    return value.strip().upper()
+
+
 def code(value: Any, *, length: int, required: bool = True, what: str = "") -> str:
     """A numeric code of exactly `length` ASCII digits (a county, a division); full-width digits
     are normalised, any other character refused, so no code the engine cannot match is stored."""

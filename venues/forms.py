@@ -4,6 +4,7 @@ venues.services)."""
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from healthkit import inputs
 from healthkit.inputs import SearchFormField as SearchField
 from healthkit.inputs import TextFormField
 from venues.models import RiskWindow, Venue
@@ -37,7 +38,7 @@ class RiskWindowCreateForm(RiskWindowForm):
     field_order = ["venue_code", "starts_at", "ends_at", "risk_level", "reason"]
 
     def clean_venue_code(self) -> Venue:
-        code = self.cleaned_data["venue_code"].strip().upper()
+        code = inputs.venue_code(self.cleaned_data["venue_code"])
         venue = Venue.objects.filter(code=code).first()
         if venue is None:
             raise forms.ValidationError(_("No venue has this code."))

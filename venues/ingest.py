@@ -146,7 +146,7 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
                     _record_name(rec, index, hashed, people, names)
                 code = _field("venue", inputs.text, rec.get("venue"), max_length=VENUE_CODE_MAX)
                 scanned = _not_future(_fast_instant(rec, "scanned_at"), now, "scanned_at")
-                parsed.append((index, hashed, code.upper(), scanned))
+                parsed.append((index, hashed, inputs.venue_code(code), scanned))
             except RecordError as exc:
                 result.rejected.append({"index": index, "errors": exc.errors})
             except KeyError as exc:

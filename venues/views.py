@@ -15,6 +15,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from communities.models import User
+from healthkit import inputs
 from healthkit.errors import ApplicationError
 from healthkit.permissions import RoleRequiredMixin
 from healthkit.spreadsheet import csv_writer
@@ -43,7 +44,7 @@ class VenueListView(RoleRequiredMixin, TemplateView):
         search = VenueSearchForm(self.request.GET)
         q = search.cleaned_data["q"] if search.is_valid() else ""
         if q:
-            qs = qs.filter(name__icontains=q) | qs.filter(code=q.upper())
+            qs = qs.filter(name__icontains=q) | qs.filter(code=inputs.venue_code(q))
         context["page"] = Paginator(qs.order_by("name", "id"), 50).get_page(self.request.GET.get("page"))
         context["q"] = q
         context["can_manage_windows"] = selectors.can_manage_windows(self.request.user)

@@ -44,6 +44,13 @@ def test_venue_code_search_still_matches_exactly(supervisor_client):
     assert [v.pk for v in response.context["page"]] == [venue.pk]
 
 
+def test_venue_code_search_finds_a_code_typed_full_width(supervisor_client):
+    venue = VenueFactory()
+    wide = "".join(chr(ord(ch) + 0xFEE0) for ch in venue.code)
+    response = supervisor_client.get("/console/venues/", {"q": wide})
+    assert [v.pk for v in response.context["page"]] == [venue.pk]
+
+
 def test_superscript_digit_as_register_page_is_page_one(supervisor_client):
     venue = VenueFactory()
     response = supervisor_client.get(f"/console/venues/{venue.pk}/register/",

@@ -136,3 +136,13 @@ def test_ingest_api_requires_the_integration_role_and_answers_by_index(people):
     assert response.json()["accepted"] == 1 and response.json()["rejected"][0]["index"] == 1
     assert api.post(url, body, format="json").json()["replayed"] is True
     assert api.post(url, {"records": "x"}, format="json").status_code == 400
+
+
+def test_a_venue_code_typed_full_width_finds_the_venue(people):
+    """'Ｖ７…' from a Chinese input method is the venue printed 'V7…', not "no such venue"."""
+    venue = VenueFactory()
+    wide = "".join(chr(ord(ch) + 0xFEE0) for ch in venue.code.lower()) + "\u3000"
+    number, _resident = people[0]
+    result = scans_ingest(records=[{"id_number": number, "venue": wide, "scanned_at": "2022-09-01T12:00:00+08:00"}])
+    assert (result.accepted, result.rejected) == (1, [])
+    assert VenueScan.objects.get().venue_id == venue.pk

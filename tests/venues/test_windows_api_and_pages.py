@@ -98,7 +98,8 @@ def test_pages_mark_correct_and_withdraw(client, django_capture_on_commit_callba
 
     with django_capture_on_commit_callbacks(execute=True):
         made = client.post("/console/venues/risk-windows/", {
-            "venue_code": venue.code.lower(), "starts_at": "2022-09-01T10:00", "ends_at": "2022-09-01T14:00",
+            # typed full-width on a Chinese input method: the same venue
+            "venue_code": "".join(chr(ord(ch) + 0xFEE0) for ch in venue.code.lower()), "starts_at": "2022-09-01T10:00", "ends_at": "2022-09-01T14:00",
             "risk_level": "high", "reason": "病例到访"})
     window = RiskWindow.objects.get()
     assert made.status_code == 302 and made["Location"].endswith(f"/risk-windows/{window.pk}/")
