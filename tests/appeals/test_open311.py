@@ -65,19 +65,19 @@ def test_post_with_bad_id_number_is_a_400(client, api_key):
 
 def test_get_request_and_list_in_json_and_xml(client, api_key):
     ref = _file(client, api_key).json()[0]["service_request_id"]
-    one = client.get(f"/open311/v2/requests/{ref}.json", {"api_key": api_key}).json()[0]
+    one = client.get(f"/open311/v2/requests/{ref}.json", HTTP_AUTHORIZATION=f"Token {api_key}").json()[0]
     assert one["service_request_id"] == ref and one["status"] == "open" and one["service_code"] == "correction"
     assert one["description"] == "" and "望京" not in one.get("address_string", "")
-    listing = client.get("/open311/v2/requests.json", {"api_key": api_key, "status": "open"}).json()
+    listing = client.get("/open311/v2/requests.json", {"status": "open"}, HTTP_AUTHORIZATION=f"Token {api_key}").json()
     assert [r["service_request_id"] for r in listing] == [ref]
-    root = ET.fromstring(client.get(f"/open311/v2/requests/{ref}.xml", {"api_key": api_key}).content)  # noqa: S314 - our own response
+    root = ET.fromstring(client.get(f"/open311/v2/requests/{ref}.xml", HTTP_AUTHORIZATION=f"Token {api_key}").content)  # noqa: S314 - our own response
     assert root.tag == "service_requests" and root.find("request/service_request_id").text == ref
 
 
 def test_a_client_sees_only_its_own_requests(client, api_key):
     other = AppealFactory()
-    assert client.get(f"/open311/v2/requests/{other.reference}.json", {"api_key": api_key}).status_code == 404
-    listing = client.get("/open311/v2/requests.json", {"api_key": api_key}).json()
+    assert client.get(f"/open311/v2/requests/{other.reference}.json", HTTP_AUTHORIZATION=f"Token {api_key}").status_code == 404
+    listing = client.get("/open311/v2/requests.json", HTTP_AUTHORIZATION=f"Token {api_key}").json()
     assert listing == []
 
 
@@ -86,7 +86,7 @@ def test_closed_status_and_notes(client, api_key):
 
     ref = _file(client, api_key).json()[0]["service_request_id"]
     appeal_close(appeal=Appeal.objects.get(reference=ref), actor=None, reason="Popup lifted", outcome="lifted")
-    one = client.get(f"/open311/v2/requests/{ref}.json", {"api_key": api_key}).json()[0]
+    one = client.get(f"/open311/v2/requests/{ref}.json", HTTP_AUTHORIZATION=f"Token {api_key}").json()[0]
     assert one["status"] == "closed" and one["status_notes"] == "Popup lifted"
 
 
@@ -99,11 +99,11 @@ def test_repeat_filing_folds(client, api_key):
 
 def test_date_window_and_bad_dates(client, api_key):
     ref = _file(client, api_key).json()[0]["service_request_id"]
-    inside = client.get("/open311/v2/requests.json", {"api_key": api_key, "start_date": "2020-01-01T00:00:00+08:00"})
+    inside = client.get("/open311/v2/requests.json", {"start_date": "2020-01-01T00:00:00+08:00"}, HTTP_AUTHORIZATION=f"Token {api_key}")
     assert [r["service_request_id"] for r in inside.json()] == [ref]
-    before = client.get("/open311/v2/requests.json", {"api_key": api_key, "end_date": "2020-01-01T00:00:00Z"})
+    before = client.get("/open311/v2/requests.json", {"end_date": "2020-01-01T00:00:00Z"}, HTTP_AUTHORIZATION=f"Token {api_key}")
     assert before.json() == []
-    bad = client.get("/open311/v2/requests.json", {"api_key": api_key, "start_date": "yesterday"})
+    bad = client.get("/open311/v2/requests.json", {"start_date": "yesterday"}, HTTP_AUTHORIZATION=f"Token {api_key}")
     assert bad.status_code == 400 and "ISO 8601" in bad.json()[0]["description"]
 
 
