@@ -142,7 +142,8 @@ def _client(request) -> User:
         key = ""
     token = Token.objects.select_related("user").filter(key=key).first() if key else None
     if token is None or not has_role(token.user, CLIENT_ROLES):
-        raise Open311Error(403, _("A valid api_key is required."))
+        raise Open311Error(403, _("A valid api_key is required: in the form body of a POST, or as the header "
+                                    "Authorization: Token <key>."))
     return token.user
 
 
