@@ -65,7 +65,8 @@ def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpR
     if is_api(request):
         response = api_error(message, 503)
     else:
-        response = HttpResponse(loader.get_template("503.html").render({"message": message}), status=503)
+        response = HttpResponse(loader.get_template("error_standalone.html").render(
+            {"title": _("Service unavailable (503)"), "message": message}), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response._has_been_logged = True  # Django's own line would carry the traceback and its message
     return response
