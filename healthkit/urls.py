@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from healthkit import views_health
+from healthkit.views_schema import SchemaView
 
 urlpatterns = [
     # Load-balancer probes (docs/deploy.md): alive, and ready to serve.
@@ -10,7 +11,7 @@ urlpatterns = [
     path("readyz", views_health.readyz, name="readyz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", SchemaView.as_view(), name="api-schema"),
     # Split view: the page's start-up script is its own URL (?script), so no inline script; the
     # Swagger UI files come from drf-spectacular-sidecar's static files, never a CDN.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
