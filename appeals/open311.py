@@ -13,6 +13,7 @@ from xml.etree import ElementTree as ET
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.http.multipartparser import MultiPartParserError
@@ -32,7 +33,7 @@ from healthkit.errors import ApplicationError
 from healthkit.inputs import NAME_MAX
 from healthkit.models import PopupType
 from healthkit.permissions import has_role
-from healthkit.views_errors import body_too_large_message
+from healthkit.views_errors import body_too_large_message, database_unavailable, service_unavailable
 
 CLIENT_ROLES = (User.Role.INTEGRATION, User.Role.OPERATOR, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
 MAX_LIST = 1000
@@ -259,6 +260,10 @@ class Open311View(View):
             return super().dispatch(request, *args, **kwargs)
         except Open311Error as exc:
             return _error(exc, fmt)
+        except (OperationalError, InterfaceError) as exc:
+            if not database_unavailable(exc):
+                raise
+            return service_unavailable(request, exc, render=lambda message: _error(Open311Error(503, message), fmt))
 
     def http_method_not_allowed(self, request, *args, **kwargs):
         raise Open311Error(405, _("Method not allowed."))

@@ -10,6 +10,7 @@ reached is a 503 with Retry-After (docs/operations.md), not a 500."""
 
 import logging
 import sys
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -55,14 +56,18 @@ def database_unavailable(exception: BaseException | None) -> bool:
     return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
 
 
-def service_unavailable(request: HttpRequest, exception: BaseException) -> HttpResponse:
+def service_unavailable(request: HttpRequest, exception: BaseException,
+                        render: Callable[[str], HttpResponse] | None = None) -> HttpResponse:
     """503 with Retry-After, in the reader's language, touching no database. The log line names
     the failure's class and SQLSTATE only: never the driver's message (it may quote a query or
-    a host) nor the path (it may hold a reference)."""
+    a host) nor the path (it may hold a reference). `render` answers in a protocol's own error
+    shape (Open311's error list)."""
     logger.error("database unavailable: %s (sqlstate %s), answered 503", type(exception).__name__,
                  getattr(exception.__cause__, "sqlstate", None) or "-")
     message = _("The service is briefly unavailable. Please try again in a few seconds.")
-    if is_api(request):
+    if render is not None:
+        response = render(message)
+    elif is_api(request):
         response = api_error(message, 503)
     else:
         response = HttpResponse(loader.get_template("error_standalone.html").render(

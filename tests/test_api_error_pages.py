@@ -165,6 +165,20 @@ def test_a_console_page_with_the_database_gone_is_a_503_page():
     assert "Please try again in a few seconds." in html and '<html lang="en">' in html
 
 
+def test_open311_with_the_database_unreachable_is_a_503_in_its_own_error_list(client, caplog):
+    unreachable = _wrapped(psycopg.OperationalError(REFUSED))
+    with mock.patch("appeals.open311._client", side_effect=unreachable):
+        response = client.get("/open311/v2/requests.json", HTTP_AUTHORIZATION="Token k", HTTP_ACCEPT_LANGUAGE="en")
+        xml = client.get("/open311/v2/requests.xml", HTTP_AUTHORIZATION="Token k", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 503 and int(response["Retry-After"]) > 0
+    assert response.json() == [{"code": 503, "description":
+                                "The service is briefly unavailable. Please try again in a few seconds."}]
+    assert xml.status_code == 503 and xml["Content-Type"].startswith("text/xml")
+    assert b"<errors><error><code>503</code>" in xml.content
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "database unavailable: OperationalError" in logged and "10.9.8.7" not in logged
+
+
 @pytest.mark.urls(__name__)
 def test_a_closed_connection_is_a_503_and_a_serialization_failure_stays_a_500(api):
     with mock.patch(f"{__name__}._boom", side_effect=InterfaceError("connection already closed")):
