@@ -8,13 +8,14 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-import unicodedata
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+
+from healthkit.inputs import digits as ascii_digits  # '８', '٨' as '8'; other characters kept
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
@@ -39,13 +40,7 @@ def normalize_id_number(value: str) -> str:
     number = (value or "").strip().upper().replace(" ", "")
     if number.isascii():
         return number
-    return _ascii_digits(number.translate(_ID_WIDE))
-
-
-def _ascii_digits(value: str) -> str:
-    """Any decimal digit ('８', '٨') as its ASCII digit; other characters left as they are."""
-    return "".join(str(unicodedata.decimal(ch)) if unicodedata.decimal(ch, None) is not None else ch
-                   for ch in value)
+    return ascii_digits(number.translate(_ID_WIDE))
 
 
 def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
@@ -85,7 +80,7 @@ def normalize_phone(value: str) -> str:
     hyphen as ASCII: one phone, one keyed hash, and a number the SMS gateway can dial."""
     digits = value or ""
     if not digits.isascii():
-        digits = _ascii_digits(digits.translate(_PHONE_WIDE))
+        digits = ascii_digits(digits.translate(_PHONE_WIDE))
     digits = re.sub(r"[\s\-]", "", digits)
     if digits.startswith("+86"):
         digits = digits[3:]
