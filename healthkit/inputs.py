@@ -166,15 +166,14 @@ def venue_code(value: str) -> str:
 def code(value: Any, *, length: int, required: bool = True, what: str = "") -> str:
     """A numeric code of exactly `length` ASCII digits (a county, a division); full-width digits
     are normalised, any other character refused, so no code the engine cannot match is stored."""
-    wrong = what or _("Must be %(n)d digits.") % {"n": length}
     if isinstance(value, str) and len(value) > length * 4:  # not "at most 24 characters" for a 6-digit code
-        raise InputError(wrong)
+        raise InputError(what or _("Must be %(n)d digits.") % {"n": length})
     raw = text(value, max_length=length * 4, required=required, allow_int=True)
     if not raw:
         return ""
     normalised = digits(raw)
     if not (len(normalised) == length and normalised.isascii() and normalised.isdigit()):
-        raise InputError(wrong)
+        raise InputError(what or _("Must be %(n)d digits.") % {"n": length})
     return normalised
 
 
