@@ -306,9 +306,6 @@ class TOTPDeviceAdmin(_OtpTOTPDeviceAdmin):
     _SECTIONS = {"Identity": _("Identity"), "Timestamps": _("Created and last used"), "Configuration": _("Configuration"),
                  "State": _("State"), "Throttling": _("Throttling")}
 
-    def get_list_display(self, request):
-        return list(self.list_display)
-
     def get_fieldsets(self, request, obj=None):
         return [(self._SECTIONS.get(title, title),
                  {**options, "fields": [self._READONLY.get(name, name) for name in options["fields"]]})
