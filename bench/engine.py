@@ -429,16 +429,12 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
     from healthkit import engine
     from healthkit.models import PopupCase
 
-    if args.broker.startswith("filesystem"):  # kombu does not create its folders
-        for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
-            Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key]).mkdir(parents=True, exist_ok=True)
     t = step("migrate")
     call_command("migrate", verbosity=0)
     print(f"    {time.perf_counter() - t:.1f} s")

@@ -155,9 +155,6 @@ def run(bench: Bench, args: argparse.Namespace, logs: Path) -> Outcome:
            "CELERY_TASK_ALWAYS_EAGER": "false", "DJANGO_SETTINGS_MODULE": "healthkit.settings"}
     env.pop("CELERY_BROKER_URL", None)
     command += arguments(bench, args.scale, help_options(command, env))
-    if "filesystem://" in command:  # the engine's on-commit publishes go to the embedded broker's folders
-        for folder in ("queue", "processed", "control"):
-            (Path(env.get("HEALTHKIT_DATA_DIR", ROOT / ".data")) / "broker" / folder).mkdir(parents=True, exist_ok=True)
     shown = f"DATABASE_URL={url} " + " ".join(os.path.relpath(c, ROOT) if c.startswith(str(ROOT)) else c
                                               for c in command)
     print(f"\n[{bench.name}] {shown}\n[{bench.name}] load {load_average()}", flush=True)

@@ -2,6 +2,7 @@
 
 import importlib
 import os
+from pathlib import Path
 
 from celery import Celery
 
@@ -10,6 +11,20 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthkit.settings")
 app = Celery("healthkit")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _filesystem_broker_folders(sender: Celery, **kwargs: object) -> None:
+    """kombu's filesystem transport (the embedded broker) does not create its folders: without
+    them every publish fails, and the outbox and the periodic sweep pick the work up late. Made
+    when the app first reads its configuration, in whichever process (web, worker, command, bench)
+    publishes or consumes first."""
+    if not str(sender.conf.broker_url or "").startswith("filesystem"):
+        return
+    options = sender.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)
 
 
 @app.on_after_finalize.connect

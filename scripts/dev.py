@@ -114,8 +114,6 @@ def cmd_run() -> int:
     env = dict(os.environ)
     env["DATABASE_URL"] = database_url()
     log(f"DATABASE_URL={env['DATABASE_URL']}  (for manage.py commands in another terminal)")
-    for folder in ("queue", "processed", "control"):  # kombu's filesystem transport (settings)
-        (DATA / "broker" / folder).mkdir(parents=True, exist_ok=True)
     manage("migrate", "--noinput", env=env)
     manage("seed_demo", "--if-empty", env=env)
     procs = [subprocess.Popen([str(PY), "manage.py", "runserver", "127.0.0.1:8000", "--noreload"], cwd=ROOT, env=env)]

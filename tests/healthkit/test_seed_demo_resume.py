@@ -1,4 +1,4 @@
-"""`seed_demo` runs from a bare checkout (it makes the filesystem broker's folders itself) and a
+"""`seed_demo` runs from a bare checkout and a
 run that stopped half-way is resumed by the next `seed_demo --if-empty`: nothing seeded twice,
 nothing missing."""
 
@@ -20,18 +20,6 @@ def test_a_fresh_database_gets_every_app_demo():
     call_command("seed_demo", "--if-empty", residents=40, stdout=out)
     assert "already present" not in out.getvalue()
     assert PersonalDataAccess.objects.filter(context__startswith="demo:").exists()
-
-
-def test_seed_demo_makes_the_broker_folders(settings, tmp_path):
-    broker = tmp_path / "fresh" / "broker"
-    settings.CELERY_BROKER_URL = "filesystem://"
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(broker / "queue"), "data_folder_out": str(broker / "queue"),
-        "processed_folder": str(broker / "processed"),
-    }
-    call_command("seed_demo", residents=40, stdout=io.StringIO())
-    assert (broker / "queue").is_dir() and (broker / "processed").is_dir()
-    assert Venue.objects.exists()
 
 
 def test_a_half_seeded_database_is_seeded_again(monkeypatch):

@@ -6,11 +6,9 @@ import datetime as dt
 import importlib
 import random
 import uuid
-from pathlib import Path
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Count
@@ -90,7 +88,6 @@ class Command(BaseCommand):
         parser.add_argument("--if-empty", action="store_true", help="Do nothing if residents exist.")
 
     def handle(self, *args, residents: int, seed: int, if_empty: bool, **options):
-        _ensure_broker_folders()
         demos = _demo_modules()
         # What a previous run already committed (each step is one transaction, so a step's
         # tables are either filled or untouched): a run that stopped half-way resumes here.
@@ -274,17 +271,6 @@ def demo_totp_key_base32() -> str:
     import base64
 
     return base64.b32encode(bytes.fromhex(DEMO_TOTP_KEY_HEX)).decode().rstrip("=")
-
-
-def _ensure_broker_folders() -> None:
-    """The demo queues SMS and follow-up tasks; kombu's filesystem broker needs its folders,
-    which `scripts/dev.py run` makes but a bare `manage.py seed_demo` would not."""
-    if not str(settings.CELERY_BROKER_URL).startswith("filesystem"):
-        return
-    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
-        if options.get(key):
-            Path(options[key]).mkdir(parents=True, exist_ok=True)
 
 
 def _demo_modules() -> list[tuple[str, Any, Any]]:
