@@ -272,6 +272,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_TASK_DEFAULT_QUEUE = "sweeps"
 CELERY_TASK_ROUTES = {
     "healthkit.tasks.engine_evaluate_work": {"queue": "engine"},
+    "healthkit.tasks.engine_evaluate_batch": {"queue": "engine"},
     "healthkit.tasks.engine_evaluate_residents": {"queue": "engine"},
     "healthkit.tasks.engine_sweep": {"queue": "engine"},
     "healthkit.tasks.engine_work_due": {"queue": "engine"},

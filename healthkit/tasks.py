@@ -79,6 +79,16 @@ def engine_evaluate_work(work_id: int) -> int:
     return engine_work.evaluate_work(work_id=work_id)
 
 
+@shared_task(bind=True, acks_late=True, ignore_result=True, **_ENGINE_RETRY)
+def engine_evaluate_batch(self: Task, work_ids: list[int]) -> int:
+    """A commit's one message when it wrote several work rows: the other rows' messages sent from
+    here (not from the lab's request), the first row evaluated. A retry does not send them again.
+    Returns residents evaluated here."""
+    from healthkit import engine_work
+
+    return engine_work.evaluate_batch(work_ids=work_ids, fan_out=not self.request.retries)
+
+
 @shared_task(base=_ResidentIdsTask, acks_late=True, ignore_result=True, **_ENGINE_RETRY)
 def engine_evaluate_residents(resident_ids: list[int]) -> None:
     """The same for messages queued before they named the work row (the resident ids

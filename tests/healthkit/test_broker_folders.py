@@ -23,7 +23,7 @@ print("sent", queues.publish(tasks.engine_evaluate_work, [[1]]))
 def _run(tmp_path: Path, code: str, broker: str = "filesystem://") -> subprocess.CompletedProcess:
     env = {**os.environ, "HEALTHKIT_DATA_DIR": str(tmp_path / "data"), "CELERY_BROKER_URL": broker,
            "DJANGO_SETTINGS_MODULE": "healthkit.settings", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,  # noqa: S603
                           timeout=120)
 
 

@@ -157,3 +157,83 @@ def test_the_sweep_takes_whole_rows_a_chunk_at_a_time(monkeypatch):
     assert [len(c) for c in chunks] == [600, 601]
     assert sorted(r for c in chunks for r in c) == list(range(1, 1202))
     assert list(EngineWork.objects.values_list("resident_ids", flat=True)) == [[5000]]
+
+
+def _batch_of_three_rows(monkeypatch):
+    """A commit of 2,001 residents (three work rows) and the one message it publishes."""
+    sent = []
+    monkeypatch.setattr(transaction, "on_commit", lambda fn, robust=False: fn())
+    monkeypatch.setattr(tasks.engine_evaluate_batch, "delay", sent.append)
+    monkeypatch.setattr(tasks.engine_evaluate_work, "delay", sent.append)
+    engine_work.evaluate_later(range(1, 2 * engine_work.CHUNK + 2))
+    [work_ids] = sent  # one message, not one per row
+    assert sorted(work_ids) == sorted(EngineWork.objects.values_list("pk", flat=True))
+    sent.clear()
+    return work_ids, sent
+
+
+def test_a_commit_of_several_rows_sends_one_message_whose_worker_sends_the_rest(monkeypatch):
+    work_ids, sent = _batch_of_three_rows(monkeypatch)
+    # when a worker takes the commit's message
+    with mock.patch.object(engine, "evaluate") as evaluate:
+        assert tasks.engine_evaluate_batch(work_ids) == engine_work.CHUNK
+    # then it sent one message per other row before evaluating the first row itself
+    assert sent == work_ids[1:]
+    evaluate.assert_called_once_with(resident_ids=list(range(1, engine_work.CHUNK + 1)))
+    # and those messages evaluate the rest, each row once
+    with mock.patch.object(engine, "evaluate") as evaluate:
+        assert [tasks.engine_evaluate_work(work_id) for work_id in sent] == [engine_work.CHUNK, 1]
+    assert [c.kwargs["resident_ids"] for c in evaluate.call_args_list] == [
+        list(range(engine_work.CHUNK + 1, 2 * engine_work.CHUNK + 1)), [2 * engine_work.CHUNK + 1]]
+    assert not EngineWork.objects.exists()
+
+
+def test_the_commit_message_delivered_twice_evaluates_nothing_twice(monkeypatch):
+    work_ids, sent = _batch_of_three_rows(monkeypatch)
+    with mock.patch.object(engine, "evaluate") as evaluate:
+        tasks.engine_evaluate_batch(work_ids)
+        for work_id in list(sent):
+            tasks.engine_evaluate_work(work_id)
+        assert evaluate.call_count == 3
+        # the same message again (acks_late after a lost acknowledgement), and the messages it sends
+        sent.clear()
+        assert tasks.engine_evaluate_batch(work_ids) == 0
+        assert [tasks.engine_evaluate_work(work_id) for work_id in sent] == [0, 0]
+    assert evaluate.call_count == 3
+
+
+def test_a_retry_of_the_commit_message_does_not_send_the_rest_again(monkeypatch):
+    work_ids, sent = _batch_of_three_rows(monkeypatch)
+    with mock.patch.object(engine, "evaluate"):
+        tasks.engine_evaluate_batch.apply(args=(work_ids,), retries=1)
+    assert sent == []  # the first attempt sent them
+    assert list(EngineWork.objects.order_by("pk").values_list("pk", flat=True)) == work_ids[1:]
+
+
+def test_the_broker_down_while_the_worker_sends_the_rest_leaves_them_for_the_sweep(monkeypatch):
+    work_ids, _sent = _batch_of_three_rows(monkeypatch)
+    monkeypatch.setattr(tasks.engine_evaluate_work, "delay", mock.Mock(side_effect=BrokerDown("refused")))
+    with mock.patch.object(engine, "evaluate") as evaluate:
+        assert tasks.engine_evaluate_batch(work_ids) == engine_work.CHUNK  # its own row all the same
+    assert EngineWork.objects.count() == 2
+    _age_work()
+    with mock.patch.object(engine, "evaluate") as evaluate:
+        assert tasks.engine_work_due() == engine_work.CHUNK + 1
+    assert evaluate.call_count == 2 and not EngineWork.objects.exists()  # a transaction per row here
+
+
+def test_a_batch_of_several_rows_lifts_every_resident_through_the_one_message(
+        monkeypatch, django_capture_on_commit_callbacks):
+    """End to end through the API, the tasks run as a worker would (eager), rows of 2 residents."""
+    monkeypatch.setattr(engine_work, "CHUNK", 2)
+    residents = [_resident_with_popup_4() for _ in range(3)]
+    sent = []
+    batch = tasks.engine_evaluate_batch.delay
+    monkeypatch.setattr(tasks.engine_evaluate_batch, "delay", lambda ids: sent.append(ids) or batch(ids))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _client().post(reverse("api-ingest-test-results"), {"records": [
+            _negative(r, sample_id=f"S{n}") for n, r in enumerate(residents)]}, format="json")
+    assert response.json()["accepted"] == 3
+    assert len(sent) == 1 and len(sent[0]) == 2  # one message for the batch's two rows
+    assert set(PopupCase.objects.values_list("state", flat=True)) == {"lifted"}
+    assert not EngineWork.objects.exists()

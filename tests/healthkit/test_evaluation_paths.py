@@ -95,12 +95,14 @@ def test_large_batches_are_evaluated_in_chunks(monkeypatch):
     enqueued = []
     monkeypatch.setattr(transaction, "on_commit", lambda fn, robust=False: fn())
     monkeypatch.setattr(tasks.engine_evaluate_work, "delay", enqueued.append)
+    monkeypatch.setattr(tasks.engine_evaluate_batch, "delay", enqueued.append)
     ingest._evaluate_on_commit(list(range(1, engine_work.CHUNK * 2 + 2)))
-    # one task per work row, each naming its own row; the work is on record with the batch,
-    # whatever happens to the publish
+    # one work row per evaluation task, on record with the batch whatever happens to the
+    # publish, and one message for the commit naming its rows in order
     rows = dict(EngineWork.objects.values_list("pk", "resident_ids"))
-    assert sorted(enqueued) == sorted(rows)
-    assert [rows[pk] for pk in enqueued] == [list(range(1, 1001)), list(range(1001, 2001)), [2001]]
+    [named] = enqueued
+    assert sorted(named) == sorted(rows)
+    assert [rows[pk] for pk in named] == [list(range(1, 1001)), list(range(1001, 2001)), [2001]]
 
 
 @pytest.mark.django_db
