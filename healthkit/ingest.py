@@ -191,22 +191,31 @@ _COPY_TEXT: dict[str, Callable[[Any], str]] = {
 
 
 def _id_number_and_hash(raw: str, key: bytes, today: str = "") -> tuple[str, str]:
-    """(normalised ID number, its keyed hash as communities.pii.id_hash makes it). A fast path
-    for the usual valid number; anything else goes through pii.validate_id_number, which raises
-    ValidationError with the message (never echoing the number)."""
-    # The usual number is already normalised (18 ASCII characters, upper-case X): no string
-    # copies. Anything else (spaces, a lower-case x, a wrong digit) goes the slow way.
-    number = raw
-    fast = (
-        len(number) == 18 and number.isascii() and number[:17].isdigit()
-        # the check digit: the weights are 2 ** (17 - i) mod 11 and 13 = 2 (mod 11), so the
-        # weighted sum is 2 * (the 17 digits read in base 13) mod 11: one C call, not 17 products
-        and _ID_CHECK[2 * int(number[:17], 13) % 11] == number[17]
-        and number[6:10] >= "1890" and _real_past_date(number[6:14], today or f"{dt.date.today():%Y%m%d}")
-    )
-    if not fast:
-        number = pii.validate_id_number(raw)
-    return number, _id_hasher(key)(number)
+    """(normalised ID number, its keyed hash as communities.pii.id_hash makes it); raises
+    ValidationError with the message (never echoing the number). One number; a batch uses
+    `_id_checker` once."""
+    return _id_checker(key, today or f"{dt.date.today():%Y%m%d}")(raw)
+
+
+def _id_checker(key: bytes, today: str) -> Callable[[str], tuple[str, str]]:
+    """_id_number_and_hash for one batch, its key, hasher and date bound once: a fast path for
+    the usual valid number, inline (10,000 numbers a batch; a call per test cost a third of the
+    time); anything else goes through pii.validate_id_number."""
+    hasher, check, past = _id_hasher(key), _ID_CHECK, _real_past_date
+    validate = pii.validate_id_number
+
+    def checked(raw: str) -> tuple[str, str]:
+        # The usual number is already normalised (18 ASCII characters, upper-case X): no string
+        # copies. Anything else (spaces, a lower-case x, a wrong digit) goes the slow way. The
+        # check digit: the weights are 2 ** (17 - i) mod 11 and 13 = 2 (mod 11), so the weighted
+        # sum is 2 * (the 17 digits read in base 13) mod 11: one C call, not 17 products.
+        if (len(raw) == 18 and raw.isascii() and raw[:17].isdigit() and check[2 * int(raw[:17], 13) % 11] == raw[17]
+                and raw[6:10] >= "1890" and past(raw[6:14], today)):
+            return raw, hasher(raw)
+        number = validate(raw)
+        return number, hasher(number)
+
+    return checked
 
 
 @functools.lru_cache(maxsize=4)
@@ -608,7 +617,7 @@ def _resident_pass(keys: list[str | None], people: dict[str, tuple[str, str]], n
     """Pass 1 of a batch, one record at a time: the record's ID number checked and hashed
     (`keys`), its person noted (`people`, `new_hashes` in the order first seen) with the name that
     registers them; a bad record reported and added to `skip`."""
-    hash_key, today = settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}"
+    id_and_hash = _id_checker(settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}")
     names: dict[str, tuple[str, int]] = {}  # id hash -> (first name sent, its record index)
     id_cache: dict[str, str | Exception] = {}
 
@@ -622,7 +631,7 @@ def _resident_pass(keys: list[str | None], people: dict[str, tuple[str, str]], n
             hashed = id_cache.get(raw)
             if hashed is None:
                 try:
-                    number, hashed = _id_number_and_hash(raw, hash_key, today)
+                    number, hashed = id_and_hash(raw)
                     id_cache[raw] = hashed
                     if hashed not in people:
                         people[hashed] = (number, "")
