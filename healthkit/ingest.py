@@ -815,6 +815,22 @@ def _hold_result_residents(on: bool) -> None:
         cursor.execute("SELECT set_config('healthkit.result_residents_held', %s, true)", ["on" if on else "off"])
 
 
+def _claim_batch_id(client_id: int | None, kind: str, batch_id: str, now: dt.datetime) -> int | None:
+    """The new batch record's id, or None if this client already sent this batch id (its stored
+    answer is replayed). One statement: a concurrent request with the same id waits for the
+    first to end, then finds its row (or, if it rolled back, takes the id itself), as
+    get_or_create did with a savepoint and three more round trips."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO healthkit_ingestbatch (client_id, kind, batch_id, received_at, records, accepted, "
+            "duplicates, rejected, response) VALUES (%s, %s, %s, %s, 0, 0, 0, 0, '{}') "
+            "ON CONFLICT ON CONSTRAINT ingest_batch_unique DO NOTHING RETURNING id",
+            [client_id, kind, batch_id, now],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def _evaluate_on_commit(resident_ids: list[int]) -> None:
     """Work rows in this transaction, tasks on commit (healthkit/engine_work.py)."""
     from healthkit import engine_work
@@ -849,11 +865,10 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
               and not connection.in_atomic_block)
     with transaction.atomic():
         if batch_id:
-            batch, created = IngestBatch.objects.get_or_create(
-                client=client, kind=kind, batch_id=batch_id, defaults={"received_at": now},
-            )
-            if not created:
-                stored = batch.response
+            batch_pk = _claim_batch_id(client_id, kind, batch_id, now)
+            if batch_pk is None:
+                stored = IngestBatch.objects.values_list("response", flat=True).get(
+                    client=client, kind=kind, batch_id=batch_id)
                 return IngestResult(kind=kind, batch_id=batch_id, received=stored.get("received", 0),
                                     accepted=stored.get("accepted", 0),
                                     duplicates=stored.get("duplicates", 0),
@@ -978,7 +993,7 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
             result.resident_ids = sorted(set(inserted) | set(changed))
 
         if batch_id:
-            IngestBatch.objects.filter(client=client, kind=kind, batch_id=batch_id).update(
+            IngestBatch.objects.filter(pk=batch_pk).update(
                 records=result.received, accepted=result.accepted, duplicates=result.duplicates,
                 rejected=len(result.rejected), response=result.as_response(),
             )
