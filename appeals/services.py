@@ -157,10 +157,14 @@ def identity_code_send(*, name: str, id_number: str, phone: str, ip: str) -> Cod
     token = secrets.token_urlsafe(24)
     code = f"{secrets.randbelow(10**6):06d}"
     ttl = settings.APPEALS_CODE_TTL_SECONDS
-    cache.set(f"appeals:code:{token}", {
+    # `add`, not `set`: False says the challenge was not kept (the cache unreachable, healthkit/cache.py),
+    # and no code is sent that could never be checked.
+    if not cache.add(f"appeals:code:{token}", {
         "code_hash": _code_hash(token, code), "attempts": 0,
         "name": pii.encrypt(name), "id": pii.encrypt(number), "phone": pii.encrypt(mobile),
-    }, timeout=ttl)
+    }, timeout=ttl):
+        raise ApplicationError(_("Codes cannot be sent for a moment. Nothing you typed is lost: please try "
+                                 "again in a minute."))
     # the same signature as every resident SMS; in the language of the page asking for it
     body = compose_sms(language=translation.get_language(), footer=False, compose=lambda: _(
         "Your code for a health-code popup appeal is %(code)s, valid %(minutes)d minutes. "

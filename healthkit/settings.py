@@ -189,6 +189,12 @@ PII_HASH_KEY = env("PII_HASH_KEY")
 
 # --- Cache (rate limits) ---
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # Redis down is an empty cache, not a 500 (healthkit/cache.py), and a call waits at most this long.
+    CACHES["default"]["BACKEND"] = "healthkit.cache.ResilientRedisCache"
+    _cache_timeout = env.float("CACHE_SOCKET_TIMEOUT", default=0.5)
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {"socket_connect_timeout": _cache_timeout, "socket_timeout": _cache_timeout})
 
 # --- REST API ---
 REST_FRAMEWORK = {
