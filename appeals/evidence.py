@@ -17,6 +17,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from healthkit.errors import ApplicationError
 
 ALLOWED_FORMATS = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "WEBP": ("webp", "image/webp")}
+# The only parsers that see an upload. Pillow's JPEG parser names a JPEG with extra frames
+# (a phone's portrait-mode photo) "MPO"; its first frame is stored as a JPEG.
+OPEN_FORMATS = ("PNG", "JPEG", "WEBP")
+OPENED_FORMATS = (*OPEN_FORMATS, "MPO")
+WEBP_BYTES_PER_PIXEL = 26
 THUMBNAIL_SIZE = (320, 320)
 ORIENTATION_TAG = 0x0112
 
@@ -52,25 +57,100 @@ def _read_limited(upload) -> bytes:
     return data
 
 
+def _decode_cost(probe: Image.Image, data: bytes, orientation: int) -> int:
+    """Bytes that decoding and re-encoding this picture hold at their peak, from its header.
+
+    Per pixel, measured on 40 MP pictures (bench/uploads.py --worst prints both): the decoded
+    pixels, the converted copy (CMYK, palette, 16-bit grey) or turned copy (EXIF orientation), the
+    alpha-premultiplied copy Pillow makes to shrink an RGBA picture, ~2 bytes of encoder buffers,
+    and for a JPEG of several scans (progressive, or a thumbnail in its EXIF) every DCT
+    coefficient, 2 bytes a sample, which libjpeg keeps until the last scan. Pillow's WebP decoder
+    holds the canvas twice and libwebp's encoder its own planes: 18 bytes a pixel, 27 with alpha.
+    """
+    pixels = probe.width * probe.height
+    alpha = "A" in probe.getbands() or "transparency" in probe.info
+    if probe.format == "WEBP":
+        return pixels * (27 if alpha else 18)
+    if probe.mode.startswith("I"):
+        return pixels * 10  # 16-bit grey: 2-byte pixels, two 4-byte copies to scale, 1 byte out
+    decoded = 1 if probe.mode in ("1", "P", "L") else len(probe.getbands())
+    out = 1 if probe.mode in ("1", "L") else (4 if alpha and probe.format == "PNG" else 3)
+    converted = out if probe.mode not in ("RGB", "RGBA", "L") else 0
+    turned = 2 * out if orientation in range(2, 9) else 0
+    premultiplied = 2 * out if out == 4 else 0
+    peak = max(decoded + converted, turned, premultiplied) + 2
+    if probe.format in ("JPEG", "MPO") and data.count(b"\xff\xda") > 1:
+        sampling = getattr(probe, "layer", None) or [(0, 1, 1, 0)] * len(probe.getbands())
+        h_max = max(h for _c, h, _v, _q in sampling) or 1
+        v_max = max(v for _c, _h, v, _q in sampling) or 1
+        peak += sum(2 * h * v / (h_max * v_max) for _c, h, v, _q in sampling)
+    return int(pixels * peak)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8), 1 when absent or not a number."""
+    value = image.getexif().get(ORIENTATION_TAG, 1)
+    return value if isinstance(value, int) else 1
+
+
+def _too_large(width: int, height: int) -> EvidenceRejected:
+    return EvidenceRejected(_("This picture is too large (%(w)d × %(h)d pixels); please send a normal screenshot.")
+                            % {"w": width, "h": height})
+
+
+def _pixels_only(image: Image.Image, orientation: int, fmt: str) -> Image.Image:
+    """The picture turned as the phone meant, in a mode its format stores, with no metadata.
+
+    Each step replaces the previous picture (never two full copies alive but for a moment), and
+    `info` is emptied: Pillow's savers read the ICC profile, PNG transparency and JPEG comment
+    from it. EXIF, XMP and text chunks are only written when passed to save(), which we never do.
+    """
+    if orientation in range(2, 9):
+        image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I"):
+        # 16-bit grey PNG: scale to 8 bits (a plain convert clips every value above 255 to white).
+        image = image.convert("I").point(lambda v: v * (1 / 257)).convert("L")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode not in ("RGB", "RGBA", "L"):
+        image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+    if fmt == "JPEG" and image.mode == "RGBA":
+        image = image.convert("RGB")
+    image.info = {}
+    return image
+
+
 def clean_image(upload) -> CleanImage:
-    """Validate and re-encode one uploaded screenshot; raises EvidenceRejected with a clear message."""
+    """Validate and re-encode one uploaded screenshot; raises EvidenceRejected with a clear message.
+
+    Only Pillow's PNG, JPEG (and MPO, a phone's JPEG with extra frames) and WebP parsers ever see
+    the bytes; the pixel limit and an estimate of the decoder's memory (`_decode_cost`) are
+    checked from the header, before any pixel is decoded.
+    """
     data = _read_limited(upload)
     max_pixels = settings.APPEALS_EVIDENCE_MAX_PIXELS
+    max_bytes = settings.APPEALS_EVIDENCE_MAX_DECODE_MB * 1024 * 1024
     not_image = _("This file is not a PNG, JPEG or WebP picture. Please upload a screenshot.")
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat the warning as a refusal.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            probe = Image.open(io.BytesIO(data))
-            if probe.format not in ALLOWED_FORMATS:
+            probe = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
+            if probe.format not in OPENED_FORMATS:
                 raise EvidenceRejected(not_image)
             width, height = probe.size
             if width * height > max_pixels or width <= 0 or height <= 0:
-                raise EvidenceRejected(_("This picture is too large (%(w)d × %(h)d pixels); please send a normal screenshot.")
-                                       % {"w": width, "h": height})
+                raise _too_large(width, height)
+            # A PNG's getexif() would decode its pixels: its orientation is checked after load.
+            if _decode_cost(probe, data, 1 if probe.format == "PNG" else _orientation(probe)) > max_bytes:
+                raise _too_large(width, height)
             probe.verify()
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
             image.load()  # a truncated file fails here (LOAD_TRUNCATED_IMAGES stays off)
+            fmt = "JPEG" if image.format == "MPO" else image.format
+            orientation = _orientation(image)  # a PNG's eXIf chunk may come after its pixels
+            if _decode_cost(image, data, orientation) > max_bytes:
+                raise _too_large(width, height)
         except EvidenceRejected:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -79,17 +159,9 @@ def clean_image(upload) -> CleanImage:
             raise EvidenceRejected(not_image) from None
         except (OSError, SyntaxError, ValueError):
             raise EvidenceRejected(_("This picture is damaged or incomplete; please take the screenshot again.")) from None
-    fmt = image.format
     extension, content_type = ALLOWED_FORMATS[fmt]
-    if image.getexif().get(ORIENTATION_TAG, 1) != 1:
-        image = ImageOps.exif_transpose(image)  # keep the orientation the phone meant (EXIF goes below)
-    if image.mode not in ("RGB", "RGBA", "L"):
-        image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
-    if fmt == "JPEG" and image.mode == "RGBA":
-        image = image.convert("RGB")
-    # A fresh image holds pixels only: no info dict, EXIF, XMP, ICC or text chunks are carried.
-    pixels = Image.new(image.mode, image.size)
-    pixels.paste(image)
+    pixels = _pixels_only(image, orientation, fmt)
+    del image
     out = io.BytesIO()
     if fmt == "JPEG":
         # No `optimize`: a second Huffman pass, 4x the encode time for ~5 % of the size.

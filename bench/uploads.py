@@ -8,6 +8,13 @@ beside it). No database is touched. Each figure is also printed through `bench/r
 (`RESULT` lines for `bench/run_all.py`).
 
     .venv/bin/python bench/uploads.py
+    .venv/bin/python bench/uploads.py --worst   # the largest picture accepted of each kind
+
+`--worst` builds, for each kind of picture that costs most per pixel (RGBA and palette PNG,
+16-bit grey, progressive and CMYK JPEG, turned JPEG, WebP with and without alpha), the largest
+one `clean_image` accepts under APPEALS_EVIDENCE_MAX_PIXELS and APPEALS_EVIDENCE_MAX_DECODE_MB,
+and cleans each in a fresh process: time and peak memory (aim: <= 2 s, <= 300 MB), next to the
+estimate `_decode_cost` made from the header.
 """
 
 import argparse
@@ -70,7 +77,13 @@ def bare(data: bytes) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=9, help="interleaved runs per picture (the median is kept)")
+    parser.add_argument("--worst", action="store_true", help="the largest accepted picture of each costly kind")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: clean one file in this process
     args = parser.parse_args()
+    if args.one:
+        return clean_one(args.one)
+    if args.worst:
+        return worst()
     import django
 
     django.setup()
@@ -114,6 +127,112 @@ def main() -> None:
     emit("evidence upload, p95 with 2 concurrent uploads", project=proj_p95, reference=1500.0, unit="ms",
          ratio=proj_p95 / 1500.0, aim="<= 1", scale=f"{n} pictures (the 3 above x 4) on 2 threads",
          reference_is="the aim, p95 1.5 s", bare_pillow_p95_ms=round(bare_p95, 1), project_p50_ms=round(proj_p50, 1))
+
+
+WORST_KINDS = {
+    # name: (mode, save format, save options, EXIF orientation)
+    "PNG RGBA": ("RGBA", "PNG", {}, 1),
+    "PNG palette + transparency": ("P", "PNG", {"transparency": 0}, 1),
+    "PNG 16-bit grey": ("I;16", "PNG", {}, 1),
+    "PNG RGB": ("RGB", "PNG", {}, 1),
+    "JPEG baseline": ("RGB", "JPEG", {"quality": 90}, 1),
+    "JPEG turned (EXIF 6)": ("RGB", "JPEG", {"quality": 90}, 6),
+    "JPEG progressive 4:4:4": ("RGB", "JPEG", {"progressive": True, "subsampling": 0}, 1),
+    "JPEG CMYK progressive": ("CMYK", "JPEG", {"progressive": True}, 1),
+    "WebP RGB": ("RGB", "WEBP", {"quality": 80}, 1),
+    "WebP RGBA": ("RGBA", "WEBP", {"quality": 80}, 1),
+}
+
+
+def _long_screenshot(mode: str, fmt: str, options: dict, orientation: int, height: int) -> bytes:
+    """A 1080-wide long screenshot of `height` rows: flat colour with a bar every 200 rows."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (1080, height), (246, 246, 246))
+    draw = ImageDraw.Draw(image)
+    for y in range(0, height, 200):
+        draw.rectangle((40, y, 1040, y + 30), fill=(40, 120, 200))
+    image = image.convert(mode) if mode != "I;16" else image.convert("L").point(lambda v: v * 256, "I").convert("I;16")
+    out = io.BytesIO()
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[0x0112] = orientation
+    image.save(out, fmt, exif=exif, **options)
+    return out.getvalue()
+
+
+def worst() -> None:
+    """Largest accepted picture per costly kind, each cleaned in a fresh process (peak RSS is per process)."""
+    import subprocess
+    import tempfile
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from PIL import Image
+
+    from appeals.evidence import _decode_cost, _orientation
+    from bench.report import emit
+
+    budget = settings.APPEALS_EVIDENCE_MAX_DECODE_MB * 1024 * 1024
+    max_height = settings.APPEALS_EVIDENCE_MAX_PIXELS // 1080
+
+    def cost(data: bytes) -> int:
+        probe = Image.open(io.BytesIO(data))
+        return _decode_cost(probe, data, _orientation(probe) if probe.format != "PNG" else 1)
+
+    print(f"{'picture (1080 wide)':28s} {'rows':>6s} {'MP':>5s} {'file MB':>7s} {'estimate MB':>11s} {'ms':>6s} {'peak MB':>7s}")
+    for name, (mode, fmt, options, orientation) in WORST_KINDS.items():
+        data = _long_screenshot(mode, fmt, options, orientation, 1000)
+        # Cost is linear in rows: scale once, then step down until the header check accepts it.
+        height = min(max_height, int(1000 * budget / cost(data)), 16383 if fmt == "WEBP" else max_height)
+        data = _long_screenshot(mode, fmt, options, orientation, height)
+        while cost(data) > budget:
+            height = int(height * 0.97)
+            data = _long_screenshot(mode, fmt, options, orientation, height)
+        with tempfile.NamedTemporaryFile(suffix=".bin") as fh:
+            fh.write(data)
+            fh.flush()
+            run = subprocess.run([sys.executable, __file__, "--one", fh.name], capture_output=True, text=True, check=True)
+        ms, peak_mb, outcome = run.stdout.split()[-3:]
+        print(f"{name:28s} {height:6d} {1080 * height / 1e6:5.1f} {len(data) / 1e6:7.2f} {cost(data) / 2**20:11.0f} "
+              f"{float(ms):6.0f} {float(peak_mb):7.0f} {outcome}")
+        emit(f"evidence upload, largest accepted {name}", project=float(ms), reference=2000.0, unit="ms",
+             ratio=float(ms) / 2000.0, aim="<= 1", scale=f"1080 x {height}, one picture in a fresh process",
+             reference_is="the aim, 2 s", peak_mb=float(peak_mb), peak_aim_mb=300,
+             estimate_mb=round(cost(data) / 2**20), accepted=outcome == "accepted")
+
+
+def clean_one(path: str) -> None:
+    """Clean one file; print its time (ms), the memory it added at peak (MB) and the outcome.
+
+    Peak from /proc's VmHWM (this process's own high-water mark): getrusage's ru_maxrss keeps
+    the parent's figure across fork and exec, so a child smaller than its parent reads 0.
+    """
+    import django
+
+    django.setup()
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from appeals.evidence import EvidenceRejected, clean_image
+
+    with open(path, "rb") as fh:
+        data = fh.read()
+    before = _high_water_kb()
+    started = time.perf_counter()
+    try:
+        clean_image(SimpleUploadedFile("s", data))
+        outcome = "accepted"
+    except EvidenceRejected:
+        outcome = "refused"
+    ms = (time.perf_counter() - started) * 1000
+    print(ms, (_high_water_kb() - before) / 1024, outcome)
+
+
+def _high_water_kb() -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
 
 
 def concurrent(fn, items: list[bytes]) -> tuple[float, float, int]:

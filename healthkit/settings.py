@@ -357,6 +357,9 @@ APPEALS_RATE_LIMITS = {
 # Evidence screenshots: per-file byte and pixel limits, and how many per appeal.
 APPEALS_EVIDENCE_MAX_BYTES = env.int("APPEALS_EVIDENCE_MAX_BYTES", default=10 * 1024 * 1024)
 APPEALS_EVIDENCE_MAX_PIXELS = env.int("APPEALS_EVIDENCE_MAX_PIXELS", default=40_000_000)
+# Memory one picture's decode and re-encode may take (estimated from its header, see
+# appeals.evidence._decode_cost): a 40 MP PNG fits, a WebP or progressive CMYK JPEG that size not.
+APPEALS_EVIDENCE_MAX_DECODE_MB = env.int("APPEALS_EVIDENCE_MAX_DECODE_MB", default=300)
 APPEALS_EVIDENCE_MAX_FILES = 9
 # Lifetime of the one-time SMS code and of "add evidence" links sent to residents.
 APPEALS_CODE_TTL_SECONDS = env.int("APPEALS_CODE_TTL_SECONDS", default=600)
