@@ -235,8 +235,13 @@ class DetailsStepView(DraftMixin, View):
         return redirect("appeals:file-check")
 
     def _store_uploads(self, request) -> list[str]:
+        uploads = request.FILES.getlist("files")
+        try:
+            services.evidence_room_check(count=len(uploads), draft_key=self.draft["draft_key"])
+        except ApplicationError as exc:
+            return [exc.message]
         errors = []
-        for index, upload in enumerate(request.FILES.getlist("files"), start=1):
+        for index, upload in enumerate(uploads, start=1):
             try:
                 ratelimit.hit("upload_ip", ratelimit.client_ip(request))
                 services.evidence_store(upload=upload, draft_key=self.draft["draft_key"])
@@ -405,7 +410,8 @@ class EvidenceLinkView(View):
             form.add_error(None, _("Please choose at least one picture."))
             return render(request, self.template_name, {"appeal": link.appeal, "form": form}, status=400)
         try:
-            ratelimit.hit("upload_ip", ratelimit.client_ip(request))
+            for _upload in uploads:  # one hit per picture, as on the filing form
+                ratelimit.hit("upload_ip", ratelimit.client_ip(request))
             appeal = services.appeal_link_submit(token=token, uploads=uploads, note=form.cleaned_data["note"])
         except ApplicationError as exc:
             form.add_error(None, exc.message)
