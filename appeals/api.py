@@ -371,4 +371,5 @@ class EvidenceFileApi(APIView):
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     def get(self, request, pk: int):
         evidence = selectors.evidence_access(user=request.user, pk=pk, where="api")
-        return private_file_response(evidence.file, content_type=evidence.content_type)
+        return private_file_response(evidence.file, content_type=evidence.content_type,
+                                     filename=f'evidence-{evidence.pk}.{evidence.file.name.rsplit(".", 1)[-1]}')

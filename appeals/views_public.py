@@ -258,7 +258,7 @@ class DraftThumbView(DraftMixin, View):
         evidence = AppealEvidence.objects.filter(pk=pk, appeal__isnull=True, draft_key=self.draft["draft_key"]).first()
         if evidence is None:
             raise PermissionDenied
-        return private_file_response(evidence.thumbnail, content_type="image/jpeg")
+        return private_file_response(evidence.thumbnail, content_type="image/jpeg", filename=f"draft-{evidence.pk}.jpg")
 
 
 class CheckView(DraftMixin, View):
