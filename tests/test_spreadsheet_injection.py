@@ -83,3 +83,75 @@ def test_venue_register_csv_defuses_hostile_names(client):
                           {"start": "2022-09-01T00:00", "end": "2022-09-02T00:00"})
     assert response.status_code == 200
     _assert_defused(_csv_cells(response), [r.masked for r in residents])
+
+
+def _all_exports() -> set[str]:
+    """Every URL whose view writes a spreadsheet (a name with "export", or a path ending .csv/.xlsx)."""
+    from django.urls import get_resolver
+
+    found: set[str] = set()
+
+    def walk(patterns, namespace=""):
+        for p in patterns:
+            if hasattr(p, "url_patterns"):
+                walk(p.url_patterns, f"{namespace}{p.namespace}:" if p.namespace else namespace)
+            elif p.name and ("export" in p.name or str(p.pattern).endswith((".csv", ".xlsx"))):
+                found.add(namespace + p.name)
+
+    walk(get_resolver().url_patterns)
+    return found
+
+
+# Each export and the test above or below that feeds it hostile text.
+COVERED = {
+    "oversight:export-appeals": test_appeal_export_csv_and_xlsx_defuse_hostile_names,
+    "clearance:worklist-csv": test_worklist_csv_defuses_hostile_names,
+    "venues:venue-register-export": test_venue_register_csv_defuses_hostile_names,
+}
+
+
+def test_every_export_has_a_hostile_text_test():
+    # a new export must be added to COVERED with a test that feeds it hostile text
+    assert _all_exports() == set(COVERED) | {"oversight:export-tasks", "oversight:export-popups", "oversight:export-summary"}
+
+
+def _xlsx_text(response) -> str:
+    with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as book:
+        return "".join(book.read(n).decode() for n in book.namelist() if n.startswith("xl/"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_task_and_popup_exports_defuse_hostile_names_and_community_names(client, fmt):
+    from tests.factories import PopupCaseFactory
+
+    community = CommunityFactory(name=HOSTILE[0])
+    residents = [ResidentFactory(name=name, community=community) for name in HOSTILE]
+    for resident in residents:
+        ClearanceTaskFactory(resident=resident, community=community, popup=PopupCaseFactory(resident=resident))
+    client.force_login(UserFactory(role=User.Role.SUPERVISOR))
+    masked = [r.masked for r in residents]
+    for url in (reverse("oversight:export-tasks"), reverse("oversight:export-popups")):
+        response = client.post(url, {"reason": "audit", "format": fmt, "query": ""})
+        assert response.status_code == 200, url
+        if fmt == "csv":
+            cells = _csv_cells(response)
+            _assert_defused(cells, masked)
+            assert "'" + HOSTILE[0] in cells  # the community's name too
+        else:
+            sheets = _xlsx_text(response)
+            assert "<f>" not in sheets and "<f " not in sheets and "<hyperlink" not in sheets
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_dashboard_figures_export_defuses_hostile_place_names(client, fmt):
+    CommunityFactory(name=HOSTILE[0])
+    client.force_login(UserFactory(role=User.Role.SUPERVISOR))
+    response = client.get(reverse("oversight:export-summary"), {"format": fmt})
+    assert response.status_code == 200
+    if fmt == "csv":
+        assert not [c for c in _csv_cells(response) if c.startswith(FORMULA_STARTS)]
+    else:
+        sheets = _xlsx_text(response)
+        assert "<f>" not in sheets and "<f " not in sheets and "<hyperlink" not in sheets
