@@ -7,6 +7,7 @@ fresh encoding of the pixels: EXIF (including GPS), text chunks and ICC profiles
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -57,13 +58,79 @@ def _read_limited(upload) -> bytes:
     return data
 
 
-def _decode_cost(probe: Image.Image, data: bytes, orientation: int) -> int:
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Pillow reads PNG chunks and JPEG segments one by one in Python, and libjpeg runs every scan of
+# a JPEG over the whole picture: 10 MB of empty chunks, segments or scans took 6-18 s. A phone's
+# 10 MB PNG in 8 KB pixel chunks has ~1,300 chunks; a progressive JPEG has about 10 scans.
+MAX_PARTS = 10_000
+MAX_SCANS = 64
+# In a scan's coded data FF is followed by 00 (a stuffed byte) or a restart marker; else a marker starts.
+SCAN_END = re.compile(rb"\xff(?![\x00\xd0-\xd7])")
+
+
+def _jpeg_structure(data: bytes) -> tuple[int, int]:
+    """(segments, scans) of the first picture of a JPEG, counted up to just past the limits."""
+    pos, parts, scans, size = 2, 0, 0, len(data)
+    while pos + 4 <= size and parts <= MAX_PARTS and scans <= MAX_SCANS:
+        if data[pos] != 0xFF:  # stray bytes, which Pillow steps over one at a time: count each
+            found = data.find(b"\xff", pos)
+            parts += (found if found != -1 else size) - pos
+            pos = found if found != -1 else size
+            continue
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0xD9:  # end of the first picture (an MPO's other frames are never decoded)
+            break
+        parts += 1
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xDA:  # a scan: its coded data runs to the next FF not followed by 00 or RSTn
+            scans += 1
+            found = SCAN_END.search(data, pos)
+            if found is None:
+                break
+            pos = found.start()
+    return parts, scans
+
+
+def _png_chunks(data: bytes) -> int:
+    """Chunks of a PNG, counted up to just past the limit."""
+    pos, parts = len(PNG_SIGNATURE), 0
+    while pos + 8 <= len(data) and parts <= MAX_PARTS:
+        parts += 1
+        if data[pos + 4:pos + 8] == b"IEND":
+            break
+        pos += 12 + int.from_bytes(data[pos:pos + 4], "big")
+    return parts
+
+
+def _structure_check(data: bytes) -> int:
+    """Refuse a PNG or JPEG built of more parts than any camera or phone writes, before Pillow
+    reads it; returns the JPEG's scan count (0 for other formats)."""
+    scans = 0
+    if data.startswith(PNG_SIGNATURE):
+        parts = _png_chunks(data)
+    elif data.startswith(b"\xff\xd8"):
+        parts, scans = _jpeg_structure(data)
+    else:
+        return 0
+    if parts > MAX_PARTS or scans > MAX_SCANS:
+        raise EvidenceRejected(_("This picture's file is built in an unusual way we cannot check; "
+                                 "please send a plain screenshot."))
+    return scans
+
+
+def _decode_cost(probe: Image.Image, scans: int, orientation: int) -> int:
     """Bytes that decoding and re-encoding this picture hold at their peak, from its header.
 
     Per pixel, measured on 40 MP pictures (bench/uploads.py --worst prints both): the decoded
     pixels, the converted copy (CMYK, palette, 16-bit grey) or turned copy (EXIF orientation), the
     alpha-premultiplied copy Pillow makes to shrink an RGBA picture, ~2 bytes of encoder buffers,
-    and for a JPEG of several scans (progressive, or a thumbnail in its EXIF) every DCT
+    and for a JPEG of several scans (progressive or not interleaved) every DCT
     coefficient, 2 bytes a sample, which libjpeg keeps until the last scan. Pillow's WebP decoder
     holds the canvas twice and libwebp's encoder its own planes: 18 bytes a pixel, 27 with alpha.
     """
@@ -79,7 +146,7 @@ def _decode_cost(probe: Image.Image, data: bytes, orientation: int) -> int:
     turned = 2 * out if orientation in range(2, 9) else 0
     premultiplied = 2 * out if out == 4 else 0
     peak = max(decoded + converted, turned, premultiplied) + 2
-    if probe.format in ("JPEG", "MPO") and data.count(b"\xff\xda") > 1:
+    if probe.format in ("JPEG", "MPO") and scans > 1:
         sampling = getattr(probe, "layer", None) or [(0, 1, 1, 0)] * len(probe.getbands())
         h_max = max(h for _c, h, _v, _q in sampling) or 1
         v_max = max(v for _c, _h, v, _q in sampling) or 1
@@ -134,6 +201,7 @@ def clean_image(upload) -> CleanImage:
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat the warning as a refusal.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        scans = _structure_check(data)
         try:
             probe = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
             if probe.format not in OPENED_FORMATS:
@@ -142,14 +210,14 @@ def clean_image(upload) -> CleanImage:
             if width * height > max_pixels or width <= 0 or height <= 0:
                 raise _too_large(width, height)
             # A PNG's getexif() would decode its pixels: its orientation is checked after load.
-            if _decode_cost(probe, data, 1 if probe.format == "PNG" else _orientation(probe)) > max_bytes:
+            if _decode_cost(probe, scans, 1 if probe.format == "PNG" else _orientation(probe)) > max_bytes:
                 raise _too_large(width, height)
             probe.verify()
             image = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
             image.load()  # a truncated file fails here (LOAD_TRUNCATED_IMAGES stays off)
             fmt = "JPEG" if image.format == "MPO" else image.format
             orientation = _orientation(image)  # a PNG's eXIf chunk may come after its pixels
-            if _decode_cost(image, data, orientation) > max_bytes:
+            if _decode_cost(image, scans, orientation) > max_bytes:
                 raise _too_large(width, height)
         except EvidenceRejected:
             raise

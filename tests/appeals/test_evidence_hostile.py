@@ -146,3 +146,58 @@ def test_malformed_orientation_values_are_ignored():
     exif = b"Exif\0\0II\x2a\0\x08\0\0\0" + struct.pack("<HHHI", 1, 0x0112, 2, 2) + b"x\0\0\0" + struct.pack("<I", 0)
     cleaned = _clean(_save(Image.new("RGB", (50, 40)), "JPEG", exif=exif))
     assert (cleaned.width, cleaned.height) == (50, 40)
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    import zlib
+
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _png_with(extra: bytes, size=(20, 10)) -> bytes:
+    """A valid PNG with `extra` chunks between its header and its pixels."""
+    data = _save(Image.new("RGB", size, (5, 6, 7)), "PNG")
+    end_of_ihdr = 8 + 25
+    return data[:end_of_ihdr] + extra + data[end_of_ihdr:]
+
+
+def _jpeg_with_scans(repeats: int) -> bytes:
+    """A progressive JPEG whose second scan is repeated: libjpeg runs each over the whole picture."""
+    data = _save(Image.new("RGB", (64, 64), (30, 90, 200)), "JPEG", progressive=True)
+    starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xda"]
+    second = data[starts[1]:starts[2]]
+    return data[:-2] + second * repeats + b"\xff\xd9"
+
+
+def _refused_unread(data: bytes, monkeypatch) -> None:
+    monkeypatch.setattr(Image, "open", lambda *a, **k: pytest.fail("Pillow read a file built of too many parts"))
+    with pytest.raises(EvidenceRejected, match="built in an unusual way"):
+        _clean(data)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: _png_with(_png_chunk(b"tEXt", b"k\x00v") * 10_001),     # Pillow parses each in Python
+    lambda: _png_with(_png_chunk(b"abCd", b"") * 10_001),           # unknown chunks, the same
+    lambda: (lambda d: d[:2] + b"\xff\xfe\x00\x02" * 10_001 + d[2:])(_save(Image.new("RGB", (8, 8)), "JPEG")),
+    lambda: (lambda d: d[:2] + b"\x00" * 10_001 + d[2:])(_save(Image.new("RGB", (8, 8)), "JPEG")),  # stray bytes
+    lambda: _jpeg_with_scans(100),
+], ids=["png-text-chunks", "png-unknown-chunks", "jpeg-comments", "jpeg-stray-bytes", "jpeg-100-scans"])
+def test_file_of_too_many_parts_is_refused_before_pillow_reads_it(build, monkeypatch):
+    # 10 MB of such parts took 6-18 s to open (PNG chunks and JPEG segments are read in Python,
+    # every JPEG scan is decoded over the whole picture)
+    _refused_unread(build(), monkeypatch)
+
+
+def test_genuine_files_of_many_parts_are_taken():
+    # a PNG with its pixels in 2,000 chunks (libpng writes 8 KB chunks) and a progressive JPEG
+    data = _save(Image.effect_noise((200, 200), 60).convert("RGB"), "PNG")
+    ihdr_end = 8 + 25
+    idat_at = data.index(b"IDAT") - 4
+    length = int.from_bytes(data[idat_at:idat_at + 4], "big")
+    pixels = data[idat_at + 8:idat_at + 8 + length]
+    step = max(1, len(pixels) // 2000)
+    chunks = b"".join(_png_chunk(b"IDAT", pixels[i:i + step]) for i in range(0, len(pixels), step))
+    split = data[:ihdr_end] + chunks + data[idat_at + 12 + length:]
+    assert split.count(b"IDAT") > 1500
+    assert _clean(split).width == 200
+    assert _clean(_jpeg_with_scans(0)).width == 64
