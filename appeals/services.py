@@ -808,15 +808,16 @@ def appeal_link_submit(*, token: str, uploads: list, note: str = "") -> Appeal:
     appeal = _locked(link.appeal)
     evidence_room_check(count=len(uploads), appeal=appeal)
     stored: list[AppealEvidence] = []
-    try:
-        for upload in uploads:
+    for index, upload in enumerate(uploads, start=1):
+        try:
             stored.append(evidence_store(upload=upload, appeal=appeal))
-    except EvidenceRejected:
-        # The rows roll back with the transaction; remove the files written before the bad one.
-        for evidence in stored:
-            evidence.file.delete(save=False)
-            evidence.thumbnail.delete(save=False)
-        raise
+        except EvidenceRejected as exc:
+            # The rows roll back with the transaction; remove the files written before the bad one.
+            for evidence in stored:
+                evidence.file.delete(save=False)
+                evidence.thumbnail.delete(save=False)
+            # Say which picture, by position (its file name may hold personal data), as the form does.
+            raise EvidenceRejected(_("Picture %(n)d: %(message)s") % {"n": index, "message": exc.message}) from None
     link.used_at = timezone.now()
     link.save(update_fields=["used_at"])
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor_label=RESIDENT_LABEL, note=note[:4000],

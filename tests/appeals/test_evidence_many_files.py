@@ -81,3 +81,17 @@ def test_evidence_link_refuses_more_pictures_than_room_and_stays_usable(client, 
     assert not appeal.evidence.exists() and AppealLink.objects.get().used_at is None
     response = client.post(reverse("appeals:evidence-link", args=[token]), {"note": "", "files": [upload("a.png", data)]})
     assert response.status_code == 200 and appeal.evidence.count() == 1
+
+
+def test_evidence_link_names_the_bad_picture_by_position_and_keeps_nothing(client, operator, settings):
+    settings.OFFICIAL_SITE_URL = "https://12345.example.gov.cn"
+    appeal = AppealFactory()
+    appeal_request_evidence(appeal=appeal, actor=operator)
+    token = phone_text(SmsMessage.objects.get()).split("/appeals/evidence-link/")[1].split("/")[0]
+    response = client.post(reverse("appeals:evidence-link", args=[token]), {
+        "note": "两张截图", "files": [upload("ok.png"), upload("李雷身份证.png", b"<html>not a picture</html>")]},
+        HTTP_ACCEPT_LANGUAGE="en")
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "Picture 2: This file is not a PNG, JPEG or WebP picture" in page and "李雷身份证" not in page
+    assert not appeal.evidence.exists() and AppealLink.objects.get().used_at is None
