@@ -22,6 +22,9 @@ ALLOWED_FORMATS = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "
 # (a phone's portrait-mode photo) "MPO"; its first frame is stored as a JPEG.
 OPEN_FORMATS = ("PNG", "JPEG", "WEBP")
 OPENED_FORMATS = (*OPEN_FORMATS, "MPO")
+# Modes each stored format keeps as they are (others are converted to RGB or RGBA).
+KEPT_MODES = {"PNG": ("RGB", "RGBA", "L", "LA", "P", "1"), "JPEG": ("RGB", "L"), "MPO": ("RGB", "L"),
+              "WEBP": ("RGB", "RGBA")}
 WEBP_BYTES_PER_PIXEL = 26
 THUMBNAIL_SIZE = (320, 320)
 ORIENTATION_TAG = 0x0112
@@ -128,8 +131,8 @@ def _decode_cost(probe: Image.Image, scans: int, orientation: int) -> int:
     """Bytes that decoding and re-encoding this picture hold at their peak, from its header.
 
     Per pixel, measured on 40 MP pictures (bench/uploads.py --worst prints both): the decoded
-    pixels, the converted copy (CMYK, palette, 16-bit grey) or turned copy (EXIF orientation), the
-    alpha-premultiplied copy Pillow makes to shrink an RGBA picture, ~2 bytes of encoder buffers,
+    pixels, the converted copy (CMYK, 16-bit grey) or turned copy (EXIF orientation), the
+    alpha-premultiplied copy Pillow makes to shrink an RGBA or LA picture, ~1 byte of encoder buffers,
     and for a JPEG of several scans (progressive or not interleaved) every DCT
     coefficient, 2 bytes a sample, which libjpeg keeps until the last scan. Pillow's WebP decoder
     holds the canvas twice and libwebp's encoder its own planes: 18 bytes a pixel, 27 with alpha.
@@ -140,12 +143,16 @@ def _decode_cost(probe: Image.Image, scans: int, orientation: int) -> int:
         return pixels * (27 if alpha else 18)
     if probe.mode.startswith("I"):
         return pixels * 10  # 16-bit grey: 2-byte pixels, two 4-byte copies to scale, 1 byte out
-    decoded = 1 if probe.mode in ("1", "P", "L") else len(probe.getbands())
-    out = 1 if probe.mode in ("1", "L") else (4 if alpha and probe.format == "PNG" else 3)
-    converted = out if probe.mode not in ("RGB", "RGBA", "L") else 0
+    # Pillow holds 1, L and P pictures in 1 byte a pixel and every other mode here in 4.
+    decoded = 1 if probe.mode in ("1", "P", "L") else 4
+    if probe.mode in KEPT_MODES[probe.format]:
+        out, converted = decoded, 0
+    else:
+        out = 1 if probe.mode in ("1", "L") else 4
+        converted = out
     turned = 2 * out if orientation in range(2, 9) else 0
-    premultiplied = 2 * out if out == 4 else 0
-    peak = max(decoded + converted, turned, premultiplied) + 2
+    premultiplied = 2 * out if probe.mode in ("RGBA", "LA") or (converted and alpha) else 0
+    peak = max(decoded + converted, turned, premultiplied) + 1
     if probe.format in ("JPEG", "MPO") and scans > 1:
         sampling = getattr(probe, "layer", None) or [(0, 1, 1, 0)] * len(probe.getbands())
         h_max = max(h for _c, h, _v, _q in sampling) or 1
@@ -165,26 +172,33 @@ def _too_large(width: int, height: int) -> EvidenceRejected:
                             % {"w": width, "h": height})
 
 
-def _pixels_only(image: Image.Image, orientation: int, fmt: str) -> Image.Image:
-    """The picture turned as the phone meant, in a mode its format stores, with no metadata.
+def _pixels_only(image: Image.Image, orientation: int, fmt: str) -> tuple[Image.Image, dict]:
+    """The picture turned as the phone meant, in a mode its format stores, with no metadata; and
+    the save options that keep its transparency (a palette PNG's transparent entry).
 
-    Each step replaces the previous picture (never two full copies alive but for a moment), and
-    `info` is emptied: Pillow's savers read the ICC profile, PNG transparency and JPEG comment
-    from it. EXIF, XMP and text chunks are only written when passed to save(), which we never do.
+    A PNG keeps its palette or 1-bit mode: turned into RGBA, a dense 5 MB palette picture became
+    16 MB to compress (5.4 s). Each step replaces the previous picture (never two full copies
+    alive but for a moment), and `info` is emptied: Pillow's savers read the ICC profile, PNG
+    transparency and JPEG comment from it. EXIF, XMP and text chunks are only written when passed
+    to save(), which we never do.
     """
     if orientation in range(2, 9):
         image = ImageOps.exif_transpose(image)
+    params = {}
     if image.mode.startswith("I"):
         # 16-bit grey PNG: scale to 8 bits (a plain convert clips every value above 255 to white).
         image = image.convert("I").point(lambda v: v * (1 / 257)).convert("L")
+    elif image.mode in KEPT_MODES[fmt]:
+        if image.mode == "P" and "transparency" in image.info:
+            params["transparency"] = image.info["transparency"]
     elif image.mode == "1":
         image = image.convert("L")
-    elif image.mode not in ("RGB", "RGBA", "L"):
+    else:
         image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
     if fmt == "JPEG" and image.mode == "RGBA":
         image = image.convert("RGB")
     image.info = {}
-    return image
+    return image, params
 
 
 def clean_image(upload) -> CleanImage:
@@ -228,7 +242,7 @@ def clean_image(upload) -> CleanImage:
         except (OSError, SyntaxError, ValueError):
             raise EvidenceRejected(_("This picture is damaged or incomplete; please take the screenshot again.")) from None
     extension, content_type = ALLOWED_FORMATS[fmt]
-    pixels = _pixels_only(image, orientation, fmt)
+    pixels, params = _pixels_only(image, orientation, fmt)
     del image
     out = io.BytesIO()
     if fmt == "JPEG":
@@ -238,13 +252,18 @@ def clean_image(upload) -> CleanImage:
         # zlib level 1: `optimize=True` (level 9 and a filter search) took 0.35 s of 0.42 s for a
         # phone screenshot; level 1 is 3x faster than the default 6 and, on screenshots with a
         # photo area, no larger (bench/uploads.py prints the sizes).
-        pixels.save(out, "PNG", compress_level=1)
+        pixels.save(out, "PNG", compress_level=1, **params)
     else:
         pixels.save(out, "WEBP", quality=88)
     # Image.thumbnail's size and filter, without its full-size copy: shrink, then convert the small picture.
     scale = min(THUMBNAIL_SIZE[0] / pixels.width, THUMBNAIL_SIZE[1] / pixels.height, 1)
     thumb_size = (max(1, round(pixels.width * scale)), max(1, round(pixels.height * scale)))
-    thumb = pixels.resize(thumb_size, Image.Resampling.BICUBIC, reducing_gap=2.0).convert("RGB")
+    source = pixels
+    if pixels.mode in ("P", "1"):
+        # Pillow shrinks these by nearest neighbour only: shrink to 4x the thumbnail that way, then filter.
+        coarse = (min(pixels.width, thumb_size[0] * 4), min(pixels.height, thumb_size[1] * 4))
+        source = pixels.resize(coarse, Image.Resampling.NEAREST).convert("RGB")
+    thumb = source.resize(thumb_size, Image.Resampling.BICUBIC, reducing_gap=2.0).convert("RGB")
     thumb_out = io.BytesIO()
     thumb.save(thumb_out, "JPEG", quality=80)
     cleaned = out.getvalue()

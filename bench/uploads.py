@@ -133,6 +133,7 @@ WORST_KINDS = {
     # name: (mode, save format, save options, EXIF orientation)
     "PNG RGBA": ("RGBA", "PNG", {}, 1),
     "PNG palette + transparency": ("P", "PNG", {"transparency": 0}, 1),
+    "PNG grey + alpha": ("LA", "PNG", {}, 1),
     "PNG 16-bit grey": ("I;16", "PNG", {}, 1),
     "PNG RGB": ("RGB", "PNG", {}, 1),
     "JPEG baseline": ("RGB", "JPEG", {"quality": 90}, 1),
@@ -172,7 +173,7 @@ def worst() -> None:
     from django.conf import settings
     from PIL import Image
 
-    from appeals.evidence import _decode_cost, _orientation
+    from appeals.evidence import _decode_cost, _orientation, _structure_check
     from bench.report import emit
 
     budget = settings.APPEALS_EVIDENCE_MAX_DECODE_MB * 1024 * 1024
@@ -180,7 +181,7 @@ def worst() -> None:
 
     def cost(data: bytes) -> int:
         probe = Image.open(io.BytesIO(data))
-        return _decode_cost(probe, data, _orientation(probe) if probe.format != "PNG" else 1)
+        return _decode_cost(probe, _structure_check(data), _orientation(probe) if probe.format != "PNG" else 1)
 
     print(f"{'picture (1080 wide)':28s} {'rows':>6s} {'MP':>5s} {'file MB':>7s} {'estimate MB':>11s} {'ms':>6s} {'peak MB':>7s}")
     for name, (mode, fmt, options, orientation) in WORST_KINDS.items():
