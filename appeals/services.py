@@ -34,6 +34,7 @@ from communities import pii
 from communities.models import Community, PersonalDataAccess, Resident, User
 from communities.selectors import community_find, resident_by_id_number
 from communities.services import access_log, resident_get_or_create, resident_reveal_scoped
+from healthkit.concurrency import check_seen, touch
 from healthkit.errors import ApplicationError, IllegalTransition
 from healthkit.models import PopupCase, PopupType
 from healthkit.notify import compose_sms
@@ -101,8 +102,11 @@ def appeal_event(*, appeal: Appeal, kind: str, actor: User | None = None, actor_
                                       note=note, data=data or {}, public=public)
 
 
-def _locked(appeal: Appeal) -> Appeal:
-    return Appeal.objects.select_for_update().get(pk=appeal.pk)
+def _locked(appeal: Appeal, seen: str | None = None) -> Appeal:
+    """The appeal's row, locked; refused (ChangedSinceSeen) if it changed since a page showed `seen`."""
+    locked = Appeal.objects.select_for_update().get(pk=appeal.pk)
+    check_seen(locked, seen)
+    return locked
 
 
 def _require_handler(actor: User) -> None:
@@ -332,6 +336,7 @@ def appeal_evidence_add(*, appeal: Appeal, upload, actor: User) -> AppealEvidenc
     _require_handler(actor)
     appeal = _locked(appeal)
     evidence = evidence_store(upload=upload, appeal=appeal, user=actor)
+    touch(appeal)  # a decision form opened before this evidence is stale
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor=actor, data={"evidence": evidence.pk})
     return evidence
 
@@ -610,7 +615,7 @@ def appeal_file_open311(
 
 
 @transaction.atomic
-def appeal_confirm_filer(*, appeal: Appeal, actor: User, reason: str) -> Appeal:
+def appeal_confirm_filer(*, appeal: Appeal, actor: User, reason: str, seen: str | None = None) -> Appeal:
     """An operator who has checked the caller (e.g. called back a phone on record, or seen the ID
     card) confirms the filer. The name as given must match the registry's record for the ID
     number; the registry is never renamed from an appeal. When the ID number is not registered,
@@ -619,7 +624,7 @@ def appeal_confirm_filer(*, appeal: Appeal, actor: User, reason: str) -> Appeal:
     _require_handler(actor)
     if not (reason or "").strip():
         raise ApplicationError(_("Please say how you checked who the filer is."), extra={"field": "reason"})
-    appeal = _locked(appeal)
+    appeal = _locked(appeal, seen)
     if not appeal.filer_unconfirmed:
         return appeal
     if not appeal.is_open:
@@ -647,12 +652,12 @@ def appeal_confirm_filer(*, appeal: Appeal, actor: User, reason: str) -> Appeal:
 # --- Operator actions ------------------------------------------------------------------------
 
 @transaction.atomic
-def appeal_assign(*, appeal: Appeal, assignee: User, actor: User) -> Appeal:
+def appeal_assign(*, appeal: Appeal, assignee: User, actor: User, seen: str | None = None) -> Appeal:
     """Give the appeal to an operator (to oneself or another); a new appeal becomes in progress."""
     _require_handler(actor)
     if not has_role(assignee, HANDLER_ROLES):
         raise ApplicationError(_("Appeals can only be assigned to hotline operators or supervisors."))
-    appeal = _locked(appeal)
+    appeal = _locked(appeal, seen)
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
     previous = appeal.assigned_to_id
@@ -666,12 +671,13 @@ def appeal_assign(*, appeal: Appeal, assignee: User, actor: User) -> Appeal:
 
 
 @transaction.atomic
-def appeal_set_priority(*, appeal: Appeal, priority: int, actor: User, reason: str = "") -> Appeal:
+def appeal_set_priority(*, appeal: Appeal, priority: int, actor: User, reason: str = "",
+                        seen: str | None = None) -> Appeal:
     """Change the priority; the SLA due time is recomputed from when the appeal was filed."""
     _require_handler(actor)
     if int(priority) not in Appeal.Priority.values:
         raise ApplicationError(_("Unknown priority."))
-    appeal = _locked(appeal)
+    appeal = _locked(appeal, seen)
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
     old = appeal.priority
@@ -686,7 +692,7 @@ def appeal_set_priority(*, appeal: Appeal, priority: int, actor: User, reason: s
 
 
 @transaction.atomic
-def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User) -> Appeal:
+def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | None = None) -> Appeal:
     """Fold a duplicate appeal of the same resident into another: evidence moves, repeats add up,
     the more urgent priority wins and the SLA due time follows it (never later), the duplicate
     closes with outcome "merged". Locks both rows in primary-key order."""
@@ -696,6 +702,7 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User) -> Appeal:
     first, second = sorted([duplicate.pk, into.pk])
     rows = {a.pk: a for a in Appeal.objects.select_for_update().filter(pk__in=[first, second]).order_by("pk")}
     duplicate, into = rows[duplicate.pk], rows[into.pk]
+    check_seen(duplicate, seen)  # the form is on the duplicate's page
     if duplicate.resident_id != into.resident_id or (
             duplicate.resident_id is None and duplicate.claimed_id_hash != into.claimed_id_hash):
         raise ApplicationError(_("Only appeals of the same resident can be merged."))
@@ -733,14 +740,14 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User) -> Appeal:
 
 
 @transaction.atomic
-def appeal_link_popup(*, appeal: Appeal, popup: PopupCase, actor: User) -> Appeal:
+def appeal_link_popup(*, appeal: Appeal, popup: PopupCase, actor: User, seen: str | None = None) -> Appeal:
     """Link an appeal to one of its resident's open popups (an operator fixing an unlinked ticket),
     with an internal history event. Idempotent for the popup it already holds. Refused when another
     open appeal holds that popup: merge into that one instead. Locks the resident row, then the appeal.
     """
     _require_handler(actor)
     Resident.objects.select_for_update().filter(pk=appeal.resident_id).first()
-    appeal = _locked(appeal)
+    appeal = _locked(appeal, seen)
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
     if popup.resident_id != appeal.resident_id or not popup.is_open:
@@ -763,10 +770,11 @@ def _link_hash(token: str) -> str:
 
 
 @transaction.atomic
-def appeal_request_evidence(*, appeal: Appeal, actor: User, message: str = "") -> AppealLink:
+def appeal_request_evidence(*, appeal: Appeal, actor: User, message: str = "",
+                            seen: str | None = None) -> AppealLink:
     """Ask the resident for more evidence: an expiring, single-use link by SMS; status waiting."""
     _require_handler(actor)
-    appeal = _locked(appeal)
+    appeal = _locked(appeal, seen)
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
     phone = pii.decrypt(appeal.contact_phone_encrypted) if appeal.contact_phone_encrypted else ""
@@ -820,6 +828,7 @@ def appeal_link_submit(*, token: str, uploads: list, note: str = "") -> Appeal:
             raise EvidenceRejected(_("Picture %(n)d: %(message)s") % {"n": index, "message": exc.message}) from None
     link.used_at = timezone.now()
     link.save(update_fields=["used_at"])
+    touch(appeal)  # an operator's decision form opened before this evidence is stale
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor_label=RESIDENT_LABEL, note=note[:4000],
                  data={"count": len(stored), "link": link.pk})
     if appeal.status == Appeal.Status.WAITING_RESIDENT:
@@ -829,14 +838,15 @@ def appeal_link_submit(*, token: str, uploads: list, note: str = "") -> Appeal:
 
 
 @transaction.atomic
-def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, reason: str = "") -> Appeal:
+def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, reason: str = "",
+                 seen: str | None = None) -> Appeal:
     """Send the appeal to the responsible community (status "with the community").
 
     On commit, clearance opens its case (`clearance_open_for_appeal`, idempotent).
     """
     if actor is not None:
         _require_handler(actor)
-    appeal = _locked(appeal)
+    appeal = _locked(appeal, seen)
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
     if appeal.resident_id is None:
@@ -861,14 +871,14 @@ def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, re
 
 @transaction.atomic
 def appeal_close(*, appeal: Appeal, actor: User | None, reason: str, outcome: str, strict: bool = False,
-                 notify: bool = True) -> Appeal:
+                 notify: bool = True, seen: str | None = None) -> Appeal:
     """Close with a reason and outcome, and text the filer the outcome and next step (`notify`
     False: the caller texts the decision itself). Idempotent: an already-closed appeal is
     returned unchanged. `strict` (a client program closing through the API, which must learn
     what happened): only the outcomes an operator may choose, and closing a closed appeal is refused."""
     if strict and outcome not in OPERATOR_OUTCOMES:
         raise ApplicationError(_("Unknown outcome."), extra={"outcome": list(OPERATOR_OUTCOMES)})
-    appeal = _locked(appeal)
+    appeal = _locked(appeal, seen)
     if appeal.status == Appeal.Status.CLOSED:
         if strict:
             raise ApplicationError(_("This appeal is already closed."),
@@ -890,11 +900,14 @@ def appeal_close(*, appeal: Appeal, actor: User | None, reason: str, outcome: st
 
 @transaction.atomic
 def appeal_contact_log(*, appeal: Appeal, actor: User, direction: str, outcome: str, note: str = "",
-                       at: dt.datetime | None = None) -> AppealContact:
-    """Record one call with the resident in the ticket's call log (and its history)."""
+                       at: dt.datetime | None = None, seen: str | None = None) -> AppealContact:
+    """Record one call with the resident in the ticket's call log (and its history). Locks the
+    appeal and moves its version, so the same call form sent twice is logged once."""
     _require_handler(actor)
     if direction not in AppealContact.Direction.values or outcome not in AppealContact.Outcome.values:
         raise ApplicationError(_("Please choose the call direction and outcome."))
+    appeal = _locked(appeal, seen)
+    touch(appeal)
     contact = AppealContact.objects.create(appeal=appeal, operator=actor, direction=direction,
                                            outcome=outcome, note=note, at=at or timezone.now())
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.CONTACT, actor=actor, public=False, note=note,

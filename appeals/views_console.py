@@ -15,6 +15,7 @@ from appeals.filters import AppealFilter
 from appeals.models import Appeal
 from communities.models import Community
 from communities.selectors import community_find
+from healthkit.concurrency import seen_from
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin, has_role
@@ -186,8 +187,11 @@ class TicketActionView(RoleRequiredMixin, View):
     """One POST endpoint per action; each calls one service, which writes the history event."""
 
     allowed_roles = set(selectors.HANDLER_ROLES)
+    seen: str | None = None
 
     def post(self, request, pk, action):
+        # The version of the appeal the ticket page showed: a stale or repeated form does nothing.
+        self.seen = seen_from(request.POST)
         appeal = selectors.appeal_access(user=request.user, pk=pk, where=f"console:{action[:40]}")
         handler = getattr(self, f"do_{action.replace('-', '_')}", None)
         if handler is None:
@@ -209,17 +213,18 @@ class TicketActionView(RoleRequiredMixin, View):
         return form.cleaned_data
 
     def do_assign_me(self, request, appeal):
-        services.appeal_assign(appeal=appeal, assignee=request.user, actor=request.user)
+        services.appeal_assign(appeal=appeal, assignee=request.user, actor=request.user, seen=self.seen)
         return _("The appeal is yours.")
 
     def do_assign(self, request, appeal):
         data = self._form(forms.AssignForm, request)
-        services.appeal_assign(appeal=appeal, assignee=data["assignee"], actor=request.user)
+        services.appeal_assign(appeal=appeal, assignee=data["assignee"], actor=request.user, seen=self.seen)
         return _("Assigned to %(user)s.") % {"user": data["assignee"].get_username()}
 
     def do_priority(self, request, appeal):
         data = self._form(forms.PriorityForm, request)
-        services.appeal_set_priority(appeal=appeal, priority=data["priority"], actor=request.user, reason=data["reason"])
+        services.appeal_set_priority(appeal=appeal, priority=data["priority"], actor=request.user,
+                                      reason=data["reason"], seen=self.seen)
         return _("Priority changed.")
 
     def do_merge(self, request, appeal):
@@ -227,7 +232,7 @@ class TicketActionView(RoleRequiredMixin, View):
         into = Appeal.objects.filter(reference=data["into_reference"].strip().upper()).first()
         if into is None:
             raise ApplicationError(_("No appeal has that reference."))
-        services.appeal_merge(duplicate=appeal, into=into, actor=request.user)
+        services.appeal_merge(duplicate=appeal, into=into, actor=request.user, seen=self.seen)
         return _("Merged into %(ref)s.") % {"ref": into.reference}
 
     def do_link_popup(self, request, appeal):
@@ -235,12 +240,12 @@ class TicketActionView(RoleRequiredMixin, View):
         popup = PopupCase.objects.filter(pk=data["popup"], resident_id=appeal.resident_id).first()
         if popup is None:
             raise ApplicationError(_("That popup is not one of this resident's open popups."))
-        services.appeal_link_popup(appeal=appeal, popup=popup, actor=request.user)
+        services.appeal_link_popup(appeal=appeal, popup=popup, actor=request.user, seen=self.seen)
         return _("Linked to popup %(type)s.") % {"type": popup.get_popup_type_display()}
 
     def do_request_evidence(self, request, appeal):
         data = self._form(forms.RequestEvidenceForm, request)
-        services.appeal_request_evidence(appeal=appeal, actor=request.user, message=data["message"])
+        services.appeal_request_evidence(appeal=appeal, actor=request.user, message=data["message"], seen=self.seen)
         return _("The resident has been sent an SMS with a link to add evidence.")
 
     def do_route(self, request, appeal):
@@ -252,23 +257,25 @@ class TicketActionView(RoleRequiredMixin, View):
             community = Community.objects.filter(pk=data["community"]).first()
         if community is None:
             raise ApplicationError(_("Choose a community to send the appeal to."))
-        services.appeal_route(appeal=appeal, community=community, actor=request.user, reason=data["reason"])
+        services.appeal_route(appeal=appeal, community=community, actor=request.user, reason=data["reason"],
+                              seen=self.seen)
         return _("Sent to %(community)s.") % {"community": community}
 
     def do_confirm_filer(self, request, appeal):
         data = self._form(forms.ConfirmFilerForm, request)
-        services.appeal_confirm_filer(appeal=appeal, actor=request.user, reason=data["reason"])
+        services.appeal_confirm_filer(appeal=appeal, actor=request.user, reason=data["reason"], seen=self.seen)
         return _("The filer is confirmed.")
 
     def do_close(self, request, appeal):
         data = self._form(forms.CloseForm, request)
-        services.appeal_close(appeal=appeal, actor=request.user, reason=data["reason"], outcome=data["outcome"])
+        services.appeal_close(appeal=appeal, actor=request.user, reason=data["reason"], outcome=data["outcome"],
+                              seen=self.seen)
         return _("Appeal closed.")
 
     def do_contact(self, request, appeal):
         data = self._form(forms.ContactForm, request)
         services.appeal_contact_log(appeal=appeal, actor=request.user, direction=data["direction"],
-                                    outcome=data["outcome"], note=data["note"])
+                                    outcome=data["outcome"], note=data["note"], seen=self.seen)
         return _("Call logged.")
 
 

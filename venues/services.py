@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from communities.models import Community, PersonalDataAccess, User
 from communities.services import access_log
 from healthkit import clock
+from healthkit.concurrency import check_seen
 from healthkit.errors import ApplicationError
 from venues.models import RiskWindow, RiskWindowEvent, Venue
 
@@ -124,15 +125,18 @@ def risk_window_create(*, venue: Venue, starts_at: dt.datetime, ends_at: dt.date
 @transaction.atomic
 def risk_window_correct(*, window: RiskWindow, starts_at: dt.datetime, ends_at: dt.datetime,
                         risk_level: str, reason: str, actor: User | None, correction: str,
-                        actor_label: str = "", at: dt.datetime | None = None) -> RiskWindow:
+                        actor_label: str = "", at: dt.datetime | None = None,
+                        seen: str | None = None) -> RiskWindow:
     """Correct an active window (times, level, reason): a new version; the exposure job then
     raises, updates or withdraws the popups it raised. Raises ApplicationError if the window
-    is withdrawn or nothing changes."""
+    is withdrawn or nothing changes, ChangedSinceSeen if another correction or a withdrawal came
+    after the page showed version `seen` (healthkit.concurrency)."""
     reason = _check_window(starts_at=starts_at, ends_at=ends_at, risk_level=risk_level, reason=reason)
     correction = (correction or "").strip()
     if not correction:
         raise ApplicationError(_("Say why the window is corrected."))
     locked = RiskWindow.objects.select_for_update().get(pk=window.pk)
+    check_seen(locked, seen)
     if locked.state != RiskWindow.State.ACTIVE:
         raise ApplicationError(_("A withdrawn risk window cannot be corrected."))
     before = _window_snapshot(locked)
@@ -154,7 +158,8 @@ def risk_window_correct(*, window: RiskWindow, starts_at: dt.datetime, ends_at: 
 
 @transaction.atomic
 def risk_window_withdraw(*, window: RiskWindow, actor: User | None, reason: str,
-                         actor_label: str = "", at: dt.datetime | None = None) -> RiskWindow:
+                         actor_label: str = "", at: dt.datetime | None = None,
+                         seen: str | None = None) -> RiskWindow:
     """Withdraw a window marked in error: the exposure job withdraws the popups it raised that
     nobody has acted on, and flags the others in the trace. Idempotent on a withdrawn window."""
     reason = (reason or "").strip()
@@ -162,6 +167,7 @@ def risk_window_withdraw(*, window: RiskWindow, actor: User | None, reason: str,
         raise ApplicationError(_("Say why the window is withdrawn."))
     at = at or clock.now()
     locked = RiskWindow.objects.select_for_update().get(pk=window.pk)
+    check_seen(locked, seen)
     if locked.state == RiskWindow.State.WITHDRAWN:
         return locked
     before = _window_snapshot(locked)

@@ -16,6 +16,7 @@ from django.views.generic import TemplateView
 
 from communities.models import User
 from healthkit import inputs
+from healthkit.concurrency import seen_from
 from healthkit.errors import ApplicationError
 from healthkit.permissions import RoleRequiredMixin
 from healthkit.spreadsheet import csv_writer
@@ -207,19 +208,25 @@ class RiskWindowDetailView(RoleRequiredMixin, View):
 
     def post(self, request, pk: int):
         window = get_object_or_404(RiskWindow.objects.select_related("venue", "created_by"), pk=pk)
+        seen = seen_from(request.POST)  # the version the page showed: a stale or repeated form does nothing
         if request.POST.get("action") == "withdraw":
             form = RiskWindowWithdrawForm(request.POST)
             if form.is_valid():
-                services.risk_window_withdraw(window=window, actor=request.user,
-                                              reason=form.cleaned_data["reason"])
-                messages.success(request, _("Window withdrawn; untouched popups are withdrawn."))
+                try:
+                    services.risk_window_withdraw(window=window, actor=request.user,
+                                                  reason=form.cleaned_data["reason"], seen=seen)
+                except ApplicationError as exc:
+                    messages.error(request, exc.message)
+                else:
+                    messages.success(request, _("Window withdrawn; untouched popups are withdrawn."))
                 return redirect("venues:window-detail", pk=pk)
             context = _window_context(window, withdraw_form=form)
         else:
             form = RiskWindowCorrectForm(request.POST)
             if form.is_valid():
                 try:
-                    services.risk_window_correct(window=window, actor=request.user, **form.cleaned_data)
+                    services.risk_window_correct(window=window, actor=request.user, seen=seen,
+                                                 **form.cleaned_data)
                 except ApplicationError as exc:
                     form.add_error(None, exc.message)
                 else:

@@ -28,6 +28,7 @@ from communities.selectors import (
     residents_visible_to,
 )
 from communities.services import access_log
+from healthkit.concurrency import seen_from
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.permissions import RoleRequiredMixin
@@ -232,19 +233,21 @@ class TaskActionView(WorkerMixin, View):
 
     # (form, service call, confirmation message — lazy: translated per request, not at import)
     ACTIONS = {
-        "accept": (forms.AcceptForm, lambda t, u, d: services.clearance_accept(task=t, actor=u, reason=d["reason"]),
-                   gettext_lazy("Accepted; the popup is lifted and the resident is told.")),
-        "reject": (forms.RejectForm, lambda t, u, d: services.clearance_reject(
-            task=t, actor=u, reason=d["reason"], next_step=d["next_step"]),
+        "accept": (forms.AcceptForm, lambda t, u, d, s: services.clearance_accept(
+            task=t, actor=u, reason=d["reason"], seen=s),
+            gettext_lazy("Accepted; the popup is lifted and the resident is told.")),
+        "reject": (forms.RejectForm, lambda t, u, d, s: services.clearance_reject(
+            task=t, actor=u, reason=d["reason"], next_step=d["next_step"], seen=s),
             gettext_lazy("Rejected; the resident is told the next step.")),
-        "info": (forms.InfoForm, lambda t, u, d: services.clearance_request_info(task=t, actor=u,
-                                                                                 question=d["question"]),
-                 gettext_lazy("The resident has been sent your question and a new link.")),
-        "investigate": (forms.InvestigateForm, lambda t, u, d: services.clearance_investigate(
-            task=t, actor=u, outcome=d["outcome"], reason=d["reason"], confirm_high_risk=d["confirm_high_risk"]),
+        "info": (forms.InfoForm, lambda t, u, d, s: services.clearance_request_info(
+            task=t, actor=u, question=d["question"], seen=s),
+            gettext_lazy("The resident has been sent your question and a new link.")),
+        "investigate": (forms.InvestigateForm, lambda t, u, d, s: services.clearance_investigate(
+            task=t, actor=u, outcome=d["outcome"], reason=d["reason"], confirm_high_risk=d["confirm_high_risk"],
+            seen=s),
             gettext_lazy("Investigation recorded; its measures have started.")),
-        "call": (forms.CallForm, lambda t, u, d: services.clearance_call_log(
-            task=t, actor=u, direction=d["direction"], outcome=d["outcome"], note=d["note"]),
+        "call": (forms.CallForm, lambda t, u, d, s: services.clearance_call_log(
+            task=t, actor=u, direction=d["direction"], outcome=d["outcome"], note=d["note"], seen=s),
             gettext_lazy("Call logged.")),
     }
 
@@ -265,7 +268,7 @@ class TaskActionView(WorkerMixin, View):
             return TaskDetailView().get(request, pk=task.pk, revealed=revealed)
         if action == "resend":
             try:
-                services.clearance_link_resend(task=task, actor=request.user)
+                services.clearance_link_resend(task=task, actor=request.user, seen=seen_from(request.POST))
             except ApplicationError as exc:
                 messages.error(request, exc.message)
             else:
@@ -280,7 +283,8 @@ class TaskActionView(WorkerMixin, View):
             messages.error(request, errors[0] if errors else _("Please fill in every field of the form."))
             return redirect("clearance:task", pk=task.pk)
         try:
-            result = act(task, request.user, form.cleaned_data)
+            # The version of the task the page showed: a stale or repeated form does nothing.
+            result = act(task, request.user, form.cleaned_data, seen_from(request.POST))
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:

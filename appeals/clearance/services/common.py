@@ -16,6 +16,7 @@ from appeals.clearance.models import (
 from communities import pii
 from communities.models import User
 from healthkit import clock
+from healthkit.concurrency import check_seen
 from healthkit.errors import ApplicationError, IllegalTransition
 from healthkit.notify import resident_record_phone, resident_sms
 
@@ -77,14 +78,16 @@ def _notify(*, task: ClearanceTask, purpose: str, key: str, compose: Callable[[]
 def clearance_task_transition(*, task: ClearanceTask, to: str, kind: str, actor: User | None = None,
                               actor_label: str = "", reason: str = "", data: dict[str, Any] | None = None,
                               at: dt.datetime | None = None, allow_same: bool = False,
-                              **fields: Any) -> ClearanceTask:
+                              seen: str | None = None, **fields: Any) -> ClearanceTask:
     """Move a task to `to` under a row lock, checking the table; sets `fields` and logs the event.
     `allow_same` lets a step re-enter the state it is in (a second checkpoint call on a task in measures).
 
-    Raises IllegalTransition when the table forbids the move (e.g. deciding a closed task).
+    Raises IllegalTransition when the table forbids the move (e.g. deciding a closed task), and
+    ChangedSinceSeen when the task changed since a page showed version `seen` (healthkit.concurrency).
     """
     at = at or clock.now()
     locked = ClearanceTask.objects.select_for_update().get(pk=task.pk)
+    check_seen(locked, seen)
     if not (allow_same and to == locked.state) and to not in ClearanceTask.TRANSITIONS[locked.state]:
         raise IllegalTransition(
             _("A task that is %(state)s cannot become %(to)s.")

@@ -23,6 +23,7 @@ from appeals.clearance.services.links import clearance_link_issue
 from communities import pii
 from communities.models import User
 from healthkit import clock
+from healthkit.concurrency import check_seen, touch
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.services import (
@@ -69,7 +70,7 @@ def _link_popup(*, task: ClearanceTask, popup: PopupCase, actor: User | None, ac
 
 @transaction.atomic
 def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, actor_label: str = "",
-                     at: dt.datetime | None = None) -> ClearanceTask:
+                     at: dt.datetime | None = None, seen: str | None = None) -> ClearanceTask:
     """Accept the resident's return and lift the popup the decision is about, through the
     engine's `popup_lift` (so the ticket-restriction outbox follows); close the appeal with
     outcome "lifted"; text the resident.
@@ -82,7 +83,8 @@ def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, ac
 
     Raises ApplicationError where `selectors.task_accept_refusal` refuses (popup 3 before its
     investigation's measures are complete, a type no community decision lifts, a popup another
-    task handles), IllegalTransition if the task is already decided. Locks the task.
+    task handles), IllegalTransition if the task is already decided, ChangedSinceSeen if it
+    changed since a page showed version `seen`. Locks the task.
     """
     from appeals.clearance.selectors import task_accept_refusal, task_decision_popup
 
@@ -90,6 +92,7 @@ def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, ac
     reason = _require_reason(reason)
     locked = (ClearanceTask.objects.select_for_update(of=("self",))
               .select_related("popup__policy", "appeal", "community", "resident").get(pk=task.pk))
+    check_seen(locked, seen)
     popup = task_decision_popup(locked) if locked.is_open else None
     refusal = task_accept_refusal(task=locked, popup=popup, at=at)
     if refusal:
@@ -131,7 +134,7 @@ def _accept_without_popup(*, task: ClearanceTask, actor: User | None, actor_labe
 
 @transaction.atomic
 def clearance_reject(*, task: ClearanceTask, actor: User, reason: str, next_step: str,
-                     at: dt.datetime | None = None) -> ClearanceTask:
+                     at: dt.datetime | None = None, seen: str | None = None) -> ClearanceTask:
     """Reject with the next step the resident must take; the popup goes back to active, the
     appeal is closed with outcome "rejected", the resident gets an SMS saying what to do."""
     at = at or clock.now()
@@ -140,7 +143,7 @@ def clearance_reject(*, task: ClearanceTask, actor: User, reason: str, next_step
         raise ApplicationError(_("Please choose the next step for the resident."))
     task = clearance_task_transition(task=task, to=ClearanceTask.State.REJECTED, kind=ClearanceEvent.Kind.REJECTED,
                                      actor=actor, reason=reason, data={"next_step": next_step}, at=at,
-                                     decided_at=at, decided_by=actor, decision_reason=reason)
+                                     seen=seen, decided_at=at, decided_by=actor, decision_reason=reason)
     popup = PopupCase.objects.filter(pk=task.popup_id).first()
     if popup is not None and popup.state == PopupCase.State.UNDER_REVIEW:
         popup_reject_review(case=popup, actor=actor, reason=reason)
@@ -155,24 +158,29 @@ def clearance_reject(*, task: ClearanceTask, actor: User, reason: str, next_step
 
 @transaction.atomic
 def clearance_request_info(*, task: ClearanceTask, actor: User, question: str,
-                           at: dt.datetime | None = None) -> ClearanceTask:
+                           at: dt.datetime | None = None, seen: str | None = None) -> ClearanceTask:
     """Ask the resident for more information: a fresh one-time link with the question."""
     at = at or clock.now()
     question = _require_reason(question)
     task = clearance_task_transition(task=task, to=ClearanceTask.State.INFO_REQUESTED,
-                                     kind=ClearanceEvent.Kind.INFO_REQUESTED, actor=actor, reason=question, at=at)
+                                     kind=ClearanceEvent.Kind.INFO_REQUESTED, actor=actor, reason=question, at=at,
+                                     seen=seen)
     clearance_link_issue(task=task, question=question, at=at)
     return task
 
 
 @transaction.atomic
-def clearance_link_resend(*, task: ClearanceTask, actor: User, at: dt.datetime | None = None) -> ClearanceLink:
+def clearance_link_resend(*, task: ClearanceTask, actor: User, at: dt.datetime | None = None,
+                          seen: str | None = None) -> ClearanceLink:
     """Send the resident a fresh link (the earlier unused one stops working), e.g. after it
-    expired or the resident lost the SMS. Refused on a closed task."""
+    expired or the resident lost the SMS. Refused on a closed task, and (ChangedSinceSeen) when
+    the task changed since a page showed version `seen`: a button pressed twice sends one SMS."""
     at = at or clock.now()
     task = ClearanceTask.objects.select_for_update(of=("self",)).select_related("community", "resident", "appeal").get(
         pk=task.pk)
+    check_seen(task, seen)
     check_not_closed(task)
+    touch(task)
     purpose = (ClearanceLink.Purpose.COMMITMENT
                if task.state == ClearanceTask.State.MEASURES and task.commitment_required
                and task.commitment_signed_at is None else ClearanceLink.Purpose.CONFIRM)
@@ -185,10 +193,14 @@ def clearance_link_resend(*, task: ClearanceTask, actor: User, at: dt.datetime |
 
 @transaction.atomic
 def clearance_call_log(*, task: ClearanceTask, actor: User, direction: str, outcome: str, note: str = "",
-                       at: dt.datetime | None = None) -> ClearanceEvent:
-    """Record a call between the worker and the resident (the task's call log)."""
+                       at: dt.datetime | None = None, seen: str | None = None) -> ClearanceEvent:
+    """Record a call between the worker and the resident (the task's call log). Locks the task
+    and moves its version, so the same call form sent twice is logged once."""
     if direction not in dict(CALL_DIRECTIONS) or outcome not in dict(CALL_OUTCOMES):
         raise ApplicationError(_("Please choose the call direction and outcome."))
+    task = ClearanceTask.objects.select_for_update(of=("self",)).get(pk=task.pk)
+    check_seen(task, seen)
+    touch(task)
     return _event(task=task, kind=ClearanceEvent.Kind.CALL, actor=actor, reason=note,
                   data={"direction": direction, "outcome": outcome}, at=at)
 

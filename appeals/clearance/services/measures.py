@@ -28,6 +28,7 @@ from appeals.clearance.services.links import (
 )
 from communities.models import Community, Resident, User
 from healthkit import clock
+from healthkit.concurrency import check_seen
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.services import (
@@ -65,7 +66,8 @@ def _policy_params(task: ClearanceTask) -> dict[str, Any]:
 
 @transaction.atomic
 def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, reason: str,
-                          confirm_high_risk: bool = False, at: dt.datetime | None = None) -> ClearanceTask:
+                          confirm_high_risk: bool = False, at: dt.datetime | None = None,
+                          seen: str | None = None) -> ClearanceTask:
     """Record a type-3 investigation and start its measures (task state "measures"):
 
     high risk → red order (centralised observation) for `central_days`, negative test at the end;
@@ -85,6 +87,7 @@ def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, rea
                                  "confirm it (tick the box)."), extra={"field": "confirm_high_risk"})
     locked = (ClearanceTask.objects.select_for_update(of=("self",))
               .select_related("popup__policy", "appeal", "community", "resident").get(pk=task.pk))
+    check_seen(locked, seen)  # healthkit.concurrency: a stale or repeated form does nothing
     if locked.popup_id is None:
         # An appeal never linked to its popup: investigate the popup 3 it reports, if it is on record.
         from appeals.clearance.selectors import task_claimed_popup

@@ -1,0 +1,61 @@
+"""Optimistic concurrency for staff forms: "this changed since you opened it".
+
+A staff page renders, in every action form, the version of the object it showed (the hidden
+field `seen`, the row's `updated_at` to the microsecond). The service that acts locks the row and
+calls `check_seen` before changing anything: if the row changed in between (another person
+acted, the resident answered, the same form was sent twice, a stale tab or the back button
+resubmitted), nothing is done and the person gets a message saying so, instead of a second SMS,
+a duplicate call log or someone else's decision silently overwritten.
+
+Every change of a checked object must therefore move its `updated_at`: `save()` does
+(auto_now); a change that only adds rows beside it (an event, a call, a link) calls `touch`.
+Callers without a page (API clients, tasks, sweeps) pass no `seen` and are not checked.
+"""
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from healthkit.errors import ApplicationError
+
+SEEN_FIELD = "seen"
+_MAX_SEEN = 40
+
+
+class ChangedSinceSeen(ApplicationError):
+    """The object changed after the page that posted the form was shown: nothing was done."""
+
+
+def version_of(obj: models.Model) -> str:
+    """The version a page carries for `obj`: its `updated_at` in UTC to the microsecond."""
+    return obj.updated_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+
+
+def seen_from(data: Mapping[str, Any]) -> str | None:
+    """The version a posted form carries, or None when it carries none (not checked)."""
+    value = str(data.get(SEEN_FIELD) or "").strip()
+    return value[:_MAX_SEEN] or None
+
+
+def check_seen(obj: models.Model, seen: str | None) -> None:
+    """Refuse to act on `obj` (locked by the caller) if it changed since the page showed `seen`.
+
+    Raises ChangedSinceSeen (an ApplicationError: the views show its message) with nothing written."""
+    if seen is None or seen == version_of(obj):
+        return
+    raise ChangedSinceSeen(
+        _("This record changed after you opened the page (someone else acted on it, new information "
+          "arrived, or the form was sent twice). Nothing was done: please look at it again and act if "
+          "still needed."),
+        extra={"changed_since_seen": True})
+
+
+def touch(obj: models.Model) -> None:
+    """Move `obj`'s version for a change written beside it (an event, a call, a link): a page
+    opened before it is then stale. The caller holds the row's lock."""
+    obj.updated_at = timezone.now()
+    type(obj).objects.filter(pk=obj.pk).update(updated_at=obj.updated_at)

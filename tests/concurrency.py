@@ -1,0 +1,55 @@
+"""Helpers for tests of staff acting at the same moment: real threads, each on its own database
+connection and its own signed-in browser session, posting the form a page rendered."""
+
+import re
+import threading
+from collections.abc import Callable
+
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.test import Client
+
+SEEN = re.compile(r'name="seen" value="([^"]*)"')
+
+
+def signed_in(user) -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    return client
+
+
+def page_seen(client: Client, url: str) -> dict[str, str]:
+    """What a browser posts back from `url`'s forms besides the fields: the hidden version, if
+    the page renders one (an empty dict otherwise, as the pages did before)."""
+    found = SEEN.findall(client.get(url).content.decode())
+    assert len(set(found)) <= 1, "every form of one page carries the same version"
+    return {"seen": found[0]} if found else {}
+
+
+def post_messages(client: Client, url: str, data: dict) -> list[str]:
+    """POST as the form does; the messages the next page would show."""
+    response = client.post(url, data)
+    assert response.status_code in (200, 302, 400), response.status_code
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def at_once(*calls: Callable[[], object]) -> list[object]:
+    """Run the calls in threads released together; each closes its connection when done."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            results[index] = call()
+        except Exception as exc:  # noqa: BLE001 - the test asserts on what each call met
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

@@ -1,0 +1,50 @@
+"""Two supervisors correcting the same risk window from pages opened before either acted: the
+second correction is refused with a message instead of silently replacing the first (its form
+was filled in against the old window), and a withdrawal sent twice is done once."""
+
+import pytest
+
+from tests.concurrency import page_seen, post_messages, signed_in
+from tests.factories import UserFactory
+from tests.factories.venues import RiskWindowFactory
+from venues.models import RiskWindow, RiskWindowEvent
+
+pytestmark = pytest.mark.django_db
+
+CHANGED = "This record changed after you opened the page"
+
+
+def _correction(**overrides) -> dict:
+    return {"action": "correct", "starts_at": "2022-09-01T10:00", "ends_at": "2022-09-01T15:00",
+            "risk_level": "high", "reason": "病例到访", "correction": "到访时间更正", **overrides}
+
+
+def test_a_correction_from_a_page_opened_before_another_correction_is_refused(django_capture_on_commit_callbacks):
+    window = RiskWindowFactory()
+    url = f"/console/venues/risk-windows/{window.pk}/"
+    first, second = signed_in(UserFactory(role="supervisor")), signed_in(UserFactory(role="supervisor"))
+    first_seen, second_seen = page_seen(first, url), page_seen(second, url)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        assert post_messages(first, url, {**first_seen, **_correction()})[-1].startswith("Window corrected")
+        response = second.post(url, {**second_seen, **_correction(ends_at="2022-09-01T18:00")})
+
+    assert response.status_code == 400 and CHANGED in response.content.decode()
+    window.refresh_from_db()
+    assert window.version == 2 and window.ends_at.hour == 7  # 15:00 Beijing time, the first correction
+    assert RiskWindowEvent.objects.filter(window=window, kind=RiskWindowEvent.Kind.CORRECTED).count() == 1
+
+
+def test_withdrawal_sent_twice_is_done_once(django_capture_on_commit_callbacks):
+    window = RiskWindowFactory()
+    url = f"/console/venues/risk-windows/{window.pk}/"
+    client = signed_in(UserFactory(role="supervisor"))
+    form = {**page_seen(client, url), "action": "withdraw", "reason": "误报"}
+
+    with django_capture_on_commit_callbacks(execute=False):
+        post_messages(client, url, form)
+        again = post_messages(client, url, form)
+
+    assert again[-1].startswith(CHANGED)
+    assert RiskWindow.objects.get(pk=window.pk).state == RiskWindow.State.WITHDRAWN
+    assert RiskWindowEvent.objects.filter(window=window, kind=RiskWindowEvent.Kind.WITHDRAWN).count() == 1
