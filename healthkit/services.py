@@ -1,6 +1,7 @@
 """Writes of the popup core: raising, transitions (locked, table-checked, logged), lifting."""
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
@@ -96,13 +97,20 @@ def popup_case_transition(
     reason: str = "",
     data: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
+    only_from: Collection[str] | None = None,
 ) -> PopupCase:
     """Move a case to `to`. Locks the row, checks the transition table, writes the event.
 
     Raises IllegalTransition (translated) if the table forbids it, e.g. lifting a lifted popup.
+    `only_from`: the states the caller's decision is about; a case found in another once locked
+    (the engine lifted it while a person was deciding) is returned unchanged, with no event. A
+    caller must not read the state without the lock to decide whether to call.
     """
     at = at or clock.now()
     locked = PopupCase.objects.select_for_update().get(pk=case.pk)
+    if only_from is not None and locked.state not in only_from:
+        case.state, case.lifted_at = locked.state, locked.lifted_at
+        return locked
     if to not in PopupCase.TRANSITIONS[locked.state]:
         raise IllegalTransition(
             _("A popup that is %(state)s cannot become %(to)s.")
@@ -132,7 +140,10 @@ def popup_start_review(*, case: PopupCase, actor: User | None, reason: str = "")
 
 
 def popup_reject_review(*, case: PopupCase, actor: User | None, reason: str) -> PopupCase:
-    return popup_case_transition(case=case, to=PopupCase.State.ACTIVE, actor=actor, reason=reason)
+    """Back to active after a community's rejection, if it is still under review once locked
+    (the engine may have lifted it meanwhile: then it stays lifted)."""
+    return popup_case_transition(case=case, to=PopupCase.State.ACTIVE, actor=actor, reason=reason,
+                                 only_from={PopupCase.State.UNDER_REVIEW})
 
 
 def popup_lift_authorities(popup_type: int, at: dt.datetime | None = None) -> set[str] | None:
@@ -154,8 +165,11 @@ def popup_lift(
     data: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
     authority: str | None = None,
+    only_open: bool = False,
 ) -> PopupCase:
     """Lift a popup (community decision, lab upload, or the engine with its 'why' in `data`).
+    `only_open`: a popup found closed once locked (lifted by the engine while a person decided)
+    is left as it is instead of refused.
 
     `authority` ("community", "lab"): the kind of decision lifting it, checked against the
     policy in force, so that e.g. a community cannot lift popup 4, which only a negative result
@@ -172,7 +186,7 @@ def popup_lift(
             )
     return popup_case_transition(
         case=case, to=PopupCase.State.LIFTED, actor=actor, actor_label=actor_label,
-        reason=reason, data=data, at=at,
+        reason=reason, data=data, at=at, only_from=PopupCase.OPEN_STATES if only_open else None,
     )
 
 

@@ -105,10 +105,9 @@ def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, ac
     task = clearance_task_transition(task=locked, to=ClearanceTask.State.LIFTED, kind=ClearanceEvent.Kind.LIFTED,
                                      actor=actor, actor_label=actor_label, reason=reason, at=at,
                                      decided_at=at, decided_by=actor, decision_reason=reason)
-    popup = PopupCase.objects.filter(pk=popup.pk).first()
-    if popup is not None and popup.is_open:
-        popup_lift(case=popup, actor=actor, actor_label=label, reason=reason, authority="community",
-                   data={"rule": "community", "clearance_task": task.pk, "community": task.community_id}, at=at)
+    # Decided on the locked row: the engine may lift the popup while the worker decides.
+    popup_lift(case=popup, actor=actor, actor_label=label, reason=reason, authority="community", only_open=True,
+               data={"rule": "community", "clearance_task": task.pk, "community": task.community_id}, at=at)
     _close_appeal(task, actor=actor, reason=reason, outcome="lifted")
     _notify(task=task, purpose="clearance_lifted", key="decision", compose=lambda: _(
         "Your community %(community)s has accepted your return and your health-kit popup has been "
@@ -145,7 +144,7 @@ def clearance_reject(*, task: ClearanceTask, actor: User, reason: str, next_step
                                      actor=actor, reason=reason, data={"next_step": next_step}, at=at,
                                      seen=seen, decided_at=at, decided_by=actor, decision_reason=reason)
     popup = PopupCase.objects.filter(pk=task.popup_id).first()
-    if popup is not None and popup.state == PopupCase.State.UNDER_REVIEW:
+    if popup is not None:  # back to active only if still under review once locked
         popup_reject_review(case=popup, actor=actor, reason=reason)
     _close_appeal(task, actor=actor, reason=reason, outcome="rejected")
     _notify(task=task, purpose="clearance_rejected", key="decision", compose=lambda: _(

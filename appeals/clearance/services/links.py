@@ -269,10 +269,10 @@ def _consume_link(*, token: str, at: dt.datetime) -> ClearanceLink:
 
 
 def _start_review(task: ClearanceTask, at: dt.datetime) -> None:
-    if task.popup_id and task.popup.state == PopupCase.State.ACTIVE:
+    if task.popup_id:  # under review only if still active once locked (the engine may lift it meanwhile)
         popup_case_transition(case=task.popup, to=PopupCase.State.UNDER_REVIEW, actor_label="clearance",
                               reason=_("The resident confirmed their details to the community."),
-                              data={"clearance_task": task.pk}, at=at)
+                              data={"clearance_task": task.pk}, at=at, only_from={PopupCase.State.ACTIVE})
 
 
 class SignatureMismatch(ApplicationError):
