@@ -8,7 +8,8 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthkit.settings")
 
-app = Celery("healthkit")
+# Every task retries a lost database connection with backoff (healthkit/taskbase.py).
+app = Celery("healthkit", task_cls="healthkit.taskbase:HealthkitTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -6,11 +6,10 @@ Queues (healthkit/queues.py): SMS on `codes` or `notifications` by purpose, engi
 
 from typing import Any
 
-from celery import Task, shared_task
-from django.db import OperationalError
+from celery import shared_task
 
 from healthkit import queues, sms
-from healthkit.errors import TransientError
+from healthkit.taskbase import HealthkitTask
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -53,11 +52,11 @@ def popup_closed_notify() -> int:
 # A lost connection or a lock timeout is worth another try; both engine tasks are idempotent.
 # Retries are a convenience, not the guarantee: the work rows stay until an evaluation commits,
 # and `engine_work_due` takes whatever a task gave up on.
-_ENGINE_RETRY = {"autoretry_for": (OperationalError, TransientError), "retry_backoff": True,
+_ENGINE_RETRY = {"autoretry_for": HealthkitTask.autoretry_for, "retry_backoff": True,
                  "retry_backoff_max": 60, "max_retries": 5}
 
 
-class _ResidentIdsTask(Task):
+class _ResidentIdsTask(HealthkitTask):
     """A task whose argument is a list of up to 1,000 resident ids (engine_work.CHUNK): its
     message's `argsrepr` (the arguments as worker logs and monitors show them) gives their
     number, not Celery's saferepr of the list, which walks it to 1,024 characters: about 3 ms a

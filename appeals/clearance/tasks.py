@@ -1,12 +1,9 @@
 """Celery tasks of community clearance: thin, take primary keys, safe to run twice."""
 
 from celery import shared_task
-from django.db import OperationalError
-
-from healthkit.errors import TransientError
 
 
-@shared_task(bind=True, acks_late=True, autoretry_for=(TransientError,), retry_backoff=True, max_retries=8)
+@shared_task(bind=True, acks_late=True, retry_backoff=True, max_retries=8)  # retries: healthkit/taskbase.py
 def clearance_open_for_appeal(self, appeal_id: int) -> int | None:
     """Create (or find) the confirmation task for a routed appeal and text the resident a link.
 
@@ -23,8 +20,7 @@ def clearance_open_for_appeal(self, appeal_id: int) -> int | None:
     return task.pk if task else None
 
 
-@shared_task(bind=True, acks_late=True, autoretry_for=(TransientError, OperationalError), retry_backoff=True,
-             max_retries=8)
+@shared_task(bind=True, acks_late=True, retry_backoff=True, max_retries=8)  # retries: healthkit/taskbase.py
 def clearance_send_link(self, task_id: int) -> None:
     """Text the first link of a task a sweep opened (idempotent). If every retry fails, the
     beat job `clearance_link_catch_up` sends it."""
