@@ -6,7 +6,7 @@ Queues (healthkit/queues.py): SMS on `codes` or `notifications` by purpose, engi
 
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from healthkit import queues, sms
 from healthkit.taskbase import HealthkitTask
