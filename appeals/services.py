@@ -104,7 +104,7 @@ def appeal_event(*, appeal: Appeal, kind: str, actor: User | None = None, actor_
 
 def _locked(appeal: Appeal, seen: str | None = None) -> Appeal:
     """The appeal's row, locked; refused (ChangedSinceSeen) if it changed since a page showed `seen`."""
-    locked = Appeal.objects.select_for_update().get(pk=appeal.pk)
+    locked = Appeal.objects.select_for_update(no_key=True).get(pk=appeal.pk)
     check_seen(locked, seen)
     return locked
 
@@ -382,7 +382,8 @@ def _open_appeal_for(resident: Resident | None, popup: PopupCase | None, popup_t
     given, same phone; for an Open311 client, one it filed itself). Folding into the resident's
     appeals would hand them its reference and history.
     """
-    open_qs = Appeal.objects.select_for_update().filter(status__in=Appeal.OPEN_STATUSES, merged_into__isnull=True)
+    open_qs = Appeal.objects.select_for_update(no_key=True).filter(status__in=Appeal.OPEN_STATUSES,
+                                                                   merged_into__isnull=True)
     if unconfirmed is not None:
         claimed_hash, phone_hash, client = unconfirmed
         if not phone_hash:
@@ -403,9 +404,12 @@ def _open_appeal_for(resident: Resident | None, popup: PopupCase | None, popup_t
 
 def _lock_filing(resident: Resident | None, claimed_id_hash: str) -> None:
     """Serialise filings for one person so two simultaneous submissions cannot both open an
-    appeal: the resident row when there is one, else a transaction lock on the ID number's hash."""
+    appeal: the resident row when there is one, else a transaction lock on the ID number's hash.
+    FOR NO KEY UPDATE, as every lock that serialises work on a row others reference: it still
+    excludes another filing, but not another transaction's insert that references the resident
+    (an SMS, an event), which waiting on it while holding the appeal would deadlock."""
     if resident is not None:
-        Resident.objects.select_for_update().filter(pk=resident.pk).first()
+        Resident.objects.select_for_update(no_key=True).filter(pk=resident.pk).first()
     else:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"appeal-file:{claimed_id_hash}"])
@@ -700,7 +704,8 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | No
     if duplicate.pk == into.pk:
         raise ApplicationError(_("An appeal cannot be merged into itself."))
     first, second = sorted([duplicate.pk, into.pk])
-    rows = {a.pk: a for a in Appeal.objects.select_for_update().filter(pk__in=[first, second]).order_by("pk")}
+    rows = {a.pk: a for a in Appeal.objects.select_for_update(no_key=True).filter(pk__in=[first, second])
+            .order_by("pk")}
     duplicate, into = rows[duplicate.pk], rows[into.pk]
     check_seen(duplicate, seen)  # the form is on the duplicate's page
     if duplicate.resident_id != into.resident_id or (
@@ -746,7 +751,7 @@ def appeal_link_popup(*, appeal: Appeal, popup: PopupCase, actor: User, seen: st
     open appeal holds that popup: merge into that one instead. Locks the resident row, then the appeal.
     """
     _require_handler(actor)
-    Resident.objects.select_for_update().filter(pk=appeal.resident_id).first()
+    Resident.objects.select_for_update(no_key=True).filter(pk=appeal.resident_id).first()
     appeal = _locked(appeal, seen)
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
