@@ -33,6 +33,15 @@ def _bound(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=timezone.get_default_timezone())
 
 
+def _lock_partitions() -> None:
+    """Serialise partition changes until the transaction ends: two runners (two beats, a
+    redelivered message, the demo) both seeing a month missing both ran CREATE TABLE, and the
+    second failed with a duplicate-key error on PostgreSQL's catalogue (pg_type), or DROP TABLE
+    on a month the first had dropped. The caller checks again under the lock."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{PARENT}-partitions"])
+
+
 def partition_names() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -51,6 +60,9 @@ def scan_partition_create(month: dt.date) -> bool:
         return False
     lower, upper = _bound(start), _bound(end)
     with transaction.atomic(), connection.cursor() as cursor:
+        _lock_partitions()
+        if name in partition_names():  # another runner made it while this one waited
+            return False
         # Names are built from dates only; bounds go through parameters where SQL allows it.
         cursor.execute(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS)")
         cursor.execute(
@@ -77,12 +89,14 @@ def scan_partitions_ensure(*, at: dt.datetime | None = None, months_back: int = 
 def scan_partitions_drop_before(cutoff: dt.date) -> list[str]:
     """Retention: drop whole months that end on or before `cutoff` (never the default)."""
     dropped = []
-    for name in partition_names():
-        match = _NAME.match(name)
-        if match and _next_month(dt.date(int(match[1]), int(match[2]), 1)) <= cutoff:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP TABLE {name}")
-            dropped.append(name)
+    with transaction.atomic():
+        _lock_partitions()
+        for name in partition_names():
+            match = _NAME.match(name)
+            if match and _next_month(dt.date(int(match[1]), int(match[2]), 1)) <= cutoff:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"DROP TABLE {name}")
+                dropped.append(name)
     return dropped
 
 
