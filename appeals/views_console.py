@@ -15,7 +15,7 @@ from appeals.filters import AppealFilter
 from appeals.models import Appeal
 from communities.models import Community
 from communities.selectors import community_find
-from healthkit.concurrency import seen_from
+from healthkit.concurrency import once, once_from, seen_from
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin, has_role
@@ -110,13 +110,16 @@ class PhoneEntryView(RoleRequiredMixin, View):
             data = form.cleaned_data
             matches = community_find(data["address"], limit=1) if data["address"] else []
             try:
-                appeal, folded = services.appeal_file_by_phone(
-                    actor=request.user, name=data["name"], id_number=data["id_number"], phone=data["phone"],
-                    category=data["category"], popup_type_claimed=data["popup_type_claimed"],
-                    community=matches[0].community if matches else None, address_text=data["address"],
-                    description=data["description"], call_outcome=data["call_outcome"], call_note=data["call_note"],
-                    currently_outside_city=data["currently_outside_city"], outside_since=data["outside_since"],
-                    wishes_to_return=data["wishes_to_return"], identity_acknowledged=data["identity_acknowledged"])
+                # One appeal and one call per form, however often "create" is pressed.
+                with once("phone-entry", once_from(request.POST)):
+                    appeal, folded = services.appeal_file_by_phone(
+                        actor=request.user, name=data["name"], id_number=data["id_number"], phone=data["phone"],
+                        category=data["category"], popup_type_claimed=data["popup_type_claimed"],
+                        community=matches[0].community if matches else None, address_text=data["address"],
+                        description=data["description"], call_outcome=data["call_outcome"],
+                        call_note=data["call_note"], currently_outside_city=data["currently_outside_city"],
+                        outside_since=data["outside_since"], wishes_to_return=data["wishes_to_return"],
+                        identity_acknowledged=data["identity_acknowledged"])
             except services.IdentityCheckNeeded as exc:
                 form.add_error("identity_acknowledged", exc.message)
             except ApplicationError as exc:

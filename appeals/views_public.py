@@ -24,6 +24,7 @@ from communities import pii
 from communities.models import Community, Resident
 from communities.selectors import community_find
 from healthkit import inputs
+from healthkit.concurrency import once
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.selectors import popup_explain
@@ -300,17 +301,19 @@ class CheckView(DraftMixin, View):
             popup = self._popup() if identity.confirmed else None
             ratelimit.hit("file_ip", ratelimit.client_ip(request))
             ratelimit.hit("file_id", pii.id_hash(identity.id_number))
-            appeal, folded = services.appeal_file(
-                resident=identity.resident, category=draft["category"], popup=popup, identity=identity,
-                popup_type_claimed=draft.get("popup_type_claimed"),
-                community=Community.objects.filter(pk=draft.get("community_id") or 0).first(),
-                address_text=draft.get("address_text", ""), description=draft.get("description", ""),
-                contact_phone=pii.decrypt(draft["phone"]), draft_key=draft["draft_key"],
-                currently_outside_city=bool(draft.get("currently_outside_city")),
-                outside_since=dt.date.fromisoformat(draft["outside_since"]) if draft.get("outside_since") else None,
-                wishes_to_return=bool(draft.get("wishes_to_return")),
-                filer_unconfirmed=not identity.confirmed,
-            )
+            # The draft is filed once: a double tap on "submit" sends two requests with it.
+            with once("file", draft["draft_key"]):
+                appeal, folded = services.appeal_file(
+                    resident=identity.resident, category=draft["category"], popup=popup, identity=identity,
+                    popup_type_claimed=draft.get("popup_type_claimed"),
+                    community=Community.objects.filter(pk=draft.get("community_id") or 0).first(),
+                    address_text=draft.get("address_text", ""), description=draft.get("description", ""),
+                    contact_phone=pii.decrypt(draft["phone"]), draft_key=draft["draft_key"],
+                    currently_outside_city=bool(draft.get("currently_outside_city")),
+                    outside_since=dt.date.fromisoformat(draft["outside_since"]) if draft.get("outside_since") else None,
+                    wishes_to_return=bool(draft.get("wishes_to_return")),
+                    filer_unconfirmed=not identity.confirmed,
+                )
         except ApplicationError as exc:
             # Draft and pictures stay in the session: the resident can submit again later.
             context = self._context()

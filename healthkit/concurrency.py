@@ -10,12 +10,21 @@ a duplicate call log or someone else's decision silently overwritten.
 Every change of a checked object must therefore move its `updated_at`: `save()` does
 (auto_now); a change that only adds rows beside it (an event, a call, a link) calls `touch`.
 Callers without a page (API clients, tasks, sweeps) pass no `seen` and are not checked.
+
+A form that creates something has no version to carry: it carries a one-time token instead
+(`{% once_field %}`, or a token the flow already has, like the filing draft's key), and the view
+runs the creation inside `once(scope, token)`, which lets one submission of that token through
+(the shared cache's atomic add, as the rate limits use) and refuses the others, so a double
+click on "create" files one appeal, logs one call and sends one SMS.
 """
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping
+import secrets
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from django.core.cache import cache
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -24,6 +33,8 @@ from healthkit.errors import ApplicationError
 
 SEEN_FIELD = "seen"
 _MAX_SEEN = 40
+ONCE_FIELD = "once"
+ONCE_SECONDS = 24 * 3600  # longer than anyone keeps a form open before sending it
 
 
 class ChangedSinceSeen(ApplicationError):
@@ -52,6 +63,40 @@ def check_seen(obj: models.Model, seen: str | None) -> None:
           "arrived, or the form was sent twice). Nothing was done: please look at it again and act if "
           "still needed."),
         extra={"changed_since_seen": True})
+
+
+class AlreadySent(ApplicationError):
+    """The same creation form (one-time token) was sent before: this submission did nothing."""
+
+
+def once_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def once_from(data: Mapping[str, Any]) -> str | None:
+    """The one-time token a posted form carries, or None (a form without one is not checked)."""
+    value = str(data.get(ONCE_FIELD) or "").strip()
+    return value[:64] or None
+
+
+@contextlib.contextmanager
+def once(scope: str, token: str | None) -> Iterator[None]:
+    """Run the block for the first submission of `token` only; a later or simultaneous one raises
+    AlreadySent before doing anything. If the block fails (a refusal, a crash), nothing was done
+    and the token is given back, so the same form can be corrected and sent again."""
+    if token is None:
+        yield
+        return
+    key = f"once:{scope}:{token}"
+    if not cache.add(key, 1, timeout=ONCE_SECONDS):
+        raise AlreadySent(_("This form was already sent; this second submission did nothing. Check the result "
+                            "of the first (the queue, or the SMS with your reference) before sending it again."),
+                          extra={"already_sent": True})
+    try:
+        yield
+    except BaseException:
+        cache.delete(key)
+        raise
 
 
 def touch(obj: models.Model) -> None:
