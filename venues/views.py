@@ -16,7 +16,7 @@ from django.views.generic import TemplateView
 
 from communities.models import User
 from healthkit import inputs
-from healthkit.concurrency import seen_from
+from healthkit.concurrency import once, once_from, seen_from
 from healthkit.errors import ApplicationError
 from healthkit.permissions import RoleRequiredMixin
 from healthkit.spreadsheet import csv_writer
@@ -185,9 +185,10 @@ class RiskWindowListView(RoleRequiredMixin, View):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                window = services.risk_window_create(
-                    venue=data["venue_code"], starts_at=data["starts_at"], ends_at=data["ends_at"],
-                    risk_level=data["risk_level"], reason=data["reason"], actor=request.user)
+                with once("risk-window", once_from(request.POST)):  # a double click marks one window
+                    window = services.risk_window_create(
+                        venue=data["venue_code"], starts_at=data["starts_at"], ends_at=data["ends_at"],
+                        risk_level=data["risk_level"], reason=data["reason"], actor=request.user)
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:

@@ -28,7 +28,7 @@ from communities.selectors import (
     residents_visible_to,
 )
 from communities.services import access_log
-from healthkit.concurrency import seen_from
+from healthkit.concurrency import once, once_from, seen_from
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.permissions import RoleRequiredMixin
@@ -328,9 +328,10 @@ class CheckpointView(WorkerMixin, View):
                                                   popup_type__in=[3, 1])
                          .order_by("-popup_type", "-raised_at").first())
                 try:
-                    task = services.clearance_checkpoint_preapprove(
-                        actor=request.user, resident=resident, community=community, popup=popup,
-                        measure=d["measure"], reason=d["reason"])
+                    with once("checkpoint", once_from(request.POST)):  # a double click: one task, one SMS
+                        task = services.clearance_checkpoint_preapprove(
+                            actor=request.user, resident=resident, community=community, popup=popup,
+                            measure=d["measure"], reason=d["reason"])
                 except ApplicationError as exc:
                     form.add_error(None, exc.message)
                 else:

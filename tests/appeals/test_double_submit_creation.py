@@ -13,7 +13,13 @@ from communities.models import User
 from healthkit.models import SmsMessage
 from tests.appeals.test_resident_filing import _code_from
 from tests.concurrency import at_once, post_messages, signed_in
-from tests.factories import CommunityFactory, PopupCaseFactory, ResidentFactory, UserFactory, make_id_number
+from tests.factories import (
+    CommunityFactory,
+    PopupCaseFactory,
+    ResidentFactory,
+    UserFactory,
+    make_id_number,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -2,11 +2,13 @@
 second correction is refused with a message instead of silently replacing the first (its form
 was filled in against the old window), and a withdrawal sent twice is done once."""
 
+import re
+
 import pytest
 
 from tests.concurrency import page_seen, post_messages, signed_in
 from tests.factories import UserFactory
-from tests.factories.venues import RiskWindowFactory
+from tests.factories.venues import RiskWindowFactory, VenueFactory
 from venues.models import RiskWindow, RiskWindowEvent
 
 pytestmark = pytest.mark.django_db
@@ -48,3 +50,19 @@ def test_withdrawal_sent_twice_is_done_once(django_capture_on_commit_callbacks):
     assert again[-1].startswith(CHANGED)
     assert RiskWindow.objects.get(pk=window.pk).state == RiskWindow.State.WITHDRAWN
     assert RiskWindowEvent.objects.filter(window=window, kind=RiskWindowEvent.Kind.WITHDRAWN).count() == 1
+
+
+def test_marking_form_sent_twice_marks_one_window():
+    venue = VenueFactory()
+    client = signed_in(UserFactory(role="supervisor"))
+    token = re.search(r'name="once" value="([^"]+)"',
+                      client.get("/console/venues/risk-windows/").content.decode()).group(1)
+    form = {"once": token, "venue_code": venue.code, "starts_at": "2022-09-01T10:00", "ends_at": "2022-09-01T14:00",
+            "risk_level": "high", "reason": "病例到访"}
+
+    first = client.post("/console/venues/risk-windows/", form)
+    second = client.post("/console/venues/risk-windows/", form)
+
+    assert first.status_code == 302
+    assert second.status_code == 400 and "This form was already sent" in second.content.decode()
+    assert RiskWindow.objects.filter(venue=venue).count() == 1
