@@ -15,7 +15,8 @@ A form that creates something has no version to carry: it carries a one-time tok
 (`{% once_field %}`, or a token the flow already has, like the filing draft's key), and the view
 runs the creation inside `once(scope, token)`, which lets one submission of that token through
 (the shared cache's atomic add, as the rate limits use) and refuses the others, so a double
-click on "create" files one appeal, logs one call and sends one SMS.
+click on "create" files one appeal, logs one call and sends one SMS. With the cache unreachable
+the guard is open (nothing is refused), as the rate limits are.
 """
 
 import contextlib
@@ -88,7 +89,10 @@ def once(scope: str, token: str | None) -> Iterator[None]:
         yield
         return
     key = f"once:{scope}:{token}"
-    if not cache.add(key, 1, timeout=ONCE_SECONDS):
+    # add() is False for a token already there, and for a cache that cannot be reached
+    # (healthkit/cache.py): only the first is refused; without the cache the guard is open, as
+    # the rate limits are, and a double click may file twice rather than nothing be filed.
+    if not cache.add(key, 1, timeout=ONCE_SECONDS) and cache.get(key) is not None:
         raise AlreadySent(_("This form was already sent; this second submission did nothing. Check the result "
                             "of the first (the queue, or the SMS with your reference) before sending it again."),
                           extra={"already_sent": True})

@@ -102,3 +102,16 @@ def test_rate_limits_let_requests_through_while_the_cache_is_down(redis_down, se
     settings.APPEALS_RATE_LIMITS = {**settings.APPEALS_RATE_LIMITS, "file_ip": "1/3600"}
     for _ in range(3):
         ratelimit.hit("file_ip", make_id_number())  # never RateLimited: nothing is counted
+
+
+def test_creation_forms_are_not_refused_as_already_sent_while_redis_is_down(redis_down):
+    """The double-submit guard (healthkit.concurrency.once) is open without the cache: add() is
+    False there as for a token already used, and refusing would stop every filing."""
+    from healthkit.concurrency import once
+
+    ran = []
+    for _ in range(2):
+        with once("phone-entry", "same-token"):
+            ran.append(True)
+
+    assert ran == [True, True]
