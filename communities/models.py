@@ -61,6 +61,9 @@ class Street(models.Model):
             models.UniqueConstraint(fields=["district", "name"], name="street_unique_name")
         ]
 
+    # What __str__ reads: an admin column of streets joins it (healthkit.admin_site).
+    str_select_related = ("district",)
+
     def __str__(self) -> str:
         return f"{self.district.name}{self.name}"
 
@@ -81,6 +84,9 @@ class Community(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["street", "name"], name="community_unique_name")
         ]
+
+    # What __str__ reads: an admin column of communities joins it (healthkit.admin_site).
+    str_select_related = ("street__district",)
 
     def __str__(self) -> str:
         return f"{self.street.district.name}{self.street.name}{self.name}"

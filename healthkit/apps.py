@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.utils.translation import gettext_lazy as _
 
 
@@ -15,3 +16,11 @@ class HealthkitConfig(AppConfig):
         from healthkit.scenario import register_engine_events
 
         register_engine_events()
+
+
+class HealthkitAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with the project's site as `admin.site`: every changelist bounded
+    at any table size (healthkit.admin_site)."""
+
+    default = False  # healthkit's own config stays HealthkitConfig
+    default_site = "healthkit.admin_site.AdminSite"

@@ -20,7 +20,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 DATA_DIR = Path(env("HEALTHKIT_DATA_DIR", default=str(BASE_DIR / ".data")))
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "healthkit.apps.HealthkitAdminConfig",  # django.contrib.admin, bounded changelists
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
