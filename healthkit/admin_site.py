@@ -11,12 +11,15 @@ admin can leave the bounds out:
 
 - the count stops at `LIST_COUNT_CAP` rows (one LIMITed count, never a second full one); deeper
   pages are not offered, and a deeper ?p= shows the last page offered;
-- on a table the planner estimates above `BIG_TABLE_ROWS`, only columns an index leads (or the
-  primary key) sort;
+- on a table the planner estimates above `BIG_TABLE_ROWS`, only columns an index leads that are
+  unique or times (the primary key too) sort: Django adds the key to every sort, and a shared
+  value (a state) would sort its whole group by the key;
 - the date hierarchy's choices are every period between the first and the last date (two index
   reads), not a DISTINCT over the rows (templates/admin/change_list.html, healthkit.templatetags);
+- a big table's list is in the order of its own ordering only where an index gives that order
+  (else newest first, by key), and offers no facet counts;
 - every foreign key shown as a column is joined, nullable ones too, with what its `__str__`
-  reads (a model's `str_select_related`).
+  reads (a model's `str_select_related`), and so are the options of a form's choice fields.
 """
 
 from __future__ import annotations
@@ -99,6 +102,16 @@ def indexed_fields(model: type[models.Model]) -> set[str]:
     return names
 
 
+def _sorts_in_index_order(field: models.Field) -> bool:
+    """Whether ORDER BY field, pk (Django adds the key for a stable order) reads an index on the
+    field in order: a unique field, or a time (few rows share one). A foreign key sorts by the
+    related model's ordering (a join); a state or a category is shared by so many rows that the
+    key's tie-break sorts hundreds of thousands of them (1.3 s for the closed appeals)."""
+    if field.primary_key or (field.unique and not field.is_relation):
+        return True
+    return isinstance(field, models.DateField) and not field.is_relation  # DateTimeField too
+
+
 class BoundedChangeList(ChangeList):
     """A changelist whose sort columns are those its admin offers (Django sorts on any column
     given in ?o=, offered or not), and whose page number is the page shown."""
@@ -112,6 +125,16 @@ class BoundedChangeList(ChangeList):
         if self.sortable_by is not None and field_name not in self.sortable_by:
             return None
         return super().get_ordering_field(field_name)
+
+
+def _join_labels(formfield, db_field):
+    """A choice field's options read with what their labels read (a model's
+    `str_select_related`): a user's community picker read each community's street and district
+    one by one, two queries per community of the city."""
+    paths = getattr(db_field.related_model, "str_select_related", ())
+    if formfield is not None and paths and getattr(formfield, "queryset", None) is not None:
+        formfield.queryset = formfield.queryset.select_related(*paths)
+    return formfield
 
 
 class BoundedListMixin:
@@ -141,10 +164,39 @@ class BoundedListMixin:
                 field = self.model._meta.get_field(name) if isinstance(name, str) else None
             except FieldDoesNotExist:  # a method or callable column: its sort is not known to be indexed
                 continue
-            # A foreign key sorts by the related model's ordering (a join), not by its index.
-            if field is not None and field.name in indexed and (field.primary_key or not field.is_relation):
+            if field is not None and field.name in indexed and _sorts_in_index_order(field):
                 allowed.append(name)
         return allowed
+
+    @property
+    def show_facets(self):
+        # Facet counts ("Show counts") are a COUNT over every matching row for each filter choice.
+        if estimated_rows(self.model) >= BIG_TABLE_ROWS:
+            return admin.ShowFacets.NEVER
+        return admin.ShowFacets.ALLOW
+
+    def get_ordering(self, request):
+        """The list's own ordering, or the newest first (the key) on a big table where that
+        ordering is not read from an index (a results list by sample time sorted 1 M rows)."""
+        ordering = list(super().get_ordering(request) or self.model._meta.ordering or [])
+        if not ordering or estimated_rows(self.model) < BIG_TABLE_ROWS:
+            return ordering
+        indexed = indexed_fields(self.model)
+        for term in ordering:
+            name = term.lstrip("-") if isinstance(term, str) else None
+            try:
+                field = self.model._meta.get_field(name) if name and name != "pk" else self.model._meta.pk
+            except FieldDoesNotExist:
+                return ["-pk"]
+            if not (field.primary_key or (field.name in indexed and _sorts_in_index_order(field))):
+                return ["-pk"]
+        return ordering
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        return _join_labels(super().formfield_for_foreignkey(db_field, request, **kwargs), db_field)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return _join_labels(super().formfield_for_manytomany(db_field, request, **kwargs), db_field)
 
     def get_list_select_related(self, request):
         chosen = super().get_list_select_related(request)
