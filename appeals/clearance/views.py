@@ -33,7 +33,7 @@ from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.permissions import RoleRequiredMixin
 from healthkit.selectors import popup_explain
-from healthkit.spreadsheet import csv_writer
+from healthkit.spreadsheet import ChoiceLabels, csv_writer
 
 WORKER_ROLES = set(selectors.WORKER_ROLES)
 
@@ -173,6 +173,7 @@ class WorklistCsvView(WorkerMixin, View):
         access_log(actor=request.user, resident=None, action=PersonalDataAccess.Action.EXPORT,
                    context="clearance:worklist.csv", reason=request.GET.urlencode()[:200])
         writer = csv_writer()
+        label = ChoiceLabels(ClearanceTask)
 
         def rows():
             yield "\ufeff"
@@ -182,8 +183,8 @@ class WorklistCsvView(WorkerMixin, View):
             for t in tasks.iterator(chunk_size=2000):
                 phone = t.contact_phone_masked or (t.appeal.contact_phone_masked if t.appeal_id else "")
                 yield writer.writerow([
-                    t.reference, t.community.name, t.resident.masked, phone, t.get_origin_display(),
-                    t.get_state_display(), t.get_priority_display(), t.popup.popup_type if t.popup_id else "",
+                    t.reference, t.community.name, t.resident.masked, phone, label(t, "origin"),
+                    label(t, "state"), label(t, "priority"), t.popup.popup_type if t.popup_id else "",
                     t.appeal.reference if t.appeal_id else "",
                     timezone.localtime(t.sla_due_at).strftime("%Y-%m-%d %H:%M") if t.sla_due_at else "",
                     timezone.localtime(t.escalated_at).strftime("%Y-%m-%d %H:%M") if t.escalated_at else "",

@@ -12,7 +12,9 @@ from django.views import View
 
 from appeals.clearance import selectors as clearance_selectors
 from appeals.clearance.forms import WorklistFilterForm
+from appeals.clearance.models import ClearanceTask
 from appeals.filters import AppealFilter
+from appeals.models import Appeal
 from appeals.oversight import exports, selectors
 from appeals.oversight.forms import DashboardFilterForm
 from appeals.oversight.views import Links, build_figures, build_panels, build_times
@@ -22,8 +24,10 @@ from communities.selectors import communities_visible_to, residents_visible_to
 from communities.services import access_log
 from healthkit.forms import PopupListFilterForm
 from healthkit.inputs import TextFormField
+from healthkit.models import PopupCase
 from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin
 from healthkit.selectors import popup_list
+from healthkit.spreadsheet import ChoiceLabels
 
 
 class SummaryExportView(RoleRequiredMixin, View):
@@ -99,9 +103,10 @@ class AppealsExportView(_PersonExport):
             "resident", "popup", "community__street__district", "routed_community")
         filterset = AppealFilter(params, queryset=base, user=request.user)
         qs = filterset.qs if filterset.is_valid() else base.none()
+        label = ChoiceLabels(Appeal)
         for a in qs.order_by("id").iterator(chunk_size=2000):
-            yield [a.reference, a.created_at, a.get_category_display(), a.get_priority_display(),
-                   a.get_status_display(), a.get_channel_display(),
+            yield [a.reference, a.created_at, label(a, "category"), label(a, "priority"),
+                   label(a, "status"), label(a, "channel"),
                    a.popup.popup_type if a.popup_id else a.popup_type_claimed, a.person_masked,
                    a.contact_phone_masked, a.community.street.district.name if a.community_id else "",
                    a.community.name if a.community_id else "",
@@ -128,10 +133,11 @@ class TasksExportView(_PersonExport):
                 community=d.get("community"), overdue=bool(d.get("overdue")), reference=d.get("reference") or "",
                 district=d["district"].pk if d.get("district") else None, popup_type=d.get("popup_type"),
                 test_missing=bool(d.get("test_missing")))
+        label = ChoiceLabels(ClearanceTask)
         for t in clearance_selectors.worklist(user=request.user, filters=filters).iterator(chunk_size=2000):
             phone = t.contact_phone_masked or (t.appeal.contact_phone_masked if t.appeal_id else "")
-            yield [t.reference, t.community.name, t.resident.masked, phone, t.get_origin_display(),
-                   t.get_state_display(), t.get_priority_display(), t.popup.popup_type if t.popup_id else "",
+            yield [t.reference, t.community.name, t.resident.masked, phone, label(t, "origin"),
+                   label(t, "state"), label(t, "priority"), t.popup.popup_type if t.popup_id else "",
                    t.appeal.reference if t.appeal_id else "", t.sla_due_at, t.escalated_at, t.created_at, t.closed_at]
 
 
@@ -147,8 +153,9 @@ class PopupsExportView(_PersonExport):
     def rows(self, request, query):
         form = PopupListFilterForm(query or None)
         qs = popup_list(residents=residents_visible_to(request.user), filters=form.filters())
+        label = ChoiceLabels(PopupCase)
         for p in qs.iterator(chunk_size=2000):
             community = p.resident.community
-            yield [p.pk, p.popup_type, p.get_state_display(), p.get_source_display(), p.resident.masked,
+            yield [p.pk, p.popup_type, label(p, "state"), label(p, "source"), p.resident.masked,
                    community.street.district.name if community else "", community.name if community else "",
                    p.raised_at, p.lifted_at]
