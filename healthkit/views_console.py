@@ -3,7 +3,6 @@
 import datetime as dt
 
 from django.contrib import messages
-from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views import View
@@ -23,7 +22,13 @@ from healthkit import inputs
 from healthkit.forms import PopupListFilterForm
 from healthkit.models import PopupCase, PopupType
 from healthkit.permissions import RoleRequiredMixin, has_role
-from healthkit.selectors import popup_access, popup_event_lines, popup_explain, popup_list
+from healthkit.selectors import (
+    open_popups_by_type,
+    popup_access,
+    popup_event_lines,
+    popup_explain,
+    popup_list,
+)
 
 
 class LandingView(TemplateView):
@@ -36,13 +41,10 @@ class ConsoleHomeView(RoleRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        open_popups = PopupCase.objects.filter(
-            state__in=PopupCase.OPEN_STATES, resident__in=residents_visible_to(self.request.user)
-        )
         labels = dict(PopupType.choices)
         context["open_by_type"] = [
             {**row, "label": labels.get(row["popup_type"], row["popup_type"])}
-            for row in open_popups.values("popup_type").annotate(n=Count("id")).order_by("popup_type")
+            for row in open_popups_by_type(user=self.request.user)
         ]
         if has_role(self.request.user, AUDIT_ROLES):
             context["audit_alerts_open"] = audit_alerts_open().count()
