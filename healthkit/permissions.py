@@ -1,9 +1,16 @@
 """Role checks shared by every app's views and APIs (one place, not inline in each view)."""
 
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
+from django.contrib import messages
 from django.contrib.auth.mixins import AccessMixin
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from rest_framework.permissions import BasePermission
 
 from communities.models import User
@@ -49,3 +56,23 @@ class RoleRequiredMixin(AccessMixin):
             return self.handle_no_permission()
         require_role(request.user, self.allowed_roles)
         return super().dispatch(request, *args, **kwargs)
+
+    def handle_no_permission(self) -> HttpResponse:
+        if self.request.user.is_authenticated or self.request.method in ("GET", "HEAD"):
+            return super().handle_no_permission()
+        return login_after_lost_post(self.request)
+
+
+def login_after_lost_post(request: HttpRequest) -> HttpResponse:
+    """A form sent after the session ended (expired, logged out in another tab): the action's URL
+    answers POST only, so logging in again must not lead there (a blank 405). Say plainly that
+    nothing was saved and come back to the page the form was on (same site), else the console."""
+    back = request.headers.get("Referer", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        back = reverse("console-home")
+    parts = urlsplit(back)
+    back = parts.path + (f"?{parts.query}" if parts.query else "")
+    messages.warning(request, _("Your session ended before the form was sent, so nothing was saved. "
+                                "Log in again to return to the page and enter it once more."))
+    return redirect_to_login(back)

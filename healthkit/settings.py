@@ -16,6 +16,8 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# A form sent from a stale page: the site's own page in the reader's language, not Django's English one.
+CSRF_FAILURE_VIEW = "healthkit.views_errors.csrf_failure"
 
 DATA_DIR = Path(env("HEALTHKIT_DATA_DIR", default=str(BASE_DIR / ".data")))
 
@@ -26,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.forms",  # its widget templates, for FORM_RENDERER below
     "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
@@ -67,6 +70,10 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "healthkit.urls"
 WSGI_APPLICATION = "healthkit.wsgi.application"
+
+# Form widgets and error lists through TEMPLATES, so templates/django/forms/ can override one for every
+# form of the site (errors not tied to one field are announced: role="alert").
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 TEMPLATES = [
     {

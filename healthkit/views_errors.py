@@ -16,8 +16,10 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.template import loader
 from django.template.defaultfilters import filesizeformat
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views import defaults
 
@@ -92,6 +94,21 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     if is_api(request):
         return api_error(_("You do not have permission to perform this action."), 403)
     return defaults.permission_denied(request, exception)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a form sent from a page that has gone stale (open for hours, the session
+    ended or was renewed in another tab, cookies blocked). Django's own page is English-only,
+    technical and outside the site; this one says, in the reader's language, that nothing was
+    saved and leads back to the page the form came from (same site only). `reason` is Django's
+    developer text: never shown."""
+    if is_api(request):
+        return api_error(_("The form has expired. Reload the page and send it again."), 403)
+    back = request.headers.get("Referer", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        back = ""
+    return render(request, "403_csrf.html", {"back": back}, status=403)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -52,8 +52,8 @@ def test_resident_files_an_appeal_with_a_screenshot_and_checks_its_status(page, 
 
     page.fill("#id_description", "一直在北京，行程卡均为绿色。")
     page.set_input_files("#id_files", str(shot))
-    with page.expect_navigation():
-        page.click("button[name=action][value=upload]")
+    page.click("button[name=action][value=upload]")  # sent in the background, with its progress shown
+    page.wait_for_selector("button[name=remove]")
     assert page.locator("button[name=remove]").count() == 1
     page.click("button[name=action][value=continue]")
     page.wait_for_url("**/appeals/file/check/")

@@ -1,5 +1,5 @@
 // Behaviour for every page, kept out of the HTML so the Content-Security-Policy can forbid
-// inline script: elements opt in with data- attributes.
+// inline script: elements opt in with data- attributes. Every page works without it.
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
   // <select data-autosubmit>: choosing an option submits its form (the language switcher).
@@ -12,4 +12,83 @@ document.addEventListener("DOMContentLoaded", function () {
       if (!window.confirm(el.getAttribute("data-confirm"))) { event.preventDefault(); }
     });
   });
+  focusFirstError();
+  document.querySelectorAll("form[enctype='multipart/form-data']").forEach(uploadWithProgress);
 });
+
+// A page answered with form errors: put the keyboard (and a screen reader) on the first field in
+// error, which names its message through aria-describedby; else on the first announced error.
+function focusFirstError() {
+  if (document.querySelector("[autofocus]")) { return; }
+  var field = document.querySelector("main [aria-invalid='true']");
+  if (field) { field.focus(); return; }
+  var alert = document.querySelector("main [role='alert']");
+  if (alert) { alert.setAttribute("tabindex", "-1"); alert.focus(); }
+}
+
+// A form that carries files is sent in the background so the page can show how much has gone:
+// a 3 MB screenshot takes a minute on a slow mobile line. The answer then replaces the page as a
+// normal submission would (a redirect is followed; an answer with errors is shown as sent).
+// Without this script the browser's own submission works the same, without the figure.
+function uploadWithProgress(form) {
+  var status = document.createElement("p");
+  status.className = "upload-status";
+  status.setAttribute("role", "status");
+  status.hidden = true;
+  var bar = document.createElement("progress");
+  bar.max = 100;
+  var text = document.createElement("span");
+  status.appendChild(bar);
+  status.appendChild(text);
+  form.appendChild(status);
+  var busy = false;
+  form.addEventListener("submit", function (event) {
+    var size = 0;
+    form.querySelectorAll("input[type=file]").forEach(function (input) {
+      for (var i = 0; i < input.files.length; i++) { size += input.files[i].size; }
+    });
+    if (!size || !window.FormData || !window.XMLHttpRequest) { return; }
+    event.preventDefault();
+    if (busy) { return; }
+    busy = true;
+    var data = new FormData(form);
+    if (event.submitter && event.submitter.name) { data.append(event.submitter.name, event.submitter.value); }
+    var body = document.body.dataset;
+    var buttons = form.querySelectorAll("button");
+    buttons.forEach(function (b) { b.disabled = true; });
+    status.hidden = false;
+    status.classList.remove("error");
+    bar.hidden = false;
+    bar.value = 0;
+    text.textContent = " " + body.uploadStarted;
+    // Not form.action: a control named "action" (a button) shadows that property.
+    var target = new URL(form.getAttribute("action") || "", window.location.href).href.split("#")[0];
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", target);
+    xhr.upload.addEventListener("progress", function (e) {
+      if (!e.lengthComputable) { return; }
+      var percent = Math.floor(e.loaded * 100 / e.total);
+      bar.value = percent;
+      text.textContent = " " + body.uploadProgress + " " + percent + "%";
+    });
+    xhr.addEventListener("load", function () {
+      if (xhr.responseURL && xhr.responseURL.split("#")[0] !== target) {
+        window.location.replace(xhr.responseURL);  // redirected: show the next page
+        return;
+      }
+      document.open();
+      document.write(xhr.responseText);
+      document.close();
+    });
+    var failed = function () {
+      busy = false;
+      buttons.forEach(function (b) { b.disabled = false; });
+      bar.hidden = true;
+      status.classList.add("error");
+      text.textContent = body.uploadFailed;
+    };
+    xhr.addEventListener("error", failed);
+    xhr.addEventListener("timeout", failed);
+    xhr.send(data);
+  });
+}
