@@ -2,9 +2,11 @@
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.html import escape, format_html
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.views import View
@@ -22,11 +24,33 @@ from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin, has_role
 from healthkit.selectors import popup_explain
 
 QUEUE_ROLES = STAFF_ROLES
+# Actions after which the ticket leaves the operator's hands: the next page is the queue they came
+# from (same queue, filters, sort and page), not the ticket again.
+DECISIONS = {"close", "route", "merge"}
+QUEUE_PLACE_MAX = 1000
 
 
-def queue_rows_html(rows: list[selectors.QueueRow]) -> SafeString:
+def queue_place(request) -> str | None:
+    """The queue's query string a ticket was opened from (its `from` parameter; the ticket's forms
+    send it back as a hidden field), re-encoded so it
+    can only ever be a query string of the queue page; None when the ticket was not opened from it.
+    Queue filters carry no personal data (exact ID/phone search is by POST)."""
+    place = request.POST.get("from") if request.method == "POST" else request.GET.get("from")
+    if place is None:
+        return None
+    return QueryDict(place[:QUEUE_PLACE_MAX]).urlencode()
+
+
+def ticket_url(pk: int, place: str | None) -> str:
+    url = reverse("appeals:ticket", args=[pk])
+    return url if place is None else f"{url}?{urlencode({'from': place})}"
+
+
+def queue_rows_html(rows: list[selectors.QueueRow], place: str | None = None) -> SafeString:
     """The queue table's body, escaped here: a template loop over 50 rows of nine cells cost more
-    than reading them. Every value is a plain string or number from selectors.queue_rows."""
+    than reading them. Every value is a plain string or number from selectors.queue_rows. `place`
+    (the queue's own query string) goes with each link so a decision leads back to it."""
+    suffix = "" if place is None else "?" + urlencode({"from": place})
     if not rows:
         return format_html('<tr><td colspan="9" class="muted">{}</td></tr>', _("No appeals here."))
     breached = f'<span class="badge red">{escape(_("breached"))}</span> '
@@ -38,7 +62,7 @@ def queue_rows_html(rows: list[selectors.QueueRow]) -> SafeString:
         copies = f' <span class="badge">×{a.copies:d}</span>' if a.copies else ""
         parts.append(
             f'<tr class="p{a.priority:d}{" breached" if a.breached else ""}">'
-            f'<td><a href="{escape(a.url)}">{escape(a.reference)}</a>{copies}</td><td>{priority}</td>'
+            f'<td><a href="{escape(a.url + suffix)}">{escape(a.reference)}</a>{copies}</td><td>{priority}</td>'
             f'<td>{escape(a.status_label)}</td><td>{escape(a.category_label)}</td><td>{escape(a.person)}</td>'
             f'<td>{escape(a.community or "—")}</td><td>{escape(a.assignee or "—")}</td><td>{escape(a.filed)}</td>'
             f'<td>{breached if a.breached else ""}{escape(a.sla_due)}</td></tr>\n')
@@ -67,7 +91,7 @@ class QueueView(RoleRequiredMixin, View):
         if page.next_cursor:
             next_params["after"] = page.next_cursor
         return render(request, self.template_name, {
-            "filter": filterset, "page": page, "rows_html": queue_rows_html(page.rows),
+            "filter": filterset, "page": page, "rows_html": queue_rows_html(page.rows, place=request.GET.urlencode()),
             "ordering": ordering, "orderings": self._orderings(),
             "next_query": next_params.urlencode() if page.next_cursor else "",
             "search_form": forms.PersonSearchForm(), "queues": AppealFilter.QUEUES,
@@ -147,7 +171,10 @@ class TicketView(RoleRequiredMixin, View):
             candidates = [popup for popup, _lines in popups if popup.is_open and popup.pk != appeal.popup_id]
             held = selectors.popup_open_appeals(candidates, exclude=appeal)
             linkable = [(popup, held.get(popup.pk)) for popup in candidates]
+        place = queue_place(self.request)
         context = {
+            "place_input": "" if place is None else format_html('<input type="hidden" name="from" value="{}">', place),
+            "queue_url": reverse("appeals:queue") + (f"?{place}" if place else ""),
             "appeal": appeal, "popups": popups, "events": selectors.appeal_history(appeal),
             "contacts": appeal.contacts.select_related("operator").order_by("at", "id"),
             "can_see_evidence": selectors.can_see_evidence(user, appeal),
@@ -206,7 +233,10 @@ class TicketActionView(RoleRequiredMixin, View):
         else:
             if message:
                 messages.success(request, message)
-        return redirect("appeals:ticket", pk=appeal.pk)
+            place = queue_place(request)
+            if action in DECISIONS and place is not None:
+                return redirect(reverse("appeals:queue") + (f"?{place}" if place else ""))
+        return redirect(ticket_url(appeal.pk, queue_place(request)))
 
     def _form(self, cls, request):
         form = cls(request.POST)

@@ -68,7 +68,7 @@ def test_rows_show_masked_labelled_and_escaped_values(client, enrolled_operator)
     # when the operator opens the queue in English
     html = client.get(reverse("appeals:queue"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     # then the row links the ticket and shows the labels, the fold count and the breach
-    link = html.index(f'href="{reverse("appeals:ticket", args=[appeal.pk])}"')
+    link = html.index(f'href="{reverse("appeals:ticket", args=[appeal.pk])}?from="')  # the queue's place goes with the link
     start = html.rindex("<tr", 0, link)
     row = html[start:html.index("</tr>", link)]
     assert '<tr class="p1 breached">' in row and "×3" in row

@@ -57,4 +57,7 @@ def test_operator_triages_an_emergency(page, live_server, monkeypatch):
         route.locator("button").click()
     emergency.refresh_from_db()
     assert emergency.status == Appeal.Status.ROUTED and emergency.routed_community == community
+    # routing is a decision: the operator is back on the queue the ticket was opened from
+    assert page.url == live_server.url + "/console/appeals/"
+    page.goto(f"{live_server.url}/console/appeals/{emergency.pk}/")
     assert "hospital appointment confirmed" in page.content()
