@@ -109,7 +109,10 @@ class DraftMixin:
         self.draft = request.session.get(SESSION_KEY)
         if not self.draft or not self.draft.get("id"):
             request.session.pop(SESSION_KEY, None)
-            messages.info(request, _("Please confirm your phone number first."))
+            if request.method == "POST":  # a step's form sent after the session ended: say so, not "start"
+                messages.warning(request, _("Your session has expired. Please start again."))
+            else:
+                messages.info(request, _("Please confirm your phone number first."))
             return redirect("appeals:file-identify")
         # The registry's record for the ID number typed, or None; only a confirmed filer sees it.
         self.resident = Resident.objects.select_related("community").filter(pk=self.draft.get("resident_id") or 0).first()

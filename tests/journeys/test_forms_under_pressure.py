@@ -15,7 +15,7 @@ from tests.factories import (
     PopupCaseFactory,
     ResidentFactory,
 )
-from tests.factories.appeals import AppealFactory
+from tests.factories.appeals import AppealFactory, image_bytes
 from tests.sms_text import phone_text
 
 pytestmark = [pytest.mark.journey, pytest.mark.django_db(transaction=True)]
@@ -119,6 +119,23 @@ def test_a_slow_upload_shows_how_much_has_been_sent(browser, base_url, tmp_path)
     assert page.locator("button[name=action][value=upload]").is_disabled()  # one tap, one upload
     page.wait_for_selector(".thumbs figure", timeout=30_000)
     assert page.locator(".thumbs figure").count() == 1
+    context.close()
+
+
+def test_a_resident_whose_session_ended_mid_upload_is_told_to_start_again(browser, base_url, tmp_path):
+    """Given a resident on the evidence step whose session has ended; when they send a picture;
+    then the first step says the session expired (announced), not merely "confirm your phone"."""
+    context = phone_context(browser, base_url)
+    page = context.new_page()
+    reach_the_evidence_step(page, base_url)
+    context.clear_cookies(name="sessionid")
+    shot = tmp_path / "shot.png"
+    shot.write_bytes(image_bytes("PNG", (360, 720)))
+    page.set_input_files("#id_files", str(shot))
+    page.tap("button[name=action][value=upload]")
+    page.wait_for_url("**/appeals/file/")
+    assert page.locator("ul.messages [role=alert]").inner_text() == "会话已过期，请重新开始。"
+    assert page.locator("#id_name").count() == 1
     context.close()
 
 

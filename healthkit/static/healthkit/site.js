@@ -28,7 +28,7 @@ function focusFirstError() {
 
 // A form that carries files is sent in the background so the page can show how much has gone:
 // a 3 MB screenshot takes a minute on a slow mobile line. The answer then replaces the page as a
-// normal submission would (a redirect is followed; an answer with errors is shown as sent).
+// normal submission would (the page at the end of a redirect, or the form again with its errors).
 // Without this script the browser's own submission works the same, without the figure.
 function uploadWithProgress(form) {
   var status = document.createElement("p");
@@ -72,10 +72,9 @@ function uploadWithProgress(form) {
       text.textContent = " " + body.uploadProgress + " " + percent + "%";
     });
     xhr.addEventListener("load", function () {
-      if (xhr.responseURL && xhr.responseURL.split("#")[0] !== target) {
-        window.location.replace(xhr.responseURL);  // redirected: show the next page
-        return;
-      }
+      // The answer as the browser would have shown it: the page at the end of any redirect, once
+      // (fetching it again would lose a one-time message such as "your session has expired").
+      if (xhr.responseURL) { window.history.replaceState(null, "", xhr.responseURL); }
       document.open();
       document.write(xhr.responseText);
       document.close();
