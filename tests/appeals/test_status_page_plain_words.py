@@ -63,3 +63,18 @@ def test_a_filer_not_on_record_sees_no_community_name(client, resident_with_popu
     assert "passed to the responsible community" in page
     assert "花家地社区" not in page
     assert "The responsible community is checking the details." in page
+
+
+def test_the_residents_own_steps_say_you_not_the_filing_steps_label(client, resident_with_popup):
+    """"You" is two words in Chinese: who acted (您) in the history, and the filing step about the
+    person (个人信息) in the step bar; one source string gave the history 个人信息."""
+    resident, popup = resident_with_popup
+    appeal, _ = appeal_file(resident=resident, popup=popup, category="correction", contact_phone="13800138000")
+    page = client.post(reverse("appeals:status"), {
+        "reference": appeal.reference, "id_number": resident.reveal_id_number(), "phone": "13800138000",
+    }, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    history = page[page.index('<ol class="history"'):]
+    history = history[:history.index("</ol>")]
+    assert "您" in history and "个人信息" not in history
+    step_bar = client.get(reverse("appeals:file-identify"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "个人信息" in step_bar
