@@ -35,8 +35,11 @@ def test_cursor_is_an_index_condition_of_the_orderings_index(operator, ordering,
     qs = AppealFilter({"queue": "open"}, queryset=Appeal.objects.all(), user=operator).qs
     # when the next page's query is planned
     plan = _plan(qs.order_by(*fields).filter(_after(fields, values))[:51])
-    # then the cursor is an index condition on the ordering's index, not a filter over rows
-    assert index in plan
+    # then the cursor is an index condition on the ordering's index, not a filter over rows (the
+    # priority ordering's twin over every appeal, appeal_seek_priority_all_idx, has the same keys;
+    # on a table of three rows either may be the cheaper, as PostgreSQL 18 found)
+    used = next(line for line in plan.splitlines() if "Index" in line and " using " in line)
+    assert used.split(" using ")[1].split()[0] in {index, index.replace("_idx", "_all_idx")}, plan
     cond = next(line for line in plan.splitlines() if "Index Cond" in line)
     assert "ROW(" in cond and ("created_at" in cond or "sla_due_at" in cond)
     assert not any("Filter" in line and "ROW(" in line for line in plan.splitlines())

@@ -21,7 +21,9 @@ print("sent", queues.publish(tasks.engine_evaluate_work, [[1]]))
 
 
 def _run(tmp_path: Path, code: str, broker: str = "filesystem://") -> subprocess.CompletedProcess:
+    # published, not run in place (the suite's runner sets CELERY_TASK_ALWAYS_EAGER for the tests)
     env = {**os.environ, "HEALTHKIT_DATA_DIR": str(tmp_path / "data"), "CELERY_BROKER_URL": broker,
+           "CELERY_TASK_ALWAYS_EAGER": "false",
            "DJANGO_SETTINGS_MODULE": "healthkit.settings", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,  # noqa: S603
                           timeout=120)
