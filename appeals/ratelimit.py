@@ -32,17 +32,21 @@ def client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
+def window_count(key: str, seconds: int) -> int:
+    """Count one more attempt under `key` in its fixed window of `seconds`; the count so far. With
+    the cache unreachable (healthkit/cache.py) nothing is counted: 1, so limits let requests through."""
+    cache.add(key, 0, timeout=seconds)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr, or the cache unreachable
+        cache.set(key, 1, timeout=seconds)
+        return 1
+
+
 def hit(limit_name: str, subject: str) -> None:
     """Count one attempt for `subject` under the named limit; raise RateLimited when over it."""
     count, seconds = _parse(settings.APPEALS_RATE_LIMITS[limit_name])
-    key = f"appeals:rl:{limit_name}:{pii.keyed_hash('rl:' + subject)[:32]}"
-    cache.add(key, 0, timeout=seconds)
-    try:
-        current = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=seconds)
-        current = 1
-    if current > count:
+    if window_count(f"appeals:rl:{limit_name}:{pii.keyed_hash('rl:' + subject)[:32]}", seconds) > count:
         minutes = max(seconds // 60, 1)
         raise RateLimited(
             _("There have been too many attempts. Nothing you already sent is lost; please try again "

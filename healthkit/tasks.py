@@ -49,11 +49,9 @@ def popup_closed_notify() -> int:
 # --- Popup engine and outbox ---------------------------------------------------------------
 
 
-# A lost connection or a lock timeout is worth another try; both engine tasks are idempotent.
-# Retries are a convenience, not the guarantee: the work rows stay until an evaluation commits,
-# and `engine_work_due` takes whatever a task gave up on.
-_ENGINE_RETRY = {"autoretry_for": HealthkitTask.autoretry_for, "retry_backoff": True,
-                 "retry_backoff_max": 60, "max_retries": 5}
+# A lost connection or a lock timeout is worth another try (every task's base, HealthkitTask);
+# the engine tasks are idempotent. Retries are a convenience, not the guarantee: the work rows
+# stay until an evaluation commits, and `engine_work_due` takes whatever a task gave up on.
 
 
 class _ResidentIdsTask(HealthkitTask):
@@ -68,7 +66,7 @@ class _ResidentIdsTask(HealthkitTask):
         return super().apply_async(args, kwargs, **options)
 
 
-@shared_task(acks_late=True, ignore_result=True, **_ENGINE_RETRY)
+@shared_task(acks_late=True, ignore_result=True)
 def engine_evaluate_work(work_id: int) -> int:
     """Event-driven re-evaluation of the residents a committed batch touched: the message names
     the batch's work row (EngineWork), which holds them. Returns residents evaluated (0: the row
@@ -78,7 +76,7 @@ def engine_evaluate_work(work_id: int) -> int:
     return engine_work.evaluate_work(work_id=work_id)
 
 
-@shared_task(bind=True, acks_late=True, ignore_result=True, **_ENGINE_RETRY)
+@shared_task(bind=True, acks_late=True, ignore_result=True)
 def engine_evaluate_batch(self: Task, work_ids: list[int]) -> int:
     """A commit's one message when it wrote several work rows: the other rows' messages sent from
     here (not from the lab's request), the first row evaluated. A retry does not send them again.
@@ -88,7 +86,7 @@ def engine_evaluate_batch(self: Task, work_ids: list[int]) -> int:
     return engine_work.evaluate_batch(work_ids=work_ids, fan_out=not self.request.retries)
 
 
-@shared_task(base=_ResidentIdsTask, acks_late=True, ignore_result=True, **_ENGINE_RETRY)
+@shared_task(base=_ResidentIdsTask, acks_late=True, ignore_result=True)
 def engine_evaluate_residents(resident_ids: list[int]) -> None:
     """The same for messages queued before they named the work row (the resident ids
     themselves): still accepted, so a deploy loses none of them."""
@@ -106,7 +104,7 @@ def engine_work_due() -> int:
     return engine_work.evaluate_due()
 
 
-@shared_task(acks_late=True, ignore_result=True, **_ENGINE_RETRY)
+@shared_task(acks_late=True, ignore_result=True)
 def engine_sweep() -> None:
     """Beat: time-based changes for everyone, set-wise (skips if a sweep is already running)."""
     from healthkit import engine

@@ -4,7 +4,6 @@ console. Views are thin: forms validate, services act, selectors scope."""
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseNotAllowed, StreamingHttpResponse
@@ -17,6 +16,7 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
+from appeals import ratelimit
 from appeals.clearance import forms, selectors, services
 from appeals.clearance.models import ClearanceLink, ClearanceTask
 from appeals.ratelimit import client_ip
@@ -110,13 +110,7 @@ class ResidentLinkView(View):
 def _over_limit(subject: str, rule: str) -> bool:
     """Fixed-window count per subject (a keyed hash in the cache, never the address or user)."""
     count, seconds = (int(x) for x in rule.split("/"))
-    key = "clearance:rl:" + pii.keyed_hash("rl:" + subject)[:32]
-    cache.add(key, 0, timeout=seconds)
-    try:
-        return cache.incr(key) > count
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=seconds)
-        return False
+    return ratelimit.window_count("clearance:rl:" + pii.keyed_hash("rl:" + subject)[:32], seconds) > count
 
 
 def _private(response):
