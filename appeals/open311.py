@@ -33,7 +33,7 @@ from healthkit.errors import ApplicationError
 from healthkit.inputs import NAME_MAX
 from healthkit.models import PopupType
 from healthkit.permissions import has_role
-from healthkit.views_errors import body_too_large_message, database_unavailable, service_unavailable
+from healthkit.views_errors import body_too_large_message, database_refused, service_unavailable
 
 CLIENT_ROLES = (User.Role.INTEGRATION, User.Role.OPERATOR, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
 MAX_LIST = 1000
@@ -261,7 +261,7 @@ class Open311View(View):
         except Open311Error as exc:
             return _error(exc, fmt)
         except (OperationalError, InterfaceError) as exc:
-            if not database_unavailable(exc):
+            if not database_refused(exc):
                 raise
             return service_unavailable(request, exc, render=lambda message: _error(Open311Error(503, message), fmt))
 

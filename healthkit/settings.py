@@ -100,6 +100,19 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=
 # restart, a failover or a terminated backend, the next request reconnects instead of failing.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# A web request never waits without bound (docs/operations.md, "a hot row"): in the web process
+# (healthkit.wsgi sets HEALTHKIT_WEB_PROCESS) a statement ends after DATABASE_WEB_STATEMENT_TIMEOUT
+# seconds and a lock held by another session is waited for at most DATABASE_WEB_LOCK_TIMEOUT; the
+# request then answers 503 "busy, try again" (healthkit.views_errors). Without them a console page
+# whose row a long job held locked hung until the client gave up (gunicorn's threaded workers do not
+# time a request out). Workers and commands keep no limit: sweeps and migrations may run long, and
+# a task is bounded by CELERY_TASK_TIME_LIMIT.
+DATABASE_WEB_STATEMENT_TIMEOUT = env.float("DATABASE_WEB_STATEMENT_TIMEOUT", default=30.0)
+DATABASE_WEB_LOCK_TIMEOUT = env.float("DATABASE_WEB_LOCK_TIMEOUT", default=5.0)
+if env.bool("HEALTHKIT_WEB_PROCESS", default=False):
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = (f"{_options.get('options', '')} -c statement_timeout={int(DATABASE_WEB_STATEMENT_TIMEOUT * 1000)}"
+                           f" -c lock_timeout={int(DATABASE_WEB_LOCK_TIMEOUT * 1000)}").strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "communities.User"
@@ -488,5 +501,7 @@ if REPLICA_DATABASE_URL:
     DATABASES["replica"]["ENGINE"] = "django.db.backends.postgresql"
     DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
     DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    if "options" in DATABASES["default"].get("OPTIONS", {}):  # the web process's bounded waits
+        DATABASES["replica"].setdefault("OPTIONS", {})["options"] = DATABASES["default"]["OPTIONS"]["options"]
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["healthkit.dbrouter.ReplicaRouter"] if REPLICA_DATABASE_URL else []

@@ -6,7 +6,9 @@ Django's pages.
 Two refusals get their own status on every path (API and console alike), because a client can act
 on them: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 saying the limit (Django raises
 RequestDataTooBig wherever the body is read: a form, DRF's parsers), and a database that cannot be
-reached is a 503 with Retry-After (docs/operations.md), not a 500."""
+reached, or that did not answer within the web process's bounded wait (a lock held by another
+session, a statement over its timeout: DATABASE_WEB_* settings), is a 503 with Retry-After
+(docs/operations.md), not a 500 nor a page that never ends."""
 
 import logging
 import sys
@@ -29,8 +31,10 @@ logger = logging.getLogger(__name__)
 
 # SQLSTATEs of a server that is not there for us (connection exceptions, shutting down, starting
 # up, out of connection slots). Other OperationalErrors (a serialization failure or deadlock the
-# engine retries, a statement timeout, a lock not available) are the code's business: they stay 500s.
+# engine retries) are the code's business: they stay 500s.
 _UNAVAILABLE_STATES = ("57P01", "57P02", "57P03", "53300")
+# The bounded wait ran out: lock_timeout (lock_not_available) and statement_timeout (query_canceled).
+_BUSY_STATES = ("55P03", "57014")
 
 
 def is_api(request: HttpRequest) -> bool:
@@ -58,15 +62,32 @@ def database_unavailable(exception: BaseException | None) -> bool:
     return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
 
 
+def database_busy(exception: BaseException | None) -> bool:
+    """True when the database answered that the request's bounded wait ran out: a lock another
+    session holds (a long job on a hot row) or a statement over the web timeout."""
+    return (isinstance(exception, OperationalError)
+            and getattr(exception.__cause__, "sqlstate", None) in _BUSY_STATES)
+
+
+def database_refused(exception: BaseException | None) -> bool:
+    """Unavailable or busy: the answer is a 503 with Retry-After (service_unavailable)."""
+    return database_unavailable(exception) or database_busy(exception)
+
+
 def service_unavailable(request: HttpRequest, exception: BaseException,
                         render: Callable[[str], HttpResponse] | None = None) -> HttpResponse:
     """503 with Retry-After, in the reader's language, touching no database. The log line names
     the failure's class and SQLSTATE only: never the driver's message (it may quote a query or
     a host) nor the path (it may hold a reference). `render` answers in a protocol's own error
     shape (Open311's error list)."""
-    logger.error("database unavailable: %s (sqlstate %s), answered 503", type(exception).__name__,
-                 getattr(exception.__cause__, "sqlstate", None) or "-")
-    message = _("The service is briefly unavailable. Please try again in a few seconds.")
+    busy = database_busy(exception)
+    logger.error("database %s: %s (sqlstate %s), answered 503", "busy" if busy else "unavailable",
+                 type(exception).__name__, getattr(exception.__cause__, "sqlstate", None) or "-")
+    if busy:
+        message = _("The records you asked for are busy (another task is changing them), so this could "
+                    "not be done in time. Please try again in a moment.")
+    else:
+        message = _("The service is briefly unavailable. Please try again in a few seconds.")
     if render is not None:
         response = render(message)
     elif is_api(request):
@@ -120,7 +141,7 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 def server_error(request: HttpRequest) -> HttpResponse:
     # Django calls this inside its `except`: the exception is the one being handled.
     exception = sys.exc_info()[1]
-    if database_unavailable(exception):
+    if database_refused(exception):
         return service_unavailable(request, exception)
     if is_api(request):
         return api_error(_("A server error occurred."), 500)
