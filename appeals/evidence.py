@@ -7,6 +7,7 @@ fresh encoding of the pixels: EXIF (including GPS), text chunks and ICC profiles
 
 import hashlib
 import io
+import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -28,10 +29,32 @@ KEPT_MODES = {"PNG": ("RGB", "RGBA", "L", "LA", "P", "1"), "JPEG": ("RGB", "L"),
 WEBP_BYTES_PER_PIXEL = 26
 THUMBNAIL_SIZE = (320, 320)
 ORIENTATION_TAG = 0x0112
+logger = logging.getLogger(__name__)
 
 
 class EvidenceRejected(ApplicationError):
     """The file is not an image we accept; the message says why in plain words."""
+
+
+class EvidenceStorageUnavailable(EvidenceRejected):
+    """The private storage refused a picture (disk full, read-only, permission denied, object
+    storage unreachable): nothing of it was kept, and what the resident typed is not touched."""
+
+
+def storage_errors() -> tuple[type[BaseException], ...]:
+    """What a storage backend raises when it cannot keep or give back a file: OSError for the
+    file system (ENOSPC, EROFS, EACCES, EIO), botocore's errors for object storage when installed."""
+    errors: tuple[type[BaseException], ...] = (OSError,)
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        return errors
+    return (*errors, BotoCoreError, ClientError)
+
+
+def storage_failed_message() -> str:
+    return _("Pictures cannot be stored at the moment. Nothing you entered is lost; "
+             "please add the picture again in a few minutes.")
 
 
 @dataclass(frozen=True)
@@ -292,6 +315,16 @@ def private_file_response(stored, *, content_type: str, filename: str = ""):
         handle = stored.open("rb")
     except (FileNotFoundError, ValueError) as exc:
         raise Http404 from exc
+    except storage_errors() as exc:  # storage unreadable for now (permissions, I/O, unreachable)
+        logger.error("evidence storage unreadable: %s (errno %s), answered 503", type(exc).__name__,
+                     getattr(exc, "errno", None) or "-")
+        from django.http import HttpResponse
+
+        response = HttpResponse(_("This picture cannot be shown at the moment. Please try again in a few minutes."),
+                                content_type="text/plain; charset=utf-8", status=503)
+        response["Retry-After"] = "60"
+        response["Cache-Control"] = "private, no-store"
+        return response
     response = FileResponse(handle, content_type=content_type)
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"

@@ -7,6 +7,7 @@ message a person can read.
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -20,7 +21,13 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from appeals import notices, ratelimit
-from appeals.evidence import EvidenceRejected, clean_image
+from appeals.evidence import (
+    EvidenceRejected,
+    EvidenceStorageUnavailable,
+    clean_image,
+    storage_errors,
+    storage_failed_message,
+)
 from appeals.models import (
     OPERATOR_OUTCOMES,
     Appeal,
@@ -41,6 +48,7 @@ from healthkit.notify import compose_sms
 from healthkit.permissions import has_role
 from healthkit.sms import sms_enqueue
 
+logger = logging.getLogger(__name__)
 HANDLER_ROLES = (User.Role.OPERATOR, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
 # Stored, not translated: history labels are data (the page translates event kinds, not actors).
 RESIDENT_LABEL = "resident"
@@ -324,10 +332,32 @@ def evidence_store(*, upload, appeal: Appeal | None = None, draft_key: str = "",
         width=image.width, height=image.height, size_bytes=len(image.data), sha256=image.sha256,
         uploaded_by=user if user is not None and user.is_authenticated else None,
     )
-    evidence.file.save(f"e.{image.extension}", ContentFile(image.data), save=False)
-    evidence.thumbnail.save("t.jpg", ContentFile(image.thumbnail), save=False)
-    evidence.save()
+    try:
+        evidence.file.save(f"e.{image.extension}", ContentFile(image.data), save=False)
+        evidence.thumbnail.save("t.jpg", ContentFile(image.thumbnail), save=False)
+    except storage_errors() as exc:
+        # Disk full, read-only, permission denied, storage unreachable: keep nothing half-written
+        # and say so; the caller's draft (session, other pictures) is untouched.
+        _discard_files(evidence)
+        logger.error("evidence storage refused a picture: %s (errno %s)", type(exc).__name__,
+                     getattr(exc, "errno", None) or "-")
+        raise EvidenceStorageUnavailable(storage_failed_message()) from None
+    try:
+        evidence.save()
+    except BaseException:
+        _discard_files(evidence)  # no row points at them
+        raise
     return evidence
+
+
+def _discard_files(evidence: AppealEvidence) -> None:
+    """Remove whatever of a picture reached storage (best effort: the storage may be failing)."""
+    for stored in (evidence.file, evidence.thumbnail):
+        if stored.name:
+            try:
+                stored.storage.delete(stored.name)
+            except storage_errors():
+                logger.warning("evidence storage: a partly stored picture could not be removed")
 
 
 @transaction.atomic
