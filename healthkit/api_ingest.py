@@ -33,7 +33,9 @@ class IngestOutputSerializer(serializers.Serializer):
     duplicates = serializers.IntegerField(help_text="Already on record (a retry); not an error.")
     corrected = serializers.IntegerField(
         help_text="Test results the lab sent again (same lab, sample id and resident) with another result: the "
-                  "correction is stored and supersedes the earlier result, which is kept as history.")
+                  "correction is stored and supersedes the earlier result, which is kept as history. Also an "
+                  "original resulted before the current result (arriving after its correction): kept as "
+                  "history, the correction stays current.")
     updated = serializers.IntegerField(
         help_text="Sent again under the same key with newer facts and changed: a stay's end added, "
                   "a quarantine order's end moved.")

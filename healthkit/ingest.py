@@ -282,6 +282,9 @@ class Spec:
     # Run after staging, before the insert: marks the rows the staged ones correct as superseded
     # (so the insert no longer conflicts with them), RETURNING their resident ids.
     supersede: str | None = None
+    # Run before `supersede`: stores the staged rows that an already current row corrected (they
+    # arrived after their correction) as history, superseded on arrival, RETURNING resident ids.
+    history: str | None = None
 
 
 def _parse_test_result(rec, *, now, client_id, resident_key=None):
@@ -405,11 +408,32 @@ SPECS: dict[str, Spec] = {
          ("resulted_at", "timestamptz"), ("result", "varchar"),
          ("from_other_province", "boolean")),
         _parse_test_result,
-        # The same lab + sample id + resident with another result: the lab's correction.
+        # The same lab + sample id + resident with another result, resulted no earlier: the lab's
+        # correction. Not a retry of a result already superseded (same result and resulted_at:
+        # a late retry of the original must not undo its correction; index 0032).
         supersede="UPDATE healthkit_testresult t SET superseded_at = %s "
                   "FROM ingest_stage_healthkit_testresult s "
                   "WHERE t.resident_id = s.resident_id AND t.lab = s.lab AND t.sample_id = s.sample_id "
-                  "AND t.superseded_at IS NULL AND t.result <> s.result RETURNING t.resident_id"),
+                  "AND t.superseded_at IS NULL AND t.result <> s.result AND t.resulted_at <= s.resulted_at "
+                  "AND NOT EXISTS (SELECT 1 FROM healthkit_testresult h WHERE h.resident_id = s.resident_id "
+                  "AND h.lab = s.lab AND h.sample_id = s.sample_id AND h.superseded_at IS NOT NULL "
+                  "AND h.result = s.result AND h.resulted_at = s.resulted_at) "
+                  "RETURNING t.resident_id",
+        # Another result resulted before the current one (the original arriving after its
+        # correction): kept as history, superseded on arrival; the correction stays current.
+        history="INSERT INTO healthkit_testresult "
+                "(resident_id, lab, sample_id, sampled_at, resulted_at, result, from_other_province, "
+                "received_at, superseded_at) "
+                "SELECT s.resident_id, s.lab, s.sample_id, s.sampled_at, s.resulted_at, s.result, "
+                "s.from_other_province, %(at)s, %(at)s "
+                "FROM ingest_stage_healthkit_testresult s JOIN healthkit_testresult t "
+                "ON t.resident_id = s.resident_id AND t.lab = s.lab AND t.sample_id = s.sample_id "
+                "AND t.superseded_at IS NULL "
+                "WHERE t.result <> s.result AND t.resulted_at > s.resulted_at "
+                "AND NOT EXISTS (SELECT 1 FROM healthkit_testresult h WHERE h.resident_id = s.resident_id "
+                "AND h.lab = s.lab AND h.sample_id = s.sample_id AND h.superseded_at IS NOT NULL "
+                "AND h.result = s.result AND h.resulted_at = s.resulted_at) "
+                "RETURNING resident_id"),
     IngestBatch.Kind.ARRIVALS: Spec(
         "healthkit_arrival",
         (("arrived_at", "timestamptz"), ("from_county", "varchar"), ("record_key", "varchar")),
@@ -575,6 +599,12 @@ def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime,
                 "\t".join([convert(value) for convert, value in zip(converters, row, strict=True)]) + "\n"
                 for row in rows
             ))
+        history: list[int] = []
+        if spec.history is not None:
+            cursor.execute(spec.history, {"at": received_at})
+            history = [row[0] for row in cursor.fetchall()]
+            if corrected is not None:
+                corrected.extend(history)
         if spec.supersede is not None:
             cursor.execute(spec.supersede, [received_at])
             if corrected is not None:
@@ -594,7 +624,7 @@ def _copy_insert(spec: Spec, rows: list[tuple], received_at: dt.datetime,
             f"{conflict} RETURNING {returning}, t.xmax = 0",
             [received_at],
         )
-        inserted = []
+        inserted = history
         for resident_id, is_new in cursor.fetchall():
             if is_new:
                 inserted.append(resident_id)
@@ -737,12 +767,13 @@ def _first_of_each_sample(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
     """(the first row of each (lab, sample id, resident), in order; the rows that correct one of
     those: a later row of the key with another result, the last one of the key wins). Repeats of
     the first row with the same result are dropped (duplicates, as ON CONFLICT would keep the
-    first); a sample sent twice in one batch with different results: the later one corrects the
-    earlier (a second, small staging round)."""
+    first); a sample sent twice in one batch with different results: the one resulted later
+    corrects the earlier, whichever came first in the batch (for the same resulted_at, the later
+    record; a second, small staging round)."""
     fresh: list[tuple] = []
     seen: dict[tuple, str] = {}  # (lab, sample id, resident) -> result of the first row
     later: dict[tuple, tuple] = {}  # the batch's own corrections of its earlier rows, last wins
-    for row in rows:
+    for row in sorted(rows, key=lambda row: row[4]):  # by resulted_at; stable, so ties keep batch order
         key = (row[1], row[2], row[0])
         first = seen.get(key)
         if first is None:

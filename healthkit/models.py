@@ -252,7 +252,13 @@ class TestResult(models.Model):
         # (resident, sampled_at) serves rule 4 ("a negative sampled after the trigger"), the
         # health code (latest by sampling) and clearance; it also covers the resident foreign
         # key, so the automatic FK index is switched off (one index less on a hot insert path).
-        indexes = [models.Index(fields=["resident", "sampled_at"], name="result_resident_sampled_idx")]
+        indexes = [
+            models.Index(fields=["resident", "sampled_at"], name="result_resident_sampled_idx"),
+            # Ingest asks whether a result sent again is a retry of one already superseded (a late
+            # retry of the original must not undo its correction): only the few superseded rows.
+            models.Index(fields=["lab", "sample_id", "resident"], condition=Q(superseded_at__isnull=False),
+                         name="result_superseded_sample_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.lab}/{self.sample_id} {self.get_result_display()}"

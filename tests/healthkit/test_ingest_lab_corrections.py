@@ -96,3 +96,52 @@ def test_a_record_id_reused_in_one_batch_for_two_residents_is_a_conflict():
                 evaluate=False)
     assert out.accepted == 1 and [r["index"] for r in out.rejected] == [1]
     assert list(out.rejected[0]["errors"]) == ["record_id"]
+
+
+# --- the original arriving after its correction, or retried after it ---
+
+def _resulted(number, result, hours):
+    """A result of sample S-1 resulted `hours` after sampling (the correction carries a later time)."""
+    record = _result(number, result)
+    record["resulted_at"] = (ARRIVED + dt.timedelta(hours=2 + hours)).isoformat()
+    return record
+
+
+def _current(resident):
+    return TestResult.objects.get(resident=resident, sample_id="S-1", superseded_at__isnull=True).result
+
+
+def test_an_original_arriving_after_its_correction_is_kept_as_history_and_the_correction_stands():
+    resident = ResidentFactory()
+    number = resident.reveal_id_number()
+    _send([_resulted(number, "positive", 6)], ARRIVED + dt.timedelta(hours=9), evaluate=False)  # the correction
+    late_at = ARRIVED + dt.timedelta(hours=10)
+    late = _send([_resulted(number, "negative", 3)], late_at, evaluate=False)  # the original, delayed
+    assert (late.accepted, late.corrected, late.duplicates, late.rejected) == (0, 1, 0, [])
+    assert _current(resident) == "positive"
+    assert TestResult.objects.get(result="negative").superseded_at == late_at  # history, never current
+    assert health_code_at(resident, late_at + dt.timedelta(minutes=1)).color == "red"
+    again = _send([_resulted(number, "negative", 3)], late_at + dt.timedelta(hours=1), evaluate=False)
+    assert (again.accepted, again.corrected, again.duplicates) == (0, 0, 1)
+    assert TestResult.objects.count() == 2
+
+
+def test_a_retry_of_a_corrected_original_does_not_undo_the_correction():
+    resident = ResidentFactory()
+    number = resident.reveal_id_number()
+    _send([_result(number, "negative")], ARRIVED + dt.timedelta(hours=6), evaluate=False)
+    _send([_result(number, "positive")], ARRIVED + dt.timedelta(hours=8), evaluate=False)  # same resulted_at
+    retry = _send([_result(number, "negative")], ARRIVED + dt.timedelta(hours=9), evaluate=False)  # network retry
+    assert (retry.accepted, retry.corrected, retry.duplicates) == (0, 0, 1)
+    assert _current(resident) == "positive"
+    assert TestResult.objects.count() == 2
+
+
+def test_in_one_batch_the_result_resulted_later_is_current_whatever_the_order():
+    resident = ResidentFactory()
+    number = resident.reveal_id_number()
+    out = _send([_resulted(number, "positive", 6), _resulted(number, "negative", 3)], ARRIVED + dt.timedelta(hours=9),
+                evaluate=False)
+    assert (out.accepted, out.corrected, out.duplicates) == (1, 1, 0)
+    assert _current(resident) == "positive"
+    assert TestResult.objects.count() == 2
