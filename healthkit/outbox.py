@@ -29,6 +29,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from email.utils import parsedate_to_datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -41,6 +42,7 @@ from healthkit.models import (
     OutboxRecord,
     PopupCase,
 )
+from healthkit.outbound import open_url
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 15
@@ -52,11 +54,30 @@ RUN_BUDGET_SECONDS = 120  # one endpoint run stops after this; the next dispatch
 
 
 class DeliveryError(Exception):
-    """The endpoint refused the record or could not be reached; it will be retried."""
+    """The endpoint refused the record or could not be reached; it will be retried (no sooner
+    than `retry_after` seconds when the endpoint said so)."""
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(self, message: str, status_code: int | None = None, retry_after: int = 0) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.retry_after = retry_after
+
+
+MAX_RETRY_AFTER = 3600  # an endpoint's Retry-After is honoured up to the backoff's own cap
+
+
+def _retry_after(headers) -> int:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); 0 if absent or unreadable."""
+    value = (headers.get("Retry-After") or "").strip() if headers is not None else ""
+    if value.isdigit():
+        return min(int(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return 0
+    if when.tzinfo is None:
+        return 0
+    return max(0, min(int((when - timezone.now()).total_seconds()), MAX_RETRY_AFTER))
 
 
 
@@ -220,17 +241,19 @@ def endpoints_with_due_rows() -> list[int]:
 
 
 def post_json(*, url: str, body: dict, token: str, idempotency_key: str, timeout: float = 10) -> int:
-    """One HTTP POST; returns the status code or raises DeliveryError (2xx is success)."""
+    """One HTTP POST; returns the status code or raises DeliveryError: 2xx is success, anything
+    else (a redirect, 404, 410, 429, 5xx) or no answer is a failure, retried after the backoff or
+    the endpoint's Retry-After, whichever is later."""
     request = urllib.request.Request(  # noqa: S310 - URL configured by administrators
         url, data=json.dumps(body, ensure_ascii=False).encode(), method="POST",
         headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key,
                  **({"Authorization": f"Bearer {token}"} if token else {})},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with open_url(request, timeout=timeout) as response:  # a redirect is a failure (outbound.py)
             return response.status
     except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"HTTP {exc.code}", status_code=exc.code) from exc
+        raise DeliveryError(f"HTTP {exc.code}", status_code=exc.code, retry_after=_retry_after(exc.headers)) from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise DeliveryError(type(exc).__name__) from exc
 
@@ -306,24 +329,26 @@ def deliver(*, delivery_id: int) -> OutboxDelivery | None:
     delivery, body = claimed
     if body is None:
         return _deliver_batch(delivery)
-    status_code, error, duration = _post(delivery, body, delivery.record.idempotency_key)
-    _record_outcome(delivery, status_code=status_code, error=error, duration=duration, done=not error)
+    status_code, error, duration, wait = _post(delivery, body, delivery.record.idempotency_key)
+    _record_outcome(delivery, status_code=status_code, error=error, duration=duration, done=not error,
+                    retry_after=wait)
     return delivery
 
 
-def _post(delivery: OutboxDelivery, body: dict, key: str) -> tuple[int | None, str, int]:
+def _post(delivery: OutboxDelivery, body: dict, key: str) -> tuple[int | None, str, int, int]:
+    """(status code, error or "", milliseconds, the endpoint's Retry-After in seconds or 0)."""
     started = time.monotonic()
-    status_code, error = None, ""
+    status_code, error, wait = None, "", 0
     try:
         status_code = post_json(url=delivery.endpoint.url, body=body, token=delivery.endpoint.token,
                                 idempotency_key=key)
     except DeliveryError as exc:
-        status_code, error = exc.status_code, str(exc)[:200]
-    return status_code, error, int((time.monotonic() - started) * 1000)
+        status_code, error, wait = exc.status_code, str(exc)[:200], exc.retry_after
+    return status_code, error, int((time.monotonic() - started) * 1000), wait
 
 
 def _record_outcome(delivery: OutboxDelivery, *, status_code: int | None, error: str, duration: int,
-                    done: bool) -> bool:
+                    done: bool, retry_after: int = 0) -> bool:
     """Store one try's outcome: failed (backoff) / dead, delivered (`done`), or for a batch
     page that is not the last, one more page acknowledged and the lease renewed. Only this
     attempt's row: False when a newer attempt took the row over (lease expired meanwhile)."""
@@ -331,7 +356,8 @@ def _record_outcome(delivery: OutboxDelivery, *, status_code: int | None, error:
     if error:
         delivery.state = (OutboxDelivery.State.DEAD if delivery.attempts >= MAX_ATTEMPTS
                           else OutboxDelivery.State.FAILED)
-        delivery.next_attempt_at = timezone.now() + _backoff(delivery.attempts)
+        delivery.next_attempt_at = timezone.now() + max(_backoff(delivery.attempts),
+                                                        dt.timedelta(seconds=retry_after))
         delivery.last_error = error
         logger.warning("outbox delivery %s to endpoint %s attempt %s failed: %s",
                        delivery.pk, delivery.endpoint_id, delivery.attempts, error)
@@ -361,9 +387,9 @@ def _deliver_batch(delivery: OutboxDelivery) -> OutboxDelivery:
     while delivery.pages_done < pages:
         page = delivery.pages_done + 1
         body = batch_page_body(record=record, endpoint=delivery.endpoint, page=page)
-        status_code, error, duration = _post(delivery, body, page_key(record, page))
+        status_code, error, duration, wait = _post(delivery, body, page_key(record, page))
         mine = _record_outcome(delivery, status_code=status_code, error=error, duration=duration,
-                               done=not error and page == pages)
+                               done=not error and page == pages, retry_after=wait)
         if error or not mine:
             break
     return delivery

@@ -37,6 +37,7 @@ from communities import pii
 from communities.models import Resident
 from healthkit import inputs
 from healthkit.models import SmsMessage
+from healthkit.outbound import open_url
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
@@ -128,7 +129,7 @@ class HttpBackend:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            with open_url(request, timeout=10) as response:  # a redirect is a failure (outbound.py)
                 payload = json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:  # the gateway answered: say how (never its body)
             raise SmsSendError(f"HTTP {exc.code}") from exc
