@@ -23,7 +23,8 @@ whether or not its row is still there, which is harmless.
 """
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from django.db import connection, transaction
 
@@ -33,21 +34,37 @@ CHUNK = 1000  # residents per evaluation task (and per sweep transaction)
 GRACE = dt.timedelta(seconds=30)  # a fresh row belongs to its on-commit task first
 
 
-def evaluate_later(resident_ids: Sequence[int]) -> None:
-    """In the caller's transaction: record the work, and publish the tasks after commit
-    (a broker error is logged, never raised: the rows are the promise)."""
+class Work(NamedTuple):
+    """What `evaluate_later` writes, prepared: the residents (sorted, once each) and one text of
+    their ids per task (joined by commas: a text the server splits, not an array the driver
+    adapts id by id)."""
+
+    resident_ids: list[int]
+    chunks: list[str]
+
+
+def prepare(resident_ids: Iterable[int]) -> Work:
+    """The work for these residents, built apart from writing it: the ingest builds it while the
+    server is still inserting the batch's last rows, instead of after (healthkit.ingest)."""
+    ids = sorted({int(r) for r in resident_ids})
+    return Work(ids, [",".join(map(str, ids[i:i + CHUNK])) for i in range(0, len(ids), CHUNK)])
+
+
+def evaluate_later(resident_ids: Iterable[int] = (), *, work: Work | None = None) -> None:
+    """In the caller's transaction: record the work (for `resident_ids`, or `work` prepared),
+    and publish the tasks after commit (a broker error is logged, never raised: the rows are
+    the promise)."""
     from healthkit import tasks
 
-    ids = sorted({int(r) for r in resident_ids})
-    if not ids:
+    if work is None:
+        work = prepare(resident_ids)
+    if not work.resident_ids:
         return
-    chunks = [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
     with connection.cursor() as cursor:
-        # One text per task (ids joined by commas), not an array the driver adapts id by id.
         cursor.execute(
             "INSERT INTO healthkit_enginework (resident_ids, created_at) "
             "SELECT string_to_array(c, ',')::bigint[], now() FROM unnest(%s::text[]) AS c RETURNING id",
-            [[",".join(map(str, chunk)) for chunk in chunks]],
+            [work.chunks],
         )
         work_ids = [work_id for (work_id,) in cursor.fetchall()]
     if len(work_ids) == 1:

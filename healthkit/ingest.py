@@ -44,7 +44,7 @@ from psycopg.errors import UniqueViolation
 
 from communities import pii
 from communities.models import Resident, User
-from healthkit import clock, inputs, second_connection
+from healthkit import clock, engine_work, inputs, second_connection
 from healthkit.errors import ApplicationError
 from healthkit.models import IngestBatch, PopupType
 
@@ -727,8 +727,9 @@ def _streamed_rows(records: list[Any], first_pass: Callable[[int, Any], None],
         lookup.close()
 
 
-def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime,
-                         corrected: list[int]) -> tuple[list[tuple], list[int]]:
+def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime, corrected: list[int],
+                         before_finish: Callable[[list[tuple]], None] | None = None,
+                         ) -> tuple[list[tuple], list[int], bool]:
     """Test results, set-wise and optimistic: a binary COPY straight into healthkit_testresult
     (multi-insert; no staging table, no row-by-row INSERT ... ON CONFLICT; the server parses no
     text timestamps) as the rows come (`rows` may be a generator still parsing: the server
@@ -738,8 +739,11 @@ def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime,
     the rows it corrects marked superseded, then INSERT ... ON CONFLICT DO NOTHING), with the same
     outcome. Batches with no repeated sample, the usual case, pay no duplicate check at all, not
     even in Python; one with a retry or a repeat costs about twice as much.
-    Returns (all rows, the resident ids of the rows inserted, one per row); `corrected` receives
-    the resident ids of the results superseded."""
+    `before_finish(all rows)` runs once the last row is sent, while the server is still inserting
+    the rows it has not reached yet (Python would only wait for it there); what it prepares is
+    void if the COPY then fails.
+    Returns (all rows, the resident ids of the rows inserted, one per row, whether the COPY took
+    them all); `corrected` receives the resident ids of the results superseded."""
     rows = iter(rows)  # a failed COPY goes on with the rows not yet taken
     every: list[tuple] = []
     keep = every.append
@@ -753,14 +757,16 @@ def _insert_test_results(rows: Iterable[tuple], received_at: dt.datetime,
             for row in rows:
                 keep(row)
                 write_row((*row, received_at))
+            if before_finish is not None:
+                before_finish(every)
     except UniqueViolation:
         every.extend(rows)
         fresh, later = _first_of_each_sample(every)
         inserted = _copy_insert(spec, fresh, received_at, corrected=corrected)
         if later:
             inserted += _copy_insert(spec, later, received_at, corrected=corrected)
-        return every, inserted
-    return every, [row[0] for row in every]
+        return every, inserted, False
+    return every, [row[0] for row in every], True
 
 
 def _first_of_each_sample(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
@@ -862,11 +868,10 @@ def _claim_batch_id(client_id: int | None, kind: str, batch_id: str, now: dt.dat
     return row[0] if row else None
 
 
-def _evaluate_on_commit(resident_ids: list[int]) -> None:
-    """Work rows in this transaction, tasks on commit (healthkit/engine_work.py)."""
-    from healthkit import engine_work
-
-    engine_work.evaluate_later(resident_ids)
+def _evaluate_on_commit(resident_ids: list[int], work: engine_work.Work | None = None) -> None:
+    """Work rows in this transaction, tasks on commit (healthkit/engine_work.py); `work`, if
+    given, is these residents' work already prepared."""
+    engine_work.evaluate_later(resident_ids, work=work)
 
 
 def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_id: str | None = None,
@@ -987,23 +992,33 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                 if row is not None:
                     yield row
 
+        ready: list[engine_work.Work] = []  # the evaluation work of every row, if one COPY took them all
         changed: list[int] = []  # residents whose record was sent again with newer facts
         corrected: list[int] = []  # residents whose lab corrected a result (both rows kept)
         if stream:
             # Rows whose resident the second connection did not find wait for the stream's end:
             # looked up again here (a resident this transaction can see), registered if named.
             waiting: list[tuple[int, tuple]] = []
-            rows, inserted = _insert_test_results(
+
+            def before_finish(every: list[tuple]) -> None:
+                # Every row is sent and the server is still inserting the last ones: the
+                # evaluation work is built meanwhile, not after the COPY (docs/engine.md).
+                if evaluate and not waiting:
+                    ready.append(engine_work.prepare(row[0] for row in every))
+
+            rows, inserted, copied = _insert_test_results(
                 _streamed_rows(records, first_pass, parsed, skip, new_hashes, keys, waiting), now,
-                corrected)
+                corrected, before_finish)
+            if not copied:
+                ready.clear()
             if waiting:
                 residents = _resolve_residents({keys[i]: people[keys[i]] for i, _row in waiting}, None, created)
                 late = [full for index, row in waiting if (full := with_resident(index, row, residents)) is not None]
-                more, inserted_late = _insert_test_results(late, now, corrected)
+                more, inserted_late, _copied = _insert_test_results(late, now, corrected)
                 rows, inserted = rows + more, inserted + inserted_late
             _hold_result_residents(False)
         elif kind == IngestBatch.Kind.TEST_RESULTS:
-            rows, inserted = _insert_test_results(good_rows(), now, corrected)
+            rows, inserted, _copied = _insert_test_results(good_rows(), now, corrected)
             if held:
                 _hold_result_residents(False)
         else:
@@ -1020,6 +1035,8 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
         result.duplicates = len(rows) - len(inserted) - result.updated
         if kind == IngestBatch.Kind.LOCAL_CASES:
             result.resident_ids = _affected_by_local_cases(rows) if inserted else []
+        elif ready:  # every row inserted, none changed: the rows' residents, prepared
+            result.resident_ids = ready[0].resident_ids
         else:
             result.resident_ids = sorted(set(inserted) | set(changed))
 
@@ -1029,5 +1046,5 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                 rejected=len(result.rejected), response=result.as_response(),
             )
         if evaluate and result.resident_ids:
-            _evaluate_on_commit(result.resident_ids)
+            _evaluate_on_commit(result.resident_ids, ready[0] if ready else None)
     return result

@@ -196,3 +196,29 @@ def test_a_forked_process_opens_its_own_look_up_connection_and_leaves_the_parent
     assert child.exitcode == 0 and out.get(timeout=5) == (True, 1)
     assert parent.execute("SELECT 1").fetchone()[0] == 1
     assert ingest._lookup_connection() is parent
+
+
+@pytest.mark.parametrize("retried", [False, True], ids=["every row new", "one result on record"])
+def test_a_streamed_batch_records_evaluation_of_exactly_the_residents_it_wrote(streams, monkeypatch, retried):
+    # The work is prepared while the server finishes the COPY; a COPY that fails on a result
+    # already on record must not leave that preparation behind (its resident wrote nothing new).
+    from healthkit import engine_work
+
+    residents = [ResidentFactory(id_number=make_id_number()) for _ in range(5)]
+    if retried:
+        ingest.ingest(kind="test_results", records=[_result(residents[0].reveal_id_number(), "S0")], evaluate=False)
+    recorded: list[list[int]] = []
+    write = engine_work.evaluate_later
+    monkeypatch.setattr(engine_work, "evaluate_later", lambda ids=(), *, work=None: (
+        recorded.append(list(work.resident_ids if work is not None else engine_work.prepare(ids).resident_ids)),
+        write(ids, work=work))[1])
+    records = [_result(r.reveal_id_number(), f"S{n}") for n, r in enumerate(residents)]
+    records.append(_result(residents[1].reveal_id_number(), "S9"))  # a second result of one resident
+
+    result = ingest.ingest(kind="test_results", records=records)
+
+    assert streams == [1]
+    wrote = sorted(r.pk for r in residents[1 if retried else 0:])
+    assert recorded == [wrote]
+    assert result.resident_ids == wrote
+    assert (result.accepted, result.duplicates) == (5 if retried else 6, 1 if retried else 0)
