@@ -224,6 +224,26 @@ def _pixels_only(image: Image.Image, orientation: int, fmt: str) -> tuple[Image.
     return image, params
 
 
+# ISO base media "ftyp" brands of pictures Pillow cannot read here: HEIC/HEIF (an iPhone's
+# camera, and what some phones share) and AVIF.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1",
+                          b"msf1", b"avif", b"avis"})
+
+
+def _not_image_message(data: bytes) -> str:
+    """Why the file is refused, with what to do for the kinds people actually send: a phone's
+    HEIC photo or a PDF is not "a broken file" to them."""
+    message = _("This file is not a PNG, JPEG or WebP picture. Please upload a screenshot.")
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return _("This file is not a PNG, JPEG or WebP picture: it is a HEIC/HEIF photo (an iPhone camera's "
+                 "format). Please take a screenshot of it and upload that, or choose \"Most Compatible\" "
+                 "under Settings > Camera > Formats.")
+    if data[:5] == b"%PDF-":
+        return _("This file is not a PNG, JPEG or WebP picture: it is a PDF document. Please take a screenshot "
+                 "of the page that shows the popup and upload that.")
+    return message
+
+
 def clean_image(upload) -> CleanImage:
     """Validate and re-encode one uploaded screenshot; raises EvidenceRejected with a clear message.
 
@@ -234,7 +254,7 @@ def clean_image(upload) -> CleanImage:
     data = _read_limited(upload)
     max_pixels = settings.APPEALS_EVIDENCE_MAX_PIXELS
     max_bytes = settings.APPEALS_EVIDENCE_MAX_DECODE_MB * 1024 * 1024
-    not_image = _("This file is not a PNG, JPEG or WebP picture. Please upload a screenshot.")
+    not_image = _not_image_message(data)
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat the warning as a refusal.
         warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -144,3 +144,17 @@ def test_png_text_chunks_and_icc_profile_are_dropped():
         raw = fh.read()
     assert b"13800138000" not in raw and b"tEXt" not in raw and b"iCCP" not in raw
     assert Image.open(io.BytesIO(raw)).getpixel((0, 0)) == (1, 2, 3)
+
+
+@pytest.mark.parametrize(("payload", "hint"), [
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "HEIC/HEIF photo"),
+    (b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "HEIC/HEIF photo"),
+    (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1" + b"\x00" * 64, "HEIC/HEIF photo"),
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "PDF document"),
+])
+def test_a_phone_photo_or_a_document_is_refused_saying_what_it_is_and_what_to_do(payload, hint):
+    # Refused as before, but the resident learns what the file is and how to send a picture.
+    with pytest.raises(EvidenceRejected, match="not a PNG, JPEG or WebP") as refused:
+        evidence_store(upload=upload("IMG_0001.png", payload), draft_key="d1")
+    assert hint in str(refused.value) and "screenshot" in str(refused.value)
+    assert not AppealEvidence.objects.exists()
