@@ -76,3 +76,36 @@ def test_operator_closes_an_appeal_by_keyboard_and_returns_to_the_same_queue_pag
     assert page.url == queue_page  # same queue, filters, sort and page
     assert page.locator("ul.messages li").count() == 1
     assert first_reference not in page.locator("table.queue").inner_text()
+
+
+def test_a_keyboard_reaches_the_content_and_the_next_page_in_a_few_tabs(page, live_server):
+    # A full queue page is 50 rows with a link each: Next page was more than 50 Tabs away.
+    User.objects.create_user("op", password=PASSWORD, role=User.Role.OPERATOR)
+    for _ in range(55):
+        AppealFactory(category=Appeal.Category.CORRECTION)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(live_server.url + "/console/appeals/")
+    page.fill("#id_username", "op")
+    page.fill("#id_password", PASSWORD)
+    with page.expect_navigation():
+        page.press("#id_password", "Enter")
+
+    # the first Tab stop on the page skips the header, and shows itself
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.matches('a.skip-link[href=\"#main\"]')")
+    assert page.locator("a.skip-link[href='#main']").bounding_box()["width"] > 20
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+    presses = 0
+    for presses in range(1, 30):  # noqa: B007 - counted
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.matches('a.skip-link[href=\"#pages\"]')"):
+            break
+    else:
+        raise AssertionError("no link skips the queue's rows")
+    page.keyboard.press("Enter")
+    tab_to(page, "a.button[href*='after=']", limit=3)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "after=" in page.url and presses < 20
