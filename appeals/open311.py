@@ -43,10 +43,11 @@ GROUP = "Health Kit popup appeals"
 
 
 class Open311Error(Exception):
-    def __init__(self, code: int, description: str):
+    def __init__(self, code: int, description: str, *, retry_after: int | None = None):
         super().__init__(description)
         self.code = code
         self.description = description
+        self.retry_after = retry_after  # seconds, sent as Retry-After (429)
 
 
 # XML element name of one item of each list (GeoReport v2 examples).
@@ -84,7 +85,10 @@ def _render(data: list | dict, fmt: str, root: str, status: int = 200) -> HttpRe
 
 
 def _error(exc: Open311Error, fmt: str) -> HttpResponse:
-    return _render([{"code": exc.code, "description": exc.description}], fmt, "errors", status=exc.code)
+    response = _render([{"code": exc.code, "description": exc.description}], fmt, "errors", status=exc.code)
+    if exc.retry_after:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _services() -> list[dict]:
@@ -308,7 +312,7 @@ class RequestsView(Open311View):
         try:
             ratelimit.hit("file_ip", ratelimit_key)
         except ratelimit.RateLimited as exc:
-            raise Open311Error(429, exc.message) from None
+            raise Open311Error(429, exc.message, retry_after=exc.retry_after) from None
         p = {name: _text(request.POST, name, size, multiline=name == "description") for name, size in (
             ("service_code", 32), ("address_string", 200), ("lat", 32), ("long", 32), ("attribute[popup_type]", 8),
             ("attribute[outside_since]", 32), ("last_name", 64), ("first_name", 64), ("attribute[id_number]", 32),

@@ -9,10 +9,10 @@ from django.core.cache import cache
 from django.utils.translation import gettext as _
 
 from communities import pii
-from healthkit.errors import ApplicationError
+from healthkit.errors import RetryLater
 
 
-class RateLimited(ApplicationError):
+class RateLimited(RetryLater):
     """Too many attempts in a window; the message says to try again later."""
 
 
@@ -51,5 +51,5 @@ def hit(limit_name: str, subject: str) -> None:
         raise RateLimited(
             _("There have been too many attempts. Nothing you already sent is lost; please try again "
               "in about %(minutes)d minutes.") % {"minutes": minutes},
-            extra={"limit": limit_name},
+            extra={"limit": limit_name}, retry_after=seconds,  # at most one window away
         )

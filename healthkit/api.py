@@ -12,10 +12,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from healthkit.errors import ApplicationError
+from healthkit.errors import ApplicationError, RetryLater
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RetryLater):  # a limit: 429 saying when, like DRF's throttles
+        return Response({"message": str(exc.message), "extra": exc.extra}, status=status.HTTP_429_TOO_MANY_REQUESTS,
+                        headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, ApplicationError):
         return Response(
             {"message": str(exc.message), "extra": exc.extra}, status=status.HTTP_400_BAD_REQUEST
@@ -86,7 +89,11 @@ class AutoSchema(SpectacularAutoSchema):
             errors["413"] = detail("413", "The body is over `DATA_UPLOAD_MAX_MEMORY_SIZE`; `detail` says the limit.")
             errors["415"] = detail("415", "The body's media type is not one this operation reads.")
         if view.get_throttles():
-            errors["429"] = detail("429", "Too many requests; `Retry-After` says when to try again.")
+            errors["429"] = self._get_response_for_code(OpenApiResponse(
+                {"anyOf": [detail_ref, application]},
+                description="Too many requests (`detail`), or a limit of the service reached (`message`, `extra`, "
+                            "e.g. a daily cap); `Retry-After` says in how many seconds to try again."),
+                "429", direction=direction)
         # healthkit.views_errors: the database could not be reached; nothing was done
         errors["503"] = detail("503", "The database is briefly unreachable; `Retry-After` says when to try again.")
         return errors

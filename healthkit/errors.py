@@ -10,6 +10,15 @@ class ApplicationError(Exception):
         self.extra = extra or {}
 
 
+class RetryLater(ApplicationError):
+    """A limit was reached (a flood limit, a daily cap): try again in `retry_after` seconds. Every
+    interface answers it with 429 and a `Retry-After` header saying so."""
+
+    def __init__(self, message: str, extra: dict[str, Any] | None = None, *, retry_after: int) -> None:
+        super().__init__(message, extra)
+        self.retry_after = max(1, int(retry_after))
+
+
 class IllegalTransition(ApplicationError):
     """A state change the transition table does not allow."""
 

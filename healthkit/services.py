@@ -13,7 +13,7 @@ from communities.models import PersonalDataAccess, Resident, User
 from communities.selectors import resident_by_id_number, residents_visible_to
 from communities.services import access_log
 from healthkit import clock
-from healthkit.errors import ApplicationError, IllegalTransition
+from healthkit.errors import ApplicationError, IllegalTransition, RetryLater
 from healthkit.models import (
     HealthStatusOrder,
     OutboxRecord,
@@ -266,7 +266,7 @@ def health_status_order_create(
 
 # --- Staff health-code look-up ------------------------------------------------------------------
 
-class LookupCapReached(ApplicationError):
+class LookupCapReached(RetryLater):
     """The account has used its health-code look-ups for today (settings.HEALTH_CODE_LOOKUPS_PER_DAY)."""
 
 
@@ -292,7 +292,8 @@ def health_code_lookup(*, actor: User, id_number: str, reason: str, at: dt.datet
         if used >= settings.HEALTH_CODE_LOOKUPS_PER_DAY:
             raise LookupCapReached(
                 _("You have used your %(n)d health-code look-ups for today. Ask a supervisor if more are needed.")
-                % {"n": settings.HEALTH_CODE_LOOKUPS_PER_DAY}, extra={"cap": settings.HEALTH_CODE_LOOKUPS_PER_DAY})
+                % {"n": settings.HEALTH_CODE_LOOKUPS_PER_DAY}, extra={"cap": settings.HEALTH_CODE_LOOKUPS_PER_DAY},
+                retry_after=(today + dt.timedelta(days=1) - timezone.localtime(clock.now())).total_seconds())
         resident = resident_by_id_number(id_number)
         if resident is None or not residents_visible_to(actor).filter(pk=resident.pk).exists():
             access_log(actor=actor, resident=None, action=PersonalDataAccess.Action.LOOKUP,

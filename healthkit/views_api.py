@@ -1,7 +1,7 @@
 """Read API of the popup core."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from healthkit.inputs import InstantField, StrictJSONParser, TextField
 from healthkit.permissions import IsIntegration, IsStaffRole
-from healthkit.services import LookupCapReached, health_code_lookup
+from healthkit.services import health_code_lookup
 from healthkit.sms import MAX_RECEIPTS, sms_receipts_record
 
 
@@ -38,12 +38,10 @@ class HealthCodeApi(APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            resident, code = health_code_lookup(actor=request.user, id_number=data.validated_data["id_number"],
-                                                reason=data.validated_data["reason"],
-                                                at=data.validated_data.get("at"))
-        except LookupCapReached as exc:
-            return Response({"message": exc.message, "extra": exc.extra}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+        # LookupCapReached is a RetryLater: 429 with Retry-After (healthkit.api.exception_handler)
+        resident, code = health_code_lookup(actor=request.user, id_number=data.validated_data["id_number"],
+                                            reason=data.validated_data["reason"],
+                                            at=data.validated_data.get("at"))
         return Response(self.OutputSerializer({
             "resident": resident.masked, "code": code.color,
             "active_popups": code.popup_types, "reasons": code.reasons,

@@ -104,3 +104,19 @@ def test_the_server_answers_what_the_schema_documents():
         user=UserFactory(role=User.Role.SUPERVISOR)).key)
     bad_cursor = client.get("/api/v1/venues/", {"cursor": "not-a-cursor"})
     assert bad_cursor.status_code == 404 and set(bad_cursor.json()) == {"detail"}
+
+
+@pytest.mark.django_db
+def test_a_limit_reached_answers_the_documented_429_with_retry_after(schema, settings):
+    """The health-code look-up's daily cap: a service's `message`/`extra`, one of the shapes the
+    operation's 429 documents (it documented only `detail`), and Retry-After as the 429 says."""
+    settings.HEALTH_CODE_LOOKUPS_PER_DAY = 0
+    client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+    client.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(
+        user=UserFactory(role=User.Role.OPERATOR)).key)
+    capped = client.post("/api/v1/residents/health-code/", {"id_number": "x", "reason": "r"}, format="json")
+    assert capped.status_code == 429 and int(capped["Retry-After"]) > 0
+    documented = schema["paths"]["/api/v1/residents/health-code/"]["post"]["responses"]["429"]
+    shapes = [set(_resolve(schema, alternative)["required"])
+              for alternative in documented["content"]["application/json"]["schema"]["anyOf"]]
+    assert set(capped.json()) in shapes and "Retry-After" in documented["description"]

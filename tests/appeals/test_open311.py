@@ -138,3 +138,12 @@ def test_a_form_declared_in_another_charset_is_an_open311_error(client, api_key,
     else:
         assert ET.fromstring(response.content).tag == "errors"  # noqa: S314 - our own response
     assert not Appeal.objects.exists()
+
+
+def test_a_client_over_the_filing_limit_is_told_when_to_try_again(client, api_key, settings):
+    settings.APPEALS_RATE_LIMITS = {**settings.APPEALS_RATE_LIMITS, "file_ip": "1/600"}
+    assert _file(client, api_key).status_code == 201
+    refused = _file(client, api_key)
+    assert refused.status_code == 429 and refused["Retry-After"] == "600"
+    assert refused.json()[0]["code"] == 429
+    assert Appeal.objects.count() == 1

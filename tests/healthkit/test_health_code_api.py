@@ -79,6 +79,7 @@ def test_each_account_has_a_daily_cap_counting_misses_too(settings):
     third = client.post(reverse("api-health-code"), {"id_number": number, "reason": "r"}, format="json")
     assert (first.status_code, second.status_code, third.status_code) == (400, 200, 429)
     assert "health-code look-ups for today" in third.json()["message"] and "code" not in third.json()
+    assert 0 < int(third["Retry-After"]) <= 24 * 3600  # until the next day, when the cap starts again
     assert PersonalDataAccess.objects.filter(actor=operator).count() == 2  # the refused one read nothing
     assert _client(other).post(reverse("api-health-code"), {"id_number": number, "reason": "r"},
                                format="json").status_code == 200
