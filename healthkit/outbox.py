@@ -24,17 +24,15 @@ a batch waits while any of its residents has an earlier undelivered record (sing
 """
 
 import datetime as dt
-import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from email.utils import parsedate_to_datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from communities.models import Resident
+from healthkit import outbound
 from healthkit.models import (
     DownstreamEndpoint,
     OutboxAttempt,
@@ -42,14 +40,13 @@ from healthkit.models import (
     OutboxRecord,
     PopupCase,
 )
-from healthkit.outbound import open_url
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 15
 BATCH = 500
 STOP_AFTER_FAILURES = 3
 DUE_STATES = (OutboxDelivery.State.PENDING, OutboxDelivery.State.FAILED)
-LEASE = dt.timedelta(seconds=60)  # > the 10 s HTTP timeout
+LEASE = dt.timedelta(seconds=60)  # > the 30 s deadline of one HTTP call (healthkit.outbound)
 RUN_BUDGET_SECONDS = 120  # one endpoint run stops after this; the next dispatch continues
 
 
@@ -240,22 +237,19 @@ def endpoints_with_due_rows() -> list[int]:
     )
 
 
-def post_json(*, url: str, body: dict, token: str, idempotency_key: str, timeout: float = 10) -> int:
-    """One HTTP POST; returns the status code or raises DeliveryError: 2xx is success, anything
-    else (a redirect, 404, 410, 429, 5xx) or no answer is a failure, retried after the backoff or
-    the endpoint's Retry-After, whichever is later."""
-    request = urllib.request.Request(  # noqa: S310 - URL configured by administrators
-        url, data=json.dumps(body, ensure_ascii=False).encode(), method="POST",
-        headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key,
-                 **({"Authorization": f"Bearer {token}"} if token else {})},
-    )
+def post_json(*, url: str, body: dict, token: str, idempotency_key: str,
+              timeout: float = outbound.DEFAULT_TIMEOUT) -> int:
+    """One HTTP POST (healthkit.outbound: redirects refused, the whole call bounded in time);
+    returns the status code or raises DeliveryError: 2xx is success, anything else (a redirect,
+    404, 410, 429, 5xx, a malformed answer) or no answer is a failure, retried after the backoff
+    or the endpoint's Retry-After, whichever is later."""
     try:
-        with open_url(request, timeout=timeout) as response:  # a redirect is a failure (outbound.py)
-            return response.status
-    except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"HTTP {exc.code}", status_code=exc.code, retry_after=_retry_after(exc.headers)) from exc
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise DeliveryError(type(exc).__name__) from exc
+        answer = outbound.post_json(
+            url=url, body=body, timeout=timeout,
+            headers={"Idempotency-Key": idempotency_key, **({"Authorization": f"Bearer {token}"} if token else {})})
+    except outbound.PostFailed as exc:
+        raise DeliveryError(str(exc), status_code=exc.status_code, retry_after=_retry_after(exc.headers)) from exc
+    return answer.status
 
 
 def _body(delivery: OutboxDelivery) -> dict:

@@ -22,7 +22,6 @@ import logging
 import re
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,9 +34,8 @@ from django.utils.translation import gettext as _
 
 from communities import pii
 from communities.models import Resident
-from healthkit import inputs
+from healthkit import inputs, outbound
 from healthkit.models import SmsMessage
-from healthkit.outbound import open_url
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
@@ -47,7 +45,10 @@ DRAIN_BUDGET_SECONDS = 120  # one drain task stops after this; the next sweep co
 
 
 class SmsSendError(Exception):
-    """The gateway refused or could not be reached; the message stays queued for retry."""
+    """The gateway refused or could not be reached; the message stays queued for retry.
+    `maybe_sent`, when a backend sets it, says whether the text may have gone out anyway."""
+
+    maybe_sent: bool | None = None
 
 
 class SmsBackend(Protocol):
@@ -115,27 +116,29 @@ memory_backend = MemoryBackend()
 
 
 class HttpBackend:
-    """Production: POST JSON to SMS_HTTP_URL with a bearer token and an Idempotency-Key header."""
+    """Production: POST JSON to SMS_HTTP_URL with a bearer token and an Idempotency-Key header
+    (healthkit.outbound: redirects refused, the whole call bounded in time). A failure says
+    whether the text may have gone out (`maybe_sent`): only then does a gateway that does not
+    de-duplicate keep it from being sent again. A 2xx is a send, whatever its body says: an
+    unreadable answer costs the provider id (delivery receipts), never a second text."""
 
     def send(self, *, phone: str, body: str, idempotency_key: str) -> str:
-        request = urllib.request.Request(  # noqa: S310 - URL comes from deployment settings
-            settings.SMS_HTTP_URL,
-            data=json.dumps({"to": phone, "text": body, "sender": settings.SMS_SENDER_NAME}).encode(),
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {settings.SMS_HTTP_TOKEN}",
-                "Idempotency-Key": idempotency_key,
-            },
-            method="POST",
-        )
         try:
-            with open_url(request, timeout=10) as response:  # a redirect is a failure (outbound.py)
-                payload = json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:  # the gateway answered: say how (never its body)
-            raise SmsSendError(f"HTTP {exc.code}") from exc
-        except Exception as exc:  # network errors of every kind are retryable here
-            raise SmsSendError(type(exc).__name__) from exc
-        return str(payload.get("id", ""))
+            answer = outbound.post_json(
+                url=settings.SMS_HTTP_URL, body={"to": phone, "text": body, "sender": settings.SMS_SENDER_NAME},
+                headers={"Authorization": f"Bearer {settings.SMS_HTTP_TOKEN}", "Idempotency-Key": idempotency_key})
+        except outbound.PostFailed as exc:  # the gateway's answer is said by its status, never its body
+            error = SmsSendError(str(exc))
+            error.maybe_sent = exc.maybe_delivered
+            raise error from exc
+        try:
+            payload = json.loads(answer.body or b"{}")
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            logger.warning("sms gateway accepted a message (HTTP %s) with an unreadable answer", answer.status)
+            return ""
+        return str(payload.get("id", ""))[:64]
 
 
 def get_backend() -> SmsBackend:

@@ -8,7 +8,7 @@ import urllib.error
 import pytest
 from django.urls import reverse
 
-from healthkit import sms
+from healthkit import outbound, sms
 from healthkit.models import SmsMessage
 from tests.factories import UserFactory, make_phone
 
@@ -23,7 +23,7 @@ def _gateway_answers(monkeypatch, code: int) -> None:
     def answer(*args, **kwargs):
         raise urllib.error.HTTPError("http://gateway.invalid/", code, "err", {}, io.BytesIO(b"secret body"))
 
-    monkeypatch.setattr(sms, "open_url", answer)
+    monkeypatch.setattr(outbound, "open_url", answer)
 
 
 def test_gateway_status_code_is_recorded_and_logged(settings, monkeypatch, caplog):
@@ -43,7 +43,7 @@ def test_http_backend_reports_the_status_code(settings, monkeypatch):
     def refuse(*args, **kwargs):
         raise urllib.error.HTTPError("http://127.0.0.1:9/", 500, "boom", {}, io.BytesIO(b"{}"))
 
-    monkeypatch.setattr(sms, "open_url", refuse)
+    monkeypatch.setattr(outbound, "open_url", refuse)
     with pytest.raises(sms.SmsSendError, match="HTTP 500"):
         sms.HttpBackend().send(phone=make_phone(), body="x", idempotency_key="k")
 
