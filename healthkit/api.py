@@ -86,8 +86,12 @@ class AutoSchema(SpectacularAutoSchema):
         if self.method == "GET" or "{" in self.path:
             errors["404"] = detail("404", "No such object, or an invalid page cursor.")
         if self.method in ("POST", "PUT", "PATCH"):
-            errors["413"] = detail("413", "The body is over `DATA_UPLOAD_MAX_MEMORY_SIZE`; `detail` says the limit.")
-            errors["415"] = detail("415", "The body's media type is not one this operation reads.")
+            # healthkit.request_body: Content-Encoding gzip/deflate is decoded, chunked bodies read
+            errors["411"] = detail("411", "A chunked body this server cannot read whole: send `Content-Length`.")
+            errors["413"] = detail("413", "The body (decoded, if sent with `Content-Encoding`) is over "
+                                          "`DATA_UPLOAD_MAX_MEMORY_SIZE`; `detail` says the limit.")
+            errors["415"] = detail("415", "The body's media type is not one this operation reads, or its "
+                                          "`Content-Encoding` is not gzip, deflate or identity (see `Accept-Encoding`).")
         if view.get_throttles():
             errors["429"] = self._get_response_for_code(OpenApiResponse(
                 {"anyOf": [detail_ref, application]},

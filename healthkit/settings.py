@@ -52,6 +52,8 @@ MIDDLEWARE = [
     "healthkit.inputs.InputBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # compressed (Content-Encoding) and chunked bodies, before anything reads a body (CSRF: forms)
+    "healthkit.request_body.RequestBodyMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
