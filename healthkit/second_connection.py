@@ -86,4 +86,6 @@ def _rows(pgconn: "pq.abc.PGconn") -> list[tuple[str | None, ...]]:
             error = psycopg_errors.error_from_result(res, encoding="utf-8")
     if error is not None:
         raise error
+    if pgconn.status == pq.ConnStatus.BAD:  # the session ended (terminated, restart): no answer came
+        raise psycopg.OperationalError("the connection to the server was lost")
     return found

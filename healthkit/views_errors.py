@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
@@ -50,23 +51,37 @@ def body_too_large_message() -> str:
         "limit": filesizeformat(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}
 
 
+def _driver_error(exception: BaseException | None) -> BaseException | None:
+    """psycopg's error: the cause behind Django's wrapper, or the driver's own error raised
+    directly (the ingest's COPY and its second connection talk to psycopg without the wrapper)."""
+    if isinstance(exception, OperationalError | InterfaceError):
+        return exception.__cause__
+    if isinstance(exception, psycopg.Error):
+        return exception
+    return None
+
+
+def _sqlstate(exception: BaseException | None) -> str | None:
+    return getattr(_driver_error(exception), "sqlstate", None)
+
+
 def database_unavailable(exception: BaseException | None) -> bool:
     """True when the database could not be reached or dropped the connection: no connection
     (InterfaceError), a failure the driver raised without a server answer (refused, closed,
-    reset), or a server SQLSTATE saying it is unavailable (class 08, shutdown, too many clients)."""
-    if isinstance(exception, InterfaceError):
+    reset), or a server SQLSTATE saying it is unavailable (class 08, shutdown, too many clients);
+    through Django's wrapper or raised by psycopg itself."""
+    if isinstance(exception, InterfaceError | psycopg.InterfaceError):
         return True
-    if not isinstance(exception, OperationalError):
+    if not isinstance(exception, OperationalError | psycopg.OperationalError):
         return False
-    state = getattr(exception.__cause__, "sqlstate", None)
+    state = _sqlstate(exception)
     return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
 
 
 def database_busy(exception: BaseException | None) -> bool:
     """True when the database answered that the request's bounded wait ran out: a lock another
     session holds (a long job on a hot row) or a statement over the web timeout."""
-    return (isinstance(exception, OperationalError)
-            and getattr(exception.__cause__, "sqlstate", None) in _BUSY_STATES)
+    return isinstance(exception, OperationalError | psycopg.OperationalError) and _sqlstate(exception) in _BUSY_STATES
 
 
 def database_refused(exception: BaseException | None) -> bool:
@@ -82,7 +97,7 @@ def service_unavailable(request: HttpRequest, exception: BaseException,
     shape (Open311's error list)."""
     busy = database_busy(exception)
     logger.error("database %s: %s (sqlstate %s), answered 503", "busy" if busy else "unavailable",
-                 type(exception).__name__, getattr(exception.__cause__, "sqlstate", None) or "-")
+                 type(exception).__name__, _sqlstate(exception) or "-")
     if busy:
         message = _("The records you asked for are busy (another task is changing them), so this could "
                     "not be done in time. Please try again in a moment.")

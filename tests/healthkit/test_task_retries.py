@@ -2,6 +2,7 @@
 a connection killed mid-task (a failover, pg_terminate_backend) costs a few seconds, not the
 beat job's catch-up, and never a doubled SMS."""
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -24,7 +25,8 @@ def test_every_task_retries_a_lost_connection_with_bounded_backoff():
     assert len(found) >= 20
     visibility = settings.CELERY_TASK_TIME_LIMIT + 120
     for name, task in found:
-        assert {OperationalError, InterfaceError} <= set(getattr(task, "autoretry_for", ())), name
+        assert {OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError} <= set(
+            getattr(task, "autoretry_for", ())), name
         assert task.retry_backoff and task.retry_backoff_max <= 60 < visibility, name
         assert 1 <= task.max_retries <= 10, name
         assert task.acks_late, name
