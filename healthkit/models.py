@@ -608,6 +608,11 @@ class DownstreamEndpoint(models.Model):
     name = models.CharField(_("name"), max_length=64, unique=True)
     url = models.URLField(_("URL"))
     token = models.CharField(_("bearer token"), max_length=200, blank=True)
+    signing_secret = models.CharField(
+        _("signing secret"), max_length=200, blank=True,
+        help_text=_("When set, every POST is signed with it: X-Healthkit-Signature, an HMAC-SHA256 of the "
+                    "timestamp and the body the endpoint can check (docs/engine.md)."),
+    )
     send_id_number = models.BooleanField(
         _("send the ID number"), default=True,
         help_text=_("Ticket systems identify travellers by ID number; it is decrypted at send time only."),

@@ -28,6 +28,7 @@ import socket
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 
@@ -94,14 +95,16 @@ def open_url(request: urllib.request.Request, *, timeout: float, sockets: list[s
 
 
 def post_json(*, url: str, body: dict, headers: dict[str, str], timeout: float = DEFAULT_TIMEOUT,
-              deadline: float | None = None) -> Answer:
+              deadline: float | None = None, sign: Callable[[bytes], dict[str, str]] | None = None) -> Answer:
     """POST `body` as JSON; returns a 2xx answer (its body cut at 64 KB) or raises PostFailed.
-    `deadline` defaults to DEFAULT_DEADLINE."""
+    `deadline` defaults to DEFAULT_DEADLINE. `sign` gives more headers from the exact bytes sent
+    (a signature over the body)."""
     deadline = DEFAULT_DEADLINE if deadline is None else deadline
+    data = json.dumps(body, ensure_ascii=False).encode()
     try:
         request = urllib.request.Request(  # noqa: S310 - URLs come from settings and administrators
-            url, data=json.dumps(body, ensure_ascii=False).encode(), method="POST",
-            headers={"Content-Type": "application/json", **headers})
+            url, data=data, method="POST",
+            headers={"Content-Type": "application/json", **headers, **(sign(data) if sign else {})})
     except ValueError as exc:
         raise PostFailed("invalid URL", maybe_delivered=False) from exc
     sockets: list[socket.socket] = []

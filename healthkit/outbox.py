@@ -24,6 +24,8 @@ a batch waits while any of its residents has an earlier undelivered record (sing
 """
 
 import datetime as dt
+import hashlib
+import hmac
 import logging
 import time
 from email.utils import parsedate_to_datetime
@@ -237,15 +239,39 @@ def endpoints_with_due_rows() -> list[int]:
     )
 
 
+SIGNATURE_HEADER = "X-Healthkit-Signature"
+TIMESTAMP_HEADER = "X-Healthkit-Timestamp"
+
+
+def signature(*, secret: str, timestamp: str, body: bytes) -> str:
+    """The value of X-Healthkit-Signature: `v1=` and the hex HMAC-SHA256, keyed by the endpoint's
+    signing secret (UTF-8), of the timestamp (Unix seconds, as sent), a dot and the body's exact
+    bytes. A receiver recomputes it over what it read (docs/engine.md has the recipe)."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def _signer(secret: str):
+    """Headers signing one POST's body with an endpoint's secret (none without a secret)."""
+    if not secret:
+        return None
+
+    def sign(body: bytes) -> dict[str, str]:
+        timestamp = str(int(time.time()))
+        return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: signature(secret=secret, timestamp=timestamp, body=body)}
+
+    return sign
+
+
 def post_json(*, url: str, body: dict, token: str, idempotency_key: str,
-              timeout: float = outbound.DEFAULT_TIMEOUT) -> int:
+              timeout: float = outbound.DEFAULT_TIMEOUT, signing_secret: str = "") -> int:
     """One HTTP POST (healthkit.outbound: redirects refused, the whole call bounded in time);
     returns the status code or raises DeliveryError: 2xx is success, anything else (a redirect,
     404, 410, 429, 5xx, a malformed answer) or no answer is a failure, retried after the backoff
     or the endpoint's Retry-After, whichever is later."""
     try:
         answer = outbound.post_json(
-            url=url, body=body, timeout=timeout,
+            url=url, body=body, timeout=timeout, sign=_signer(signing_secret),
             headers={"Idempotency-Key": idempotency_key, **({"Authorization": f"Bearer {token}"} if token else {})})
     except outbound.PostFailed as exc:
         raise DeliveryError(str(exc), status_code=exc.status_code, retry_after=_retry_after(exc.headers)) from exc
@@ -335,7 +361,7 @@ def _post(delivery: OutboxDelivery, body: dict, key: str) -> tuple[int | None, s
     status_code, error, wait = None, "", 0
     try:
         status_code = post_json(url=delivery.endpoint.url, body=body, token=delivery.endpoint.token,
-                                idempotency_key=key)
+                                idempotency_key=key, signing_secret=delivery.endpoint.signing_secret)
     except DeliveryError as exc:
         status_code, error, wait = exc.status_code, str(exc)[:200], exc.retry_after
     return status_code, error, int((time.monotonic() - started) * 1000), wait

@@ -30,7 +30,8 @@ class FakeEndpoints:
         self.fail: set[str] = set()
         self.down = False
 
-    def __call__(self, *, url: str, body: dict, token: str, idempotency_key: str, timeout: float = 10) -> int:
+    def __call__(self, *, url: str, body: dict, token: str, idempotency_key: str, timeout: float = 10,
+                 signing_secret: str = "") -> int:
         json.dumps(body)  # what goes on the wire must be JSON
         self.calls.append({"url": url, "key": idempotency_key, "body": body})
         if self.down or idempotency_key in self.fail:
