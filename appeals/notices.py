@@ -150,8 +150,11 @@ def next_step_text(outcome: str) -> str:
     return steps.get(outcome, _("If you need more help, call 12345."))
 
 
-def notify_closed(appeal: Appeal) -> None:
-    """The outcome in words and the next step (an unconfirmed filer: only that it is closed)."""
+def notify_closed(appeal: Appeal, *, community_goes_on: Community | None = None) -> None:
+    """The outcome in words and the next step (an unconfirmed filer: only that it is closed).
+    `community_goes_on`: a community's work on the popup continues without the appeal (its
+    investigation had started, or it was opened for the popup itself): said, so that its later
+    decision is no surprise."""
     confirmed = filer_confirmed(appeal)
 
     def compose() -> str:
@@ -161,6 +164,10 @@ def notify_closed(appeal: Appeal) -> None:
         text = _("Your appeal is closed: %(outcome)s.") % {"outcome": label or _("closed")}
         if appeal.close_reason and appeal.outcome not in ("lifted", "merged"):
             text += " " + _("Reason: %(reason)s.") % {"reason": appeal.close_reason.rstrip(".。!！ ")}
-        return text + " " + next_step_text(appeal.outcome)
+        text += " " + next_step_text(appeal.outcome)
+        if community_goes_on is not None:
+            text += " " + _("%(community)s goes on with the checks it has started on your popup and will text "
+                            "you its decision.") % {"community": community_goes_on.name}
+        return text
 
     _send(appeal, key="closed", purpose="appeal_closed", compose=compose)

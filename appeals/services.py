@@ -30,6 +30,7 @@ from appeals.evidence import (
 )
 from appeals.models import (
     OPERATOR_OUTCOMES,
+    OUTCOME_LABELS,
     Appeal,
     AppealContact,
     AppealEvent,
@@ -734,6 +735,7 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | No
     if duplicate.pk == into.pk:
         raise ApplicationError(_("An appeal cannot be merged into itself."))
     first, second = sorted([duplicate.pk, into.pk])
+    _lock_clearance_first([duplicate.pk])
     rows = {a.pk: a for a in Appeal.objects.select_for_update(no_key=True).filter(pk__in=[first, second])
             .order_by("pk")}
     duplicate, into = rows[duplicate.pk], rows[into.pk]
@@ -768,6 +770,7 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | No
     duplicate.closed_at = timezone.now()
     duplicate.outcome = "merged"
     duplicate.close_reason = _("Merged into %(ref)s") % {"ref": into.reference}
+    _end_clearance(duplicate, actor=actor, reason=duplicate.close_reason)
     duplicate.save(update_fields=["merged_into", "status", "closed_at", "outcome", "close_reason", "updated_at"])
     appeal_event(appeal=duplicate, kind=AppealEvent.Kind.MERGED, actor=actor, data={"into": into.reference})
     notices.notify_merged(duplicate, into)
@@ -910,9 +913,15 @@ def appeal_close(*, appeal: Appeal, actor: User | None, reason: str, outcome: st
     """Close with a reason and outcome, and text the filer the outcome and next step (`notify`
     False: the caller texts the decision itself). Idempotent: an already-closed appeal is
     returned unchanged. `strict` (a client program closing through the API, which must learn
-    what happened): only the outcomes an operator may choose, and closing a closed appeal is refused."""
+    what happened): only the outcomes an operator may choose, and closing a closed appeal is refused.
+
+    One decision stands: the community's open task for the appeal is withdrawn, or goes on for
+    the popup without it (clearance_withdraw_for_appeal); "rejected" is refused once the popup
+    has been lifted or withdrawn (the resident would be told both). Locks the appeal's open
+    tasks, then the appeal, then its popup."""
     if strict and outcome not in OPERATOR_OUTCOMES:
         raise ApplicationError(_("Unknown outcome."), extra={"outcome": list(OPERATOR_OUTCOMES)})
+    _lock_clearance_first([appeal.pk])
     appeal = _locked(appeal, seen)
     if appeal.status == Appeal.Status.CLOSED:
         if strict:
@@ -921,16 +930,60 @@ def appeal_close(*, appeal: Appeal, actor: User | None, reason: str, outcome: st
         return appeal
     if not (reason or "").strip():
         raise ApplicationError(_("Please give a reason for closing."))
+    if outcome == "rejected" and appeal.popup_id:
+        _refuse_rejecting_a_closed_popup(appeal)
     _set_status(appeal, Appeal.Status.CLOSED, actor=actor, reason=reason)
     appeal.closed_at = timezone.now()
     appeal.close_reason = reason[:200]
     appeal.outcome = (outcome or "")[:40]
+    going_on = _end_clearance(appeal, actor=actor, reason=reason)
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.CLOSED, actor=actor,
-                 actor_label="" if actor else "system", note=reason, data={"outcome": appeal.outcome})
+                 actor_label="" if actor else "system", note=reason,
+                 data={"outcome": appeal.outcome, **_clearance_data(going_on)})
     appeal.save(update_fields=["status", "closed_at", "close_reason", "outcome", "updated_at"])
     if notify:
-        notices.notify_closed(appeal)
+        notices.notify_closed(appeal, community_goes_on=going_on.community if going_on else None)
     return appeal
+
+
+def _refuse_rejecting_a_closed_popup(appeal: Appeal) -> None:
+    """A "not granted" answer about a popup that has meanwhile been lifted or withdrawn (the
+    engine, a lab result, a community) would reach the resident beside the popup's own news."""
+    popup = PopupCase.objects.select_for_update(no_key=True).get(pk=appeal.popup_id)
+    if popup.is_open:
+        return
+    raise ApplicationError(
+        _("Popup %(n)d was %(state)s on %(when)s, after this page was shown: the resident has been told. Close "
+          "the appeal as “%(lifted)s” instead.")
+        % {"n": popup.popup_type, "state": popup.get_state_display().lower(),
+           "when": timezone.localtime(popup.lifted_at or popup.updated_at).strftime("%Y-%m-%d %H:%M"),
+           "lifted": OUTCOME_LABELS["lifted"]},
+        extra={"popup_state": popup.state, "field": "outcome"})
+
+
+def _lock_clearance_first(appeal_ids: list[int]) -> None:
+    """Lock the appeals' open clearance tasks before the appeals. A community decision locks its
+    task and then closes the appeal; a hotline close takes them in that same order, so the two
+    queue behind each other (the second finds the first's decision) instead of deadlocking."""
+    from appeals.clearance.models import ClearanceTask
+
+    list(ClearanceTask.objects.select_for_update(of=("self",))
+         .filter(appeal_id__in=appeal_ids, state__in=ClearanceTask.OPEN_STATES)
+         .order_by("pk").values_list("pk", flat=True))
+
+
+def _end_clearance(appeal: Appeal, *, actor: User | None, reason: str):
+    """The hotline closes the appeal: the community's open task for it is withdrawn, or goes on
+    for the popup without the appeal (clearance_withdraw_for_appeal). Returns the task that goes
+    on, else None. A community's own decision closed its task before closing the appeal: none."""
+    from appeals.clearance.services import clearance_withdraw_for_appeal
+
+    return clearance_withdraw_for_appeal(appeal_id=appeal.pk, reference=appeal.reference, actor=actor,
+                                         reason=reason, outcome=appeal.outcome)
+
+
+def _clearance_data(going_on) -> dict:
+    return {"clearance_goes_on": going_on.pk} if going_on is not None else {}
 
 
 @transaction.atomic

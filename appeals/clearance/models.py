@@ -203,6 +203,10 @@ class ClearanceEvent(models.Model):
         POPUP_LINKED = "popup_linked", _("Popup linked to the task")
         REJECTED = "rejected", _("Rejected")
         CLOSED = "closed", _("Closed")
+        # The hotline closed the appeal the task was opened for before the community decided.
+        WITHDRAWN = "withdrawn", _("Withdrawn by the hotline")
+        # The hotline closed an appeal attached to a task that goes on for the popup on its own.
+        APPEAL_CLOSED = "appeal_closed", _("Appeal closed by the hotline; the task goes on")
         PRIORITISED = "prioritised", _("Raised to priority")
         ESCALATED = "escalated", _("SLA escalation")
         CALL = "call", _("Phone call")

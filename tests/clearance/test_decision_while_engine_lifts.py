@@ -11,7 +11,8 @@ from django.db import connection
 
 from appeals.clearance import services
 from appeals.clearance.models import ClearanceTask
-from healthkit.models import PopupCase, PopupEvent
+from healthkit.errors import ApplicationError
+from healthkit.models import PopupCase, PopupEvent, SmsMessage
 from tests.factories import PopupCaseFactory
 from tests.factories.clearance import ClearanceTaskFactory, WorkerFactory
 
@@ -65,13 +66,15 @@ def test_accept_while_the_engine_lifts_the_popup_is_accepted():
     assert not PopupEvent.objects.filter(case_id=task.popup_id).exists()  # lifted once, by the engine
 
 
-def test_reject_while_the_engine_lifts_the_popup_leaves_it_lifted():
+def test_reject_while_the_engine_lifts_the_popup_is_refused_and_leaves_it_lifted():
+    # The resident is texted the engine's lift: a rejection SMS beside it would contradict it.
     task = _task_on(popup_type=3, state=PopupCase.State.UNDER_REVIEW)
     worker = WorkerFactory(communities=[task.community])
 
     result = _while_the_engine_lifts(task.popup, lambda: services.clearance_reject(
         task=task, actor=worker, reason="行程不符", next_step=ClearanceTask.NextStep.values[0]))
 
-    assert isinstance(result, ClearanceTask), result
-    assert result.state == ClearanceTask.State.REJECTED
+    assert isinstance(result, ApplicationError) and "not recorded" in result.message, result
+    assert ClearanceTask.objects.get(pk=task.pk).state == ClearanceTask.State.OPEN  # the sweep closes it
     assert PopupCase.objects.get(pk=task.popup_id).state == PopupCase.State.LIFTED
+    assert not SmsMessage.objects.filter(purpose="clearance_rejected").exists()

@@ -15,6 +15,7 @@ measures only lazily, to lift after a submission). Selectors never import servic
 from appeals.clearance.services.common import (
     check_not_closed,
     clearance_task_transition,
+    closed_task_message,
     sla_hours_for,
 )
 from appeals.clearance.services.decisions import (
@@ -24,6 +25,7 @@ from appeals.clearance.services.decisions import (
     clearance_reject,
     clearance_request_info,
     clearance_reveal,
+    clearance_withdraw_for_appeal,
 )
 from appeals.clearance.services.links import (
     COMMITMENT_LETTER_VERSION,
@@ -61,6 +63,7 @@ __all__ = [
     "ReliefResult",
     "SignatureMismatch",
     "check_not_closed",
+    "closed_task_message",
     "clearance_accept",
     "clearance_call_log",
     "clearance_checkpoint_preapprove",
@@ -81,6 +84,7 @@ __all__ = [
     "clearance_sla_sweep",
     "clearance_task_open",
     "clearance_task_transition",
+    "clearance_withdraw_for_appeal",
     "commitment_letter_text",
     "letter_digest",
     "link_url",

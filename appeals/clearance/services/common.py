@@ -87,6 +87,11 @@ def clearance_task_transition(*, task: ClearanceTask, to: str, kind: str, actor:
     """
     at = at or clock.now()
     locked = ClearanceTask.objects.select_for_update().get(pk=task.pk)
+    check_still_in_scope(locked, actor)
+    if locked.state in ClearanceTask.CLOSED_STATES:
+        # Someone else decided first (a colleague, the hotline withdrawing it, a sweep): say who,
+        # rather than only that the page is stale.
+        raise IllegalTransition(closed_task_message(locked), extra={"from": locked.state, "to": to, "task": locked.pk})
     check_seen(locked, seen)
     if not (allow_same and to == locked.state) and to not in ClearanceTask.TRANSITIONS[locked.state]:
         raise IllegalTransition(
@@ -106,9 +111,47 @@ def clearance_task_transition(*, task: ClearanceTask, to: str, kind: str, actor:
     return locked
 
 
+def closed_task_message(task: ClearanceTask) -> str:
+    """Why nothing more can be done on a closed task, for the person who tried: who closed it,
+    when and why, and that their own action was not recorded (nothing reached the resident)."""
+    closing = (ClearanceEvent.objects.filter(task=task, to_state=task.state).order_by("-at", "-id").first()
+               if task.pk else None)
+    if closing is None:
+        return _("This task is already closed. Nothing you sent was recorded and the resident was not texted.")
+    values = {"when": _fmt(closing.at), "who": closing.actor_label or _("the system"),
+              "state": task.get_state_display(), "reason": (closing.reason or "").rstrip(".。!！ ")[:200],
+              "appeal": (closing.data or {}).get("reference", "")}
+    if closing.kind == ClearanceEvent.Kind.WITHDRAWN:
+        return _("The hotline withdrew this task on %(when)s: %(who)s closed appeal %(appeal)s (%(reason)s). "
+                 "Your decision was not recorded and the resident was not texted.") % values
+    return _("This task was already closed on %(when)s (%(state)s, by %(who)s). Your decision was not "
+             "recorded and the resident was not texted.") % values
+
+
 def check_not_closed(task: ClearanceTask) -> None:
     if not task.is_open:
-        raise ApplicationError(_("This task is already closed."), extra={"task": task.pk})
+        raise ApplicationError(closed_task_message(task), extra={"task": task.pk})
+
+
+def check_still_in_scope(task: ClearanceTask, actor: User | None) -> None:
+    """A community worker acts on a locked task only while it is one of their communities': the
+    hotline may have re-routed the appeal (and the task with it) after their page was shown."""
+    if actor is None or actor.role != User.Role.COMMUNITY_WORKER:
+        return
+    from appeals.clearance.selectors import tasks_visible_to
+
+    if not tasks_visible_to(actor).filter(pk=task.pk).exists():
+        raise ApplicationError(
+            _("The hotline moved this task to %(community)s, which is not one of your communities. Your "
+              "decision was not recorded and the resident was not texted.") % {"community": task.community.name},
+            extra={"task": task.pk})
+
+
+def check_open_and_seen(task: ClearanceTask, seen: str | None) -> None:
+    """A decision on a locked task: refused when it is closed (saying who closed it), then when
+    the page that posted it is stale (healthkit.concurrency)."""
+    check_not_closed(task)
+    check_seen(task, seen)
 
 
 def _require_reason(reason: str) -> str:

@@ -14,9 +14,11 @@ from appeals.clearance.models import (
 )
 from appeals.clearance.services.common import (
     _event,
+    _fmt,
     _notify,
     _require_reason,
-    check_not_closed,
+    check_open_and_seen,
+    check_still_in_scope,
     clearance_task_transition,
 )
 from appeals.clearance.services.links import clearance_link_issue
@@ -92,8 +94,9 @@ def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, ac
     reason = _require_reason(reason)
     locked = (ClearanceTask.objects.select_for_update(of=("self",))
               .select_related("popup__policy", "appeal", "community", "resident").get(pk=task.pk))
-    check_seen(locked, seen)
-    popup = task_decision_popup(locked) if locked.is_open else None
+    check_still_in_scope(locked, actor)
+    check_open_and_seen(locked, seen)
+    popup = task_decision_popup(locked)
     refusal = task_accept_refusal(task=locked, popup=popup, at=at)
     if refusal:
         raise ApplicationError(refusal, extra={"task": locked.pk, "popup": popup.pk if popup else None})
@@ -132,6 +135,49 @@ def _accept_without_popup(*, task: ClearanceTask, actor: User | None, actor_labe
 
 
 @transaction.atomic
+def clearance_withdraw_for_appeal(*, appeal_id: int, reference: str, actor: User | None, reason: str,
+                                  outcome: str, at: dt.datetime | None = None) -> ClearanceTask | None:
+    """The hotline closes an appeal: end the community's open work for it in the same
+    transaction, so that exactly one decision stands and the resident hears one outcome.
+
+    * A task opened for this appeal and still awaiting the community (open, confirmed,
+      information asked) is withdrawn: state "closed", a "withdrawn" event naming the operator,
+      the appeal, the outcome and the reason; its unused links stop working; the popup it put
+      under review is active again. A worker's later decision is refused, saying who withdrew it
+      and why (`closed_task_message`), and the resident's link says it can no longer be used.
+    * A task that exists for the popup on its own (opened by a sweep, relief or the checkpoint)
+      or whose measures have started (orders and tests already given, and they lift the popup)
+      goes on without the appeal: "appeal_closed" event; its later SMS carry the task's reference.
+      Returned, so the appeal's closing SMS can say the community goes on.
+
+    The caller (appeals.services.appeal_close, appeal_merge) locked the appeal's open tasks
+    before the appeal, the order a community decision takes them in. Returns the task that goes
+    on, else None.
+    """
+    at = at or clock.now()
+    going_on = None
+    tasks = (ClearanceTask.objects.select_for_update(of=("self",)).select_related("popup")
+             .filter(appeal_id=appeal_id, state__in=ClearanceTask.OPEN_STATES).order_by("pk"))
+    for task in tasks:
+        data = {"appeal": appeal_id, "reference": reference, "outcome": outcome}
+        if task.origin == ClearanceTask.Origin.APPEAL and task.is_awaiting:
+            clearance_task_transition(task=task, to=ClearanceTask.State.CLOSED, kind=ClearanceEvent.Kind.WITHDRAWN,
+                                      actor=actor, actor_label="" if actor else "hotline", reason=reason,
+                                      data=data, at=at, decided_at=at, decided_by=actor, decision_reason=reason)
+            ClearanceLink.objects.filter(task=task, used_at__isnull=True, revoked_at__isnull=True).update(revoked_at=at)
+            if task.popup is not None:  # back to active only if under review once locked
+                popup_reject_review(case=task.popup, actor=actor,
+                                    reason=_("The hotline closed appeal %(ref)s.") % {"ref": reference})
+            continue
+        ClearanceTask.objects.filter(pk=task.pk).update(appeal=None, updated_at=at)
+        task.appeal = None
+        _event(task=task, kind=ClearanceEvent.Kind.APPEAL_CLOSED, actor=actor,
+               actor_label="" if actor else "hotline", reason=reason, data=data, at=at)
+        going_on = task
+    return going_on
+
+
+@transaction.atomic
 def clearance_reject(*, task: ClearanceTask, actor: User, reason: str, next_step: str,
                      at: dt.datetime | None = None, seen: str | None = None) -> ClearanceTask:
     """Reject with the next step the resident must take; the popup goes back to active, the
@@ -145,7 +191,16 @@ def clearance_reject(*, task: ClearanceTask, actor: User, reason: str, next_step
                                      seen=seen, decided_at=at, decided_by=actor, decision_reason=reason)
     popup = PopupCase.objects.filter(pk=task.popup_id).first()
     if popup is not None:  # back to active only if still under review once locked
-        popup_reject_review(case=popup, actor=actor, reason=reason)
+        popup = popup_reject_review(case=popup, actor=actor, reason=reason)
+        if not popup.is_open:
+            # The engine (or a lab result) ended the popup while the worker decided, and the
+            # resident is texted that: a rejection beside it would contradict it.
+            raise ApplicationError(
+                _("Popup %(n)d was %(state)s on %(when)s while you decided, and the resident has been told. "
+                  "Your rejection was not recorded; the task closes by itself.")
+                % {"n": popup.popup_type, "state": popup.get_state_display().lower(),
+                   "when": _fmt(popup.lifted_at or at)},
+                extra={"task": task.pk, "popup_state": popup.state})
     _close_appeal(task, actor=actor, reason=reason, outcome="rejected")
     _notify(task=task, purpose="clearance_rejected", key="decision", compose=lambda: _(
         "Your community %(community)s could not accept your return yet. Reason: %(reason)s. Next step: %(next)s.") % {
@@ -177,8 +232,7 @@ def clearance_link_resend(*, task: ClearanceTask, actor: User, at: dt.datetime |
     at = at or clock.now()
     task = ClearanceTask.objects.select_for_update(of=("self",)).select_related("community", "resident", "appeal").get(
         pk=task.pk)
-    check_seen(task, seen)
-    check_not_closed(task)
+    check_open_and_seen(task, seen)
     touch(task)
     purpose = (ClearanceLink.Purpose.COMMITMENT
                if task.state == ClearanceTask.State.MEASURES and task.commitment_required

@@ -185,6 +185,13 @@ def clearance_open_for_appeal(*, appeal: Appeal) -> ClearanceTask | None:
     # the resident's record.
     if not appeal.is_open or appeal.resident_id is None:
         return None
+    # Re-read under locks, tasks first (the order a community decision takes them in): the hotline
+    # may have closed or re-routed the appeal, or a community decided it, since this was queued.
+    _open_task_for(popup=appeal.popup if appeal.popup_id else None, appeal=appeal)
+    appeal = (Appeal.objects.select_for_update(no_key=True, of=("self",))
+              .select_related("resident", "popup", "routed_community", "community").get(pk=appeal.pk))
+    if not appeal.is_open or appeal.resident_id is None:
+        return None
     community = appeal.routed_community or appeal.resident.community
     if community is None:
         return None

@@ -18,6 +18,7 @@ from appeals.clearance.services.common import (
     _fmt,
     _notify,
     _require_reason,
+    check_open_and_seen,
     clearance_task_transition,
 )
 from appeals.clearance.services.decisions import _link_popup, clearance_accept
@@ -28,7 +29,6 @@ from appeals.clearance.services.links import (
 )
 from communities.models import Community, Resident, User
 from healthkit import clock
-from healthkit.concurrency import check_seen
 from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.services import (
@@ -87,7 +87,7 @@ def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, rea
                                  "confirm it (tick the box)."), extra={"field": "confirm_high_risk"})
     locked = (ClearanceTask.objects.select_for_update(of=("self",))
               .select_related("popup__policy", "appeal", "community", "resident").get(pk=task.pk))
-    check_seen(locked, seen)  # healthkit.concurrency: a stale or repeated form does nothing
+    check_open_and_seen(locked, seen)  # closed: who closed it; stale or repeated form: nothing done
     if locked.popup_id is None:
         # An appeal never linked to its popup: investigate the popup 3 it reports, if it is on record.
         from appeals.clearance.selectors import task_claimed_popup

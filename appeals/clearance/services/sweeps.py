@@ -220,11 +220,37 @@ WITH closed AS (
     SET state = 'closed', closed_at = %(now)s, updated_at = %(now)s, decision_reason = %(why)s
     FROM healthkit_popupcase p
     WHERE p.id = t.popup_id AND p.state IN ('lifted', 'withdrawn') AND t.state = ANY(%(open)s)
-    RETURNING t.id, t.state AS to_state, p.state AS popup_state
+    RETURNING t.id, t.state AS to_state, p.state AS popup_state, t.appeal_id
 ), events AS (
     INSERT INTO clearance_clearanceevent (task_id, kind, from_state, to_state, actor_label, reason, data, at)
     SELECT id, 'closed', '', 'closed', 'clearance-sweep', %(why)s, jsonb_build_object('popup', popup_state), %(now)s
     FROM closed
+    RETURNING 1
+)
+SELECT coalesce(array_agg(appeal_id ORDER BY appeal_id) FILTER (WHERE appeal_id IS NOT NULL), '{}') FROM closed
+"""
+
+# The appeals of those tasks: their popup ended, so they close as "lifted" (the popup news sweep
+# in healthkit/notify.py texts the lift or withdrawal: one SMS). Run after the tasks' statement,
+# so tasks are locked before appeals, the order every decision takes them in.
+_CLOSE_MOOT_APPEALS_SQL = """
+WITH moot AS (
+    SELECT id, status FROM appeals_appeal
+    WHERE id = ANY(%(ids)s) AND status IN ('new', 'in_progress', 'waiting_resident', 'routed')
+    ORDER BY id FOR NO KEY UPDATE
+), closed AS (
+    UPDATE appeals_appeal a
+    SET status = 'closed', closed_at = %(now)s, close_reason = left(%(why)s, 200), outcome = 'lifted',
+        updated_at = %(now)s
+    FROM moot m WHERE a.id = m.id
+    RETURNING a.id
+), events AS (
+    INSERT INTO appeals_appealevent (appeal_id, kind, actor_label, note, data, public, at)
+    SELECT m.id, 'status_changed', 'system', %(why)s, jsonb_build_object('from', m.status, 'to', 'closed'), true,
+           %(now)s
+    FROM moot m
+    UNION ALL
+    SELECT m.id, 'closed', 'system', %(why)s, jsonb_build_object('outcome', 'lifted'), true, %(now)s FROM moot m
     RETURNING 1
 )
 SELECT count(*) FROM closed
@@ -233,7 +259,8 @@ SELECT count(*) FROM closed
 
 def clearance_measures_sweep(*, at: dt.datetime | None = None, limit: int = 500) -> int:
     """Lift tasks whose measures are complete (each through popup_lift, bounded per run), and
-    close open tasks whose popup was lifted or withdrawn elsewhere (one statement)."""
+    close open tasks whose popup was lifted or withdrawn elsewhere, with their appeals (outcome
+    "lifted", no SMS of their own: the popup's news is texted once; two statements)."""
     from appeals.clearance.selectors import tasks_measures_done
 
     at = at or clock.now()
@@ -241,8 +268,11 @@ def clearance_measures_sweep(*, at: dt.datetime | None = None, limit: int = 500)
     for task in tasks_measures_done(at=at).select_related("community", "resident", "appeal").order_by("id")[:limit]:
         lifted += clearance_measures_complete(task=task, at=at)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_CLOSE_MOOT_SQL, {"now": at, "open": _OPEN,
-                                         "why": _("The popup was lifted or withdrawn by other means.")})
+        why = _("The popup was lifted or withdrawn by other means.")
+        cursor.execute(_CLOSE_MOOT_SQL, {"now": at, "open": _OPEN, "why": why})
+        appeal_ids = list(cursor.fetchone()[0])
+        if appeal_ids:
+            cursor.execute(_CLOSE_MOOT_APPEALS_SQL, {"now": at, "ids": appeal_ids, "why": why})
     return lifted
 
 
