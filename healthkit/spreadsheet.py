@@ -5,11 +5,20 @@ WPS and LibreOffice as a formula, and part of every export is typed by the publi
 name, an address). Such a cell is written with a leading apostrophe, the spreadsheet's own
 "this is text" mark (OWASP's advice for CSV injection), so a hostile record shows as the text it
 is and never runs or links anywhere. Numbers stay numbers. Every CSV the product streams goes
-through `csv_writer`; the XLSX writer turns formula and link detection off instead.
+through `csv_writer` and `csv_stream_response`; the XLSX writer turns formula and link detection
+off instead.
 """
 
 import csv
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Iterator
+
+import psycopg
+from django.db import DatabaseError
+from django.http import StreamingHttpResponse
+from django.utils.translation import gettext as _
+
+logger = logging.getLogger(__name__)
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 # Workbook options: XlsxWriter otherwise writes "=..." as a formula and "http..." as a link.
@@ -61,3 +70,33 @@ class ChoiceLabels:
         attname, labels = table
         value = getattr(obj, attname)
         return labels.get(value, value)
+
+
+# What may stop a streamed export half-way: the database (connection lost, statement timeout)
+# or the disk of a temporary file.
+STREAM_FAILURES = (DatabaseError, psycopg.Error, OSError)
+
+
+def incomplete_export_line() -> str:
+    return SafeCsvWriter().writerow([_("THIS EXPORT IS INCOMPLETE: it stopped because of an error on the "
+                                       "server. Download it again.")])
+
+
+def csv_stream_response(rows: Iterable[str], *, filename: str) -> StreamingHttpResponse:
+    """A streamed CSV download of `rows` (lines from csv_writer). The answer's 200 went out with
+    the first line, so a failure half-way (the database connection killed, a statement timeout)
+    can no longer change it: the file then ends with a line saying it is incomplete, and the
+    stream is cut (the error raised again: the answer ends without its last chunk, which a
+    browser reports as a failed download). Before, a cut export could be saved as if whole."""
+
+    def guarded() -> Iterator[str]:
+        try:
+            yield from rows
+        except STREAM_FAILURES as exc:
+            logger.error("export %s stopped half-way: %s", filename, type(exc).__name__)
+            yield "\r\n" + incomplete_export_line()
+            raise
+
+    response = StreamingHttpResponse(guarded(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

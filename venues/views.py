@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -19,7 +19,7 @@ from healthkit import inputs
 from healthkit.concurrency import once, once_from, seen_from
 from healthkit.errors import ApplicationError
 from healthkit.permissions import RoleRequiredMixin
-from healthkit.spreadsheet import csv_writer
+from healthkit.spreadsheet import csv_stream_response, csv_writer
 from venues import poster, selectors, services
 from venues.forms import (
     RegisterRangeForm,
@@ -143,10 +143,8 @@ class VenueRegisterExportView(RoleRequiredMixin, View):
                 yield writer.writerow([timezone.localtime(scan.scanned_at).strftime("%Y-%m-%d %H:%M:%S"),
                                        scan.resident.masked, venue.code])
 
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         stamp = timezone.localtime(period.start).strftime("%Y%m%d%H%M")
-        response["Content-Disposition"] = f'attachment; filename="register-{venue.code}-{stamp}.csv"'
-        return response
+        return csv_stream_response(rows(), filename=f"register-{venue.code}-{stamp}.csv")
 
 
 def _window_list_context(request, form=None) -> dict:

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpResponseNotAllowed, StreamingHttpResponse
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -33,7 +33,7 @@ from healthkit.errors import ApplicationError
 from healthkit.models import PopupCase
 from healthkit.permissions import RoleRequiredMixin
 from healthkit.selectors import popup_explain
-from healthkit.spreadsheet import ChoiceLabels, csv_writer
+from healthkit.spreadsheet import ChoiceLabels, csv_stream_response, csv_writer
 
 WORKER_ROLES = set(selectors.WORKER_ROLES)
 
@@ -185,9 +185,7 @@ class WorklistCsvView(WorkerMixin, View):
                     timezone.localtime(t.created_at).strftime("%Y-%m-%d %H:%M"),
                 ])
 
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="clearance-worklist.csv"'
-        return response
+        return csv_stream_response(rows(), filename="clearance-worklist.csv")
 
 
 class TaskDetailView(WorkerMixin, View):

@@ -10,7 +10,7 @@ import xlsxwriter
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 
-from healthkit.spreadsheet import XLSX_OPTIONS, csv_writer, text_cell
+from healthkit.spreadsheet import XLSX_OPTIONS, csv_stream_response, csv_writer, text_cell
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -42,9 +42,7 @@ def csv_response(filename: str, sheets: Iterable[tuple[str, list[str], Iterable[
             for row in body:
                 yield writer.writerow([cell(v) for v in row])
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
-    return response
+    return csv_stream_response(rows(), filename=f"{filename}.csv")
 
 
 def xlsx_response(filename: str, sheets: Iterable[tuple[str, list[str], Iterable[list]]]) -> FileResponse:
