@@ -10,6 +10,7 @@ reached, or that did not answer within the web process's bounded wait (a lock he
 session, a statement over its timeout: DATABASE_WEB_* settings), is a 503 with Retry-After
 (docs/operations.md), not a 500 nor a page that never ends."""
 
+import errno
 import logging
 import sys
 from collections.abc import Callable
@@ -84,6 +85,16 @@ def database_busy(exception: BaseException | None) -> bool:
     return isinstance(exception, OperationalError | psycopg.OperationalError) and _sqlstate(exception) in _BUSY_STATES
 
 
+# A disk that will not keep a file: full, over quota, read-only, permission denied, failing.
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO})
+
+
+def storage_refused(exception: BaseException | None) -> bool:
+    """True for a file system refusing to keep a file (an upload spooled to the temporary folder,
+    an export's temporary workbook): the server's condition, not the request's fault."""
+    return isinstance(exception, OSError) and exception.errno in _STORAGE_ERRNOS
+
+
 def database_refused(exception: BaseException | None) -> bool:
     """Unavailable or busy: the answer is a 503 with Retry-After (service_unavailable)."""
     return database_unavailable(exception) or database_busy(exception)
@@ -92,16 +103,23 @@ def database_refused(exception: BaseException | None) -> bool:
 def service_unavailable(request: HttpRequest, exception: BaseException,
                         render: Callable[[str], HttpResponse] | None = None) -> HttpResponse:
     """503 with Retry-After, in the reader's language, touching no database. The log line names
-    the failure's class and SQLSTATE only: never the driver's message (it may quote a query or
-    a host) nor the path (it may hold a reference). `render` answers in a protocol's own error
+    the failure's class and SQLSTATE (or errno) only: never the driver's message (it may quote a
+    query, a host or a file name) nor the path (it may hold a reference). `render` answers in a protocol's own error
     shape (Open311's error list)."""
     busy = database_busy(exception)
-    logger.error("database %s: %s (sqlstate %s), answered 503", "busy" if busy else "unavailable",
-                 type(exception).__name__, _sqlstate(exception) or "-")
-    if busy:
+    if storage_refused(exception):
+        logger.error("storage refused a file: %s (errno %s), answered 503", type(exception).__name__,
+                     exception.errno)
+        message = _("Files cannot be stored on the server at the moment, so nothing was saved. "
+                    "Please try again in a few minutes.")
+    elif busy:
+        logger.error("database busy: %s (sqlstate %s), answered 503", type(exception).__name__,
+                     _sqlstate(exception) or "-")
         message = _("The records you asked for are busy (another task is changing them), so this could "
                     "not be done in time. Please try again in a moment.")
     else:
+        logger.error("database unavailable: %s (sqlstate %s), answered 503", type(exception).__name__,
+                     _sqlstate(exception) or "-")
         message = _("The service is briefly unavailable. Please try again in a few seconds.")
     if render is not None:
         response = render(message)
@@ -156,7 +174,7 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 def server_error(request: HttpRequest) -> HttpResponse:
     # Django calls this inside its `except`: the exception is the one being handled.
     exception = sys.exc_info()[1]
-    if database_refused(exception):
+    if database_refused(exception) or storage_refused(exception):
         return service_unavailable(request, exception)
     if is_api(request):
         return api_error(_("A server error occurred."), 500)

@@ -1,7 +1,8 @@
 """The private storage failing (disk full, read-only, permission denied) while a resident adds
 screenshots: the picture is refused with a message in their language, what they typed and the
 pictures already in the draft are kept, nothing half-written stays on disk, and no 500. Reading a
-picture the storage cannot give back is a 503 that says so, not a 500."""
+picture the storage cannot give back is a 503 that says so, not a 500; so is a large upload the
+temporary folder cannot hold (Django spools it there before any view runs)."""
 
 import errno
 from pathlib import Path
@@ -111,3 +112,25 @@ def test_a_picture_the_storage_cannot_read_is_a_503_not_a_500(settings, monkeypa
     response = client.get(reverse("appeals:evidence-thumb", args=[evidence.pk]), HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 503 and int(response["Retry-After"]) > 0
     assert "This picture cannot be shown at the moment." in response.content.decode()
+
+
+def test_a_full_temporary_folder_while_a_large_picture_is_sent_is_a_503_page(settings, monkeypatch, caplog, sms_outbox,
+                                                                              resident_with_popup):
+    # given a resident filing, an upload large enough to be spooled to the temporary folder, and that folder full
+    client = Client(raise_request_exception=False)
+    resident, _popup = resident_with_popup
+    _identify(client, sms_outbox, resident, resident.reveal_id_number())
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1000
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/tmp/tmpabc.upload.png")
+
+    monkeypatch.setattr("django.core.files.temp.NamedTemporaryFile", full)
+    # when a resident sends it
+    response = client.post(reverse("appeals:file-details"), {
+        "description": "x", "action": "upload", "files": [upload("a.png", image_bytes("PNG", (300, 600)))]},
+        HTTP_ACCEPT_LANGUAGE="en")
+    # then a page in their language says files cannot be stored for now, not a 500
+    assert response.status_code == 503 and int(response["Retry-After"]) > 0
+    assert "Files cannot be stored on the server at the moment" in response.content.decode()
+    assert "storage refused a file: OSError (errno 28)" in caplog.text and "tmpabc" not in caplog.text
