@@ -24,6 +24,7 @@ from appeals.evidence import private_file_response
 from appeals.filters import AppealFilter
 from appeals.models import OPERATOR_OUTCOMES, Appeal, AppealContact
 from communities.models import Community, User
+from healthkit.api import IdempotentPost
 from healthkit.errors import ApplicationError
 from healthkit.inputs import DateField, TextField
 from healthkit.models import PopupType
@@ -187,7 +188,7 @@ class AppealDetailApi(APIView):
         return Response(self.OutputSerializer(appeal).data)
 
 
-class AppealCreateApi(APIView):
+class AppealCreateApi(IdempotentPost, APIView):
     """An appeal taken by phone (operators): checks the caller against the registry (never writes
     it), logs the call; the same unconfirmed-filer rules as the online form."""
 
@@ -233,7 +234,7 @@ class AppealCreateApi(APIView):
                         status=status.HTTP_201_CREATED)
 
 
-class AppealAssignApi(APIView):
+class AppealAssignApi(IdempotentPost, APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -253,7 +254,7 @@ class AppealAssignApi(APIView):
         return Response(AppealSummarySerializer(appeal).data)
 
 
-class AppealRouteApi(APIView):
+class AppealRouteApi(IdempotentPost, APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -273,7 +274,7 @@ class AppealRouteApi(APIView):
         return Response(AppealSummarySerializer(appeal).data)
 
 
-class AppealCloseApi(APIView):
+class AppealCloseApi(IdempotentPost, APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -289,7 +290,7 @@ class AppealCloseApi(APIView):
         return Response(AppealSummarySerializer(appeal).data)
 
 
-class AppealContactCreateApi(APIView):
+class AppealContactCreateApi(IdempotentPost, APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -343,7 +344,7 @@ class AppealEvidenceListApi(APIView):
         return Response(EvidenceOutputSerializer(selectors.appeal_evidence(appeal), many=True).data)
 
 
-class AppealEvidenceUploadApi(APIView):
+class AppealEvidenceUploadApi(IdempotentPost, APIView):
     """Attach a screenshot (multipart `file`), validated and stripped like the resident's uploads."""
 
     permission_classes = [IsHandler]

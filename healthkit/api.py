@@ -1,18 +1,26 @@
 """Shared REST plumbing: the exception handler that turns ApplicationError into a 400, and the
 schema class that documents every error answer and its shape on every operation."""
 
+import datetime as dt
+import hashlib
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import connection, transaction
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from healthkit.errors import ApplicationError, RetryLater
+from healthkit.models import IdempotentRequest
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -98,9 +106,21 @@ class AutoSchema(SpectacularAutoSchema):
                 description="Too many requests (`detail`), or a limit of the service reached (`message`, `extra`, "
                             "e.g. a daily cap); `Retry-After` says in how many seconds to try again."),
                 "429", direction=direction)
+        if isinstance(view, IdempotentPost) and self.method == "POST":
+            errors["422"] = detail("422", "This `Idempotency-Key` was used for another request (method, path or body).")
         # healthkit.views_errors: the database could not be reached; nothing was done
         errors["503"] = detail("503", "The database is briefly unreachable; `Retry-After` says when to try again.")
         return errors
+
+    def get_override_parameters(self):
+        parameters = list(super().get_override_parameters())
+        if isinstance(self.view, IdempotentPost) and self.method == "POST":
+            parameters.append(OpenApiParameter(
+                IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
+                description="Any unique string of at most 200 printable ASCII characters: the same request sent "
+                            "again with it within 24 h (a retry) gets the first answer, with the header "
+                            "`Idempotent-Replayed: true`, instead of doing the work twice."))
+        return parameters
 
     def get_serializer_name(self, serializer, direction: str) -> str:
         cls = serializer.__class__ if not isinstance(serializer, type) else serializer
@@ -108,3 +128,83 @@ class AutoSchema(SpectacularAutoSchema):
         if "." in qualname and "<locals>" not in qualname:
             return qualname.replace(".", "").removesuffix("Serializer")
         return super().get_serializer_name(serializer, direction).lstrip("_")
+
+
+# --- Idempotency-Key ----------------------------------------------------------------------------
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_KEEPS = (429, 503)  # answers that say "try again": never stored, a retry does the work
+
+
+class IdempotentPost:
+    """Mixed into a POST endpoint that creates or changes something: a request carrying an
+    `Idempotency-Key` header (at most 200 printable ASCII characters) runs once per client and
+    key. The key is taken and the answer stored in the same transaction as the work, so a
+    retry sent while the first runs waits for it and then gets its answer (status and body, with
+    `Idempotent-Replayed: true`); a first try that failed (5xx, 429, 503, a crash) leaves no
+    trace and the retry does the work. The same key with another method, path or body is a 422.
+    Without the header nothing changes. Keys are kept IDEMPOTENCY_KEY_HOURS."""
+
+    def dispatch(self, request, *args, **kwargs):
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if request.method != "POST" or key is None:
+            return super().dispatch(request, *args, **kwargs)
+        user = self._idempotency_client(request)
+        if user is None:  # not authenticated: the view answers 401/403 as usual
+            return super().dispatch(request, *args, **kwargs)
+        if not (0 < len(key) <= 200 and key.isascii() and key.isprintable()):
+            return JsonResponse({"detail": _("An Idempotency-Key is 1 to 200 printable ASCII characters.")},
+                                status=400)
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return super().dispatch(request, *args, **kwargs)  # the usual 413
+        fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), body])).hexdigest()
+        with transaction.atomic():
+            stored = _idempotency_take(client=user, key=key, fingerprint=fingerprint)
+            if stored is not None:
+                return _idempotency_answer(stored, fingerprint)
+            response = super().dispatch(request, *args, **kwargs)
+            if response.status_code >= 500 or response.status_code in _KEEPS:
+                transaction.set_rollback(True)  # as if never sent: the retry does the work
+                return response
+            if hasattr(response, "render"):
+                response.render()
+            IdempotentRequest.objects.filter(client=user, key=key).update(
+                status=response.status_code, content_type=response.get("Content-Type", ""), body=response.content)
+        return response
+
+    def _idempotency_client(self, request):
+        """The authenticated client, read the way this view authenticates (None if not)."""
+        try:
+            drf_request = self.initialize_request(request)
+            user = drf_request.user
+        except exceptions.APIException:
+            return None
+        return user if user is not None and user.is_authenticated else None
+
+
+def _idempotency_take(*, client, key: str, fingerprint: str):
+    """Take the key for this request (None) or return the stored answer of the request that took
+    it; waits while another transaction holds the key. An expired key (the hourly purge not yet
+    past it) is taken afresh."""
+    horizon = timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
+    IdempotentRequest.objects.filter(client=client, key=key, created_at__lt=horizon).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO healthkit_idempotentrequest (client_id, key, fingerprint, status, content_type, body, "
+            "created_at) VALUES (%s, %s, %s, 0, '', ''::bytea, now()) "
+            "ON CONFLICT (client_id, key) DO NOTHING RETURNING id", [client.pk, key, fingerprint])
+        if cursor.fetchone() is not None:
+            return None
+    return IdempotentRequest.objects.get(client=client, key=key)
+
+
+def _idempotency_answer(stored, fingerprint: str) -> HttpResponse:
+    if stored.fingerprint != fingerprint:
+        return JsonResponse({"detail": _("This Idempotency-Key was used for another request; use a new key for "
+                                         "a new request.")}, status=422)
+    response = HttpResponse(bytes(stored.body), status=stored.status, content_type=stored.content_type or None)
+    response[REPLAYED_HEADER] = "true"
+    return response

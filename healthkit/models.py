@@ -347,6 +347,31 @@ class SmsMessage(models.Model):
 # counts from when it is on record (DOMAIN.md: "a result only counts once synced").
 
 
+class IdempotentRequest(models.Model):
+    """A client's POST sent with an `Idempotency-Key` and the answer it got, so that the same
+    request sent again (a network retry) gets that answer instead of doing the work twice
+    (healthkit.api.IdempotentPost). Kept IDEMPOTENCY_KEY_HOURS; answers only, never a request body."""
+
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("client"), on_delete=models.CASCADE,
+                               related_name="+")
+    key = models.CharField(_("idempotency key"), max_length=200)
+    # SHA-256 of method, path and body: the same key with another request is refused, not replayed
+    fingerprint = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(_("status"))
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField(default=b"")
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("idempotent request")
+        verbose_name_plural = _("idempotent requests")
+        constraints = [models.UniqueConstraint(fields=["client", "key"], name="idempotent_request_client_key")]
+        indexes = [models.Index(fields=["created_at"], name="idempotent_request_created_idx")]  # the purge
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class IngestBatch(models.Model):
     """One ingest request, by the client's batch id: replaying it returns the stored answer."""
 

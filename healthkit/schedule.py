@@ -10,4 +10,6 @@ BEAT_SCHEDULE = {
     "engine-sweep": {"task": "healthkit.tasks.engine_sweep", "schedule": 60.0},
     # Outbox retries after backoff, and anything an on-commit kick missed.
     "outbox-dispatch-due": {"task": "healthkit.tasks.outbox_dispatch_due", "schedule": 15.0},
+    # Idempotency-Keys of REST POSTs (and the answers kept with them) past IDEMPOTENCY_KEY_HOURS.
+    "idempotent-requests-purge": {"task": "healthkit.tasks.idempotent_requests_purge", "schedule": 3600.0},
 }

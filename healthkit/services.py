@@ -306,3 +306,18 @@ def health_code_lookup(*, actor: User, id_number: str, reason: str, at: dt.datet
     if miss is not None:
         raise miss  # after the commit: the audit row of a miss stays
     return resident, health_code_at(resident, at)
+
+
+# --- Idempotency keys of REST POSTs (healthkit.api.IdempotentPost) ---------------------------------
+
+def idempotent_requests_purge(*, limit: int | None = None) -> int:
+    """Forget the Idempotency-Keys (and the answers kept with them) older than
+    IDEMPOTENCY_KEY_HOURS: the oldest `limit` of them, or all. Set-based; returns rows deleted."""
+    from healthkit.models import IdempotentRequest
+
+    horizon = timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
+    expired = IdempotentRequest.objects.filter(created_at__lt=horizon).order_by("created_at").values("pk")
+    if limit is not None:
+        expired = expired[:limit]
+    deleted, _by_model = IdempotentRequest.objects.filter(pk__in=expired).delete()
+    return deleted

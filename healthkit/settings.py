@@ -252,6 +252,8 @@ INPUT_YEAR_MIN = env.int("INPUT_YEAR_MIN", default=2019)
 INPUT_YEARS_AHEAD = env.int("INPUT_YEARS_AHEAD", default=1)
 # Staff health-code look-ups by ID number per account and day (hits and misses; 429 beyond it).
 HEALTH_CODE_LOOKUPS_PER_DAY = env.int("HEALTH_CODE_LOOKUPS_PER_DAY", default=100)
+# A POST sent again with the same Idempotency-Key within this many hours gets the first answer.
+IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Health Kit back-office API",
     "DESCRIPTION": "Integration API: labs, upstream data feeds, ticket systems, appeals.",

@@ -113,6 +113,14 @@ def engine_sweep() -> None:
 
 
 @shared_task(acks_late=True, ignore_result=True)
+def idempotent_requests_purge() -> int:
+    """Beat, hourly: forget expired Idempotency-Keys of REST POSTs and the answers kept with them."""
+    from healthkit import services
+
+    return services.idempotent_requests_purge()
+
+
+@shared_task(acks_late=True, ignore_result=True)
 def outbox_deliver_endpoint(endpoint_id: int) -> None:
     from healthkit import outbox
 

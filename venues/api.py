@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from communities.models import Community, User
+from healthkit.api import IdempotentPost
 from healthkit.api_ingest import IngestOutputSerializer
 from healthkit.errors import ApplicationError
 from healthkit.ingest import MAX_RECORDS, parse_batch_id
@@ -95,7 +96,7 @@ class VenueListApi(APIView):
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
-class VenueCreateApi(APIView):
+class VenueCreateApi(IdempotentPost, APIView):
     """Register a venue (its code is generated and never changes)."""
 
     permission_classes = [IsSupervising]
@@ -159,7 +160,7 @@ class RiskWindowListApi(APIView):
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
-class RiskWindowCreateApi(APIView):
+class RiskWindowCreateApi(IdempotentPost, APIView):
     """Mark a venue as a risk point over [starts_at, ends_at); popups follow asynchronously."""
 
     permission_classes = [IsSupervising]
@@ -188,7 +189,7 @@ class RiskWindowDetailApi(APIView):
         return Response(self.OutputSerializer(window).data)
 
 
-class RiskWindowCorrectApi(APIView):
+class RiskWindowCorrectApi(IdempotentPost, APIView):
     """Correct times, level or reason (a new version); the popups raised follow."""
 
     permission_classes = [IsSupervising]
@@ -207,7 +208,7 @@ class RiskWindowCorrectApi(APIView):
         return Response(self.OutputSerializer(window).data)
 
 
-class RiskWindowWithdrawApi(APIView):
+class RiskWindowWithdrawApi(IdempotentPost, APIView):
     """Withdraw a window marked in error; untouched popups are withdrawn, others flagged."""
 
     permission_classes = [IsSupervising]

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from appeals.clearance import selectors, services
 from appeals.clearance.models import ClearanceTask
+from healthkit.api import IdempotentPost
 from healthkit.inputs import TextField
 from healthkit.permissions import role_permission
 from healthkit.selectors import popup_explain
@@ -100,7 +101,7 @@ class ClearanceTaskDetailApi(APIView):
         return Response(self.OutputSerializer(task).data)
 
 
-class ClearanceTaskDecisionApi(APIView):
+class ClearanceTaskDecisionApi(IdempotentPost, APIView):
     """Accept (lift), reject with the next step, or ask the resident for information."""
 
     permission_classes = [IsClearanceWorker]
@@ -127,7 +128,7 @@ class ClearanceTaskDecisionApi(APIView):
         return Response(TaskSummarySerializer(selectors.task_get(user=request.user, task_id=task.pk)).data)
 
 
-class ClearanceTaskInvestigationApi(APIView):
+class ClearanceTaskInvestigationApi(IdempotentPost, APIView):
     """Record a type-3 investigation's outcome and start its measures."""
 
     permission_classes = [IsClearanceWorker]

@@ -1,0 +1,110 @@
+"""A client's POST that creates or changes something, sent again with the same Idempotency-Key
+(a network retry after a lost answer), gets the first answer instead of doing the work twice:
+before, a retried phone entry folded into its own appeal (repeat count 1, the call logged twice),
+a retried upload stored the picture twice. The same key with another body is a 422; another
+client's key is its own; the schema documents the header and the 422."""
+
+import pytest
+from django.urls import reverse
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from appeals.models import Appeal, AppealContact, AppealEvidence
+from communities.models import User
+from healthkit.models import IdempotentRequest
+from tests.factories import ResidentFactory, UserFactory
+from tests.factories.appeals import AppealFactory, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user) -> APIClient:
+    client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+    client.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=user).key)
+    return client
+
+
+@pytest.fixture
+def phone_entry(community, monkeypatch):
+    from appeals.clearance import tasks
+
+    monkeypatch.setattr(tasks.clearance_open_for_appeal, "delay", lambda pk: None)
+    caller = ResidentFactory(name="周八", community=community, phone="13300001111")
+    return {"name": "周八", "id_number": caller.reveal_id_number(), "phone": "13300001111",
+            "category": "emergency_business", "community_code": community.code, "description": "contract"}
+
+
+def test_a_retried_phone_entry_files_one_appeal_and_logs_one_call(phone_entry):
+    client = _client(UserFactory(role=User.Role.OPERATOR))
+    first = client.post(reverse("appeals:api-create"), phone_entry, format="json", HTTP_IDEMPOTENCY_KEY="call-7")
+    again = client.post(reverse("appeals:api-create"), phone_entry, format="json", HTTP_IDEMPOTENCY_KEY="call-7")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    appeal = Appeal.objects.get()
+    assert (appeal.repeat_count, AppealContact.objects.filter(appeal=appeal).count()) == (0, 1)
+    # without a key a repeat is a new request, as before (it folds: the caller rang again)
+    client.post(reverse("appeals:api-create"), phone_entry, format="json")
+    assert Appeal.objects.get().repeat_count == 1
+
+
+def test_the_same_key_with_another_body_is_a_422_and_does_nothing(phone_entry):
+    client = _client(UserFactory(role=User.Role.OPERATOR))
+    client.post(reverse("appeals:api-create"), phone_entry, format="json", HTTP_IDEMPOTENCY_KEY="call-8")
+    other = client.post(reverse("appeals:api-create"), {**phone_entry, "description": "another"}, format="json",
+                        HTTP_IDEMPOTENCY_KEY="call-8")
+    assert other.status_code == 422 and "used for another request" in other.json()["detail"]
+    assert Appeal.objects.get().repeat_count == 0
+
+
+def test_keys_are_per_client_and_a_refusal_is_replayed_too(phone_entry):
+    one, two = _client(UserFactory(role=User.Role.OPERATOR)), _client(UserFactory(role=User.Role.OPERATOR))
+    assert one.post(reverse("appeals:api-create"), phone_entry, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 201
+    folded = two.post(reverse("appeals:api-create"), phone_entry, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert folded.status_code == 201 and folded.json()["folded"] is True  # its own request, done
+    closed = AppealFactory(status=Appeal.Status.CLOSED)
+    refused = [one.post(reverse("appeals:api-assign", args=[closed.reference]), {}, format="json",
+                        HTTP_IDEMPOTENCY_KEY="assign-1") for _ in range(2)]
+    assert [r.status_code for r in refused] == [400, 400] and refused[1]["Idempotent-Replayed"] == "true"
+    assert IdempotentRequest.objects.count() == 3
+
+
+def test_a_retried_upload_stores_the_picture_once(operator):
+    appeal = AppealFactory(assigned_to=operator)
+    client = _client(operator)
+    url = reverse("appeals:api-evidence-upload", args=[appeal.reference])
+    answers = [client.post(url, {"file": upload()}, format="multipart", HTTP_IDEMPOTENCY_KEY="pic-1") for _ in range(2)]
+    assert [a.status_code for a in answers] == [201, 201] and answers[1].json() == answers[0].json()
+    assert AppealEvidence.objects.filter(appeal=appeal).count() == 1
+
+
+def test_a_key_that_is_not_printable_ascii_is_a_400(phone_entry):
+    client = _client(UserFactory(role=User.Role.OPERATOR))
+    response = client.post(reverse("appeals:api-create"), phone_entry, format="json", HTTP_IDEMPOTENCY_KEY="x" * 201)
+    assert response.status_code == 400 and not Appeal.objects.exists()
+
+
+def test_the_schema_documents_the_header_and_the_422():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/api/v1/appeals/create/"]["post"]
+    assert {"name": "Idempotency-Key", "in": "header"}.items() <= next(
+        p for p in operation["parameters"] if p["name"] == "Idempotency-Key").items()
+    assert "422" in operation["responses"]
+    search = schema["paths"]["/api/v1/appeals/search/"]["post"]  # a read: no key, nothing stored
+    assert "Idempotency-Key" not in {p["name"] for p in search.get("parameters", [])}
+
+
+def test_an_expired_key_is_a_new_request_and_the_hourly_job_forgets_old_keys(phone_entry, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from healthkit.tasks import idempotent_requests_purge
+
+    client = _client(UserFactory(role=User.Role.OPERATOR))
+    client.post(reverse("appeals:api-create"), phone_entry, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    IdempotentRequest.objects.update(created_at=timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS + 1))
+    again = client.post(reverse("appeals:api-create"), phone_entry, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    assert "Idempotent-Replayed" not in again and Appeal.objects.get().repeat_count == 1
+    IdempotentRequest.objects.update(created_at=timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS + 1))
+    assert idempotent_requests_purge() == 1 and not IdempotentRequest.objects.exists()
