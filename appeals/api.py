@@ -115,8 +115,10 @@ class AppealListApi(APIView):
         queue = serializers.ChoiceField(choices=[q for q, _label in AppealFilter.QUEUES], required=False)
         reference = TextField(required=False)
         category = serializers.ChoiceField(choices=Appeal.Category.choices, required=False)
-        priority = serializers.IntegerField(required=False)
-        popup_type = serializers.IntegerField(required=False)
+        # the filter's own choices, so the schema's enum says what it accepts (an integer outside
+        # them was documented as valid and answered 400 "Invalid filter")
+        priority = serializers.ChoiceField(choices=Appeal.Priority.choices, required=False)
+        popup_type = serializers.ChoiceField(choices=PopupType.choices, required=False)
         district = serializers.IntegerField(required=False)
         community = TextField(required=False)
         filed_after = DateField(required=False)
