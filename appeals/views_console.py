@@ -213,6 +213,12 @@ class TicketView(RoleRequiredMixin, View):
         return response
 
 
+# The ticket page's form each action posts: a refused action shows the page again with that form
+# as the operator filled it in.
+ACTION_FORMS = {"assign": "assign", "priority": "priority", "merge": "merge", "request-evidence": "request",
+                "route": "route", "close": "close", "contact": "contact", "confirm-filer": "confirm_filer"}
+
+
 class TicketActionView(RoleRequiredMixin, View):
     """One POST endpoint per action; each calls one service, which writes the history event."""
 
@@ -229,14 +235,33 @@ class TicketActionView(RoleRequiredMixin, View):
         try:
             message = handler(request, appeal)
         except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            if message:
-                messages.success(request, message)
-            place = queue_place(request)
-            if action in DECISIONS and place is not None:
-                return redirect(reverse("appeals:queue") + (f"?{place}" if place else ""))
-        return redirect(ticket_url(appeal.pk, queue_place(request)))
+            return self._refused(request, appeal, action, exc)
+        if message:
+            messages.success(request, message)
+        place = queue_place(request)
+        if action in DECISIONS and place is not None:
+            return redirect(reverse("appeals:queue") + (f"?{place}" if place else ""))
+        return redirect(ticket_url(appeal.pk, place))
+
+    def _refused(self, request, appeal, action: str, exc: ApplicationError):
+        """The ticket as it is now, with the refused form as the operator filled it in and why
+        (400). A redirect lost what they typed (a route or close reason). When the ticket no
+        longer offers the form (closed meanwhile), what they typed is shown to copy."""
+        appeal.refresh_from_db()
+        page = TicketView()
+        page.request = request
+        context = page._context(appeal)
+        key = ACTION_FORMS.get(action)
+        form = None
+        if key is not None:
+            form = type(context["forms"][key])(request.POST)
+            if form.is_valid():  # the service refused it: say why on the form itself
+                form.add_error(None, exc.message)
+            context["forms"][key] = form
+        messages.error(request, exc.message)  # at the top too: the form may be far down the page
+        if not context["can_handle"]:
+            context["unsent"] = form
+        return render(request, page.template_name, context, status=400)
 
     def _form(self, cls, request):
         form = cls(request.POST)

@@ -215,10 +215,11 @@ class RiskWindowDetailView(RoleRequiredMixin, View):
                     services.risk_window_withdraw(window=window, actor=request.user,
                                                   reason=form.cleaned_data["reason"], seen=seen)
                 except ApplicationError as exc:
-                    messages.error(request, exc.message)
+                    # shown again with the reason as typed (a redirect lost it), as the correction is
+                    form.add_error(None, exc.message)
                 else:
                     messages.success(request, _("Window withdrawn; untouched popups are withdrawn."))
-                return redirect("venues:window-detail", pk=pk)
+                    return redirect("venues:window-detail", pk=pk)
             context = _window_context(window, withdraw_form=form)
         else:
             form = RiskWindowCorrectForm(request.POST)
@@ -232,4 +233,10 @@ class RiskWindowDetailView(RoleRequiredMixin, View):
                     messages.success(request, _("Window corrected; the popups it raised follow."))
                     return redirect("venues:window-detail", pk=pk)
             context = _window_context(window, correct_form=form)
+        window.refresh_from_db()
+        if window.state != RiskWindow.State.ACTIVE:
+            # the page offers neither form on a withdrawn window: the refusal and what was typed, above
+            for error in form.non_field_errors():
+                messages.error(request, error)
+            context["unsent"] = form
         return TemplateResponse(request, self.template_name, context, status=400)

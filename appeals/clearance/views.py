@@ -189,8 +189,18 @@ class WorklistCsvView(WorkerMixin, View):
 
 
 class TaskDetailView(WorkerMixin, View):
-    def get(self, request, pk: int, revealed=None, status: int = 200):
+    def get(self, request, pk: int, revealed=None, status: int = 200, bound: dict | None = None):
+        """The task page. `bound`: a refused action's form as the worker filled it in, shown in
+        place of the empty one (or, when the task no longer offers it, as text to copy)."""
         task = selectors.task_access(user=request.user, task_id=pk, where="console")
+        page_forms = {
+            "accept": forms.AcceptForm(), "reject": forms.RejectForm(), "info": forms.InfoForm(),
+            "investigate": forms.InvestigateForm(), "call": forms.CallForm(), "reveal": forms.RevealForm(),
+        }
+        unsent = None
+        for key, form in (bound or {}).items():
+            page_forms[key] = form
+            unsent = form if not task.is_open else None
         popups = selectors.task_popups(task)
         decision_popup = selectors.task_decision_popup(task) if task.is_open else None
         return render(request, "clearance/task_detail.html", {
@@ -205,10 +215,8 @@ class TaskDetailView(WorkerMixin, View):
             "community_reason": selectors.task_community_reason(task),
             "measures": selectors.task_measures(task),
             "revealed": revealed,
-            "forms": {
-                "accept": forms.AcceptForm(), "reject": forms.RejectForm(), "info": forms.InfoForm(),
-                "investigate": forms.InvestigateForm(), "call": forms.CallForm(), "reveal": forms.RevealForm(),
-            },
+            "forms": page_forms,
+            "unsent": unsent,
             # Once measures have started, the outcome is recorded: no second investigation.
             "can_investigate": task.is_awaiting and decision_popup is not None and decision_popup.popup_type == 3,
             # The popup the decision is about, when the appeal's claim supplies it (linked on decision).
@@ -273,19 +281,28 @@ class TaskActionView(WorkerMixin, View):
         form = form_class(request.POST)
         if not form.is_valid():
             errors = form.errors.get("confirm_high_risk")
-            messages.error(request, errors[0] if errors else _("Please fill in every field of the form."))
-            return redirect("clearance:task", pk=task.pk)
+            return self._refused(request, task, action, form,
+                                 errors[0] if errors else _("Please fill in every field of the form."))
         try:
             # The version of the task the page showed: a stale or repeated form does nothing.
             result = act(task, request.user, form.cleaned_data, seen_from(request.POST))
         except ApplicationError as exc:
-            messages.error(request, exc.message)
+            form.add_error(None, exc.message)
+            return self._refused(request, task, action, form, exc.message)
         else:
             if isinstance(result, ClearanceTask) and result.state == ClearanceTask.State.ACCEPTED:
                 done = _("Accepted; there was no popup on record to lift. The resident is told so, and to call "
                          "12345 if a popup still shows.")
             messages.success(request, done)
         return redirect("clearance:task", pk=task.pk)
+
+
+    @staticmethod
+    def _refused(request, task: ClearanceTask, action: str, form, message: str):
+        """The task page as it is now with the refused form as the worker filled it in and why
+        (400): a redirect lost the reason they had typed."""
+        messages.error(request, message)
+        return TaskDetailView().get(request, pk=task.pk, status=400, bound={action: form})
 
 
 class CheckpointView(WorkerMixin, View):

@@ -74,7 +74,8 @@ def test_merge_of_different_residents_is_refused(client, appeal, operator):
     response = act(client, other, "merge", into_reference=appeal.reference)
     other.refresh_from_db()
     assert other.status == Appeal.Status.NEW
-    assert "same resident" in client.get(response.url).content.decode()
+    assert response.status_code == 400 and "same resident" in response.content.decode()
+    assert appeal.reference in response.content.decode()  # the reference typed is still in the form
 
 
 def test_request_evidence_sends_a_single_use_link_and_the_answer_resumes_the_appeal(client, appeal, operator, settings):
