@@ -394,7 +394,11 @@ def _parse_medical(rec, *, now, client_id, resident_key):
 
 
 def _parse_assignment(rec, *, now, client_id, resident_key):
-    if type(rec.get("popup_type")) is not int or rec.get("popup_type") != PopupType.RISK_LINK:
+    try:  # read like every integer of the API: "3" as 3, never true or 3.0 (docs/inputs.md)
+        popup_type = inputs.integer(rec.get("popup_type"))
+    except inputs.InputError:
+        popup_type = None
+    if popup_type != PopupType.RISK_LINK:
         raise RecordError({"popup_type": _("Upstream assignments are popup type 3.")})
     reason = _text(rec, "reason", 200)
     assigned = _not_future(_fast_instant(rec, "assigned_at"), now, "assigned_at")

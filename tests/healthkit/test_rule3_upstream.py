@@ -63,3 +63,14 @@ def test_only_type_3_may_be_assigned_upstream():
         "id_number": "110105196001010017", "popup_type": 4, "reason": "x", "assigned_at": ASSIGNED.isoformat()}])
     assert [r["index"] for r in result.rejected] == [0]
     assert cases(resident, 4) == []
+
+
+def test_the_popup_type_is_read_like_every_integer_of_the_api():
+    """"3" is 3 (docs/inputs.md: a string of digits is accepted), a boolean or a float never is."""
+    ResidentFactory(id_number="110105196001010017")
+    record = {"id_number": "110105196001010017", "reason": "时空伴随", "assigned_at": ASSIGNED.isoformat()}
+    with clock.frozen_at(ASSIGNED):
+        result = ingest.ingest(kind="popup_assignments", evaluate=False, records=[
+            {**record, "popup_type": "3", "record_id": "a"}, {**record, "popup_type": 3.0, "record_id": "b"},
+            {**record, "popup_type": True, "record_id": "c"}, {**record, "popup_type": "3e0", "record_id": "d"}])
+    assert (result.accepted, [r["index"] for r in result.rejected]) == (1, [1, 2, 3])
