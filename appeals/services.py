@@ -310,44 +310,67 @@ def evidence_room_check(*, count: int, appeal: Appeal | None = None, draft_key: 
             % {"count": count, "n": settings.APPEALS_EVIDENCE_MAX_FILES, "room": room})
 
 
+def _lock_evidence_owner(*, appeal: Appeal | None, draft_key: str) -> None:
+    """Serialise the pictures of one appeal or form draft so the limit holds with uploads in
+    flight at once: the appeal's row, or (a draft has no row of its own: it lives in the
+    resident's session) a transaction lock on its key, as filing does for an ID number."""
+    if appeal is not None:
+        Appeal.objects.select_for_update(no_key=True).filter(pk=appeal.pk).first()
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"evidence-draft:{draft_key}"])
+
+
+def _over_limit() -> EvidenceRejected:
+    return EvidenceRejected(_("An appeal can hold at most %(n)d pictures.") % {"n": settings.APPEALS_EVIDENCE_MAX_FILES})
+
+
 def evidence_store(*, upload, appeal: Appeal | None = None, draft_key: str = "",
                    user: User | None = None) -> AppealEvidence:
     """Validate, strip and store one screenshot for an appeal or a form draft (max 9 each).
 
-    Raises EvidenceRejected (an ApplicationError) with a clear message; an identical picture
-    uploaded twice is stored once.
+    Race-free: the picture is cleaned (the slow part) without a lock, then counted, compared and
+    written under the owner's lock (`_lock_evidence_owner`), so two uploads at once to a draft
+    holding 8 pictures store one and refuse the other. Raises EvidenceRejected (an
+    ApplicationError) with a clear message; an identical picture uploaded twice is stored once.
     """
     if appeal is None and not draft_key:
         raise ValueError("evidence needs an appeal or a draft key")
-    owned = AppealEvidence.objects.filter(appeal=appeal) if appeal else AppealEvidence.objects.filter(
-        appeal__isnull=True, draft_key=draft_key)
-    if owned.count() >= settings.APPEALS_EVIDENCE_MAX_FILES:
-        raise EvidenceRejected(_("An appeal can hold at most %(n)d pictures.")
-                               % {"n": settings.APPEALS_EVIDENCE_MAX_FILES})
+
+    def owned():
+        return AppealEvidence.objects.filter(appeal=appeal) if appeal else AppealEvidence.objects.filter(
+            appeal__isnull=True, draft_key=draft_key)
+
+    if owned().count() >= settings.APPEALS_EVIDENCE_MAX_FILES:  # full already: refuse before decoding
+        raise _over_limit()
     image = clean_image(upload)
-    same = owned.filter(sha256=image.sha256).first()
-    if same is not None:
-        return same
-    evidence = AppealEvidence(
-        appeal=appeal, draft_key=draft_key if appeal is None else "", content_type=image.content_type,
-        width=image.width, height=image.height, size_bytes=len(image.data), sha256=image.sha256,
-        uploaded_by=user if user is not None and user.is_authenticated else None,
-    )
-    try:
-        evidence.file.save(f"e.{image.extension}", ContentFile(image.data), save=False)
-        evidence.thumbnail.save("t.jpg", ContentFile(image.thumbnail), save=False)
-    except storage_errors() as exc:
-        # Disk full, read-only, permission denied, storage unreachable: keep nothing half-written
-        # and say so; the caller's draft (session, other pictures) is untouched.
-        _discard_files(evidence)
-        logger.error("evidence storage refused a picture: %s (errno %s)", type(exc).__name__,
-                     getattr(exc, "errno", None) or "-")
-        raise EvidenceStorageUnavailable(storage_failed_message()) from None
-    try:
-        evidence.save()
-    except BaseException:
-        _discard_files(evidence)  # no row points at them
-        raise
+    with transaction.atomic():
+        _lock_evidence_owner(appeal=appeal, draft_key=draft_key)
+        same = owned().filter(sha256=image.sha256).first()
+        if same is not None:
+            return same
+        if owned().count() >= settings.APPEALS_EVIDENCE_MAX_FILES:
+            raise _over_limit()
+        evidence = AppealEvidence(
+            appeal=appeal, draft_key=draft_key if appeal is None else "", content_type=image.content_type,
+            width=image.width, height=image.height, size_bytes=len(image.data), sha256=image.sha256,
+            uploaded_by=user if user is not None and user.is_authenticated else None,
+        )
+        try:
+            evidence.file.save(f"e.{image.extension}", ContentFile(image.data), save=False)
+            evidence.thumbnail.save("t.jpg", ContentFile(image.thumbnail), save=False)
+        except storage_errors() as exc:
+            # Disk full, read-only, permission denied, storage unreachable: keep nothing half-written
+            # and say so; the caller's draft (session, other pictures) is untouched.
+            _discard_files(evidence)
+            logger.error("evidence storage refused a picture: %s (errno %s)", type(exc).__name__,
+                         getattr(exc, "errno", None) or "-")
+            raise EvidenceStorageUnavailable(storage_failed_message()) from None
+        try:
+            evidence.save()
+        except BaseException:
+            _discard_files(evidence)  # no row points at them
+            raise
     return evidence
 
 
