@@ -4,7 +4,7 @@ in time. For each scenario it prints expected vs observed counts (lost, doubled,
 catch-up time, and exits 1 on any difference.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hk_faults .venv/bin/python bench/faults.py
-    ... --scenario kill,broker,db,beats,sms   (default: all)
+    ... --scenario kill,broker,db,beats,sms,sendkill   (default: all)
     ... --broker amqp://guest:guest@127.0.0.1:5672/healthkit-faults   (default; the vhost is
         created with rabbitmqctl when missing) or redis://127.0.0.1:6379/<a free db number>
 
@@ -20,6 +20,8 @@ Scenarios (docs/operations.md reads their figures):
           and engine work: nothing sent twice, nothing left.
 - sms:    the SMS gateway (a local stub) times out, then answers 500, then recovers, while a
           one-time code is sent on its own queue.
+- sendkill: the worker sending SMS and outbox deliveries is SIGKILLed with requests in flight
+          and started again.
 
 Beat ticks: where a scenario needs the periodic jobs it publishes them itself every --tick
 seconds (default 10; beat runs them every 15-60 s), so the catch-up times printed are those of
@@ -142,8 +144,8 @@ class Workers:
 
 class Stub(BaseHTTPRequestHandler):
     """SMS gateway / downstream endpoint stub: counts requests per Idempotency-Key; `mode` is
-    ok, 500, slow (answers after 12 s: past the 10 s client timeout, after accepting) or
-    ok-for-codes (slow except for keys starting with "code-")."""
+    ok, 500, slow (answers after 12 s: past the 10 s client timeout, after accepting),
+    ok-for-codes (slow except for keys starting with "code-") or delay (accepts after `delay` s)."""
 
     def do_POST(self):  # noqa: N802 - http.server naming
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -158,6 +160,8 @@ class Stub(BaseHTTPRequestHandler):
             return
         if mode == "slow" or (mode == "ok-for-codes" and not key.startswith("code-")):
             time.sleep(12)
+        if mode == "delay":
+            time.sleep(server.delay)
         with server.lock:
             server.accepted.setdefault(key, 0)
             server.accepted[key] += 1
@@ -183,6 +187,7 @@ class StubServer(ThreadingHTTPServer):
 def start_stub() -> ThreadingHTTPServer:
     server = StubServer(("127.0.0.1", 0), Stub)
     server.lock, server.requests, server.accepted, server.mode = threading.Lock(), {}, {}, "ok"
+    server.delay = 0.0
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -505,9 +510,71 @@ def scenario_sms(env, args) -> None:
     stub.shutdown()
 
 
+def scenario_sendkill(env, args) -> None:
+    """The worker sending SMS and outbox deliveries SIGKILLed while requests are in flight (the
+    gateway and the endpoint take 3 s to answer), then started again: nothing lost, and what the
+    far side received twice carried the same key (the window the lease leaves: a request that
+    reached the far side before the kill is sent again after the 60 s lease)."""
+    from healthkit.models import DownstreamEndpoint, OutboxDelivery, SmsMessage
+    from healthkit.sms import sms_enqueue
+    from tests.factories import make_phone
+
+    stub = start_stub()
+    stub.mode, stub.delay = "delay", 3.0
+    url = f"http://127.0.0.1:{stub.server_address[1]}"
+    env = {**env, "SMS_BACKEND": "healthkit.sms.HttpBackend", "SMS_HTTP_URL": f"{url}/sms",
+           "SMS_GATEWAY_DEDUPLICATES": "true" if args.gateway_dedupes else "false"}
+    DownstreamEndpoint.objects.create(name="rail", url=f"{url}/rail", token="stub", active=True)  # noqa: S106 - a local stub
+    n = args.sms_events
+    residents_with_popup_4(n)  # each raise writes an outbox delivery (published on commit)
+    for i in range(n):
+        sms_enqueue(phone=make_phone(), body="link", purpose="clearance_confirm", idempotency_key=f"kill-sms-{i}")
+    workers = Workers(env)
+    senders = [workers.worker("sms", "notifications", 2), workers.worker("outbox", "outbox", 1)]
+    started = time.monotonic()
+
+    def both_in_flight() -> bool:
+        keys = list(stub.requests)
+        return sum(k.startswith("kill-sms-") for k in keys) >= 2 and any(k.startswith("popup-") for k in keys)
+
+    in_flight = wait_until(both_in_flight, timeout=60)
+    for sender in senders:
+        Workers.kill(sender)
+    killed_with = dict(stub.requests)
+    workers.worker("sms2", "notifications", 2)
+    workers.worker("outbox2", "outbox", 1)
+    workers.worker("sweeps", "sweeps", 1)
+    stub.delay = 0.2
+
+    def done():
+        return (not SmsMessage.objects.exclude(state="sent").exclude(
+                    state="dead", last_error__startswith="outcome unknown").exists()
+                and not OutboxDelivery.objects.exclude(state="delivered").exists())
+
+    took = wait_until(done, timeout=args.timeout, tick=args.tick, publish=tick_jobs)
+    workers.stop()
+    held_keys = set(SmsMessage.objects.filter(state="dead", last_error__startswith="outcome unknown")
+                    .values_list("idempotency_key", flat=True))
+    held = len(held_keys)
+    sms_keys = {k for k in stub.accepted if k.startswith("kill-sms-")}
+    outbox_keys = {k for k in stub.accepted if k.startswith("popup-")}
+    resent = {k: c for k, c in stub.requests.items() if c > 1}
+    print(f"sendkill killed with {len(killed_with)} request(s) in flight "
+          f"({'never' if in_flight is None else f'{in_flight:.1f} s'} after the worker started); "
+          f"sent again with the same key after the lease: {len(resent)} "
+          f"(SMS {sum(1 for k in resent if k.startswith('kill-sms-'))}, "
+          f"outbox {sum(1 for k in resent if k.startswith('popup-'))}); SMS held for a person: {held}")
+    report("sendkill", {"sms_lost": 0, "outbox_lost": 0, "stuck": 0, "doubled_without_key": 0},
+           {"sms_lost": n - len(sms_keys | held_keys), "outbox_lost": OutboxDelivery.objects.count() - len(outbox_keys),
+            "stuck": int(took is None),
+            "doubled_without_key": sum(1 for k in stub.requests if not k)},
+           None if took is None else time.monotonic() - started)
+    stub.shutdown()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="kill,broker,db,beats,sms")
+    parser.add_argument("--scenario", default="kill,broker,db,beats,sms,sendkill")
     parser.add_argument("--broker", default=os.environ.get("FAULTS_BROKER", DEFAULT_BROKER))
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--down", type=float, default=60.0, help="broker outage in seconds")
@@ -539,7 +606,7 @@ def main() -> int:
     call_command("migrate", "--noinput", verbosity=0)
     env = {**os.environ, "CELERY_TASK_ALWAYS_EAGER": "false", "LOG_LEVEL": "WARNING"}
     scenarios = {"kill": scenario_kill, "broker": scenario_broker, "db": scenario_db, "beats": scenario_beats,
-                 "sms": scenario_sms}
+                 "sms": scenario_sms, "sendkill": scenario_sendkill}
     print(f"broker {urlsplit(args.broker)._replace(netloc=urlsplit(args.broker).hostname or '').geturl()}, "
           f"{args.events} events per scenario, tick {args.tick:.0f} s", flush=True)
     for name in args.scenario.split(","):
