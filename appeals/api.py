@@ -373,6 +373,6 @@ class EvidenceFileApi(APIView):
 
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     def get(self, request, pk: int):
-        evidence = selectors.evidence_access(user=request.user, pk=pk, where="api")
+        evidence = selectors.evidence_access(user=request.user, pk=pk, where="api", head=request.method == "HEAD")
         return private_file_response(evidence.file, content_type=evidence.content_type,
                                      filename=f'evidence-{evidence.pk}.{evidence.file.name.rsplit(".", 1)[-1]}')

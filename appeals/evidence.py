@@ -325,6 +325,10 @@ def private_file_response(stored, *, content_type: str, filename: str = ""):
     """Serve a stored screenshot to someone already authorised: never cached, never sniffed,
     sandboxed, under a plain name; a row whose file has gone answers 404, not a 500.
 
+    Ranges are not served (`Accept-Ranges: none`; a Range header gets the whole picture, 200):
+    pictures are a few MB at most, and each full answer is one audited view, where partial
+    fetches would write several rows for one look or show part of a picture unaudited.
+
     `content_type` is the one recorded when the picture was cleaned (the format Pillow found),
     never one derived from a name.
     """
@@ -350,6 +354,7 @@ def private_file_response(stored, *, content_type: str, filename: str = ""):
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = FILE_CSP
     response["Cross-Origin-Resource-Policy"] = "same-origin"
+    response["Accept-Ranges"] = "none"
     if filename:
         response["Content-Disposition"] = content_disposition_header(False, filename)
     return response

@@ -165,13 +165,16 @@ def appeal_evidence(appeal: Appeal) -> QuerySet[AppealEvidence]:
     return AppealEvidence.objects.filter(appeal=appeal).order_by("created_at", "id")
 
 
-def evidence_access(*, user: User, pk: int, where: str) -> AppealEvidence:
+def evidence_access(*, user: User, pk: int, where: str, head: bool = False) -> AppealEvidence:
     """Evidence the user may open, else PermissionDenied (same answer for 'absent' and 'forbidden').
     Every admitted call is audited (`where`: "file", "thumbnail", "api"): each picture opened is a
-    row in the access audit."""
+    row in the access audit. `head` (an HTTP HEAD: type and size, no picture) is checked the same
+    but is not a view of the picture, so it writes no view row."""
     evidence = AppealEvidence.objects.select_related("appeal").filter(pk=pk, appeal__isnull=False).first()
     if evidence is None or not can_see_evidence(user, evidence.appeal):
         raise PermissionDenied
+    if head:
+        return evidence
     access_log(actor=user, resident_id=evidence.appeal.resident_id, action=PersonalDataAccess.Action.VIEW,
                context=f"evidence:{evidence.pk}/{where}")
     return evidence

@@ -345,7 +345,7 @@ class _EvidenceFileBase(View):
     def get(self, request, pk):
         if not request.user.is_authenticated:
             raise PermissionDenied
-        evidence = selectors.evidence_access(user=request.user, pk=pk, where=self.field)
+        evidence = selectors.evidence_access(user=request.user, pk=pk, where=self.field, head=request.method == "HEAD")
         stored = getattr(evidence, self.field)
         content_type = evidence.content_type if self.field == "file" else "image/jpeg"
         return private_file_response(
