@@ -1046,12 +1046,16 @@ def appeal_reveal(*, appeal: Appeal, actor: User, reason: str) -> dict[str, obje
 
 def appeal_sla_sweep(*, now: dt.datetime | None = None) -> int:
     """Mark every open appeal past its SLA as breached and escalated, with two history events
-    each, in one statement (set-based; a rerun finds nothing new). Returns the number marked."""
+    each, in one statement (set-based; a rerun finds nothing new). Returns the number marked.
+
+    The appeal's version (`updated_at`) stays: an escalation changes nothing an operator decides
+    on, so a ticket page open meanwhile is not stale (healthkit.concurrency) and its close or
+    route goes through instead of being refused as "changed since you opened the page"."""
     now = now or timezone.now()
     # Status literals (not a parameter) so the planner can match appeal_sla_unmarked_idx's predicate.
     sql = """
         WITH breached AS (
-            UPDATE appeals_appeal SET sla_breached_at = %(now)s, escalated_at = %(now)s, updated_at = %(now)s
+            UPDATE appeals_appeal SET sla_breached_at = %(now)s, escalated_at = %(now)s
             WHERE status IN ('new', 'in_progress', 'waiting_resident', 'routed')
               AND sla_breached_at IS NULL AND sla_due_at < %(now)s
             RETURNING id, sla_due_at

@@ -192,7 +192,7 @@ def clearance_relief_sweep(*, at: dt.datetime | None = None) -> ReliefResult:
 _SLA_SQL = """
 WITH breached AS (
     UPDATE clearance_clearancetask
-    SET sla_breached_at = %(now)s, escalated_at = %(now)s, updated_at = %(now)s
+    SET sla_breached_at = %(now)s, escalated_at = %(now)s
     WHERE state = ANY(%(open)s) AND sla_breached_at IS NULL AND sla_due_at < %(now)s
     RETURNING id, sla_due_at
 ), events AS (
@@ -207,7 +207,9 @@ SELECT count(*) FROM breached
 def clearance_sla_sweep(*, at: dt.datetime | None = None) -> int:
     """Mark tasks still awaiting the community's response (open, confirmed, information asked;
     not those in measures) past their SLA as breached and escalated, with one event each, in one
-    statement, as appeals do. Returns the number marked."""
+    statement, as appeals do. Returns the number marked. The task's version (`updated_at`) stays,
+    so a worker's decision form open meanwhile is not refused as stale: an escalation changes
+    nothing they decide on."""
     at = at or clock.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_SLA_SQL, {"now": at, "open": _SLA_STATES})
