@@ -4,7 +4,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -157,6 +158,14 @@ class Appeal(models.Model):
                          include=QUEUE_FILTER_COLUMNS,
                          condition=Q(status__in=["new", "in_progress", "waiting_resident", "routed"])),
             models.Index(fields=["created_at", "id"], name="appeal_seek_created_idx"),
+            # A community worker's appeals (selectors.appeals_visible_to): those of the community
+            # responsible, the routed one or else the one named. Led by it, a worker's list reads
+            # their communities' rows only, newest first with the cursor an index condition; the
+            # global order above read 26 k appeals of other communities for 51 of theirs. It
+            # carries the filtered columns, so a filter is checked in the index (the planner then
+            # prefers it to that walk even where a worker's share of the city is large).
+            models.Index(Coalesce("routed_community", "community"), F("created_at"), F("id"),
+                         name="appeal_responsible_idx", include=QUEUE_FILTER_COLUMNS),
             # The same order over every appeal ("everything", "closed"): without it such a page
             # sorts the whole table (0.2 s at 200 k appeals).
             models.Index(fields=["priority", "created_at", "id"], name="appeal_seek_priority_all_idx"),

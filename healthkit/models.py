@@ -118,7 +118,7 @@ class PopupCase(models.Model):
     # resident, policy (and PopupEvent.case, venues.Exposure's references) are held by set-wise
     # triggers (migration 0023), not foreign-key constraints: PostgreSQL checks a foreign key row
     # by row with a row lock on the parent, which was more than half of raising 50,000 venue
-    # popups. The resident is indexed by popup_resident_state_idx (the automatic index would
+    # popups. The resident is indexed by popup_resident_seek_idx (the automatic index would
     # repeat it); nothing reads popups by policy but a policy's delete guard.
     resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="popups",
                                  db_index=False, db_constraint=False)
@@ -151,7 +151,10 @@ class PopupCase(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["resident", "state"], name="popup_resident_state_idx"),
+            # A resident's popups by state (the engine), and a community worker's popup list
+            # newest first: its residents' popups found here, the cursor `id < …` an index
+            # condition (selectors.popups_of).
+            models.Index(fields=["resident", "state", "id"], name="popup_resident_seek_idx"),
             # The sweep and the queues scan open cases by type.
             models.Index(fields=["popup_type", "raised_at"], name="popup_open_type_idx",
                          condition=Q(state__in=["active", "under_review"])),

@@ -3,9 +3,10 @@
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Lookup, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -23,6 +24,30 @@ from healthkit.models import (
     PopupType,
     TestResult,
 )
+
+
+class AnyOf(Lookup):
+    """`column = ANY(<array expression>)`: an index condition on the column for an array computed
+    once, where `column IN (subquery)` may be a filter over every row."""
+
+    lookup_name = "any_of"
+
+    def as_sql(self, compiler, connection):
+        lhs_sql, lhs_params = self.process_lhs(compiler, connection)
+        rhs_sql, rhs_params = compiler.compile(self.rhs)
+        return f"{lhs_sql} = ANY({rhs_sql})", (*lhs_params, *rhs_params)
+
+
+def popups_of(residents: QuerySet[Resident]) -> QuerySet[PopupCase]:
+    """Popups of the residents a viewer may see (residents_visible_to). A community worker's
+    residents are read first, as one array, and their popups found by resident
+    (popup_resident_seek_idx, the page's cursor `id < …` an index condition): as a semi-join the
+    planner walked every popup of the city newest first and looked each one's resident up, a
+    cost that grows with the city, not with the worker's communities. A city-wide viewer's
+    scope is every resident: no condition at all."""
+    if not residents.query.has_filters():
+        return PopupCase.objects.all()
+    return PopupCase.objects.filter(AnyOf(F("resident_id"), ArraySubquery(residents.values("pk"))))
 
 
 def policy_in_force(popup_type: int, at: dt.datetime | None = None) -> PopupPolicy | None:
@@ -319,13 +344,13 @@ def open_popups_by_type(*, user: User) -> list[dict]:
                         .values("popup_type").annotate(n=Count("id")).order_by("popup_type"))
             cache.set("healthkit:open-popups-by-type", rows, OPEN_BY_TYPE_SECONDS)
         return rows
-    return list(PopupCase.objects.filter(state__in=PopupCase.OPEN_STATES, resident__in=residents_visible_to(user))
+    return list(popups_of(residents_visible_to(user)).filter(state__in=PopupCase.OPEN_STATES)
                 .values("popup_type").annotate(n=Count("id")).order_by("popup_type"))
 
 
 def popup_list(*, residents: QuerySet[Resident], filters: PopupListFilters) -> QuerySet[PopupCase]:
     """Popups of the given residents (the caller's scope), newest first by id."""
-    qs = PopupCase.objects.filter(resident__in=residents)
+    qs = popups_of(residents)
     f = filters
     if f.state == "open":
         qs = qs.filter(state__in=PopupCase.OPEN_STATES)
@@ -355,6 +380,19 @@ def popup_list(*, residents: QuerySet[Resident], filters: PopupListFilters) -> Q
         lifts = PopupEvent.objects.filter(kind=PopupEvent.Kind.LIFTED, actor__isnull=f.lifted_by == "auto")
         qs = qs.filter(pk__in=lifts.values("case_id"))
     return qs.select_related("resident__community__street__district").order_by("-id")
+
+
+def popup_page(qs: QuerySet[PopupCase], *, before: int | None, size: int) -> list[PopupCase]:
+    """One page of a popup_list newest first, up to `size` rows (the caller asks one more to
+    know whether a next page exists). The page's ids are found first, through the index alone,
+    then only those rows are joined to their resident and place: a join in the same statement
+    was made for every popup in scope before the sort kept 51 (a community worker's 13 k
+    popups, 0.25 s)."""
+    if before:
+        qs = qs.filter(pk__lt=before)
+    ids = list(qs.values_list("pk", flat=True)[:size])
+    return list(PopupCase.objects.filter(pk__in=ids).select_related("resident__community__street__district")
+                .order_by("-id"))
 
 
 def popup_access(*, user: User, pk: int, where: str) -> PopupCase:

@@ -28,6 +28,7 @@ from healthkit.selectors import (
     popup_event_lines,
     popup_explain,
     popup_list,
+    popup_page,
 )
 
 
@@ -60,10 +61,7 @@ class PopupListView(RoleRequiredMixin, View):
     def get(self, request):
         form = PopupListFilterForm(request.GET or None)
         qs = popup_list(residents=residents_visible_to(request.user), filters=form.filters())
-        before = inputs.key(request.GET.get("before"))
-        if before:
-            qs = qs.filter(pk__lt=before)
-        rows = list(qs[: self.page_size + 1])
+        rows = popup_page(qs, before=inputs.key(request.GET.get("before")), size=self.page_size + 1)
         query = request.GET.copy()
         query.pop("before", None)
         next_query = ""

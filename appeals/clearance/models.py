@@ -140,6 +140,9 @@ class ClearanceTask(models.Model):
                          condition=Q(state__in=OPEN_TASK_STATES)),
             models.Index(fields=["sla_due_at"], name="clearance_sla_idx", condition=Q(state__in=OPEN_TASK_STATES)),
             models.Index(fields=["resident", "state"], name="clearance_resident_idx"),
+            # A community worker's tasks in the REST list's order (by id, the cursor an index
+            # condition) and counted by state, whatever their state.
+            models.Index(fields=["community", "id"], name="clearance_community_seek_idx", include=["state"]),
             # The measures sweep: tasks in measures only (a small share of open tasks).
             models.Index(fields=["negative_test_after"], name="clearance_measures_idx",
                          condition=Q(state="measures")),
