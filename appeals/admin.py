@@ -1,6 +1,7 @@
 """Admin for appeals: read-only (changes go through the console's services, which write history)."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from appeals.models import Appeal, AppealContact, AppealEvent, AppealEvidence
 from communities.admin import AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline
@@ -18,11 +19,17 @@ class AppealAdmin(AuditedAdminMixin, ReadOnlyAdmin):
     list_display = ("reference", "status", "priority", "category", "channel", "resident", "assigned_to",
                     "created_at", "sla_due_at", "sla_breached_at")
     list_filter = ("status", "priority", "category", "channel")
-    search_fields = ("reference",)  # personal data is searched in the console (hashed, audited)
+    # The exact reference, through its unique index (personal data is searched in the console,
+    # hashed and audited); `icontains` read every appeal.
+    search_fields = ("reference__exact",)
+    search_help_text = _("The exact reference.")
     raw_id_fields = ("resident", "popup", "community", "routed_community", "assigned_to", "merged_into", "created_by")
     exclude = ("contact_phone_encrypted", "contact_phone_hash")
     show_full_result_count = False  # no COUNT(*) over a million appeals per page view
     inlines = [AppealEventInline]
+
+    def get_search_results(self, request, queryset, search_term):
+        return super().get_search_results(request, queryset, search_term.strip().upper())
 
 
 @admin.register(AppealContact)

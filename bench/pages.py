@@ -3,7 +3,7 @@
 Crawls, as each demo role (admin, supervisor1, operator1, worker1, venue1) through Django's test
 client with DEBUG off, every same-site link from "/" and "/console/" (at most --per-shape URLs of
 one shape), plus, for the administrator, every registered admin changelist with its filter links, a search,
-each column sort, a deep page (?p=5000) and the change form of its newest object; the REST lists (filters, orderings, the next cursor) and the exports (POSTed,
+each column sort, a deep page (?p=5000) and the change form and delete page of its newest object; the REST lists (filters, orderings, the next cursor) and the exports (POSTed,
 streamed to the end). For each request it records the wall time, the number of queries and the
 slowest query; prints one line per request, then p50 / p95 / max per role and the slowest pages
 with their slowest query's EXPLAIN (ANALYZE, BUFFERS).
@@ -123,7 +123,7 @@ def fetch(client, role: str, url: str, data: dict | None = None) -> tuple[Hit, b
 
 def admin_variants() -> list[str]:
     """Each registered changelist: plain (its filter links are followed from it), a search, each
-    column sort, a deep page, and the change form of its newest object."""
+    column sort, a deep page, and the change form and delete page of its newest object."""
     from django.contrib import admin
     from django.urls import reverse
 
@@ -142,6 +142,7 @@ def admin_variants() -> list[str]:
         newest = model._default_manager.order_by("-pk").values_list("pk", flat=True).first()
         if newest is not None:
             urls.append(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[newest]))
+            urls.append(reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[newest]))
     return urls
 
 

@@ -1,11 +1,13 @@
 """Admin for the popup core; history rows are read-only (append-only log)."""
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from communities.admin import AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline
 from healthkit import outbox, sms
+from healthkit.admin_site import bulk_action_rows
 from healthkit.models import (
     Arrival,
     DownstreamEndpoint,
@@ -72,8 +74,22 @@ class TestResultAdmin(ReadOnlyAdmin):
     list_filter = ["result", "from_other_province"]
     list_select_related = ["resident"]
     raw_id_fields = ["resident"]
+    # The lab and the sample id, exact, through the current results' unique key (lab, sample
+    # id, resident): `icontains` on the sample id read every result (0.15-0.45 s at 1 M).
     search_fields = ["sample_id"]
+    search_help_text = _("The lab and the sample id of a current result, exact: lab-03/S0000012.")
+    indexed_search = True
     show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        lab, _slash, sample_id = term.partition("/")
+        if not (lab.strip() and sample_id.strip()):
+            self.message_user(request, _("Give the lab and the sample id, as lab-03/S0000012."), messages.WARNING)
+            return queryset.none(), False
+        return queryset.filter(lab=lab.strip(), sample_id=sample_id.strip(), superseded_at__isnull=True), False
 
 
 @admin.register(HealthStatusOrder)
@@ -92,8 +108,14 @@ class SmsMessageAdmin(AuditedAdminMixin, ReadOnlyAdmin):
     actions = ["requeue"]
 
     @admin.action(description=_("Send again (dead or failed SMS)"), permissions=["requeue"])
-    def requeue(self, request, queryset) -> None:
-        result = sms.sms_requeue(message_ids=list(queryset.values_list("pk", flat=True)))
+    def requeue(self, request, queryset):
+        rows = bulk_action_rows(self, request, queryset.filter(state__in=[SmsMessage.State.DEAD, SmsMessage.State.FAILED]),
+                                question=lambda n: ngettext("This will send %(n)s dead or failed SMS again.",
+                                                           "This will send %(n)s dead or failed SMS again.", n)
+                                % {"n": f"{n:,}"})
+        if not isinstance(rows, QuerySet):
+            return rows  # the question, or nothing to do
+        result = sms.sms_requeue(messages=rows)
         self.message_user(request, ngettext("%(n)d SMS queued again.", "%(n)d SMS queued again.", result.requeued)
                           % {"n": result.requeued}, messages.SUCCESS)
         if result.needs_new_credential:
@@ -226,8 +248,15 @@ class OutboxDeliveryAdmin(ReadOnlyAdmin):
         return [f.name for f in self.model._meta.fields if f.name != "resident"]
 
     @admin.action(description=_("Retry now (dead or failed rows)"))
-    def requeue(self, request, queryset) -> None:
-        count = outbox.delivery_requeue(delivery_ids=list(queryset.values_list("pk", flat=True)))
+    def requeue(self, request, queryset):
+        dead = queryset.filter(state__in=[OutboxDelivery.State.DEAD, OutboxDelivery.State.FAILED])
+        rows = bulk_action_rows(self, request, dead,
+                                question=lambda n: ngettext("This will requeue %(n)s dead or failed delivery.",
+                                                           "This will requeue %(n)s dead or failed deliveries.", n)
+                                % {"n": f"{n:,}"})
+        if not isinstance(rows, QuerySet):
+            return rows  # the question, or nothing to do
+        count = outbox.delivery_requeue(deliveries=rows)
         outbox.dispatch_on_commit()
         self.message_user(request, ngettext("%(n)d delivery requeued.", "%(n)d deliveries requeued.", count)
                           % {"n": count}, messages.SUCCESS)

@@ -31,6 +31,7 @@ import time
 from email.utils import parsedate_to_datetime
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from communities.models import Resident
@@ -447,8 +448,9 @@ def deliver_endpoint(*, endpoint_id: int, limit: int = BATCH, budget: float = RU
     return sent
 
 
-def delivery_requeue(*, delivery_ids: list[int]) -> int:
-    """Admin action: make dead or failed rows due now."""
+def delivery_requeue(*, deliveries: QuerySet[OutboxDelivery]) -> int:
+    """Admin action: make the dead or failed rows of `deliveries` (any selection, bounded by the
+    caller) due now, in one UPDATE."""
     return OutboxDelivery.objects.filter(
-        pk__in=delivery_ids, state__in=[OutboxDelivery.State.DEAD, OutboxDelivery.State.FAILED]
+        pk__in=deliveries.order_by().values("pk"), state__in=[OutboxDelivery.State.DEAD, OutboxDelivery.State.FAILED]
     ).update(state=OutboxDelivery.State.PENDING, next_attempt_at=timezone.now())

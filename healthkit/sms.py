@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
@@ -276,31 +276,33 @@ class SmsRequeueResult:
     needs_new_credential: int  # carried a code or link whose live text is gone: issue a new one
 
 
-def sms_requeue(*, message_ids: list[int]) -> SmsRequeueResult:
+def sms_requeue(*, messages: QuerySet[SmsMessage]) -> SmsRequeueResult:
     """A person sends dead or failed SMS again (after a gateway outage, a wrong setting).
 
-    Attempts start again from zero and the row keeps its idempotency key, so a gateway that
-    de-duplicates still delivers once. A message whose one-time code or link was wiped when it
-    was given up is not re-sent (the stored text is masked and would open nothing): the code is
-    requested again, the link issued again from the task page. Set-based, safe to repeat."""
+    `messages`: any selection (an admin changelist's, bounded by the caller); only its dead or
+    failed messages are touched, in one UPDATE, and one drain task per SMS queue sends them
+    (the beat's sms_deliver_due picks up any whose publish is lost), so the number of rows costs
+    no Python loop and no message per row. Attempts start again from zero and the row keeps its
+    idempotency key, so a gateway that de-duplicates still delivers once. A message whose
+    one-time code or link was wiped when it was given up is not re-sent (the stored text is
+    masked and would open nothing): the code is requested again, the link issued again from the
+    task page. Safe to repeat."""
     from healthkit import queues, tasks
 
     sendable = SmsMessage.objects.filter(
-        pk__in=message_ids, state__in=[SmsMessage.State.DEAD, SmsMessage.State.FAILED],
+        pk__in=messages.order_by().values("pk"), state__in=[SmsMessage.State.DEAD, SmsMessage.State.FAILED],
     )
+    wiped = Q(pending_encrypted="", body__contains=MASKED)
     with transaction.atomic():
-        stale = sendable.filter(pending_encrypted="", body__contains=MASKED).count()
-        ids = list(
-            sendable.exclude(pending_encrypted="", body__contains=MASKED)
-            .select_for_update(skip_locked=True).values_list("pk", flat=True)
-        )
-        SmsMessage.objects.filter(pk__in=ids).update(
+        stale = sendable.filter(wiped).count()
+        requeued = sendable.exclude(wiped).update(
             state=SmsMessage.State.QUEUED, attempts=0, next_attempt_at=timezone.now(), last_error="",
         )
-        for message_id, purpose in SmsMessage.objects.filter(pk__in=ids).values_list("pk", "purpose"):
-            queues.publish_on_commit(tasks.sms_deliver, [(message_id,)], queue=queues.sms_queue(purpose))
-    logger.info("sms requeued: %s, needing a new code or link: %s", len(ids), stale)
-    return SmsRequeueResult(requeued=len(ids), needs_new_credential=stale)
+        if requeued:
+            queues.publish_on_commit(tasks.sms_drain, [(True,)], queue=queues.CODES)
+            queues.publish_on_commit(tasks.sms_drain, [(False,)], queue=queues.NOTIFICATIONS)
+    logger.info("sms requeued: %s, needing a new code or link: %s", requeued, stale)
+    return SmsRequeueResult(requeued=requeued, needs_new_credential=stale)
 
 
 def sms_due_ids(limit: int = 500, *, urgent: bool | None = None) -> list[int]:

@@ -27,11 +27,22 @@ class ClearanceTaskAdmin(AuditedAdminMixin, ReadOnlyAdmin):
                     "created_at")
     list_filter = ("state", "origin", "priority")
     list_select_related = ("community", "resident")
-    search_fields = ("=id",)
+    # A task's number (C123 or 123), by its key: Django's `=id` compared the key as text,
+    # which no index serves.
+    search_fields = ("id",)
+    search_help_text = _("The task's number, e.g. C123.")
+    indexed_search = True
     date_hierarchy = "created_at"
     exclude = ("contact_phone_encrypted", "commitment_digest")
     raw_id_fields = ("resident", "popup", "appeal", "community", "decided_by")
     inlines = [ClearanceLinkInline, ClearanceEventInline]
+
+    def get_search_results(self, request, queryset, search_term):
+        digits = search_term.strip().upper().removeprefix("C")
+        if not search_term.strip():
+            return queryset, False
+        return (queryset.filter(pk=int(digits)) if digits.isascii() and digits.isdigit() and len(digits) < 19
+                else queryset.none()), False
 
     @admin.display(description=_("resident"))
     def masked_resident(self, obj: ClearanceTask) -> str:

@@ -131,7 +131,7 @@ def test_after_max_attempts_a_row_is_dead_and_the_admin_can_requeue_it(receiver,
     first.refresh_from_db()
     assert first.state == "dead"
     assert OutboxRecord.objects.filter(pk=first.record_id).exists()  # never lost
-    assert outbox.delivery_requeue(delivery_ids=[first.pk]) == 1
+    assert outbox.delivery_requeue(deliveries=OutboxDelivery.objects.filter(pk=first.pk)) == 1
     receiver.down = False
     tasks.outbox_dispatch_due()
     assert set(OutboxDelivery.objects.filter(endpoint=rail).values_list("state", flat=True)) == {"delivered"}
@@ -161,7 +161,7 @@ def test_the_delivery_log_is_in_the_admin(client, receiver, endpoints, django_ca
     listing = client.get(reverse("admin:healthkit_outboxdelivery_changelist") + f"?endpoint__id__exact={rail.pk}")
     assert listing.status_code == 200
     response = client.post(reverse("admin:healthkit_outboxdelivery_changelist"),
-                           {"action": "requeue", "_selected_action": [failed.pk]})
+                           {"action": "requeue", "_selected_action": [failed.pk], "confirm": "yes"})
     assert response.status_code == 302
     failed.refresh_from_db()
     assert failed.state in ("pending", "failed") and failed.attempts >= 1

@@ -63,10 +63,10 @@ def test_dead_sms_are_sent_again_once_and_masked_credentials_are_not(sms_outbox,
     monkeypatch.undo()
     sent_before = len(sms_outbox.outbox)
 
-    result = sms.sms_requeue(message_ids=[news.pk, link.pk])
+    result = sms.sms_requeue(messages=SmsMessage.objects.filter(pk__in=[news.pk, link.pk]))
     for message_id in (news.pk, link.pk):
         sms.sms_deliver(message_id=message_id)
-    sms.sms_requeue(message_ids=[news.pk])  # a second click finds nothing dead: no second text
+    sms.sms_requeue(messages=SmsMessage.objects.filter(pk=news.pk))  # a second click finds nothing dead: no second text
 
     assert (result.requeued, result.needs_new_credential) == (1, 1)
     news.refresh_from_db(), link.refresh_from_db()
@@ -86,7 +86,7 @@ def test_admin_action_requeues_for_an_administrator(client, sms_outbox):
     SmsMessage.objects.filter(pk=message.pk).update(state=SmsMessage.State.DEAD, attempts=sms.MAX_ATTEMPTS)
     client.force_login(admin_user)
     response = client.post(reverse("admin:healthkit_smsmessage_changelist"),
-                           {"action": "requeue", "_selected_action": [message.pk]}, follow=True)
+                           {"action": "requeue", "_selected_action": [message.pk], "confirm": "yes"}, follow=True)
     message.refresh_from_db()
     assert response.status_code == 200
     assert message.state in (SmsMessage.State.QUEUED, SmsMessage.State.SENT) and message.attempts <= 1

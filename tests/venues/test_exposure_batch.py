@@ -240,7 +240,7 @@ def test_a_lift_waits_while_the_batch_with_its_raise_is_undelivered(window_with_
     _make_due()
     assert lift.pk not in outbox.due_ids(endpoint_id=rail.pk)
 
-    outbox.delivery_requeue(delivery_ids=[batch.pk])
+    outbox.delivery_requeue(deliveries=OutboxDelivery.objects.filter(pk=batch.pk))
     wire.down = False
     _send(rail)
 
