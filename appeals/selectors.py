@@ -63,6 +63,13 @@ def appeals_visible_to(user: User) -> QuerySet[Appeal]:
     return Appeal.objects.none()
 
 
+def scoped_by_community(user: User) -> bool:
+    """Whether appeals_visible_to(user) is a few communities' appeals (a community worker's),
+    read through appeal_responsible_idx, rather than the city's."""
+    return (getattr(user, "is_authenticated", False) and user.is_active and not has_role(user, HANDLER_ROLES)
+            and user.role == User.Role.COMMUNITY_WORKER)
+
+
 def can_see_record(user: User, appeal: Appeal) -> bool:
     """Whether `user` may see the resident's record behind an appeal they can open (popups and
     their reasons, tests, registered community and address, reveal). Hotline staff: yes. A

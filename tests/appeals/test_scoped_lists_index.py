@@ -13,7 +13,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from appeals.api import appeal_summary_values
 from appeals.clearance.models import ClearanceTask
 from appeals.clearance.selectors import tasks_visible_to
 from appeals.filters import AppealFilter
@@ -78,16 +77,34 @@ def test_a_workers_appeal_list_reads_the_responsible_communitys_index(worker):
                            status=Appeal.Status.ROUTED, created_at=now - dt.timedelta(minutes=1))
     template = AppealFactory(resident=ResidentFactory(community=other))
     _copy(Appeal, template.pk, {"reference": "'B' || g", "created_at": "created_at - g * interval '1 minute'"})
-    # when the REST list's next page is planned (newest first, DRF's cursor `created_at < …`)
+    # when the REST list's next page's keys are planned (newest first, DRF's cursor `created_at < …`)
     qs = AppealFilter({"queue": "open"}, queryset=appeals_visible_to(worker), user=worker).qs
-    page = appeal_summary_values(qs).order_by("-created_at", "-id").filter(created_at__lt=now)[:51]
-    plan = _plan(page)
+    keys = qs.values("id", "created_at").order_by("-created_at", "-id").filter(created_at__lt=now)[:51]
+    plan = _plan(keys)
     # then the worker's rows are found by their community and the cursor, inside the index
     scan = "\n".join(_index_scan(plan, "appeal_responsible_idx"))
     assert "Index Cond" in scan and "COALESCE" in scan and "created_at <" in scan, plan
     assert "appeal_seek_created_idx" not in plan
     # and the scope is the same as before: named and not routed, or routed to them
-    assert [row["id"] for row in page] == [routed.pk]
+    assert [row["id"] for row in keys] == [routed.pk]
+
+
+def test_a_workers_rest_list_pages_through_their_appeals_only(client, worker):
+    # given the worker's appeals among another community's
+    other = CommunityFactory()
+    now = timezone.now()
+    mine = [AppealFactory(resident=ResidentFactory(community=worker.mine), created_at=now - dt.timedelta(minutes=i))
+            for i in range(3)]
+    AppealFactory(resident=ResidentFactory(community=other), created_at=now)
+    client.force_login(worker)
+    # when they page through the REST list two at a time
+    seen, url = [], "/api/v1/appeals/?page_size=2"
+    while url:
+        body = client.get(url).json()
+        seen += [row["reference"] for row in body["results"]]
+        url = body["next"]
+    # then they see their appeals, newest first, each once
+    assert seen == [a.reference for a in mine]
 
 
 def test_a_workers_popup_page_reads_their_residents_popups_by_index(worker):
