@@ -4,7 +4,8 @@ Crawls, as each demo role (admin, supervisor1, operator1, worker1, venue1) throu
 client with DEBUG off, every same-site link from "/" and "/console/" (at most --per-shape URLs of
 one shape), plus, for the administrator, every registered admin changelist with its filter links, a search,
 each column sort, a deep page (?p=5000) and the change form and delete page of its newest object; the REST lists (filters, orderings, the next cursor) and the exports (POSTed,
-streamed to the end). For each request it records the wall time, the number of queries and the
+streamed to the end); with --bulk-actions, the admin's requeue actions on every dead or failed row
+("select all"), asked and confirmed, rolled back. For each request it records the wall time, the number of queries and the
 slowest query; prints one line per request, then p50 / p95 / max per role and the slowest pages
 with their slowest query's EXPLAIN (ANALYZE, BUFFERS).
 
@@ -146,6 +147,31 @@ def admin_variants() -> list[str]:
     return urls
 
 
+def bulk_actions(client) -> None:
+    """The admin's requeue actions with "select all" (every dead or failed row of the table),
+    asked and then confirmed, each run rolled back so the rows stay as they were."""
+    from django.db import connection, transaction
+
+    from healthkit.models import OutboxDelivery, SmsMessage
+
+    for url, model in (("/admin/healthkit/smsmessage/", SmsMessage), ("/admin/healthkit/outboxdelivery/", OutboxDelivery)):
+        states = ["dead", "failed"]
+        eligible = model.objects.filter(state__in=states).count()
+        page = list(model.objects.order_by("-pk").values_list("pk", flat=True)[:100])
+        for step, extra in (("asked", {"index": "0"}), ("confirmed", {"confirm": "yes"})):
+            with transaction.atomic():
+                recorder = Recorder()
+                with connection.execute_wrapper(recorder):
+                    started = time.perf_counter()
+                    response = client.post(url, {"action": "requeue", "_selected_action": page, "select_across": "1",
+                                                 **extra})
+                    seconds = time.perf_counter() - started
+                changed = eligible - model.objects.filter(state__in=states).count()
+                transaction.set_rollback(True)
+            print(f"admin        {response.status_code} {seconds * 1000:8.0f} ms {len(recorder.queries):4d} q  "
+                  f"select all, requeue {step}: {url} ({eligible:,} dead or failed, {changed:,} changed)", flush=True)
+
+
 def fill(url: str) -> None:
     """A scratch database: migrated, the demo city, then bench/pages_fill.sql."""
     import psycopg
@@ -178,6 +204,8 @@ def main() -> None:
     parser.add_argument("--roles", default=",".join(ROLES))
     parser.add_argument("--only", default="", help="a regular expression: fetch only matching URLs")
     parser.add_argument("--no-exports", action="store_true")
+    parser.add_argument("--bulk-actions", action="store_true",
+                        help="as admin, also time the requeue actions on every dead or failed row (rolled back)")
     parser.add_argument("--explain", type=int, default=12, help="EXPLAIN the slowest query of the N slowest pages")
     parser.add_argument("--timeout", type=int, default=60, help="statement_timeout (s) for each query")
     parser.add_argument("--fill", action="store_true", help="DROP the database and fill it anew (see above)")
@@ -264,6 +292,8 @@ def main() -> None:
                 if api_next:
                     nxt = urlsplit(api_next.group(1).decode())
                     queue.append(nxt.path + "?" + nxt.query)
+        if args.bulk_actions and role == "admin":
+            bulk_actions(client)
         if not args.no_exports and role in ("admin", "supervisor1", "operator1", "worker1"):
             for url, query in (("/console/exports/appeals/", "queue=all"), ("/console/exports/popups/", ""),
                                ("/console/exports/clearance-tasks/", ""), ("/console/exports/appeals/", "queue=open")):

@@ -189,15 +189,17 @@ def protected_references(objs) -> list[str]:
     model = objs.model if isinstance(objs, QuerySet) else (type(objs[0]) if objs else None)
     if model is None:
         return []
+    protecting = [r for r in model._meta.related_objects if getattr(r, "on_delete", None) is models.PROTECT]
+    twice = {r.related_model for r in protecting if sum(o.related_model is r.related_model for o in protecting) > 1}
     found = []
-    for relation in model._meta.related_objects:
-        if getattr(relation, "on_delete", None) is not models.PROTECT:
-            continue
+    for relation in protecting:
         rows = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": objs})
         n = rows.order_by()[: PROTECTED_COUNT_CAP + 1].count()
         if not n:
             continue
         label = capfirst(relation.related_model._meta.verbose_name_plural)
+        if relation.related_model in twice:  # e.g. appeals by the community named and the one routed to
+            label = f"{label}, {relation.field.verbose_name}"
         found.append(_("%(what)s: more than %(n)s") % {"what": label, "n": f"{PROTECTED_COUNT_CAP:,}"}
                      if n > PROTECTED_COUNT_CAP else f"{label}: {n:,}")
     return found
