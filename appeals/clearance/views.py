@@ -200,7 +200,7 @@ class TaskDetailView(WorkerMixin, View):
         unsent = None
         for key, form in (bound or {}).items():
             page_forms[key] = form
-            unsent = form if not task.is_open else None
+            unsent = form if not task.is_open and key != "reveal" else None  # reveal is offered on any task
         popups = selectors.task_popups(task)
         decision_popup = selectors.task_decision_popup(task) if task.is_open else None
         return render(request, "clearance/task_detail.html", {
@@ -260,11 +260,11 @@ class TaskActionView(WorkerMixin, View):
         if action == "reveal":
             form = forms.RevealForm(request.POST)
             if _over_limit(f"user:{request.user.pk}", settings.CLEARANCE_LOOKUP_RATE_LIMIT):
-                messages.error(request, _("Too many look-ups; please wait a while before the next one."))
-                return redirect("clearance:task", pk=task.pk)
+                form.is_valid()
+                return self._refused(request, task, action, form,
+                                     _("Too many look-ups; please wait a while before the next one."), status=429)
             if not form.is_valid():
-                messages.error(request, _("Please say why you need the full details."))
-                return redirect("clearance:task", pk=task.pk)
+                return self._refused(request, task, action, form, _("Please say why you need the full details."))
             revealed = services.clearance_reveal(task=task, actor=request.user, reason=form.cleaned_data["reason"])
             return TaskDetailView().get(request, pk=task.pk, revealed=revealed)
         if action == "resend":
@@ -298,11 +298,11 @@ class TaskActionView(WorkerMixin, View):
 
 
     @staticmethod
-    def _refused(request, task: ClearanceTask, action: str, form, message: str):
+    def _refused(request, task: ClearanceTask, action: str, form, message: str, status: int = 400):
         """The task page as it is now with the refused form as the worker filled it in and why
-        (400): a redirect lost the reason they had typed."""
+        (400; 429 over the look-up limit): a redirect lost the reason they had typed."""
         messages.error(request, message)
-        return TaskDetailView().get(request, pk=task.pk, status=400, bound={action: form})
+        return TaskDetailView().get(request, pk=task.pk, status=status, bound={action: form})
 
 
 class CheckpointView(WorkerMixin, View):
