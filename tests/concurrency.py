@@ -3,10 +3,12 @@ connection and its own signed-in browser session, posting the form a page render
 
 import re
 import threading
+import time
 from collections.abc import Callable
 
+import psycopg
 from django.contrib.messages import get_messages
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.test import Client
 
 SEEN = re.compile(r'name="seen" value="([^"]*)"')
@@ -53,3 +55,15 @@ def at_once(*calls: Callable[[], object]) -> list[object]:
     for thread in threads:
         thread.join()
     return results
+
+
+def terminate_backend(pid: int) -> None:
+    """End a database session as an administrator (or a restart) does, from a connection of
+    its own, and wait until it is gone."""
+    params = {k: v for k, v in connections[DEFAULT_DB_ALIAS].get_connection_params().items() if k != "options"}
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        for _ in range(100):
+            if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+                return
+            time.sleep(0.05)

@@ -7,11 +7,9 @@ resident look-ups on a second one), so the failure is psycopg's own error, not D
 of it: it was a 500 with a traceback, which a lab's client does not retry."""
 
 import datetime as dt
-import time
 
-import psycopg
 import pytest
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -20,6 +18,7 @@ from rest_framework.test import APIClient
 from communities.models import User
 from healthkit import ingest
 from healthkit.models import IngestBatch, TestResult
+from tests.concurrency import terminate_backend
 from tests.factories import ResidentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,17 +30,6 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(ingest, "STREAM_MIN", 3)
     yield
     ingest.close_lookup_connection()
-
-
-def _terminate(pid: int) -> None:
-    """End a backend as an administrator (or a restart) does, and wait until it is gone."""
-    params = {k: v for k, v in connections[DEFAULT_DB_ALIAS].get_connection_params().items() if k != "options"}
-    with psycopg.connect(**params, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-        for _ in range(100):
-            if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
-                return
-            time.sleep(0.05)
 
 
 def _batch(residents) -> dict:
@@ -67,9 +55,9 @@ def test_a_session_killed_mid_batch_is_a_503_keeps_nothing_and_the_retry_is_take
         for n, row in enumerate(streamed(*args, **kwargs)):
             if n == 3:  # a few rows are in the COPY already
                 if killed == "the look-up connection":
-                    _terminate(ingest._lookup_connection().info.backend_pid)
+                    terminate_backend(ingest._lookup_connection().info.backend_pid)
                 else:
-                    _terminate(connection.connection.info.backend_pid)
+                    terminate_backend(connection.connection.info.backend_pid)
             yield row
 
     monkeypatch.setattr(ingest, "_streamed_rows", killed_mid_stream)

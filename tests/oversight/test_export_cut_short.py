@@ -3,31 +3,20 @@ statement timeout) says so in the file and ends as a failed download: the 200 we
 first line, so before, the stream just stopped, and behind a proxy speaking HTTP/1.0 to gunicorn
 (nginx's default) the cut file was saved as if whole."""
 
-import time
 
-import psycopg
 import pytest
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
+from django.db import DatabaseError, connection
 from django.forms.models import model_to_dict
 from django.urls import reverse
 
 from appeals.models import Appeal
 from communities.models import User
+from tests.concurrency import terminate_backend
 from tests.factories import UserFactory
 from tests.factories.appeals import AppealFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 INCOMPLETE = "THIS EXPORT IS INCOMPLETE"
-
-
-def _terminate(pid: int) -> None:
-    params = {k: v for k, v in connections[DEFAULT_DB_ALIAS].get_connection_params().items() if k != "options"}
-    with psycopg.connect(**params, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-        for _ in range(100):
-            if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
-                return
-            time.sleep(0.05)
 
 
 def _appeals(count: int) -> None:
@@ -49,7 +38,7 @@ def test_an_export_whose_connection_dies_half_way_ends_saying_it_is_incomplete(c
 
     def cell_then_kill(value):
         if not calls:  # the first row is written: the session dies before the next fetch
-            _terminate(connection.connection.info.backend_pid)
+            terminate_backend(connection.connection.info.backend_pid)
         calls.append(1)
         return real_cell(value)
 
