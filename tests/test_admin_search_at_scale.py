@@ -18,6 +18,7 @@ from healthkit.models import TestResult
 from tests.factories import ResidentFactory, TestResultFactory, UserFactory
 from tests.factories.appeals import AppealFactory
 from tests.factories.clearance import ClearanceTaskFactory
+from tests.plans import explain
 
 pytestmark = pytest.mark.django_db
 
@@ -59,14 +60,6 @@ def test_no_search_on_a_big_table_reads_every_row(admin_client, model):
             or getattr(response.context["cl"].model_admin, "indexed_search", False))
 
 
-def _plan(qs) -> str:
-    sql, params = qs.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        return "\n".join(row[0] for row in cursor.fetchall())
-
-
 def test_resident_phones_by_name_are_refused_with_a_message(admin_client):
     from communities.models import ResidentPhone
 
@@ -80,7 +73,7 @@ def test_a_result_is_found_by_lab_and_sample_id_through_the_unique_key(admin_cli
     result = TestResultFactory(lab="lab-03", sample_id="S0000012")
     response, _queries = _search(admin_client, _changelist(TestResult), "lab-03/S0000012")
     assert list(response.context["cl"].result_list) == [result]
-    plan = _plan(TestResult.objects.filter(lab="lab-03", sample_id="S0000012", superseded_at__isnull=True))
+    plan = explain(TestResult.objects.filter(lab="lab-03", sample_id="S0000012", superseded_at__isnull=True))
     assert "result_unique_current_sample" in plan, plan
     # a sample id alone would read every result: the page asks for the lab too
     response, _queries = _search(admin_client, _changelist(TestResult), "S0000012")

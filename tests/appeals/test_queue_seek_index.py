@@ -5,7 +5,6 @@ comparison `(priority, created_at, id) > (...)`, which PostgreSQL applies as an 
 import datetime as dt
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -13,17 +12,9 @@ from appeals.filters import AppealFilter
 from appeals.models import Appeal
 from appeals.selectors import ORDERINGS, _after, seek_page
 from tests.factories.appeals import AppealFactory
+from tests.plans import explain
 
 pytestmark = pytest.mark.django_db
-
-
-def _plan(qs) -> str:
-    sql, params = qs.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 @pytest.mark.parametrize("ordering,index", [(o, ORDERINGS[o][0]) for o in ORDERINGS])
@@ -34,7 +25,7 @@ def test_cursor_is_an_index_condition_of_the_orderings_index(operator, ordering,
     values = [getattr(appeals[1], f.lstrip("-")) for f in fields]
     qs = AppealFilter({"queue": "open"}, queryset=Appeal.objects.all(), user=operator).qs
     # when the next page's query is planned
-    plan = _plan(qs.order_by(*fields).filter(_after(fields, values))[:51])
+    plan = explain(qs.order_by(*fields).filter(_after(fields, values))[:51], sort=False)
     # then the cursor is an index condition on the ordering's index, not a filter over rows (the
     # priority ordering's twin over every appeal, appeal_seek_priority_all_idx, has the same keys;
     # on a table of three rows either may be the cheaper, as PostgreSQL 18 found)

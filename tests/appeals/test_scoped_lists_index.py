@@ -25,6 +25,7 @@ from healthkit.selectors import PopupListFilters, popup_list
 from tests.factories import CommunityFactory, PopupCaseFactory, ResidentFactory, UserFactory
 from tests.factories.appeals import AppealFactory
 from tests.factories.clearance import ClearanceTaskFactory
+from tests.plans import explain
 
 pytestmark = pytest.mark.django_db
 
@@ -41,14 +42,6 @@ def _copy(model, row_pk: int, changed: dict[str, str]) -> None:
         cursor.execute(f"INSERT INTO {table} ({names}) SELECT {values} FROM {table}, "  # noqa: S608
                        f"generate_series(1, {OTHERS}) g WHERE id = %s", [row_pk])
         cursor.execute(f"ANALYZE {table}")
-
-
-def _plan(qs) -> str:
-    sql, params = qs.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 def _index_scan(plan: str, index: str) -> list[str]:
@@ -80,7 +73,7 @@ def test_a_workers_appeal_list_reads_the_responsible_communitys_index(worker):
     # when the REST list's next page's keys are planned (newest first, DRF's cursor `created_at < …`)
     qs = AppealFilter({"queue": "open"}, queryset=appeals_visible_to(worker), user=worker).qs
     keys = qs.values("id", "created_at").order_by("-created_at", "-id").filter(created_at__lt=now)[:51]
-    plan = _plan(keys)
+    plan = explain(keys)
     # then the worker's rows are found by their community and the cursor, inside the index
     scan = "\n".join(_index_scan(plan, "appeal_responsible_idx"))
     assert "Index Cond" in scan and "COALESCE" in scan and "created_at <" in scan, plan
@@ -117,7 +110,7 @@ def test_a_workers_popup_page_reads_their_residents_popups_by_index(worker):
     # when the list's next page (every state, newest first, before a cursor) is planned
     qs = popup_list(residents=residents_visible_to(worker), filters=PopupListFilters(state="all"))
     ids = qs.filter(pk__lt=mine.pk + 1).values_list("pk", flat=True)[:51]
-    plan = _plan(ids)
+    plan = explain(ids)
     # then it reads the residents' popups from the index, the cursor an index condition
     scan = "\n".join(_index_scan(plan, "popup_resident_seek_idx"))
     assert "resident_id = ANY" in scan and "id <" in scan, plan
@@ -132,7 +125,7 @@ def test_a_workers_task_list_reads_the_communitys_tasks_by_index(worker):
     _copy(ClearanceTask, template.pk, {"popup_id": "NULL"})
     # when the REST list's next page (by id, the cursor `id > …`) is planned
     page = tasks_visible_to(worker).filter(pk__gt=task.pk - 1).order_by("id").values_list("pk", flat=True)[:51]
-    plan = _plan(page)
+    plan = explain(page)
     # then the community and the cursor are conditions on the community's index
     scan = "\n".join(_index_scan(plan, "clearance_community_seek_idx"))
     assert "community_id =" in scan and "id >" in scan, plan
