@@ -1,10 +1,12 @@
 """Helpers for tests of staff acting at the same moment: real threads, each on its own database
 connection and its own signed-in browser session, posting the form a page rendered."""
 
+import os
 import re
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from django.contrib.messages import get_messages
@@ -67,3 +69,11 @@ def terminate_backend(pid: int) -> None:
             if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
                 return
             time.sleep(0.05)
+
+
+def subprocess_database_url() -> str:
+    """DATABASE_URL for a subprocess (gunicorn, a worker) that must use this test run's database:
+    the run's own URL (host, port, socket folder, password and options as given, the embedded
+    server's included) naming the test database instead."""
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + connections[DEFAULT_DB_ALIAS].settings_dict["NAME"]))

@@ -26,6 +26,7 @@ from django.urls import reverse
 
 from appeals.models import Appeal
 from communities.models import User
+from tests.concurrency import subprocess_database_url
 from tests.factories import UserFactory
 from tests.factories.appeals import AppealFactory
 
@@ -96,10 +97,9 @@ def test_gunicorn_answers_a_request_blocked_by_a_held_row_within_the_web_lock_ti
     browser = Client()
     browser.force_login(operator)
     session = browser.cookies["sessionid"].value
-    db = connections[DEFAULT_DB_ALIAS].settings_dict
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "healthkit.settings",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+           "DATABASE_URL": subprocess_database_url(),
            "DJANGO_DEBUG": "false", "DJANGO_SECURE_SSL_REDIRECT": "false", "DATABASE_WEB_LOCK_TIMEOUT": "1",
            "DATABASE_CONN_MAX_AGE": "0", "CELERY_TASK_ALWAYS_EAGER": "false", "HEALTHKIT_WEB_PROCESS": ""}
     env.pop("HEALTHKIT_WEB_PROCESS")

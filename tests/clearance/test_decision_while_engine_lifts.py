@@ -8,6 +8,7 @@ import time
 import psycopg
 import pytest
 from django.db import connection
+from django.utils import translation
 
 from appeals.clearance import services
 from appeals.clearance.models import ClearanceTask
@@ -30,7 +31,9 @@ def _while_the_engine_lifts(popup: PopupCase, decide) -> object:
 
     def run() -> None:
         try:
-            outcome["result"] = decide()
+            # A new thread speaks the site's default language (zh-hans); the tests read English.
+            with translation.override("en"):
+                outcome["result"] = decide()
         except Exception as exc:  # noqa: BLE001 - the test asserts on it
             outcome["result"] = exc
         finally:
