@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from appeals.clearance.models import ClearanceEvent, ClearanceLink, ClearanceTask
 from communities.admin import AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline
+from healthkit import inputs
 
 
 class ClearanceEventInline(ReadOnlyInline):
@@ -38,11 +39,9 @@ class ClearanceTaskAdmin(AuditedAdminMixin, ReadOnlyAdmin):
     inlines = [ClearanceLinkInline, ClearanceEventInline]
 
     def get_search_results(self, request, queryset, search_term):
-        digits = search_term.strip().upper().removeprefix("C")
         if not search_term.strip():
             return queryset, False
-        return (queryset.filter(pk=int(digits)) if digits.isascii() and digits.isdigit() and len(digits) < 19
-                else queryset.none()), False
+        return queryset.filter(pk=inputs.key(search_term.strip().upper().removeprefix("C"))), False
 
     @admin.display(description=_("resident"))
     def masked_resident(self, obj: ClearanceTask) -> str:

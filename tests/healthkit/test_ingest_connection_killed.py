@@ -21,15 +21,7 @@ from healthkit.models import IngestBatch, TestResult
 from tests.concurrency import terminate_backend
 from tests.factories import ResidentFactory, UserFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def small_chunks(monkeypatch):
-    monkeypatch.setattr(ingest, "LOOKUP_CHUNK", 2)
-    monkeypatch.setattr(ingest, "STREAM_MIN", 3)
-    yield
-    ingest.close_lookup_connection()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("small_ingest_chunks")]
 
 
 def _batch(residents) -> dict:

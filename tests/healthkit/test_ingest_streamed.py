@@ -19,15 +19,7 @@ from healthkit import ingest
 from healthkit.models import TestResult
 from tests.factories import ResidentFactory, make_id_number
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def small_chunks(monkeypatch):
-    monkeypatch.setattr(ingest, "LOOKUP_CHUNK", 2)
-    monkeypatch.setattr(ingest, "STREAM_MIN", 3)
-    yield
-    ingest.close_lookup_connection()  # the test database is dropped at the end: no session left on it
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("small_ingest_chunks")]
 
 
 @pytest.fixture
