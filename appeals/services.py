@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -529,6 +530,11 @@ def appeal_file(
     if filer_unconfirmed:
         client = actor if channel == Appeal.Channel.OPEN311 else None
         unconfirmed_key = (claimed["claimed_id_hash"], phone_fields.get("contact_phone_hash", ""), client)
+    # A fold changes an open appeal (popup, priority, evidence) and so its community task: the
+    # tasks of the person's open appeals are locked first (the lock order of every decision).
+    person = Q(claimed_id_hash=claimed["claimed_id_hash"]) | (Q(resident=resident) if resident is not None else Q())
+    _lock_clearance_first(list(Appeal.objects.filter(person, status__in=Appeal.OPEN_STATUSES).values_list("pk", flat=True)),
+                          [popup.pk] if popup is not None else [])
     existing = _open_appeal_for(resident, popup, popup_type_claimed, unconfirmed=unconfirmed_key)
     if existing is not None:
         existing.repeat_count += 1
@@ -557,9 +563,12 @@ def appeal_file(
                      actor_label="" if actor else RESIDENT_LABEL, note=description[:4000],
                      data={"category": category, "channel": channel, "evidence_added": moved,
                            "repeat_count": existing.repeat_count})
-        if existing.status == Appeal.Status.WAITING_RESIDENT and moved:
-            _set_status(existing, Appeal.Status.IN_PROGRESS, actor=None, reason=_("The resident sent more evidence."))
-            existing.save(update_fields=["status", "updated_at"])
+        if "popup" in changed:
+            _follow(existing, "popup", actor=actor, strict=False)
+        if "priority" in changed:
+            _follow(existing, "priority", actor=actor)
+        if moved:
+            _evidence_arrived(existing, count=moved)
         notices.notify_filed(existing, folded=True)
         return existing, True
     now = timezone.now()
@@ -735,6 +744,7 @@ def appeal_set_priority(*, appeal: Appeal, priority: int, actor: User, reason: s
     _require_handler(actor)
     if int(priority) not in Appeal.Priority.values:
         raise ApplicationError(_("Unknown priority."))
+    _lock_clearance_first([appeal.pk])
     appeal = _locked(appeal, seen)
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
@@ -746,6 +756,7 @@ def appeal_set_priority(*, appeal: Appeal, priority: int, actor: User, reason: s
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.PRIORITY_SET, actor=actor, note=reason, public=False,
                  data={"from": old, "to": appeal.priority})
     appeal.save(update_fields=["priority", "sla_due_at", "sla_breached_at", "updated_at"])
+    _follow(appeal, "priority", actor=actor, reason=reason)
     return appeal
 
 
@@ -758,7 +769,7 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | No
     if duplicate.pk == into.pk:
         raise ApplicationError(_("An appeal cannot be merged into itself."))
     first, second = sorted([duplicate.pk, into.pk])
-    _lock_clearance_first([duplicate.pk])
+    _lock_clearance_first([first, second])
     rows = {a.pk: a for a in Appeal.objects.select_for_update(no_key=True).filter(pk__in=[first, second])
             .order_by("pk")}
     duplicate, into = rows[duplicate.pk], rows[into.pk]
@@ -784,6 +795,8 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | No
         into.sla_due_at = min(due)
         changed += ["priority", "sla_due_at"]
     into.save(update_fields=changed)
+    if "priority" in changed:
+        _follow(into, "priority", actor=actor)
     appeal_event(appeal=into, kind=AppealEvent.Kind.MERGED_IN, actor=actor,
                  data={"from": duplicate.reference, "evidence_moved": len(moving),
                        "priority": {"from": old_priority, "to": into.priority},
@@ -804,10 +817,13 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | No
 def appeal_link_popup(*, appeal: Appeal, popup: PopupCase, actor: User, seen: str | None = None) -> Appeal:
     """Link an appeal to one of its resident's open popups (an operator fixing an unlinked ticket),
     with an internal history event. Idempotent for the popup it already holds. Refused when another
-    open appeal holds that popup: merge into that one instead. Locks the resident row, then the appeal.
+    open appeal holds that popup, or another appeal's community task works on it: merge into that one
+    instead. The community's open task follows (clearance_follow_appeal, "popup"). Locks the
+    resident row, the appeal's and the popup's open tasks, then the appeal.
     """
     _require_handler(actor)
     Resident.objects.select_for_update(no_key=True).filter(pk=appeal.resident_id).first()
+    _lock_clearance_first([appeal.pk], [popup.pk])
     appeal = _locked(appeal, seen)
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
@@ -823,6 +839,7 @@ def appeal_link_popup(*, appeal: Appeal, popup: PopupCase, actor: User, seen: st
             % {"ref": holder.reference}, extra={"appeal": holder.reference})
     _link_popup(appeal, popup, actor=actor, how="operator")
     appeal.save(update_fields=["popup", "popup_type_claimed", "updated_at"])
+    _follow(appeal, "popup", actor=actor)
     return appeal
 
 
@@ -833,8 +850,11 @@ def _link_hash(token: str) -> str:
 @transaction.atomic
 def appeal_request_evidence(*, appeal: Appeal, actor: User, message: str = "",
                             seen: str | None = None) -> AppealLink:
-    """Ask the resident for more evidence: an expiring, single-use link by SMS; status waiting."""
+    """Ask the resident for more evidence: an expiring, single-use link by SMS; status waiting.
+    The community's open task for the appeal, if any, is put on hold with it until the evidence
+    arrives (flagged on both consoles, its SLA clock stopped). Locks the task, then the appeal."""
     _require_handler(actor)
+    _lock_clearance_first([appeal.pk])
     appeal = _locked(appeal, seen)
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
@@ -855,6 +875,8 @@ def appeal_request_evidence(*, appeal: Appeal, actor: User, message: str = "",
                  data={"link": link.pk, "expires_at": link.expires_at.isoformat()})
     _set_status(appeal, Appeal.Status.WAITING_RESIDENT, actor=actor)
     appeal.save(update_fields=["status", "updated_at"])
+    _follow(appeal, "waiting", actor=actor, reason=message,
+            data={"link": link.pk, "expires_at": link.expires_at.isoformat()})
     return link
 
 
@@ -871,6 +893,7 @@ def appeal_link_get(token: str) -> AppealLink:
 def appeal_link_submit(*, token: str, uploads: list, note: str = "") -> Appeal:
     """Resident answers an evidence request: pictures stored, link used up, appeal back in progress."""
     link = appeal_link_get(token)
+    _lock_clearance_first([link.appeal_id])
     link = AppealLink.objects.select_for_update().get(pk=link.pk)
     if link.used_at is not None:
         raise ApplicationError(_("This link has already been used."))
@@ -892,10 +915,21 @@ def appeal_link_submit(*, token: str, uploads: list, note: str = "") -> Appeal:
     touch(appeal)  # an operator's decision form opened before this evidence is stale
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor_label=RESIDENT_LABEL, note=note[:4000],
                  data={"count": len(stored), "link": link.pk})
-    if appeal.status == Appeal.Status.WAITING_RESIDENT:
-        _set_status(appeal, Appeal.Status.IN_PROGRESS, actor=None, reason=_("The resident sent more evidence."))
-        appeal.save(update_fields=["status", "updated_at"])
+    _evidence_arrived(appeal, count=len(stored))
     return appeal
+
+
+def _evidence_arrived(appeal: Appeal, *, count: int) -> None:
+    """The resident sent what the hotline asked for (appeal locked after its open tasks): an
+    appeal waiting for it goes back to whoever had it, the community (its task resumes) or the
+    hotline."""
+    if appeal.status != Appeal.Status.WAITING_RESIDENT:
+        return
+    # routed_at: it went to a community before it waited, and a community's task ends only with the appeal
+    back = Appeal.Status.ROUTED if appeal.routed_at else Appeal.Status.IN_PROGRESS
+    _set_status(appeal, back, actor=None, reason=_("The resident sent more evidence."))
+    appeal.save(update_fields=["status", "updated_at"])
+    _follow(appeal, "evidence", actor=None, data={"evidence": count})
 
 
 @transaction.atomic
@@ -903,10 +937,13 @@ def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, re
                  seen: str | None = None) -> Appeal:
     """Send the appeal to the responsible community (status "with the community").
 
-    On commit, clearance opens its case (`clearance_open_for_appeal`, idempotent).
+    An open clearance task moves to that community in the same transaction (new SLA clock, any
+    hold lifted); otherwise, on commit, clearance opens its task (`clearance_open_for_appeal`,
+    idempotent). Locks the appeal's open tasks, then the appeal.
     """
     if actor is not None:
         _require_handler(actor)
+    _lock_clearance_first([appeal.pk])
     appeal = _locked(appeal, seen)
     if not appeal.is_open:
         raise ApplicationError(_("This appeal is closed."))
@@ -923,6 +960,9 @@ def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, re
     if not notices.filer_confirmed(appeal):
         # the resident's own SMS comes from clearance, with the community's link in it
         notices.notify_routed(appeal, community)
+    # An open task moves now, in this transaction (the first community's decisions are refused
+    # from this commit on); a new one is opened by the job below.
+    _follow(appeal, "routed", actor=actor, reason=reason)
     from appeals.clearance.tasks import clearance_open_for_appeal
 
     appeal_id = appeal.pk
@@ -984,25 +1024,28 @@ def _refuse_rejecting_a_closed_popup(appeal: Appeal) -> None:
         extra={"popup_state": popup.state, "field": "outcome"})
 
 
-def _lock_clearance_first(appeal_ids: list[int]) -> None:
+def _lock_clearance_first(appeal_ids: list[int], popup_ids: list[int] = ()) -> None:
     """Lock the appeals' open clearance tasks before the appeals. A community decision locks its
-    task and then closes the appeal; a hotline close takes them in that same order, so the two
-    queue behind each other (the second finds the first's decision) instead of deadlocking."""
-    from appeals.clearance.models import ClearanceTask
+    task and then closes the appeal; every hotline change takes them in that same order, so the
+    two queue behind each other (the second finds the first's decision) instead of deadlocking."""
+    from appeals.clearance.services import lock_appeal_tasks
 
-    list(ClearanceTask.objects.select_for_update(of=("self",))
-         .filter(appeal_id__in=appeal_ids, state__in=ClearanceTask.OPEN_STATES)
-         .order_by("pk").values_list("pk", flat=True))
+    lock_appeal_tasks(appeal_ids, popup_ids)
+
+
+def _follow(appeal: Appeal, change: str, *, actor: User | None, reason: str = "", **details):
+    """The one door from an appeal's change to its open clearance task (clearance_follow_appeal:
+    the task moves, holds, resumes, takes the popup, is raised or withdrawn with the appeal)."""
+    from appeals.clearance.services import clearance_follow_appeal
+
+    return clearance_follow_appeal(appeal=appeal, change=change, actor=actor, reason=reason, **details)
 
 
 def _end_clearance(appeal: Appeal, *, actor: User | None, reason: str):
     """The hotline closes the appeal: the community's open task for it is withdrawn, or goes on
-    for the popup without the appeal (clearance_withdraw_for_appeal). Returns the task that goes
-    on, else None. A community's own decision closed its task before closing the appeal: none."""
-    from appeals.clearance.services import clearance_withdraw_for_appeal
-
-    return clearance_withdraw_for_appeal(appeal_id=appeal.pk, reference=appeal.reference, actor=actor,
-                                         reason=reason, outcome=appeal.outcome)
+    for the popup without the appeal. Returns the task that goes on, else None. A community's
+    own decision closed its task before closing the appeal: none."""
+    return _follow(appeal, "closed", actor=actor, reason=reason)
 
 
 def _clearance_data(going_on) -> dict:

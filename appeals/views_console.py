@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 
 from appeals import forms, selectors, services
+from appeals.clearance.selectors import appeal_task, task_hold
 from appeals.evidence import private_file_response
 from appeals.filters import AppealFilter
 from appeals.models import Appeal
@@ -172,6 +173,7 @@ class TicketView(RoleRequiredMixin, View):
             held = selectors.popup_open_appeals(candidates, exclude=appeal)
             linkable = [(popup, held.get(popup.pk)) for popup in candidates]
         place = queue_place(self.request)
+        task = appeal_task(appeal)
         context = {
             "place_input": "" if place is None else format_html('<input type="hidden" name="from" value="{}">', place),
             "queue_url": reverse("appeals:queue") + (f"?{place}" if place else ""),
@@ -184,6 +186,8 @@ class TicketView(RoleRequiredMixin, View):
             "can_reveal": selectors.can_reveal_resident(user, appeal),
             "suggestions": selectors.community_suggestions(appeal) if can_handle else [],
             "merged": appeal.merged.all(), "linkable_popups": linkable,
+            # The community's task, as its worker sees it (state, on hold, where it is).
+            "clearance_task": task, "clearance_hold": task_hold(task) if task is not None else None,
             "forms": {
                 "assign": forms.AssignForm(), "priority": forms.PriorityForm(initial={"priority": appeal.priority}),
                 "merge": forms.MergeForm(), "request": forms.RequestEvidenceForm(), "route": forms.RouteForm(),

@@ -115,7 +115,7 @@ _RULES = """
             UNION ALL
             -- a test requirement (screening, investigation, checkpoint) carries its own deadline
             SELECT 'test_requirement', t.id, t.resident_id, t.trigger_at, t.received_at, t.deadline_at
-            FROM healthkit_testrequirement t WHERE t.trigger_at <= %(at)s {ft}
+            FROM healthkit_testrequirement t WHERE t.trigger_at <= %(at)s AND t.withdrawn_at IS NULL {ft}
         ) g {t4_triggers}
         OFFSET 0  -- planned on its own: see _T4_NOW
     ) g

@@ -582,6 +582,9 @@ class TestRequirement(models.Model):
     reason = models.CharField(_("reason"), max_length=200)
     source_ref = models.CharField(_("source reference"), max_length=100, blank=True, default="")
     received_at = models.DateTimeField(_("received at"))
+    # Withdrawn before its deadline by whoever required it (a clearance task ended without its
+    # measures being needed): no longer a type-4 trigger.
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-trigger_at"]

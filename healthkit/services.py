@@ -5,7 +5,7 @@ from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -234,6 +234,23 @@ def test_requirement_create(
 
 
 test_requirement_create.__test__ = False  # a service, not a test: pytest must not collect it
+
+
+def test_requirements_withdraw(*, resident_id: int, source_prefix: str, at: dt.datetime | None = None) -> list[int]:
+    """Withdraw the requirements a source made of one resident (`source_ref` starting with
+    `source_prefix`) whose deadline has not passed: no longer type-4 triggers, so nobody is asked
+    for a test nobody will look at. A requirement already missed keeps what it raised (a negative
+    result lifts it, as always). Idempotent; one statement on the resident's rows. Returns the ids."""
+    at = at or clock.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE healthkit_testrequirement SET withdrawn_at = %s WHERE resident_id = %s AND withdrawn_at IS NULL"
+            " AND deadline_at > %s AND starts_with(source_ref, %s) RETURNING id",
+            [at, resident_id, at, source_prefix])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+test_requirements_withdraw.__test__ = False
 
 
 def health_status_order_create(

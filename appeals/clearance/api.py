@@ -39,6 +39,8 @@ class TaskSummarySerializer(serializers.Serializer):
     appeal = serializers.CharField(source="appeal.reference", allow_null=True, default=None)
     sla_due_at = serializers.DateTimeField(allow_null=True)
     escalated_at = serializers.DateTimeField(allow_null=True)
+    # The hotline asked the resident for more evidence on the appeal: the SLA clock stands meanwhile.
+    on_hold_since = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     closed_at = serializers.DateTimeField(allow_null=True)
 

@@ -92,6 +92,9 @@ class ClearanceTask(models.Model):
     sla_due_at = models.DateTimeField(_("SLA due"), null=True, blank=True)
     sla_breached_at = models.DateTimeField(_("SLA breached at"), null=True, blank=True)
     escalated_at = models.DateTimeField(_("escalated at"), null=True, blank=True)
+    # The hotline asked the resident for more evidence on the task's appeal: the task waits with
+    # it (flagged on both consoles, its SLA clock stopped) until the evidence arrives.
+    on_hold_since = models.DateTimeField(_("on hold since"), null=True, blank=True)
     # Relief: known from the appeal or the resident's confirmation.
     outside_since = models.DateField(_("outside the city since"), null=True, blank=True)
     wishes_to_return = models.BooleanField(_("wishes to return"), default=False)
@@ -195,6 +198,12 @@ class ClearanceEvent(models.Model):
         OPENED = "opened", _("Opened")
         APPEAL_JOINED = "appeal_joined", _("Appeal attached")
         REROUTED = "rerouted", _("Moved to another community")
+        # The hotline asked the resident for more evidence on the appeal; the evidence arrived.
+        ON_HOLD = "on_hold", _("On hold: the hotline asked the resident for more evidence")
+        RESUMED = "resumed", _("Resumed: the resident sent the evidence")
+        # The hotline linked the task's appeal to a popup another task works on (or away from this
+        # task's popup): the appeal goes with that popup, this task goes on without it.
+        APPEAL_UNLINKED = "appeal_unlinked", _("Appeal moved to another popup's task")
         LINK_SENT = "link_sent", _("Link sent to the resident")
         CONFIRMED = "confirmed", _("Resident confirmed")
         COMMITMENT_SIGNED = "commitment_signed", _("Commitment letter signed")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.core import signing
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -89,8 +89,9 @@ def worklist(*, user: User, filters: WorklistFilters | None = None) -> QuerySet[
         tasks = tasks.filter(priority=filters.priority)
     if filters.community:
         tasks = tasks.filter(community_id=filters.community)
-    if filters.overdue:
-        tasks = tasks.filter(sla_due_at__lt=clock.now(), state__in=ClearanceTask.AWAITING_STATES)
+    if filters.overdue:  # a task on hold has its SLA clock stopped
+        tasks = tasks.filter(sla_due_at__lt=clock.now(), state__in=ClearanceTask.AWAITING_STATES,
+                             on_hold_since__isnull=True)
     tasks = tasks.annotate(test_missing=tasks_with_test_missing())
     if filters.test_missing:
         tasks = tasks.filter(state=ClearanceTask.State.MEASURES, test_missing=True)
@@ -237,6 +238,36 @@ def task_open_question(task: ClearanceTask) -> str:
             .values_list("reason", flat=True).first() or "")
 
 
+@dataclass(frozen=True)
+class TaskHold:
+    """Why a task is on hold: the hotline asked the resident for more evidence on its appeal."""
+    since: dt.datetime
+    by: str                      # who asked (the operator's label)
+    message: str                 # what the resident was asked for
+    reference: str               # the appeal's reference
+    expires_at: dt.datetime | None   # until when the resident's link works
+
+
+def task_hold(task: ClearanceTask) -> TaskHold | None:
+    """The hold on a task (None when it is not on hold), for the task page, the ticket and the API."""
+    if task.on_hold_since is None:
+        return None
+    event = task.events.filter(kind=ClearanceEvent.Kind.ON_HOLD).order_by("-at", "-id").first()
+    data = event.data if event is not None else {}
+    expires = data.get("expires_at")
+    return TaskHold(since=task.on_hold_since, by=actor_name(event.actor_label) if event else "",
+                    message=event.reason if event else "", reference=data.get("reference", ""),
+                    expires_at=dt.datetime.fromisoformat(expires) if expires else None)
+
+
+def appeal_task(appeal) -> ClearanceTask | None:
+    """The community's task for an appeal as the hotline's ticket shows it: the open one, else the
+    latest (withdrawn, decided)."""
+    open_first = Case(When(state__in=ClearanceTask.OPEN_STATES, then=0), default=1)
+    return (ClearanceTask.objects.filter(appeal=appeal).select_related("community")
+            .order_by(open_first, "-id").first())
+
+
 def task_community_reason(task: ClearanceTask) -> str:
     """Why the task is with its community when that is not the resident's registered one (the
     popup sweep's fallback to a risk venue's community), else ""."""
@@ -351,7 +382,7 @@ class MeasureTest:
     due_from: dt.datetime
     due_by: dt.datetime
     result: TestResult | None
-    state: str  # "on_record", "missing" (its day is over), "due" (today), "upcoming"
+    state: str  # "on_record", "missing" (its day is over), "due" (today), "upcoming", "withdrawn" (task ended)
 
 
 @dataclass(frozen=True)
@@ -387,8 +418,8 @@ def task_measures(task: ClearanceTask, *, at: dt.datetime | None = None) -> Task
         suffix = req.source_ref.rsplit(":", 1)[-1]
         day = int(suffix[3:]) if suffix.startswith("day") and suffix[3:].isdigit() else None
         result = next((r for r in results if req.trigger_at <= r.sampled_at < req.deadline_at), None)
-        state = ("on_record" if result is not None else "missing" if at >= req.deadline_at
-                 else "due" if at >= req.trigger_at else "upcoming")
+        state = ("on_record" if result is not None else "withdrawn" if req.withdrawn_at is not None
+                 else "missing" if at >= req.deadline_at else "due" if at >= req.trigger_at else "upcoming")
         tests.append(MeasureTest(day=day, due_from=req.trigger_at, due_by=req.deadline_at, result=result, state=state))
     order = (HealthStatusOrder.objects.filter(resident_id=task.resident_id, starts_at=task.investigated_at)
              .order_by("-id").first())
@@ -430,5 +461,5 @@ def tasks_with_test_missing(*, at: dt.datetime | None = None) -> Exists:
                                       sampled_at__lt=OuterRef("deadline_at"), received_at__lte=at)
     return Exists(TestRequirement.objects.filter(
         resident=OuterRef("resident"), kind__in=[TestRequirement.Kind.INVESTIGATION, TestRequirement.Kind.CHECKPOINT],
-        trigger_at__gte=OuterRef("investigated_at"), trigger_at__lte=at,
+        trigger_at__gte=OuterRef("investigated_at"), trigger_at__lte=at, withdrawn_at__isnull=True,
     ).filter(~Exists(taken)))

@@ -213,6 +213,7 @@ class TaskDetailView(WorkerMixin, View):
             "sms_messages": selectors.task_messages(task),
             "commitment": selectors.task_commitment(task),
             "community_reason": selectors.task_community_reason(task),
+            "hold": selectors.task_hold(task),
             "measures": selectors.task_measures(task),
             "revealed": revealed,
             "forms": page_forms,

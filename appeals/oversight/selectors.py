@@ -152,7 +152,8 @@ def open_tasks(f: DashboardFilters) -> dict:
         rows = list(ClearanceTask.objects.filter(state__in=ClearanceTask.OPEN_STATES, community=f.community)
                     .filter(_popup_type_q(f)).values("state")
                     .annotate(n=Count("id"), overdue=Count("id", filter=Q(
-                        sla_due_at__lt=timezone.now(), state__in=ClearanceTask.AWAITING_STATES)))
+                        sla_due_at__lt=timezone.now(), state__in=ClearanceTask.AWAITING_STATES,
+                        on_hold_since__isnull=True)))  # on hold: the SLA clock stands
                     .order_by())
     else:
         rows = _summary_rows(OpenTaskFigure, f, ("state", "n", "overdue"))

@@ -66,7 +66,8 @@ GROUP BY 1, 2, 3, 4, 5
 _OPEN_TASKS = """
 INSERT INTO oversight_opentaskfigure (state, origin, popup_type, district_id, n, overdue)
 SELECT t.state, t.origin, p.popup_type, ps.district_id, count(*),
-       count(*) FILTER (WHERE t.sla_due_at < %(now)s AND t.state IN ('open', 'confirmed', 'info_requested'))
+       count(*) FILTER (WHERE t.sla_due_at < %(now)s AND t.state IN ('open', 'confirmed', 'info_requested')
+                        AND t.on_hold_since IS NULL)  -- on hold: the SLA clock stands
 FROM clearance_clearancetask t
 LEFT JOIN healthkit_popupcase p ON p.id = t.popup_id
 """ + _PLACE.format(community="t.community_id") + """

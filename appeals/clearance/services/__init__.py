@@ -7,6 +7,7 @@ Split by concern, one file per sitting; every public name stays importable from 
   links      opening tasks, one-time links, what the resident submits through them
   decisions  the worker's decisions (accept/lift, reject, ask, resend, calls, reveal)
   measures   type-3 investigations, the checkpoint route, lifting once measures are done
+  follow     the one boundary where a change to an appeal reaches its open task
   sweeps     set-based beat jobs
 Imports go one way: common <- links <- decisions <- measures <- sweeps (links reaches
 measures only lazily, to lift after a submission). Selectors never import services.
@@ -27,6 +28,7 @@ from appeals.clearance.services.decisions import (
     clearance_reveal,
     clearance_withdraw_for_appeal,
 )
+from appeals.clearance.services.follow import clearance_follow_appeal, lock_appeal_tasks
 from appeals.clearance.services.links import (
     COMMITMENT_LETTER_VERSION,
     LinkRefused,
@@ -68,6 +70,7 @@ __all__ = [
     "clearance_call_log",
     "clearance_checkpoint_preapprove",
     "clearance_confirm_submit",
+    "clearance_follow_appeal",
     "clearance_investigate",
     "clearance_link_catch_up",
     "clearance_link_issue",
@@ -87,6 +90,7 @@ __all__ = [
     "clearance_withdraw_for_appeal",
     "commitment_letter_text",
     "letter_digest",
+    "lock_appeal_tasks",
     "link_url",
     "signature_name_key",
     "sla_hours_for",

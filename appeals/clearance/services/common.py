@@ -31,6 +31,15 @@ def _event(*, task: ClearanceTask, kind: str, actor: User | None = None, actor_l
     )
 
 
+def lock_task(pk: int, *related: str) -> ClearanceTask:
+    """The task's row locked, then read with `related`. The lock is taken on the row alone: with
+    a join, PostgreSQL re-checks a row another transaction changed meanwhile against the joined
+    rows it read before waiting, so a task the hotline had just moved to another community (or
+    linked to another popup) was not found at all (DoesNotExist, a 500) instead of refused."""
+    ClearanceTask.objects.select_for_update(of=("self",)).filter(pk=pk).values_list("pk").first()
+    return ClearanceTask.objects.select_related(*related).get(pk=pk)
+
+
 def sla_hours_for(priority: int) -> int:
     if priority == ClearanceTask.Priority.EMERGENCY:
         return settings.CLEARANCE_SLA_EMERGENCY_HOURS
@@ -103,12 +112,31 @@ def clearance_task_transition(*, task: ClearanceTask, to: str, kind: str, actor:
     locked.state = to
     if to in ClearanceTask.CLOSED_STATES:
         locked.closed_at = at
+        locked.on_hold_since = None  # nothing waits on a closed task
     for name, value in fields.items():
         setattr(locked, name, value)
     locked.save()
+    withdrawn = task_requirements_withdraw(locked, at=at) if to in TASK_ENDS_WITHOUT_MEASURES else []
+    if withdrawn:
+        data = {**(data or {}), "requirements_withdrawn": withdrawn}
     _event(task=locked, kind=kind, actor=actor, actor_label=actor_label, reason=reason, data=data,
            from_state=from_state, to_state=to, at=at)
     return locked
+
+
+# A task that ends closed (withdrawn by the hotline, its popup ended elsewhere) or rejected has no
+# one following its measures any more: the tests it required and not yet due are withdrawn with
+# it. A lift or an acceptance keeps them: the community decided with them.
+TASK_ENDS_WITHOUT_MEASURES = (ClearanceTask.State.CLOSED, ClearanceTask.State.REJECTED)
+
+
+def task_requirements_withdraw(task: ClearanceTask, *, at: dt.datetime) -> list[int]:
+    """Withdraw the tests the task required (investigation or checkpoint days, `source_ref`
+    "clearance:<task>:...") whose deadline has not passed; they were required by this task only.
+    Returns their ids (the task's closing event records them)."""
+    from healthkit.services import test_requirements_withdraw
+
+    return test_requirements_withdraw(resident_id=task.resident_id, source_prefix=f"clearance:{task.pk}:", at=at)
 
 
 def closed_task_message(task: ClearanceTask) -> str:

@@ -20,6 +20,7 @@ from appeals.clearance.services.common import (
     check_open_and_seen,
     check_still_in_scope,
     clearance_task_transition,
+    lock_task,
 )
 from appeals.clearance.services.links import clearance_link_issue
 from communities import pii
@@ -92,8 +93,7 @@ def clearance_accept(*, task: ClearanceTask, actor: User | None, reason: str, ac
 
     at = at or clock.now()
     reason = _require_reason(reason)
-    locked = (ClearanceTask.objects.select_for_update(of=("self",))
-              .select_related("popup__policy", "appeal", "community", "resident").get(pk=task.pk))
+    locked = lock_task(task.pk, "popup__policy", "appeal", "community", "resident")
     check_still_in_scope(locked, actor)
     check_open_and_seen(locked, seen)
     popup = task_decision_popup(locked)
@@ -169,8 +169,9 @@ def clearance_withdraw_for_appeal(*, appeal_id: int, reference: str, actor: User
                 popup_reject_review(case=task.popup, actor=actor,
                                     reason=_("The hotline closed appeal %(ref)s.") % {"ref": reference})
             continue
-        ClearanceTask.objects.filter(pk=task.pk).update(appeal=None, updated_at=at)
-        task.appeal = None
+        # a hold was the appeal's (its evidence request): the task goes on without either
+        ClearanceTask.objects.filter(pk=task.pk).update(appeal=None, on_hold_since=None, updated_at=at)
+        task.appeal, task.on_hold_since = None, None
         _event(task=task, kind=ClearanceEvent.Kind.APPEAL_CLOSED, actor=actor,
                actor_label="" if actor else "hotline", reason=reason, data=data, at=at)
         going_on = task
@@ -230,8 +231,7 @@ def clearance_link_resend(*, task: ClearanceTask, actor: User, at: dt.datetime |
     expired or the resident lost the SMS. Refused on a closed task, and (ChangedSinceSeen) when
     the task changed since a page showed version `seen`: a button pressed twice sends one SMS."""
     at = at or clock.now()
-    task = ClearanceTask.objects.select_for_update(of=("self",)).select_related("community", "resident", "appeal").get(
-        pk=task.pk)
+    task = lock_task(task.pk, "community", "resident", "appeal")
     check_open_and_seen(task, seen)
     touch(task)
     purpose = (ClearanceLink.Purpose.COMMITMENT

@@ -188,8 +188,10 @@ def clearance_open_for_appeal(*, appeal: Appeal) -> ClearanceTask | None:
     # Re-read under locks, tasks first (the order a community decision takes them in): the hotline
     # may have closed or re-routed the appeal, or a community decided it, since this was queued.
     _open_task_for(popup=appeal.popup if appeal.popup_id else None, appeal=appeal)
-    appeal = (Appeal.objects.select_for_update(no_key=True, of=("self",))
-              .select_related("resident", "popup", "routed_community", "community").get(pk=appeal.pk))
+    # The row alone, then read with its relations (a concurrent re-route changes routed_community:
+    # with a join, the locked row would be re-checked against the community read before and lost).
+    Appeal.objects.select_for_update(no_key=True).filter(pk=appeal.pk).values_list("pk").first()
+    appeal = Appeal.objects.select_related("resident", "popup", "routed_community", "community").get(pk=appeal.pk)
     if not appeal.is_open or appeal.resident_id is None:
         return None
     community = appeal.routed_community or appeal.resident.community
@@ -205,20 +207,20 @@ def clearance_open_for_appeal(*, appeal: Appeal) -> ClearanceTask | None:
         priority=priority, reason=_("Appeal %(ref)s routed to the community.") % {"ref": appeal.reference},
         send_link=False,
     )
-    rerouted = not created and appeal.routed_community_id and task.community_id != appeal.routed_community_id
-    if rerouted:
-        _event(task=task, kind=ClearanceEvent.Kind.REROUTED,
-               data={"from": task.community_id, "to": appeal.routed_community_id},
-               reason=_("Appeal %(ref)s re-routed by the hotline.") % {"ref": appeal.reference})
-        task.community = appeal.routed_community
-        task.save(update_fields=["community", "updated_at"])
+    if not created and appeal.routed_community_id and task.community_id != appeal.routed_community_id:
+        # A task of the popup's, joined here, held by another community: it moves as a re-route
+        # does (appeal_route moves the appeal's own task itself), with the resident's SMS.
+        from appeals.clearance.services.follow import _move
+
+        task = _move(task=task, appeal=appeal, actor=None, reason="", at=clock.now())
+        had_task = True
     # The resident hears of the routing once (a filer not confirmed as the resident was told by
     # appeal_route): with the link in the same SMS for a new task, alone when the appeal joined a
-    # task already open or moved to another community. A rerun sends nothing new.
+    # task already open. A rerun sends nothing new.
     if notices.filer_confirmed(appeal):
         if created:
             clearance_link_issue(task=task, lead=lambda: notices.routed_text(appeal, task.community))
-        elif rerouted or not had_task:
+        elif not had_task:
             notices.notify_routed(appeal, task.community)
     elif created:
         clearance_link_issue(task=task)

@@ -20,6 +20,7 @@ from appeals.clearance.services.common import (
     _require_reason,
     check_open_and_seen,
     clearance_task_transition,
+    lock_task,
 )
 from appeals.clearance.services.decisions import _link_popup, clearance_accept
 from appeals.clearance.services.links import (
@@ -85,8 +86,7 @@ def clearance_investigate(*, task: ClearanceTask, actor: User, outcome: str, rea
     if outcome == ClearanceTask.Outcome.HIGH_RISK and not confirm_high_risk:
         raise ApplicationError(_("A high-risk outcome sends the resident to centralised quarantine: "
                                  "confirm it (tick the box)."), extra={"field": "confirm_high_risk"})
-    locked = (ClearanceTask.objects.select_for_update(of=("self",))
-              .select_related("popup__policy", "appeal", "community", "resident").get(pk=task.pk))
+    locked = lock_task(task.pk, "popup__policy", "appeal", "community", "resident")
     check_open_and_seen(locked, seen)  # closed: who closed it; stale or repeated form: nothing done
     if locked.popup_id is None:
         # An appeal never linked to its popup: investigate the popup 3 it reports, if it is on record.

@@ -14,6 +14,7 @@ from appeals.clearance.models import (
     ClearanceLink,
     ClearanceTask,
 )
+from appeals.clearance.services.common import lock_task
 from appeals.clearance.services.links import clearance_link_issue
 from appeals.clearance.services.measures import clearance_measures_complete
 from appeals.models import Appeal
@@ -194,6 +195,7 @@ WITH breached AS (
     UPDATE clearance_clearancetask
     SET sla_breached_at = %(now)s, escalated_at = %(now)s
     WHERE state = ANY(%(open)s) AND sla_breached_at IS NULL AND sla_due_at < %(now)s
+      AND on_hold_since IS NULL  -- waiting with its appeal for the resident's evidence: the clock stands
     RETURNING id, sla_due_at
 ), events AS (
     INSERT INTO clearance_clearanceevent (task_id, kind, from_state, to_state, actor_label, reason, data, at)
@@ -207,7 +209,8 @@ SELECT count(*) FROM breached
 def clearance_sla_sweep(*, at: dt.datetime | None = None) -> int:
     """Mark tasks still awaiting the community's response (open, confirmed, information asked;
     not those in measures) past their SLA as breached and escalated, with one event each, in one
-    statement, as appeals do. Returns the number marked. The task's version (`updated_at`) stays,
+    statement, as appeals do; a task on hold (the hotline asked the resident for evidence on its
+    appeal) is not: its clock stands. Returns the number marked. The task's version (`updated_at`) stays,
     so a worker's decision form open meanwhile is not refused as stale: an escalation changes
     nothing they decide on."""
     at = at or clock.now()
@@ -219,14 +222,26 @@ def clearance_sla_sweep(*, at: dt.datetime | None = None) -> int:
 _CLOSE_MOOT_SQL = """
 WITH closed AS (
     UPDATE clearance_clearancetask t
-    SET state = 'closed', closed_at = %(now)s, updated_at = %(now)s, decision_reason = %(why)s
+    SET state = 'closed', closed_at = %(now)s, updated_at = %(now)s, decision_reason = %(why)s, on_hold_since = NULL
     FROM healthkit_popupcase p
     WHERE p.id = t.popup_id AND p.state IN ('lifted', 'withdrawn') AND t.state = ANY(%(open)s)
-    RETURNING t.id, t.state AS to_state, p.state AS popup_state, t.appeal_id
+    RETURNING t.id, t.resident_id, t.state AS to_state, p.state AS popup_state, t.appeal_id
+), requirements AS (
+    -- the tests these tasks required and not yet due: nobody follows them now
+    -- (common.TASK_ENDS_WITHOUT_MEASURES; by the resident's index, then the task's prefix)
+    UPDATE healthkit_testrequirement r SET withdrawn_at = %(now)s
+    FROM closed c
+    WHERE r.resident_id = c.resident_id AND r.withdrawn_at IS NULL AND r.deadline_at > %(now)s
+      AND starts_with(r.source_ref, 'clearance:' || c.id || ':')
+    RETURNING c.id AS task_id, r.id
 ), events AS (
     INSERT INTO clearance_clearanceevent (task_id, kind, from_state, to_state, actor_label, reason, data, at)
-    SELECT id, 'closed', '', 'closed', 'clearance-sweep', %(why)s, jsonb_build_object('popup', popup_state), %(now)s
-    FROM closed
+    SELECT c.id, 'closed', '', 'closed', 'clearance-sweep', %(why)s,
+           jsonb_build_object('popup', c.popup_state)
+           || coalesce((SELECT jsonb_build_object('requirements_withdrawn', jsonb_agg(q.id ORDER BY q.id))
+                        FROM requirements q WHERE q.task_id = c.id HAVING count(*) > 0), '{}'::jsonb),
+           %(now)s
+    FROM closed c
     RETURNING 1
 )
 SELECT coalesce(array_agg(appeal_id ORDER BY appeal_id) FILTER (WHERE appeal_id IS NOT NULL), '{}') FROM closed
@@ -281,9 +296,9 @@ def clearance_measures_sweep(*, at: dt.datetime | None = None, limit: int = 500)
 def clearance_send_first_link(*, task_id: int) -> ClearanceLink | None:
     """The first link of a task opened by a sweep (idempotent: a task that has a link gets none)."""
     with transaction.atomic():
-        task = (ClearanceTask.objects.select_for_update(of=("self",)).select_related("community", "resident", "appeal")
-                .filter(pk=task_id, state__in=ClearanceTask.OPEN_STATES).first())
-        if task is None or task.links.exists():
+        task = lock_task(task_id, "community", "resident", "appeal") if ClearanceTask.objects.filter(
+            pk=task_id).exists() else None
+        if task is None or not task.is_open or task.links.exists():
             return None
         link, _token = clearance_link_issue(task=task)
         return link
@@ -306,8 +321,8 @@ def clearance_link_catch_up(*, limit: int = 500) -> int:
               .order_by("routed_at").values_list("pk", flat=True)[:limit])
     for appeal_id in list(routed):
         with transaction.atomic():
-            appeal = (Appeal.objects.select_for_update(of=("self",))
-                      .select_related("resident", "popup", "routed_community", "community").get(pk=appeal_id))
+            # clearance_open_for_appeal locks the appeal (after its tasks) and reads it again
+            appeal = Appeal.objects.get(pk=appeal_id)
             opened += clearance_open_for_appeal(appeal=appeal) is not None
     ids = list(
         ClearanceTask.objects.filter(state=ClearanceTask.State.OPEN, created_at__lte=cutoff, links__isnull=True)
