@@ -891,7 +891,9 @@ def appeal_link_get(token: str) -> AppealLink:
 
 @transaction.atomic
 def appeal_link_submit(*, token: str, uploads: list, note: str = "") -> Appeal:
-    """Resident answers an evidence request: pictures stored, link used up, appeal back in progress."""
+    """Resident answers an evidence request: pictures stored, link used up, the appeal back with
+    whoever had it (the hotline, or the community, whose task resumes). Locks the appeal's open
+    tasks, the link, then the appeal."""
     link = appeal_link_get(token)
     _lock_clearance_first([link.appeal_id])
     link = AppealLink.objects.select_for_update().get(pk=link.pk)
