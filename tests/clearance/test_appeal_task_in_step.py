@@ -15,6 +15,7 @@ from appeals import services as appeal_services
 from appeals.clearance import selectors, services
 from appeals.clearance.models import ClearanceEvent, ClearanceTask
 from appeals.models import Appeal
+from appeals.services import evidence_store
 from communities.models import User
 from healthkit import clock, engine
 from healthkit.errors import ApplicationError
@@ -96,6 +97,22 @@ def test_the_resident_s_evidence_resumes_the_task_and_gives_the_appeal_back_to_t
     assert resumed.data["evidence"] == 1 and resumed.data["held_minutes"] == 7 * 60
 
 
+def test_a_repeat_filing_with_pictures_answers_the_request_as_the_link_does(monkeypatch):
+    appeal, task = _routed()
+    _ask_for_evidence(appeal, monkeypatch, at=AT + dt.timedelta(hours=1))
+    evidence_store(upload=upload(), draft_key="again")
+
+    with clock.frozen_at(AT + dt.timedelta(hours=3)):
+        _again, folded = appeal_services.appeal_file(resident=appeal.resident, popup=appeal.popup,
+                                                     category=Appeal.Category.CORRECTION, draft_key="again")
+
+    assert folded
+    appeal.refresh_from_db()
+    task.refresh_from_db()
+    assert (appeal.status, task.on_hold_since) == (Appeal.Status.ROUTED, None)
+    assert task.events.get(kind=ClearanceEvent.Kind.RESUMED).data["evidence"] == 1
+
+
 def test_a_decision_while_on_hold_closes_the_appeal_ends_the_hold_and_the_evidence_link(monkeypatch):
     appeal, task = _routed()
     token = _ask_for_evidence(appeal, monkeypatch, at=AT + dt.timedelta(hours=1))
@@ -137,6 +154,22 @@ def test_linking_another_popup_moves_the_task_and_frees_the_popup_it_had_put_und
     assert task.popup_id == second.pk
     assert PopupCase.objects.get(pk=first.pk).state == PopupCase.State.ACTIVE
     assert PopupCase.objects.get(pk=second.pk).state == PopupCase.State.UNDER_REVIEW  # the resident had confirmed
+
+
+def test_linking_the_popup_another_appeal_s_task_works_on_is_refused_with_a_merge_suggestion():
+    appeal, own = _routed(popup_type=None)
+    holder, theirs = _routed()
+    PopupCase.objects.filter(pk=holder.popup_id).update(resident=appeal.resident)
+    Appeal.objects.filter(pk=holder.pk).update(resident=appeal.resident, popup=None)  # the holder lost its link
+
+    with pytest.raises(ApplicationError) as refused:
+        appeal_services.appeal_link_popup(appeal=appeal, popup=PopupCase.objects.get(pk=theirs.popup_id),
+                                          actor=_operator())
+
+    assert refused.value.extra == {"task": theirs.pk, "appeal": holder.reference}
+    appeal.refresh_from_db()
+    own.refresh_from_db()
+    assert (appeal.popup_id, own.popup_id, own.state) == (None, None, ClearanceTask.State.OPEN)
 
 
 def test_linking_the_popup_another_task_works_on_joins_that_task():
