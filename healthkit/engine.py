@@ -211,7 +211,11 @@ pol AS (  -- the non-abolished versions, their parameters read once
     FROM healthkit_popuppolicy
     WHERE NOT COALESCE((params->>'abolished')::boolean, false)
 ),
-pol4 AS (  -- type 4 by trigger kind (a test requirement always counts): joined by hash
+-- type 4 by trigger kind (a test requirement always counts): joined by hash, or read for each
+-- trigger (_T4_POLICY_EACH). Computed once: a statement that reads it once (the lifts-only one,
+-- for the lifts' "why") would otherwise plan it inline, and each trigger would scan the policies
+-- and test their `triggers` jsonb again
+pol4 AS MATERIALIZED (
     SELECT p.id, p.pf, p.pt, p.deadline_after, k.kind
     FROM pol p CROSS JOIN unnest(%(trigger_kinds)s::text[]) k(kind)
     WHERE p.popup_type = 4 AND (k.kind = 'test_requirement' OR p.triggers ? k.kind)
@@ -328,19 +332,19 @@ iv AS (
 -- memory: roughly 150 bytes a lift (the lean step's list already holds their ids)
 marked AS (
     SELECT u.id, u.state, u.raised_at, u.popup_type,
-           first_value(u.ends_at) OVER w AS ends_at,
-           first_value(CASE WHEN u.id IS NULL THEN CASE u.popup_type
-               WHEN 1 THEN jsonb_build_object('stay', u.rec, 'local_case', u.rec2, 'ended_by', u.ended_by)
-               WHEN 2 THEN jsonb_build_object('quarantine_order', u.rec, 'ended_by', u.ended_by)
-               -- type 4: rec2 is the first negative result received after the trigger
-               WHEN 4 THEN jsonb_build_object(u.kind, u.rec, 'ended_by', u.ended_by, 'test_result', u.rec2)
-               ELSE jsonb_build_object('stay', u.rec, 'ended_by', u.ended_by) END END) OVER w AS end_refs
+           first_value(u.ends_at) OVER w AS ends_at, first_value(u.end_refs) OVER w AS end_refs
     FROM (
-        SELECT id, resident_id, popup_type, state, raised_at, NULL::timestamptz AS ends_at,
-               NULL::text AS kind, NULL::bigint AS rec, NULL::bigint AS rec2, NULL::text AS ended_by
+        SELECT id, resident_id, popup_type, state, raised_at, NULL::timestamptz AS ends_at, NULL::jsonb AS end_refs
         FROM victims
       UNION ALL
-        SELECT NULL, iv.resident_id, iv.popup_type, NULL, NULL, iv.ends_at, iv.kind, iv.rec, iv.rec2, iv.ended_by
+        -- the interval's record built here, once per interval: a window function evaluates its
+        -- argument on the partition's first row again for every row of the partition
+        SELECT NULL, iv.resident_id, iv.popup_type, NULL, NULL, iv.ends_at, CASE iv.popup_type
+               WHEN 1 THEN jsonb_build_object('stay', iv.rec, 'local_case', iv.rec2, 'ended_by', iv.ended_by)
+               WHEN 2 THEN jsonb_build_object('quarantine_order', iv.rec, 'ended_by', iv.ended_by)
+               -- type 4: rec2 is the first negative result received after the trigger
+               WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'ended_by', iv.ended_by, 'test_result', iv.rec2)
+               ELSE jsonb_build_object('stay', iv.rec, 'ended_by', iv.ended_by) END
         FROM iv  -- only the victims' residents and types (see _evaluate_sql)
     ) u
     WINDOW w AS (PARTITION BY u.resident_id, u.popup_type ORDER BY u.id NULLS FIRST, u.ends_at DESC)
