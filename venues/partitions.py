@@ -73,14 +73,16 @@ def scan_partition_create(month: dt.date) -> bool:
     return True
 
 
-def scan_partitions_ensure(*, at: dt.datetime | None = None, months_back: int = 1, months_ahead: int = 2) -> list[str]:
-    """Make sure the months around `at` have partitions (idempotent). Returns those created."""
+def scan_partitions_ensure(*, at: dt.datetime | None = None, months_back: int = 1, months_ahead: int = 2,
+                           after: dt.date | None = None) -> list[str]:
+    """Make sure the months around `at` have partitions (idempotent). Returns those created.
+    `after`: months that end on or before this day are not created (retention would drop them)."""
     month = _month_start(timezone.localdate(at or timezone.now()))
     for _ in range(months_back):
         month = _month_start(month - dt.timedelta(days=1))
     created = []
     for _ in range(months_back + 1 + months_ahead):
-        if scan_partition_create(month):
+        if (after is None or _next_month(month) > after) and scan_partition_create(month):
             created.append(f"{PARENT}_{month:%Y%m}")
         month = _next_month(month)
     return created
@@ -100,15 +102,30 @@ def scan_partitions_drop_before(cutoff: dt.date) -> list[str]:
     return dropped
 
 
+def retention_cutoff(at: dt.datetime | None = None, days: int | None = None) -> dt.date | None:
+    """The day scans are kept after (RETENTION_VENUE_SCAN_DAYS before `at`, city time); None:
+    kept for ever."""
+    days = settings.RETENTION_VENUE_SCAN_DAYS if days is None else days
+    return timezone.localdate(at or timezone.now()) - dt.timedelta(days=days) if days > 0 else None
+
+
+def scan_partitions_maintain(*, at: dt.datetime | None = None) -> list[str]:
+    """The daily job: last month, this month and the next two have partitions, except a month
+    retention would drop at once (on the 2nd of a month with a day's retention, last month); the
+    months older than retention are dropped. One instant for both steps, so a run across
+    midnight cannot create a month and drop it. Returns the partitions created and dropped."""
+    at = at or timezone.now()
+    return scan_partitions_ensure(at=at, after=retention_cutoff(at)) + scan_partitions_retain(at=at)
+
+
 def scan_partitions_retain(*, at: dt.datetime | None = None, days: int | None = None) -> list[str]:
     """Retention of where people went: drop every month that ended `days` (default
     RETENTION_VENUE_SCAN_DAYS) or more before `at`, and delete the default partition's rows
     older than that. Scans are kept at least `days` days and at most a month longer; 0 keeps them
     for ever. Idempotent."""
-    days = settings.RETENTION_VENUE_SCAN_DAYS if days is None else days
-    if days <= 0:
+    cutoff = retention_cutoff(at, days)
+    if cutoff is None:
         return []
-    cutoff = timezone.localdate(at or timezone.now()) - dt.timedelta(days=days)
     with transaction.atomic():
         dropped = scan_partitions_drop_before(cutoff)
         with connection.cursor() as cursor:

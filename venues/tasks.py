@@ -25,4 +25,4 @@ def venue_scan_partitions() -> list[str]:
     than the retention dropped. Returns the partitions created and dropped."""
     from venues import partitions
 
-    return partitions.scan_partitions_ensure() + partitions.scan_partitions_retain()
+    return partitions.scan_partitions_maintain()

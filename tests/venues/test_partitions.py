@@ -80,12 +80,35 @@ def test_retention_drops_the_months_older_than_the_setting_and_the_old_default_r
     assert set(VenueScan.objects.values_list("pk", flat=True)) == {august.pk, stray_new.pk}
 
 
-def test_the_beat_job_creates_ahead_and_drops_behind(settings):
+def _month_names(*months: tuple[int, int]) -> set[str]:
+    return {f"venues_venuescan_{year:04d}{month:02d}" for year, month in months}
+
+
+# The beat job on several days of a month, city time: the expected partitions follow from the
+# pinned day, never from the day the suite runs (month ends and the 1st and 2nd included).
+@pytest.mark.parametrize(("when", "days", "expected"), [
+    # a day's retention: last month is older than a day from the 2nd on, so it is never made
+    (cst(2026, 12, 1, 0, 30), 1, _month_names((2026, 11), (2026, 12), (2027, 1), (2027, 2))),
+    (cst(2026, 12, 2, 0, 30), 1, _month_names((2026, 12), (2027, 1), (2027, 2))),
+    (cst(2026, 12, 15, 12, 0), 1, _month_names((2026, 12), (2027, 1), (2027, 2))),
+    (cst(2026, 12, 31, 23, 59), 1, _month_names((2026, 12), (2027, 1), (2027, 2))),
+    (cst(2027, 1, 1, 0, 0), 1, _month_names((2026, 12), (2027, 1), (2027, 2), (2027, 3))),
+    # a longer retention keeps last month whatever the day
+    (cst(2026, 12, 2, 0, 30), 40, _month_names((2026, 11), (2026, 12), (2027, 1), (2027, 2))),
+    (cst(2026, 12, 31, 23, 59), 40, _month_names((2026, 11), (2026, 12), (2027, 1), (2027, 2))),
+])
+def test_the_beat_job_creates_ahead_and_drops_behind(settings, monkeypatch, when, days, expected):
+    from django.utils import timezone
+
     from venues.tasks import venue_scan_partitions
 
-    settings.RETENTION_VENUE_SCAN_DAYS = 1  # every month before last month's is older than a day
-    partitions.scan_partition_create(dt.date(2000, 1, 1))
+    settings.RETENTION_VENUE_SCAN_DAYS = days
+    monkeypatch.setattr(timezone, "now", lambda: when)
+    partitions.scan_partition_create(dt.date(2000, 1, 1))  # long past every retention
     done = venue_scan_partitions()
+
     assert "venues_venuescan_200001" in done
-    assert "venues_venuescan_200001" not in partitions.partition_names()
-    assert len(partitions.partition_names()) >= 5  # default + last month, this month, the next two
+    names = set(partitions.partition_names())
+    assert names == expected | {partitions.DEFAULT}
+    assert set(done) == expected | {"venues_venuescan_200001"}  # made (none retention drops), dropped
+    assert venue_scan_partitions() == []  # a second run the same day changes nothing
