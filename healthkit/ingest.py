@@ -31,6 +31,7 @@ import gc
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -980,7 +981,10 @@ def _claim_batch_id(client_id: int | None, kind: str, batch_id: str, now: dt.dat
 
 
 _collector_lock = threading.Lock()
-_collector_paused = {"calls": 0, "was_on": False}
+_collector_paused = {"calls": 0, "was_on": False, "since": 0.0}
+# Batches overlapping in a threaded worker (a lab feed posting without pause) could keep the
+# collector off for good: a batch starting when it has been off this long collects first.
+COLLECTOR_PAUSE_MAX = 10.0  # seconds
 
 
 @contextmanager
@@ -991,11 +995,17 @@ def collector_paused() -> Iterator[None]:
     then ran a full collection of the whole process (50-150 ms) in the middle of one. Reference
     counting frees everything as before when the batch ends; what the batch leaves in cycles (an
     exception's traceback) is collected once the collector is back on. Counted across threads:
-    back on when the last paused call ends, and only if it was on when the first began."""
+    back on when the last paused call ends, and only if it was on when the first began; while
+    calls overlap, one starting after COLLECTOR_PAUSE_MAX seconds off runs a collection first,
+    so cycles made meanwhile by other requests never pile up."""
     with _collector_lock:
         if _collector_paused["calls"] == 0:
             _collector_paused["was_on"] = gc.isenabled()
+            _collector_paused["since"] = time.monotonic()
             gc.disable()
+        elif _collector_paused["was_on"] and time.monotonic() - _collector_paused["since"] > COLLECTOR_PAUSE_MAX:
+            gc.collect()
+            _collector_paused["since"] = time.monotonic()
         _collector_paused["calls"] += 1
     try:
         yield

@@ -74,3 +74,47 @@ def test_batches_in_threads_give_the_collector_back_when_the_last_ends():
     second_may_end.set()
     second.join(10)
     assert seen["second"] is True and gc.isenabled()
+
+
+class _Cycle:
+    """An object in a reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_overlapping_batches_never_keep_the_collector_off_for_good(monkeypatch):
+    import weakref
+
+    gc.enable()
+    clock = [1000.0]
+    monkeypatch.setattr(ingest.time, "monotonic", lambda: clock[0])
+    with ingest.collector_paused():  # a long batch in one thread...
+        garbage = _Cycle()
+        gone = weakref.ref(garbage)
+        del garbage
+        with ingest.collector_paused():  # ...another starts soon after: no collection yet
+            pass
+        assert gone() is not None and not gc.isenabled()
+        clock[0] += ingest.COLLECTOR_PAUSE_MAX + 1
+        with ingest.collector_paused():  # one starting after the limit collects first
+            assert gone() is None
+            assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_a_collector_found_off_is_never_run_by_the_pause(monkeypatch):
+    import weakref
+
+    gc.disable()
+    clock = [1000.0]
+    monkeypatch.setattr(ingest.time, "monotonic", lambda: clock[0])
+    with ingest.collector_paused():
+        garbage = _Cycle()
+        gone = weakref.ref(garbage)
+        del garbage
+        clock[0] += ingest.COLLECTOR_PAUSE_MAX + 1
+        with ingest.collector_paused():
+            assert gone() is not None  # whoever turned it off decides when it runs
+    assert not gc.isenabled()
+    gc.collect()
