@@ -26,6 +26,7 @@ from communities.selectors import community_find
 from healthkit import inputs
 from healthkit.concurrency import once
 from healthkit.errors import ApplicationError
+from healthkit.middleware import retry_after
 from healthkit.models import PopupCase
 from healthkit.selectors import popup_explain
 
@@ -51,6 +52,10 @@ class IdentifyView(View):
                 challenge = services.identity_code_send(
                     name=form.cleaned_data["name"], id_number=form.cleaned_data["id_number"],
                     phone=form.cleaned_data["phone"], ip=ratelimit.client_ip(request))
+            except ratelimit.RateLimited as exc:
+                form.add_error(None, exc.message)
+                return retry_after(render(request, self.template_name, {"form": form, "step": 1}, status=429),
+                                   exc.retry_after)
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -321,7 +326,9 @@ class CheckView(DraftMixin, View):
             # Draft and pictures stay in the session: the resident can submit again later.
             context = self._context()
             context["error"] = exc.message
-            return render(request, self.template_name, context, status=429 if isinstance(exc, ratelimit.RateLimited) else 400)
+            if isinstance(exc, ratelimit.RateLimited):
+                return retry_after(render(request, self.template_name, context, status=429), exc.retry_after)
+            return render(request, self.template_name, context, status=400)
         request.session.pop(SESSION_KEY, None)
         request.session[DONE_KEY] = {"reference": appeal.reference, "folded": folded, "pk": appeal.pk}
         return redirect("appeals:file-done")
@@ -356,7 +363,7 @@ class StatusView(View):
                 ratelimit.hit("status_ip", ratelimit.client_ip(request))
             except ratelimit.RateLimited as exc:
                 form.add_error(None, exc.message)
-                status = 429
+                return retry_after(render(request, self.template_name, {"form": form}, status=429), exc.retry_after)
             else:
                 found = selectors.appeal_for_status(**form.cleaned_data)
                 if found is None:

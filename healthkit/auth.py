@@ -49,8 +49,11 @@ def client_ip(request: HttpRequest) -> str | None:
 
 def lockout_response(request: HttpRequest, credentials: Any = None, *args: Any, **kwargs: Any) -> HttpResponse:
     """What a locked-out login sees: a plain, translated page (429) naming the way out."""
+    from healthkit.middleware import retry_after
+
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
-    return render(request, "registration/locked_out.html", {"minutes": minutes}, status=429)
+    response = render(request, "registration/locked_out.html", {"minutes": minutes}, status=429)
+    return retry_after(response, settings.AXES_COOLOFF_TIME.total_seconds())  # at most the whole cool-off
 
 
 # --- Lockouts (supervisors release them) -----------------------------------------------------

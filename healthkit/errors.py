@@ -1,5 +1,6 @@
 """The one error type of the domain: services raise it with a message a person can read."""
 
+import math
 from typing import Any
 
 
@@ -16,7 +17,7 @@ class RetryLater(ApplicationError):
 
     def __init__(self, message: str, extra: dict[str, Any] | None = None, *, retry_after: int) -> None:
         super().__init__(message, extra)
-        self.retry_after = max(1, int(retry_after))
+        self.retry_after = max(1, math.ceil(retry_after))  # never sooner than the limit lifts
 
 
 class IllegalTransition(ApplicationError):

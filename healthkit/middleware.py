@@ -1,11 +1,42 @@
 """Response headers set at one boundary for every page."""
 
+import math
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
+
+from healthkit.views_errors import RETRY_AFTER_SECONDS
+
+# A 429 or 503 whose view did not say when to come back: a minute for a limit, the database
+# refusal's few seconds for an outage.
+DEFAULT_RETRY_AFTER = {429: 60, 503: RETRY_AFTER_SECONDS}
+
+
+def retry_after(response: HttpResponse, seconds: float) -> HttpResponse:
+    """Say on `response` in how many whole seconds (at least 1) to try again; returns it."""
+    response["Retry-After"] = str(max(1, math.ceil(seconds)))
+    return response
+
+
+class RetryAfterMiddleware:
+    """Every 429 (a limit) and 503 (unavailable) says when to try again: `Retry-After` in seconds,
+    whichever view, middleware or error handler answered, HTML or JSON. Views that know the wait
+    (a limit's window, a lockout's cool-off) set it with `retry_after`; this fills in the rest.
+    Outermost, so it also sees the answers other middleware and Django's error handling make."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        default = DEFAULT_RETRY_AFTER.get(response.status_code)
+        if default is not None and not response.has_header("Retry-After"):
+            retry_after(response, default)
+        return response
+
 
 # Public pages whose answers can carry a resident's data without a login: filing steps, the
 # status page, the evidence and clearance links, Open311 requests.

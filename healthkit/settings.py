@@ -48,6 +48,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # every 429 and 503 carries Retry-After, whoever answered it (outermost: sees them all)
+    "healthkit.middleware.RetryAfterMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "healthkit.inputs.InputBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -12,7 +12,7 @@ from communities.models import Community, PersonalDataAccess, User
 from communities.services import access_log
 from healthkit import clock
 from healthkit.concurrency import check_seen
-from healthkit.errors import ApplicationError
+from healthkit.errors import ApplicationError, RetryLater
 from venues.models import RiskWindow, RiskWindowEvent, Venue
 
 MAX_WINDOW = dt.timedelta(days=31)
@@ -21,8 +21,8 @@ REGISTER_PAGES_PER_HOUR = 300
 REGISTER_EXPORTS_PER_HOUR = 20
 
 
-class RegisterRateLimited(ApplicationError):
-    """Too many register pages or exports this hour."""
+class RegisterRateLimited(RetryLater):
+    """Too many register pages or exports this hour (the count starts again on the next hour)."""
 
 
 def venue_register_access(*, user: User, venue: Venue, start: dt.datetime, end: dt.datetime,
@@ -30,7 +30,8 @@ def venue_register_access(*, user: User, venue: Venue, start: dt.datetime, end: 
     """Count and audit one look at a venue's visitor register (call after venue_access).
     Raises RegisterRateLimited over the hourly ceiling (nothing is shown, nothing is logged)."""
     kind, limit = ("export", REGISTER_EXPORTS_PER_HOUR) if export else ("page", REGISTER_PAGES_PER_HOUR)
-    hour = int(clock.now().timestamp() // 3600)
+    now = clock.now().timestamp()
+    hour = int(now // 3600)
     key = f"venues:register:{kind}:{user.pk}:{hour}"
     cache.add(key, 0, timeout=3700)
     try:
@@ -40,7 +41,7 @@ def venue_register_access(*, user: User, venue: Venue, start: dt.datetime, end: 
         current = 1
     if current > limit:
         raise RegisterRateLimited(_("Too many look-ups of visitor registers this hour; please try again later."),
-                                  extra={"limit": limit})
+                                  extra={"limit": limit}, retry_after=(hour + 1) * 3600 - now)
     access_log(actor=user, resident=None,
                action=PersonalDataAccess.Action.EXPORT if export else PersonalDataAccess.Action.VIEW,
                context=f"venue-register:{venue.pk}",

@@ -18,6 +18,7 @@ from communities.models import User
 from healthkit import inputs
 from healthkit.concurrency import once, once_from, seen_from
 from healthkit.errors import ApplicationError
+from healthkit.middleware import retry_after
 from healthkit.permissions import RoleRequiredMixin
 from healthkit.spreadsheet import csv_stream_response, csv_writer
 from venues import poster, selectors, services
@@ -91,6 +92,13 @@ class VenueRegisterView(RoleRequiredMixin, TemplateView):
     template_name = "venues/register.html"
     allowed_roles = VENUE_ROLES
 
+    def render_to_response(self, context, **response_kwargs):
+        # Over the hourly ceiling: the form and the reason, as a 429 saying when the count starts again.
+        if "retry_after" in context:
+            return retry_after(super().render_to_response(context, status=429, **response_kwargs),
+                               context["retry_after"])
+        return super().render_to_response(context, **response_kwargs)
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         venue = selectors.venue_access(user=self.request.user, venue_id=self.kwargs["pk"])
@@ -104,7 +112,7 @@ class VenueRegisterView(RoleRequiredMixin, TemplateView):
                 services.venue_register_access(user=self.request.user, venue=venue, start=period.start,
                                                end=period.end, export=False, page=number)
             except services.RegisterRateLimited as exc:
-                context["error"] = exc.message
+                context.update(error=exc.message, retry_after=exc.retry_after)
                 return context
             page = Paginator(selectors.venue_visits(venue=venue, period=period), 100).get_page(requested)
             context["page"] = page
@@ -131,7 +139,8 @@ class VenueRegisterExportView(RoleRequiredMixin, View):
             services.venue_register_access(user=request.user, venue=venue, start=period.start,
                                            end=period.end, export=True)
         except services.RegisterRateLimited as exc:
-            return HttpResponse(exc.message, status=429, content_type="text/plain; charset=utf-8")
+            return retry_after(HttpResponse(exc.message, status=429, content_type="text/plain; charset=utf-8"),
+                               exc.retry_after)
         visits = selectors.venue_visits(venue=venue, period=period)
 
         writer = csv_writer()

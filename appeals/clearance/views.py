@@ -30,6 +30,7 @@ from communities.selectors import (
 from communities.services import access_log
 from healthkit.concurrency import once, once_from, seen_from
 from healthkit.errors import ApplicationError
+from healthkit.middleware import retry_after
 from healthkit.models import PopupCase
 from healthkit.permissions import RoleRequiredMixin
 from healthkit.selectors import popup_explain
@@ -49,10 +50,10 @@ class ResidentLinkView(View):
     template_name = "clearance/link_form.html"
 
     def dispatch(self, request, *args, **kwargs):
-        if _over_limit("ip:" + client_ip(request), settings.CLEARANCE_LINK_RATE_LIMIT):
+        if wait := _over_limit("ip:" + client_ip(request), settings.CLEARANCE_LINK_RATE_LIMIT):
             response = render(request, "clearance/link_refused.html", {"reason": "busy", "site": _official_site()},
                               status=429)
-            return _private(response)
+            return _private(retry_after(response, wait))
         return super().dispatch(request, *args, **kwargs)
 
     def _refused(self, request, reason: str):
@@ -107,10 +108,12 @@ class ResidentLinkView(View):
         return _private(response)
 
 
-def _over_limit(subject: str, rule: str) -> bool:
-    """Fixed-window count per subject (a keyed hash in the cache, never the address or user)."""
+def _over_limit(subject: str, rule: str) -> int:
+    """Fixed-window count per subject (a keyed hash in the cache, never the address or user):
+    over the limit, the window's length in seconds (the longest wait, for Retry-After); else 0."""
     count, seconds = (int(x) for x in rule.split("/"))
-    return ratelimit.window_count("clearance:rl:" + pii.keyed_hash("rl:" + subject)[:32], seconds) > count
+    over = ratelimit.window_count("clearance:rl:" + pii.keyed_hash("rl:" + subject)[:32], seconds) > count
+    return max(seconds, 1) if over else 0
 
 
 def _private(response):
@@ -260,10 +263,10 @@ class TaskActionView(WorkerMixin, View):
         task = selectors.task_access(user=request.user, task_id=pk, where=f"console:{action[:40]}")
         if action == "reveal":
             form = forms.RevealForm(request.POST)
-            if _over_limit(f"user:{request.user.pk}", settings.CLEARANCE_LOOKUP_RATE_LIMIT):
+            if wait := _over_limit(f"user:{request.user.pk}", settings.CLEARANCE_LOOKUP_RATE_LIMIT):
                 form.is_valid()
-                return self._refused(request, task, action, form,
-                                     _("Too many look-ups; please wait a while before the next one."), status=429)
+                return retry_after(self._refused(request, task, action, form, _(
+                    "Too many look-ups; please wait a while before the next one."), status=429), wait)
             if not form.is_valid():
                 return self._refused(request, task, action, form, _("Please say why you need the full details."))
             revealed = services.clearance_reveal(task=task, actor=request.user, reason=form.cleaned_data["reason"])
@@ -319,9 +322,9 @@ class CheckpointView(WorkerMixin, View):
     def post(self, request):
         form = forms.CheckpointForm(request.POST, communities=self._communities(request))
         # Look-ups of a person by ID number are rate-limited per staff user (and audited below).
-        if _over_limit(f"user:{request.user.pk}", settings.CLEARANCE_LOOKUP_RATE_LIMIT):
+        if wait := _over_limit(f"user:{request.user.pk}", settings.CLEARANCE_LOOKUP_RATE_LIMIT):
             form.add_error(None, _("Too many look-ups; please wait a while before the next one."))
-            return render(request, "clearance/checkpoint.html", {"form": form}, status=429)
+            return retry_after(render(request, "clearance/checkpoint.html", {"form": form}, status=429), wait)
         if form.is_valid():
             d = form.cleaned_data
             community = communities_visible_to(request.user).filter(pk=d["community"]).first()

@@ -168,4 +168,4 @@ def test_per_id_code_limit_still_applies_across_phones(client, settings, residen
         assert response.status_code == 302
     response = client.post(reverse("appeals:file-identify"), {
         "name": resident.name, "id_number": resident.reveal_id_number(), "phone": "13911110003"})
-    assert response.status_code == 400 and "too many attempts" in response.content.decode()
+    assert response.status_code == 429 and "too many attempts" in response.content.decode()

@@ -22,7 +22,7 @@ def test_codes_per_phone_are_limited_with_a_polite_message(client, settings):
     for _ in range(2):
         assert _ask_code(client, "王五", make_id_number(), "13600001111").status_code == 302
     response = _ask_code(client, "王五", make_id_number(), "13600001111")
-    assert response.status_code == 400
+    assert response.status_code == 429 and response["Retry-After"] == "3600"
     assert "too many attempts" in response.content.decode()
     assert SmsMessage.objects.count() == 2
 
@@ -31,13 +31,13 @@ def test_codes_per_id_are_limited(client, settings):
     settings.APPEALS_RATE_LIMITS = {**settings.APPEALS_RATE_LIMITS, "code_id": "1/3600"}
     number = make_id_number()
     assert _ask_code(client, "王五", number, "13600001111").status_code == 302
-    assert _ask_code(client, "王五", number, "13600002222").status_code == 400
+    assert _ask_code(client, "王五", number, "13600002222").status_code == 429
 
 
 def test_codes_per_ip_are_limited_but_other_ips_pass(client, settings):
     settings.APPEALS_RATE_LIMITS = {**settings.APPEALS_RATE_LIMITS, "code_ip": "1/3600"}
     assert _ask_code(client, "王五", make_id_number(), "13600001111", ip="10.0.0.9").status_code == 302
-    assert _ask_code(client, "王五", make_id_number(), "13600001112", ip="10.0.0.9").status_code == 400
+    assert _ask_code(client, "王五", make_id_number(), "13600001112", ip="10.0.0.9").status_code == 429
     assert _ask_code(client, "王五", make_id_number(), "13600001113", ip="10.0.0.10").status_code == 302
 
 
