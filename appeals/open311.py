@@ -9,6 +9,7 @@ JSON and XML (`.xml`). Field mapping: docs/appeals.md.
 
 import datetime as dt
 import json
+from urllib.parse import urlencode
 from xml.etree import ElementTree as ET
 
 from django.conf import settings
@@ -29,6 +30,7 @@ from appeals import ratelimit, selectors, services
 from appeals.models import Appeal, AppealEvent
 from communities.models import User
 from healthkit import inputs
+from healthkit.api import IDEMPOTENCY_HEADER, idempotent_post
 from healthkit.errors import ApplicationError
 from healthkit.inputs import NAME_MAX
 from healthkit.models import PopupType
@@ -308,6 +310,22 @@ class RequestsView(Open311View):
 
     def post(self, request):
         user = _client(request)
+        if request.headers.get(IDEMPOTENCY_HEADER) is None:
+            return self._file(request, user)
+        # A client retrying after a timeout sends the same key: one appeal, the first answer again.
+        # The form as read, not its bytes: a retried multipart body has a new boundary.
+        form = urlencode(sorted(request.POST.lists()), doseq=True).encode()
+        return idempotent_post(request, client=user, run=lambda: self._answer(self._file, request, user),
+                               refuse=lambda message, code: _error(Open311Error(code, message), self.fmt), body=form)
+
+    def _answer(self, work, *args) -> HttpResponse:
+        """The answer to keep with the key: refusals too, in Open311's error list."""
+        try:
+            return work(*args)
+        except Open311Error as exc:
+            return _error(exc, self.fmt)
+
+    def _file(self, request, user: User) -> HttpResponse:
         ratelimit_key = f"open311:{user.pk}"
         try:
             ratelimit.hit("file_ip", ratelimit_key)

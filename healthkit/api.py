@@ -3,6 +3,7 @@ schema class that documents every error answer and its shape on every operation.
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -147,33 +148,13 @@ class IdempotentPost:
     Without the header nothing changes. Keys are kept IDEMPOTENCY_KEY_HOURS."""
 
     def dispatch(self, request, *args, **kwargs):
-        key = request.headers.get(IDEMPOTENCY_HEADER)
-        if request.method != "POST" or key is None:
+        if request.method != "POST" or request.headers.get(IDEMPOTENCY_HEADER) is None:
             return super().dispatch(request, *args, **kwargs)
         user = self._idempotency_client(request)
         if user is None:  # not authenticated: the view answers 401/403 as usual
             return super().dispatch(request, *args, **kwargs)
-        if not (0 < len(key) <= 200 and key.isascii() and key.isprintable()):
-            return JsonResponse({"detail": _("An Idempotency-Key is 1 to 200 printable ASCII characters.")},
-                                status=400)
-        try:
-            body = request.body
-        except RequestDataTooBig:
-            return super().dispatch(request, *args, **kwargs)  # the usual 413
-        fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), body])).hexdigest()
-        with transaction.atomic():
-            stored = _idempotency_take(client=user, key=key, fingerprint=fingerprint)
-            if stored is not None:
-                return _idempotency_answer(stored, fingerprint)
-            response = super().dispatch(request, *args, **kwargs)
-            if response.status_code >= 500 or response.status_code in _KEEPS:
-                transaction.set_rollback(True)  # as if never sent: the retry does the work
-                return response
-            if hasattr(response, "render"):
-                response.render()
-            IdempotentRequest.objects.filter(client=user, key=key).update(
-                status=response.status_code, content_type=response.get("Content-Type", ""), body=response.content)
-        return response
+        return idempotent_post(request, client=user, run=lambda: super(IdempotentPost, self).dispatch(
+            request, *args, **kwargs), refuse=lambda message, code: JsonResponse({"detail": message}, status=code))
 
     def _idempotency_client(self, request):
         """The authenticated client, read the way this view authenticates (None if not)."""
@@ -183,6 +164,40 @@ class IdempotentPost:
         except exceptions.APIException:
             return None
         return user if user is not None and user.is_authenticated else None
+
+
+def idempotent_post(request, *, client, run: Callable[[], HttpResponse],
+                    refuse: Callable[[str, int], HttpResponse], body: bytes | None = None) -> HttpResponse:
+    """Run `run()` (the POST's work, answering a response) once per `client` and the request's
+    `Idempotency-Key` (see IdempotentPost; the caller checked the header is there and who the
+    client is). `refuse(message, status)` words a refusal (bad key 400, key reused 422) in the
+    endpoint's own error shape; `body` is what identifies the request besides method and path
+    (the raw body if not given). Locks the key's row until the work commits."""
+    key = request.headers[IDEMPOTENCY_HEADER]
+    if not (0 < len(key) <= 200 and key.isascii() and key.isprintable()):
+        return refuse(_("An Idempotency-Key is 1 to 200 printable ASCII characters."), 400)
+    if body is None:
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return run()  # the usual 413
+    fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), body])).hexdigest()
+    with transaction.atomic():
+        stored = _idempotency_take(client=client, key=key, fingerprint=fingerprint)
+        if stored is not None:
+            if stored.fingerprint != fingerprint:
+                return refuse(_("This Idempotency-Key was used for another request; use a new key for "
+                                "a new request."), 422)
+            return _idempotency_answer(stored)
+        response = run()
+        if response.status_code >= 500 or response.status_code in _KEEPS:
+            transaction.set_rollback(True)  # as if never sent: the retry does the work
+            return response
+        if hasattr(response, "render"):
+            response.render()
+        IdempotentRequest.objects.filter(client=client, key=key).update(
+            status=response.status_code, content_type=response.get("Content-Type", ""), body=response.content)
+    return response
 
 
 def _idempotency_take(*, client, key: str, fingerprint: str):
@@ -201,10 +216,7 @@ def _idempotency_take(*, client, key: str, fingerprint: str):
     return IdempotentRequest.objects.get(client=client, key=key)
 
 
-def _idempotency_answer(stored, fingerprint: str) -> HttpResponse:
-    if stored.fingerprint != fingerprint:
-        return JsonResponse({"detail": _("This Idempotency-Key was used for another request; use a new key for "
-                                         "a new request.")}, status=422)
+def _idempotency_answer(stored) -> HttpResponse:
     response = HttpResponse(bytes(stored.body), status=stored.status, content_type=stored.content_type or None)
     response[REPLAYED_HEADER] = "true"
     return response

@@ -108,3 +108,30 @@ def test_an_expired_key_is_a_new_request_and_the_hourly_job_forgets_old_keys(pho
     assert "Idempotent-Replayed" not in again and Appeal.objects.get().repeat_count == 1
     IdempotentRequest.objects.update(created_at=timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS + 1))
     assert idempotent_requests_purge() == 1 and not IdempotentRequest.objects.exists()
+
+
+# POSTs without the header, each safe to send twice for its own reason. A new POST must either
+# honour Idempotency-Key (healthkit.api.IdempotentPost) or be added here with why a retry is harmless.
+RETRY_SAFE_WITHOUT_KEY = {
+    "/api/v1/appeals/search/": "a read by POST (the ID number stays out of the URL): stores nothing",
+    "/api/v1/residents/health-code/": "a read; each look-up is audited as its own look-up",
+    "/api/v1/sms/receipts/": "a delivery receipt sets a message's final state: the same receipt twice changes nothing",
+    **{f"/api/v1/ingest/{kind}/": "bulk ingest: a batch_id replays the stored answer, and each record is "
+                                  "deduplicated by its key (healthkit.ingest)"
+       for kind in ("arrivals", "local-cases", "medical-events", "popup-assignments", "quarantine-orders", "stays",
+                    "test-results")},
+    "/api/v1/venues/scans/": "bulk ingest: batch_id and per-record keys (venues.ingest)",
+}
+
+
+def test_every_post_of_the_schema_is_safe_to_retry():
+    # given every POST operation the OpenAPI schema offers
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    posts = {path: ops["post"] for path, ops in schema["paths"].items() if "post" in ops}
+    assert not {path for path, ops in schema["paths"].items() if {"put", "patch", "delete"} & set(ops)}
+    # then each either takes an Idempotency-Key (and documents the 422 of a reused key) or is listed
+    # with the reason a retry is harmless; never both
+    keyed = {path for path, op in posts.items() if "Idempotency-Key" in {p["name"] for p in op.get("parameters", [])}}
+    assert all("422" in posts[path]["responses"] for path in keyed)
+    assert not keyed & set(RETRY_SAFE_WITHOUT_KEY)
+    assert set(posts) - keyed == set(RETRY_SAFE_WITHOUT_KEY)

@@ -18,11 +18,12 @@ def api_key(db):
     return Token.objects.create(user=UserFactory(role=User.Role.INTEGRATION)).key
 
 
-def _file(client, api_key, **extra):
+def _file(client, api_key, HTTP_IDEMPOTENCY_KEY=None, **extra):
     data = {"api_key": api_key, "service_code": "correction", "first_name": "小明", "last_name": "王",
             "phone": "13600009999", "attribute[id_number]": make_id_number(), "attribute[popup_type]": "3",
             "address_string": "朝阳区望京西园三区", "description": "wrong popup"} | extra
-    return client.post("/open311/v2/requests.json", data)
+    headers = {"HTTP_IDEMPOTENCY_KEY": HTTP_IDEMPOTENCY_KEY} if HTTP_IDEMPOTENCY_KEY else {}
+    return client.post("/open311/v2/requests.json", data, **headers)
 
 
 def test_services_list_is_public_in_json_and_xml(client):
@@ -147,3 +148,35 @@ def test_a_client_over_the_filing_limit_is_told_when_to_try_again(client, api_ke
     assert refused.status_code == 429 and refused["Retry-After"] == "600"
     assert refused.json()[0]["code"] == 429
     assert Appeal.objects.count() == 1
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_retried_request_with_its_idempotency_key_files_once_and_gets_the_first_answer(client, api_key, fmt):
+    # given a service request sent with a key, whose answer the client never got
+    data = {"api_key": api_key, "service_code": "correction", "first_name": "小明", "last_name": "王",
+            "phone": "13600009999", "attribute[id_number]": make_id_number(), "address_string": "望京西园三区"}
+    first = client.post(f"/open311/v2/requests.{fmt}", data, HTTP_IDEMPOTENCY_KEY="req-42")
+    # when the client sends it again with the same key
+    again = client.post(f"/open311/v2/requests.{fmt}", data, HTTP_IDEMPOTENCY_KEY="req-42")
+    # then it gets the first answer, and the city has one appeal, not repeated
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content and again["Idempotent-Replayed"] == "true"
+    assert again["Content-Type"] == first["Content-Type"]
+    assert Appeal.objects.get().repeat_count == 0
+    # the same key with another body is refused in Open311's error list; nothing is filed
+    other = client.post(f"/open311/v2/requests.{fmt}", {**data, "description": "other"}, HTTP_IDEMPOTENCY_KEY="req-42")
+    assert other.status_code == 422 and Appeal.objects.get().repeat_count == 0
+    if fmt == "json":
+        assert other.json()[0]["code"] == 422
+    else:
+        assert ET.fromstring(other.content).tag == "errors"  # noqa: S314 - our own response
+
+
+def test_a_refused_request_is_replayed_and_a_bad_key_is_an_open311_error(client, api_key):
+    form = {"service_code": "nope", "attribute[id_number]": make_id_number()}
+    refused = _file(client, api_key, HTTP_IDEMPOTENCY_KEY="req-43", **form)
+    assert refused.status_code == 400
+    again = _file(client, api_key, HTTP_IDEMPOTENCY_KEY="req-43", **form)
+    assert again["Idempotent-Replayed"] == "true" and again.content == refused.content
+    bad = _file(client, api_key, HTTP_IDEMPOTENCY_KEY="x" * 201)
+    assert bad.status_code == 400 and bad.json()[0]["code"] == 400 and not Appeal.objects.exists()
