@@ -165,7 +165,9 @@ def _decode_cost(probe: Image.Image, scans: int, orientation: int) -> int:
     if probe.format == "WEBP":
         return pixels * (27 if alpha else 18)
     if probe.mode.startswith("I"):
-        return pixels * 10  # 16-bit grey: 2-byte pixels, two 4-byte copies to scale, 1 byte out
+        # 16-bit grey: 2-byte pixels, two 4-byte copies to scale, 1 byte out; with a tRNS grey, its
+        # alpha band (1 byte, read through a 4-byte copy first) and grey and alpha out
+        return pixels * (13 if alpha else 10)
     # Pillow holds 1, L and P pictures in 1 byte a pixel and every other mode here in 4.
     decoded = 1 if probe.mode in ("1", "P", "L") else 4
     if probe.mode in KEPT_MODES[probe.format]:
@@ -209,10 +211,17 @@ def _pixels_only(image: Image.Image, orientation: int, fmt: str) -> tuple[Image.
         image = ImageOps.exif_transpose(image)
     params = {}
     if image.mode.startswith("I"):
+        # Its tRNS grey value, as an alpha band (Pillow's RGBA conversion reads it), then dropped.
+        alpha = image.convert("RGBA").getchannel("A") if "transparency" in image.info else None
         # 16-bit grey PNG: scale to 8 bits (a plain convert clips every value above 255 to white).
         image = image.convert("I").point(lambda v: v * (1 / 257)).convert("L")
+        if alpha is not None:  # 8 bits could not name the transparent grey alone: grey and alpha
+            image.putalpha(alpha)
+            del alpha
     elif image.mode in KEPT_MODES[fmt]:
-        if image.mode == "P" and "transparency" in image.info:
+        # A PNG's transparent palette entry, grey value or RGB colour (tRNS) is written again:
+        # without it the transparent parts show their hidden colour, often black.
+        if image.mode in ("P", "1", "L", "RGB") and fmt == "PNG" and "transparency" in image.info:
             params["transparency"] = image.info["transparency"]
     elif image.mode == "1":
         image = image.convert("L")
@@ -301,12 +310,20 @@ def clean_image(upload) -> CleanImage:
     # Image.thumbnail's size and filter, without its full-size copy: shrink, then convert the small picture.
     scale = min(THUMBNAIL_SIZE[0] / pixels.width, THUMBNAIL_SIZE[1] / pixels.height, 1)
     thumb_size = (max(1, round(pixels.width * scale)), max(1, round(pixels.height * scale)))
+    # A JPEG thumbnail has no transparency: transparent parts are shown over white, as on the page.
+    transparent = "A" in pixels.getbands() or "transparency" in params
     source = pixels
-    if pixels.mode in ("P", "1"):
-        # Pillow shrinks these by nearest neighbour only: shrink to 4x the thumbnail that way, then filter.
+    if pixels.mode in ("P", "1") or (transparent and pixels.mode not in ("RGBA", "LA")):
+        # Pillow shrinks P and 1 by nearest neighbour only, and a tRNS colour needs an alpha band:
+        # shrink to 4x the thumbnail that way (no full-size copy), then convert and filter.
         coarse = (min(pixels.width, thumb_size[0] * 4), min(pixels.height, thumb_size[1] * 4))
-        source = pixels.resize(coarse, Image.Resampling.NEAREST).convert("RGB")
-    thumb = source.resize(thumb_size, Image.Resampling.BICUBIC, reducing_gap=2.0).convert("RGB")
+        source = pixels.resize(coarse, Image.Resampling.NEAREST)
+        source.info = {"transparency": params["transparency"]} if "transparency" in params else {}
+        source = source.convert("RGBA" if transparent else "RGB")
+    thumb = source.resize(thumb_size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+    if transparent:
+        thumb = Image.alpha_composite(Image.new("RGBA", thumb.size, (255, 255, 255, 255)), thumb.convert("RGBA"))
+    thumb = thumb.convert("RGB")
     thumb_out = io.BytesIO()
     thumb.save(thumb_out, "JPEG", quality=80)
     cleaned = out.getvalue()
