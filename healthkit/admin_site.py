@@ -181,6 +181,15 @@ def search_is_indexed(model: type[models.Model], spec: str) -> bool:
 PROTECTED_COUNT_CAP = 1_000
 
 
+def protecting_relations(model) -> list:
+    """The foreign keys declared on_delete=PROTECT that point at `model`, hidden ones too (a key
+    with related_name="+", e.g. a popup's policy, protects as much as any: Django's collector
+    refuses the delete over it)."""
+    return [f for f in model._meta.get_fields(include_hidden=True)
+            if f.auto_created and not f.concrete and (f.one_to_many or f.one_to_one)
+            and getattr(f, "on_delete", None) is models.PROTECT]
+
+
 def protected_references(objs) -> list[str]:
     """What protects `objs` (a model's rows, or a queryset of them) from deletion, counted per
     foreign key declared on_delete=PROTECT (at most PROTECTED_COUNT_CAP each, through the
@@ -189,7 +198,7 @@ def protected_references(objs) -> list[str]:
     model = objs.model if isinstance(objs, QuerySet) else (type(objs[0]) if objs else None)
     if model is None:
         return []
-    protecting = [r for r in model._meta.related_objects if getattr(r, "on_delete", None) is models.PROTECT]
+    protecting = protecting_relations(model)
     twice = {r.related_model for r in protecting if sum(o.related_model is r.related_model for o in protecting) > 1}
     found = []
     for relation in protecting:

@@ -119,7 +119,7 @@ class PopupCase(models.Model):
     # triggers (migration 0023), not foreign-key constraints: PostgreSQL checks a foreign key row
     # by row with a row lock on the parent, which was more than half of raising 50,000 venue
     # popups. The resident is indexed by popup_resident_seek_idx (the automatic index would
-    # repeat it); nothing reads popups by policy but a policy's delete guard.
+    # repeat it); nothing reads popups by policy but a policy's delete guard (popup_policy_idx).
     resident = models.ForeignKey(Resident, verbose_name=_("resident"), on_delete=models.PROTECT, related_name="popups",
                                  db_index=False, db_constraint=False)
     popup_type = models.PositiveSmallIntegerField(_("popup type"), choices=PopupType.choices)
@@ -161,6 +161,8 @@ class PopupCase(models.Model):
             # The dashboard's refresh reads the popups raised or ended in its last few days.
             models.Index(fields=["raised_at"], name="popup_raised_idx"),
             models.Index(fields=["lifted_at"], name="popup_ended_idx", condition=Q(lifted_at__isnull=False)),
+            # A policy's delete page counts the popups it protects (healthkit.admin_site).
+            models.Index(fields=["policy"], name="popup_policy_idx", condition=Q(policy__isnull=False)),
         ]
 
     def __str__(self) -> str:

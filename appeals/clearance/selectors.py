@@ -45,8 +45,9 @@ def tasks_visible_to(user: User) -> QuerySet[ClearanceTask]:
 def task_get(*, user: User, task_id: int) -> ClearanceTask:
     """Fetch a task the user may see, or raise PermissionDenied (not 404: no enumeration hint).
     Not audited: for re-reading a task that task_access has just admitted (and audited)."""
-    task = (tasks_visible_to(user).select_related("resident", "community", "popup__policy", "appeal",
-                                                  "decided_by")
+    # The resident's registered community as the page names it (street and district with it).
+    task = (tasks_visible_to(user).select_related("resident__community__street__district", "community",
+                                                  "popup__policy", "appeal", "decided_by")
             .filter(pk=task_id).first())
     if task is None:
         raise PermissionDenied
@@ -268,11 +269,15 @@ def appeal_task(appeal) -> ClearanceTask | None:
             .order_by(open_first, "-id").first())
 
 
-def task_community_reason(task: ClearanceTask) -> str:
+def task_community_reason(task: ClearanceTask, *, history: list[ClearanceEvent] | None = None) -> str:
     """Why the task is with its community when that is not the resident's registered one (the
-    popup sweep's fallback to a risk venue's community), else ""."""
+    popup sweep's fallback to a risk venue's community), else "". `history`: the task's events
+    as task_history gives them, when the caller has read them already."""
     if task.resident.community_id == task.community_id:
         return ""
+    if history is not None:
+        return next((e.reason for e in history if e.kind == ClearanceEvent.Kind.OPENED
+                     and (e.data or {}).get("community_from") == "venue"), "")
     opened = (task.events.filter(kind=ClearanceEvent.Kind.OPENED, data__community_from="venue")
               .order_by("at", "id").values_list("reason", flat=True).first())
     return opened or ""
@@ -282,15 +287,18 @@ def task_history(task: ClearanceTask) -> QuerySet[ClearanceEvent]:
     return task.events.select_related("actor").order_by("at", "id")
 
 
-def task_calls(task: ClearanceTask) -> list[dict]:
-    """The call log: the hotline's calls on the appeal and the community's own calls, by time."""
+def task_calls(task: ClearanceTask, *, history: list[ClearanceEvent] | None = None) -> list[dict]:
+    """The call log: the hotline's calls on the appeal and the community's own calls, by time.
+    `history`: the task's events as task_history gives them, when the caller has read them."""
     directions, outcomes = dict(CALL_DIRECTIONS), dict(CALL_OUTCOMES)
+    own = ([e for e in history if e.kind == ClearanceEvent.Kind.CALL] if history is not None else
+           task.events.filter(kind=ClearanceEvent.Kind.CALL).select_related("actor").order_by("at", "id"))
     calls = [
         {"at": e.at, "who": actor_name(e.actor_label) or (e.actor.get_username() if e.actor else ""),
          "direction": directions.get(e.data.get("direction"), ""),
          "outcome": outcomes.get(e.data.get("outcome"), e.data.get("outcome", "")), "note": e.reason,
          "source": _("Community")}
-        for e in task.events.filter(kind=ClearanceEvent.Kind.CALL).select_related("actor").order_by("at", "id")
+        for e in own
     ]
     if task.appeal_id:
         for c in AppealContact.objects.filter(appeal=task.appeal_id).select_related("operator").order_by("at", "id"):
@@ -353,9 +361,15 @@ class CommitmentRecord:
     refused: int
 
 
-def task_commitment(task: ClearanceTask) -> CommitmentRecord:
-    signed = task.events.filter(kind=ClearanceEvent.Kind.COMMITMENT_SIGNED).order_by("-at", "-id").first()
-    refused = task.events.filter(kind=ClearanceEvent.Kind.SIGNATURE_REFUSED).count()
+def task_commitment(task: ClearanceTask, *, history: list[ClearanceEvent] | None = None) -> CommitmentRecord:
+    """The commitment letter's record. `history`: the task's events as task_history gives them
+    (oldest first), when the caller has read them already."""
+    if history is not None:
+        signed = next((e for e in reversed(history) if e.kind == ClearanceEvent.Kind.COMMITMENT_SIGNED), None)
+        refused = sum(e.kind == ClearanceEvent.Kind.SIGNATURE_REFUSED for e in history)
+    else:
+        signed = task.events.filter(kind=ClearanceEvent.Kind.COMMITMENT_SIGNED).order_by("-at", "-id").first()
+        refused = task.events.filter(kind=ClearanceEvent.Kind.SIGNATURE_REFUSED).count()
     if signed is None:
         return CommitmentRecord(None, "", None, "", "", refused)
     data = signed.data or {}

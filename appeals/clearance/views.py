@@ -206,16 +206,17 @@ class TaskDetailView(WorkerMixin, View):
             unsent = form if not task.is_open and key != "reveal" else None  # reveal is offered on any task
         popups = selectors.task_popups(task)
         decision_popup = selectors.task_decision_popup(task) if task.is_open else None
+        history = list(selectors.task_history(task))  # read once: calls, letter and reason come from it
         return render(request, "clearance/task_detail.html", {
             "task": task,
             "popups": [{"case": p, "why": popup_explain(p)} for p in popups],
             "evidence": selectors.task_evidence(task),
-            "calls": selectors.task_calls(task),
-            "history": selectors.task_history(task),
+            "calls": selectors.task_calls(task, history=history),
+            "history": history,
             "links": task.links.order_by("-created_at"),
             "sms_messages": selectors.task_messages(task),
-            "commitment": selectors.task_commitment(task),
-            "community_reason": selectors.task_community_reason(task),
+            "commitment": selectors.task_commitment(task, history=history),
+            "community_reason": selectors.task_community_reason(task, history=history),
             "hold": selectors.task_hold(task),
             "measures": selectors.task_measures(task),
             "revealed": revealed,
