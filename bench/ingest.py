@@ -20,7 +20,9 @@ addition to the single-stream ones, never instead of them. `--reference-check` a
 binary COPY + commit into two scratch copies of the result table, one with the resident foreign
 key, one with the statement-level check that replaced it (migration 0016). `--one-connection`
 also times the service with streaming off (the residents looked up on the same connection before
-the COPY, as before healthkit.ingest._streamed_rows), alternating with the others. `--split` prints
+the COPY, as before healthkit.ingest._streamed_rows), alternating with the others.
+`--repeated-key-check` also times the HTTP path with the JSON body's repeated-key check off
+(healthkit.inputs._may_repeat_a_key), alternating with the others. `--split` prints
 where one batch's time goes, part by part (Python parts, resident look-up, the COPY with the
 result table's indexes and checks added one at a time, pending-evaluation rows), each the median
 of --rounds; the parts overlap in the real path. `--residents-order random` names each batch's residents in no
@@ -240,6 +242,19 @@ def time_http(client, body: bytes, expected: int) -> float:
     return elapsed
 
 
+def time_http_unchecked(client, body: bytes, expected: int) -> float:
+    """time_http with the orjson path's repeated-key check (healthkit.inputs._may_repeat_a_key)
+    switched off: what the check costs, alternated with the real endpoint (--repeated-key-check)."""
+    from healthkit import inputs
+
+    checked = inputs._may_repeat_a_key
+    inputs._may_repeat_a_key = lambda body, data: False
+    try:
+        return time_http(client, body, expected)
+    finally:
+        inputs._may_repeat_a_key = checked
+
+
 def _client_process(bodies: list[bytes], expected: int, start: "multiprocessing.synchronize.Event",
                     out: "multiprocessing.Queue") -> None:
     """One client of the concurrent figure: its own process and database connection."""
@@ -351,10 +366,12 @@ def split(rounds: int, batch: int, residents: int, now: dt.datetime) -> None:
 
     from bench.report import load_average
     from healthkit import engine_work, ingest
+    from healthkit.inputs import _may_repeat_a_key
 
     first = 50_000_000
     batches = [records_for(f"X{r}-", first + r * batch, batch, residents, now) for r in range(rounds)]
     bodies = [json.dumps({"records": recs}).encode() for recs in batches]
+    decoded = [orjson.loads(body) for body in bodies]
     key, today = settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}"
     ingest.refresh_year_window()
     id_and_hash = ingest._id_checker(key, today)  # as the service checks a batch's ID numbers
@@ -366,6 +383,8 @@ def split(rounds: int, batch: int, residents: int, now: dt.datetime) -> None:
     parse = ingest.test_result_parser(now)  # as the service parses a batch of results
     parts: list[tuple[str, float]] = [
         ("JSON body decoded (orjson; HTTP only)", _median_ms(lambda r: orjson.loads(bodies[r]), rounds)),
+        ("JSON repeated-key check (HTTP only)", _median_ms(
+            lambda r: _may_repeat_a_key(bodies[r], decoded[r]), rounds)),
         ("ID number checked + keyed hash (Python)", _median_ms(
             lambda r: [id_and_hash(rec["id_number"]) for rec in batches[r]], rounds)),
         ("other fields validated (Python)", _median_ms(
@@ -548,6 +567,8 @@ def main() -> None:
                         help="also compare the resident foreign key with the statement-level check (0016)")
     parser.add_argument("--split", action="store_true",
                         help="also print where one batch's time goes, part by part")
+    parser.add_argument("--repeated-key-check", action="store_true",
+                        help="also time the HTTP path with the JSON repeated-key check off, alternated")
     parser.add_argument("--one-connection", action="store_true",
                         help="also time the service with streaming off (look-ups and COPY on one connection, "
                              "as before), alternating with the others")
@@ -598,6 +619,8 @@ def main() -> None:
     best = {"raw": float("inf"), "service": float("inf"), "http": float("inf")}
     if args.one_connection:
         best["one connection"] = float("inf")
+    if args.repeated_key_check:
+        best["http, no repeated-key check"] = float("inf")
     cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in best}
     per_round: dict[str, list[float]] = {name: [] for name in best}  # seconds, round by round
     next_row = 0
@@ -613,6 +636,12 @@ def main() -> None:
             "service": lambda records=records, rnd=rnd: time_service(records, f"bench-service-{rnd}"),
             "http": lambda body=body: time_http(client, body, args.batch),
         }
+        if args.repeated_key_check:
+            unchecked = records_for("U", next_row, args.batch, args.residents, now)
+            next_row += args.batch
+            unchecked_body = json.dumps({"batch_id": f"bench-unchecked-{rnd}", "records": unchecked}).encode()
+            runs["http, no repeated-key check"] = lambda body=unchecked_body: time_http_unchecked(
+                client, body, args.batch)
         if args.one_connection:
             single = records_for("O", next_row, args.batch, args.residents, now)
             next_row += args.batch

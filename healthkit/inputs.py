@@ -10,6 +10,7 @@ the same functions.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import io
 import json
@@ -251,11 +252,47 @@ def malformed_json_message(cause: BaseException | None) -> str:
     return _("The body is not valid JSON.")
 
 
+class DuplicateKey(Exception):
+    """A JSON object names one key twice (raised while parsing; `key` is that key)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object_pairs_hook: the object as a dict, or DuplicateKey if a key comes twice."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return data
+
+
+def _strict_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity, -Infinity (DRF's strict JSON)
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]-]{0,63}")
+
+
+def duplicate_key_error(key: str) -> ParseError:
+    """The 400 for a body naming a key twice in one object: a proxy or log reading the first value
+    and the product the last would disagree on what was sent. Names the key if it is a plain field
+    name (never quoting other text)."""
+    return ParseError({"message": _("The JSON body names the same key twice in one object; send each key once."),
+                       "extra": {"key": key} if _FIELD_NAME.fullmatch(key) else {}})
+
+
 class StrictJSONParser(JSONParser):
     """DRF's JSON parser, then one walk over the result: a NUL or a lone surrogate anywhere is a
     400 naming where (e.g. `receipts.3.status`), before any view, serializer, database or error
-    page (Django's debug page cannot encode a lone surrogate) sees it. Views that report bad
-    records one by one (ingest) name the list they check themselves in `per_record_key`."""
+    page (Django's debug page cannot encode a lone surrogate) sees it. A key named twice in one
+    object is a 400 too (json's default keeps the last silently). Views that report bad records
+    one by one (ingest) name the list they check themselves in `per_record_key`."""
 
     per_record_key: str | None = None
 
@@ -263,12 +300,17 @@ class StrictJSONParser(JSONParser):
         # DRF's message is English and quotes Python ("'utf-8' codec can't decode byte 0xff",
         # "use sys.set_int_max_str_digits()"), and a body nested deeper than the recursion limit
         # escaped it as a 500: every malformed body is a 400 {"detail"} in the reader's language.
+        # DRF's JSONParser.parse, with the hook that refuses a repeated key.
+        encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
         try:
-            data = super().parse(stream, media_type, parser_context)
+            data = json.load(codecs.getreader(encoding)(stream), object_pairs_hook=_unique_keys,
+                             parse_constant=_strict_constant)
         except RecursionError:
             raise ParseError(_("The JSON body is nested too deeply.")) from None
-        except ParseError as exc:
-            raise ParseError(malformed_json_message(exc.__context__)) from None
+        except DuplicateKey as exc:
+            raise duplicate_key_error(exc.key) from None
+        except ValueError as exc:
+            raise ParseError(malformed_json_message(exc)) from None
         return self.checked(data)
 
     def checked(self, data: Any) -> Any:
@@ -305,7 +347,24 @@ class RecordsJSONParser(StrictJSONParser):
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
             return super().parse(io.BytesIO(body), media_type, parser_context)
+        if _may_repeat_a_key(body, data):  # the standard parser finds and names it (or clears it)
+            return super().parse(io.BytesIO(body), media_type, parser_context)
         return self.checked(data)
+
+
+_ESCAPED_COLONS = (b"\\u003a", b"\\u003A")
+
+
+def _may_repeat_a_key(body: bytes, data: Any) -> bool:
+    """Whether `body`, read by orjson as `data`, may name a key twice in one object (orjson keeps
+    the last silently). Outside strings JSON has a colon only after each key, so the body has one
+    colon per key as sent plus those inside its strings; orjson's own encoding of `data` has one
+    per key kept plus the same string colons, unless the body wrote one as an escape. Counting
+    both in C takes ~1.5 ms on a 2.2 MB body of 10,000 results (orjson reads it in ~6 ms)."""
+    # (a backslash first: one byte is found at memory speed; most batches have none)
+    if b"\\" in body and any(escape in body for escape in _ESCAPED_COLONS):
+        return True  # string colons the count cannot see: let the standard parser decide
+    return body.count(b":") != orjson.dumps(data).count(b":")
 
 
 # --- DRF fields ---------------------------------------------------------------------------------
