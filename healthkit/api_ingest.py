@@ -6,6 +6,7 @@ in the OpenAPI schema only.
 """
 
 from django.utils.translation import gettext as _
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import TokenAuthentication
@@ -18,11 +19,44 @@ from healthkit.inputs import RecordsJSONParser
 from healthkit.models import IngestBatch
 from healthkit.permissions import IsIntegration
 
+# The record serializers below only document what healthkit.ingest checks (in plain Python), so
+# each says what it does: an optional field may be left out or null, an optional text also empty
+# (all: none); a client's key (record id, lab, sample id) or reason may be a JSON integer too.
+# tests/test_schema_agrees_with_ingest.py holds each field to it.
+
+
+class KeyText(serializers.CharField):
+    """Text that ingest also takes as a JSON integer (a sample id a lab sends as a number)."""
+
+
+class KeyTextSchema(OpenApiSerializerFieldExtension):
+    target_class = KeyText
+
+    def map_serializer_field(self, auto_schema, direction):
+        text = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        return {"oneOf": [text, {"type": "integer"}]}
+
+
+def optional_name() -> serializers.CharField:
+    return serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=64,
+                                 help_text="Registers an unknown resident (empty or null: none).")
+
+
+def record_id() -> KeyText:
+    return KeyText(required=False, allow_blank=True, allow_null=True, max_length=64,
+                   help_text="Client record id (idempotency); empty or null: none, the record's content is its key.")
+
+
+def batch_id() -> serializers.CharField:
+    return serializers.CharField(required=False, allow_null=True, min_length=1, max_length=80,
+                                 help_text="Client batch id: the same batch sent again gets the stored answer. "
+                                           "Null: none; never empty.")
+
 
 class _Resident(serializers.Serializer):
     id_number = serializers.CharField(min_length=18, max_length=18, help_text="National ID number (18 characters).")
-    name = serializers.CharField(required=False, max_length=64, help_text="Registers an unknown resident.")
-    record_id = serializers.CharField(required=False, max_length=64, help_text="Client record id (idempotency).")
+    name = optional_name()
+    record_id = record_id()
 
 
 class IngestOutputSerializer(serializers.Serializer):
@@ -72,7 +106,7 @@ def _rename_from(serializer: type[serializers.Serializer]) -> type[serializers.S
 
 def _input(record_serializer: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
     return type(name, (serializers.Serializer,), {
-        "batch_id": serializers.CharField(required=False, max_length=80),
+        "batch_id": batch_id(),
         "records": serializers.ListField(child=record_serializer(), max_length=ingest.MAX_RECORDS,
                                          help_text="At most 10,000; bad records are reported by index."),
     })
@@ -84,12 +118,13 @@ class TestResultIngestApi(_IngestApi):
     kind = IngestBatch.Kind.TEST_RESULTS
 
     class RecordSerializer(_Resident):
-        lab = serializers.CharField(max_length=64)
-        sample_id = serializers.CharField(max_length=64)
+        record_id = None  # a result's key is its lab, sample id and resident
+        lab = KeyText(max_length=64)
+        sample_id = KeyText(max_length=64)
         sampled_at = serializers.DateTimeField()
         resulted_at = serializers.DateTimeField()
         result = serializers.ChoiceField(choices=["negative", "positive"])
-        from_other_province = serializers.BooleanField(required=False)
+        from_other_province = serializers.BooleanField(required=False, allow_null=True)
 
     InputSerializer = _input(RecordSerializer, "TestResultIngestInput")
 
@@ -123,7 +158,7 @@ class StayIngestApi(_IngestApi):
         county = serializers.CharField(min_length=6, max_length=6, help_text="6-digit county code")
         from_ = serializers.DateTimeField()
         to = serializers.DateTimeField(required=False, allow_null=True)
-        border_port = serializers.BooleanField(required=False)
+        border_port = serializers.BooleanField(required=False, allow_null=True)
 
     RecordSerializer = _rename_from(RecordSerializer)
     InputSerializer = _input(RecordSerializer, "StayIngestInput")
@@ -140,9 +175,9 @@ class LocalCaseIngestApi(_IngestApi):
 
     class RecordSerializer(serializers.Serializer):
         county = serializers.CharField(min_length=6, max_length=6, help_text="6-digit county code")
-        date = serializers.DateField(required=False, help_text="or reported_at (date-time)")
-        reported_at = serializers.DateTimeField(required=False)
-        record_id = serializers.CharField(required=False)
+        date = serializers.DateField(required=False, allow_null=True, help_text="or reported_at (date-time), not both")
+        reported_at = serializers.DateTimeField(required=False, allow_null=True)
+        record_id = record_id()
 
     InputSerializer = _input(RecordSerializer, "LocalCaseIngestInput")
 
@@ -175,8 +210,10 @@ class MedicalEventIngestApi(_IngestApi):
 
     class RecordSerializer(_Resident):
         kind = serializers.ChoiceField(choices=["drug_purchase", "clinic_visit"])
-        category = serializers.ChoiceField(choices=list(ingest.DRUG_CATEGORIES), required=False)
-        symptom = serializers.ChoiceField(choices=list(ingest.SYMPTOMS), required=False)
+        category = serializers.ChoiceField(choices=list(ingest.DRUG_CATEGORIES), required=False, allow_null=True,
+                                           help_text="Required for a drug purchase.")
+        symptom = serializers.ChoiceField(choices=list(ingest.SYMPTOMS), required=False, allow_null=True,
+                                          help_text="Required for a clinic visit.")
         occurred_at = serializers.DateTimeField()
 
     InputSerializer = _input(RecordSerializer, "MedicalEventIngestInput")
@@ -193,7 +230,7 @@ class PopupAssignmentIngestApi(_IngestApi):
 
     class RecordSerializer(_Resident):
         popup_type = serializers.ChoiceField(choices=[3])
-        reason = serializers.CharField(max_length=200)
+        reason = KeyText(max_length=200)
         assigned_at = serializers.DateTimeField()
 
     InputSerializer = _input(RecordSerializer, "PopupAssignmentIngestInput")

@@ -108,7 +108,10 @@ def _text(rec: dict, name: str, max_length: int, *, required: bool = True) -> st
 
 
 def _instant(rec: dict, name: str, *, required: bool = True) -> dt.datetime | None:
-    return _field(name, inputs.instant, rec.get(name), required=required)
+    value = rec.get(name)
+    if value == "" and not required:  # an optional instant is left out or null; "" is no date-time
+        raise RecordError({name: _("Must be an ISO 8601 date-time with a UTC offset.")})
+    return _field(name, inputs.instant, value, required=required)
 
 
 # The plausible years (inputs.year_window), set once per batch by ingest() for the fast paths.
@@ -382,7 +385,9 @@ def _parse_stay(rec, *, now, client_id, resident_key):
 
 def _parse_local_case(rec, *, now, client_id, resident_key=None):
     county = _county(rec, "county")
-    field_name = "date" if "date" in rec else "reported_at"
+    field_name = "date" if rec.get("date") is not None else "reported_at"
+    if field_name == "date" and rec.get("reported_at") is not None:
+        raise RecordError({"reported_at": _("Send date or reported_at, not both.")})
     reported = _not_future(_day_start(rec, field_name), now, field_name)
     return (county, reported, _key(client_id, "local_case", rec, [county, reported]))
 
@@ -397,16 +402,15 @@ def _parse_quarantine(rec, *, now, client_id, resident_key):
 
 def _parse_medical(rec, *, now, client_id, resident_key):
     kind = rec.get("kind")
-    if kind == "drug_purchase":
-        detail = rec.get("category")
-        if type(detail) is not str or detail not in DRUG_CATEGORIES:
-            raise RecordError({"category": _("One of: %(c)s.") % {"c": ", ".join(DRUG_CATEGORIES)}})
-    elif kind == "clinic_visit":
-        detail = rec.get("symptom")
-        if type(detail) is not str or detail not in SYMPTOMS:
-            raise RecordError({"symptom": _("One of: %(c)s.") % {"c": ", ".join(SYMPTOMS)}})
-    else:
+    if kind not in ("drug_purchase", "clinic_visit"):
         raise RecordError({"kind": _('Must be "drug_purchase" or "clinic_visit".')})
+    # The detail the kind needs, and the other one, if sent, a valid value too (as the schema says).
+    for name, allowed, needed in (("category", DRUG_CATEGORIES, kind == "drug_purchase"),
+                                  ("symptom", SYMPTOMS, kind == "clinic_visit")):
+        value = rec.get(name)
+        if (needed or value is not None) and (type(value) is not str or value not in allowed):
+            raise RecordError({name: _("One of: %(c)s.") % {"c": ", ".join(allowed)}})
+    detail = rec["category"] if kind == "drug_purchase" else rec["symptom"]
     occurred = _not_future(_fast_instant(rec, "occurred_at"), now, "occurred_at")
     return (kind, detail, occurred, _key(client_id, "medical", rec, [resident_key, kind, detail, occurred]))
 
@@ -905,9 +909,11 @@ def _first_of_each_sample(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
 def parse_batch_id(data: dict) -> str | None:
     """The optional client `batch_id` of a bulk request: text of at most 80 characters."""
     try:
+        if data.get("batch_id") == "":  # a key that names nothing: the client meant one, and would get no replay
+            raise inputs.InputError(_("This field may not be blank."))
         return inputs.text(data.get("batch_id"), max_length=80, required=False) or None
     except inputs.InputError as exc:
-        raise ApplicationError(_("`batch_id` is a string of at most 80 characters."),
+        raise ApplicationError(_("`batch_id` is null or a string of 1 to 80 characters."),
                                extra={"field": "batch_id", "error": exc.message}) from None
 
 

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from communities.models import Community, User
 from healthkit.api import IdempotentPost
-from healthkit.api_ingest import IngestOutputSerializer
+from healthkit.api_ingest import IngestOutputSerializer, batch_id, optional_name
 from healthkit.errors import ApplicationError
 from healthkit.ingest import MAX_RECORDS, parse_batch_id
 from healthkit.inputs import InstantField, RecordsJSONParser, TextField
@@ -32,7 +32,7 @@ class _ScanRecord(serializers.Serializer):
     """One scan; validated by venues.ingest (bad records reported by index), documented here."""
 
     id_number = serializers.CharField(min_length=18, max_length=18, help_text="National ID number (18 characters).")
-    name = serializers.CharField(required=False, max_length=64, help_text="Registers an unknown resident.")
+    name = optional_name()
     venue = serializers.CharField(max_length=16, help_text="The venue code printed on its poster.")
     scanned_at = serializers.DateTimeField(help_text="ISO 8601 with an offset.")
 
@@ -49,7 +49,7 @@ class ScanIngestApi(APIView):
     RecordSerializer = _ScanRecord
 
     class InputSerializer(serializers.Serializer):
-        batch_id = serializers.CharField(required=False, max_length=80)
+        batch_id = batch_id()
         records = serializers.ListField(child=_ScanRecord(), max_length=MAX_RECORDS,
                                         help_text="At most 10,000; bad records are reported by index.")
 
