@@ -9,7 +9,6 @@ JSON and XML (`.xml`). Field mapping: docs/appeals.md.
 
 import datetime as dt
 import json
-from urllib.parse import urlencode
 from xml.etree import ElementTree as ET
 
 from django.conf import settings
@@ -312,11 +311,10 @@ class RequestsView(Open311View):
         user = _client(request)
         if request.headers.get(IDEMPOTENCY_HEADER) is None:
             return self._file(request, user)
-        # A client retrying after a timeout sends the same key: one appeal, the first answer again.
-        # The form as read, not its bytes: a retried multipart body has a new boundary.
-        form = urlencode(sorted(request.POST.lists()), doseq=True).encode()
+        # A client retrying after a timeout sends the same key: one appeal, the first answer again
+        # (the form and its media as read: healthkit.api.request_identity).
         return idempotent_post(request, client=user, run=lambda: self._answer(self._file, request, user),
-                               refuse=lambda message, code: _error(Open311Error(code, message), self.fmt), body=form)
+                               refuse=lambda message, code: _error(Open311Error(code, message), self.fmt))
 
     def _answer(self, work, *args) -> HttpResponse:
         """The answer to keep with the key: refusals too, in Open311's error list."""

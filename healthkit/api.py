@@ -5,11 +5,13 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import connection, transaction
 from django.http import HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
@@ -172,15 +174,15 @@ def idempotent_post(request, *, client, run: Callable[[], HttpResponse],
     `Idempotency-Key` (see IdempotentPost; the caller checked the header is there and who the
     client is). `refuse(message, status)` words a refusal (bad key 400, key reused 422) in the
     endpoint's own error shape; `body` is what identifies the request besides method and path
-    (the raw body if not given). Locks the key's row until the work commits."""
+    (request_identity if not given). Locks the key's row until the work commits."""
     key = request.headers[IDEMPOTENCY_HEADER]
     if not (0 < len(key) <= 200 and key.isascii() and key.isprintable()):
         return refuse(_("An Idempotency-Key is 1 to 200 printable ASCII characters."), 400)
     if body is None:
         try:
-            body = request.body
-        except RequestDataTooBig:
-            return run()  # the usual 413
+            body = request_identity(request)
+        except (RequestDataTooBig, SuspiciousOperation, MultiPartParserError):
+            return run()  # the usual 413 or 400
     fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), body])).hexdigest()
     with transaction.atomic():
         stored = _idempotency_take(client=client, key=key, fingerprint=fingerprint)
@@ -198,6 +200,24 @@ def idempotent_post(request, *, client, run: Callable[[], HttpResponse],
         IdempotentRequest.objects.filter(client=client, key=key).update(
             status=response.status_code, content_type=response.get("Content-Type", ""), body=response.content)
     return response
+
+
+def request_identity(request) -> bytes:
+    """What tells a request from another besides method and path: its body; for a form, the
+    fields and files as read (every multipart body has its own boundary, so a client's retry of
+    the same upload differs byte for byte), each file by name, file name and SHA-256 of its
+    content. Reading the form leaves it where DRF and the view find it."""
+    if request.content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return request.body
+    parts = [urlencode(sorted(request.POST.lists()), doseq=True).encode()]
+    for name, files in sorted(request.FILES.lists()):
+        for upload in files:
+            digest = hashlib.sha256()
+            for chunk in upload.chunks():
+                digest.update(chunk)
+            upload.seek(0)
+            parts.append(b"\0".join([name.encode(), (upload.name or "").encode(), digest.hexdigest().encode()]))
+    return b"\n".join(parts)
 
 
 def _idempotency_take(*, client, key: str, fingerprint: str):

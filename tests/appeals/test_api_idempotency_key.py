@@ -78,6 +78,34 @@ def test_a_retried_upload_stores_the_picture_once(operator):
     assert AppealEvidence.objects.filter(appeal=appeal).count() == 1
 
 
+def _multipart(boundary: str, data: bytes, filename: str = "shot.png") -> bytes:
+    return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+
+
+def test_a_retried_upload_with_a_new_boundary_is_the_same_request(operator):
+    """A real client (requests, OkHttp, curl) draws a new multipart boundary for each try: the
+    retry differs byte for byte from the first and must still be recognised; another picture
+    under the same key is a 422."""
+    from tests.factories.appeals import image_bytes
+
+    appeal = AppealFactory(assigned_to=operator)
+    client = _client(operator)
+    url = reverse("appeals:api-evidence-upload", args=[appeal.reference])
+    picture = image_bytes()
+
+    def send(boundary: str, data: bytes):
+        return client.generic("POST", url, _multipart(boundary, data), content_type=f"multipart/form-data; boundary={boundary}",
+                              HTTP_IDEMPOTENCY_KEY="pic-2")
+
+    first, retry = send("a1b2c3", picture), send("zz-9f8e7d6c", picture)
+    assert [first.status_code, retry.status_code] == [201, 201], retry.content
+    assert retry.json() == first.json() and retry["Idempotent-Replayed"] == "true"
+    assert AppealEvidence.objects.filter(appeal=appeal).count() == 1
+    other = send("q", image_bytes(color=(0, 0, 255)))
+    assert other.status_code == 422 and AppealEvidence.objects.filter(appeal=appeal).count() == 1
+
+
 def test_a_key_that_is_not_printable_ascii_is_a_400(phone_entry):
     client = _client(UserFactory(role=User.Role.OPERATOR))
     response = client.post(reverse("appeals:api-create"), phone_entry, format="json", HTTP_IDEMPOTENCY_KEY="x" * 201)
