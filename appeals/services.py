@@ -764,12 +764,16 @@ def appeal_set_priority(*, appeal: Appeal, priority: int, actor: User, reason: s
 def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | None = None) -> Appeal:
     """Fold a duplicate appeal of the same resident into another: evidence moves, repeats add up,
     the more urgent priority wins and the SLA due time follows it (never later), the duplicate
-    closes with outcome "merged". Locks both rows in primary-key order."""
+    closes with outcome "merged". The duplicate's open community task goes on for `into` when
+    that one has none (`into` is then with that community; the task follows `into`'s popup as a
+    link would), else it is withdrawn naming `into`'s task (clearance_follow_appeal, "merged").
+    Locks both appeals' open tasks (and those of `into`'s popup), then both rows, in key order."""
     _require_handler(actor)
     if duplicate.pk == into.pk:
         raise ApplicationError(_("An appeal cannot be merged into itself."))
     first, second = sorted([duplicate.pk, into.pk])
-    _lock_clearance_first([first, second])
+    # the open task of the popup `into` is on too: a task handed over follows that popup
+    _lock_clearance_first([first, second], [into.popup_id] if into.popup_id else [])
     rows = {a.pk: a for a in Appeal.objects.select_for_update(no_key=True).filter(pk__in=[first, second])
             .order_by("pk")}
     duplicate, into = rows[duplicate.pk], rows[into.pk]
@@ -806,11 +810,35 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | No
     duplicate.closed_at = timezone.now()
     duplicate.outcome = "merged"
     duplicate.close_reason = _("Merged into %(ref)s") % {"ref": into.reference}
-    _end_clearance(duplicate, actor=actor, reason=duplicate.close_reason)
+    # The community's work on the duplicate goes on for `into` when that one has no task of its own
+    # (else the duplicate's is withdrawn, naming the task that goes on).
+    task = _follow(duplicate, "merged", actor=actor, reason=duplicate.close_reason, into=into)
     duplicate.save(update_fields=["merged_into", "status", "closed_at", "outcome", "close_reason", "updated_at"])
     appeal_event(appeal=duplicate, kind=AppealEvent.Kind.MERGED, actor=actor, data={"into": into.reference})
+    if task is not None and task.appeal_id == into.pk:
+        _with_the_task_community(into, task, actor=actor, duplicate=duplicate)
+        if into.popup_id and into.popup_id != task.popup_id:  # as linking `into` to its popup would
+            _follow(into, "popup", actor=actor, strict=False)
     notices.notify_merged(duplicate, into)
     return into
+
+
+def _with_the_task_community(appeal: Appeal, task, *, actor: User, duplicate: Appeal) -> None:
+    """`appeal` took over a merged duplicate's community task: it is with that community, as
+    routing it there would leave it ("with the community"; still waiting while its resident is
+    asked for evidence, and back with the community when it arrives). No SMS: the merge's says
+    which reference to follow."""
+    community = task.community
+    if appeal.routed_community_id != community.pk or appeal.routed_at is None:
+        appeal.routed_community, appeal.routed_at = community, timezone.now()
+    reason = _("Took over the community task %(task)s of merged appeal %(ref)s.") % {
+        "task": task.reference, "ref": duplicate.reference}
+    if appeal.status != Appeal.Status.WAITING_RESIDENT:
+        _set_status(appeal, Appeal.Status.ROUTED, actor=actor, reason=reason)
+    appeal_event(appeal=appeal, kind=AppealEvent.Kind.ROUTED, actor=actor, note=reason,
+                 data={"community": community.pk, "community_name": str(community), "task": task.pk,
+                       "merged_from": duplicate.reference})
+    appeal.save(update_fields=["routed_community", "routed_at", "status", "updated_at"])
 
 
 @transaction.atomic

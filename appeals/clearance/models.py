@@ -204,6 +204,9 @@ class ClearanceEvent(models.Model):
         # The hotline linked the task's appeal to a popup another task works on (or away from this
         # task's popup): the appeal goes with that popup, this task goes on without it.
         APPEAL_UNLINKED = "appeal_unlinked", _("Appeal moved to another popup's task")
+        # The task's appeal was merged into another appeal that had no task of its own: the task
+        # goes on, with its history and SLA clock, for that appeal.
+        APPEAL_MERGED = "appeal_merged", _("Appeal merged into another; the task goes on for that one")
         LINK_SENT = "link_sent", _("Link sent to the resident")
         CONFIRMED = "confirmed", _("Resident confirmed")
         COMMITMENT_SIGNED = "commitment_signed", _("Commitment letter signed")

@@ -291,3 +291,133 @@ def test_a_more_urgent_appeal_raises_its_task():
     assert task.priority == ClearanceTask.Priority.EMERGENCY
     assert task.sla_due_at == AT + dt.timedelta(hours=1 + 4)
     assert task.events.filter(kind=ClearanceEvent.Kind.PRIORITISED).exists()
+
+
+# --- 5. merging a duplicate ----------------------------------------------------------------------
+
+def _beside(appeal: Appeal, **fields) -> Appeal:
+    """Another open appeal of the same resident, still with the hotline (no community, no task)."""
+    fields = {"popup": None, **fields}
+    return RoutedAppealFactory(resident=appeal.resident, status=Appeal.Status.IN_PROGRESS,
+                               routed_community=None, routed_at=None, **fields)
+
+
+def _merge(duplicate: Appeal, into: Appeal, *, at: dt.datetime, actor: User | None = None) -> None:
+    with clock.frozen_at(at):
+        appeal_services.appeal_merge(duplicate=duplicate, into=into, actor=actor or _operator())
+
+
+def test_merging_a_routed_duplicate_into_an_appeal_without_a_task_hands_its_task_over():
+    duplicate, task = _routed()
+    community = task.community
+    worker = WorkerFactory(communities=[community])
+    with clock.frozen_at(AT + dt.timedelta(hours=1)):
+        services.clearance_call_log(task=task, actor=worker, direction="outbound", outcome="reached", note="已联系")
+    into = _beside(duplicate, priority=Appeal.Priority.EMERGENCY)
+    operator = _operator()
+
+    _merge(duplicate, into, at=AT + dt.timedelta(hours=2), actor=operator)
+
+    task.refresh_from_db()
+    into.refresh_from_db()
+    # the community's work goes on for the surviving appeal: same task, same history, same community
+    assert (task.appeal_id, task.state, task.community) == (into.pk, ClearanceTask.State.OPEN, community)
+    assert task.events.filter(kind=ClearanceEvent.Kind.CALL, reason="已联系").exists()
+    assert not task.events.filter(kind=ClearanceEvent.Kind.WITHDRAWN).exists()
+    merged = task.events.get(kind=ClearanceEvent.Kind.APPEAL_MERGED)
+    assert merged.actor == operator
+    assert (merged.data["reference"], merged.data["into_reference"]) == (duplicate.reference, into.reference)
+    # the more urgent of the two: the surviving appeal's emergency, with the emergency SLA from the merge
+    assert task.priority == ClearanceTask.Priority.EMERGENCY
+    assert task.sla_due_at == AT + dt.timedelta(hours=2 + 4)
+    # the surviving appeal is with the community, as routing it there would have left it
+    assert (into.status, into.routed_community) == (Appeal.Status.ROUTED, community)
+    assert into.routed_at is not None and into.events.filter(kind="routed", data__task=task.pk).exists()
+    assert selectors.state_counts(user=worker)["open"] == 1
+    # and the community's decision now decides the surviving appeal
+    services.clearance_accept(task=task, actor=worker, reason="已核实返京")
+    into.refresh_from_db()
+    assert (into.status, into.outcome) == (Appeal.Status.CLOSED, "lifted")
+
+
+def test_a_duplicate_s_task_in_measures_goes_on_for_the_appeal_it_was_merged_into():
+    duplicate, task = _investigated()
+    into = _beside(duplicate)
+
+    _merge(duplicate, into, at=AT + dt.timedelta(hours=3))
+
+    task.refresh_from_db()
+    into.refresh_from_db()
+    assert (task.appeal_id, task.state) == (into.pk, ClearanceTask.State.MEASURES)
+    assert task.outcome == ClearanceTask.Outcome.LISTED_AREA
+    assert not TestRequirement.objects.filter(withdrawn_at__isnull=False).exists()  # its tests still stand
+    assert into.status == Appeal.Status.ROUTED
+
+
+def test_a_duplicate_s_task_on_hold_resumes_for_the_appeal_it_was_merged_into(monkeypatch):
+    duplicate, task = _routed()
+    due = task.sla_due_at
+    _ask_for_evidence(duplicate, monkeypatch, at=AT + dt.timedelta(hours=1))
+    into = _beside(duplicate)
+
+    _merge(duplicate, into, at=AT + dt.timedelta(hours=4))
+
+    task.refresh_from_db()
+    assert (task.appeal_id, task.on_hold_since) == (into.pk, None)  # nobody waits on the closed duplicate's link
+    assert task.sla_due_at == due + dt.timedelta(hours=3)  # the 3 hours on hold did not count
+    assert task.events.get(kind=ClearanceEvent.Kind.APPEAL_MERGED).data["held_minutes"] == 3 * 60
+
+
+def test_a_task_handed_to_an_appeal_waiting_for_its_resident_waits_with_it(monkeypatch):
+    duplicate, task = _routed()
+    into = _beside(duplicate)
+    token = _ask_for_evidence(into, monkeypatch, at=AT + dt.timedelta(hours=1))
+
+    _merge(duplicate, into, at=AT + dt.timedelta(hours=2))
+
+    task.refresh_from_db()
+    into.refresh_from_db()
+    assert (task.appeal_id, task.on_hold_since) == (into.pk, AT + dt.timedelta(hours=2))
+    assert (into.status, into.routed_community) == (Appeal.Status.WAITING_RESIDENT, task.community)
+    hold = selectors.task_hold(task)  # the task page says who asked the resident what, until when
+    assert (hold.message, hold.reference, hold.expires_at is not None) == ("请补充行程卡截图", into.reference, True)
+    with clock.frozen_at(AT + dt.timedelta(hours=5)):
+        appeal_services.appeal_link_submit(token=token, uploads=[upload()], note="补充了行程卡")
+    task.refresh_from_db()
+    into.refresh_from_db()
+    assert (into.status, task.on_hold_since) == (Appeal.Status.ROUTED, None)  # back with the community
+
+
+def test_merging_into_an_appeal_with_its_own_task_withdraws_the_duplicate_s_saying_into_which():
+    duplicate, task = _routed()
+    into = RoutedAppealFactory(resident=duplicate.resident,
+                               popup=PopupCaseFactory(resident=duplicate.resident, popup_type=2))
+    with clock.frozen_at(AT):
+        kept = services.clearance_open_for_appeal(appeal=into)
+    Appeal.objects.filter(pk=duplicate.pk).update(priority=Appeal.Priority.EMERGENCY)
+
+    _merge(duplicate, into, at=AT + dt.timedelta(hours=2))
+
+    task.refresh_from_db()
+    kept.refresh_from_db()
+    assert task.state == ClearanceTask.State.CLOSED and task.appeal_id == duplicate.pk
+    withdrawn = task.events.get(kind=ClearanceEvent.Kind.WITHDRAWN)
+    assert (withdrawn.data["into_task"], withdrawn.data["into_reference"]) == (kept.pk, into.reference)
+    assert kept.reference in withdrawn.reason
+    assert (kept.state, kept.appeal_id) == (ClearanceTask.State.OPEN, into.pk)
+    assert kept.priority == ClearanceTask.Priority.EMERGENCY  # the duplicate's urgency goes on in it
+    assert not kept.events.filter(kind=ClearanceEvent.Kind.APPEAL_MERGED).exists()
+
+
+def test_a_task_handed_to_an_appeal_on_another_popup_works_on_that_popup():
+    duplicate, task = _routed()
+    first = task.popup
+    into = _beside(duplicate, popup=PopupCaseFactory(resident=duplicate.resident, popup_type=2))
+
+    _merge(duplicate, into, at=AT + dt.timedelta(hours=2))
+
+    task.refresh_from_db()
+    into.refresh_from_db()
+    assert (task.appeal_id, task.popup_id, task.state) == (into.pk, into.popup_id, ClearanceTask.State.OPEN)
+    assert into.status == Appeal.Status.ROUTED
+    assert task.events.filter(kind=ClearanceEvent.Kind.POPUP_LINKED, data__from_popup=first.pk).exists()

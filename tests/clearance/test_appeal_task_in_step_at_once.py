@@ -65,3 +65,52 @@ def test_re_routing_while_the_first_community_accepts(attempt):
         assert isinstance(accepted, ApplicationError) and other.name in accepted.message, accepted
         assert (task.state, task.community, appeal.status) == ("open", other, Appeal.Status.ROUTED)
         assert appeal.routed_community == other
+
+
+def _beside(appeal: Appeal) -> Appeal:
+    """Another open appeal of the same resident, still with the hotline (no community, no task)."""
+    return RoutedAppealFactory(resident=appeal.resident, popup=None, status=Appeal.Status.IN_PROGRESS,
+                               routed_community=None, routed_at=None)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_merging_a_duplicate_while_its_community_accepts(attempt):
+    duplicate, task = _routed()
+    into = _beside(duplicate)
+    operator = UserFactory(role=User.Role.OPERATOR)
+    worker = WorkerFactory(communities=[task.community])
+
+    merged, accepted = at_once(
+        lambda: appeal_services.appeal_merge(duplicate=duplicate, into=into, actor=operator),
+        lambda: services.clearance_accept(task=task, actor=worker, reason="已核实返京"))
+
+    assert isinstance(accepted, ClearanceTask), accepted  # the community's decision stands either way
+    duplicate.refresh_from_db()
+    into.refresh_from_db()
+    task.refresh_from_db()
+    assert task.state == "lifted"
+    if isinstance(merged, ApplicationError):  # the community first: the duplicate is closed, nothing to merge
+        assert (task.appeal_id, duplicate.outcome) == (duplicate.pk, "lifted")
+        assert (into.status, into.routed_community) == (Appeal.Status.IN_PROGRESS, None)
+    else:  # the hotline first: the task went on for the surviving appeal, and the decision closed that one
+        assert (task.appeal_id, duplicate.outcome) == (into.pk, "merged")
+        assert (into.status, into.outcome) == (Appeal.Status.CLOSED, "lifted")
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_operators_merging_two_appeals_into_each_other(attempt):
+    routed, task = _routed()
+    other = _beside(routed)
+    first, second = UserFactory(role=User.Role.OPERATOR), UserFactory(role=User.Role.OPERATOR)
+
+    one, two = at_once(
+        lambda: appeal_services.appeal_merge(duplicate=routed, into=other, actor=first),
+        lambda: appeal_services.appeal_merge(duplicate=other, into=routed, actor=second))
+
+    assert [isinstance(r, ApplicationError) for r in (one, two)].count(True) == 1, (one, two)
+    survivor = one if isinstance(one, Appeal) else two
+    survivor.refresh_from_db()
+    task.refresh_from_db()
+    # one merge stands, and the community's task is open for the appeal that survived it
+    assert (task.state, task.appeal_id, task.community) == ("open", survivor.pk, survivor.routed_community)
+    assert survivor.status == Appeal.Status.ROUTED and survivor.is_open

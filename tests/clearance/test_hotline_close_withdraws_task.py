@@ -106,18 +106,6 @@ def test_the_community_s_own_task_goes_on_without_the_closed_appeal():
     assert task.community.name in closed.body  # told the community goes on, so its decision is no surprise
 
 
-def test_merging_a_routed_duplicate_withdraws_its_task():
-    appeal, task = _routed_with_task()
-    into = RoutedAppealFactory(resident=appeal.resident, popup=None, status=Appeal.Status.IN_PROGRESS,
-                               routed_community=None, routed_at=None)
-
-    appeal_services.appeal_merge(duplicate=appeal, into=into, actor=UserFactory(role=User.Role.OPERATOR))
-
-    task.refresh_from_db()
-    assert task.state == ClearanceTask.State.CLOSED
-    assert task.events.get(kind=ClearanceEvent.Kind.WITHDRAWN).data["reference"] == appeal.reference
-
-
 def test_the_community_deciding_first_leaves_the_hotline_nothing_to_withdraw():
     appeal, task = _routed_with_task()
 

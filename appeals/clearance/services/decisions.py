@@ -136,7 +136,8 @@ def _accept_without_popup(*, task: ClearanceTask, actor: User | None, actor_labe
 
 @transaction.atomic
 def clearance_withdraw_for_appeal(*, appeal_id: int, reference: str, actor: User | None, reason: str,
-                                  outcome: str, at: dt.datetime | None = None) -> ClearanceTask | None:
+                                  outcome: str, at: dt.datetime | None = None,
+                                  data: dict | None = None) -> ClearanceTask | None:
     """The hotline closes an appeal: end the community's open work for it in the same
     transaction, so that exactly one decision stands and the resident hears one outcome.
 
@@ -150,6 +151,8 @@ def clearance_withdraw_for_appeal(*, appeal_id: int, reference: str, actor: User
       goes on without the appeal: "appeal_closed" event; its later SMS carry the task's reference.
       Returned, so the appeal's closing SMS can say the community goes on.
 
+    `data` is added to either event (a merge: the task of the appeal merged into).
+
     The caller (appeals.services.appeal_close, appeal_merge) locked the appeal's open tasks
     before the appeal, the order a community decision takes them in. Returns the task that goes
     on, else None.
@@ -158,8 +161,9 @@ def clearance_withdraw_for_appeal(*, appeal_id: int, reference: str, actor: User
     going_on = None
     tasks = (ClearanceTask.objects.select_for_update(of=("self",)).select_related("popup")
              .filter(appeal_id=appeal_id, state__in=ClearanceTask.OPEN_STATES).order_by("pk"))
+    extra = data or {}
     for task in tasks:
-        data = {"appeal": appeal_id, "reference": reference, "outcome": outcome}
+        data = {"appeal": appeal_id, "reference": reference, "outcome": outcome, **extra}
         if task.origin == ClearanceTask.Origin.APPEAL and task.is_awaiting:
             clearance_task_transition(task=task, to=ClearanceTask.State.CLOSED, kind=ClearanceEvent.Kind.WITHDRAWN,
                                       actor=actor, actor_label="" if actor else "hotline", reason=reason,

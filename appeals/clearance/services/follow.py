@@ -21,7 +21,7 @@ from appeals.clearance.services.common import (
 )
 from appeals.clearance.services.decisions import clearance_withdraw_for_appeal
 from appeals.clearance.services.links import _join, _start_review
-from appeals.models import Appeal
+from appeals.models import Appeal, AppealEvent
 from communities.models import User
 from healthkit import clock
 from healthkit.errors import ApplicationError
@@ -29,13 +29,14 @@ from healthkit.models import PopupCase
 from healthkit.services import popup_reject_review
 
 # What happened to the appeal (the `change` of clearance_follow_appeal).
-CLOSED = "closed"              # closed by the hotline, merged into another, withdrawn by the resident
+CLOSED = "closed"              # closed by the hotline, withdrawn by the resident
+MERGED = "merged"              # merged into another appeal of the same resident (`into`)
 ROUTED = "routed"              # sent (again) to a community
 WAITING = "waiting"            # the hotline asked the resident for more evidence
 EVIDENCE = "evidence"          # the resident sent it (through the link, or by filing again)
 POPUP = "popup"                # linked to a popup (first time, or another one)
 PRIORITY = "priority"          # its priority changed
-CHANGES = (CLOSED, ROUTED, WAITING, EVIDENCE, POPUP, PRIORITY)
+CHANGES = (CLOSED, MERGED, ROUTED, WAITING, EVIDENCE, POPUP, PRIORITY)
 
 
 def lock_appeal_tasks(appeal_ids: list[int], popup_ids: list[int] = ()) -> None:
@@ -59,12 +60,19 @@ def _open_task(appeal_id: int) -> ClearanceTask | None:
 @transaction.atomic
 def clearance_follow_appeal(*, appeal: Appeal, change: str, actor: User | None, reason: str = "",
                             at: dt.datetime | None = None, strict: bool = True,
-                            data: dict | None = None) -> ClearanceTask | None:
+                            data: dict | None = None, into: Appeal | None = None) -> ClearanceTask | None:
     """Bring the appeal's open clearance task in step with `change`, just made to the (locked)
     appeal by an appeals service in the same transaction. Every change is a ClearanceEvent.
 
     * CLOSED: the task opened for the appeal and still awaiting the community is withdrawn; one
       held for the popup on its own or in measures goes on without the appeal (returned then).
+    * MERGED (`appeal` the duplicate, closed, merged into `into`): when `into` has no open task,
+      the duplicate's task is handed over to it with all the community did (history, calls,
+      commitment letter, measures and tests, SLA clock): `appeal_merged` event; raised to the
+      more urgent of the two; on hold if `into` waits for its resident's evidence, else any hold
+      of the duplicate's ends (the due time moved by the time held). The caller then gives `into`
+      to the task's community. When `into` has its own task, that one goes on and the
+      duplicate's is ended as for CLOSED, its event naming the task and appeal merged into.
     * ROUTED: the task moves to the appeal's community now (not when a queued job runs), with
       the SLA clock of a new arrival (due, breach and escalation of the first community cleared)
       and any hold lifted; the first community's pages and API are refused from then on.
@@ -80,7 +88,8 @@ def clearance_follow_appeal(*, appeal: Appeal, change: str, actor: User | None, 
     * PRIORITY: a more urgent appeal raises the task (never lowers it: relief may have raised it).
 
     The caller locked the appeal's open tasks before the appeal (`lock_appeal_tasks`). Returns
-    the task in step (for CLOSED, the task that goes on), else None.
+    the task in step (for CLOSED, the task that goes on; for MERGED, the task handed over to
+    `into`, or the duplicate's task that goes on without an appeal), else None.
     """
     if change not in CHANGES:
         raise ValueError(f"unknown change {change!r}")
@@ -88,6 +97,10 @@ def clearance_follow_appeal(*, appeal: Appeal, change: str, actor: User | None, 
     if change == CLOSED:
         return clearance_withdraw_for_appeal(appeal_id=appeal.pk, reference=appeal.reference, actor=actor,
                                              reason=reason, outcome=appeal.outcome, at=at)
+    if change == MERGED:
+        if into is None:
+            raise ValueError("a merge needs the appeal merged into")
+        return _merge(appeal=appeal, into=into, actor=actor, at=at)
     task = _open_task(appeal.pk)
     if change == POPUP and appeal.popup_id:
         return _follow_popup(task=task, appeal=appeal, actor=actor, at=at, strict=strict)
@@ -131,6 +144,53 @@ def _move(*, task: ClearanceTask, appeal: Appeal, actor: User | None, reason: st
 
     if notices.filer_confirmed(appeal):  # a filer not confirmed was told by appeal_route itself
         notices.notify_routed(appeal, community)
+    return task
+
+
+def _merge(*, appeal: Appeal, into: Appeal, actor: User | None, at: dt.datetime) -> ClearanceTask | None:
+    """The duplicate `appeal` is merged into `into` (both appeals and their open tasks locked)."""
+    kept = _open_task(into.pk)
+    data = {"into": into.pk, "into_reference": into.reference}
+    if kept is not None:
+        # the surviving appeal's own task goes on; the duplicate's ends as on any close, saying where
+        data |= {"into_task": kept.pk, "into_task_reference": kept.reference}
+        return clearance_withdraw_for_appeal(
+            appeal_id=appeal.pk, reference=appeal.reference, actor=actor, outcome=appeal.outcome, at=at, data=data,
+            reason=_("Appeal %(ref)s was merged into appeal %(into)s, whose community task %(task)s goes on.")
+            % {"ref": appeal.reference, "into": into.reference, "task": kept.reference})
+    task = _open_task(appeal.pk)
+    if task is None:
+        return None
+    data |= {"appeal": appeal.pk, "reference": appeal.reference}
+    fields = ["appeal", "wishes_to_return", "outside_since", "updated_at"]
+    if task.on_hold_since is not None:
+        # the hold was the duplicate's evidence request, closed with it; the time held did not
+        # run against the community (as when the evidence arrives)
+        held = at - task.on_hold_since
+        data["held_minutes"] = int(held.total_seconds() // 60)
+        if task.sla_due_at is not None and task.sla_breached_at is None and task.is_awaiting:
+            task.sla_due_at += held
+            fields.append("sla_due_at")
+        task.on_hold_since = None
+        fields.append("on_hold_since")
+    task.appeal = into
+    task.wishes_to_return = task.wishes_to_return or into.wishes_to_return
+    task.outside_since = task.outside_since or into.outside_since
+    task.save(update_fields=fields)
+    _event(task=task, kind=ClearanceEvent.Kind.APPEAL_MERGED, actor=actor, actor_label=_actor_label(actor), at=at,
+           reason=_("Appeal %(ref)s was merged into appeal %(into)s; this task goes on for %(into)s.")
+           % {"ref": appeal.reference, "into": into.reference}, data=data)
+    # the more urgent of the two (never lowered: the duplicate or relief may have raised the task)
+    task = _join(task=task, appeal=None, priority=min(int(into.priority), ClearanceTask.Priority.NORMAL),
+                 actor=actor, at=at)
+    if into.status == Appeal.Status.WAITING_RESIDENT:
+        # the hotline waits for this appeal's resident: the task waits with it, as the request
+        # would have made it (the task page shows who asked, what and until when)
+        asked = (AppealEvent.objects.filter(appeal=into, kind=AppealEvent.Kind.EVIDENCE_REQUESTED)
+                 .order_by("-at", "-id").first())
+        request = {k: v for k, v in (asked.data if asked else {}).items() if k in ("link", "expires_at")}
+        _hold(task=task, appeal=into, actor=asked.actor if asked else actor, reason=asked.note if asked else "",
+              at=at, data={**request, "merged_from": appeal.reference})
     return task
 
 
