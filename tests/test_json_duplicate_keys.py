@@ -8,6 +8,7 @@ import json
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import translation
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -42,7 +43,7 @@ REPEATED = [
 @pytest.mark.parametrize("parser", [StrictJSONParser, RecordsJSONParser])
 @pytest.mark.parametrize("body, key", REPEATED)
 def test_a_repeated_key_is_refused_by_every_json_parser(parser, body, key):
-    with pytest.raises(ParseError) as refused:
+    with translation.override("en"), pytest.raises(ParseError) as refused:  # the default is zh-hans
         _parse(parser, body)
     assert refused.value.detail["message"] == MESSAGE
     assert refused.value.detail["extra"] == ({"key": key} if key else {})
