@@ -14,13 +14,18 @@ from tests.factories import PopupCaseFactory
 from tests.factories.clearance import ClearanceTaskFactory, RoutedAppealFactory
 
 pytestmark = pytest.mark.django_db
-TODAY = timezone.localdate()
+
+
+def _days_ago(days: int) -> dt.date:
+    """A city date `days` before today, read when the test runs (not when the module is imported:
+    a run that crosses midnight in Beijing would be a day off)."""
+    return timezone.localdate() - dt.timedelta(days=days)
 
 
 def _stranded_appeal(days: int, **kwargs) -> Appeal:
     defaults = {"status": Appeal.Status.IN_PROGRESS, "routed_community": None, "routed_at": None,
                 "currently_outside_city": True, "wishes_to_return": True,
-                "outside_since": TODAY - dt.timedelta(days=days)}
+                "outside_since": _days_ago(days)}
     return RoutedAppealFactory(**{**defaults, **kwargs})
 
 
@@ -69,15 +74,15 @@ def test_an_open_task_is_raised_to_priority_not_duplicated():
 
 
 def test_wish_from_the_residents_confirmation_counts():
-    task = ClearanceTaskFactory(outside_since=TODAY - dt.timedelta(days=50), wishes_to_return=True)
-    ClearanceTaskFactory(outside_since=TODAY - dt.timedelta(days=50), wishes_to_return=False)
+    task = ClearanceTaskFactory(outside_since=_days_ago(50), wishes_to_return=True)
+    ClearanceTaskFactory(outside_since=_days_ago(50), wishes_to_return=False)
     result = services.clearance_relief_sweep()
     task.refresh_from_db()
     assert result.prioritised == 1 and task.priority == ClearanceTask.Priority.HIGH
 
 
 def test_a_rejected_resident_still_stranded_gets_a_new_priority_task():
-    task = ClearanceTaskFactory(outside_since=TODAY - dt.timedelta(days=50), wishes_to_return=True)
+    task = ClearanceTaskFactory(outside_since=_days_ago(50), wishes_to_return=True)
     services.clearance_reject(task=task, actor=None, reason="当地有疫情", next_step="wait_7_days")
     result = services.clearance_relief_sweep()
     (new,) = ClearanceTask.objects.filter(pk__in=result.created)
