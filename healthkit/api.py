@@ -169,20 +169,19 @@ class IdempotentPost:
 
 
 def idempotent_post(request, *, client, run: Callable[[], HttpResponse],
-                    refuse: Callable[[str, int], HttpResponse], body: bytes | None = None) -> HttpResponse:
+                    refuse: Callable[[str, int], HttpResponse]) -> HttpResponse:
     """Run `run()` (the POST's work, answering a response) once per `client` and the request's
     `Idempotency-Key` (see IdempotentPost; the caller checked the header is there and who the
     client is). `refuse(message, status)` words a refusal (bad key 400, key reused 422) in the
-    endpoint's own error shape; `body` is what identifies the request besides method and path
-    (request_identity if not given). Locks the key's row until the work commits."""
+    endpoint's own error shape; besides method and path, request_identity tells one request from
+    another. Locks the key's row until the work commits."""
     key = request.headers[IDEMPOTENCY_HEADER]
     if not (0 < len(key) <= 200 and key.isascii() and key.isprintable()):
         return refuse(_("An Idempotency-Key is 1 to 200 printable ASCII characters."), 400)
-    if body is None:
-        try:
-            body = request_identity(request)
-        except (RequestDataTooBig, SuspiciousOperation, MultiPartParserError):
-            return run()  # the usual 413 or 400
+    try:
+        body = request_identity(request)
+    except (RequestDataTooBig, SuspiciousOperation, MultiPartParserError):
+        return run()  # the usual 413 or 400
     fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), body])).hexdigest()
     with transaction.atomic():
         stored = _idempotency_take(client=client, key=key, fingerprint=fingerprint)
