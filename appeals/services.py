@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from appeals import notices, ratelimit
 from appeals.evidence import (
+    CleanImage,
     EvidenceRejected,
     EvidenceStorageUnavailable,
     clean_image,
@@ -326,14 +327,17 @@ def _over_limit() -> EvidenceRejected:
     return EvidenceRejected(_("An appeal can hold at most %(n)d pictures.") % {"n": settings.APPEALS_EVIDENCE_MAX_FILES})
 
 
-def evidence_store(*, upload, appeal: Appeal | None = None, draft_key: str = "",
-                   user: User | None = None) -> AppealEvidence:
+def evidence_store(*, upload=None, image: CleanImage | None = None, appeal: Appeal | None = None,
+                   draft_key: str = "", user: User | None = None) -> AppealEvidence:
     """Validate, strip and store one screenshot for an appeal or a form draft (max 9 each).
 
     Race-free: the picture is cleaned (the slow part) without a lock, then counted, compared and
     written under the owner's lock (`_lock_evidence_owner`), so two uploads at once to a draft
     holding 8 pictures store one and refuse the other. Raises EvidenceRejected (an
     ApplicationError) with a clear message; an identical picture uploaded twice is stored once.
+    A caller that must lock the appeal (or its task) first passes the picture already cleaned
+    (`image`, from clean_image before taking any lock): cleaning takes up to 1-2 s of CPU a
+    picture, and staff acting on the appeal meanwhile would wait on the lock (5 s, then a 503).
     """
     if appeal is None and not draft_key:
         raise ValueError("evidence needs an appeal or a draft key")
@@ -342,9 +346,10 @@ def evidence_store(*, upload, appeal: Appeal | None = None, draft_key: str = "",
         return AppealEvidence.objects.filter(appeal=appeal) if appeal else AppealEvidence.objects.filter(
             appeal__isnull=True, draft_key=draft_key)
 
-    if owned().count() >= settings.APPEALS_EVIDENCE_MAX_FILES:  # full already: refuse before decoding
-        raise _over_limit()
-    image = clean_image(upload)
+    if image is None:
+        if owned().count() >= settings.APPEALS_EVIDENCE_MAX_FILES:  # full already: refuse before decoding
+            raise _over_limit()
+        image = clean_image(upload)
     with transaction.atomic():
         _lock_evidence_owner(appeal=appeal, draft_key=draft_key)
         same = owned().filter(sha256=image.sha256).first()
@@ -385,14 +390,18 @@ def _discard_files(evidence: AppealEvidence) -> None:
                 logger.warning("evidence storage: a partly stored picture could not be removed")
 
 
-@transaction.atomic
 def appeal_evidence_add(*, appeal: Appeal, upload, actor: User) -> AppealEvidence:
-    """Staff attach a screenshot (e.g. sent by the resident another way); written to the history."""
+    """Staff attach a screenshot (e.g. sent by the resident another way); written to the history.
+    The picture is cleaned before the appeal is locked (evidence_store)."""
     _require_handler(actor)
-    appeal = _locked(appeal)
-    evidence = evidence_store(upload=upload, appeal=appeal, user=actor)
-    touch(appeal)  # a decision form opened before this evidence is stale
-    appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor=actor, data={"evidence": evidence.pk})
+    evidence_room_check(count=1, appeal=appeal)  # full already: refuse before decoding
+    image = clean_image(upload)
+    with transaction.atomic():
+        appeal = _locked(appeal)
+        evidence = evidence_store(image=image, appeal=appeal, user=actor)
+        touch(appeal)  # a decision form opened before this evidence is stale
+        appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor=actor,
+                     data={"evidence": evidence.pk})
     return evidence
 
 
@@ -911,35 +920,63 @@ def appeal_request_evidence(*, appeal: Appeal, actor: User, message: str = "",
 def appeal_link_get(token: str) -> AppealLink:
     """The live link for a token, or ApplicationError (expired, used or unknown: same message)."""
     link = AppealLink.objects.select_related("appeal").filter(token_hash=_link_hash(token or "")).first()
-    if link is None or link.used_at is not None or link.expires_at <= timezone.now() or not link.appeal.is_open:
-        raise ApplicationError(_("This link is no longer valid. Official links work once and expire; "
-                                 "you can check your appeal on the status page."))
+    if link is None or not _link_live(link):
+        raise _link_invalid()
     return link
 
 
-@transaction.atomic
+def _link_live(link: AppealLink) -> bool:
+    return link.used_at is None and link.expires_at > timezone.now() and link.appeal.is_open
+
+
+def _link_invalid() -> ApplicationError:
+    return ApplicationError(_("This link is no longer valid. Official links work once and expire; "
+                              "you can check your appeal on the status page."))
+
+
 def appeal_link_submit(*, token: str, uploads: list, note: str = "") -> Appeal:
     """Resident answers an evidence request: pictures stored, link used up, the appeal back with
-    whoever had it (the hotline, or the community, whose task resumes). Locks the appeal's open
-    tasks, the link, then the appeal."""
+    whoever had it (the hotline, or the community, whose task resumes). The link is checked and
+    the pictures cleaned (seconds of CPU for nine) before anything is locked; then it locks the
+    appeal's open tasks, the link, then the appeal, and checks the link again."""
     link = appeal_link_get(token)
+    evidence_room_check(count=len(uploads), appeal=link.appeal)
+    images: list[CleanImage] = []
+    for index, upload in enumerate(uploads, start=1):
+        try:
+            images.append(clean_image(upload))
+        except EvidenceRejected as exc:
+            raise _picture_refused(index, exc) from None
+    with transaction.atomic():
+        return _link_submit_locked(link, images, note)
+
+
+def _picture_refused(index: int, exc: EvidenceRejected) -> EvidenceRejected:
+    # Say which picture, by position (its file name may hold personal data), as the form does.
+    return EvidenceRejected(_("Picture %(n)d: %(message)s") % {"n": index, "message": exc.message})
+
+
+def _link_submit_locked(link: AppealLink, images: list[CleanImage], note: str) -> Appeal:
     _lock_clearance_first([link.appeal_id])
     link = AppealLink.objects.select_for_update().get(pk=link.pk)
     if link.used_at is not None:
         raise ApplicationError(_("This link has already been used."))
     appeal = _locked(link.appeal)
-    evidence_room_check(count=len(uploads), appeal=appeal)
+    link.appeal = appeal
+    if not _link_live(link):  # expired, or the appeal closed, while the pictures were cleaned
+        raise _link_invalid()
+    evidence_room_check(count=len(images), appeal=appeal)
     stored: list[AppealEvidence] = []
-    for index, upload in enumerate(uploads, start=1):
+    for index, image in enumerate(images, start=1):
         try:
-            stored.append(evidence_store(upload=upload, appeal=appeal))
-        except EvidenceRejected as exc:
-            # The rows roll back with the transaction; remove the files written before the bad one.
+            stored.append(evidence_store(image=image, appeal=appeal))
+        except BaseException as exc:
+            # The rows roll back with the transaction; remove the files written before this one.
             for evidence in stored:
-                evidence.file.delete(save=False)
-                evidence.thumbnail.delete(save=False)
-            # Say which picture, by position (its file name may hold personal data), as the form does.
-            raise EvidenceRejected(_("Picture %(n)d: %(message)s") % {"n": index, "message": exc.message}) from None
+                _discard_files(evidence)
+            if isinstance(exc, EvidenceRejected):
+                raise _picture_refused(index, exc) from None
+            raise
     link.used_at = timezone.now()
     link.save(update_fields=["used_at"])
     touch(appeal)  # an operator's decision form opened before this evidence is stale
