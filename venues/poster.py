@@ -147,6 +147,7 @@ def poster_svg(venue: Venue) -> str:
     )
     qr_y = 380
     name = escape(venue.name)
+    title = escape(_("Venue code"))  # not inside the f-string: xgettext cannot read a call there
     # A long name is squeezed to the width (about one em per Chinese character); never stretched.
     fit = (f' textLength="{WIDTH - 120}" lengthAdjust="spacingAndGlyphs"'
            if len(venue.name) * 68 > WIDTH - 120 else "")
@@ -157,7 +158,7 @@ def poster_svg(venue: Venue) -> str:
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#fff"/>'
         f'<rect width="{WIDTH}" height="150" fill="#0b6e4f"/>'
         f'<g font-family="{SVG_FONTS}" text-anchor="middle">'
-        f'<text x="{WIDTH // 2}" y="100" font-size="64" fill="#fff">{escape(_("Venue code"))}</text>'
+        f'<text x="{WIDTH // 2}" y="100" font-size="64" fill="#fff">{title}</text>'
         f'<text x="{WIDTH // 2}" y="280" font-size="68" fill="#1d2430"{fit}>{name}</text>'
         f'<text x="{WIDTH // 2}" y="{qr_y + QR_SIZE + 70}" font-size="48" fill="#1d2430">'
         f'{escape(venue.code)}</text>'

@@ -73,11 +73,14 @@ def test_rows_show_masked_labelled_and_escaped_values(client, enrolled_operator)
     row = html[start:html.index("</tr>", link)]
     assert '<tr class="p1 breached">' in row and "×3" in row
     assert '<span class="badge red">Emergency</span>' in row and "With the community" in row
-    assert "Popup correction" in row and '<span class="badge red">breached</span>' in row
+    assert "Popup correction" in row and '<span class="badge red">SLA breached</span>' in row
     # the community name is escaped, never markup
     assert "&lt;b&gt;劲松&lt;/b&gt;社区" in row and "<b>劲松</b>" not in html
     # the person only masked: the stored masked form, never the clear name or ID number
     assert appeal.resident.masked in row
+    # and the breach badge is in the reader's language (it stayed English on the Chinese queue)
+    html = client.get(reverse("appeals:queue"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert '<span class="badge red">已超时</span>' in html and ">breached<" not in html
     assert appeal.resident.name not in html and appeal.resident.reveal_id_number() not in html
 
 
