@@ -1,13 +1,17 @@
 """Admin for the popup core; history rows are read-only (append-only log)."""
 
+import copy
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from communities.admin import AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline
-from healthkit import outbox, sms
+from healthkit import clock, outbox, services, sms
 from healthkit.admin_site import bulk_action_rows
+from healthkit.errors import ApplicationError
 from healthkit.models import (
     Arrival,
     DownstreamEndpoint,
@@ -31,10 +35,75 @@ from healthkit.models import (
 )
 
 
+class PopupPolicyForm(forms.ModelForm):
+    """A version is checked as a whole against its type's others (services.policy_version_check):
+    no change to the rules of an instant already past, no gap, no overlap. A new version starting
+    inside the one in force ends that one where it starts (policy_version_save), so the overlap
+    the database's exclusion constraint sees between the two rows is not an error here."""
+
+    class Meta:
+        model = PopupPolicy
+        fields = ["popup_type", "version", "effective_from", "effective_to", "params", "source"]
+        help_texts = {
+            "effective_from": _("City time (UTC+8), from now on: a change never applies to the past. A new "
+                                "version ends the one in force where it starts."),
+            "effective_to": _("Leave empty: it ends where the version it replaces ended (open-ended if that "
+                              "one was). To end a rule, add a version (abolished, if it is) from that instant."),
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            services.policy_version_check(policy=self.instance_with(cleaned))
+        except ApplicationError as error:
+            field = error.extra.get("field")
+            self.add_error(field if field in self.fields else None, error.message)
+        return cleaned
+
+    def instance_with(self, cleaned) -> PopupPolicy:
+        policy = copy.copy(self.instance)
+        for name in self._meta.fields:
+            if name in cleaned:
+                setattr(policy, name, cleaned[name])
+        return policy
+
+    def _get_validation_exclusions(self):
+        # The model's own checks of the window (its order, the one-version-at-a-time exclusion
+        # constraint, which would see the version a new one ends as an overlap) are left to
+        # policy_version_check above, which checks both against the change as a whole.
+        return {*super()._get_validation_exclusions(), "effective_to"}
+
+
 @admin.register(PopupPolicy)
 class PopupPolicyAdmin(admin.ModelAdmin):
+    """Versions are added and changed through services.policy_version_save and withdrawn through
+    policy_version_withdraw (only before they take effect), never row by row."""
+
+    form = PopupPolicyForm
     list_display = ["popup_type", "version", "effective_from", "effective_to", "source"]
     list_filter = ["popup_type"]
+
+    def save_model(self, request, obj, form, change):
+        services.policy_version_save(policy=obj)
+
+    def delete_model(self, request, obj):
+        services.policy_version_withdraw(policy=obj)
+
+    def delete_queryset(self, request, queryset):
+        for policy in queryset.order_by("-effective_from"):  # each one's period back to the one before
+            services.policy_version_withdraw(policy=policy)
+
+    def get_deleted_objects(self, objs, request):
+        """A version in force or past decided popups: the delete page names it and Django
+        refuses the delete (only a version not yet in force can be withdrawn)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        now = clock.now()
+        decided = [_("Version %(version)s has been in force since %(start)s: add a new version from now on "
+                     "instead of withdrawing it.") % {"version": p.version, "start": services.policy_time(p.effective_from)}
+                   for p in objs if p.effective_from < now]
+        return (deleted, counts, perms_needed, [*protected, *decided]) if decided else (deleted, counts, perms_needed, protected)
 
 
 class PopupEventInline(ReadOnlyInline):

@@ -1,5 +1,6 @@
 """Writes of the popup core: raising, transitions (locked, table-checked, logged), lifting."""
 
+import copy
 import datetime as dt
 from collections.abc import Collection
 from typing import Any
@@ -338,3 +339,166 @@ def idempotent_requests_purge(*, limit: int | None = None) -> int:
         expired = expired[:limit]
     deleted, _by_model = IdempotentRequest.objects.filter(pk__in=expired).delete()
     return deleted
+
+
+# --- Policy versions ---------------------------------------------------------------------------
+# The rules are data with effective dates (2022-02-12, 2022-07-16, ...). A version's parameters
+# decide popups for every instant of its window, and the engine re-reads every version at each
+# evaluation, so two things must hold after any change: (1) the rules for an instant already past
+# are the ones under which popups were raised and lifted then (a change takes effect from now on,
+# never retroactively: a version back-dated into the past would raise popups dated before anyone
+# could have known, and re-date lifts already told to residents and the ticket systems); (2) from
+# its first version on, a popup type has exactly one version at every instant (a gap would lift
+# every popup of the type at its start and raise none until its end; an overlap would apply two).
+
+
+def _policy_window(policy: PopupPolicy) -> tuple[dt.datetime, dt.datetime | None]:
+    return policy.effective_from, policy.effective_to
+
+
+def policy_time(instant: dt.datetime | None) -> str:
+    """An effective date as the admin shows it (city time)."""
+    return timezone.localtime(instant).strftime("%Y-%m-%d %H:%M:%S") if instant else _("open-ended")
+
+
+def _policy_versions_check(*, before: list[PopupPolicy], after: list[PopupPolicy], now: dt.datetime) -> None:
+    """Raise ApplicationError unless `after` (one type's versions once the change is made) keeps
+    the rules of every instant before `now` as `before` had them and leaves no gap or overlap."""
+    stored = {p.pk: p for p in before}
+    kept = {p.pk for p in after if p.pk is not None}
+    for old in before:
+        if old.pk not in kept and old.effective_from < now:
+            raise ApplicationError(
+                _("Version %(version)s has been in force since %(start)s and cannot be withdrawn; "
+                  "add a new version from now on instead.")
+                % {"version": old.version, "start": policy_time(old.effective_from)})
+    for policy in sorted(after, key=lambda p: p.pk is not None):  # a new version's own error first
+        if policy.effective_to is not None and policy.effective_to <= policy.effective_from:
+            raise ApplicationError(_("A version must end after it starts."))
+        if policy.effective_from >= now:
+            continue
+        old = stored.get(policy.pk)
+        if old is None:
+            raise ApplicationError(
+                _("A new version cannot take effect in the past: popups were already raised and lifted "
+                  "under the rules then in force. Give an effective date from now on (%(now)s).")
+                % {"now": policy_time(now)}, extra={"field": "effective_from"})
+        past_end = lambda p: p.effective_to if p.effective_to is not None and p.effective_to < now else None  # noqa: E731
+        if (old.popup_type, old.version, old.effective_from, old.params, past_end(old)) != (
+                policy.popup_type, policy.version, policy.effective_from, policy.params, past_end(policy)):
+            raise ApplicationError(
+                _("Version %(version)s has been in force since %(start)s: its rule, name and dates up to now "
+                  "cannot change. To change the rule from now on, add a new version with the instant it "
+                  "takes effect; this one then ends there.")
+                % {"version": old.version, "start": policy_time(old.effective_from)})
+    ordered = sorted(after, key=lambda p: p.effective_from)
+    for earlier, later in zip(ordered, ordered[1:], strict=False):
+        if earlier.effective_to is None or earlier.effective_to > later.effective_from:
+            raise ApplicationError(
+                _("Version %(a)s is still in force when version %(b)s starts (%(start)s): two versions "
+                  "would apply at once.")
+                % {"a": earlier.version, "b": later.version, "start": policy_time(later.effective_from)})
+        if earlier.effective_to < later.effective_from:
+            raise ApplicationError(
+                _("No version would be in force from %(end)s (end of %(a)s) to %(start)s (start of %(b)s): "
+                  "every popup of this type would be lifted in that gap. A version ends where the next "
+                  "one starts.")
+                % {"end": policy_time(earlier.effective_to), "a": earlier.version,
+                   "start": policy_time(later.effective_from), "b": later.version})
+    if ordered and ordered[-1].effective_to is not None:
+        last = ordered[-1]
+        raise ApplicationError(
+            _("No version would be in force after %(end)s (end of %(version)s): every popup of this type "
+              "would be lifted then. To end or abolish the rule, add a version from that instant "
+              "(abolished, if it is).")
+            % {"end": policy_time(last.effective_to), "version": last.version}, extra={"field": "effective_to"})
+
+
+def _policy_plan(*, policy: PopupPolicy | None, withdraw: PopupPolicy | None,
+                 versions: list[PopupPolicy]) -> list[PopupPolicy]:
+    """One type's versions after the change: a new version splits the one in force at its
+    start (which then ends there; the new one ends where it ended, unless given an end); a
+    withdrawn version's period goes to the version before it."""
+    after = [copy.copy(p) for p in versions]
+    if withdraw is not None:
+        after = [p for p in after if p.pk != withdraw.pk]
+        for p in after:
+            if p.effective_to is not None and p.effective_to == withdraw.effective_from:
+                p.effective_to = withdraw.effective_to
+        return after
+    assert policy is not None
+    if policy.pk is None:
+        for p in after:
+            if p.effective_from < policy.effective_from and (p.effective_to is None
+                                                             or p.effective_to > policy.effective_from):
+                if policy.effective_to is None:
+                    policy.effective_to = p.effective_to
+                p.effective_to = policy.effective_from
+        return [*after, policy]
+    old = next((p for p in after if p.pk == policy.pk), None)
+    if old is None:
+        raise ApplicationError(_("This version no longer exists; reload the page."))
+    for p in after:  # a (future) version moved: the one that ended where it started follows it
+        if p.pk != policy.pk and p.effective_to is not None and p.effective_to == old.effective_from:
+            p.effective_to = policy.effective_from
+    return [policy if p.pk == policy.pk else p for p in after]
+
+
+def policy_version_check(*, policy: PopupPolicy, at: dt.datetime | None = None) -> None:
+    """Raise ApplicationError (translated) if saving `policy` (new, or a stored one edited)
+    would change the rules of an instant before `at` (default now) or leave its popup type with
+    a gap or an overlap. Reads only; policy_version_save makes the change."""
+    versions = list(PopupPolicy.objects.filter(popup_type=policy.popup_type).order_by("effective_from"))
+    if policy.pk is not None:
+        stored = PopupPolicy.objects.filter(pk=policy.pk).values_list("popup_type", flat=True).first()
+        if stored is not None and stored != policy.popup_type:
+            raise ApplicationError(_("A version's popup type cannot change; add a version of the other type."))
+    _policy_versions_check(before=versions, after=_policy_plan(policy=copy.copy(policy), withdraw=None, versions=versions),
+                           now=at or clock.now())
+
+
+@transaction.atomic
+def policy_version_save(*, policy: PopupPolicy, at: dt.datetime | None = None) -> PopupPolicy:
+    """Save a new or edited policy version, taking effect from `at` (default now) at the
+    earliest. A new version starting inside another one ends that one where it starts, in the
+    same transaction, so the type is never without a version. Locks the type's versions; raises
+    ApplicationError as policy_version_check does, and then changes nothing."""
+    versions = list(PopupPolicy.objects.select_for_update().filter(popup_type=policy.popup_type)
+                    .order_by("effective_from"))
+    if policy.pk is not None:
+        stored = next((p for p in versions if p.pk == policy.pk), None)
+        if stored is None:
+            raise ApplicationError(_("A version's popup type cannot change; add a version of the other type."))
+    after = _policy_plan(policy=policy, withdraw=None, versions=versions)
+    _policy_versions_check(before=versions, after=after, now=at or clock.now())
+    _policy_versions_write(before=versions, after=after)
+    return policy
+
+
+@transaction.atomic
+def policy_version_withdraw(*, policy: PopupPolicy, at: dt.datetime | None = None) -> None:
+    """Withdraw a version that has not yet taken effect; the version before it stays in force
+    over its period. Raises ApplicationError for a version in force or past (its popups were
+    decided under it)."""
+    versions = list(PopupPolicy.objects.select_for_update().filter(popup_type=policy.popup_type)
+                    .order_by("effective_from"))
+    after = _policy_plan(policy=None, withdraw=policy, versions=versions)
+    _policy_versions_check(before=versions, after=after, now=at or clock.now())
+    PopupPolicy.objects.filter(pk=policy.pk).delete()
+    _policy_versions_write(before=[p for p in versions if p.pk != policy.pk], after=after)
+
+
+def _policy_versions_write(*, before: list[PopupPolicy], after: list[PopupPolicy]) -> None:
+    """Write the changed versions: those whose window shrinks first, then the rest (no instant
+    is ever held by two versions, which the exclusion constraint would refuse)."""
+    stored = {p.pk: p for p in before}
+    changed = [p for p in after if p.pk is None or _policy_window(p) != _policy_window(stored[p.pk])
+               or p.params != stored[p.pk].params or p.version != stored[p.pk].version or p.source != stored[p.pk].source]
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+    def shrinks(p: PopupPolicy) -> bool:
+        old = stored.get(p.pk)
+        return old is not None and old.effective_from <= p.effective_from and (p.effective_to or far) <= (old.effective_to or far)
+
+    for p in sorted(changed, key=lambda p: not shrinks(p)):
+        p.save()

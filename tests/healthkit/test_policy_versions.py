@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.test import Client
 from django.utils import translation
 
+from healthkit import clock, services
 from healthkit.models import PopupPolicy
 from healthkit.selectors import policy_in_force
 from tests.factories import UserFactory
@@ -61,11 +62,14 @@ def test_a_version_missing_a_parameter_its_rule_reads_is_refused(popup_type, par
 def test_the_admin_shows_the_overlap_error_and_saves_nothing():
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
     client.force_login(UserFactory(role="administrator", is_staff=True, is_superuser=True))
-    before = PopupPolicy.objects.count()
-    response = client.post("/admin/healthkit/popuppolicy/add/", {
-        "popup_type": 1, "version": "2022-09-01", "effective_from_0": "2022-09-01", "effective_from_1": "00:00:00",
-        "params": '{"window_days": 3}', "source": "test",
-    })
+    with clock.frozen_at(cst(2022, 8, 1)):
+        services.policy_version_save(policy=PopupPolicy(
+            popup_type=1, version="2022-10-01", effective_from=cst(2022, 10, 1), params={"window_days": 5}))
+        before = list(PopupPolicy.objects.values_list("pk", "effective_from", "effective_to"))
+        response = client.post("/admin/healthkit/popuppolicy/add/", {
+            "popup_type": 1, "version": "2022-09-01", "effective_from_0": "2022-09-01", "effective_from_1": "00:00:00",
+            "effective_to_0": "2022-11-01", "effective_to_1": "00:00:00", "params": '{"window_days": 3}', "source": "test",
+        })
     assert response.status_code == 200
-    assert "in force during part of this period" in response.content.decode()
-    assert PopupPolicy.objects.count() == before
+    assert "Version 2022-09-01 is still in force when version 2022-10-01 starts" in response.content.decode()
+    assert list(PopupPolicy.objects.values_list("pk", "effective_from", "effective_to")) == before
