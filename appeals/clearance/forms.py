@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from appeals.clearance.models import CALL_DIRECTIONS, CALL_OUTCOMES, ClearanceTask
+from appeals.clearance.selectors import WorklistFilters
 from communities import pii
 from communities.models import District
 from healthkit.inputs import DateFormField, TextFormField
@@ -132,7 +133,8 @@ class WorklistFilterForm(forms.Form):
     community = forms.TypedChoiceField(label=_("Community"), coerce=int, empty_value=None, required=False,
                                        choices=[])
     overdue = forms.BooleanField(label=_("Past SLA only"), required=False)
-    reference = TextFormField(label=_("Reference"), max_length=12, required=False)
+    # The task's (C000123) or its appeal's (261202-4JGZ9PR): a resident on the phone reads out the latter.
+    reference = TextFormField(label=_("Reference"), max_length=20, required=False)
     district = forms.ModelChoiceField(label=_("District"), queryset=District.objects.order_by("code"), required=False,
                                       empty_label=_("Any"))
     popup_type = forms.TypedChoiceField(label=_("Popup type"), coerce=int, empty_value=None, required=False,
@@ -142,6 +144,19 @@ class WorklistFilterForm(forms.Form):
     def __init__(self, *args, communities=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["community"].choices = [("", _("Any")), *[(c.pk, c.name) for c in communities]]
+
+    def filters(self) -> WorklistFilters | None:
+        """The filters chosen; none chosen is every open task; None for filters that could not be
+        read, for which the worklist and its exports show nothing rather than everything."""
+        if not self.is_bound:
+            return WorklistFilters()
+        if not self.is_valid():
+            return None
+        d = self.cleaned_data
+        return WorklistFilters(state=d.get("state") or "", origin=d.get("origin") or "", priority=d.get("priority"),
+                               community=d.get("community"), overdue=bool(d.get("overdue")),
+                               reference=d.get("reference") or "", district=d["district"].pk if d.get("district") else None,
+                               popup_type=d.get("popup_type"), test_missing=bool(d.get("test_missing")))
 
 
 class CheckpointForm(forms.Form):

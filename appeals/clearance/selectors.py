@@ -101,9 +101,12 @@ def worklist(*, user: User, filters: WorklistFilters | None = None) -> QuerySet[
     if filters.popup_type:
         tasks = tasks.filter(popup__popup_type=filters.popup_type)
     if filters.reference:
-        digits = filters.reference.strip().upper().lstrip("C")
-        # ASCII digits only: "²".isdigit() is true but int("²") fails.
-        tasks = tasks.filter(pk=int(digits)) if digits.isascii() and digits.isdigit() else tasks.none()
+        wanted = filters.reference.strip().upper()
+        digits = wanted.lstrip("C")
+        # ASCII digits only: "²".isdigit() is true but int("²") fails. Anything else is the
+        # appeal's reference, which the resident has and reads out on the phone.
+        tasks = tasks.filter(pk=int(digits)) if digits.isascii() and digits.isdigit() else \
+            tasks.filter(appeal__reference=wanted)
     return tasks.order_by("priority", F("sla_due_at").asc(nulls_last=True), "id")
 
 

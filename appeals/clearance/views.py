@@ -135,23 +135,20 @@ class WorkerMixin(RoleRequiredMixin):
     allowed_roles = WORKER_ROLES
 
 
-def _filters(request) -> tuple[forms.WorklistFilterForm, selectors.WorklistFilters]:
+def _filters(request) -> tuple[forms.WorklistFilterForm, selectors.WorklistFilters | None]:
     form = forms.WorklistFilterForm(request.GET or None, communities=communities_visible_to(request.user)[:200])
-    if form.is_bound and form.is_valid():
-        d = form.cleaned_data
-        return form, selectors.WorklistFilters(state=d.get("state") or "", origin=d.get("origin") or "",
-                                               priority=d.get("priority"), community=d.get("community"),
-                                               overdue=bool(d.get("overdue")), reference=d.get("reference") or "",
-                                               district=d["district"].pk if d.get("district") else None,
-                                               popup_type=d.get("popup_type"),
-                                               test_missing=bool(d.get("test_missing")))
-    return form, selectors.WorklistFilters()
+    return form, form.filters()
+
+
+def _worklist(user, filters: selectors.WorklistFilters | None):
+    """The tasks for these filters; none for filters that could not be read (never every task)."""
+    return selectors.worklist(user=user, filters=filters) if filters is not None else ClearanceTask.objects.none()
 
 
 class WorklistView(WorkerMixin, View):
     def get(self, request):
         form, filters = _filters(request)
-        tasks = selectors.worklist(user=request.user, filters=filters)
+        tasks = _worklist(request.user, filters)
         page = Paginator(tasks, 50).get_page(request.GET.get("page"))
         query = request.GET.copy()
         query.pop("page", None)
@@ -166,7 +163,7 @@ class WorklistCsvView(WorkerMixin, View):
 
     def get(self, request):
         _form, filters = _filters(request)
-        tasks = selectors.worklist(user=request.user, filters=filters)
+        tasks = _worklist(request.user, filters)
         access_log(actor=request.user, resident=None, action=PersonalDataAccess.Action.EXPORT,
                    context="clearance:worklist.csv", reason=request.GET.urlencode()[:200])
         writer = csv_writer()

@@ -124,15 +124,9 @@ class TasksExportView(_PersonExport):
                 _("Popup type"), _("Appeal"), _("SLA due"), _("Escalated"), _("Opened"), _("Closed")]
 
     def rows(self, request, query):
-        form = WorklistFilterForm(query or None, communities=communities_visible_to(request.user)[:200])
-        filters = clearance_selectors.WorklistFilters()
-        if form.is_bound and form.is_valid():
-            d = form.cleaned_data
-            filters = clearance_selectors.WorklistFilters(
-                state=d.get("state") or "", origin=d.get("origin") or "", priority=d.get("priority"),
-                community=d.get("community"), overdue=bool(d.get("overdue")), reference=d.get("reference") or "",
-                district=d["district"].pk if d.get("district") else None, popup_type=d.get("popup_type"),
-                test_missing=bool(d.get("test_missing")))
+        filters = WorklistFilterForm(query or None, communities=communities_visible_to(request.user)[:200]).filters()
+        if filters is None:  # filters the worklist could not read: it showed no task, so none is exported
+            return
         label = ChoiceLabels(ClearanceTask)
         for t in clearance_selectors.worklist(user=request.user, filters=filters).iterator(chunk_size=2000):
             phone = t.contact_phone_masked or (t.appeal.contact_phone_masked if t.appeal_id else "")
