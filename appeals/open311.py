@@ -33,7 +33,7 @@ from healthkit.api import IDEMPOTENCY_HEADER, idempotent_post
 from healthkit.errors import ApplicationError
 from healthkit.inputs import NAME_MAX
 from healthkit.models import PopupType
-from healthkit.permissions import has_role
+from healthkit.permissions import IsIntegration, has_role, may_send_feed
 from healthkit.views_errors import body_too_large_message, database_refused, service_unavailable
 
 CLIENT_ROLES = (User.Role.INTEGRATION, User.Role.OPERATOR, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
@@ -150,6 +150,8 @@ def _client(request) -> User:
     if token is None or not has_role(token.user, CLIENT_ROLES):
         raise Open311Error(403, _("A valid api_key is required: in the form body of a POST, or as the header "
                                     "Authorization: Token <key>."))
+    if token.user.role == User.Role.INTEGRATION and not may_send_feed(token.user, User.Feed.OPEN311):
+        raise Open311Error(403, str(IsIntegration.message))  # a lab's or feed's token is not a ticket system's
     return token.user
 
 
@@ -249,6 +251,8 @@ def _request_row(appeal: Appeal) -> dict:
 
 @method_decorator(csrf_exempt, name="dispatch")
 class Open311View(View):
+    feed = User.Feed.OPEN311  # what an integration client's key must be granted (_client)
+
     def dispatch(self, request, *args, fmt: str = "json", **kwargs):
         self.fmt = fmt
         try:

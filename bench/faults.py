@@ -321,7 +321,8 @@ def ingest_api_child(ids: str, down: float) -> None:
 
     from communities.models import Resident, User
 
-    user, _ = User.objects.get_or_create(username="faults-lab", defaults={"role": User.Role.INTEGRATION})
+    user, _ = User.objects.get_or_create(username="faults-lab", defaults={
+        "role": User.Role.INTEGRATION, "feeds": [User.Feed.TEST_RESULTS]})
     token, _ = Token.objects.get_or_create(user=user)
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {token.key}")
     people = list(Resident.objects.filter(pk__in=[int(i) for i in ids.split(",")]).order_by("pk"))

@@ -192,7 +192,8 @@ def integration_token() -> str:
 
     from communities.models import User
 
-    user, _ = User.objects.get_or_create(username="bench-lab-feed", defaults={"role": User.Role.INTEGRATION})
+    user, _ = User.objects.get_or_create(username="bench-lab-feed", defaults={
+        "role": User.Role.INTEGRATION, "feeds": [User.Feed.TEST_RESULTS]})
     return Token.objects.get_or_create(user=user)[0].key
 
 

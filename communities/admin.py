@@ -259,7 +259,8 @@ class ResidentAdmin(AuditedAdminMixin, admin.ModelAdmin):
 class UserAdmin(DjangoUserAdmin):
     list_display = ["username", "first_name", "last_name", "role", "is_active"]
     list_filter = ["role", "is_active", "is_staff"]
-    fieldsets = (*DjangoUserAdmin.fieldsets, (_("Role and scope"), {"fields": ["role", "communities"]}))
+    fieldsets = (*DjangoUserAdmin.fieldsets,
+                 (_("Role and scope"), {"fields": ["role", "communities", "feeds", "lab"]}))
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets, (_("Role and scope"), {"fields": ["role"]}))
     filter_horizontal = ["communities", "groups", "user_permissions"]
 

@@ -1,6 +1,7 @@
 """The registry: places (district → street → community, compound aliases), residents, staff."""
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import HashIndex
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -222,9 +223,33 @@ class User(AbstractUser):
         VENUE_MANAGER = "venue_manager", _("Venue manager")
         INTEGRATION = "integration", _("Integration client")
 
+    class Feed(models.TextChoices):
+        """What an integration client may send: one token, one system, only its own feeds. The
+        first seven are the ingest kinds (healthkit.models.IngestBatch.Kind)."""
+
+        TEST_RESULTS = "test_results", _("Nucleic-acid test results")
+        ARRIVALS = "arrivals", _("Arrivals into the city")
+        STAYS = "stays", _("Stays outside the city")
+        LOCAL_CASES = "local_cases", _("Local cases per county")
+        QUARANTINE_ORDERS = "quarantine_orders", _("Entry quarantine orders")
+        MEDICAL_EVENTS = "medical_events", _("Drug purchases and clinic visits")
+        POPUP_ASSIGNMENTS = "popup_assignments", _("Upstream popup assignments")
+        VENUE_SCANS = "venue_scans", _("Venue scans")
+        SMS_RECEIPTS = "sms_receipts", _("SMS delivery receipts")
+        OPEN311 = "open311", _("Open311 appeals")
+
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.OPERATOR)
     communities = models.ManyToManyField(
         Community, blank=True, related_name="workers", verbose_name=_("communities served")
+    )
+    feeds = ArrayField(
+        models.CharField(max_length=20, choices=Feed.choices), default=list, blank=True, verbose_name=_("feeds"),
+        help_text=_("Integration clients only: the feeds this client's token may send. None by default."),
+    )
+    lab = models.CharField(
+        _("lab"), max_length=64, blank=True,
+        help_text=_("Integration clients sending test results: the lab every result must name. Leave empty "
+                    "only for a platform relaying many labs (the national platform)."),
     )
 
     class Meta:

@@ -35,7 +35,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             {"message": str(exc.message), "extra": exc.extra}, status=status.HTTP_400_BAD_REQUEST
         )
     if isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
+        exc = exceptions.PermissionDenied(*exc.args[:1])  # a service's reason, when it gave one
     return drf_exception_handler(exc, context)
 
 

@@ -84,6 +84,11 @@ class _IngestApi(APIView):
     # a list of records: only JSON carries it; the records are checked one by one (healthkit.ingest)
     parser_classes = [RecordsJSONParser]
     kind: str = ""
+    feed: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.feed = cls.kind  # each ingest kind is the feed of the same name (User.Feed)
 
     def post(self, request):
         data = request.data

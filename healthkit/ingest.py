@@ -39,7 +39,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -1029,6 +1029,20 @@ def _evaluate_on_commit(resident_ids: list[int], work: engine_work.Work | None =
 
 
 @collector_paused()
+def _check_lab(client: User, records: list[Any]) -> None:
+    """A lab's token writes its own lab's results only (User.lab): a result, or a correction that
+    supersedes one, under another lab's name is refused whole, before anything is stored or the
+    batch id is taken. A client without a lab (a platform relaying many labs) names any."""
+    if not client.lab:
+        return
+    for index, rec in enumerate(records):
+        lab = rec.get("lab") if isinstance(rec, dict) else None
+        if isinstance(lab, (str, int)) and not isinstance(lab, bool) and str(lab).strip() != client.lab:
+            raise PermissionDenied(
+                _("This client sends the results of its own lab only; record %(index)d names another lab. "
+                  "Nothing was stored.") % {"index": index})
+
+
 def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_id: str | None = None,
            evaluate: bool = True, resident: Resident | None = None) -> IngestResult:
     """Store a batch of signals of one kind. Idempotent per batch id and per record; bad records
@@ -1046,6 +1060,8 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
             _("At most %(n)d records per request; split the batch.") % {"n": MAX_RECORDS},
             extra={"max_records": MAX_RECORDS, "received": len(records)},
         )
+    if kind == IngestBatch.Kind.TEST_RESULTS and client is not None:
+        _check_lab(client, records)
     refresh_year_window()
     now = clock.now()
     client_id = client.pk if client is not None else None

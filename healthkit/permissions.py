@@ -6,11 +6,12 @@ from urllib.parse import urlsplit
 from django.contrib import messages
 from django.contrib.auth.mixins import AccessMixin
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from rest_framework.permissions import BasePermission
 
 from communities.models import User
@@ -43,7 +44,27 @@ def role_permission(*roles: str) -> type[BasePermission]:
 
 
 IsStaffRole = role_permission(*STAFF_ROLES)
-IsIntegration = role_permission(User.Role.INTEGRATION, User.Role.ADMINISTRATOR)
+
+
+def may_send_feed(user: object, feed: str) -> bool:
+    """An integration client sends only the feeds granted to it (User.feeds): a lab's token is
+    not a ticket system's or the SMS gateway's. Administrators may send any feed."""
+    if has_role(user, (User.Role.ADMINISTRATOR,)):
+        return True
+    return has_role(user, (User.Role.INTEGRATION,)) and feed in (user.feeds or ())
+
+
+class IsIntegration(BasePermission):
+    """Token endpoints of the integration clients. Each view names its feed (`feed = User.Feed...`);
+    a view without one refuses everybody (a new endpoint cannot forget to be scoped)."""
+
+    message = _lazy("This client's token is not registered for this feed. Ask an administrator to grant it.")
+
+    def has_permission(self, request, view) -> bool:
+        feed = getattr(view, "feed", None)
+        if feed not in User.Feed.values:
+            raise ImproperlyConfigured(f"{type(view).__name__} uses IsIntegration without a `feed`")
+        return may_send_feed(request.user, feed)
 
 
 class RoleRequiredMixin(AccessMixin):

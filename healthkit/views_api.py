@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from communities.models import User
 from healthkit.inputs import InstantField, StrictJSONParser, TextField
 from healthkit.permissions import IsIntegration, IsStaffRole
 from healthkit.services import health_code_lookup
@@ -62,6 +63,7 @@ class SmsReceiptApi(APIView):
 
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsIntegration]
+    feed = User.Feed.SMS_RECEIPTS
     parser_classes = [StrictJSONParser]  # a list of receipts: only JSON carries it
 
     class InputSerializer(serializers.Serializer):

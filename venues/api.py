@@ -43,6 +43,7 @@ class ScanIngestApi(APIView):
 
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsIntegration]
+    feed = User.Feed.VENUE_SCANS
     # a list of records: only JSON carries it; the records are checked one by one (venues.ingest)
     parser_classes = [RecordsJSONParser]
 

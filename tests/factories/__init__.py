@@ -99,6 +99,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"staff{n}")
     role = User.Role.OPERATOR
+    # An integration client gets every feed unless a test names its feeds (tests of the scope do).
+    feeds = factory.LazyAttribute(lambda user: list(User.Feed.values) if user.role == User.Role.INTEGRATION else [])
     is_staff = False
     password = factory.PostGenerationMethodCall("set_password", "pass-1234-word")
 

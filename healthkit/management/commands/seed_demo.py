@@ -161,7 +161,11 @@ class Command(BaseCommand):
             user, created = User.objects.get_or_create(
                 username=username, defaults={"role": role, "first_name": first, "last_name": last,
                                              "is_staff": role in (User.Role.ADMINISTRATOR, User.Role.SUPERVISOR),
-                                             "is_superuser": role == User.Role.ADMINISTRATOR},
+                                             "is_superuser": role == User.Role.ADMINISTRATOR,
+                                             # the demo's one client feeds everything (a real lab's
+                                             # token gets test results and its lab only)
+                                             "feeds": list(User.Feed.values) if role == User.Role.INTEGRATION
+                                             else []},
             )
             if created:
                 user.set_password(DEMO_PASSWORD)
