@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -1180,6 +1180,34 @@ def appeal_sla_sweep(*, now: dt.datetime | None = None) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, {"now": now})
         return cursor.fetchone()[0]
+
+
+def appeal_unanswered_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Appeals waiting for their resident's evidence whose link ran out unused go back to whoever
+    had them: the community (its task's hold ends, its SLA clock runs again) or the hotline, with
+    why in the history. Left waiting, such an appeal sits outside every working queue and its
+    community task on hold for good. One transaction per appeal, locks in the order of every
+    hotline change (tasks, then the appeal), the state read again under them; at most `limit` a
+    run (beat runs it every few minutes); a rerun finds nothing. Returns the number sent back."""
+    now = now or timezone.now()
+    live = AppealLink.objects.filter(appeal=OuterRef("pk"), purpose="evidence", used_at__isnull=True,
+                                     expires_at__gt=now)
+    waiting = Appeal.objects.filter(status=Appeal.Status.WAITING_RESIDENT).exclude(Exists(live))
+    returned = 0
+    for pk in list(waiting.order_by("pk").values_list("pk", flat=True)[:limit]):
+        with transaction.atomic():
+            _lock_clearance_first([pk])
+            appeal = Appeal.objects.select_for_update(no_key=True).filter(pk=pk).first()
+            if appeal is None or not waiting.filter(pk=pk).exists():
+                continue  # the evidence arrived, or the appeal moved on, meanwhile
+            back = Appeal.Status.ROUTED if appeal.routed_at else Appeal.Status.IN_PROGRESS
+            _set_status(appeal, back, actor=None,
+                        reason=_("The resident did not send the evidence asked for before the link expired; "
+                                 "the appeal goes on with what it has."))
+            appeal.save(update_fields=["status", "updated_at"])
+            _follow(appeal, "evidence", actor=None, at=now, data={"evidence": 0, "unanswered": True})
+            returned += 1
+    return returned
 
 
 def evidence_drafts_purge(*, older_than: dt.timedelta = dt.timedelta(days=2)) -> int:

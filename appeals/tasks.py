@@ -12,6 +12,12 @@ def appeal_sla_sweep() -> int:
 
 
 @shared_task(acks_late=True)
+def appeal_unanswered_sweep() -> int:
+    """Send appeals whose evidence link ran out unanswered back to whoever had them (bounded per run)."""
+    return services.appeal_unanswered_sweep()
+
+
+@shared_task(acks_late=True)
 def evidence_drafts_purge() -> int:
     """Remove screenshots of forms abandoned for two days (bounded batch per run)."""
     return services.evidence_drafts_purge()

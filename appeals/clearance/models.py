@@ -201,6 +201,8 @@ class ClearanceEvent(models.Model):
         # The hotline asked the resident for more evidence on the appeal; the evidence arrived.
         ON_HOLD = "on_hold", _("On hold: the hotline asked the resident for more evidence")
         RESUMED = "resumed", _("Resumed: the resident sent the evidence")
+        # The resident's link ran out unanswered; the appeal came back (appeal_unanswered_sweep).
+        RESUMED_UNANSWERED = "resumed_unanswered", _("Resumed: the resident did not answer in time")
         # The hotline linked the task's appeal to a popup another task works on (or away from this
         # task's popup): the appeal goes with that popup, this task goes on without it.
         APPEAL_UNLINKED = "appeal_unlinked", _("Appeal moved to another popup's task")

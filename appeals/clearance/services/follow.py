@@ -79,6 +79,7 @@ def clearance_follow_appeal(*, appeal: Appeal, change: str, actor: User | None, 
     * WAITING: the task is on hold while the resident is asked: flagged on the worklist, the
       task page and the ticket, its SLA clock stopped (the decisions stay open to the community).
     * EVIDENCE: the hold ends; the SLA due time moves by the time held (unless already breached).
+      `data["unanswered"]`: the link ran out instead (appeal_unanswered_sweep), told apart in the event.
     * POPUP: the task works on the appeal's popup: an appeal task still awaiting takes it (the
       popup it had goes back to active if it put it under review); a task that holds its popup
       for its own sake (sweep, relief, checkpoint) or in measures goes on without the appeal;
@@ -215,7 +216,10 @@ def _resume(*, task: ClearanceTask, appeal: Appeal, actor: User | None, at: dt.d
         fields.append("sla_due_at")
     task.on_hold_since = None
     task.save(update_fields=fields)
-    _event(task=task, kind=ClearanceEvent.Kind.RESUMED, actor=actor, actor_label="" if actor else "resident", at=at,
+    unanswered = bool(data.get("unanswered"))
+    kind = ClearanceEvent.Kind.RESUMED_UNANSWERED if unanswered else ClearanceEvent.Kind.RESUMED
+    label = "" if actor else ("unanswered-sweep" if unanswered else "resident")
+    _event(task=task, kind=kind, actor=actor, actor_label=label, at=at,
            data={"appeal": appeal.pk, "reference": appeal.reference, "held_minutes": int(held.total_seconds() // 60),
                  "sla_due_at": task.sla_due_at.isoformat() if task.sla_due_at else None, **data})
     return task
