@@ -776,11 +776,14 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | No
     closes with outcome "merged". The duplicate's open community task goes on for `into` when
     that one has none (`into` is then with that community; the task follows `into`'s popup as a
     link would), else it is withdrawn naming `into`'s task (clearance_follow_appeal, "merged").
-    Locks both appeals' open tasks (and those of `into`'s popup), then both rows, in key order."""
+    Locks `into`'s resident (as a popup link does), both appeals' open tasks (and those of `into`'s
+    popup), then both rows, in key order."""
     _require_handler(actor)
     if duplicate.pk == into.pk:
         raise ApplicationError(_("An appeal cannot be merged into itself."))
     first, second = sorted([duplicate.pk, into.pk])
+    if into.resident_id is not None:  # `into` may take the popup of the task it takes over (as a link does)
+        Resident.objects.select_for_update(no_key=True).filter(pk=into.resident_id).first()
     # the open task of the popup `into` is on too: a task handed over follows that popup
     _lock_clearance_first([first, second], [into.popup_id] if into.popup_id else [])
     rows = {a.pk: a for a in Appeal.objects.select_for_update(no_key=True).filter(pk__in=[first, second])
@@ -828,6 +831,11 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | No
         _with_the_task_community(into, task, actor=actor, duplicate=duplicate)
         if into.popup_id and into.popup_id != task.popup_id:  # as linking `into` to its popup would
             _follow(into, "popup", actor=actor, strict=False)
+        elif into.popup_id is None and task.popup_id is not None and task.popup.is_open:
+            # `into` named no popup: it is now about the one its task works on (the duplicate's),
+            # so its ticket, lists and the engine's lift find it as they find a linked appeal
+            _link_popup(into, task.popup, actor=actor, how="merged")
+            into.save(update_fields=["popup", "popup_type_claimed", "updated_at"])
     notices.notify_merged(duplicate, into)
     return into
 

@@ -14,7 +14,7 @@ from appeals import notices
 from appeals import services as appeal_services
 from appeals.clearance import selectors, services
 from appeals.clearance.models import ClearanceEvent, ClearanceTask
-from appeals.models import Appeal
+from appeals.models import Appeal, AppealEvent
 from appeals.services import evidence_store
 from communities.models import User
 from healthkit import clock, engine
@@ -338,6 +338,21 @@ def test_merging_a_routed_duplicate_into_an_appeal_without_a_task_hands_its_task
     services.clearance_accept(task=task, actor=worker, reason="已核实返京")
     into.refresh_from_db()
     assert (into.status, into.outcome) == (Appeal.Status.CLOSED, "lifted")
+
+
+def test_an_appeal_without_a_popup_takes_the_popup_of_the_task_it_takes_over():
+    duplicate, task = _routed()
+    into = _beside(duplicate)
+    assert into.popup_id is None and task.popup_id == duplicate.popup_id
+
+    _merge(duplicate, into, at=AT + dt.timedelta(hours=2))
+
+    into.refresh_from_db()
+    assert (into.popup_id, into.popup_type_claimed) == (task.popup_id, task.popup.popup_type)
+    linked = into.events.get(kind=AppealEvent.Kind.POPUP_LINKED)
+    assert (linked.data["how"], linked.data["popup"], linked.public) == ("merged", task.popup_id, False)
+    # the surviving appeal is found as any appeal linked to its popup is
+    assert appeal_services.appeal_link_popup(appeal=into, popup=task.popup, actor=_operator()).pk == into.pk
 
 
 def test_a_duplicate_s_task_in_measures_goes_on_for_the_appeal_it_was_merged_into():
