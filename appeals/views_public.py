@@ -29,6 +29,7 @@ from healthkit.errors import ApplicationError
 from healthkit.middleware import retry_after
 from healthkit.models import PopupCase
 from healthkit.selectors import popup_explain
+from healthkit.unsent import unsent_keep
 
 SESSION_KEY = "appeal_draft"
 CHALLENGE_KEY = "appeal_challenge"
@@ -115,6 +116,7 @@ class DraftMixin:
         if not self.draft or not self.draft.get("id"):
             request.session.pop(SESSION_KEY, None)
             if request.method == "POST":  # a step's form sent after the session ended: say so, not "start"
+                unsent_keep(request, back=request.path)  # what was typed comes back at this step
                 messages.warning(request, _("Your session has expired. Please start again."))
             else:
                 messages.info(request, _("Please confirm your phone number first."))

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _lazy
 from rest_framework.permissions import BasePermission
 
 from communities.models import User
+from healthkit.unsent import unsent_keep
 
 STAFF_ROLES = {User.Role.OPERATOR, User.Role.COMMUNITY_WORKER, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR}
 
@@ -94,6 +95,7 @@ def login_after_lost_post(request: HttpRequest) -> HttpResponse:
         back = reverse("console-home")
     parts = urlsplit(back)
     back = parts.path + (f"?{parts.query}" if parts.query else "")
+    unsent_keep(request, back=back)  # what was typed comes back on that page
     messages.warning(request, _("Your session ended before the form was sent, so nothing was saved. "
                                 "Log in again to return to the page and enter it once more."))
     return redirect_to_login(back)

@@ -91,6 +91,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "healthkit.context_processors.site",
+                "healthkit.context_processors.unsent",
             ],
         },
     },

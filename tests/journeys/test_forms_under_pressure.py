@@ -46,11 +46,16 @@ def aria_descriptions_of_invalid_fields(page) -> list[tuple[str, str]]:
               .map(id => { const e = document.getElementById(id); return e ? e.innerText.trim() : ''; }).join(' | ')])""")
 
 
-def reach_the_evidence_step(page, base_url: str) -> None:
+def reach_the_evidence_step(page, base_url: str):
     community = CommunityFactory(name="望京西园社区")
     CompoundAliasFactory(community=community, name="望京西园三区")
     resident = ResidentFactory(name="李雷", community=community, phone="13800138000")
     PopupCaseFactory(resident=resident, popup_type=3)
+    walk_to_the_evidence_step(page, base_url, resident)
+    return resident
+
+
+def walk_to_the_evidence_step(page, base_url: str, resident) -> None:
     page.goto(base_url + "/appeals/file/")
     page.fill("#id_name", "李雷")
     page.fill("#id_id_number", resident.reveal_id_number())
@@ -185,7 +190,39 @@ def test_a_form_sent_after_the_session_ended_says_so_and_comes_back_after_login(
     assert navigation.value.status == 200
     assert page.url == f"{base_url}/console/appeals/{appeal.pk}/"
     assert not appeal.contacts.exists()
+    # what was typed is back in the same form, ready to send again: nothing to type twice
+    form = page.locator(f"form[action$='/{appeal.pk}/contact/']")
+    assert form.locator("input[name=note]").input_value() == "no answer, will call again"
+    with page.expect_navigation():
+        form.locator("button").click()
+    assert list(appeal.contacts.values_list("note", flat=True)) == ["no answer, will call again"]
     context.close()
+
+
+def test_a_description_typed_when_the_session_ended_comes_back_at_its_step(browser, base_url):
+    """Given a resident who wrote a long description on the evidence step and whose session then
+    ended; when they send it, confirm the phone again and come back to that step; then the
+    description is in the box again (with JavaScript) or shown to copy (without)."""
+    text = "11月20日起一直在北京朝阳区，从未离京；行程卡四项均为绿色，弹窗原因应为曾用手机号。"
+    for javascript in (True, False):
+        context = phone_context(browser, base_url, java_script_enabled=javascript)
+        page = context.new_page()
+        if javascript:
+            resident = reach_the_evidence_step(page, base_url)
+        else:
+            walk_to_the_evidence_step(page, base_url, resident)
+        page.fill("#id_description", text)
+        context.clear_cookies(name="sessionid")
+        with page.expect_navigation():
+            page.tap("button[name=action][value=continue]")
+        assert page.locator("ul.messages [role=alert]").inner_text() == "会话已过期，请重新开始。"
+        walk_to_the_evidence_step(page, base_url, resident)
+        if javascript:
+            assert page.input_value("#id_description") == text and page.locator("#unsent-form").is_hidden()
+        else:
+            assert page.input_value("#id_description") == ""
+            assert page.locator("#unsent-form textarea").input_value() == text
+        context.close()
 
 
 def test_the_language_switch_works_without_javascript_and_keeps_the_address(browser, base_url):

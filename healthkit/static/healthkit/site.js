@@ -13,6 +13,7 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   });
   focusFirstError();
+  restoreUnsent();
   document.querySelectorAll("form[enctype='multipart/form-data']").forEach(uploadWithProgress);
 });
 
@@ -90,4 +91,44 @@ function uploadWithProgress(form) {
     xhr.addEventListener("timeout", failed);
     xhr.send(data);
   });
+}
+
+// A form sent after the session ended: the server kept what was typed and shows it (#unsent-form)
+// on the page the person is back on; put it back into the same form (the one sending to the same
+// address), into the fields still empty, so sending it again is one click. Hidden fields are the
+// fresh page's own (its version, its one-time token) and are left alone.
+function restoreUnsent() {
+  var card = document.getElementById("unsent-form");
+  if (!card) { return; }
+  var action = card.getAttribute("data-action");
+  var form = Array.prototype.find.call(document.querySelectorAll("main form"), function (f) {
+    return new URL(f.getAttribute("action") || "", window.location.href).pathname === action;
+  });
+  if (!form) { return; }
+  var first = null;
+  var left = 0;
+  card.querySelectorAll("textarea[data-name]").forEach(function (kept) {
+    var value = kept.value;
+    var placed = false;
+    form.querySelectorAll("[name]").forEach(function (field) {
+      if (field.name !== kept.getAttribute("data-name") || field.type === "hidden" || field.type === "file") { return; }
+      if (field.type === "radio" || field.type === "checkbox") {
+        if (field.value === value) { field.checked = true; placed = true; }
+      } else if (field.tagName === "SELECT") {
+        field.value = value;
+        placed = field.value === value;
+      } else if (!field.value || field.value === value) {
+        field.value = value;
+        placed = true;
+      }
+      if (placed) { first = first || field; }
+    });
+    // What is back in the form need not be copied: the card keeps only what found no place.
+    if (placed) { kept.closest("label").hidden = true; } else { left += 1; }
+  });
+  card.hidden = left === 0;
+  if (first) {
+    first.scrollIntoView({block: "center"});
+    if (!document.querySelector("[autofocus]")) { first.focus(); }
+  }
 }

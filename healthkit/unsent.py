@@ -1,0 +1,54 @@
+"""What a person typed into a form that arrived after their session ended, kept for the page they
+will be back on: a note, a reason, a description half an hour long is not lost to a timeout.
+
+The form's fields (never passwords, files or the form's own tokens) are kept encrypted in the new
+session, with the page the person came from and the form's address; the first time that page (or
+the form's own page) is shown again, it gets them once (`unsent_take`), shows them to copy and
+site.js puts them back into the same form.
+"""
+
+import json
+import time
+from urllib.parse import urlsplit
+
+from django.http import HttpRequest
+
+from communities import pii
+from healthkit.concurrency import ONCE_FIELD, SEEN_FIELD
+
+SESSION_KEY = "unsent_form"
+KEPT_SECONDS = 900  # long enough to log in again; short on a shared desk
+MAX_FIELDS = 40
+MAX_CHARS = 5000
+# The form's machinery, not what the person typed; a password is never kept.
+NOT_KEPT = {"csrfmiddlewaretoken", ONCE_FIELD, SEEN_FIELD, "from", "next", "action"}
+
+
+def unsent_keep(request: HttpRequest, *, back: str) -> None:
+    """Keep the POSTed form's typed values for `back` (a path on this site, query allowed)."""
+    fields = [(name, value[:MAX_CHARS]) for name, values in request.POST.lists()
+              if name not in NOT_KEPT and "password" not in name.lower()
+              for value in values if value.strip()][:MAX_FIELDS]
+    if not fields:
+        return
+    kept = {"back": urlsplit(back).path, "action": request.path, "fields": fields, "at": time.time()}
+    request.session[SESSION_KEY] = pii.encrypt(json.dumps(kept))
+
+
+def unsent_take(request: HttpRequest) -> dict | None:
+    """The kept form for this page ({"action", "fields"}), once; None elsewhere and once too old."""
+    session = getattr(request, "session", None)
+    if session is None or SESSION_KEY not in session:
+        return None
+    try:
+        kept = json.loads(pii.decrypt(session[SESSION_KEY]))
+    except pii.UndecryptableError:  # the key it was kept under is gone: nothing to give back
+        session.pop(SESSION_KEY, None)
+        return None
+    if time.time() - kept.get("at", 0) > KEPT_SECONDS:
+        session.pop(SESSION_KEY, None)
+        return None
+    if request.method != "GET" or request.path not in (kept["back"], kept["action"]):
+        return None
+    session.pop(SESSION_KEY, None)
+    return {"action": kept["action"], "fields": kept["fields"]}
