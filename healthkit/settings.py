@@ -51,6 +51,11 @@ MIDDLEWARE = [
     # every 429 and 503 carries Retry-After, whoever answered it (outermost: sees them all)
     "healthkit.middleware.RetryAfterMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Headers every answer carries, outside every middleware that may answer on its own (a bad
+    # path, a refused body, the second factor's redirect): framing, script policy, no caching.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "healthkit.middleware.NoStoreMiddleware",
     "healthkit.inputs.InputBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -65,9 +70,6 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "healthkit.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
-    "healthkit.middleware.NoStoreMiddleware",
     "healthkit.middleware.UndecryptableDraftMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
