@@ -1,4 +1,4 @@
-"""A logging filter that masks credentials before any handler writes a record.
+"""A logging filter that masks credentials and personal data before any handler writes a record.
 
 Access logs and `django.request` warnings carry request paths and query strings: Open311's
 `api_key=...`, the residents' single-use link tokens in `/appeals/evidence-link/<token>/` and
@@ -20,13 +20,22 @@ _QUERY = re.compile(
 _SEGMENT = re.compile(r"(?<=[^/]/)[A-Za-z0-9_:.-]*[A-Za-z0-9_-]{16,}[A-Za-z0-9_:.-]*(?=/|\s|\?|\"|'|$)")
 # "Authorization: Token abc" / "Bearer abc" echoed into a message
 _AUTH = re.compile(r"(?i)\b(Token|Bearer)\s+[A-Za-z0-9_.\-]{16,}")
+# Personal data typed where it does not belong (an ID number or a phone in an address, a query
+# string, a filter box): an 18-character ID number and a mainland mobile number, standing alone
+# (or after a %-escape: "q=%2B86%2013800138000").
+_ALONE = r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))"
+_ID_NUMBER = re.compile(_ALONE + r"[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
+_PHONE = re.compile(_ALONE + r"(?:\+?86[- ]?)?1[3-9][0-9]{9}(?![0-9A-Za-z])")
 
 
 def mask(text: str) -> str:
-    """The text with query-string credentials, link tokens and bearer tokens masked."""
+    """The text with query-string credentials, link tokens, bearer tokens, ID numbers and mobile
+    phone numbers masked."""
     text = _QUERY.sub(lambda m: f"{m.group(1)}={MASKED}", text)
     text = _SEGMENT.sub(MASKED, text)
-    return _AUTH.sub(lambda m: f"{m.group(1)} {MASKED}", text)
+    text = _AUTH.sub(lambda m: f"{m.group(1)} {MASKED}", text)
+    text = _ID_NUMBER.sub(MASKED, text)
+    return _PHONE.sub(MASKED, text)
 
 
 class SecretMaskFilter(logging.Filter):
