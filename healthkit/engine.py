@@ -76,7 +76,8 @@ _RULES = """
            'stay'::text AS kind, s.id AS rec, c.id AS rec2, s.county, NULL::timestamptz AS deadline,
            CASE WHEN p.pt <= LEAST(w.left_until, w.case_free_at) THEN 'policy_boundary'
                 WHEN w.case_free_at <= w.left_until THEN 'county_case_free'
-                ELSE 'window_since_leaving' END AS ended_by
+                ELSE 'window_since_leaving' END AS ended_by,
+           p.id AS policy_id  -- the version that decides the interval (its "why" names it)
     FROM healthkit_stay s
     JOIN pol p ON p.popup_type = 1
     JOIN healthkit_localcase c ON c.county = s.county
@@ -92,7 +93,7 @@ _RULES = """
     SELECT q.resident_id, 2,
            GREATEST(q.starts_at, q.received_at, p.pf),
            LEAST((date_trunc('day', q.ends_at AT TIME ZONE %(tz)s) + interval '1 day') AT TIME ZONE %(tz)s, p.pt),
-           'quarantine_order', q.id, NULL, NULL, NULL, 'quarantine_ended'
+           'quarantine_order', q.id, NULL, NULL, NULL, 'quarantine_ended', p.id
     FROM healthkit_quarantineorder q
     JOIN pol p ON p.popup_type = 2
     WHERE q.starts_at <= %(at)s {fq}
@@ -103,7 +104,8 @@ _RULES = """
     SELECT g.resident_id, 4,
            GREATEST(d.deadline, g.received_at),
            {t4_end},
-           g.kind::text, g.id, {t4_result}, NULL, d.deadline, 'negative_result'
+           g.kind::text, g.id, {t4_result}, NULL, d.deadline, 'negative_result',
+           p.id  -- the version in force at the trigger, whose deadline applies, whenever it falls
     FROM (
         SELECT * FROM (
             SELECT 'arrival' AS kind, a.id, a.resident_id, a.arrived_at AS at, a.received_at,
@@ -129,7 +131,7 @@ _RULES = """
            GREATEST(s.started_at, s.received_at, p.pf),
            LEAST(w.left_until, p.pt),
            'stay', s.id, NULL, s.county, NULL,
-           CASE WHEN p.pt <= w.left_until THEN 'policy_boundary' ELSE 'window_since_leaving' END
+           CASE WHEN p.pt <= w.left_until THEN 'policy_boundary' ELSE 'window_since_leaving' END, p.id
     FROM healthkit_stay s
     JOIN pol p ON p.popup_type = 5
     CROSS JOIN LATERAL (SELECT COALESCE(s.ended_at, 'infinity') + p.window_days AS left_until) w
@@ -141,7 +143,7 @@ _RULE_BRANCHES = dict(zip((1, 2, 4, 5), _RULES.split("\n  UNION ALL\n"), strict=
 # (typed there: a rule's bare NULL, alone or beside other rules' NULLs, would be text)
 _INTERVAL_COLUMNS = (("resident_id", "bigint"), ("popup_type", "integer"), ("starts_at", "timestamptz"),
                      ("ends_at", "timestamptz"), ("kind", "text"), ("rec", "bigint"), ("rec2", "bigint"),
-                     ("county", "text"), ("deadline", "timestamptz"), ("ended_by", "text"))
+                     ("county", "text"), ("deadline", "timestamptz"), ("ended_by", "text"), ("policy_id", "bigint"))
 
 
 def _rules_of(types: Sequence[int]) -> str:
@@ -251,10 +253,11 @@ _CMP_BY_JOIN = (
 ),
 cmp AS (
     SELECT oc.id, oc.source, oc.popup_type AS case_type,
-           a.resident_id, a.popup_type, a.starts_at, a.kind, a.rec, a.rec2, a.county, a.deadline
+           a.resident_id, a.popup_type, a.starts_at, a.kind, a.rec, a.rec2, a.county, a.deadline, a.policy_id
     FROM open_cases oc
     FULL JOIN (
-        SELECT iv.resident_id, iv.popup_type, iv.starts_at, iv.kind, iv.rec, iv.rec2, iv.county, iv.deadline
+        SELECT iv.resident_id, iv.popup_type, iv.starts_at, iv.kind, iv.rec, iv.rec2, iv.county, iv.deadline,
+               iv.policy_id
         FROM ({iv_now}) iv WHERE iv.starts_at <= %(at)s AND %(at)s < iv.ends_at
     ) a ON a.resident_id = oc.resident_id AND a.popup_type = oc.popup_type
     WHERE oc.id IS NULL OR a.resident_id IS NULL
@@ -267,7 +270,7 @@ _CMP_LISTED = """
 cmp AS (
     SELECT NULL::bigint AS id, NULL::text AS source, NULL::integer AS case_type,
            iv.resident_id, iv.popup_type, iv.starts_at, iv.kind::text AS kind, iv.rec, iv.rec2,
-           iv.county::text AS county, iv.deadline
+           iv.county::text AS county, iv.deadline, iv.policy_id
     FROM ({iv_now}) iv WHERE iv.starts_at <= %(at)s AND %(at)s < iv.ends_at
 ),"""
 # A list with lifts only (the usual sweep): no raise, so the rules are not read for raises at all
@@ -277,7 +280,7 @@ cmp AS (
     SELECT NULL::bigint AS id, NULL::text AS source, NULL::integer AS case_type,
            NULL::bigint AS resident_id, NULL::integer AS popup_type, NULL::timestamptz AS starts_at,
            NULL::text AS kind, NULL::bigint AS rec, NULL::bigint AS rec2, NULL::text AS county,
-           NULL::timestamptz AS deadline
+           NULL::timestamptz AS deadline, NULL::bigint AS policy_id
     WHERE false
 ),"""
 # The popups to lift ({victim_ids} of _EVALUATE): found by the statement's own join, plus the open
@@ -370,11 +373,13 @@ lifted AS (
                   ELSE jsonb_build_object('ended_by', 'no_rule_holds') END) AS records
 ),
 {raises}ch AS (
-    -- the version in force at each change: a plain join (at most one version at a time:
+    -- a raise names the version that decided it (the popup's policy); a lift the version in
+    -- force at the lift: a plain join (at most one version at a time:
     -- policy_one_version_at_a_time), not a sorted LIMIT 1 per change
-    SELECT ch.*, pv.version AS policy FROM changes ch
-    LEFT JOIN healthkit_popuppolicy pv ON pv.popup_type = ch.popup_type AND pv.effective_from <= ch.at
-         AND (pv.effective_to IS NULL OR pv.effective_to > ch.at)
+    SELECT ch.*, COALESCE(pr.version, pv.version) AS policy FROM changes ch
+    LEFT JOIN healthkit_popuppolicy pr ON pr.id = ch.policy_id
+    LEFT JOIN healthkit_popuppolicy pv ON ch.policy_id IS NULL AND pv.popup_type = ch.popup_type
+         AND pv.effective_from <= ch.at AND (pv.effective_to IS NULL OR pv.effective_to > ch.at)
 ),
 ev AS (
     INSERT INTO healthkit_popupevent
@@ -400,6 +405,7 @@ _EVALUATE_RAISES = (
     + """cur AS (
     SELECT iv.resident_id, iv.popup_type,
            array_agg(iv.starts_at ORDER BY iv.starts_at) AS starts,
+           array_agg(iv.policy_id ORDER BY iv.starts_at) AS policies,
            jsonb_agg(CASE iv.popup_type
                WHEN 1 THEN jsonb_build_object('stay', iv.rec, 'local_case', iv.rec2, 'county', iv.county)
                WHEN 2 THEN jsonb_build_object('quarantine_order', iv.rec)
@@ -414,7 +420,11 @@ candidates AS (
     SELECT cur.resident_id, cur.popup_type, cur.records,
            GREATEST(
                (SELECT min(x) FROM unnest(cur.starts) x WHERE x > COALESCE(lc.last_manual, '-infinity')),
-               COALESCE(lc.last_close, '-infinity')) AS raised_at
+               COALESCE(lc.last_close, '-infinity')) AS raised_at,
+           -- the version that decided the interval the popup is dated from (a type-4 deadline
+           -- may fall in a later version than the trigger's, whose deadline applied)
+           (SELECT u.p FROM unnest(cur.starts, cur.policies) u(x, p)
+            WHERE u.x > COALESCE(lc.last_manual, '-infinity') ORDER BY u.x LIMIT 1) AS policy_id
     FROM cur
     LEFT JOIN LATERAL (
         SELECT max(c.lifted_at) AS last_close,
@@ -440,24 +450,24 @@ raised AS (
         (resident_id, popup_type, dedupe_key, cause, source, state, policy_id, raised_at, lifted_at, updated_at)
     SELECT c.resident_id, c.popup_type, '',
            jsonb_build_object('rule', %(rules)s::jsonb->>(c.popup_type::text), 'records', c.records),
-           'engine', 'active',
-           (""" + _POLICY_AT.format(cols="p.id", t="c.popup_type", at="c.raised_at") + """),
-           c.raised_at, NULL, now()
+           'engine', 'active', c.policy_id, c.raised_at, NULL, now()
     FROM candidates c
     ORDER BY c.resident_id, c.popup_type
     ON CONFLICT DO NOTHING
-    RETURNING id, resident_id, popup_type, raised_at AS at, cause->'records' AS records
+    RETURNING id, resident_id, popup_type, raised_at AS at, cause->'records' AS records, policy_id
 ),
 changes AS (
-    SELECT 'raised' AS kind, id, resident_id, popup_type, at, '' AS from_state, 'active' AS to_state, records
+    SELECT 'raised' AS kind, id, resident_id, popup_type, at, '' AS from_state, 'active' AS to_state, records,
+           policy_id
     FROM raised
   UNION ALL
-    SELECT 'lifted', id, resident_id, popup_type, at, from_state, 'lifted', records FROM lifted
+    SELECT 'lifted', id, resident_id, popup_type, at, from_state, 'lifted', records, NULL FROM lifted
 ),
 """)
 # A list with lifts only (_CMP_LIFTS_ONLY): no raise CTE at all, so none is planned.
 _EVALUATE_NO_RAISES = """changes AS (
-    SELECT 'lifted' AS kind, id, resident_id, popup_type, at, from_state, 'lifted' AS to_state, records
+    SELECT 'lifted' AS kind, id, resident_id, popup_type, at, from_state, 'lifted' AS to_state, records,
+           NULL::bigint AS policy_id
     FROM lifted
 ),
 """
