@@ -77,7 +77,8 @@ _RULES = """
            CASE WHEN p.pt <= LEAST(w.left_until, w.case_free_at) THEN 'policy_boundary'
                 WHEN w.case_free_at <= w.left_until THEN 'county_case_free'
                 ELSE 'window_since_leaving' END AS ended_by,
-           p.id AS policy_id  -- the version that decides the interval (its "why" names it)
+           p.id AS policy_id,  -- the version that decides the interval (its "why" names it)
+           NULL::timestamptz AS trigger_at  -- type 4: the trigger's instant (see cur)
     FROM healthkit_stay s
     JOIN pol p ON p.popup_type = 1
     JOIN healthkit_localcase c ON c.county = s.county
@@ -93,7 +94,7 @@ _RULES = """
     SELECT q.resident_id, 2,
            GREATEST(q.starts_at, q.received_at, p.pf),
            LEAST((date_trunc('day', q.ends_at AT TIME ZONE %(tz)s) + interval '1 day') AT TIME ZONE %(tz)s, p.pt),
-           'quarantine_order', q.id, NULL, NULL, NULL, 'quarantine_ended', p.id
+           'quarantine_order', q.id, NULL, NULL, NULL, 'quarantine_ended', p.id, NULL
     FROM healthkit_quarantineorder q
     JOIN pol p ON p.popup_type = 2
     WHERE q.starts_at <= %(at)s {fq}
@@ -105,7 +106,8 @@ _RULES = """
            GREATEST(d.deadline, g.received_at),
            {t4_end},
            g.kind::text, g.id, {t4_result}, NULL, d.deadline, 'negative_result',
-           p.id  -- the version in force at the trigger, whose deadline applies, whenever it falls
+           p.id,  -- the version in force at the trigger, whose deadline applies, whenever it falls
+           g.at
     FROM (
         SELECT * FROM (
             SELECT 'arrival' AS kind, a.id, a.resident_id, a.arrived_at AS at, a.received_at,
@@ -131,7 +133,7 @@ _RULES = """
            GREATEST(s.started_at, s.received_at, p.pf),
            LEAST(w.left_until, p.pt),
            'stay', s.id, NULL, s.county, NULL,
-           CASE WHEN p.pt <= w.left_until THEN 'policy_boundary' ELSE 'window_since_leaving' END, p.id
+           CASE WHEN p.pt <= w.left_until THEN 'policy_boundary' ELSE 'window_since_leaving' END, p.id, NULL
     FROM healthkit_stay s
     JOIN pol p ON p.popup_type = 5
     CROSS JOIN LATERAL (SELECT COALESCE(s.ended_at, 'infinity') + p.window_days AS left_until) w
@@ -143,7 +145,8 @@ _RULE_BRANCHES = dict(zip((1, 2, 4, 5), _RULES.split("\n  UNION ALL\n"), strict=
 # (typed there: a rule's bare NULL, alone or beside other rules' NULLs, would be text)
 _INTERVAL_COLUMNS = (("resident_id", "bigint"), ("popup_type", "integer"), ("starts_at", "timestamptz"),
                      ("ends_at", "timestamptz"), ("kind", "text"), ("rec", "bigint"), ("rec2", "bigint"),
-                     ("county", "text"), ("deadline", "timestamptz"), ("ended_by", "text"), ("policy_id", "bigint"))
+                     ("county", "text"), ("deadline", "timestamptz"), ("ended_by", "text"), ("policy_id", "bigint"),
+                     ("trigger_at", "timestamptz"))
 
 
 def _rules_of(types: Sequence[int]) -> str:
@@ -253,11 +256,12 @@ _CMP_BY_JOIN = (
 ),
 cmp AS (
     SELECT oc.id, oc.source, oc.popup_type AS case_type,
-           a.resident_id, a.popup_type, a.starts_at, a.kind, a.rec, a.rec2, a.county, a.deadline, a.policy_id
+           a.resident_id, a.popup_type, a.starts_at, a.kind, a.rec, a.rec2, a.county, a.deadline, a.policy_id,
+           a.trigger_at
     FROM open_cases oc
     FULL JOIN (
         SELECT iv.resident_id, iv.popup_type, iv.starts_at, iv.kind, iv.rec, iv.rec2, iv.county, iv.deadline,
-               iv.policy_id
+               iv.policy_id, iv.trigger_at
         FROM ({iv_now}) iv WHERE iv.starts_at <= %(at)s AND %(at)s < iv.ends_at
     ) a ON a.resident_id = oc.resident_id AND a.popup_type = oc.popup_type
     WHERE oc.id IS NULL OR a.resident_id IS NULL
@@ -270,7 +274,7 @@ _CMP_LISTED = """
 cmp AS (
     SELECT NULL::bigint AS id, NULL::text AS source, NULL::integer AS case_type,
            iv.resident_id, iv.popup_type, iv.starts_at, iv.kind::text AS kind, iv.rec, iv.rec2,
-           iv.county::text AS county, iv.deadline, iv.policy_id
+           iv.county::text AS county, iv.deadline, iv.policy_id, iv.trigger_at
     FROM ({iv_now}) iv WHERE iv.starts_at <= %(at)s AND %(at)s < iv.ends_at
 ),"""
 # A list with lifts only (the usual sweep): no raise, so the rules are not read for raises at all
@@ -280,7 +284,7 @@ cmp AS (
     SELECT NULL::bigint AS id, NULL::text AS source, NULL::integer AS case_type,
            NULL::bigint AS resident_id, NULL::integer AS popup_type, NULL::timestamptz AS starts_at,
            NULL::text AS kind, NULL::bigint AS rec, NULL::bigint AS rec2, NULL::text AS county,
-           NULL::timestamptz AS deadline, NULL::bigint AS policy_id
+           NULL::timestamptz AS deadline, NULL::bigint AS policy_id, NULL::timestamptz AS trigger_at
     WHERE false
 ),"""
 # The popups to lift ({victim_ids} of _EVALUATE): found by the statement's own join, plus the open
@@ -404,15 +408,24 @@ _EVALUATE_RAISES = (
     "-- the \"why\" records, only for the residents and types raised\n"  # noqa: S608
     + """cur AS (
     SELECT iv.resident_id, iv.popup_type,
-           array_agg(iv.starts_at ORDER BY iv.starts_at) AS starts,
-           array_agg(iv.policy_id ORDER BY iv.starts_at) AS policies,
+           array_agg(st.starts_at ORDER BY st.starts_at) AS starts,
+           array_agg(iv.policy_id ORDER BY st.starts_at) AS policies,
            jsonb_agg(CASE iv.popup_type
                WHEN 1 THEN jsonb_build_object('stay', iv.rec, 'local_case', iv.rec2, 'county', iv.county)
                WHEN 2 THEN jsonb_build_object('quarantine_order', iv.rec)
                WHEN 4 THEN jsonb_build_object(iv.kind, iv.rec, 'deadline', iv.deadline)
                ELSE jsonb_build_object('stay', iv.rec, 'county', iv.county) END
-               ORDER BY iv.starts_at) AS records
+               ORDER BY st.starts_at) AS records
     FROM cmp iv
+    -- A type-4 interval holds again from when the last negative that counted for its trigger
+    -- was superseded (a lab's correction): a popup raised now is dated then, not at the deadline
+    -- or at its previous lift, when the resident was green and was told so. Read for the
+    -- raises only: one probe of the resident's results sampled after the trigger (the
+    -- (resident, sampled_at) index), as the lift's record reads them.
+    CROSS JOIN LATERAL (SELECT GREATEST(iv.starts_at, CASE WHEN iv.popup_type = 4 THEN (
+        SELECT max(r.superseded_at) FROM healthkit_testresult r
+        WHERE r.resident_id = iv.resident_id AND r.result = 'negative' AND r.superseded_at IS NOT NULL
+          AND r.sampled_at > iv.trigger_at AND r.superseded_at <= %(at)s) END) AS starts_at) st
     WHERE iv.id IS NULL
     GROUP BY iv.resident_id, iv.popup_type
 ),
