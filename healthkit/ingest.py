@@ -1028,7 +1028,6 @@ def _evaluate_on_commit(resident_ids: list[int], work: engine_work.Work | None =
     engine_work.evaluate_later(resident_ids, work=work)
 
 
-@collector_paused()
 def _check_lab(client: User, records: list[Any]) -> None:
     """A lab's token writes its own lab's results only (User.lab): a result, or a correction that
     supersedes one, under another lab's name is refused whole, before anything is stored or the
@@ -1043,6 +1042,7 @@ def _check_lab(client: User, records: list[Any]) -> None:
                   "Nothing was stored.") % {"index": index})
 
 
+@collector_paused()
 def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_id: str | None = None,
            evaluate: bool = True, resident: Resident | None = None) -> IngestResult:
     """Store a batch of signals of one kind. Idempotent per batch id and per record; bad records
