@@ -115,6 +115,10 @@ class DraftMixin:
         self.draft = request.session.get(SESSION_KEY)
         if not self.draft or not self.draft.get("id"):
             request.session.pop(SESSION_KEY, None)
+            if request.session.get(DONE_KEY) and CHALLENGE_KEY not in request.session:
+                # Back to a step (or "submit" again) after the appeal was filed: show its reference,
+                # not "confirm your phone" or "session expired", which read as if it were lost.
+                return redirect("appeals:file-done")
             if request.method == "POST":  # a step's form sent after the session ended: say so, not "start"
                 unsent_keep(request, back=request.path)  # what was typed comes back at this step
                 messages.warning(request, _("Your session has expired. Please start again."))

@@ -180,3 +180,18 @@ def test_resend_gives_a_new_code_and_the_old_one_stops_working(client, sms_outbo
         assert client.post(reverse("appeals:file-verify"), {"code": first}).status_code == 400
     response = client.post(reverse("appeals:file-verify"), {"code": second})
     assert response.status_code == 302 and response.url == reverse("appeals:file-popup")
+
+
+def test_back_to_a_step_after_filing_shows_the_appeal_filed_not_a_restart(client, sms_outbox, resident_with_popup):
+    # given a resident who has just filed
+    resident, popup = resident_with_popup
+    done = file_appeal(client, sms_outbox, resident, popup)
+    reference = done.context["done"]["reference"]
+    # when the browser's Back button brings the check step again, and "submit" is pressed on it
+    for response in (client.get(reverse("appeals:file-check")), client.post(reverse("appeals:file-check")),
+                     client.post(reverse("appeals:file-details"), {"description": "again", "action": "continue"})):
+        # then each leads to the filed appeal's reference, and nothing is filed twice
+        assert response.status_code == 302 and response.url == reverse("appeals:file-done")
+    page = client.get(reverse("appeals:file-done"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert reference in page and "会话已过期" not in page and "请先验证您的手机号" not in page
+    assert Appeal.objects.count() == 1 and Appeal.objects.get().repeat_count == 0
