@@ -239,3 +239,20 @@ def test_the_language_switch_works_without_javascript_and_keeps_the_address(brow
     assert page.evaluate("document.documentElement.lang") == "en"
     assert page.locator("h1").inner_text() == "Check an appeal"
     context.close()
+
+
+def test_switching_the_language_keeps_what_was_typed(browser, base_url):
+    """Given a resident who has written their description; when they switch the page to English;
+    then the page comes back in English with the description still in the box."""
+    context = phone_context(browser, base_url, "zh-hans")
+    page = context.new_page()
+    reach_the_evidence_step(page, base_url)
+    page.fill("#id_description", "一直在北京，行程卡均为绿色。")
+    with page.expect_navigation():
+        page.select_option("header select[name=language]", "en")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    assert page.input_value("#id_description") == "一直在北京，行程卡均为绿色。"
+    # and only once: a later visit to the page starts from what the server has
+    page.reload()
+    assert page.input_value("#id_description") == ""
+    context.close()

@@ -4,7 +4,7 @@
 document.addEventListener("DOMContentLoaded", function () {
   // <select data-autosubmit>: choosing an option submits its form (the language switcher).
   document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
-    select.addEventListener("change", function () { select.form.submit(); });
+    select.addEventListener("change", function () { keepTyped(); select.form.submit(); });
   });
   // <button data-confirm="question">: ask before submitting.
   document.querySelectorAll("[data-confirm]").forEach(function (el) {
@@ -12,6 +12,7 @@ document.addEventListener("DOMContentLoaded", function () {
       if (!window.confirm(el.getAttribute("data-confirm"))) { event.preventDefault(); }
     });
   });
+  restoreTyped();
   focusFirstError();
   restoreUnsent();
   document.querySelectorAll("form[enctype='multipart/form-data']").forEach(uploadWithProgress);
@@ -131,4 +132,57 @@ function restoreUnsent() {
     first.scrollIntoView({block: "center"});
     if (!document.querySelector("[autofocus]")) { first.focus(); }
   }
+}
+
+// Switching the language loads the page again: what was typed into its forms and not yet sent
+// (a long description, a call note) would be gone. Keep it in this tab's sessionStorage for that
+// one load, by form and field, and put it back; never a password, a file or a hidden field.
+var TYPED_KEY = "healthkit:typed";
+
+function typedFields(form) {
+  return Array.prototype.filter.call(form.querySelectorAll("input, textarea, select"), function (field) {
+    return field.name && !field.disabled && ["hidden", "password", "file", "submit", "button"].indexOf(field.type) < 0;
+  });
+}
+
+function keepTyped() {
+  var typed = [];
+  document.querySelectorAll("main form").forEach(function (form, index) {
+    typedFields(form).forEach(function (field) {
+      if (field.type === "radio" || field.type === "checkbox") {
+        if (field.checked !== field.defaultChecked) { typed.push([index, field.name, field.value, field.checked]); }
+      } else if (field.tagName === "SELECT") {
+        var changed = Array.prototype.some.call(field.options, function (o) { return o.selected !== o.defaultSelected; });
+        if (changed) { typed.push([index, field.name, field.value]); }
+      } else if (field.value !== field.defaultValue) {
+        typed.push([index, field.name, field.value]);
+      }
+    });
+  });
+  if (!typed.length) { return; }
+  try {
+    window.sessionStorage.setItem(TYPED_KEY, JSON.stringify({path: window.location.pathname, typed: typed}));
+  } catch (e) { /* storage refused (private mode, full): the switch works, the text is not kept */ }
+}
+
+function restoreTyped() {
+  var kept;
+  try {
+    kept = JSON.parse(window.sessionStorage.getItem(TYPED_KEY) || "null");
+    window.sessionStorage.removeItem(TYPED_KEY);
+  } catch (e) { return; }
+  if (!kept || kept.path !== window.location.pathname) { return; }
+  var forms = document.querySelectorAll("main form");
+  kept.typed.forEach(function (entry) {
+    var form = forms[entry[0]];
+    if (!form) { return; }
+    typedFields(form).forEach(function (field) {
+      if (field.name !== entry[1]) { return; }
+      if (field.type === "radio" || field.type === "checkbox") {
+        if (field.value === entry[2]) { field.checked = entry[3]; }
+      } else {
+        field.value = entry[2];
+      }
+    });
+  });
 }
