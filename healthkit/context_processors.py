@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.http import HttpRequest
 
-from healthkit.unsent import unsent_take
+from healthkit.unsent import form_page, unsent_take
 
 
 def site(request: HttpRequest) -> dict[str, object]:
@@ -17,3 +17,13 @@ def site(request: HttpRequest) -> dict[str, object]:
 def unsent(request: HttpRequest) -> dict[str, object]:
     """A form sent after the session ended: what was typed, for the page the person is back on."""
     return {"unsent_form": unsent_take(request)}
+
+
+def page_address(request: HttpRequest) -> dict[str, object]:
+    """Where the language switch brings the reader back: this page, or for a page answering a
+    form (a refused action shown at its POST-only address) the page the form was on, so the
+    switch never ends on "405 method not allowed"."""
+    here = request.get_full_path()
+    if request.method == "POST":
+        here = form_page(request) or here
+    return {"page_address": here}

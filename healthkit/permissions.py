@@ -1,7 +1,6 @@
 """Role checks shared by every app's views and APIs (one place, not inline in each view)."""
 
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.mixins import AccessMixin
@@ -9,13 +8,12 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from rest_framework.permissions import BasePermission
 
 from communities.models import User
-from healthkit.unsent import unsent_keep
+from healthkit.unsent import form_page, unsent_keep
 
 STAFF_ROLES = {User.Role.OPERATOR, User.Role.COMMUNITY_WORKER, User.Role.SUPERVISOR, User.Role.ADMINISTRATOR}
 
@@ -89,12 +87,7 @@ def login_after_lost_post(request: HttpRequest) -> HttpResponse:
     """A form sent after the session ended (expired, logged out in another tab): the action's URL
     answers POST only, so logging in again must not lead there (a blank 405). Say plainly that
     nothing was saved and come back to the page the form was on (same site), else the console."""
-    back = request.headers.get("Referer", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
-                                           require_https=request.is_secure()):
-        back = reverse("console-home")
-    parts = urlsplit(back)
-    back = parts.path + (f"?{parts.query}" if parts.query else "")
+    back = form_page(request) or reverse("console-home")
     unsent_keep(request, back=back)  # what was typed comes back on that page
     messages.warning(request, _("Your session ended before the form was sent, so nothing was saved. "
                                 "Log in again to return to the page and enter it once more."))

@@ -94,6 +94,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "healthkit.context_processors.site",
                 "healthkit.context_processors.unsent",
+                "healthkit.context_processors.page_address",
             ],
         },
     },

@@ -12,6 +12,7 @@ import time
 from urllib.parse import urlsplit
 
 from django.http import HttpRequest
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from communities import pii
 from healthkit.concurrency import ONCE_FIELD, SEEN_FIELD
@@ -22,6 +23,17 @@ MAX_FIELDS = 40
 MAX_CHARS = 5000
 # The form's machinery, not what the person typed; a password is never kept.
 NOT_KEPT = {"csrfmiddlewaretoken", ONCE_FIELD, SEEN_FIELD, "from", "next", "action"}
+
+
+def form_page(request: HttpRequest) -> str | None:
+    """The page (path and query) a POSTed form was on, from the Referer when it is this site;
+    else None. A form's own address often answers POST only."""
+    back = request.headers.get("Referer", "")
+    if not back or not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                       require_https=request.is_secure()):
+        return None
+    parts = urlsplit(back)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def unsent_keep(request: HttpRequest, *, back: str) -> None:
