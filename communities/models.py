@@ -244,7 +244,8 @@ class User(AbstractUser):
     )
     feeds = ArrayField(
         models.CharField(max_length=20, choices=Feed.choices), default=list, blank=True, verbose_name=_("feeds"),
-        help_text=_("Integration clients only: the feeds this client's token may send. None by default."),
+        help_text=_("Integration clients only: the feeds this client's token may send. None ticked: a lab's "
+                    "client (lab below) sends its test results only, any other client every feed."),
     )
     lab = models.CharField(
         _("lab"), max_length=64, blank=True,

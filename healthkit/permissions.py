@@ -45,12 +45,22 @@ def role_permission(*roles: str) -> type[BasePermission]:
 IsStaffRole = role_permission(*STAFF_ROLES)
 
 
+def granted_feeds(user: User) -> tuple[str, ...]:
+    """The feeds an integration client may send: those ticked on its account (User.feeds); with
+    none ticked, a lab's client (User.lab set) its lab's test results only, any other client
+    every feed (as every client could before feeds existed, so a client set up without them
+    keeps working until an administrator narrows it)."""
+    if user.feeds:
+        return tuple(user.feeds)
+    return (User.Feed.TEST_RESULTS,) if user.lab else tuple(User.Feed.values)
+
+
 def may_send_feed(user: object, feed: str) -> bool:
-    """An integration client sends only the feeds granted to it (User.feeds): a lab's token is
+    """An integration client sends only the feeds granted to it (granted_feeds): a lab's token is
     not a ticket system's or the SMS gateway's. Administrators may send any feed."""
     if has_role(user, (User.Role.ADMINISTRATOR,)):
         return True
-    return has_role(user, (User.Role.INTEGRATION,)) and feed in (user.feeds or ())
+    return has_role(user, (User.Role.INTEGRATION,)) and feed in granted_feeds(user)
 
 
 class IsIntegration(BasePermission):

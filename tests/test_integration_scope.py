@@ -3,9 +3,11 @@ results only.
 
 Every URL that an integration token opens (walked from the URL role matrix: the URLs where the
 token gets another answer than an anonymous visitor) is tried with a token granted exactly the
-view's feed (passes), with every other feed (refused) and with none (refused): a lab cannot post
-arrivals or popup assignments, a ticket system cannot post test results or SMS receipts, and a
-new token endpoint must name its feed (IsIntegration refuses a view without one)."""
+view's feed (passes) and with every other feed (refused): a lab cannot post arrivals or popup
+assignments, a ticket system cannot post test results or SMS receipts, and a new token endpoint
+must name its feed (IsIntegration refuses a view without one). With no feed ticked, a lab's
+client (its lab named) sends test results only, and any other client every feed (as before feeds
+existed, so a client set up without them keeps working)."""
 
 import datetime as dt
 
@@ -63,6 +65,7 @@ def test_every_token_endpoint_names_a_feed_and_opens_to_that_feed_only(world):
         granted = _answers(_token_client(feeds=[feed]), url)
         others = _answers(_token_client(feeds=[f for f in User.Feed.values if f != feed]), url)
         none = _answers(_token_client(feeds=[]), url)
+        lab_none = _answers(_token_client(feeds=[], lab="lab-A"), url)
         for method in ("GET", "POST"):
             if granted[method] in REFUSED:
                 wrong.append(f"{method} {url}: a client granted {feed} is refused ({granted[method]})")
@@ -70,8 +73,10 @@ def test_every_token_endpoint_names_a_feed_and_opens_to_that_feed_only(world):
                 continue
             if others[method] not in REFUSED:
                 wrong.append(f"{method} {url}: a client with every feed but {feed} gets {others[method]}")
-            if none[method] not in REFUSED:
-                wrong.append(f"{method} {url}: a client with no feed gets {none[method]}")
+            if none[method] in REFUSED:
+                wrong.append(f"{method} {url}: a client with no feed ticked is refused ({none[method]})")
+            if (lab_none[method] in REFUSED) != (feed != User.Feed.TEST_RESULTS):
+                wrong.append(f"{method} {url}: a lab's client with no feed ticked gets {lab_none[method]}")
     assert not wrong, "\n".join(wrong)
 
 
