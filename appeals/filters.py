@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from appeals.models import Appeal
 from appeals.selectors import sla_soon_cutoff
 from communities.models import Community, District, User
+from healthkit.inputs import DateFormField
 from healthkit.models import PopupType
 
 # "Long-stranded": outside the city for more than this many days (the relief of Nov 2022).
@@ -107,6 +108,12 @@ def _in_communities(ids: list[int]) -> Q:
     return Q(community__in=ids) | Q(routed_community__in=ids)
 
 
+class DayFilter(django_filters.DateFilter):
+    """A day in the input boundary's year window: the day after 9999-12-31 does not exist."""
+
+    field_class = DateFormField
+
+
 class AppealFilter(django_filters.FilterSet):
     QUEUES = (
         ("open", _("All open")),
@@ -138,9 +145,9 @@ class AppealFilter(django_filters.FilterSet):
         label=_("Assigned to"),
         queryset=User.objects.filter(role__in=[User.Role.OPERATOR, User.Role.SUPERVISOR], is_active=True),
         widget=PlainSelect)
-    filed_after = django_filters.DateFilter(label=_("Filed from"), field_name="created_at", method="filter_day_from",
+    filed_after = DayFilter(label=_("Filed from"), field_name="created_at", method="filter_day_from",
                                              widget=PlainDateInput)
-    filed_before = django_filters.DateFilter(label=_("Filed until"), field_name="created_at", method="filter_day_until",
+    filed_before = DayFilter(label=_("Filed until"), field_name="created_at", method="filter_day_until",
                                              widget=PlainDateInput)
     # The supervisor dashboard's drill-downs land here with these.
     status = django_filters.ChoiceFilter(label=_("Status"), choices=Appeal.Status.choices, method="filter_status",
@@ -151,9 +158,9 @@ class AppealFilter(django_filters.FilterSet):
                                             widget=PlainNullBooleanSelect)
     stranded = django_filters.BooleanFilter(label=_("Stranded outside over a month"), method="filter_stranded",
                                             widget=PlainNullBooleanSelect)
-    closed_after = django_filters.DateFilter(label=_("Closed from"), field_name="closed_at", method="filter_day_from",
+    closed_after = DayFilter(label=_("Closed from"), field_name="closed_at", method="filter_day_from",
                                              widget=PlainDateInput)
-    closed_before = django_filters.DateFilter(label=_("Closed until"), field_name="closed_at", method="filter_day_until",
+    closed_before = DayFilter(label=_("Closed until"), field_name="closed_at", method="filter_day_until",
                                              widget=PlainDateInput)
 
     class Meta:

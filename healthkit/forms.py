@@ -4,7 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from communities.models import District
-from healthkit.inputs import TextFormField
+from healthkit.inputs import DateFormField, TextFormField
 from healthkit.models import PopupCase, PopupType
 from healthkit.selectors import PopupListFilters
 
@@ -18,11 +18,11 @@ class PopupListFilterForm(forms.Form):
     district = forms.ModelChoiceField(label=_("District"), queryset=District.objects.order_by("code"), required=False,
                                       empty_label=_("Any"))
     community = TextFormField(label=_("Community (code)"), max_length=15, required=False)
-    raised_after = forms.DateField(label=_("Raised from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    raised_before = forms.DateField(label=_("Raised until"), required=False,
+    raised_after = DateFormField(label=_("Raised from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    raised_before = DateFormField(label=_("Raised until"), required=False,
                                     widget=forms.DateInput(attrs={"type": "date"}))
-    lifted_after = forms.DateField(label=_("Ended from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    lifted_before = forms.DateField(label=_("Ended until"), required=False,
+    lifted_after = DateFormField(label=_("Ended from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    lifted_before = DateFormField(label=_("Ended until"), required=False,
                                     widget=forms.DateInput(attrs={"type": "date"}))
     lifted_by = forms.ChoiceField(label=_("Lifted by"), required=False, choices=[
         ("", _("Anyone")), ("auto", _("Automatically (the rules)")), ("person", _("A person"))])

@@ -21,13 +21,13 @@ _DT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:
 
 
 class RegisterRangeForm(forms.Form):
-    start = forms.DateTimeField(label=_("From (inclusive)"), widget=_DT)
-    end = forms.DateTimeField(label=_("To (exclusive)"), widget=_DT)
+    start = inputs.DateTimeFormField(label=_("From (inclusive)"), widget=_DT)
+    end = inputs.DateTimeFormField(label=_("To (exclusive)"), widget=_DT)
 
 
 class RiskWindowForm(forms.Form):
-    starts_at = forms.DateTimeField(label=_("From (inclusive)"), widget=_DT)
-    ends_at = forms.DateTimeField(label=_("To (exclusive)"), widget=_DT)
+    starts_at = inputs.DateTimeFormField(label=_("From (inclusive)"), widget=_DT)
+    ends_at = inputs.DateTimeFormField(label=_("To (exclusive)"), widget=_DT)
     risk_level = forms.ChoiceField(label=_("Risk level"), choices=RiskWindow.Level.choices)
     reason = TextFormField(label=_("Reason"), max_length=200)
 
