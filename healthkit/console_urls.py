@@ -4,7 +4,7 @@ from django.urls import path
 from healthkit import views_console, views_security
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=views_security.LoginForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/otp/", views_security.OtpVerifyView.as_view(), name="otp-verify"),
     path("accounts/otp/enrol/", views_security.OtpEnrolView.as_view(), name="otp-enrol"),

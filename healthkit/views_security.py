@@ -6,7 +6,9 @@ from urllib.parse import quote
 import segno
 from django import forms
 from django.contrib import messages
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.validators import MaxLengthValidator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -20,6 +22,17 @@ from communities.models import User
 from healthkit import auth
 from healthkit.errors import ApplicationError
 from healthkit.permissions import RoleRequiredMixin
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form with its user name's length checked: Django sets the field's max_length
+    after building it, so no validator read it, and a user name past 255 characters reached
+    django-axes, whose failed-login row cannot hold it (a 500 for anyone at the login page)."""
+
+    def __init__(self, request=None, *args, **kwargs):
+        super().__init__(request, *args, **kwargs)
+        field = self.fields["username"]
+        field.validators.append(MaxLengthValidator(field.max_length))
 
 
 class TokenForm(forms.Form):
