@@ -37,7 +37,8 @@ def _date_fields() -> list[tuple[str, forms.Field]]:
     _project_modules()
     fields = []
     for form in _subclasses(forms.BaseForm):
-        if form.__module__.split(".")[0] in PACKAGES:
+        # not the admin's model forms: the admin builds their date-times from its split widgets
+        if form.__module__.split(".")[0] in PACKAGES and not form.__module__.endswith(".admin"):
             fields += [(f"{form.__module__}.{form.__name__}.{name}", field)
                        for name, field in form.base_fields.items()
                        if isinstance(field, forms.DateField | forms.DateTimeField)]
