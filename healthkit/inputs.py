@@ -467,24 +467,6 @@ class DateTimeFormField(forms.DateTimeField):
         return value
 
 
-class DateTimeFormField(forms.DateTimeField):
-    """forms.DateTimeField in the plausible year window, with a UTC offset PostgreSQL can store
-    (±15:59): a form's instant of year 1 or 9999 would overflow when converted to UTC or moved by
-    an hour, and one of year 10000 cannot be stored at all."""
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value is not None:
-            offset = value.utcoffset()
-            try:
-                if offset is not None and abs(offset) > _OFFSET_LIMIT:
-                    raise InputError(_("The UTC offset must lie within ±15:59."))
-                in_year_window(value.year)
-            except InputError as exc:
-                raise forms.ValidationError(exc.message, code="year") from None
-        return value
-
-
 class SearchFormField(forms.CharField):
     """A search box: control characters and lone surrogates are dropped, not an error."""
 
