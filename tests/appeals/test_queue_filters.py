@@ -31,7 +31,7 @@ def places():
 FILTERS = [
     {"category": "stranded"}, {"priority": "1"}, {"channel": "phone"}, {"popup_type": "3"},
     {"status": "new"}, {"escalated": "true"}, {"repeated": "true"}, {"stranded": "false"},
-    {"filed_after": "2020-01-01"}, {"filed_before": "2099-01-01"}, {"closed_after": "2020-01-01"},
+    {"filed_after": "2020-01-01"}, {"filed_before": f"{dt.date.today().year + 1}-12-31"}, {"closed_after": "2020-01-01"},
     {"reference": "NOPE"},
 ]
 
