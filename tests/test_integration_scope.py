@@ -124,3 +124,13 @@ def test_a_labs_token_cannot_write_or_correct_another_labs_results():
     response = _post_results(lab_a, [_result(number, " lab-A ")], batch_id="b-1")
     assert response.status_code == 200 and response.json()["accepted"] == 1
     assert sorted(TestResult.objects.values_list("lab", "result")) == [("lab-A", "negative"), ("lab-B", "positive")]
+
+
+def test_every_ingest_kind_is_a_feed_with_the_same_label():
+    """User.Feed repeats the ingest kinds (communities cannot import healthkit's models): a kind
+    added to one and not the other would be an endpoint no client could be granted."""
+    from healthkit.models import IngestBatch
+
+    assert {kind: str(label) for kind, label in IngestBatch.Kind.choices} == {
+        feed: str(label) for feed, label in User.Feed.choices if feed in IngestBatch.Kind.values}
+    assert set(IngestBatch.Kind.values) <= set(User.Feed.values)

@@ -12,7 +12,7 @@ import datetime as dt
 import pytest
 from django.utils import translation
 
-from healthkit import clock, engine, services
+from healthkit import clock, services
 from healthkit.models import OutboxRecord, PopupCase, PopupEvent, PopupPolicy
 from healthkit.selectors import policy_in_force, popup_explain
 from tests.factories.healthkit import (
@@ -23,6 +23,7 @@ from tests.factories.healthkit import (
     StayFactory,
     cst,
 )
+from tests.healthkit.engine_helpers import RAISE_PATHS, evaluate_by
 
 pytestmark = pytest.mark.django_db
 CHANGE = cst(2022, 9, 1)  # the new versions' first instant (16:00 UTC the day before)
@@ -60,13 +61,7 @@ def _type_4(trigger):
     return arrival.resident, trigger + dt.timedelta(hours=hours)
 
 
-PATHS = {
-    "resident": {},
-    "sweep, listed, hashed": {"probe": False},
-    "sweep, listed, probed": {"probe": True},
-    "sweep, own join, hashed": {"probe": False, "join": True},
-    "sweep, own join, probed": {"probe": True, "join": True},
-}
+PATHS = RAISE_PATHS
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -77,14 +72,7 @@ def test_a_raise_names_the_version_whose_rule_decided_it(monkeypatch, path, popu
     resident, raised_at = make(CHANGE + offset)
     deciding = policy_in_force(popup_type, CHANGE + offset)
     # when the engine raises the popup (by the resident's evaluation or a sweep)
-    how = PATHS[path]
-    if "probe" in how:
-        monkeypatch.setattr(engine, "_type4_by_probe", lambda results, triggers: how["probe"])
-        if how.get("join"):
-            monkeypatch.setattr(engine, "SWEEP_LISTED_RAISES_AT_MOST", 0)
-        engine.evaluate(resident_ids=None, at=raised_at)
-    else:
-        engine.evaluate(resident_ids=[resident.pk], at=raised_at)
+    evaluate_by(path, monkeypatch, resident, raised_at)
     # then the popup, its event and its outbox record name the deciding version
     case = PopupCase.objects.get(resident=resident, popup_type=popup_type)
     assert case.raised_at == raised_at

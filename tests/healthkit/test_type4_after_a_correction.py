@@ -8,35 +8,22 @@ import datetime as dt
 
 import pytest
 
-from healthkit import engine
 from healthkit.models import PopupCase, TestResult
 from healthkit.selectors import health_code_at
 from tests.factories import TestResultFactory
 from tests.factories.healthkit import ArrivalFactory, cst
+from tests.healthkit.engine_helpers import RAISE_PATHS, evaluate_by
 
 pytestmark = pytest.mark.django_db
 ARRIVED = cst(2022, 6, 1, 9)
 DEADLINE = ARRIVED + dt.timedelta(hours=72)
 H = dt.timedelta(hours=1)
 
-PATHS = {
-    "resident": {},
-    "sweep, listed, hashed": {"probe": False},
-    "sweep, listed, probed": {"probe": True},
-    "sweep, own join, hashed": {"probe": False, "join": True},
-    "sweep, own join, probed": {"probe": True, "join": True},
-}
+PATHS = RAISE_PATHS
 
 
 def _evaluate(monkeypatch, path, resident, at):
-    how = PATHS[path]
-    if "probe" in how:
-        monkeypatch.setattr(engine, "_type4_by_probe", lambda results, triggers: how["probe"])
-        if how.get("join"):
-            monkeypatch.setattr(engine, "SWEEP_LISTED_RAISES_AT_MOST", 0)
-        engine.evaluate(resident_ids=None, at=at)
-    else:
-        engine.evaluate(resident_ids=[resident.pk], at=at)
+    evaluate_by(path, monkeypatch, resident, at)
 
 
 def _result(resident, outcome, *, sampled, received, superseded=None, sample="S-1"):
