@@ -2,6 +2,7 @@
 the form's tokens) for the page the person logs back in to, once and not for long."""
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from communities.models import User
@@ -41,4 +42,24 @@ def test_what_was_typed_is_not_kept_past_its_time(client, monkeypatch):
     client.force_login(User.objects.create_user("op", password="pass-1234-word", role=User.Role.OPERATOR))
     monkeypatch.setattr(unsent, "KEPT_SECONDS", -1)  # as if logging in had taken longer than it may
     assert client.get(ticket).context["unsent_form"] is None
+    assert unsent.SESSION_KEY not in client.session
+
+
+def test_what_one_person_typed_is_never_shown_to_the_next_person_at_the_desk(client):
+    # given an operator signed in at a shared desk, whose session then ends mid-form
+    first = User.objects.create_user("op1", password="pass-1234-word", role=User.Role.OPERATOR)
+    User.objects.create_user("op2", password="pass-1234-word", role=User.Role.OPERATOR)
+    appeal = AppealFactory()
+    ticket = reverse("appeals:ticket", args=[appeal.pk])
+    client.force_login(first)
+    assert client.get(ticket).status_code == 200
+    client.cookies.pop(settings.SESSION_COOKIE_NAME)  # the session ended
+    client.post(reverse("appeals:ticket-action", args=[appeal.pk, "contact"]), {"note": "居民称已返京"},
+                HTTP_REFERER=f"http://testserver{ticket}")
+    assert unsent.SESSION_KEY in client.session
+    # when a colleague logs in at the same desk and opens that page
+    assert client.login(username="op2", password="pass-1234-word")
+    shown = client.get(ticket)
+    # then nothing of it is shown, and it is gone
+    assert shown.context["unsent_form"] is None and "居民称已返京" not in shown.content.decode()
     assert unsent.SESSION_KEY not in client.session
