@@ -30,6 +30,7 @@ from appeals.models import Appeal, AppealEvent
 from communities.models import User
 from healthkit import inputs
 from healthkit.api import IDEMPOTENCY_HEADER, idempotent_post
+from healthkit.auth import api_token_refusal
 from healthkit.errors import ApplicationError
 from healthkit.inputs import NAME_MAX
 from healthkit.models import PopupType
@@ -147,6 +148,8 @@ def _client(request) -> User:
     except inputs.InputError:
         key = ""
     token = Token.objects.select_related("user").filter(key=key).first() if key else None
+    if token is not None and api_token_refusal(token) is not None:  # the API's one token rule
+        token = None
     if token is None or not has_role(token.user, CLIENT_ROLES):
         raise Open311Error(403, _("A valid api_key is required: in the form body of a POST, or as the header "
                                     "Authorization: Token <key>."))

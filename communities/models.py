@@ -261,6 +261,17 @@ class User(AbstractUser):
     def sees_all_communities(self) -> bool:
         return self.role in {self.Role.OPERATOR, self.Role.SUPERVISOR, self.Role.ADMINISTRATOR}
 
+    def set_password(self, raw_password: str | None) -> None:
+        """Every password change (console, admin, `changepassword`, a reset) goes through here, so
+        here it also ends a person's API token (healthkit.auth.api_tokens_revoke, which this app
+        may not import): whoever held the old password may have taken the token with it.
+        Integration clients' tokens are rotated by an administrator instead."""
+        super().set_password(raw_password)
+        if self.pk is not None and (self.is_superuser or self.role != self.Role.INTEGRATION):
+            from rest_framework.authtoken.models import Token
+
+            Token.objects.filter(user_id=self.pk).delete()
+
 
 class PersonalDataAccess(models.Model):
     """Append-only audit of every look at or reveal of a person's data.

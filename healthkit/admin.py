@@ -7,6 +7,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from communities.admin import AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline
 from healthkit import clock, outbox, services, sms
@@ -427,3 +429,30 @@ class TOTPDeviceAdmin(_OtpTOTPDeviceAdmin):
 if admin.site.is_registered(TOTPDevice):
     admin.site.unregister(TOTPDevice)
 admin.site.register(TOTPDevice, TOTPDeviceAdmin)
+
+
+# --- API tokens (DRF's admin, with the issuing rule of healthkit.auth) ------------------------------
+
+class _TokenIssueForm(forms.ModelForm):
+    def clean_user(self):
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        from healthkit.auth import staff_token
+
+        user = self.cleaned_data["user"]
+        if staff_token(user) and not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+            raise forms.ValidationError(_("A staff member gets an API token only with a confirmed second factor: "
+                                          "they enrol an authenticator app in the console first."))
+        return user
+
+
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class ApiTokenAdmin(DrfTokenAdmin):
+    """Issue (add), rotate (delete, then add again) and revoke (delete) API tokens. A staff
+    member's token lasts STAFF_API_TOKEN_HOURS and needs their second factor; an integration
+    client's lasts until rotated."""
+
+    form = _TokenIssueForm

@@ -9,11 +9,11 @@ from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from healthkit import ingest
+from healthkit.auth import ApiTokenAuthentication
 from healthkit.errors import ApplicationError
 from healthkit.inputs import RecordsJSONParser
 from healthkit.models import IngestBatch
@@ -79,7 +79,7 @@ class IngestOutputSerializer(serializers.Serializer):
 
 
 class _IngestApi(APIView):
-    authentication_classes = [TokenAuthentication]
+    authentication_classes = [ApiTokenAuthentication]
     permission_classes = [IsIntegration]
     # a list of records: only JSON carries it; the records are checked one by one (healthkit.ingest)
     parser_classes = [RecordsJSONParser]

@@ -16,6 +16,13 @@ class HealthkitConfig(AppConfig):
         from healthkit.scenario import register_engine_events
 
         register_engine_events()
+        # Logging out (console or admin) ends the person's API token: Django's own logout hook,
+        # the one place both logouts pass.
+        from django.contrib.auth.signals import user_logged_out
+
+        from healthkit.auth import on_logout
+
+        user_logged_out.connect(on_logout, dispatch_uid="healthkit.auth.on_logout")
 
 
 class HealthkitAdminConfig(admin_apps.AdminConfig):

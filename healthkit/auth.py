@@ -4,6 +4,7 @@ factor (django-otp). Services here; views in healthkit/views_security.py."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
 
 from communities.models import User
 from healthkit.errors import ApplicationError
@@ -127,3 +130,65 @@ def totp_verify(*, user: User, token: str) -> TOTPDevice:
         if device.verify_token((token or "").strip()):
             return device
     raise ApplicationError(_("That code is not right. Check the time on your phone and try again."))
+
+
+# --- API tokens ----------------------------------------------------------------------------------
+# Staff (everyone but integration clients) log in to the console with a second factor; a staff
+# token must not be a way round it, nor a password that never expires. Integration clients (labs,
+# feeds, ticket systems) keep long-lived tokens that an administrator rotates or revokes.
+
+def staff_token(user: Any) -> bool:
+    """A token of a person (console roles, venue managers, superusers), not of a system."""
+    return bool(user.is_superuser or user.role != User.Role.INTEGRATION)
+
+
+def api_token_refusal(token: Any) -> str | None:
+    """Why `token` opens nothing now (a sentence to show), or None when it may be used. The one
+    rule every token door applies (ApiTokenAuthentication, Open311's api_key):
+
+    - the account is deactivated: refused at once, whatever the token;
+    - a person's (staff) token: only while the person has a confirmed second factor, and for
+      STAFF_API_TOKEN_HOURS after it was issued (an expired token is deleted);
+    - an integration client's token: until an administrator rotates or revokes it."""
+    user = token.user
+    if not user.is_active:
+        return _("This account is deactivated.")
+    if not staff_token(user):
+        return None
+    if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        return _("Staff API tokens need a confirmed second factor: enrol an authenticator app in the console, "
+                 "then ask an administrator for a new token.")
+    from django.utils import timezone
+
+    if token.created < timezone.now() - dt.timedelta(hours=settings.STAFF_API_TOKEN_HOURS):
+        type(token).objects.filter(pk=token.pk).delete()
+        return _("This token has expired. Ask an administrator for a new one.")
+    return None
+
+
+def api_tokens_revoke(*, user: Any, staff_only: bool = True) -> int:
+    """Delete the user's API token (a person's only, unless `staff_only` is False): on logout,
+    password change and deactivation. Returns the number deleted."""
+    from rest_framework.authtoken.models import Token
+
+    if user is None or user.pk is None or (staff_only and not staff_token(user)):
+        return 0
+    return Token.objects.filter(user_id=user.pk).delete()[0]
+
+
+class ApiTokenAuthentication(TokenAuthentication):
+    """`Authorization: Token <key>` for every API view (settings and each view's
+    authentication_classes name this class, never DRF's own): DRF's look-up, then
+    api_token_refusal."""
+
+    def authenticate_credentials(self, key: str):
+        user, token = super().authenticate_credentials(key)  # unknown key or inactive user: 401
+        refusal = api_token_refusal(token)
+        if refusal is not None:
+            raise exceptions.AuthenticationFailed(refusal)
+        return user, token
+
+
+def on_logout(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    """Logging out of the console or the admin ends the person's API token too."""
+    api_tokens_revoke(user=user)

@@ -234,7 +234,7 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 # --- REST API ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "healthkit.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -262,6 +262,9 @@ INPUT_YEARS_AHEAD = env.int("INPUT_YEARS_AHEAD", default=1)
 HEALTH_CODE_LOOKUPS_PER_DAY = env.int("HEALTH_CODE_LOOKUPS_PER_DAY", default=100)
 # A POST sent again with the same Idempotency-Key within this many hours gets the first answer.
 IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+# A staff member's API token works this many hours after it was issued (integration clients' tokens
+# last until rotated); logout and a password change end it sooner (healthkit.auth).
+STAFF_API_TOKEN_HOURS = env.int("STAFF_API_TOKEN_HOURS", default=8)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Health Kit back-office API",
     "DESCRIPTION": "Integration API: labs, upstream data feeds, ticket systems, appeals.",

@@ -2,12 +2,12 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from communities.models import User
+from healthkit.auth import ApiTokenAuthentication
 from healthkit.inputs import InstantField, StrictJSONParser, TextField
 from healthkit.permissions import IsIntegration, IsStaffRole
 from healthkit.services import health_code_lookup
@@ -61,7 +61,7 @@ class SmsReceiptApi(APIView):
     sent moves to delivered or not delivered, so staff see whether the resident got the link or
     the decision. Bulk and idempotent."""
 
-    authentication_classes = [TokenAuthentication]
+    authentication_classes = [ApiTokenAuthentication]
     permission_classes = [IsIntegration]
     feed = User.Feed.SMS_RECEIPTS
     parser_classes = [StrictJSONParser]  # a list of receipts: only JSON carries it

@@ -57,6 +57,28 @@ def _test_logins_pass_the_second_factor():
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _test_tokens_pass_the_second_factor():
+    """A staff member's API token works only while they have a confirmed second factor
+    (healthkit.auth.api_token_refusal): a token a test issues to a person comes with one, as
+    `force_login()` passes the code step. Tests of the rule itself remove the device."""
+    from rest_framework.authtoken.models import Token
+
+    from healthkit.auth import staff_token
+    from tests.otp import device_for
+
+    save = Token.save
+
+    def save_with_device(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        if staff_token(self.user):
+            device_for(self.user)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Token, "save", save_with_device)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _default_language():
     """Every test starts in the site's default language (zh-hans) and leaves none behind: the

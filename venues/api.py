@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +16,7 @@ from rest_framework.views import APIView
 from communities.models import Community, User
 from healthkit.api import IdempotentPost
 from healthkit.api_ingest import IngestOutputSerializer, batch_id, optional_name
+from healthkit.auth import ApiTokenAuthentication
 from healthkit.errors import ApplicationError
 from healthkit.ingest import MAX_RECORDS, parse_batch_id
 from healthkit.inputs import InstantField, RecordsJSONParser, TextField
@@ -41,7 +41,7 @@ class ScanIngestApi(APIView):
     """Venue scans in bulk (≤ 10 000 per request). Idempotent per scan (venue, resident, time)
     and per `batch_id`; bad records are reported by index and the rest are stored."""
 
-    authentication_classes = [TokenAuthentication]
+    authentication_classes = [ApiTokenAuthentication]
     permission_classes = [IsIntegration]
     feed = User.Feed.VENUE_SCANS
     # a list of records: only JSON carries it; the records are checked one by one (venues.ingest)
