@@ -94,15 +94,24 @@ def appeal_summaries(rows: list[dict]) -> list[dict]:
     } for row in rows]
 
 
-def _appeal_by_reference(request, reference: str) -> Appeal:
-    """The appeal behind a reference, through the audited door (selectors.appeal_access)."""
+def _appeal_by_reference(request, reference: str, replay: bool = False) -> Appeal:
+    """The appeal behind a reference, through the audited door (selectors.appeal_access); a
+    replayed POST (healthkit.api.IdempotentPost) goes through it too, marked so in the audit."""
     if not REFERENCE.fullmatch(reference):  # a path parameter, checked before any query
         raise PermissionDenied
     appeal = selectors.appeals_visible_to(request.user).filter(reference=reference.upper()).only("pk").first()
     if appeal is None:
         raise PermissionDenied
     return selectors.appeal_access(user=request.user, pk=appeal.pk,
-                                   where=f"api:{request.method.lower()}:{request.resolver_match.url_name}")
+                                   where=f"api:{request.method.lower()}:{request.resolver_match.url_name}"
+                                         + (":replay" if replay else ""))
+
+
+class _ReplayByReference:
+    """A replayed POST on an appeal passes the appeal's audited door as the request did."""
+
+    def replay_check(self, request, answer, reference: str) -> None:
+        _appeal_by_reference(request, reference, replay=True)
 
 
 class AppealListApi(APIView):
@@ -229,6 +238,12 @@ class AppealCreateApi(IdempotentPost, APIView):
         reference = serializers.CharField()
         folded = serializers.BooleanField()
 
+    def replay_check(self, request, answer) -> None:
+        """The appeal the call was filed into, through its audited door (the filing looked the
+        caller up in the registry; the replay names the same person's appeal)."""
+        if isinstance(answer, dict) and isinstance(answer.get("reference"), str):
+            _appeal_by_reference(request, answer["reference"], replay=True)
+
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
@@ -245,7 +260,7 @@ class AppealCreateApi(IdempotentPost, APIView):
                         status=status.HTTP_201_CREATED)
 
 
-class AppealAssignApi(IdempotentPost, APIView):
+class AppealAssignApi(_ReplayByReference, IdempotentPost, APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -265,7 +280,7 @@ class AppealAssignApi(IdempotentPost, APIView):
         return Response(AppealSummarySerializer(appeal).data)
 
 
-class AppealRouteApi(IdempotentPost, APIView):
+class AppealRouteApi(_ReplayByReference, IdempotentPost, APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -285,7 +300,7 @@ class AppealRouteApi(IdempotentPost, APIView):
         return Response(AppealSummarySerializer(appeal).data)
 
 
-class AppealCloseApi(IdempotentPost, APIView):
+class AppealCloseApi(_ReplayByReference, IdempotentPost, APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -301,7 +316,7 @@ class AppealCloseApi(IdempotentPost, APIView):
         return Response(AppealSummarySerializer(appeal).data)
 
 
-class AppealContactCreateApi(IdempotentPost, APIView):
+class AppealContactCreateApi(_ReplayByReference, IdempotentPost, APIView):
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -363,6 +378,10 @@ class AppealEvidenceUploadApi(IdempotentPost, APIView):
 
     class InputSerializer(serializers.Serializer):
         file = serializers.FileField()
+
+    def replay_check(self, request, answer, reference: str) -> None:
+        if not selectors.can_see_evidence(request.user, _appeal_by_reference(request, reference, replay=True)):
+            raise PermissionDenied
 
     @extend_schema(request={"multipart/form-data": InputSerializer}, responses={201: EvidenceOutputSerializer})
     def post(self, request, reference: str):

@@ -27,7 +27,8 @@ from rest_framework.authtoken.models import Token
 
 from appeals import ratelimit, selectors, services
 from appeals.models import Appeal, AppealEvent
-from communities.models import User
+from communities.models import PersonalDataAccess, User
+from communities.services import access_log
 from healthkit import inputs
 from healthkit.api import IDEMPOTENCY_HEADER, idempotent_post
 from healthkit.auth import api_token_refusal
@@ -321,7 +322,23 @@ class RequestsView(Open311View):
         # A client retrying after a timeout sends the same key: one appeal, the first answer again
         # (the form and its media as read: healthkit.api.request_identity).
         return idempotent_post(request, client=user, run=lambda: self._answer(self._file, request, user),
-                               refuse=lambda message, code: _error(Open311Error(code, message), self.fmt))
+                               refuse=lambda message, code: _error(Open311Error(code, message), self.fmt),
+                               recheck=lambda answer: self._answer(self._replay_check, user, answer))
+
+    def _replay_check(self, user: User, answer) -> None:
+        """A replayed filing passes what a fresh one does before its work (the client's token,
+        role and feed: _client, above; the filing rate limit) and is audited: the appeal it
+        names (a JSON answer's service_request_id), seen again by this client."""
+        try:
+            ratelimit.hit("file_ip", f"open311:{user.pk}")
+        except ratelimit.RateLimited as exc:
+            raise Open311Error(429, exc.message, retry_after=exc.retry_after) from None
+        reference = answer[0].get("service_request_id") if (
+            isinstance(answer, list) and answer and isinstance(answer[0], dict)) else None
+        appeal = _scope(user).filter(reference=reference).only("pk", "resident_id").first() if reference else None
+        if appeal is not None:
+            access_log(actor=user, resident_id=appeal.resident_id, action=PersonalDataAccess.Action.VIEW,
+                       context=f"appeal:{appeal.pk}:open311-replay")
 
     def _answer(self, work, *args) -> HttpResponse:
         """The answer to keep with the key: refusals too, in Open311's error list."""

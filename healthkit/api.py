@@ -3,6 +3,7 @@ schema class that documents every error answer and its shape on every operation.
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -147,7 +148,20 @@ class IdempotentPost:
     retry sent while the first runs waits for it and then gets its answer (status and body, with
     `Idempotent-Replayed: true`); a first try that failed (5xx, 429, 503, a crash) leaves no
     trace and the retry does the work. The same key with another method, path or body is a 422.
-    Without the header nothing changes. Keys are kept IDEMPOTENCY_KEY_HOURS."""
+    Without the header nothing changes. Keys are kept IDEMPOTENCY_KEY_HOURS.
+
+    A replay is answered only after the checks a fresh request passes before its work: the
+    view's authentication, permission classes and throttles (DRF's `initial`), then
+    `replay_check`, the view's own access to the object its URL names (the audited door its post
+    goes through, so the replay is audited like the request). A caller whose role or community
+    changed since gets the refusal a fresh request would get, not the stored answer."""
+
+    def replay_check(self, request, answer: Any, *args, **kwargs) -> None:
+        """Raise what the view's post raises before its work when the caller may not act here
+        (PermissionDenied, Http404), and write what it audits. `answer` is the stored answer's
+        JSON (None if it is not JSON). A view whose URL names an object overrides this with the
+        same access call its post makes; tests/test_idempotent_replay.py holds every such view to
+        it."""
 
     def dispatch(self, request, *args, **kwargs):
         if request.method != "POST" or request.headers.get(IDEMPOTENCY_HEADER) is None:
@@ -156,7 +170,24 @@ class IdempotentPost:
         if user is None:  # not authenticated: the view answers 401/403 as usual
             return super().dispatch(request, *args, **kwargs)
         return idempotent_post(request, client=user, run=lambda: super(IdempotentPost, self).dispatch(
-            request, *args, **kwargs), refuse=lambda message, code: JsonResponse({"detail": message}, status=code))
+            request, *args, **kwargs), refuse=lambda message, code: JsonResponse({"detail": message}, status=code),
+            recheck=lambda answer: self._replay_recheck(request, answer, *args, **kwargs))
+
+    def _replay_recheck(self, request, answer, *args, **kwargs) -> HttpResponse | None:
+        """The fresh request's checks for a replay (see the class): None to replay, else the
+        refusal in the view's own error shape."""
+        self.args, self.kwargs = args, kwargs
+        drf_request = self.initialize_request(request, *args, **kwargs)
+        self.request = drf_request
+        self.headers = self.default_response_headers
+        try:
+            self.initial(drf_request, *args, **kwargs)
+            self.replay_check(drf_request, answer, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the view's own handler words it (re-raises a bug)
+            response = self.finalize_response(drf_request, self.handle_exception(exc), *args, **kwargs)
+            response.render()
+            return response
+        return None
 
     def _idempotency_client(self, request):
         """The authenticated client, read the way this view authenticates (None if not)."""
@@ -169,12 +200,16 @@ class IdempotentPost:
 
 
 def idempotent_post(request, *, client, run: Callable[[], HttpResponse],
-                    refuse: Callable[[str, int], HttpResponse]) -> HttpResponse:
+                    refuse: Callable[[str, int], HttpResponse],
+                    recheck: Callable[[Any], HttpResponse | None]) -> HttpResponse:
     """Run `run()` (the POST's work, answering a response) once per `client` and the request's
     `Idempotency-Key` (see IdempotentPost; the caller checked the header is there and who the
     client is). `refuse(message, status)` words a refusal (bad key 400, key reused 422) in the
     endpoint's own error shape; besides method and path, request_identity tells one request from
-    another. Locks the key's row until the work commits."""
+    another. Before a stored answer is given again, `recheck(answer)` (the answer's JSON, or None)
+    runs the checks and the audit a fresh request would (the caller's permission and scope now,
+    not when the key was first used): a response from it is the answer instead. Locks the key's
+    row until the work commits."""
     key = request.headers[IDEMPOTENCY_HEADER]
     if not (0 < len(key) <= 200 and key.isascii() and key.isprintable()):
         return refuse(_("An Idempotency-Key is 1 to 200 printable ASCII characters."), 400)
@@ -189,7 +224,8 @@ def idempotent_post(request, *, client, run: Callable[[], HttpResponse],
             if stored.fingerprint != fingerprint:
                 return refuse(_("This Idempotency-Key was used for another request; use a new key for "
                                 "a new request."), 422)
-            return _idempotency_answer(stored)
+            refusal = recheck(_stored_json(stored))
+            return refusal if refusal is not None else _idempotency_answer(stored)
         response = run()
         if response.status_code >= 500 or response.status_code in _KEEPS:
             transaction.set_rollback(True)  # as if never sent: the retry does the work
@@ -233,6 +269,15 @@ def _idempotency_take(*, client, key: str, fingerprint: str):
         if cursor.fetchone() is not None:
             return None
     return IdempotentRequest.objects.get(client=client, key=key)
+
+
+def _stored_json(stored) -> Any:
+    if "json" not in (stored.content_type or ""):
+        return None
+    try:
+        return json.loads(bytes(stored.body))
+    except ValueError:
+        return None
 
 
 def _idempotency_answer(stored) -> HttpResponse:

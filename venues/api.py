@@ -200,6 +200,9 @@ class RiskWindowCorrectApi(IdempotentPost, APIView):
 
     OutputSerializer = _WindowOutput
 
+    def replay_check(self, request, answer, pk: int) -> None:
+        get_object_or_404(RiskWindow, pk=pk)
+
     @extend_schema(request=InputSerializer, responses=_WindowOutput)
     def post(self, request, pk: int):
         window = get_object_or_404(RiskWindow.objects.select_related("venue"), pk=pk)
@@ -218,6 +221,9 @@ class RiskWindowWithdrawApi(IdempotentPost, APIView):
         reason = TextField(max_length=200)
 
     OutputSerializer = _WindowOutput
+
+    def replay_check(self, request, answer, pk: int) -> None:
+        get_object_or_404(RiskWindow, pk=pk)
 
     @extend_schema(request=InputSerializer, responses=_WindowOutput)
     def post(self, request, pk: int):

@@ -114,6 +114,9 @@ class ClearanceTaskDecisionApi(IdempotentPost, APIView):
         next_step = serializers.ChoiceField(choices=ClearanceTask.NextStep.choices, required=False)
         question = TextField(multiline=True, max_length=300, required=False, allow_blank=True, default="")
 
+    def replay_check(self, request, answer, pk: int) -> None:
+        selectors.task_access(user=request.user, task_id=pk, where="api:decision:replay")
+
     @extend_schema(request=InputSerializer, responses=TaskSummarySerializer)
     def post(self, request, pk: int):
         task = selectors.task_access(user=request.user, task_id=pk, where="api:decision")
@@ -140,6 +143,9 @@ class ClearanceTaskInvestigationApi(IdempotentPost, APIView):
         reason = TextField(multiline=True, max_length=500)
         confirm_high_risk = serializers.BooleanField(
             default=False, help_text="Required true for outcome high_risk (centralised quarantine).")
+
+    def replay_check(self, request, answer, pk: int) -> None:
+        selectors.task_access(user=request.user, task_id=pk, where="api:investigation:replay")
 
     @extend_schema(request=InputSerializer, responses=TaskSummarySerializer)
     def post(self, request, pk: int):
