@@ -28,6 +28,11 @@ _ID_NUMBER = re.compile(_ALONE + r"[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
 _PHONE = re.compile(_ALONE + r"(?:\+?86[- ]?)?1[3-9][0-9]{9}(?![0-9A-Za-z])")
 
 
+def holds_personal_data(text: str) -> bool:
+    """Whether `text` holds an ID number or a mobile number standing alone (what mask() masks)."""
+    return bool(_ID_NUMBER.search(text) or _PHONE.search(text))
+
+
 def mask(text: str) -> str:
     """The text with query-string credentials, link tokens, bearer tokens, ID numbers and mobile
     phone numbers masked."""

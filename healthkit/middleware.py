@@ -4,7 +4,13 @@ import math
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
@@ -92,6 +98,47 @@ class SecondFactorMiddleware:
 
             return redirect_to_login(request.get_full_path(), reverse("otp-verify"))
         return self.get_response(request)
+
+
+class PersonalDataAddressMiddleware:
+    """No address carries an ID number or a phone number: browser history, shared screens,
+    bookmarks, proxies and access logs keep addresses. A query string holding one (typed into a
+    GET filter box such as the queue's reference, passed on in a link's `from=`, a `next=`, an
+    API query parameter) is never answered: a page leads to the same address without those
+    parameters, saying where such a search belongs (the POST person search); the API, Open311
+    and any other method answer 400. The value is never echoed. Personal-data look-ups are
+    POSTs (healthkit/static/healthkit/site.js stops a GET form with one before it is sent)."""
+
+    API_PREFIXES = ("/api/", "/open311/")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from healthkit.logfilters import holds_personal_data
+
+        query = request.GET
+        found = [name for name in query
+                 if holds_personal_data(name) or any(holds_personal_data(v) for v in query.getlist(name))]
+        if not found:
+            return self.get_response(request)
+        if request.path.startswith(self.API_PREFIXES):
+            from healthkit.views_errors import api_error
+
+            return api_error(_("ID numbers and phone numbers are never sent in an address (logs keep it): send "
+                               "them in a POST body, e.g. POST /api/v1/appeals/search/."), 400)
+        message = _("ID numbers and phone numbers are never put in an address (browser history and logs keep "
+                    "it), so that filter was left out. Look a person up with “Find by exact ID number or phone” "
+                    "on the queue.")
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+        kept = query.copy()
+        for name in found:
+            del kept[name]
+        from django.contrib import messages
+
+        messages.warning(request, message)
+        return HttpResponseRedirect(request.path + (f"?{kept.urlencode()}" if kept else ""))
 
 
 class UndecryptableDraftMiddleware:

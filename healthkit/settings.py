@@ -70,6 +70,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "healthkit.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # no address carries an ID number or a phone: refused before any view, never echoed
+    "healthkit.middleware.PersonalDataAddressMiddleware",
     # who is signed in at this desk, so a form kept after a session ended goes back to them only
     "healthkit.unsent.DeskOwnerMiddleware",
     "healthkit.middleware.UndecryptableDraftMiddleware",

@@ -16,7 +16,28 @@ document.addEventListener("DOMContentLoaded", function () {
   focusFirstError();
   restoreUnsent();
   document.querySelectorAll("form[enctype='multipart/form-data']").forEach(uploadWithProgress);
+  document.querySelectorAll("form").forEach(keepPersonalDataOutOfAddress);
 });
+
+// A GET form's fields become the page's address, which browser history, proxies and logs keep:
+// an ID number or a mobile number typed into one (a filter box) is stopped before it is sent,
+// with the body's data-personal-data message on the field. The server refuses such an address
+// too (healthkit.middleware.PersonalDataAddressMiddleware); look-ups by ID or phone are POSTs.
+var PERSONAL_DATA = /(^|[^0-9A-Za-z])([1-9][0-9]{16}[0-9Xx]|(\+?86[- ]?)?1[3-9][0-9]{9})(?![0-9A-Za-z])/;
+
+function keepPersonalDataOutOfAddress(form) {
+  if ((form.getAttribute("method") || "get").toLowerCase() !== "get") { return; }
+  form.addEventListener("submit", function (event) {
+    var field = Array.prototype.find.call(form.querySelectorAll("input, textarea"), function (f) {
+      return f.type !== "hidden" && PERSONAL_DATA.test(f.value);
+    });
+    if (!field) { return; }
+    event.preventDefault();
+    field.setCustomValidity(document.body.getAttribute("data-personal-data") || "");
+    field.reportValidity();
+    field.addEventListener("input", function () { field.setCustomValidity(""); }, { once: true });
+  });
+}
 
 // A page answered with form errors: put the keyboard (and a screen reader) on the first field in
 // error, which names its message through aria-describedby; else on the first announced error.
