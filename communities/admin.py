@@ -264,6 +264,35 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets, (_("Role and scope"), {"fields": ["role"]}))
     filter_horizontal = ["communities", "groups", "user_permissions"]
 
+    # Who may grant what: an account manager who is not a superuser (a supervisor given the
+    # "change user" permission) manages staff below them, and cannot raise anybody, themselves
+    # included, to the admin's powers: superuser, staff status, groups and permissions are
+    # superusers' to give, so is the administrator role, and administrators' and superusers'
+    # accounts (their passwords too) are theirs to change.
+    PRIVILEGE_FIELDS = ("is_superuser", "is_staff", "groups", "user_permissions")
+
+    def _above(self, request, obj) -> bool:
+        return obj is not None and not request.user.is_superuser and (
+            obj.is_superuser or obj.role == User.Role.ADMINISTRATOR)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return not self._above(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not self._above(request, obj) and super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += [*self.PRIVILEGE_FIELDS, *(["role"] if obj is not None and obj.pk == request.user.pk else [])]
+        return fields
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "role" and not request.user.is_superuser:
+            kwargs["choices"] = [(value, label) for value, label in User.Role.choices
+                                 if value != User.Role.ADMINISTRATOR]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
 
 @admin.register(PersonalDataAccess)
 class PersonalDataAccessAdmin(ReadOnlyAdmin):

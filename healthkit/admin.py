@@ -456,3 +456,13 @@ class ApiTokenAdmin(DrfTokenAdmin):
     client's lasts until rotated."""
 
     form = _TokenIssueForm
+
+    # A token acts as its user: only a superuser issues, sees or deletes one (a staff member given
+    # the token permissions could otherwise take an administrator's powers through the API).
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self.has_module_permission(request)
+
+    has_add_permission = has_change_permission = has_delete_permission = has_view_permission
