@@ -161,17 +161,20 @@ def resident_reveal(*, actor: User, resident: Resident, reason: str, context: st
     return resident_reveal_scoped(actor=actor, resident=resident, reason=reason, context=context)
 
 
-def resident_reveal_scoped(*, actor: User, resident: Resident, reason: str, context: str = "") -> dict[str, object]:
+def resident_reveal_scoped(*, actor: User, resident: Resident, reason: str, context: str = "",
+                           extra_phones: tuple[str, ...] = ()) -> dict[str, object]:
     """Audit, then reveal, for a caller whose own scope rule has admitted `actor` (e.g. an appeal
     routed to the worker's community, which the registry's community scope does not know about).
-    The access log row is written before anything is returned."""
+    What is shown is what is audited: a row for the ID number and, when any phone is shown (the
+    registry's, and `extra_phones` the caller holds for this person, e.g. a task's contact
+    phone), a row for the phones, both written before anything is returned."""
+    phones = list(dict.fromkeys([*(p.reveal_phone() for p in resident.phones.all()), *filter(None, extra_phones)]))
     access_log(actor=actor, resident=resident, action=PersonalDataAccess.Action.REVEAL_ID,
                context=context, reason=reason)
-    return {
-        "name": resident.name,
-        "id_number": resident.reveal_id_number(),
-        "phones": [p.reveal_phone() for p in resident.phones.all()],
-    }
+    if phones:
+        access_log(actor=actor, resident=resident, action=PersonalDataAccess.Action.REVEAL_PHONE,
+                   context=context, reason=reason)
+    return {"name": resident.name, "id_number": resident.reveal_id_number(), "phones": phones}
 
 
 def compound_alias_add(*, community: Community, name: str, address: str = "") -> CompoundAlias:

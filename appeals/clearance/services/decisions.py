@@ -266,17 +266,13 @@ def clearance_call_log(*, task: ClearanceTask, actor: User, direction: str, outc
 def clearance_reveal(*, task: ClearanceTask, actor: User, reason: str) -> dict[str, object]:
     """The resident's name, ID number and phones in clear, for a worker whose scope includes the
     task's community: logged in the registry's access log and in the task history first."""
-    from communities.models import PersonalDataAccess
-    from communities.services import access_log
+    from communities.services import resident_reveal_scoped
 
     reason = _require_reason(reason)
-    access_log(actor=actor, resident=task.resident, action=PersonalDataAccess.Action.REVEAL_ID,
-               context=f"clearance:{task.pk}", reason=reason)
+    contact = pii.decrypt(task.contact_phone_encrypted) if task.contact_phone_encrypted else ""
+    revealed = resident_reveal_scoped(actor=actor, resident=task.resident, reason=reason,
+                                      context=f"clearance:{task.pk}", extra_phones=(contact,))
     _event(task=task, kind=ClearanceEvent.Kind.REVEAL, actor=actor, reason=reason)
-    resident = task.resident
-    phones = [p.reveal_phone() for p in resident.phones.all()]
-    if task.contact_phone_encrypted:
-        phones.append(pii.decrypt(task.contact_phone_encrypted))
-    return {"name": resident.name, "id_number": resident.reveal_id_number(), "phones": list(dict.fromkeys(phones))}
+    return revealed
 
 
