@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from appeals.models import Appeal
 from appeals.selectors import sla_soon_cutoff
 from communities.models import Community, District, User
+from healthkit.filtering import AnyYesNoSelect, YesNoField
 from healthkit.inputs import DateFormField
 from healthkit.models import PopupType
 
@@ -91,8 +92,14 @@ class PlainSelect(_PlainSelectMixin, forms.Select):
     pass
 
 
-class PlainNullBooleanSelect(_PlainSelectMixin, forms.NullBooleanSelect):
+class PlainNullBooleanSelect(_PlainSelectMixin, AnyYesNoSelect):
     pass
+
+
+class YesNoFilter(django_filters.BooleanFilter):
+    """Any, yes or no; a value that is none of them is a form error (healthkit.filtering.YesNoField)."""
+
+    field_class = YesNoField
 
 
 def _day_start(day: dt.date) -> dt.datetime:
@@ -130,7 +137,8 @@ class AppealFilter(django_filters.FilterSet):
 
     queue = django_filters.ChoiceFilter(label=_("Queue"), choices=QUEUES, method="filter_queue", empty_label=None,
                                         widget=PlainSelect)
-    reference = django_filters.CharFilter(label=_("Reference"), method="filter_reference", widget=PlainTextInput)
+    reference = django_filters.CharFilter(label=_("Reference"), method="filter_reference", widget=PlainTextInput,
+                                          max_length=20)
     category = django_filters.ChoiceFilter(label=_("Category"), choices=Appeal.Category.choices, widget=PlainSelect)
     priority = django_filters.ChoiceFilter(label=_("Priority"), choices=Appeal.Priority.choices, widget=PlainSelect)
     channel = django_filters.ChoiceFilter(label=_("Channel"), choices=Appeal.Channel.choices, widget=PlainSelect)
@@ -140,7 +148,7 @@ class AppealFilter(django_filters.FilterSet):
     district = django_filters.ChoiceFilter(label=_("District"), choices=(), method="filter_district",
                                            widget=PlainSelect)
     community = django_filters.CharFilter(label=_("Community (code or name)"), method="filter_community",
-                                          widget=PlainTextInput)
+                                          widget=PlainTextInput, max_length=64)
     assigned_to = django_filters.ModelChoiceFilter(
         label=_("Assigned to"),
         queryset=User.objects.filter(role__in=[User.Role.OPERATOR, User.Role.SUPERVISOR], is_active=True),
@@ -152,11 +160,11 @@ class AppealFilter(django_filters.FilterSet):
     # The supervisor dashboard's drill-downs land here with these.
     status = django_filters.ChoiceFilter(label=_("Status"), choices=Appeal.Status.choices, method="filter_status",
                                          widget=PlainSelect)
-    escalated = django_filters.BooleanFilter(label=_("Escalated"), field_name="escalated_at", lookup_expr="isnull",
+    escalated = YesNoFilter(label=_("Escalated"), field_name="escalated_at", lookup_expr="isnull",
                                              exclude=True, widget=PlainNullBooleanSelect)
-    repeated = django_filters.BooleanFilter(label=_("Appealed again"), method="filter_repeated",
+    repeated = YesNoFilter(label=_("Appealed again"), method="filter_repeated",
                                             widget=PlainNullBooleanSelect)
-    stranded = django_filters.BooleanFilter(label=_("Stranded outside over a month"), method="filter_stranded",
+    stranded = YesNoFilter(label=_("Stranded outside over a month"), method="filter_stranded",
                                             widget=PlainNullBooleanSelect)
     closed_after = DayFilter(label=_("Closed from"), field_name="closed_at", method="filter_day_from",
                                              widget=PlainDateInput)

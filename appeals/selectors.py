@@ -454,6 +454,11 @@ def _decode(cursor: str, fields: list[str]) -> list | None:
         return None
 
 
+def cursor_readable(cursor: str, ordering: str) -> bool:
+    """Whether `cursor` is one seek_page could have written for `ordering`."""
+    return ordering in ORDERINGS and _decode(cursor, ORDERINGS[ordering][1]) is not None
+
+
 class _Row(Func):
     """A SQL row value `(a, b, c)`: compared as a whole, PostgreSQL turns `(a, b, c) > (x, y, z)`
     into an index condition on a (a, b, c) b-tree, where nested ORs end up as a filter over every

@@ -20,6 +20,7 @@ from communities.models import Community
 from communities.selectors import community_find
 from healthkit.concurrency import once, once_from, seen_from
 from healthkit.errors import ApplicationError
+from healthkit.filtering import FilteredView, single_values
 from healthkit.models import PopupCase
 from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin, has_role
 from healthkit.selectors import popup_explain
@@ -72,13 +73,30 @@ def queue_rows_html(rows: list[selectors.QueueRow], place: str | None = None) ->
     return mark_safe("".join(parts))  # noqa: S308 - every value above is escaped
 
 
-class QueueView(RoleRequiredMixin, View):
+class QueueView(FilteredView, RoleRequiredMixin, View):
     """Queues and filters by GET (no personal data); exact ID / phone search by POST, audited."""
 
     allowed_roles = QUEUE_ROLES
     template_name = "appeals/console/queue.html"
     page_size = 50
 
+    filter_form_class = AppealFilter
+
+    def filter_form_kwargs(self) -> dict:
+        return {"queryset": self._base(), "user": self.request.user}
+
+    def read_navigation(self, data) -> dict[str, str]:
+        """The sort order and the next page's cursor come from the page's own links: one that
+        cannot be read is refused, not read as the first page in the default order."""
+        errors = super().read_navigation(data)
+        errors.update(single_values(data, ("order", "after")))
+        self.ordering = data.get("order") or "priority"
+        if self.ordering not in selectors.ORDERINGS:
+            errors["order"] = _("Choose one of the listed sort orders.")
+        self.cursor = data.get("after") or None
+        if "order" not in errors and self.cursor and not selectors.cursor_readable(self.cursor, self.ordering):
+            errors["after"] = _("This link to the next page is not one this page wrote; start from the first page.")
+        return errors
     def _base(self):
         # The rows are read as values() of the columns the page shows (selectors.QUEUE_ROW_VALUES).
         return selectors.appeals_visible_to(self.request.user)
@@ -86,10 +104,12 @@ class QueueView(RoleRequiredMixin, View):
     def get(self, request):
         params = request.GET.copy()
         params.setdefault("queue", "open")
-        filterset = AppealFilter(params, queryset=self._base(), user=request.user)
-        qs = filterset.qs if filterset.is_valid() else self._base().none()
-        ordering = request.GET.get("order", "priority")
-        page = selectors.seek_page(qs, ordering=ordering, cursor=request.GET.get("after"), size=self.page_size)
+        filterset, qs = self.read_filters(params)
+        ordering = self.ordering
+        if qs is None:
+            page = selectors.SeekPage(rows=[], next_cursor=None, count=0, count_capped=False)
+        else:
+            page = selectors.seek_page(qs, ordering=ordering, cursor=self.cursor, size=self.page_size)
         next_params = request.GET.copy()
         if page.next_cursor:
             next_params["after"] = page.next_cursor

@@ -4,12 +4,13 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from communities.models import District
+from healthkit.filtering import FilterForm
 from healthkit.inputs import DateFormField, TextFormField
 from healthkit.models import PopupCase, PopupType
 from healthkit.selectors import PopupListFilters
 
 
-class PopupListFilterForm(forms.Form):
+class PopupListFilterForm(FilterForm):
     STATES = [("open", _("Open (active or under review)")), ("all", _("All")), *PopupCase.State.choices]
     state = forms.ChoiceField(label=_("State"), choices=STATES, required=False)
     type = forms.TypedChoiceField(label=_("Popup type"), coerce=int, empty_value=None, required=False,
@@ -27,10 +28,7 @@ class PopupListFilterForm(forms.Form):
     lifted_by = forms.ChoiceField(label=_("Lifted by"), required=False, choices=[
         ("", _("Anyone")), ("auto", _("Automatically (the rules)")), ("person", _("A person"))])
 
-    def filters(self) -> PopupListFilters:
-        if not self.is_bound or not self.is_valid():
-            return PopupListFilters()
-        d = self.cleaned_data
+    def build_filters(self, d: dict) -> PopupListFilters:
         return PopupListFilters(
             state=d.get("state") or "open", popup_type=d.get("type"), source=d.get("source") or "",
             district=d["district"].pk if d.get("district") else None, community=(d.get("community") or "").strip(),

@@ -18,7 +18,7 @@ from communities.selectors import (
     residents_visible_to,
 )
 from communities.services import access_log, audit_alert_acknowledge
-from healthkit import inputs
+from healthkit.filtering import FilteredView
 from healthkit.forms import PopupListFilterForm
 from healthkit.models import PopupCase, PopupType
 from healthkit.permissions import RoleRequiredMixin, has_role
@@ -52,16 +52,20 @@ class ConsoleHomeView(RoleRequiredMixin, TemplateView):
         return context
 
 
-class PopupListView(RoleRequiredMixin, View):
+class PopupListView(FilteredView, RoleRequiredMixin, View):
     """Popups by state, type, place and dates (masked residents, the viewer's scope), newest
     first; a page at a time by id so a million popups cost no count."""
 
     page_size = 50
+    filter_form_class = PopupListFilterForm
+    cursor_params = ("before",)
 
     def get(self, request):
-        form = PopupListFilterForm(request.GET or None)
-        qs = popup_list(residents=residents_visible_to(request.user), filters=form.filters())
-        rows = popup_page(qs, before=inputs.key(request.GET.get("before")), size=self.page_size + 1)
+        form, filters = self.read_filters()
+        rows = []
+        if filters is not None:
+            qs = popup_list(residents=residents_visible_to(request.user), filters=filters)
+            rows = popup_page(qs, before=self.pages["before"], size=self.page_size + 1)
         query = request.GET.copy()
         query.pop("before", None)
         next_query = ""

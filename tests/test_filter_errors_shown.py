@@ -2,10 +2,12 @@
 operator's queue said "0 appeals" and the worker's worklist listed every task, with no word of
 the mistake (the filter forms rendered their inputs without their errors)."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
-from communities.models import User
+from communities.models import PersonalDataAccess, User
 from tests.factories.appeals import AppealFactory
 from tests.factories.clearance import ClearanceTaskFactory, RoutedAppealFactory, WorkerFactory
 
@@ -37,10 +39,11 @@ def test_a_worklist_filter_that_cannot_be_read_lists_nothing_and_says_why(client
     assert 'id="id_priority_error"' in html and "Select a valid choice." in html
     assert 'id="filter-invalid"' in html and task.reference not in html
     assert response.context["page"].paginator.count == 0
-    # nor exported
+    # nor exported: the download leads back to the worklist with that filter, nothing recorded
     export = client.post(reverse("oversight:export-tasks"),
                          {"reason": "weekly check", "format": "csv", "query": "priority=abc"})
-    assert task.reference not in b"".join(export.streaming_content).decode("utf-8-sig")
+    assert export.status_code == 302 and export["Location"] == reverse("clearance:worklist") + "?priority=abc"
+    assert not PersonalDataAccess.objects.filter(action=PersonalDataAccess.Action.EXPORT).exists()
 
 
 def test_the_worklist_finds_a_task_by_its_appeal_reference_and_exports_what_it_shows(client):
@@ -60,3 +63,21 @@ def test_the_worklist_finds_a_task_by_its_appeal_reference_and_exports_what_it_s
                          {"reason": "weekly check", "format": "csv", "query": f"reference={routed.reference}"})
     text = b"".join(export.streaming_content).decode("utf-8-sig")
     assert task.reference in text and other.reference not in text
+
+
+@pytest.mark.parametrize(("language", "words", "never"), [("en", ["Any", "Yes", "No"], "Unknown"),
+                                                           ("zh-hans", ["不限", "是", "否"], "未知")])
+def test_a_yes_no_filter_offers_any_yes_no_not_unknown(client, language, words, never):
+    # given an operator on the queue
+    client.force_login(User.objects.create_user("op", password="pass-1234-word", role=User.Role.OPERATOR))
+    html = client.get(reverse("appeals:queue"), HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    # then each yes/no filter (escalated, appealed again, stranded) reads "any", "yes", "no"
+    for name in ("escalated", "repeated", "stranded"):
+        select = html[html.index(f'<select name="{name}"'):]
+        select = select[:select.index("</select>")]
+        options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)<', select)
+        assert options == [("", words[0]), ("true", words[1]), ("false", words[2])]
+        assert never not in select
+    # and a value that is none of them is refused, not read as "any"
+    response = client.get(reverse("appeals:queue"), {"escalated": "unknown"}, HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 400 and 'id="id_escalated_error"' in response.content.decode()

@@ -1,7 +1,6 @@
 """Server-rendered pages: venue list and posters, the visitor register (venue managers), and
 risk windows (supervisors). Views only parse input and call selectors/services."""
 
-import datetime as dt
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -9,6 +8,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views import View
@@ -18,6 +18,7 @@ from communities.models import User
 from healthkit import inputs
 from healthkit.concurrency import once, once_from, seen_from
 from healthkit.errors import ApplicationError
+from healthkit.filtering import FilteredView
 from healthkit.middleware import retry_after
 from healthkit.permissions import RoleRequiredMixin
 from healthkit.spreadsheet import csv_stream_response, csv_writer
@@ -26,6 +27,7 @@ from venues.forms import (
     RegisterRangeForm,
     RiskWindowCorrectForm,
     RiskWindowCreateForm,
+    RiskWindowFilterForm,
     RiskWindowWithdrawForm,
     VenueSearchForm,
 )
@@ -36,19 +38,23 @@ VENUE_ROLES = {*selectors.SUPERVISING, User.Role.VENUE_MANAGER}
 EXPORT_CHUNK_ROWS = 2000
 
 
-class VenueListView(RoleRequiredMixin, TemplateView):
+class VenueListView(FilteredView, RoleRequiredMixin, TemplateView):
     template_name = "venues/venue_list.html"
     allowed_roles = VENUE_ROLES
 
+    filter_form_class = VenueSearchForm
+    page_params = ("page",)
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         qs = selectors.venues_visible_to(self.request.user).select_related("community", "district")
-        search = VenueSearchForm(self.request.GET)
-        q = search.cleaned_data["q"] if search.is_valid() else ""
-        if q:
+        search, q = self.read_filters()
+        if q is None:
+            qs = qs.none()
+        elif q:
             qs = qs.filter(name__icontains=q) | qs.filter(code=inputs.venue_code(q))
-        context["page"] = Paginator(qs.order_by("name", "id"), 50).get_page(self.request.GET.get("page"))
-        context["q"] = q
+        context["page"] = Paginator(qs.order_by("name", "id"), 50).get_page(self.page_number())
+        context["form"] = search
+        context["q"] = q or ""
         context["can_manage_windows"] = selectors.can_manage_windows(self.request.user)
         return context
 
@@ -71,26 +77,22 @@ class VenuePosterView(RoleRequiredMixin, View):
         return response
 
 
-def _register_period(request):
-    if not request.GET:
-        end = timezone.localtime().replace(second=0, microsecond=0)
-        start = end - dt.timedelta(days=1)
-        form = RegisterRangeForm(initial={"start": start, "end": end})
-        return form, selectors.RegisterRange(start=start, end=end), None
-    form = RegisterRangeForm(request.GET)
-    if not form.is_valid():
-        return form, None, None
-    try:
-        return form, selectors.register_range(form.cleaned_data["start"], form.cleaned_data["end"]), None
-    except ApplicationError as exc:
-        return form, None, exc.message
+class _RegisterFiltered(FilteredView, RoleRequiredMixin):
+    allowed_roles = VENUE_ROLES
+    filter_form_class = RegisterRangeForm
+
+    def read_filters(self, data=None):
+        form, period = super().read_filters(data)
+        if not form.is_bound:  # the last day, shown in the form
+            form = RegisterRangeForm(initial={"start": period.start, "end": period.end})
+        return form, period
 
 
-class VenueRegisterView(RoleRequiredMixin, TemplateView):
+class VenueRegisterView(_RegisterFiltered, TemplateView):
     """到访人信息登记簿: visits of one venue over a time range, masked; every view is audited."""
 
     template_name = "venues/register.html"
-    allowed_roles = VENUE_ROLES
+    page_params = ("page",)
 
     def render_to_response(self, context, **response_kwargs):
         # Over the hourly ceiling: the form and the reason, as a 429 saying when the count starts again.
@@ -102,39 +104,34 @@ class VenueRegisterView(RoleRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         venue = selectors.venue_access(user=self.request.user, venue_id=self.kwargs["pk"])
-        form, period, error = _register_period(self.request)
-        context.update(venue=venue, form=form, error=error, period=period)
+        form, period = self.read_filters()
+        context.update(venue=venue, form=form, error=None, period=period)
         if period is not None:
-            requested = self.request.GET.get("page", "1")
-            # ASCII digits only: "²".isdigit() is true but int("²") fails.
-            number = int(requested) if requested.isascii() and requested.isdigit() else 1
+            number = self.page_number()
             try:
                 services.venue_register_access(user=self.request.user, venue=venue, start=period.start,
                                                end=period.end, export=False, page=number)
             except services.RegisterRateLimited as exc:
                 context.update(error=exc.message, retry_after=exc.retry_after)
                 return context
-            page = Paginator(selectors.venue_visits(venue=venue, period=period), 100).get_page(requested)
+            page = Paginator(selectors.venue_visits(venue=venue, period=period), 100).get_page(number)
             context["page"] = page
             context["query"] = urlencode({"start": timezone.localtime(period.start).strftime("%Y-%m-%dT%H:%M"),
                                           "end": timezone.localtime(period.end).strftime("%Y-%m-%dT%H:%M")})
         return context
 
 
-class VenueRegisterExportView(RoleRequiredMixin, View):
+class VenueRegisterExportView(_RegisterFiltered, View):
     """The register as CSV (masked), for that venue and range only; audited as an export.
 
     Every visit of the range (at most 31 days, `register_range`), streamed through a
     server-side cursor a chunk at a time: nothing is cut off and memory stays flat."""
 
-    allowed_roles = VENUE_ROLES
-
     def get(self, request, pk: int):
         venue = selectors.venue_access(user=request.user, venue_id=pk)
-        form, period, error = _register_period(request)
-        if period is None:
-            return HttpResponse(error or _("Give a valid start and end."), status=400,
-                                content_type="text/plain; charset=utf-8")
+        form, period = self.read_filters()
+        if period is None:  # nothing exported, nothing recorded: the form to correct
+            return self.refused_export(form, reverse("venues:venue-register", args=[venue.pk]))
         try:
             services.venue_register_access(user=request.user, venue=venue, start=period.start,
                                            end=period.end, export=True)
@@ -156,11 +153,12 @@ class VenueRegisterExportView(RoleRequiredMixin, View):
         return csv_stream_response(rows(), filename=f"register-{venue.code}-{stamp}.csv")
 
 
-def _window_list_context(request, form=None) -> dict:
-    state = request.GET.get("state")
-    qs = selectors.risk_windows(state=state if state in RiskWindow.State.values else None)
-    return {"page": Paginator(qs, 50).get_page(request.GET.get("page")),
-            "form": form or RiskWindowCreateForm(initial={"venue_code": request.GET.get("venue", "")})}
+def _window_list_context(view, form=None) -> dict:
+    request = view.request
+    filter_form, state = view.read_filters()
+    qs = selectors.risk_windows(state=state or None) if state is not None else RiskWindow.objects.none()
+    return {"page": Paginator(qs, 50).get_page(view.page_number()), "filter_form": filter_form,
+            "form": form or RiskWindowCreateForm(initial={"venue_code": request.GET.get("venue", "")[:40]})}
 
 
 def _window_context(window: RiskWindow, *, correct_form=None, withdraw_form=None) -> dict:
@@ -178,14 +176,16 @@ def _window_context(window: RiskWindow, *, correct_form=None, withdraw_form=None
     }
 
 
-class RiskWindowListView(RoleRequiredMixin, View):
+class RiskWindowListView(FilteredView, RoleRequiredMixin, View):
     """Risk windows (GET) and marking a new one (POST)."""
 
     allowed_roles = set(selectors.SUPERVISING)
     template_name = "venues/window_list.html"
 
+    filter_form_class = RiskWindowFilterForm
+    page_params = ("page",)
     def get(self, request):
-        return TemplateResponse(request, self.template_name, _window_list_context(request))
+        return TemplateResponse(request, self.template_name, _window_list_context(self))
 
     def post(self, request):
         form = RiskWindowCreateForm(request.POST)
@@ -201,7 +201,7 @@ class RiskWindowListView(RoleRequiredMixin, View):
             else:
                 messages.success(request, _("Risk window marked; the exposure job raises the popups."))
                 return redirect("venues:window-detail", pk=window.pk)
-        return TemplateResponse(request, self.template_name, _window_list_context(request, form), status=400)
+        return TemplateResponse(request, self.template_name, _window_list_context(self, form), status=400)
 
 
 class RiskWindowDetailView(RoleRequiredMixin, View):

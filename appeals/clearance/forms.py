@@ -9,6 +9,7 @@ from appeals.clearance.models import CALL_DIRECTIONS, CALL_OUTCOMES, ClearanceTa
 from appeals.clearance.selectors import WorklistFilters
 from communities import pii
 from communities.models import District
+from healthkit.filtering import FilterForm
 from healthkit.inputs import DateFormField, TextFormField
 from healthkit.models import PopupType
 
@@ -123,7 +124,7 @@ class RevealForm(forms.Form):
     reason = TextFormField(label=_("Why do you need the full details?"), max_length=200)
 
 
-class WorklistFilterForm(forms.Form):
+class WorklistFilterForm(FilterForm):
     STATES = [("open", pgettext_lazy("tasks still in progress", "Open")), ("all", _("All")), *ClearanceTask.State.choices]
     state = forms.ChoiceField(label=_("State"), choices=STATES, required=False)
     origin = forms.ChoiceField(label=_("Origin"), choices=[("", _("Any")), *ClearanceTask.Origin.choices],
@@ -145,14 +146,9 @@ class WorklistFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["community"].choices = [("", _("Any")), *[(c.pk, c.name) for c in communities]]
 
-    def filters(self) -> WorklistFilters | None:
-        """The filters chosen; none chosen is every open task; None for filters that could not be
-        read, for which the worklist and its exports show nothing rather than everything."""
-        if not self.is_bound:
-            return WorklistFilters()
-        if not self.is_valid():
-            return None
-        d = self.cleaned_data
+    def build_filters(self, d: dict) -> WorklistFilters:
+        """The filters chosen; none chosen is every open task (filters() is None for filters that
+        could not be read, for which the worklist and its exports show nothing)."""
         return WorklistFilters(state=d.get("state") or "", origin=d.get("origin") or "", priority=d.get("priority"),
                                community=d.get("community"), overdue=bool(d.get("overdue")),
                                reference=d.get("reference") or "", district=d["district"].pk if d.get("district") else None,

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
@@ -30,6 +31,7 @@ from communities.selectors import (
 from communities.services import access_log
 from healthkit.concurrency import once, once_from, seen_from
 from healthkit.errors import ApplicationError
+from healthkit.filtering import FilteredView
 from healthkit.middleware import retry_after
 from healthkit.models import PopupCase
 from healthkit.permissions import RoleRequiredMixin
@@ -135,9 +137,11 @@ class WorkerMixin(RoleRequiredMixin):
     allowed_roles = WORKER_ROLES
 
 
-def _filters(request) -> tuple[forms.WorklistFilterForm, selectors.WorklistFilters | None]:
-    form = forms.WorklistFilterForm(request.GET or None, communities=communities_visible_to(request.user)[:200])
-    return form, form.filters()
+class _WorklistFiltered(FilteredView, WorkerMixin):
+    filter_form_class = forms.WorklistFilterForm
+
+    def filter_form_kwargs(self) -> dict:
+        return {"communities": communities_visible_to(self.request.user)[:200]}
 
 
 def _worklist(user, filters: selectors.WorklistFilters | None):
@@ -145,11 +149,13 @@ def _worklist(user, filters: selectors.WorklistFilters | None):
     return selectors.worklist(user=user, filters=filters) if filters is not None else ClearanceTask.objects.none()
 
 
-class WorklistView(WorkerMixin, View):
+class WorklistView(_WorklistFiltered, View):
+    page_params = ("page",)
+
     def get(self, request):
-        form, filters = _filters(request)
+        form, filters = self.read_filters()
         tasks = _worklist(request.user, filters)
-        page = Paginator(tasks, 50).get_page(request.GET.get("page"))
+        page = Paginator(tasks, 50).get_page(self.page_number())
         query = request.GET.copy()
         query.pop("page", None)
         return render(request, "clearance/worklist.html", {
@@ -158,11 +164,13 @@ class WorklistView(WorkerMixin, View):
         })
 
 
-class WorklistCsvView(WorkerMixin, View):
+class WorklistCsvView(_WorklistFiltered, View):
     """The worklist as CSV: the user's own communities only, personal data masked, logged."""
 
     def get(self, request):
-        _form, filters = _filters(request)
+        form, filters = self.read_filters()
+        if filters is None:  # nothing exported, nothing logged: the form to correct
+            return self.refused_export(form, reverse("clearance:worklist"))
         tasks = _worklist(request.user, filters)
         access_log(actor=request.user, resident=None, action=PersonalDataAccess.Action.EXPORT,
                    context="clearance:worklist.csv", reason=request.GET.urlencode()[:200])

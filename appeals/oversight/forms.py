@@ -9,13 +9,14 @@ from django.utils.translation import gettext_lazy as _
 from appeals.filters import PlainDateInput, PlainSelect, PlainTextInput, cached_options, plain_label
 from appeals.oversight.selectors import DashboardFilters
 from communities.models import Community, District
+from healthkit.filtering import FilterForm
 from healthkit.inputs import DateFormField, TextFormField
 from healthkit.models import PopupType
 
 MAX_DAYS = 366
 
 
-class DashboardFilterForm(forms.Form):
+class DashboardFilterForm(FilterForm):
     # The widgets write Django's markup in Python (appeals.filters): through the template engine,
     # one include per field and per option, the five fields cost a fifth of the page.
     date_from = DateFormField(label=_("From"), required=False, widget=PlainDateInput(attrs={"type": "date"}))
@@ -64,10 +65,10 @@ class DashboardFilterForm(forms.Form):
         data["date_from"], data["date_to"] = date_from, date_to
         return data
 
-    def filters(self) -> DashboardFilters:
-        if not self.is_bound or not self.is_valid():
-            return DashboardFilters.default(timezone.localdate())
-        d = self.cleaned_data
+    def default_filters(self) -> DashboardFilters:
+        return DashboardFilters.default(timezone.localdate())
+
+    def build_filters(self, d: dict) -> DashboardFilters:
         community = d.get("community")
         return DashboardFilters(date_from=d["date_from"], date_to=d["date_to"], district=d.get("district"),
                                 community=community, popup_type=d.get("popup_type"))

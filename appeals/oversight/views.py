@@ -19,6 +19,7 @@ from appeals.models import Appeal
 from appeals.oversight import selectors
 from appeals.oversight.forms import DashboardFilterForm
 from appeals.oversight.models import DeliveryFigure, DurationBin, TrendPoint
+from healthkit.filtering import FilteredView
 from healthkit.models import PopupCase, PopupType
 from healthkit.permissions import RoleRequiredMixin
 
@@ -223,13 +224,15 @@ def build_times(data: dict, links: Links) -> list[dict]:
     return out
 
 
-class DashboardView(RoleRequiredMixin, View):
+class DashboardView(FilteredView, RoleRequiredMixin, View):
     allowed_roles = set(selectors.SUPERVISING_ROLES)
     template_name = "oversight/dashboard.html"
+    filter_form_class = DashboardFilterForm
 
     def get(self, request):
-        form = DashboardFilterForm(request.GET or None)
-        f = form.filters()
+        form, f = self.read_filters()
+        if f is None:  # no figure for filters that could not be read (never the default period's)
+            return render(request, self.template_name, {"form": form, "refused": True})
         data = selectors.dashboard(f)
         links = Links(f)
         panels = build_panels(data, links)

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpResponseNotAllowed, QueryDict
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import View
@@ -22,6 +23,7 @@ from appeals.selectors import appeals_visible_to
 from communities.models import PersonalDataAccess
 from communities.selectors import communities_visible_to, residents_visible_to
 from communities.services import access_log
+from healthkit.filtering import FilteredView
 from healthkit.forms import PopupListFilterForm
 from healthkit.inputs import TextFormField
 from healthkit.models import PopupCase
@@ -30,14 +32,20 @@ from healthkit.selectors import popup_list
 from healthkit.spreadsheet import ChoiceLabels
 
 
-class SummaryExportView(RoleRequiredMixin, View):
+class SummaryExportView(FilteredView, RoleRequiredMixin, View):
     """The dashboard's numbers as filtered: headline figures, times, and each chart's table."""
 
     allowed_roles = set(selectors.SUPERVISING_ROLES)
+    filter_form_class = DashboardFilterForm
 
     def get(self, request):
-        form = DashboardFilterForm(request.GET or None)
-        f = form.filters()
+        query = request.GET.copy()
+        fmt = query.pop("format", ["csv"])
+        form, f = self.read_filters(query)
+        if f is None or fmt not in (["csv"], ["xlsx"]):
+            if fmt not in (["csv"], ["xlsx"]):
+                form.add_error(None, _("Choose CSV or XLSX."))
+            return self.refused_export(form, reverse("oversight:dashboard"))
         data = selectors.dashboard(f)
         links = Links(f)
         sheets = [
@@ -48,8 +56,7 @@ class SummaryExportView(RoleRequiredMixin, View):
         for panel in build_panels(data, links):
             sheets.append((panel["title"], ["", *panel["columns"]],
                            [[row["label"], *[value for value, _href in row["cells"]]] for row in panel["rows"]]))
-        fmt = "xlsx" if request.GET.get("format") == "xlsx" else "csv"
-        return exports.response(fmt, f"dashboard-{f.date_from}-{f.date_to}", sheets)
+        return exports.response(fmt[0], f"dashboard-{f.date_from}-{f.date_to}", sheets)
 
 
 class ExportForm(forms.Form):
@@ -58,8 +65,10 @@ class ExportForm(forms.Form):
     query = TextFormField(max_length=2000, required=False)
 
 
-class _PersonExport(RoleRequiredMixin, View):
-    """POST only: the export is an act on personal data, with a reason, audited once per file."""
+class _PersonExport(FilteredView, RoleRequiredMixin, View):
+    """POST only: the export is an act on personal data, with a reason, audited once per file.
+    The list's filters come as its query string (`query`) and are read as the list reads them:
+    filters it cannot read export nothing (never the whole list) and lead back to it."""
 
     name = ""
     back = ""
@@ -69,20 +78,35 @@ class _PersonExport(RoleRequiredMixin, View):
 
     def post(self, request):
         form = ExportForm(request.POST)
+        # Re-encoded: whatever was posted, the way back is only ever a query string of the list.
+        back = self.back + "?" + QueryDict(request.POST.get("query", "")[:2000]).urlencode()
         if not form.is_valid():
-            messages.error(request, _("Please say why you need this list before downloading it."))
-            return redirect(self.back + "?" + request.POST.get("query", "")[:2000])
+            if "reason" in form.errors:
+                messages.error(request, _("Please say why you need this list before downloading it."))
+            else:  # a format or list address that is not one the page wrote
+                messages.error(request, _("This download could not be read, so nothing was exported. "
+                                          "Use the download button of the list."))
+            return redirect(back)
         query = QueryDict(form.cleaned_data["query"])
+        _filter_form, filters = self.read_filters(self.list_query(query))
+        if filters is None:
+            messages.error(request, _("The list's filters could not be read, so nothing was exported. "
+                                      "Correct them and download again."))
+            return redirect(back)
         fmt = form.cleaned_data["format"]
         access_log(actor=request.user, resident=None, action=PersonalDataAccess.Action.EXPORT,
                    context=f"export:{self.name}.{fmt}?{form.cleaned_data['query']}"[:120],
                    reason=form.cleaned_data["reason"])
-        return exports.response(fmt, f"{self.name}-export", [(self.name, self.header(), self.rows(request, query))])
+        return exports.response(fmt, f"{self.name}-export", [(self.name, self.header(), self.rows(request, filters))])
+
+    def list_query(self, query: QueryDict) -> QueryDict:
+        """The query as the list page reads it."""
+        return query
 
     def header(self) -> list[str]:
         raise NotImplementedError
 
-    def rows(self, request, query: QueryDict):
+    def rows(self, request, filters):
         raise NotImplementedError
 
 
@@ -90,19 +114,23 @@ class AppealsExportView(_PersonExport):
     allowed_roles = STAFF_ROLES
     name = "appeals"
     back = "/console/appeals/"
+    filter_form_class = AppealFilter
+
+    def filter_form_kwargs(self) -> dict:
+        return {"queryset": appeals_visible_to(self.request.user).select_related(
+            "resident", "popup", "community__street__district", "routed_community"), "user": self.request.user}
+
+    def list_query(self, query):
+        params = query.copy()
+        params.setdefault("queue", "open")
+        return params
 
     def header(self):
         return [_("Reference"), _("Filed"), _("Category"), _("Priority"), _("Status"), _("Channel"), _("Popup type"),
                 _("Resident"), _("Contact phone"), _("District"), _("Community"), _("Routed to"), _("SLA due"),
                 _("SLA breached"), _("Escalated"), _("Repeats"), _("Closed"), _("Outcome")]
 
-    def rows(self, request, query):
-        params = query.copy()
-        params.setdefault("queue", "open")
-        base = appeals_visible_to(request.user).select_related(
-            "resident", "popup", "community__street__district", "routed_community")
-        filterset = AppealFilter(params, queryset=base, user=request.user)
-        qs = filterset.qs if filterset.is_valid() else base.none()
+    def rows(self, request, qs):
         label = ChoiceLabels(Appeal)
         for a in qs.order_by("id").iterator(chunk_size=2000):
             yield [a.reference, a.created_at, label(a, "category"), label(a, "priority"),
@@ -118,15 +146,16 @@ class TasksExportView(_PersonExport):
     allowed_roles = set(clearance_selectors.WORKER_ROLES)
     name = "clearance-tasks"
     back = "/console/clearance/"
+    filter_form_class = WorklistFilterForm
+
+    def filter_form_kwargs(self) -> dict:
+        return {"communities": communities_visible_to(self.request.user)[:200]}
 
     def header(self):
         return [_("Reference"), _("Community"), _("Resident"), _("Phone"), _("Origin"), _("State"), _("Priority"),
                 _("Popup type"), _("Appeal"), _("SLA due"), _("Escalated"), _("Opened"), _("Closed")]
 
-    def rows(self, request, query):
-        filters = WorklistFilterForm(query or None, communities=communities_visible_to(request.user)[:200]).filters()
-        if filters is None:  # filters the worklist could not read: it showed no task, so none is exported
-            return
+    def rows(self, request, filters):
         label = ChoiceLabels(ClearanceTask)
         for t in clearance_selectors.worklist(user=request.user, filters=filters).iterator(chunk_size=2000):
             phone = t.contact_phone_masked or (t.appeal.contact_phone_masked if t.appeal_id else "")
@@ -139,14 +168,14 @@ class PopupsExportView(_PersonExport):
     allowed_roles = STAFF_ROLES
     name = "popups"
     back = "/console/popups/"
+    filter_form_class = PopupListFilterForm
 
     def header(self):
         return [_("Popup"), _("Popup type"), _("State"), _("Source"), _("Resident"), _("District"), _("Community"),
                 _("Raised"), _("Ended")]
 
-    def rows(self, request, query):
-        form = PopupListFilterForm(query or None)
-        qs = popup_list(residents=residents_visible_to(request.user), filters=form.filters())
+    def rows(self, request, filters):
+        qs = popup_list(residents=residents_visible_to(request.user), filters=filters)
         label = ChoiceLabels(PopupCase)
         for p in qs.iterator(chunk_size=2000):
             community = p.resident.community

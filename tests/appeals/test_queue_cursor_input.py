@@ -1,5 +1,6 @@
 """The queue's `after` cursor comes from the URL, so anyone can craft it: whatever it holds, a
-malformed cursor restarts from the first page, for every ordering, never a server error."""
+cursor the page did not write is refused (400, said above the filters, nothing listed), for
+every ordering, never a server error and never read in silence as the first page."""
 
 import base64
 import datetime as dt
@@ -40,16 +41,18 @@ def _two_appeals():
 
 @pytest.mark.parametrize("ordering", list(ORDERINGS))
 @pytest.mark.parametrize("payload", MALFORMED, ids=range(len(MALFORMED)))
-def test_malformed_cursor_restarts_from_the_first_page(client, operator, ordering, payload):
+def test_malformed_cursor_is_refused_and_lists_nothing(client, operator, ordering, payload):
     # given two open appeals
     first, second = _two_appeals()
     client.force_login(operator)
     # when the queue is asked for the page "after" a crafted cursor
-    response = client.get(reverse("appeals:queue"), {"order": ordering, "after": _cursor(payload)})
-    # then it answers with the first page (both appeals), not a 500
-    assert response.status_code == 200
+    response = client.get(reverse("appeals:queue"), {"order": ordering, "after": _cursor(payload)},
+                          HTTP_ACCEPT_LANGUAGE="en")
+    # then it says so and lists nothing, not a 500
+    assert response.status_code == 400
     body = response.content.decode()
-    assert first.reference in body and second.reference in body
+    assert "This link to the next page is not one this page wrote" in body
+    assert first.reference not in body and second.reference not in body
 
 
 @pytest.mark.parametrize("ordering", list(ORDERINGS))
@@ -57,14 +60,24 @@ def test_malformed_cursor_restarts_from_the_first_page(client, operator, orderin
 def test_cursor_at_the_ends_of_time_is_answered(client, operator, ordering, payload):
     _two_appeals()
     client.force_login(operator)
-    assert client.get(reverse("appeals:queue"), {"order": ordering, "after": _cursor(payload)}).status_code == 200
+    # a page, or (a cursor of another ordering's shape) refused: never a 5xx
+    readable = len(payload) == len(ORDERINGS[ordering][1])
+    status = client.get(reverse("appeals:queue"), {"order": ordering, "after": _cursor(payload)}).status_code
+    assert status == (200 if readable else 400)
 
 
-@pytest.mark.parametrize("after", ["%%%", "ä", "a" * 3, "=" * 8, "\x00"])
-def test_undecodable_cursor_restarts_from_the_first_page(client, operator, after):
+@pytest.mark.parametrize("after", ["%%%", "ä", "a" * 3, "=" * 8])
+def test_undecodable_cursor_is_refused(client, operator, after):
     appeal = AppealFactory()
     client.force_login(operator)
     response = client.get(reverse("appeals:queue"), {"order": "sla", "after": after})
+    assert response.status_code == 400 and appeal.reference not in response.content.decode()
+
+
+def test_a_cursor_of_control_characters_only_is_no_cursor(client, operator):
+    appeal = AppealFactory()  # the query string boundary drops them: the first page
+    client.force_login(operator)
+    response = client.get(reverse("appeals:queue"), {"order": "sla", "after": "\x00"})
     assert response.status_code == 200 and appeal.reference in response.content.decode()
 
 
