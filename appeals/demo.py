@@ -8,7 +8,6 @@ import io
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.utils import timezone
 from PIL import Image, ImageDraw
 
 from appeals.evidence import clean_image
@@ -16,6 +15,7 @@ from appeals.models import Appeal, AppealContact, AppealEvent, AppealEvidence, e
 from appeals.services import _reference, priority_for, sla_due
 from communities import pii
 from communities.models import User
+from healthkit import clock
 from healthkit.models import PopupCase
 
 N_APPEALS = 160
@@ -81,7 +81,7 @@ def seed(*, rng, stdout) -> None:
         stdout.write("  appeals: no open popups; skipped")
         return
     operators = list(User.objects.filter(role=User.Role.OPERATOR).order_by("username"))
-    now = timezone.now().replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     categories = list(Appeal.Category.values)
     statuses = ["new"] * 5 + ["in_progress"] * 4 + ["waiting_resident"] * 2 + ["routed"] * 4 + ["closed"] * 4
     appeals, plans, merges = [], [], []

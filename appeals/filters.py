@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from appeals.models import Appeal
 from appeals.selectors import sla_soon_cutoff
 from communities.models import Community, District, User
+from healthkit import clock
 from healthkit.filtering import AnyYesNoSelect, YesNoField
 from healthkit.inputs import DateFormField
 from healthkit.models import PopupType
@@ -195,7 +196,7 @@ class AppealFilter(django_filters.FilterSet):
 
     def filter_queue(self, qs, name, value):
         open_q = Q(status__in=Appeal.OPEN_STATUSES)
-        now = timezone.now()
+        now = clock.now()
         return {
             "open": lambda: qs.filter(open_q),
             "new": lambda: qs.filter(status=Appeal.Status.NEW),
@@ -234,7 +235,7 @@ class AppealFilter(django_filters.FilterSet):
         return qs.filter(repeat_count__gt=0) if value else qs.filter(repeat_count=0)
 
     def filter_stranded(self, qs, name, value):
-        since = timezone.localdate() - dt.timedelta(days=STRANDED_DAYS)
+        since = clock.today() - dt.timedelta(days=STRANDED_DAYS)
         q = Q(currently_outside_city=True, outside_since__lte=since)
         return qs.filter(q) if value else qs.exclude(q)
 

@@ -1,13 +1,13 @@
 """Forms of the resident pages and the operator console (validation only; services decide)."""
 
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from appeals.filters import PlainTextInput
 from appeals.models import OPERATOR_OUTCOMES, OUTCOME_LABELS, Appeal, AppealContact
 from appeals.services import stranded_problem
 from communities.models import User
+from healthkit import clock
 from healthkit.inputs import DateFormField, TextFormField
 from healthkit.models import PopupType
 
@@ -38,7 +38,7 @@ def clean_outside_city(form: forms.Form, data: dict) -> dict:
             form.add_error("outside_since", problem)
         else:
             data["currently_outside_city"] = data["wishes_to_return"] = True
-    elif since and since > timezone.localdate():
+    elif since and since > clock.today():
         form.add_error("outside_since", _("This date is in the future."))
     return data
 

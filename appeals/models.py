@@ -6,10 +6,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from communities.models import Community, Resident
+from healthkit import clock
 from healthkit.models import PopupCase
 
 # How an appeal ended (Appeal.outcome): the operator's close form offers these; "merged" and the
@@ -125,8 +125,8 @@ class Appeal(models.Model):
     escalated_at = models.DateTimeField(_("escalated at"), null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="+", verbose_name=_("entered by"))
-    created_at = models.DateTimeField(_("filed at"), default=timezone.now)
-    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    created_at = clock.DateTimeField(_("filed at"), default=clock.now)
+    updated_at = clock.DateTimeField(_("updated at"), auto_now=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     close_reason = models.CharField(_("close reason"), max_length=200, blank=True)
     outcome = models.CharField(_("outcome"), max_length=40, blank=True)
@@ -249,7 +249,7 @@ class AppealEvent(models.Model):
     note = models.TextField(_("note"), blank=True)
     data = models.JSONField(_("data"), default=dict, blank=True)
     public = models.BooleanField(_("public"), default=True, help_text=_("Shown to the resident on the status page."))
-    at = models.DateTimeField(_("at"), default=timezone.now)
+    at = clock.DateTimeField(_("at"), default=clock.now)
 
     class Meta:
         ordering = ["at", "id"]
@@ -264,7 +264,7 @@ class AppealEvent(models.Model):
 def evidence_path(instance: "AppealEvidence", filename: str) -> str:
     # A random name: nothing of the resident's file name (which may hold a name or phone) is kept.
     ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
-    now = timezone.now()
+    now = clock.now()
     return f"appeals/evidence/{now:%Y/%m}/{uuid.uuid4().hex}.{ext}"
 
 
@@ -286,7 +286,7 @@ class AppealEvidence(models.Model):
     sha256 = models.CharField(_("sha256"), max_length=64)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("uploaded by"), on_delete=models.PROTECT, null=True, blank=True,
                                     related_name="+")
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_at = clock.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -324,7 +324,7 @@ class AppealContact(models.Model):
     direction = models.CharField(_("direction"), max_length=8, choices=Direction.choices)
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
     note = models.TextField(_("note"), blank=True)
-    at = models.DateTimeField(_("time"), default=timezone.now)
+    at = clock.DateTimeField(_("time"), default=clock.now)
 
     class Meta:
         ordering = ["at", "id"]
@@ -346,7 +346,7 @@ class AppealLink(models.Model):
     token_hash = models.CharField(_("token hash"), max_length=64, unique=True)
     expires_at = models.DateTimeField(_("expires at"))
     used_at = models.DateTimeField(_("used at"), null=True, blank=True)
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_at = clock.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]

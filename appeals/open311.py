@@ -29,7 +29,7 @@ from appeals import ratelimit, selectors, services
 from appeals.models import Appeal, AppealEvent
 from communities.models import PersonalDataAccess, User
 from communities.services import access_log
-from healthkit import inputs
+from healthkit import clock, inputs
 from healthkit.api import IDEMPOTENCY_HEADER, idempotent_post
 from healthkit.auth import api_token_refusal
 from healthkit.errors import ApplicationError
@@ -302,7 +302,7 @@ class RequestsView(Open311View):
         if ids:
             qs = qs.filter(reference__in=ids[:MAX_LIST])
         else:
-            end = _when(request.GET.get("end_date")) or timezone.now()
+            end = _when(request.GET.get("end_date")) or clock.now()
             start = _when(request.GET.get("start_date")) or end - dt.timedelta(days=90)
             qs = qs.filter(created_at__gte=start, created_at__lte=end)
             if request.GET.get("service_code"):

@@ -37,6 +37,7 @@ from communities.selectors import (
     residents_visible_to,
 )
 from communities.services import access_log
+from healthkit import clock
 from healthkit.models import PopupCase
 from healthkit.permissions import has_role
 from healthkit.selectors import AnyOf, popups_active_at
@@ -343,7 +344,7 @@ class IsoDateTime(Func):
             self.zone_sql, self.zone_param = "make_interval(secs => %s)", zone.utcoffset(None).total_seconds()
         else:
             raise ValueError("a time zone with neither an IANA name nor a fixed offset")
-        year = timezone.now().year
+        year = clock.now().year
         offsets = {zone.utcoffset(dt.datetime(year, month, 1)) for month in (1, 4, 7, 10)} - {dt.timedelta(0)}
         # Each as isoformat() writes it, "+08:00".
         self.known_offsets = [(int(offset.total_seconds()),
@@ -569,4 +570,4 @@ def seek_page(qs: QuerySet[Appeal], *, ordering: str = "priority", cursor: str |
 
 
 def sla_soon_cutoff() -> dt.datetime:
-    return timezone.now() + dt.timedelta(hours=1)
+    return clock.now() + dt.timedelta(hours=1)

@@ -44,6 +44,7 @@ from communities import pii
 from communities.models import Community, PersonalDataAccess, Resident, User
 from communities.selectors import community_find, resident_by_id_number
 from communities.services import access_log, resident_get_or_create, resident_reveal_scoped
+from healthkit import clock
 from healthkit.concurrency import check_seen, touch
 from healthkit.errors import ApplicationError, IllegalTransition
 from healthkit.models import PopupCase, PopupType
@@ -61,7 +62,7 @@ _REF_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O/1/I: read aloud on 
 def _reference() -> str:
     # 32^7 ≈ 3.4e10 per day: at 100 k appeals a day about one clash a week, which
     # _create_with_reference absorbs by drawing again.
-    return f"{timezone.localdate():%y%m%d}-{''.join(secrets.choice(_REF_ALPHABET) for _ in range(7))}"
+    return f"{clock.today():%y%m%d}-{''.join(secrets.choice(_REF_ALPHABET) for _ in range(7))}"
 
 
 def _create_with_reference(**fields) -> Appeal:
@@ -84,9 +85,9 @@ def stranded_problem(outside_since: dt.date | None) -> str | None:
     if outside_since is None:
         return _("Please give the date you have been outside the city since: stranded residents are "
                  "found by it.")
-    if outside_since > timezone.localdate():
+    if outside_since > clock.today():
         return _("This date is in the future.")
-    if (timezone.localdate() - outside_since).days < STRANDED_MIN_DAYS:
+    if (clock.today() - outside_since).days < STRANDED_MIN_DAYS:
         return _("This category is for residents outside the city for over a month; "
                  "please choose “Popup correction” or an emergency instead.")
     return None
@@ -551,7 +552,7 @@ def appeal_file(
         if priority < existing.priority:
             existing.priority = priority
             existing.sla_due_at = min(existing.sla_due_at or sla_due(priority, existing.created_at),
-                                      sla_due(priority, timezone.now()))
+                                      sla_due(priority, clock.now()))
             changed += ["priority", "sla_due_at"]
         if phone_fields and not existing.contact_phone_hash:
             for name, value in phone_fields.items():
@@ -580,7 +581,7 @@ def appeal_file(
             _evidence_arrived(existing, count=moved)
         notices.notify_filed(existing, folded=True)
         return existing, True
-    now = timezone.now()
+    now = clock.now()
     appeal = _create_with_reference(
         resident=resident, popup=popup, popup_type_claimed=popup_type_claimed,
         category=category, priority=priority, channel=channel, community=community,
@@ -760,7 +761,7 @@ def appeal_set_priority(*, appeal: Appeal, priority: int, actor: User, reason: s
     old = appeal.priority
     appeal.priority = int(priority)
     appeal.sla_due_at = sla_due(appeal.priority, appeal.created_at)
-    if appeal.sla_breached_at and appeal.sla_due_at > timezone.now():
+    if appeal.sla_breached_at and appeal.sla_due_at > clock.now():
         appeal.sla_breached_at = None
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.PRIORITY_SET, actor=actor, note=reason, public=False,
                  data={"from": old, "to": appeal.priority})
@@ -805,7 +806,7 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | No
         # As folding does: the due time follows the more urgent priority, never later than it was
         # nor than the duplicate's own (its urgency was known since it was filed).
         into.priority = duplicate.priority
-        due = [into.sla_due_at or sla_due(into.priority, into.created_at), sla_due(into.priority, timezone.now())]
+        due = [into.sla_due_at or sla_due(into.priority, into.created_at), sla_due(into.priority, clock.now())]
         if duplicate.sla_due_at:
             due.append(duplicate.sla_due_at)
         into.sla_due_at = min(due)
@@ -819,7 +820,7 @@ def appeal_merge(*, duplicate: Appeal, into: Appeal, actor: User, seen: str | No
                        "sla_due_at": into.sla_due_at.isoformat() if into.sla_due_at else None})
     duplicate.merged_into = into
     _set_status(duplicate, Appeal.Status.CLOSED, actor=actor, reason=_("Duplicate of %(ref)s") % {"ref": into.reference})
-    duplicate.closed_at = timezone.now()
+    duplicate.closed_at = clock.now()
     duplicate.outcome = "merged"
     duplicate.close_reason = _("Merged into %(ref)s") % {"ref": into.reference}
     # The community's work on the duplicate goes on for `into` when that one has no task of its own
@@ -847,7 +848,7 @@ def _with_the_task_community(appeal: Appeal, task, *, actor: User, duplicate: Ap
     which reference to follow."""
     community = task.community
     if appeal.routed_community_id != community.pk or appeal.routed_at is None:
-        appeal.routed_community, appeal.routed_at = community, timezone.now()
+        appeal.routed_community, appeal.routed_at = community, clock.now()
     reason = _("Took over the community task %(task)s of merged appeal %(ref)s.") % {
         "task": task.reference, "ref": duplicate.reference}
     if appeal.status != Appeal.Status.WAITING_RESIDENT:
@@ -912,7 +913,7 @@ def appeal_request_evidence(*, appeal: Appeal, actor: User, message: str = "",
     token = secrets.token_urlsafe(32)
     link = AppealLink.objects.create(
         appeal=appeal, purpose="evidence", token_hash=_link_hash(token),
-        expires_at=timezone.now() + dt.timedelta(hours=settings.APPEALS_LINK_TTL_HOURS),
+        expires_at=clock.now() + dt.timedelta(hours=settings.APPEALS_LINK_TTL_HOURS),
     )
     url = settings.OFFICIAL_SITE_URL.rstrip("/") + reverse("appeals:evidence-link", kwargs={"token": token})
     notices.notify_waiting(appeal, link=link, url=url, message=message)
@@ -934,7 +935,7 @@ def appeal_link_get(token: str) -> AppealLink:
 
 
 def _link_live(link: AppealLink) -> bool:
-    return link.used_at is None and link.expires_at > timezone.now() and link.appeal.is_open
+    return link.used_at is None and link.expires_at > clock.now() and link.appeal.is_open
 
 
 def _link_invalid() -> ApplicationError:
@@ -985,7 +986,7 @@ def _link_submit_locked(link: AppealLink, images: list[CleanImage], note: str) -
             if isinstance(exc, EvidenceRejected):
                 raise _picture_refused(index, exc) from None
             raise
-    link.used_at = timezone.now()
+    link.used_at = clock.now()
     link.save(update_fields=["used_at"])
     touch(appeal)  # an operator's decision form opened before this evidence is stale
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.EVIDENCE_ADDED, actor_label=RESIDENT_LABEL, note=note[:4000],
@@ -1027,7 +1028,7 @@ def appeal_route(*, appeal: Appeal, community: Community, actor: User | None, re
         raise ApplicationError(_("The ID number given is not in the registry. Check who the filer is "
                                  "(confirm the filer) before sending the appeal to a community."))
     appeal.routed_community = community
-    appeal.routed_at = timezone.now()
+    appeal.routed_at = clock.now()
     _set_status(appeal, Appeal.Status.ROUTED, actor=actor, reason=reason)
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.ROUTED, actor=actor, note=reason,
                  data={"community": community.pk, "community_name": str(community)})
@@ -1071,7 +1072,7 @@ def appeal_close(*, appeal: Appeal, actor: User | None, reason: str, outcome: st
     if outcome == "rejected" and appeal.popup_id:
         _refuse_rejecting_a_closed_popup(appeal)
     _set_status(appeal, Appeal.Status.CLOSED, actor=actor, reason=reason)
-    appeal.closed_at = timezone.now()
+    appeal.closed_at = clock.now()
     appeal.close_reason = reason[:200]
     appeal.outcome = (outcome or "")[:40]
     going_on = _end_clearance(appeal, actor=actor, reason=reason)
@@ -1138,7 +1139,7 @@ def appeal_contact_log(*, appeal: Appeal, actor: User, direction: str, outcome: 
     appeal = _locked(appeal, seen)
     touch(appeal)
     contact = AppealContact.objects.create(appeal=appeal, operator=actor, direction=direction,
-                                           outcome=outcome, note=note, at=at or timezone.now())
+                                           outcome=outcome, note=note, at=at or clock.now())
     appeal_event(appeal=appeal, kind=AppealEvent.Kind.CONTACT, actor=actor, public=False, note=note,
                  data={"contact": contact.pk, "direction": direction, "outcome": outcome})
     return contact
@@ -1169,7 +1170,7 @@ def appeal_sla_sweep(*, now: dt.datetime | None = None) -> int:
     The appeal's version (`updated_at`) stays: an escalation changes nothing an operator decides
     on, so a ticket page open meanwhile is not stale (healthkit.concurrency) and its close or
     route goes through instead of being refused as "changed since you opened the page"."""
-    now = now or timezone.now()
+    now = now or clock.now()
     # Status literals (not a parameter) so the planner can match appeal_sla_unmarked_idx's predicate.
     sql = """
         WITH breached AS (
@@ -1197,7 +1198,7 @@ def appeal_unanswered_sweep(*, now: dt.datetime | None = None, limit: int = 500)
     community task on hold for good. One transaction per appeal, locks in the order of every
     hotline change (tasks, then the appeal), the state read again under them; at most `limit` a
     run (beat runs it every few minutes); a rerun finds nothing. Returns the number sent back."""
-    now = now or timezone.now()
+    now = now or clock.now()
     live = AppealLink.objects.filter(appeal=OuterRef("pk"), purpose="evidence", used_at__isnull=True,
                                      expires_at__gt=now)
     waiting = Appeal.objects.filter(status=Appeal.Status.WAITING_RESIDENT).exclude(Exists(live))
@@ -1220,7 +1221,7 @@ def appeal_unanswered_sweep(*, now: dt.datetime | None = None, limit: int = 500)
 
 def evidence_drafts_purge(*, older_than: dt.timedelta = dt.timedelta(days=2)) -> int:
     """Delete draft pictures never filed (abandoned forms). Bounded batch; beat runs it hourly."""
-    old = AppealEvidence.objects.filter(appeal__isnull=True, created_at__lt=timezone.now() - older_than)
+    old = AppealEvidence.objects.filter(appeal__isnull=True, created_at__lt=clock.now() - older_than)
     count = 0
     for evidence in old.order_by("id")[:500]:
         evidence_discard(evidence=evidence)

@@ -10,13 +10,14 @@ from django.utils.translation import gettext_lazy as _
 
 from communities import pii
 from communities.models import PersonalDataAccess
+from healthkit import clock
 
 
 def plausible_date(value: dt.date | None) -> None:
     """The input boundary's year window (settings INPUT_YEAR_MIN, INPUT_YEARS_AHEAD; the same rule
     as healthkit.inputs, which this app may not import): a day added to year 9999 overflows."""
     first = getattr(settings, "INPUT_YEAR_MIN", 2019)
-    last = dt.date.today().year + getattr(settings, "INPUT_YEARS_AHEAD", 1)
+    last = clock.today().year + getattr(settings, "INPUT_YEARS_AHEAD", 1)
     if value is not None and not first <= value.year <= last:
         raise ValidationError(_("The year must lie between %(first)d and %(last)d."), code="year",
                               params={"first": first, "last": last})

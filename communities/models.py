@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from communities import pii
+from healthkit import clock
 
 
 class District(models.Model):
@@ -137,7 +138,7 @@ class Resident(models.Model):
     community = models.ForeignKey(
         Community, verbose_name=_("community"), on_delete=models.PROTECT, related_name="residents", null=True, blank=True
     )
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_at = clock.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
@@ -189,7 +190,7 @@ class ResidentPhone(models.Model):
     phone_hash = models.CharField(_("phone hash"), max_length=64, db_index=True, editable=False)
     phone_masked = models.CharField(_("phone (masked)"), max_length=16, editable=False)
     is_primary = models.BooleanField(_("primary"), default=True)
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_at = clock.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-is_primary", "id"]
@@ -297,7 +298,7 @@ class PersonalDataAccess(models.Model):
     action = models.CharField(_("action"), max_length=16, choices=Action.choices)
     context = models.CharField(_("where"), max_length=120, blank=True)
     ip = models.GenericIPAddressField(_("client address"), null=True, blank=True)
-    at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+    at = clock.DateTimeField(_("at"), auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-at"]
@@ -356,7 +357,7 @@ class AuditAlert(models.Model):
     ip = models.GenericIPAddressField(_("client address"), null=True, blank=True)
     residents = models.PositiveIntegerField(_("different residents"))
     window_minutes = models.PositiveIntegerField(_("within minutes"))
-    raised_at = models.DateTimeField(_("raised at"), auto_now_add=True, db_index=True)
+    raised_at = clock.DateTimeField(_("raised at"), auto_now_add=True, db_index=True)
     acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
     acknowledged_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
                                         verbose_name=_("acknowledged by"))

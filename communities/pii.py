@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from healthkit import clock
 from healthkit.inputs import digits as ascii_digits  # '８', '٨' as '8'; other characters kept
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -62,7 +63,7 @@ def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
         raise ValidationError(
             _("The birth date inside this ID number is not a real date."), code="birth_date"
         ) from None
-    today = today or dt.date.today()
+    today = today or clock.today()
     if birth > today or birth.year < 1890:
         raise ValidationError(
             _("The birth date inside this ID number is not plausible."), code="birth_date"

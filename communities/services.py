@@ -8,7 +8,6 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q
-from django.utils import timezone
 
 from communities import pii
 from communities.middleware import current_client_ip
@@ -22,6 +21,7 @@ from communities.models import (
     ResidentPhone,
     User,
 )
+from healthkit import clock
 
 logger = logging.getLogger("healthkit.audit")
 
@@ -115,7 +115,7 @@ def enumeration_check(*, actor: User, ip: str | None) -> list[AuditAlert]:
     a row for the supervisors' audit page and a warning in the log (account id, address and
     count only: no personal data). Returns the alerts raised now."""
     window = settings.AUDIT_ENUMERATION_WINDOW_MINUTES
-    since = timezone.now() - dt.timedelta(minutes=window)
+    since = clock.now() - dt.timedelta(minutes=window)
     who = Q(actor=actor) | Q(ip=ip) if ip else Q(actor=actor)
     # One statement for both counts (this runs on every audited page view).
     miss = Q(resident__isnull=True, action=PersonalDataAccess.Action.LOOKUP)
@@ -147,7 +147,7 @@ def enumeration_check(*, actor: User, ip: str | None) -> list[AuditAlert]:
 def audit_alert_acknowledge(*, alert: AuditAlert, actor: User) -> AuditAlert:
     """A supervisor has looked into the alert; it leaves the open list (idempotent)."""
     AuditAlert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
-        acknowledged_at=timezone.now(), acknowledged_by=actor)
+        acknowledged_at=clock.now(), acknowledged_by=actor)
     alert.refresh_from_db()
     return alert
 

@@ -13,7 +13,6 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Suspicio
 from django.db import connection, transaction
 from django.http import HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
@@ -23,6 +22,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from healthkit import clock
 from healthkit.errors import ApplicationError, RetryLater
 from healthkit.models import IdempotentRequest
 
@@ -259,7 +259,7 @@ def _idempotency_take(*, client, key: str, fingerprint: str):
     """Take the key for this request (None) or return the stored answer of the request that took
     it; waits while another transaction holds the key. An expired key (the hourly purge not yet
     past it) is taken afresh."""
-    horizon = timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
+    horizon = clock.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
     IdempotentRequest.objects.filter(client=client, key=key, created_at__lt=horizon).delete()
     with connection.cursor() as cursor:
         cursor.execute(

@@ -27,9 +27,9 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import models
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from healthkit import clock
 from healthkit.errors import ApplicationError
 
 SEEN_FIELD = "seen"
@@ -106,5 +106,5 @@ def once(scope: str, token: str | None) -> Iterator[None]:
 def touch(obj: models.Model) -> None:
     """Move `obj`'s version for a change written beside it (an event, a call, a link): a page
     opened before it is then stale. The caller holds the row's lock."""
-    obj.updated_at = timezone.now()
+    obj.updated_at = clock.now()
     type(obj).objects.filter(pk=obj.pk).update(updated_at=obj.updated_at)

@@ -201,7 +201,7 @@ def _id_number_and_hash(raw: str, key: bytes, today: str = "") -> tuple[str, str
     """(normalised ID number, its keyed hash as communities.pii.id_hash makes it); raises
     ValidationError with the message (never echoing the number). One number; a batch uses
     `_id_checker` once."""
-    return _id_checker(key, today or f"{dt.date.today():%Y%m%d}")(raw)
+    return _id_checker(key, today or f"{clock.today():%Y%m%d}")(raw)
 
 
 def _id_checker(key: bytes, today: str) -> Callable[[str], tuple[str, str]]:
@@ -531,7 +531,7 @@ def _resolve_residents(people: dict[str, tuple[str, str]], found: dict[str, int]
                 "INSERT INTO communities_resident (name, id_encrypted, id_hash, id_masked, created_at) "
                 "SELECT n, e, h, m, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(n, e, h, m) "
                 "ON CONFLICT (id_hash) DO NOTHING RETURNING id_hash, id",
-                [timezone.now(), [name for _h, _n, name in new], [pii.encrypt(number) for _h, number, _m in new],
+                [clock.now(), [name for _h, _n, name in new], [pii.encrypt(number) for _h, number, _m in new],
                  [h for h, _n, _m in new], [pii.mask_id(number) for _h, number, _m in new]],
             )
             inserted = dict(cursor.fetchall())
@@ -677,7 +677,7 @@ def _resident_pass(keys: list[str | None], people: dict[str, tuple[str, str]], n
     """Pass 1 of a batch, one record at a time: the record's ID number checked and hashed
     (`keys`), its person noted (`people`, `new_hashes` in the order first seen) with the name that
     registers them; a bad record reported and added to `skip`."""
-    id_and_hash = _id_checker(settings.PII_HASH_KEY.encode(), f"{dt.date.today():%Y%m%d}")
+    id_and_hash = _id_checker(settings.PII_HASH_KEY.encode(), f"{clock.today():%Y%m%d}")
     names: dict[str, tuple[str, int]] = {}  # id hash -> (first name sent, its record index)
     id_cache: dict[str, str | Exception] = {}
 
@@ -724,7 +724,7 @@ def _result_chunk_pass(records: list[Any], keys: list[str | None], people: dict[
     the same as _id_checker's and test_result_parser's fast paths, and give the same number,
     hash and row (tests/healthkit/test_ingest_fast_paths.py)."""
     inner_copy, outer_copy = (state.copy for state in _id_pads(settings.PII_HASH_KEY.encode()))
-    today, check = f"{dt.date.today():%Y%m%d}", _ID_CHECK
+    today, check = f"{clock.today():%Y%m%d}", _ID_CHECK
     births = _birth_dates(today)
     first_year, last_year = _YEARS
     latest = now + CLOCK_SKEW

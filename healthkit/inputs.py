@@ -26,6 +26,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+from healthkit import clock
+
 
 class InputError(ValueError):
     """One value is not acceptable; `message` says why (never echoing the value)."""
@@ -87,7 +89,7 @@ def year_window() -> tuple[int, int]:
     """The years an instant may fall in (settings INPUT_YEAR_MIN, INPUT_YEARS_AHEAD): outside it
     a date is a typing error (0001, 9999), and arithmetic on it could overflow."""
     return (getattr(settings, "INPUT_YEAR_MIN", 2019),
-            dt.date.today().year + getattr(settings, "INPUT_YEARS_AHEAD", 1))
+            clock.today().year + getattr(settings, "INPUT_YEARS_AHEAD", 1))
 
 
 def in_year_window(year: int) -> None:

@@ -12,10 +12,10 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q, Value
 from django.db.models.functions import Cast, Concat
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from communities.models import Resident
+from healthkit import clock
 
 
 class PopupType(models.IntegerChoices):
@@ -132,7 +132,7 @@ class PopupCase(models.Model):
                                db_index=False, db_constraint=False)
     raised_at = models.DateTimeField(_("raised at"))
     lifted_at = models.DateTimeField(_("lifted at"), null=True, blank=True)
-    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    updated_at = clock.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["-raised_at"]
@@ -199,7 +199,7 @@ class PopupEvent(models.Model):
     reason = models.TextField(_("reason"), blank=True)
     data = models.JSONField(_("data"), default=dict, blank=True)
     at = models.DateTimeField(_("at"))
-    recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+    recorded_at = clock.DateTimeField(_("recorded at"), auto_now_add=True)
 
     class Meta:
         ordering = ["at", "id"]
@@ -282,7 +282,7 @@ class HealthStatusOrder(models.Model):
     ends_at = models.DateTimeField(_("until"), null=True, blank=True)
     reason = models.CharField(_("reason"), max_length=200)
     ordered_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("ordered by"), on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_at = clock.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-starts_at"]
@@ -324,7 +324,7 @@ class SmsMessage(models.Model):
     not_before = models.DateTimeField(_("not before"), null=True, blank=True)
     provider_id = models.CharField(_("provider id"), max_length=64, blank=True)
     last_error = models.CharField(_("last error"), max_length=200, blank=True)
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_at = clock.DateTimeField(_("created at"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivery receipt at"), null=True, blank=True)
 
@@ -365,7 +365,7 @@ class IdempotentRequest(models.Model):
     status = models.PositiveSmallIntegerField(_("status"))
     content_type = models.CharField(max_length=100, blank=True)
     body = models.BinaryField(default=b"")
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    created_at = clock.DateTimeField(_("created at"), default=clock.now)
 
     class Meta:
         verbose_name = _("idempotent request")
@@ -621,7 +621,7 @@ class EngineSweep(models.Model):
     # A full sweep raises in chunks (ENGINE_SWEEP_MAX_RAISES): this chunk left raises for the next.
     more = models.BooleanField(_("raises left"), default=False, db_default=False)
     duration_ms = models.PositiveIntegerField(_("duration ms"), default=0)
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_at = clock.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-at"]
@@ -651,7 +651,7 @@ class DownstreamEndpoint(models.Model):
         help_text=_("Ticket systems identify travellers by ID number; it is decrypted at send time only."),
     )
     active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_at = clock.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
@@ -696,7 +696,7 @@ class OutboxRecord(models.Model):
     # A batch's popups and their residents (plain ids, parallel arrays; NULL for one popup).
     case_ids = ArrayField(models.BigIntegerField(), verbose_name=_("popups"), null=True, blank=True)
     resident_ids = ArrayField(models.BigIntegerField(), verbose_name=_("residents"), null=True, blank=True)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    created_at = clock.DateTimeField(_("created at"), default=clock.now)
 
     class Meta:
         ordering = ["id"]
@@ -758,7 +758,7 @@ class OutboxDelivery(models.Model):
                                  null=True, blank=True, db_constraint=False)
     state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
-    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    next_attempt_at = clock.DateTimeField(_("next attempt at"), default=clock.now)
     last_error = models.CharField(_("last error"), max_length=200, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     # A batch's pages acknowledged by the endpoint: a retry resumes at the next page.
@@ -788,7 +788,7 @@ class OutboxAttempt(models.Model):
     """The per-endpoint delivery log (admin): one row per try."""
 
     delivery = models.ForeignKey(OutboxDelivery, verbose_name=_("delivery"), on_delete=models.CASCADE, related_name="log")
-    at = models.DateTimeField(_("at"), default=timezone.now)
+    at = clock.DateTimeField(_("at"), default=clock.now)
     ok = models.BooleanField(_("ok"), default=False)
     status_code = models.PositiveSmallIntegerField(_("status code"), null=True, blank=True)
     error = models.CharField(_("error"), max_length=200, blank=True)
@@ -812,7 +812,7 @@ class EngineWork(models.Model):
     foreign key: a resident forgotten meanwhile simply evaluates to nothing."""
 
     resident_ids = ArrayField(models.BigIntegerField(), verbose_name=_("residents"))
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    created_at = clock.DateTimeField(_("created at"), default=clock.now)
 
     class Meta:
         verbose_name = _("pending evaluation")

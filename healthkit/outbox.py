@@ -32,10 +32,9 @@ from email.utils import parsedate_to_datetime
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from communities.models import Resident
-from healthkit import outbound
+from healthkit import clock, outbound
 from healthkit.models import (
     DownstreamEndpoint,
     OutboxAttempt,
@@ -77,7 +76,7 @@ def _retry_after(headers) -> int:
         return 0
     if when.tzinfo is None:
         return 0
-    return max(0, min(int((when - timezone.now()).total_seconds()), MAX_RETRY_AFTER))
+    return max(0, min(int((when - clock.now()).total_seconds()), MAX_RETRY_AFTER))
 
 
 
@@ -226,7 +225,7 @@ def due_ids(*, endpoint_id: int, limit: int = BATCH) -> list[int]:
     same resident holds back (a dead one too: a requeued raise must never land after its lift,
     or the ticket restriction would come back). Batches count for every resident they list."""
     with connection.cursor() as cursor:
-        cursor.execute(_DUE_IDS, {"endpoint": endpoint_id, "limit": limit, "now": timezone.now()})
+        cursor.execute(_DUE_IDS, {"endpoint": endpoint_id, "limit": limit, "now": clock.now()})
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -234,7 +233,7 @@ def endpoints_with_due_rows() -> list[int]:
     """One entry per endpoint with due rows. `order_by()` clears the model's default ordering:
     with it, `id` joins the SELECT DISTINCT and every due row came back (one task per row)."""
     return list(
-        OutboxDelivery.objects.filter(state__in=DUE_STATES, next_attempt_at__lte=timezone.now(),
+        OutboxDelivery.objects.filter(state__in=DUE_STATES, next_attempt_at__lte=clock.now(),
                                       endpoint__active=True)
         .order_by().values_list("endpoint_id", flat=True).distinct()
     )
@@ -258,7 +257,7 @@ def _signer(secret: str):
         return None
 
     def sign(body: bytes) -> dict[str, str]:
-        timestamp = str(int(time.time()))
+        timestamp = str(int(clock.timestamp()))
         return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: signature(secret=secret, timestamp=timestamp, body=body)}
 
     return sign
@@ -328,12 +327,12 @@ def claim(*, delivery_id: int) -> tuple[OutboxDelivery, dict] | None:
         delivery = (
             OutboxDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("record__resident", "endpoint")
-            .filter(pk=delivery_id, state__in=DUE_STATES, next_attempt_at__lte=timezone.now()).first()
+            .filter(pk=delivery_id, state__in=DUE_STATES, next_attempt_at__lte=clock.now()).first()
         )
         if delivery is None:
             return None
         delivery.attempts += 1
-        delivery.next_attempt_at = timezone.now() + LEASE
+        delivery.next_attempt_at = clock.now() + LEASE
         delivery.save(update_fields=["attempts", "next_attempt_at"])
         return delivery, (None if delivery.record.is_batch else _body(delivery))
 
@@ -377,7 +376,7 @@ def _record_outcome(delivery: OutboxDelivery, *, status_code: int | None, error:
     if error:
         delivery.state = (OutboxDelivery.State.DEAD if delivery.attempts >= MAX_ATTEMPTS
                           else OutboxDelivery.State.FAILED)
-        delivery.next_attempt_at = timezone.now() + max(_backoff(delivery.attempts),
+        delivery.next_attempt_at = clock.now() + max(_backoff(delivery.attempts),
                                                         dt.timedelta(seconds=retry_after))
         delivery.last_error = error
         logger.warning("outbox delivery %s to endpoint %s attempt %s failed: %s",
@@ -388,9 +387,9 @@ def _record_outcome(delivery: OutboxDelivery, *, status_code: int | None, error:
             update["pages_done"] = delivery.pages_done
         if done:
             delivery.state = OutboxDelivery.State.DELIVERED
-            delivery.delivered_at = timezone.now()
+            delivery.delivered_at = clock.now()
         else:
-            delivery.next_attempt_at = timezone.now() + LEASE
+            delivery.next_attempt_at = clock.now() + LEASE
         delivery.last_error = ""
     with transaction.atomic():
         # Only this attempt's outcome: a newer attempt (lease expired meanwhile) is left alone.
@@ -453,4 +452,4 @@ def delivery_requeue(*, deliveries: QuerySet[OutboxDelivery]) -> int:
     caller) due now, in one UPDATE."""
     return OutboxDelivery.objects.filter(
         pk__in=deliveries.order_by().values("pk"), state__in=[OutboxDelivery.State.DEAD, OutboxDelivery.State.FAILED]
-    ).update(state=OutboxDelivery.State.PENDING, next_attempt_at=timezone.now())
+    ).update(state=OutboxDelivery.State.PENDING, next_attempt_at=clock.now())

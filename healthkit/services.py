@@ -333,7 +333,7 @@ def idempotent_requests_purge(*, limit: int | None = None) -> int:
     IDEMPOTENCY_KEY_HOURS: the oldest `limit` of them, or all. Set-based; returns rows deleted."""
     from healthkit.models import IdempotentRequest
 
-    horizon = timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
+    horizon = clock.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
     expired = IdempotentRequest.objects.filter(created_at__lt=horizon).order_by("created_at").values("pk")
     if limit is not None:
         expired = expired[:limit]

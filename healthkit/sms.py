@@ -28,13 +28,12 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from communities import pii
 from communities.models import Resident
-from healthkit import inputs, outbound
+from healthkit import clock, inputs, outbound
 from healthkit.models import SmsMessage
 
 logger = logging.getLogger(__name__)
@@ -161,7 +160,7 @@ def sms_enqueue(*, phone: str, body: str, purpose: str, idempotency_key: str,
 
     number = pii.validate_phone(phone)
     shown = mask_secrets(body, secrets)
-    now = timezone.now()
+    now = clock.now()
     held = not_before is not None and not_before > now
     message, created = SmsMessage.objects.get_or_create(
         idempotency_key=idempotency_key,
@@ -207,7 +206,7 @@ def sms_claim(*, message_id: int) -> SmsMessage | None:
     """Short transaction: take one sendable message (queued, failed, or `sending` whose lease
     expired because its worker died) and mark it `sending` with a lease. None if someone else
     has it or it is done. Without a de-duplicating gateway an expired lease is not re-sent."""
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         message = (
             SmsMessage.objects.select_for_update(skip_locked=True)
@@ -251,12 +250,12 @@ def sms_deliver(*, message_id: int) -> SmsMessage | None:
         else:
             message.state = SmsMessage.State.DEAD if message.attempts >= MAX_ATTEMPTS else SmsMessage.State.FAILED
             message.last_error = str(exc)[:200]
-        message.next_attempt_at = timezone.now() + _backoff(message.attempts)
+        message.next_attempt_at = clock.now() + _backoff(message.attempts)
         logger.warning("sms %s attempt %s failed: %s", message.pk, message.attempts, message.last_error)
     else:
         message.state = SmsMessage.State.SENT
         message.provider_id = provider_id[:64]
-        message.sent_at = timezone.now()
+        message.sent_at = clock.now()
         message.last_error = ""
     final = message.state in (SmsMessage.State.SENT, SmsMessage.State.DEAD) and not unknown
     if final:
@@ -296,7 +295,7 @@ def sms_requeue(*, messages: QuerySet[SmsMessage]) -> SmsRequeueResult:
     with transaction.atomic():
         stale = sendable.filter(wiped).count()
         requeued = sendable.exclude(wiped).update(
-            state=SmsMessage.State.QUEUED, attempts=0, next_attempt_at=timezone.now(), last_error="",
+            state=SmsMessage.State.QUEUED, attempts=0, next_attempt_at=clock.now(), last_error="",
         )
         if requeued:
             queues.publish_on_commit(tasks.sms_drain, [(True,)], queue=queues.CODES)
@@ -312,7 +311,7 @@ def sms_due_ids(limit: int = 500, *, urgent: bool | None = None) -> list[int]:
 
     due = SmsMessage.objects.filter(
         state__in=[SmsMessage.State.QUEUED, SmsMessage.State.FAILED, SmsMessage.State.SENDING],
-        next_attempt_at__lte=timezone.now(),
+        next_attempt_at__lte=clock.now(),
     )
     if urgent is not None:
         due = due.filter(queues.urgent_sms_q()) if urgent else due.exclude(queues.urgent_sms_q())
@@ -356,7 +355,7 @@ def sms_receipts_record(receipts: list[Any]) -> dict[str, Any]:
     if len(receipts) > MAX_RECEIPTS:
         raise ApplicationError(_("At most %(n)d receipts per request.") % {"n": MAX_RECEIPTS},
                                extra={"max_receipts": MAX_RECEIPTS, "received": len(receipts)})
-    now = timezone.now()
+    now = clock.now()
     rejected: list[dict[str, Any]] = []
     good: dict[str, tuple[str, dt.datetime, str]] = {}  # provider id -> (state, at, error); first wins
     for index, receipt in enumerate(receipts):

@@ -10,7 +10,6 @@ kept form records it, and a different user logging in gets nothing (the form is 
 """
 
 import json
-import time
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -18,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from communities import pii
+from healthkit import clock
 from healthkit.concurrency import ONCE_FIELD, SEEN_FIELD
 
 SESSION_KEY = "unsent_form"
@@ -50,7 +50,7 @@ def unsent_keep(request: HttpRequest, *, back: str) -> None:
     if not fields:
         return
     owner = request.get_signed_cookie(OWNER_COOKIE, default=None, salt=OWNER_SALT, max_age=OWNER_MAX_AGE)
-    kept = {"back": urlsplit(back).path, "action": request.path, "fields": fields, "at": time.time(),
+    kept = {"back": urlsplit(back).path, "action": request.path, "fields": fields, "at": clock.timestamp(),
             "owner": owner}
     request.session[SESSION_KEY] = pii.encrypt(json.dumps(kept))
 
@@ -65,7 +65,7 @@ def unsent_take(request: HttpRequest) -> dict | None:
     except pii.UndecryptableError:  # the key it was kept under is gone: nothing to give back
         session.pop(SESSION_KEY, None)
         return None
-    if time.time() - kept.get("at", 0) > KEPT_SECONDS:
+    if clock.timestamp() - kept.get("at", 0) > KEPT_SECONDS:
         session.pop(SESSION_KEY, None)
         return None
     user = getattr(request, "user", None)

@@ -2,6 +2,7 @@
 (`Retry-After`, whole seconds) and why, in the reader's language: each door that refuses with
 one, HTML, text, JSON or Open311, and any other answer through the middleware."""
 
+import datetime as dt
 from unittest import mock
 
 import pytest
@@ -14,8 +15,8 @@ from rest_framework.authtoken.models import Token
 
 from appeals.clearance import services as clearance_services
 from communities.models import User
+from healthkit import clock, views_health
 from healthkit import urls as root_urls
-from healthkit import views_health
 from tests.appeals.test_open311 import _file
 from tests.factories import CommunityFactory, UserFactory, make_id_number
 from tests.factories.clearance import RoutedAppealFactory, WorkerFactory
@@ -144,11 +145,8 @@ def test_every_refusal_says_when_to_try_again_and_why_in_the_readers_language(do
 
 
 def test_a_register_limit_says_how_long_until_the_hour_turns(client, monkeypatch):
-    from venues import services
-
     venue = _venue_over_the_hour(client, monkeypatch, "EXPORTS")
-    with mock.patch.object(services.clock, "now") as now:
-        now.return_value.timestamp.return_value = 3600 * 500_000 + 3000.2
+    with clock.frozen_at(dt.datetime.fromtimestamp(3600 * 500_000 + 3000.2, tz=dt.UTC)):  # 10 min to the hour
         response = client.get(f"/console/venues/{venue.pk}/register.csv", REGISTER_RANGE)
     assert response.status_code == 429 and response["Retry-After"] == "600"
 

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from communities.models import Community, Resident, User
+from healthkit import clock
 from venues import exposure, services
 from venues.ingest import copy_scans
 from venues.models import Venue, new_venue_code
@@ -34,7 +35,7 @@ def seed(*, rng, stdout) -> None:
     if not communities or not residents:
         stdout.write("  venues: no communities or residents; skipped")
         return
-    now = timezone.now().replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     scan_partitions_ensure(at=now)
     with transaction.atomic():
         venues = []

@@ -4,10 +4,9 @@ venues.services)."""
 import datetime as dt
 
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from healthkit import inputs
+from healthkit import clock, inputs
 from healthkit.errors import ApplicationError
 from healthkit.filtering import FilterForm
 from healthkit.inputs import SearchFormField as SearchField
@@ -46,7 +45,7 @@ class RegisterRangeForm(FilterForm):
         return data
 
     def default_filters(self) -> selectors.RegisterRange:
-        end = timezone.localtime().replace(second=0, microsecond=0)
+        end = clock.localtime().replace(second=0, microsecond=0)
         return selectors.RegisterRange(start=end - dt.timedelta(days=1), end=end)
 
     def build_filters(self, d: dict) -> selectors.RegisterRange:

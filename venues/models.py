@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from communities.models import Community, District, Resident
+from healthkit import clock
 from healthkit.models import PopupCase
 
 # Crockford base32 without I, L, O, U: unambiguous when read aloud or typed from a poster.
@@ -53,7 +54,7 @@ class Venue(models.Model):
                                       verbose_name=_("managers"),
                                       limit_choices_to={"role": "venue_manager"})
     active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_at = clock.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -144,8 +145,8 @@ class RiskWindow(models.Model):
     exposure_due = models.BooleanField(_("exposure due"), default=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.PROTECT, null=True,
                                    blank=True, related_name="+")
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    created_at = clock.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = clock.DateTimeField(_("updated at"), auto_now=True)
     withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
 
     class Meta:

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from healthkit import clock
+
 PARENT = "venues_venuescan"
 DEFAULT = "venues_venuescan_default"
 _NAME = re.compile(r"^venues_venuescan_(\d{4})(\d{2})$")
@@ -77,7 +79,7 @@ def scan_partitions_ensure(*, at: dt.datetime | None = None, months_back: int = 
                            after: dt.date | None = None) -> list[str]:
     """Make sure the months around `at` have partitions (idempotent). Returns those created.
     `after`: months that end on or before this day are not created (retention would drop them)."""
-    month = _month_start(timezone.localdate(at or timezone.now()))
+    month = _month_start(timezone.localdate(at or clock.now()))
     for _ in range(months_back):
         month = _month_start(month - dt.timedelta(days=1))
     created = []
@@ -106,7 +108,7 @@ def retention_cutoff(at: dt.datetime | None = None, days: int | None = None) -> 
     """The day scans are kept after (RETENTION_VENUE_SCAN_DAYS before `at`, city time); None:
     kept for ever."""
     days = settings.RETENTION_VENUE_SCAN_DAYS if days is None else days
-    return timezone.localdate(at or timezone.now()) - dt.timedelta(days=days) if days > 0 else None
+    return timezone.localdate(at or clock.now()) - dt.timedelta(days=days) if days > 0 else None
 
 
 def scan_partitions_maintain(*, at: dt.datetime | None = None) -> list[str]:
@@ -114,7 +116,7 @@ def scan_partitions_maintain(*, at: dt.datetime | None = None) -> list[str]:
     retention would drop at once (on the 2nd of a month with a day's retention, last month); the
     months older than retention are dropped. One instant for both steps, so a run across
     midnight cannot create a month and drop it. Returns the partitions created and dropped."""
-    at = at or timezone.now()
+    at = at or clock.now()
     return scan_partitions_ensure(at=at, after=retention_cutoff(at)) + scan_partitions_retain(at=at)
 
 

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from appeals.models import Appeal
 from communities.fields import EncryptedJSONField
 from communities.models import Community, Resident
+from healthkit import clock
 from healthkit.models import PopupCase
 
 OPEN_TASK_STATES = ("open", "confirmed", "info_requested", "measures")
@@ -118,7 +119,7 @@ class ClearanceTask(models.Model):
                                    related_name="+", verbose_name=_("decided by"))
     decision_reason = models.TextField(_("reason"), blank=True)
     created_at = models.DateTimeField(_("created at"))
-    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    updated_at = clock.DateTimeField(_("updated at"), auto_now=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
 
     class Meta:

@@ -29,6 +29,7 @@ from communities.selectors import (
     residents_visible_to,
 )
 from communities.services import access_log
+from healthkit import clock
 from healthkit.concurrency import once, once_from, seen_from
 from healthkit.errors import ApplicationError
 from healthkit.filtering import FilteredView
@@ -160,7 +161,7 @@ class WorklistView(_WorklistFiltered, View):
         query.pop("page", None)
         return render(request, "clearance/worklist.html", {
             "form": form, "page": page, "counts": selectors.state_counts(user=request.user),
-            "states": ClearanceTask.State, "now": timezone.now(), "query": query.urlencode(),
+            "states": ClearanceTask.State, "now": clock.now(), "query": query.urlencode(),
         })
 
 
@@ -235,7 +236,7 @@ class TaskDetailView(WorkerMixin, View):
             # Where the service would refuse "accept", the page says why instead of offering it.
             "accept_refusal": selectors.task_accept_refusal(task=task, popup=decision_popup) if task.is_open else "",
             "means": dict(forms.ConfirmationForm.MEANS), "symptoms": dict(forms.ConfirmationForm.SYMPTOMS),
-            "now": timezone.now(),
+            "now": clock.now(),
         }, status=status)
 
 

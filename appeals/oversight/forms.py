@@ -3,12 +3,12 @@
 import datetime as dt
 
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from appeals.filters import PlainDateInput, PlainSelect, PlainTextInput, cached_options, plain_label
 from appeals.oversight.selectors import DashboardFilters
 from communities.models import Community, District
+from healthkit import clock
 from healthkit.filtering import FilterForm
 from healthkit.inputs import DateFormField, TextFormField
 from healthkit.models import PopupType
@@ -66,7 +66,7 @@ class DashboardFilterForm(FilterForm):
         return data
 
     def default_filters(self) -> DashboardFilters:
-        return DashboardFilters.default(timezone.localdate())
+        return DashboardFilters.default(clock.today())
 
     def build_filters(self, d: dict) -> DashboardFilters:
         community = d.get("community")

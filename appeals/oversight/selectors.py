@@ -28,6 +28,7 @@ from appeals.oversight.models import (
 )
 from appeals.oversight.services import SMS_DAYS, STRANDED_DAYS
 from communities.models import Community, District, User
+from healthkit import clock
 from healthkit.models import OutboxDelivery, PopupCase, PopupType, SmsMessage
 
 SUPERVISING_ROLES = (User.Role.SUPERVISOR, User.Role.ADMINISTRATOR)
@@ -44,7 +45,7 @@ class DashboardFilters:
 
     @classmethod
     def default(cls, today: dt.date | None = None) -> "DashboardFilters":
-        today = today or timezone.localdate()
+        today = today or clock.today()
         return cls(date_from=today - dt.timedelta(days=29), date_to=today)
 
     @property
@@ -123,9 +124,9 @@ APPEAL_MEASURES = ("n", "breached", "escalated", "repeated", "repeats", "strande
 
 def open_appeals(f: DashboardFilters) -> dict:
     if f.community is not None:
-        now = timezone.now()
+        now = clock.now()
         c = f.community
-        stranded_since = timezone.localdate() - dt.timedelta(days=STRANDED_DAYS)
+        stranded_since = clock.today() - dt.timedelta(days=STRANDED_DAYS)
         rows = list(
             Appeal.objects.filter(status__in=Appeal.OPEN_STATUSES)
             .filter(Q(routed_community=c) | Q(routed_community__isnull=True, community=c)
@@ -152,7 +153,7 @@ def open_tasks(f: DashboardFilters) -> dict:
         rows = list(ClearanceTask.objects.filter(state__in=ClearanceTask.OPEN_STATES, community=f.community)
                     .filter(_popup_type_q(f)).values("state")
                     .annotate(n=Count("id"), overdue=Count("id", filter=Q(
-                        sla_due_at__lt=timezone.now(), state__in=ClearanceTask.AWAITING_STATES,
+                        sla_due_at__lt=clock.now(), state__in=ClearanceTask.AWAITING_STATES,
                         on_hold_since__isnull=True)))  # on hold: the SLA clock stands
                     .order_by())
     else:
@@ -163,7 +164,7 @@ def open_tasks(f: DashboardFilters) -> dict:
 def deliveries(f: DashboardFilters) -> dict:
     if f.community is not None:
         sms = (SmsMessage.objects.filter(state__in=["undelivered", "dead"], resident__community=f.community,
-                                         created_at__gte=timezone.now() - dt.timedelta(days=SMS_DAYS))
+                                         created_at__gte=clock.now() - dt.timedelta(days=SMS_DAYS))
                .values("state").annotate(n=Count("id")).order_by())
         out = (OutboxDelivery.objects.filter(state__in=["failed", "dead"], resident__community=f.community)
                .values("state").annotate(n=Count("id")).order_by())
@@ -237,7 +238,7 @@ def trend_days(f: DashboardFilters) -> dict:
 
 def trend_hours(f: DashboardFilters, *, now: dt.datetime | None = None) -> dict:
     """The last 48 hours up to the end of the date range (or now, if sooner)."""
-    end = min(now or timezone.now(), f.ends)
+    end = min(now or clock.now(), f.ends)
     end = timezone.localtime(end).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
     hours = [end - dt.timedelta(hours=HOURS_SHOWN - i) for i in range(HOURS_SHOWN)]
     series: dict[str, dict[dt.datetime, int]] = defaultdict(dict)

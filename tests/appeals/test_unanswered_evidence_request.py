@@ -81,11 +81,12 @@ def test_an_expired_request_of_the_hotline_s_own_appeal_puts_it_back_in_progress
 def test_an_answered_request_or_a_newer_live_one_is_left_alone(monkeypatch):
     answered, _task = _routed_task()
     token = _ask(answered, monkeypatch, at=AT)
-    appeal_services.appeal_link_submit(token=token, uploads=[upload()])
+    with clock.frozen_at(AT + dt.timedelta(minutes=5)):  # the link lives on the clock it was made by
+        appeal_services.appeal_link_submit(token=token, uploads=[upload()])
     asked_again = AppealFactory()
     _ask(asked_again, monkeypatch, at=AT)
     first = _expiry(asked_again)
-    _ask(asked_again, monkeypatch, at=AT)
+    _ask(asked_again, monkeypatch, at=AT + dt.timedelta(minutes=1))
     asked_again.links.filter(expires_at=first).update(expires_at=first - TTL)  # the first ran out long ago
 
     assert appeal_services.appeal_unanswered_sweep(now=first - dt.timedelta(minutes=1)) == 0

@@ -314,7 +314,7 @@ def clearance_link_catch_up(*, limit: int = 500) -> int:
     (idempotent services). Returns tasks opened plus links issued."""
     from appeals.clearance.services.links import clearance_open_for_appeal
 
-    cutoff = timezone.now() - LINK_GRACE
+    cutoff = clock.now() - LINK_GRACE
     opened = 0
     routed = (Appeal.objects.filter(status=Appeal.Status.ROUTED, routed_at__lte=cutoff, merged_into__isnull=True)
               .filter(~Exists(ClearanceTask.objects.filter(appeal_id=OuterRef("pk"))))

@@ -28,7 +28,6 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
-from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -37,6 +36,7 @@ from appeals.filters import AppealFilter
 from appeals.models import Appeal
 from bench.report import emit, load_average
 from communities.models import Community, District, User
+from healthkit import clock
 
 AIM_MS = 100.0
 AIM_QUERIES = 6
@@ -112,7 +112,7 @@ def filter_cases(operator: User) -> list[tuple[str, dict, str]]:
     reference = Appeal.objects.filter(status=Appeal.Status.NEW).order_by("-pk").values_list("reference", flat=True)[:1]
     if district is None or community is None:
         return []
-    yesterday = (timezone.localdate() - dt.timedelta(days=1)).isoformat()
+    yesterday = (clock.today() - dt.timedelta(days=1)).isoformat()
     d = str(district.pk)
     filters = [
         ("district", {"district": d}), ("community code", {"community": community.code}),
