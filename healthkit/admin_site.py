@@ -52,6 +52,8 @@ from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
+from healthkit import inputs
+
 # Rows a changelist counts and pages through (100 pages of 100): past it, filter or search.
 LIST_COUNT_CAP = 10_000
 # Above this many rows (the planner's estimate), a sort needs an index.
@@ -408,13 +410,27 @@ def _bounded_delete(delete_selected):
     return action
 
 
+class PlausibleDatesMixin:
+    """Every date and date-time an admin form edits lies in the input boundary's year window
+    (healthkit.inputs.year_window), as on every console form: a policy version from year 1 or
+    until 9999 is a typing error, and a day or an offset added to it overflows."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and isinstance(db_field, models.DateField):  # DateTimeField included
+            field.validators = [*field.validators, inputs.validate_year_window]
+        return field
+
+
 class AdminSite(admin.AdminSite):
-    """The default admin site, every registered admin bounded (BoundedListMixin)."""
+    """The default admin site, every registered admin bounded (BoundedListMixin) and its dates in
+    the input window (PlausibleDatesMixin)."""
 
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin
-        if not issubclass(admin_class, BoundedListMixin):
-            admin_class = type(admin_class.__name__, (BoundedListMixin, admin_class),
+        mixins = tuple(mixin for mixin in (PlausibleDatesMixin, BoundedListMixin) if not issubclass(admin_class, mixin))
+        if mixins:
+            admin_class = type(admin_class.__name__, (*mixins, admin_class),
                                {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__})
         return super().register(model_or_iterable, admin_class, **options)
 

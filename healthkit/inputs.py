@@ -98,6 +98,17 @@ def in_year_window(year: int) -> None:
         raise InputError(_("The year must lie between %(first)d and %(last)d.") % {"first": first, "last": last})
 
 
+def validate_year_window(value: dt.date | None) -> None:
+    """A form field's validator: a date or date-time (as typed, in its own zone) in the year
+    window; the admin's forms use it (healthkit.admin_site.PlausibleDatesMixin)."""
+    if value is None:
+        return
+    try:
+        in_year_window(value.year)
+    except InputError as exc:
+        raise forms.ValidationError(exc.message, code="year") from None
+
+
 def instant(value: Any, *, required: bool = True) -> dt.datetime | None:
     """An ISO 8601 date-time with a UTC offset PostgreSQL can store (at most ±15:59), in the
     plausible year window. Naive times are refused (whose clock?)."""
