@@ -128,15 +128,36 @@ def _day(instant: dt.datetime) -> str:
     return timezone.localtime(instant).strftime("%Y-%m-%d")
 
 
-def _rule_line(case: PopupCase) -> str:
-    params = case.policy.params if case.policy else {}
-    version = case.policy.version if case.policy else _("unknown")
+# The types whose intervals are cut at each version's boundary (engine._RULES: an interval ends
+# at the version's end, the next version's starts there): the version in force decides them.
+# A type-4 deadline is the one of the version in force at the trigger, however long it runs; 3
+# is decided by its investigation (the version named at the raise).
+_DECIDED_BY_VERSION_IN_FORCE = (PopupType.RISK_COUNTY, PopupType.ENTRY_QUARANTINE, PopupType.BORDER_PORT)
+
+
+def popup_deciding_policy(case: PopupCase) -> PopupPolicy | None:
+    """The policy version whose rule decides the popup: the one its "why" quotes. For types 1, 2
+    and 5 the version in force now while it is open, and the one in force when it was lifted (the
+    lift's event names it too): a type-1 popup raised on 2022-07-12 under the 14-day window and
+    kept past 2022-07-16 is held, and lifted, by the 7-day version; the raise's event still names
+    the version that decided the raise (case.policy). For types 3 and 4, and for a popup assigned
+    upstream or by staff, the raise's version."""
+    if case.source != PopupCase.Source.ENGINE or case.popup_type not in _DECIDED_BY_VERSION_IN_FORCE:
+        return case.policy
+    at = case.lifted_at if case.lifted_at is not None else clock.now()
+    version = policy_in_force(case.popup_type, max(at, case.raised_at))
+    return version if version is not None else case.policy
+
+
+def _rule_line(case: PopupCase, policy: PopupPolicy | None) -> str:
+    params = policy.params if policy else {}
+    version = policy.version if policy else _("unknown")
     rules = {
         PopupType.RISK_COUNTY: _(
             "Rule 1: you stayed in a county that reported a local case, and left it less than "
-            "%(window)s days before; it is lifted when the county has gone 7 days without a new "
+            "%(window)s days before; it is lifted when the county has gone %(case_free)s days without a new "
             "case or %(window)s days have passed since you left."
-        ) % {"window": params.get("window_days", 7)},
+        ) % {"window": params.get("window_days", 7), "case_free": params.get("case_free_days", 7)},
         PopupType.ENTRY_QUARANTINE: _(
             "Rule 2: you are in entry quarantine; it is lifted at 00:00 on the day after the "
             "quarantine ends."
@@ -166,8 +187,9 @@ def _rule_line(case: PopupCase) -> str:
     return _("%(rule)s Policy version %(version)s.") % {"rule": rule, "version": version}
 
 
-def _record_lines(records: list[dict]) -> list[str]:
-    """Plain sentences for the signal rows a rule used (dates, counties; never a person's IDs)."""
+def _record_lines(records: list[dict], *, deadline_hours: object = None) -> list[str]:
+    """Plain sentences for the signal rows a rule used (dates, counties; never a person's IDs).
+    `deadline_hours`: the type-4 deadline of the version that decided (72 if not known)."""
     from healthkit import models as m
 
     wanted: dict[str, set[int]] = {}
@@ -183,6 +205,7 @@ def _record_lines(records: list[dict]) -> list[str]:
         list(rows(m.Arrival, "arrival"))
     names = county_names([x.county for x in stays] + [x.county for x in local_cases]
                          + [x.from_county for x in arrivals])
+    hours = deadline_hours if deadline_hours is not None else 72
     lines: list[str] = []
     for stay in stays:
         lines.append(_("Stay in county %(county)s from %(start)s to %(end)s%(port)s.") % {
@@ -196,17 +219,18 @@ def _record_lines(records: list[dict]) -> list[str]:
         lines.append(_("Entry quarantine from %(start)s to %(end)s.") % {
             "start": _when(order.starts_at), "end": _when(order.ends_at)})
     for arrival in arrivals:
-        lines.append(_("Arrived in the city on %(at)s (from county %(county)s); a test was due within 72 hours.")
-                     % {"at": _when(arrival.arrived_at), "county": county_label(arrival.from_county, names)})
+        lines.append(_("Arrived in the city on %(at)s (from county %(county)s); a test was due within %(hours)s "
+                       "hours.") % {"at": _when(arrival.arrived_at), "county": county_label(arrival.from_county, names),
+                                    "hours": hours})
     medical = wanted.get("drug_purchase", set()) | wanted.get("clinic_visit", set())
     for event in m.MedicalEvent.objects.filter(pk__in=medical).order_by("pk"):
         if event.kind == m.MedicalEvent.Kind.DRUG_PURCHASE:
-            text = _("Bought %(detail)s on %(at)s; a test was due within 72 hours.")
+            text = _("Bought %(detail)s on %(at)s; a test was due within %(hours)s hours.")
             detail = DRUG_CATEGORY_LABELS.get(event.detail, event.detail)
         else:
-            text = _("Clinic visit with %(detail)s on %(at)s; a test was due within 72 hours.")
+            text = _("Clinic visit with %(detail)s on %(at)s; a test was due within %(hours)s hours.")
             detail = SYMPTOM_LABELS.get(event.detail, event.detail)
-        lines.append(text % {"detail": detail, "at": _when(event.occurred_at)})
+        lines.append(text % {"detail": detail, "at": _when(event.occurred_at), "hours": hours})
     for requirement in rows(m.TestRequirement, "test_requirement"):
         lines.append(_("Test required (%(kind)s) from %(start)s, due by %(due)s: %(reason)s.") % {
             "kind": requirement.get_kind_display(), "start": _when(requirement.trigger_at),
@@ -263,14 +287,16 @@ def popup_explain(case: PopupCase) -> list[str]:
     version, the records that raised the popup (dates, counties, venue, reason), and how it
     was lifted. Never contains an ID number, phone or name. A few queries; for one case."""
     cause = case.cause if isinstance(case.cause, dict) else {}
+    policy = popup_deciding_policy(case)  # the version that decides, not only the raise's
+    hours = policy.params.get("deadline_hours") if policy and isinstance(policy.params, dict) else None
     lines = [
         _("Popup %(type)s, raised on %(at)s (%(source)s).") % {
             "type": PopupType(case.popup_type).label, "at": _when(case.raised_at),
             "source": case.get_source_display()},
-        _rule_line(case),
+        _rule_line(case, policy),
     ]
     records = cause.get("records") if isinstance(cause.get("records"), list) else []
-    record_lines = _record_lines([r for r in records if isinstance(r, dict)])
+    record_lines = _record_lines([r for r in records if isinstance(r, dict)], deadline_hours=hours)
     if not record_lines and cause.get("reason"):
         record_lines = [_("Reason given: %(reason)s.") % {"reason": cause["reason"]}]
     lines += _venue_lines(cause) + record_lines
@@ -301,7 +327,11 @@ def popup_event_lines(event: PopupEvent) -> list[str]:
     records = data.get("records")
     refs = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else \
         [records] if isinstance(records, dict) else []
-    lines = _record_lines(refs)
+    hours = None
+    if data.get("policy") and any("arrival" in r or "drug_purchase" in r or "clinic_visit" in r for r in refs):
+        named = PopupPolicy.objects.filter(popup_type=PopupType.MISSED_TEST, version=data["policy"]).first()
+        hours = named.params.get("deadline_hours") if named and isinstance(named.params, dict) else None
+    lines = _record_lines(refs, deadline_hours=hours)
     ended = next((r.get("ended_by") for r in refs if r.get("ended_by") in _ENDED_BY), None)
     if ended:
         lines.append(str(_ENDED_BY[ended]).capitalize() + ".")

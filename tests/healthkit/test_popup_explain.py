@@ -4,7 +4,7 @@ it (dates, county), how it was lifted; never an ID number, phone or name."""
 import pytest
 from django.utils import translation
 
-from healthkit import engine
+from healthkit import clock, engine
 from healthkit.models import TestResult
 from healthkit.selectors import popup_explain
 from healthkit.services import popup_lift
@@ -39,7 +39,8 @@ def test_type_1_names_the_county_the_dates_and_the_policy_version():
     LocalCaseFactory(county="420111", reported_at=cst(2022, 6, 8, 10))
     engine.evaluate(resident_ids=[stay.resident_id], at=cst(2022, 6, 9))
     (case,) = cases(stay.resident, 1)
-    lines = popup_explain(case)
+    with clock.frozen_at(cst(2022, 6, 9)):  # an open popup is explained by the version in force now
+        lines = popup_explain(case)
     text = "\n".join(lines)
     assert "Rule 1" in text and "14 days" in text and "2022-02-12" in text
     assert "湖北省武汉市洪山区" in text and "420111" not in text  # the county in words, not its code
