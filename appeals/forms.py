@@ -58,7 +58,7 @@ class PopupCategoryForm(forms.Form):
     def __init__(self, *args, popups=(), **kwargs):
         super().__init__(*args, **kwargs)
         choices = [(str(p.pk), _("Popup %(type)s, since %(date)s") % {
-            "type": p.get_popup_type_display(), "date": f"{p.raised_at:%Y-%m-%d}"}) for p in popups]
+            "type": p.get_popup_type_display(), "date": f"{clock.local_text(p.raised_at, '%Y-%m-%d')}"}) for p in popups]
         choices.append((UNLISTED, _("I have a popup that is not listed here")))
         self.fields["popup"].choices = choices
 

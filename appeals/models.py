@@ -264,8 +264,7 @@ class AppealEvent(models.Model):
 def evidence_path(instance: "AppealEvidence", filename: str) -> str:
     # A random name: nothing of the resident's file name (which may hold a name or phone) is kept.
     ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
-    now = clock.now()
-    return f"appeals/evidence/{now:%Y/%m}/{uuid.uuid4().hex}.{ext}"
+    return f"appeals/evidence/{clock.local_text(clock.now(), '%Y/%m')}/{uuid.uuid4().hex}.{ext}"
 
 
 class AppealEvidence(models.Model):

@@ -312,7 +312,7 @@ class PersonalDataAccess(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.actor} {self.action} {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.actor} {self.action} {clock.local_text(self.at, '%Y-%m-%d %H:%M')}"
 
     @property
     def reason(self) -> str:
@@ -370,4 +370,4 @@ class AuditAlert(models.Model):
                                 condition=models.Q(acknowledged_at__isnull=True))]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.residents} @ {self.raised_at:%Y-%m-%d %H:%M}"
+        return f"{self.kind} {self.residents} @ {clock.local_text(self.raised_at, '%Y-%m-%d %H:%M')}"

@@ -75,3 +75,9 @@ class DateTimeField(models.DateTimeField):
         if kwargs.get("default") is now:
             kwargs["default"] = timezone.now
         return name, "django.db.models.DateTimeField", args, kwargs
+
+
+def local_text(instant: dt.datetime | None, fmt: str) -> str:
+    """`instant` written in city time (strftime `fmt`), "" for None: an aware instant read from the
+    database is in UTC, and formatted as it is it shows the UTC date and hour."""
+    return timezone.localtime(instant).strftime(fmt) if instant is not None else ""

@@ -213,7 +213,7 @@ class PopupEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} @ {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} @ {clock.local_text(self.at, '%Y-%m-%d %H:%M')}"
 
 
 class TestResult(models.Model):
@@ -291,7 +291,7 @@ class HealthStatusOrder(models.Model):
         indexes = [models.Index(fields=["resident", "starts_at"], name="status_resident_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_status_display()} {self.starts_at:%Y-%m-%d}"
+        return f"{self.get_status_display()} {clock.local_text(self.starts_at, '%Y-%m-%d')}"
 
 
 class SmsMessage(models.Model):
@@ -433,7 +433,7 @@ class Arrival(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.from_county} → {self.arrived_at:%Y-%m-%d %H:%M}"
+        return f"{self.from_county} → {clock.local_text(self.arrived_at, '%Y-%m-%d %H:%M')}"
 
 
 class Stay(models.Model):
@@ -464,7 +464,7 @@ class Stay(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.county} {self.started_at:%Y-%m-%d}"
+        return f"{self.county} {clock.local_text(self.started_at, '%Y-%m-%d')}"
 
 
 class LocalCase(models.Model):
@@ -485,7 +485,7 @@ class LocalCase(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.county} {self.reported_at:%Y-%m-%d}"
+        return f"{self.county} {clock.local_text(self.reported_at, '%Y-%m-%d')}"
 
 
 class QuarantineOrder(models.Model):
@@ -511,7 +511,7 @@ class QuarantineOrder(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.starts_at:%Y-%m-%d} – {self.ends_at:%Y-%m-%d}"
+        return f"{clock.local_text(self.starts_at, '%Y-%m-%d')} – {clock.local_text(self.ends_at, '%Y-%m-%d')}"
 
 
 class MedicalEvent(models.Model):
@@ -563,7 +563,7 @@ class PopupAssignment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_popup_type_display()} {self.assigned_at:%Y-%m-%d}"
+        return f"{self.get_popup_type_display()} {clock.local_text(self.assigned_at, '%Y-%m-%d')}"
 
 
 class TestRequirement(models.Model):
@@ -605,7 +605,7 @@ class TestRequirement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.deadline_at:%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} {clock.local_text(self.deadline_at, '%Y-%m-%d %H:%M')}"
 
 
 class EngineSweep(models.Model):
@@ -629,7 +629,7 @@ class EngineSweep(models.Model):
         verbose_name_plural = _("engine sweeps")
 
     def __str__(self) -> str:
-        return f"{'full' if self.full else 'due'} sweep @ {self.at:%Y-%m-%d %H:%M:%S}"
+        return f"{'full' if self.full else 'due'} sweep @ {clock.local_text(self.at, '%Y-%m-%d %H:%M:%S')}"
 
 
 # --- Outbox to downstream systems (rail and airline ticket restriction) ---------------------
@@ -800,7 +800,7 @@ class OutboxAttempt(models.Model):
         verbose_name_plural = _("delivery attempts")
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {'ok' if self.ok else self.error}"
+        return f"{clock.local_text(self.at, '%Y-%m-%d %H:%M:%S')} {'ok' if self.ok else self.error}"
 
 
 class EngineWork(models.Model):
@@ -822,4 +822,4 @@ class EngineWork(models.Model):
         indexes = [models.Index(models.F("resident_ids__0"), name="enginework_first_resident_idx")]
 
     def __str__(self) -> str:
-        return f"{len(self.resident_ids)} residents since {self.created_at:%H:%M:%S}"
+        return f"{len(self.resident_ids)} residents since {clock.local_text(self.created_at, '%H:%M:%S')}"

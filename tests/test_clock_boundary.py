@@ -184,3 +184,55 @@ def test_rows_are_stamped_with_the_clock():
         resident = ResidentFactory()
     resident.refresh_from_db()
     assert resident.created_at == AFTER_MIDNIGHT
+
+
+# --- instants shown in city time -----------------------------------------------------------------
+
+def utc_displays(source: str) -> list[tuple[int, str]]:
+    """(line, what) for each instant read from a model (an attribute, `obj.raised_at`) written
+    with a strftime format as it is, that is in UTC: f"{obj.at:%Y-%m-%d}", obj.at.strftime(...).
+    A local variable (a date, a month) or a call (clock.today(), timezone.localtime(x)) is left."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.FormattedValue) and isinstance(node.value, ast.Attribute)
+                and node.format_spec is not None and "%" in ast.unparse(node.format_spec)):
+            found.append((node.lineno, f"{{{ast.unparse(node.value)}:...}}"))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "strftime"
+              and isinstance(node.func.value, ast.Attribute)):
+            found.append((node.lineno, f"{ast.unparse(node.func.value)}.strftime()"))
+    return found
+
+
+def test_no_product_module_writes_a_stored_instant_in_utc():
+    found = [f"{path.relative_to(ROOT)}:{line}: {what}"
+             for path in _product_sources() for line, what in utc_displays(path.read_text())]
+    assert not found, "write instants in city time (clock.local_text, timezone.localtime):\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(("source", "flagged"), [
+    ('f"{self.at:%Y-%m-%d}"', True),
+    ("p.raised_at.strftime('%Y')", True),
+    ("f\"{clock.local_text(self.at, '%Y')}\"", False),
+    ('f"{clock.today():%y%m%d}"', False),
+    ('f"{birth:%Y%m%d}"', False),
+    ("timezone.localtime(x.at).strftime('%H')", False),
+])
+def test_the_display_walk(source, flagged):
+    assert bool(utc_displays(source)) is flagged
+
+
+@pytest.mark.django_db
+def test_a_popup_raised_after_city_midnight_shows_the_city_date():
+    from appeals.forms import PopupCategoryForm
+    from healthkit.models import PopupCase, Stay
+    from tests.factories import PopupCaseFactory
+    from tests.factories.healthkit import StayFactory
+
+    # given a popup and a stay at 00:30 city time on 2022-07-16 (16:30 UTC the day before)
+    at = dt.datetime(2022, 7, 15, 16, 30, tzinfo=UTC)
+    popup = PopupCase.objects.get(pk=PopupCaseFactory(raised_at=at).pk)
+    stay = Stay.objects.get(pk=StayFactory(started_at=at, ended_at=None).pk)
+    # then the resident's popup choice and the staff's object names show the city date
+    form = PopupCategoryForm(popups=[popup])
+    assert "2022-07-16" in dict(form.fields["popup"].choices)[str(popup.pk)]
+    assert str(stay).endswith("2022-07-16")

@@ -93,7 +93,7 @@ class VenueScan(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.venue_id} @ {self.scanned_at:%Y-%m-%d %H:%M}"
+        return f"{self.venue_id} @ {clock.local_text(self.scanned_at, '%Y-%m-%d %H:%M')}"
 
 
 class ScanBatch(models.Model):
@@ -169,7 +169,7 @@ class RiskWindow(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.venue} [{self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%Y-%m-%d %H:%M})"
+        return f"{self.venue} [{clock.local_text(self.starts_at, '%Y-%m-%d %H:%M')} – {clock.local_text(self.ends_at, '%Y-%m-%d %H:%M')})"
 
     @property
     def dedupe_key(self) -> str:
@@ -202,7 +202,7 @@ class RiskWindowEvent(models.Model):
         verbose_name_plural = _("risk window events")
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} @ {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} @ {clock.local_text(self.at, '%Y-%m-%d %H:%M')}"
 
 
 class Exposure(models.Model):
@@ -265,4 +265,4 @@ class ExposurePending(models.Model):
         verbose_name_plural = _("exposure runs pending announcement")
 
     def __str__(self) -> str:
-        return f"window {self.window_id} v{self.version} @ {self.at:%Y-%m-%d %H:%M:%S}"
+        return f"window {self.window_id} v{self.version} @ {clock.local_text(self.at, '%Y-%m-%d %H:%M:%S')}"

@@ -12,6 +12,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from communities.models import Community, District
+from healthkit import clock
 
 
 def _district() -> models.ForeignKey:
@@ -53,7 +54,7 @@ class SummaryRefresh(models.Model):
         verbose_name_plural = _("dashboard refreshes")
 
     def __str__(self) -> str:
-        return f"{self.as_of:%Y-%m-%d %H:%M:%S}"
+        return f"{clock.local_text(self.as_of, '%Y-%m-%d %H:%M:%S')}"
 
 
 class OpenPopupFigure(models.Model):
@@ -167,7 +168,7 @@ class TrendPoint(models.Model):
         indexes = [models.Index(fields=["grain", "bucket"], name="oversight_trend_idx")]
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.bucket:%Y-%m-%d %H:%M} {self.n}"
+        return f"{self.metric} {clock.local_text(self.bucket, '%Y-%m-%d %H:%M')} {self.n}"
 
 
 class DurationBin(models.Model):
