@@ -75,6 +75,8 @@ class PopupPolicy(models.Model):
 
     # Parameters the engine cannot do without, per type (see healthkit.engine._INTERVALS).
     REQUIRED_PARAMS = {1: ("window_days",), 4: ("deadline_hours", "triggers"), 5: ("window_days",)}
+    # The spans the engine reads, at most a year.
+    PARAM_LIMITS = {"window_days": 366, "case_free_days": 366, "deadline_hours": 366 * 24}
 
     def clean(self) -> None:
         """A version missing a parameter its rule reads would silently change what the engine
@@ -88,6 +90,13 @@ class PopupPolicy(models.Model):
         missing = [key for key in self.REQUIRED_PARAMS.get(self.popup_type, ()) if params.get(key) in (None, "", [])]
         if missing:
             raise ValidationError({"params": _("Missing for this popup type: %(keys)s.") % {"keys": ", ".join(missing)}})
+        # The engine reads these as whole numbers (SQL ::int, make_interval): text, a fraction, a
+        # negative or a far-future span would stop every evaluation or date a popup past any calendar.
+        for key, most in self.PARAM_LIMITS.items():
+            value = params.get(key)
+            if value is not None and not (type(value) is int and 1 <= value <= most):
+                raise ValidationError({"params": _("%(key)s must be a whole number from 1 to %(most)d.") % {
+                    "key": key, "most": most}})
 
     @property
     def abolished(self) -> bool:

@@ -67,3 +67,20 @@ def test_a_policy_version_outside_the_window_is_a_field_error_and_saves_nothing(
     assert response.status_code == 200
     assert "The year must lie between 2019 and 2023." in response.content.decode()
     assert list(PopupPolicy.objects.values_list("pk", "effective_from", "effective_to")) == before
+
+
+@pytest.mark.parametrize("value", [10**10, 10**6, -7, 0, 1.5, "7", True])
+@pytest.mark.parametrize("key", ["window_days", "case_free_days", "deadline_hours"])
+def test_a_policy_span_the_engine_cannot_read_or_past_a_year_is_refused(key, value):
+    # the engine casts these to int for make_interval: text, a fraction or 10**10 stopped every
+    # evaluation; a negative or a span of millennia dated popups past any calendar
+    popup_type = 4 if key == "deadline_hours" else 1
+    params = {"window_days": 7, "deadline_hours": 72, "triggers": ["arrival"], key: value}
+    policy = PopupPolicy(popup_type=popup_type, version="x", effective_from=cst(2030, 1, 1), params=params)
+    with pytest.raises(ValidationError, match=f"{key} must be a whole number from 1 to"):
+        policy.full_clean()
+
+
+def test_a_policy_span_within_a_year_is_accepted():
+    PopupPolicy(popup_type=4, version="x", effective_from=cst(2030, 1, 1),
+                params={"deadline_hours": 48, "triggers": ["arrival"]}).clean()
