@@ -1,11 +1,14 @@
 """Forms of the resident pages and the operator console (validation only; services decide)."""
 
+import datetime as dt
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from appeals.filters import PlainTextInput
 from appeals.models import OPERATOR_OUTCOMES, OUTCOME_LABELS, Appeal, AppealContact
 from appeals.services import stranded_problem
+from communities import pii
 from communities.models import User
 from healthkit import clock
 from healthkit.inputs import DateFormField, TextFormField
@@ -27,12 +30,15 @@ class CodeForm(forms.Form):
                            widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}))
 
 
-def clean_outside_city(form: forms.Form, data: dict) -> dict:
+def clean_outside_city(form: forms.Form, data: dict, *, born: dt.date | None = None) -> dict:
     """The "outside the city" answers: a stranded appeal needs the date (over a month ago; the
     relief job selects by it, see services.stranded_problem) and means outside and wishing to
-    return; no form takes a date in the future."""
+    return; no form takes a date in the future, or one before the person was born (`born`, from
+    the ID number)."""
     since = data.get("outside_since")
-    if data.get("category") == Appeal.Category.STRANDED and "outside_since" not in form.errors:
+    if since and born and since < born:
+        form.add_error("outside_since", _("This date is before the date of birth in the ID number."))
+    elif data.get("category") == Appeal.Category.STRANDED and "outside_since" not in form.errors:
         problem = stranded_problem(since)
         if problem:
             form.add_error("outside_since", problem)
@@ -55,15 +61,16 @@ class PopupCategoryForm(forms.Form):
                                     widget=forms.DateInput(attrs={"type": "date"}))
     wishes_to_return = forms.BooleanField(label=_("I wish to return to the city"), required=False)
 
-    def __init__(self, *args, popups=(), **kwargs):
+    def __init__(self, *args, popups=(), born: dt.date | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.born = born
         choices = [(str(p.pk), _("Popup %(type)s, since %(date)s") % {
             "type": p.get_popup_type_display(), "date": f"{clock.local_text(p.raised_at, '%Y-%m-%d')}"}) for p in popups]
         choices.append((UNLISTED, _("I have a popup that is not listed here")))
         self.fields["popup"].choices = choices
 
     def clean(self):
-        return clean_outside_city(self, super().clean())
+        return clean_outside_city(self, super().clean(), born=self.born)
 
 
 class CommunitySearchForm(forms.Form):
@@ -137,7 +144,8 @@ class PhoneEntryForm(forms.Form):
                     "not registered): the appeal is then filed as an unconfirmed filer's."))
 
     def clean(self):
-        return clean_outside_city(self, super().clean())
+        data = super().clean()
+        return clean_outside_city(self, data, born=pii.birth_date(data.get("id_number") or ""))
 
 
 class AssignForm(forms.Form):

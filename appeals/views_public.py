@@ -157,7 +157,8 @@ class PopupStepView(DraftMixin, View):
         initial["popup"] = str(self.draft["popup_id"]) if self.draft.get("popup_id") else self.draft.get("popup_choice")
         if not popups:
             initial["popup"] = forms.UNLISTED
-        return forms.PopupCategoryForm(data, popups=popups, initial=initial), popups
+        born = pii.birth_date(pii.decrypt(self.draft["id"])) if self.draft.get("id") else None
+        return forms.PopupCategoryForm(data, popups=popups, initial=initial, born=born), popups
 
     def _context(self, form, popups):
         return {"form": form, "popups": popups, "phone_on_record": self.phone_on_record, "step": 2}

@@ -76,6 +76,15 @@ def validate_id_number(value: str, *, today: dt.date | None = None) -> str:
     return number
 
 
+def birth_date(id_number: str) -> dt.date | None:
+    """The birth date inside an ID number, or None if the number is not valid."""
+    try:
+        number = validate_id_number(id_number)
+    except ValidationError:
+        return None
+    return dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+
+
 def normalize_phone(value: str) -> str:
     """Spaces and hyphens dropped, +86 removed, full-width (or other Unicode) digits, plus and
     hyphen as ASCII: one phone, one keyed hash, and a number the SMS gateway can dial."""

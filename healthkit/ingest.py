@@ -256,10 +256,12 @@ def _id_hasher(key: bytes) -> Callable[[str], str]:
 
 
 @functools.lru_cache(maxsize=2)
-def _birth_dates(today: str) -> set[str]:
-    """The birth dates (YYYYMMDD) found plausible so far against `today` (filled as they are met:
-    a set look-up instead of the checks, for the about 50,000 possible dates)."""
-    return set()
+def _birth_dates(today: str, first_year: int) -> dict[str, dt.datetime | None]:
+    """The birth dates (YYYYMMDD) found plausible so far against `today`, each with its first
+    instant (birth_start), or None for a year before `first_year` (the year window's: every
+    instant the window lets in lies after it, no comparison needed). Filled as they are met: a
+    dict look-up instead of the checks, for the about 50,000 possible dates."""
+    return {}
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -269,6 +271,20 @@ def _real_past_date(yyyymmdd: str, today: str) -> bool:
     except ValueError:
         return False
     return yyyymmdd <= today
+
+
+@functools.lru_cache(maxsize=65_536)
+def birth_start(yyyymmdd: str) -> dt.datetime:
+    """The first instant of a birth date (YYYYMMDD, from an ID number already checked): 00:00 city
+    time (with the city's offset of the time, summer time 1986-1991 included), as UTC so that a
+    comparison with a record's fixed-offset instant needs no zone look-up."""
+    day = dt.datetime(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]), tzinfo=timezone.get_default_timezone())
+    return day.astimezone(dt.UTC)
+
+
+def before_birth_error(name: str) -> RecordError:
+    """A record dated before the birth date in its ID number (never echoing the number)."""
+    return RecordError({name: _("Lies before the resident's date of birth (as the ID number gives it).")})
 
 
 def _record_name(rec: dict, index: int, hashed: str, people: dict[str, tuple[str, str]],
@@ -306,6 +322,9 @@ class Spec:
     # Run before `supersede`: stores the staged rows that an already current row corrected (they
     # arrived after their correction) as history, superseded on arrival, RETURNING resident ids.
     history: str | None = None
+    # The record's first instant as (row position, field name): a signal dated before the
+    # resident was born (the birth date in the ID number) is refused, at that field.
+    since_birth: tuple[int, str] | None = None
 
 
 def _parse_test_result(rec, *, now, client_id, resident_key=None):
@@ -434,6 +453,7 @@ SPECS: dict[str, Spec] = {
          ("resulted_at", "timestamptz"), ("result", "varchar"),
          ("from_other_province", "boolean")),
         _parse_test_result,
+        since_birth=(2, "sampled_at"),
         # The same lab + sample id + resident with another result, resulted no earlier: the lab's
         # correction. Not a retry of a result already superseded (same result and resulted_at:
         # a late retry of the original must not undo its correction; index 0032).
@@ -463,12 +483,13 @@ SPECS: dict[str, Spec] = {
     IngestBatch.Kind.ARRIVALS: Spec(
         "healthkit_arrival",
         (("arrived_at", "timestamptz"), ("from_county", "varchar"), ("record_key", "varchar")),
-        _parse_arrival),
+        _parse_arrival, since_birth=(0, "arrived_at")),
     IngestBatch.Kind.STAYS: Spec(
         "healthkit_stay",
         (("county", "varchar"), ("started_at", "timestamptz"), ("ended_at", "timestamptz"),
          ("border_port", "boolean"), ("record_key", "varchar")),
         _parse_stay,
+        since_birth=(1, "from"),
         # an end is added (never taken away: a late retry of the open stay must not reopen it)
         upsert=("ended_at = coalesce(EXCLUDED.ended_at, t.ended_at), border_port = EXCLUDED.border_port",
                 "t.ended_at IS DISTINCT FROM coalesce(EXCLUDED.ended_at, t.ended_at) "
@@ -481,17 +502,18 @@ SPECS: dict[str, Spec] = {
         "healthkit_quarantineorder",
         (("starts_at", "timestamptz"), ("ends_at", "timestamptz"), ("record_key", "varchar")),
         _parse_quarantine,
+        since_birth=(0, "from"),
         upsert=("ends_at = EXCLUDED.ends_at", "t.ends_at <> EXCLUDED.ends_at")),
     IngestBatch.Kind.MEDICAL_EVENTS: Spec(
         "healthkit_medicalevent",
         (("kind", "varchar"), ("detail", "varchar"), ("occurred_at", "timestamptz"),
          ("record_key", "varchar")),
-        _parse_medical),
+        _parse_medical, since_birth=(2, "occurred_at")),
     IngestBatch.Kind.POPUP_ASSIGNMENTS: Spec(
         "healthkit_popupassignment",
         (("popup_type", "smallint"), ("reason", "varchar"), ("assigned_at", "timestamptz"),
          ("record_key", "varchar")),
-        _parse_assignment),
+        _parse_assignment, since_birth=(2, "assigned_at")),
 }
 
 
@@ -725,18 +747,20 @@ def _result_chunk_pass(records: list[Any], keys: list[str | None], people: dict[
     hash and row (tests/healthkit/test_ingest_fast_paths.py)."""
     inner_copy, outer_copy = (state.copy for state in _id_pads(settings.PII_HASH_KEY.encode()))
     today, check = f"{clock.today():%Y%m%d}", _ID_CHECK
-    births = _birth_dates(today)
     first_year, last_year = _YEARS
+    births, unseen, window_opens = _birth_dates(today, first_year), object(), f"{first_year:04d}"
     latest = now + CLOCK_SKEW
     parse_instant, bad = dt.datetime.fromisoformat, inputs._BAD_LINE.search
     outcomes = ("negative", "positive")
     zones: set[dt.tzinfo] = set()  # the fixed offsets of this batch's instants found within the limits
 
-    def birth_ok(birth: str) -> bool:
-        """A birth date (YYYYMMDD) not seen yet: real, from 1890, not after today."""
+    def birth_ok(birth: str) -> dt.datetime | None | bool:
+        """A birth date (YYYYMMDD) not seen yet: real, from 1890, not after today; its first
+        instant (birth_start; None before the year window: nothing in the window precedes it), or
+        False."""
         if birth[:4] >= "1890" and _real_past_date(birth, today):
-            births.add(birth)
-            return True
+            births[birth] = start = birth_start(birth) if birth[:4] >= window_opens else None
+            return start
         return False
 
     def zone_ok(zone: dt.tzinfo | None) -> bool:
@@ -760,7 +784,8 @@ def _result_chunk_pass(records: list[Any], keys: list[str | None], people: dict[
                     # (printable ASCII has no bad character: the regex only for anything else)
                     if (type(raw) is str and len(raw) == 18 and raw.isascii() and raw[:17].isdigit()  # noqa: E721
                             and check[2 * int(raw[:17], 13) % 11] == raw[17]
-                            and (raw[6:14] in births or birth_ok(raw[6:14]))
+                            and ((born := births.get(raw[6:14], unseen)) is not unseen
+                                 or (born := birth_ok(raw[6:14])) is not False)
                             and type(sampled) is str and type(resulted) is str  # noqa: E721
                             and type(lab) is str and 0 < len(lab) <= 64  # noqa: E721
                             and (lab.isascii() and lab.isprintable() or bad(lab) is None)
@@ -773,7 +798,8 @@ def _result_chunk_pass(records: list[Any], keys: list[str | None], people: dict[
                         if ((sampled.tzinfo in zones or zone_ok(sampled.tzinfo))
                                 and (resulted.tzinfo in zones or zone_ok(resulted.tzinfo))
                                 and first_year <= sampled.year <= last_year and first_year <= resulted.year <= last_year
-                                and sampled <= resulted <= latest and lab and sample_id):
+                                and sampled <= resulted <= latest and (born is None or born <= sampled)
+                                and lab and sample_id):
                             inner = inner_copy()
                             inner.update(raw.encode())
                             outer = outer_copy()
@@ -1122,15 +1148,24 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
         row_index: list[int] = []  # the record index of each good row, in order
 
         fast_parse = test_result_parser(now) if kind == IngestBatch.Kind.TEST_RESULTS else None
+        since_birth = spec.since_birth if spec.has_resident else None
+        # the simulator's resident: their own number (one decryption a batch) gives the birth date
+        own_number = pii.decrypt(resident.id_encrypted) if since_birth and resident is not None else ""
+        window_opens = f"{_YEARS[0]:04d}"
 
         def parsed(index: int, rec: Any) -> tuple | None:
             """Pass 2 on one record: its row without the resident, or None (reported)."""
             try:
                 if not isinstance(rec, dict):
                     raise RecordError({"record": _("Each record is a JSON object.")})
-                if fast_parse is not None:
-                    return fast_parse(rec)
-                return spec.parse(rec, now=now, client_id=client_id, resident_key=keys[index])
+                row = (fast_parse(rec) if fast_parse is not None
+                       else spec.parse(rec, now=now, client_id=client_id, resident_key=keys[index]))
+                if since_birth is not None:
+                    # born before the year window: every instant it lets in lies after the birth
+                    number = own_number or people[keys[index]][0]
+                    if number[6:10] >= window_opens and row[since_birth[0]] < birth_start(number[6:14]):
+                        raise before_birth_error(since_birth[1])
+                return row
             except RecordError as exc:
                 result.rejected.append({"index": index, "errors": exc.errors})
             except KeyError as exc:

@@ -32,6 +32,8 @@ from healthkit.ingest import (
     _not_future,
     _record_name,
     _resolve_residents,
+    before_birth_error,
+    birth_start,
     refresh_year_window,
 )
 from venues.models import ScanBatch, Venue
@@ -122,6 +124,8 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
         people: dict[str, tuple[str, str]] = {}
         names: dict[str, tuple[str, int]] = {}
         id_cache: dict[str, str | ValidationError] = {}
+        own_number = pii.decrypt(resident.id_encrypted) if resident is not None else ""
+        window_opens = f"{inputs.year_window()[0]:04d}"
         for index, rec in enumerate(records):
             try:
                 if not isinstance(rec, dict):
@@ -146,6 +150,9 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
                     _record_name(rec, index, hashed, people, names)
                 code = _field("venue", inputs.text, rec.get("venue"), max_length=VENUE_CODE_MAX)
                 scanned = _not_future(_fast_instant(rec, "scanned_at"), now, "scanned_at")
+                number = own_number or people[hashed][0]
+                if number[6:10] >= window_opens and scanned < birth_start(number[6:14]):
+                    raise before_birth_error("scanned_at")  # (born before the window: no instant precedes it)
                 parsed.append((index, hashed, inputs.venue_code(code), scanned))
             except RecordError as exc:
                 result.rejected.append({"index": index, "errors": exc.errors})

@@ -1,5 +1,7 @@
 """Forms of community clearance: the resident's confirmation and the worker's decisions."""
 
+import datetime as dt
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -43,9 +45,9 @@ class ConfirmationForm(forms.Form):
     signature = TextFormField(label=_("Sign the commitment letter: type your full name"), max_length=64,
                                 required=False)
 
-    def __init__(self, *args, commitment: bool = False, **kwargs) -> None:
+    def __init__(self, *args, commitment: bool = False, born: dt.date | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.commitment = commitment
+        self.commitment, self.born = commitment, born
         if not commitment:
             del self.fields["signature"]
 
@@ -57,6 +59,9 @@ class ConfirmationForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        since = data.get("outside_since")
+        if since and self.born and since < self.born:
+            self.add_error("outside_since", _("This date is before the date of birth in the ID number."))
         if data.get("location") == "outside" and not data.get("return_date"):
             self.add_error("return_date", _("Please give the date you plan to return."))
         if self.commitment and not (data.get("signature") or "").strip():

@@ -70,7 +70,9 @@ class ResidentLinkView(View):
         if link.purpose == ClearanceLink.Purpose.COMMITMENT:
             return forms.CommitmentForm(data)
         task = link.task
-        return forms.ConfirmationForm(data, commitment=task.commitment_required and task.commitment_signed_at is None)
+        born = pii.birth_date(pii.decrypt(task.resident.id_encrypted)) if data is not None else None
+        return forms.ConfirmationForm(data, commitment=task.commitment_required and task.commitment_signed_at is None,
+                                      born=born)
 
     def _render(self, request, link: ClearanceLink, form, status: int = 200):
         task = link.task
