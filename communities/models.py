@@ -178,6 +178,11 @@ class Resident(models.Model):
         self.id_hash = pii.id_hash(number)
         self.id_masked = pii.mask_id(number)
 
+    def birth_date(self):
+        """The birth date in the ID number, for checks only (a signal or a stated date before it);
+        never shown, so not a reveal. None for a forgotten resident."""
+        return pii.birth_date(pii.decrypt(self.id_encrypted)) if self.id_encrypted else None
+
     def reveal_id_number(self) -> str:
         """Clear ID: callers must go through communities.services.resident_reveal (audited).
         "" for a forgotten resident (nothing is kept to decrypt)."""

@@ -1149,8 +1149,8 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
 
         fast_parse = test_result_parser(now) if kind == IngestBatch.Kind.TEST_RESULTS else None
         since_birth = spec.since_birth if spec.has_resident else None
-        # the simulator's resident: their own number (one decryption a batch) gives the birth date
-        own_number = pii.decrypt(resident.id_encrypted) if since_birth and resident is not None else ""
+        # the simulator's resident: their own birth date (one decryption a batch)
+        own_birth = f"{resident.birth_date() or dt.date(1890, 1, 1):%Y%m%d}" if since_birth and resident else ""
         window_opens = f"{_YEARS[0]:04d}"
 
         def parsed(index: int, rec: Any) -> tuple | None:
@@ -1162,8 +1162,8 @@ def ingest(*, kind: str, records: list[Any], client: User | None = None, batch_i
                        else spec.parse(rec, now=now, client_id=client_id, resident_key=keys[index]))
                 if since_birth is not None:
                     # born before the year window: every instant it lets in lies after the birth
-                    number = own_number or people[keys[index]][0]
-                    if number[6:10] >= window_opens and row[since_birth[0]] < birth_start(number[6:14]):
+                    birth = own_birth or people[keys[index]][0][6:14]  # YYYYMMDD
+                    if birth[:4] >= window_opens and row[since_birth[0]] < birth_start(birth):
                         raise before_birth_error(since_birth[1])
                 return row
             except RecordError as exc:

@@ -12,6 +12,7 @@ Scans that land inside an active risk window (late scans) mark that window `expo
 the same statement; the exposure job picks it up (on commit, or the beat sweep).
 """
 
+import datetime as dt
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -124,7 +125,7 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
         people: dict[str, tuple[str, str]] = {}
         names: dict[str, tuple[str, int]] = {}
         id_cache: dict[str, str | ValidationError] = {}
-        own_number = pii.decrypt(resident.id_encrypted) if resident is not None else ""
+        own_birth = f"{resident.birth_date() or dt.date(1890, 1, 1):%Y%m%d}" if resident is not None else ""
         window_opens = f"{inputs.year_window()[0]:04d}"
         for index, rec in enumerate(records):
             try:
@@ -150,8 +151,8 @@ def scans_ingest(*, records: list[Any], client: User | None = None, batch_id: st
                     _record_name(rec, index, hashed, people, names)
                 code = _field("venue", inputs.text, rec.get("venue"), max_length=VENUE_CODE_MAX)
                 scanned = _not_future(_fast_instant(rec, "scanned_at"), now, "scanned_at")
-                number = own_number or people[hashed][0]
-                if number[6:10] >= window_opens and scanned < birth_start(number[6:14]):
+                birth = own_birth or people[hashed][0][6:14]  # YYYYMMDD
+                if birth[:4] >= window_opens and scanned < birth_start(birth):
                     raise before_birth_error("scanned_at")  # (born before the window: no instant precedes it)
                 parsed.append((index, hashed, inputs.venue_code(code), scanned))
             except RecordError as exc:

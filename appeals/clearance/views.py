@@ -70,7 +70,7 @@ class ResidentLinkView(View):
         if link.purpose == ClearanceLink.Purpose.COMMITMENT:
             return forms.CommitmentForm(data)
         task = link.task
-        born = pii.birth_date(pii.decrypt(task.resident.id_encrypted)) if data is not None else None
+        born = task.resident.birth_date() if data is not None else None
         return forms.ConfirmationForm(data, commitment=task.commitment_required and task.commitment_signed_at is None,
                                       born=born)
 

@@ -49,3 +49,22 @@ def test_outside_since_before_birth_is_a_field_error_and_the_birth_date_is_not(m
     on_birth = make(BIRTH)
     on_birth.is_valid()
     assert MESSAGE not in on_birth.errors.get("outside_since", [])
+
+
+@pytest.mark.django_db
+def test_the_birth_date_is_read_from_the_registry_and_none_once_the_person_is_forgotten():
+    from communities.models import Resident
+    from tests.factories import ResidentFactory
+
+    resident = ResidentFactory(id_number=make_id_number(birth=BIRTH))
+    assert resident.birth_date() == BIRTH
+    Resident.objects.filter(pk=resident.pk).update(id_encrypted="")  # as retention forgets a person
+    resident.refresh_from_db()
+    assert resident.birth_date() is None  # was an undecryptable-token error on the confirmation page
+    assert _confirmation_for(None, BIRTH - dt.timedelta(days=1)).is_valid()
+
+
+def _confirmation_for(born, since: dt.date) -> ConfirmationForm:
+    form = _confirmation(since)
+    form.born = born
+    return form
