@@ -17,14 +17,13 @@ from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from appeals import selectors, services
 from appeals.evidence import private_file_response
 from appeals.filters import AppealFilter
 from appeals.models import OPERATOR_OUTCOMES, Appeal, AppealContact
 from communities.models import Community, User
-from healthkit.api import IdempotentPost
+from healthkit.api import ApiView, IdempotentPost
 from healthkit.errors import ApplicationError
 from healthkit.inputs import DateField, TextField
 from healthkit.models import PopupType
@@ -114,32 +113,59 @@ class _ReplayByReference:
         _appeal_by_reference(request, reference, replay=True)
 
 
-class AppealListApi(APIView):
+class AppealListApi(ApiView):
     """Tickets you may see, newest first (cursor pagination), with the console's filters."""
 
     permission_classes = [IsStaffRole]
     pagination_class = AppealCursorPagination  # also tells the schema the list is paged
 
     class FilterSerializer(serializers.Serializer):
-        queue = serializers.ChoiceField(choices=[q for q, _label in AppealFilter.QUEUES], required=False)
-        reference = TextField(required=False)
+        """The console queue's filters (appeals.filters.AppealFilter), each with the values it takes."""
+
+        queue = serializers.ChoiceField(choices=[q for q, _label in AppealFilter.QUEUES], required=False,
+                                        help_text="Default `all`.")
+        status = serializers.ChoiceField(choices=Appeal.Status.choices, required=False,
+                                         help_text="Within the queue: a status outside it matches nothing.")
+        reference = TextField(required=False, max_length=20)
         category = serializers.ChoiceField(choices=Appeal.Category.choices, required=False)
         # the filter's own choices, so the schema's enum says what it accepts (an integer outside
         # them was documented as valid and answered 400 "Invalid filter")
         priority = serializers.ChoiceField(choices=Appeal.Priority.choices, required=False)
+        channel = serializers.ChoiceField(choices=Appeal.Channel.choices, required=False)
         popup_type = serializers.ChoiceField(choices=PopupType.choices, required=False)
-        district = serializers.IntegerField(required=False)
-        community = TextField(required=False)
-        filed_after = DateField(required=False)
-        filed_before = DateField(required=False)
+        district = serializers.ChoiceField(choices=[], required=False, help_text="A district's id.")
+        community = TextField(required=False, max_length=100, help_text="A community's code, or part of its name.")
+        assigned_to = serializers.IntegerField(required=False, min_value=1,
+                                               help_text="An active operator's or supervisor's user id.")
+        escalated = serializers.BooleanField(required=False)
+        repeated = serializers.BooleanField(required=False, help_text="Appealed again.")
+        stranded = serializers.BooleanField(required=False, help_text="Outside the city for over a month.")
+        filed_after = DateField(required=False, help_text="Filed on or after this day.")
+        filed_before = DateField(required=False, help_text="Filed on or before this day.")
+        closed_after = DateField(required=False, help_text="Closed on or after this day.")
+        closed_before = DateField(required=False, help_text="Closed on or before this day.")
 
-    @extend_schema(parameters=[FilterSerializer], responses=AppealSummarySerializer(many=True))
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            # the city's districts, as the filter reads them (cached): the schema's enum lists them
+            districts = AppealFilter.district_options()
+            if districts:
+                self.fields["district"].choices = districts
+            else:  # none set up yet: an empty enum is no valid schema (and every district is refused)
+                self.fields["district"] = serializers.IntegerField(required=False, help_text="A district's id.")
+
+    query_serializer = FilterSerializer
+
+    @extend_schema(responses=AppealSummarySerializer(many=True))
     def get(self, request):
-        params = request.query_params.copy()
+        # the values as checked, spelled as the filter set reads them
+        params = {name: str(value).lower() if isinstance(value, bool) else str(value)
+                  for name, value in self.query.items() if name in self.FilterSerializer().fields}
         params.setdefault("queue", "all")
         filterset = AppealFilter(params, queryset=selectors.appeals_visible_to(request.user), user=request.user)
         if not filterset.is_valid():
-            raise ApplicationError(_("Invalid filter."), extra={"errors": filterset.errors})
+            raise serializers.ValidationError({name: [str(message) for message in messages]
+                                               for name, messages in filterset.errors.items()})
         paginator = self.pagination_class()
         if selectors.scoped_by_community(request.user):
             # A community worker's page: its keys first, from appeal_responsible_idx alone (it
@@ -154,7 +180,7 @@ class AppealListApi(APIView):
         return paginator.get_paginated_response(appeal_summaries(page))
 
 
-class AppealSearchApi(APIView):
+class AppealSearchApi(ApiView):
     """Appeals of one person by exact ID number or phone, in the body (never the URL); the
     value is hashed with the registry's key and every search is audited."""
 
@@ -177,7 +203,9 @@ class AppealSearchApi(APIView):
         return Response(AppealSummarySerializer(rows, many=True).data)
 
 
-class AppealDetailApi(APIView):
+class AppealDetailApi(ApiView):
+    """One appeal by its reference: history, call log and, where your role may see it, the popup's explanation."""
+
     permission_classes = [IsStaffRole]
 
     class OutputSerializer(AppealSummarySerializer):
@@ -208,7 +236,7 @@ class AppealDetailApi(APIView):
         return Response(self.OutputSerializer(appeal).data)
 
 
-class AppealCreateApi(IdempotentPost, APIView):
+class AppealCreateApi(IdempotentPost, ApiView):
     """An appeal taken by phone (operators): checks the caller against the registry (never writes
     it), logs the call; the same unconfirmed-filer rules as the online form."""
 
@@ -260,7 +288,9 @@ class AppealCreateApi(IdempotentPost, APIView):
                         status=status.HTTP_201_CREATED)
 
 
-class AppealAssignApi(_ReplayByReference, IdempotentPost, APIView):
+class AppealAssignApi(_ReplayByReference, IdempotentPost, ApiView):
+    """Assign an appeal to an operator (by user name), or to yourself."""
+
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -280,7 +310,9 @@ class AppealAssignApi(_ReplayByReference, IdempotentPost, APIView):
         return Response(AppealSummarySerializer(appeal).data)
 
 
-class AppealRouteApi(_ReplayByReference, IdempotentPost, APIView):
+class AppealRouteApi(_ReplayByReference, IdempotentPost, ApiView):
+    """Route an appeal to a community (by the community's code) for clearance."""
+
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -300,7 +332,9 @@ class AppealRouteApi(_ReplayByReference, IdempotentPost, APIView):
         return Response(AppealSummarySerializer(appeal).data)
 
 
-class AppealCloseApi(_ReplayByReference, IdempotentPost, APIView):
+class AppealCloseApi(_ReplayByReference, IdempotentPost, ApiView):
+    """Close an appeal with an outcome and a reason."""
+
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -316,7 +350,9 @@ class AppealCloseApi(_ReplayByReference, IdempotentPost, APIView):
         return Response(AppealSummarySerializer(appeal).data)
 
 
-class AppealContactCreateApi(_ReplayByReference, IdempotentPost, APIView):
+class AppealContactCreateApi(_ReplayByReference, IdempotentPost, ApiView):
+    """Log a call with the resident (direction, outcome, note)."""
+
     permission_classes = [IsHandler]
 
     class InputSerializer(serializers.Serializer):
@@ -357,7 +393,7 @@ class EvidenceOutputSerializer(serializers.Serializer):
         return reverse("appeals:evidence-thumb", kwargs={"pk": obj.pk})
 
 
-class AppealEvidenceListApi(APIView):
+class AppealEvidenceListApi(ApiView):
     """Screenshots of one appeal, for those who may see them (see selectors.can_see_evidence)."""
 
     permission_classes = [IsStaffRole]
@@ -370,7 +406,7 @@ class AppealEvidenceListApi(APIView):
         return Response(EvidenceOutputSerializer(selectors.appeal_evidence(appeal), many=True).data)
 
 
-class AppealEvidenceUploadApi(IdempotentPost, APIView):
+class AppealEvidenceUploadApi(IdempotentPost, ApiView):
     """Attach a screenshot (multipart `file`), validated and stripped like the resident's uploads."""
 
     permission_classes = [IsHandler]
@@ -394,7 +430,7 @@ class AppealEvidenceUploadApi(IdempotentPost, APIView):
         return Response(EvidenceOutputSerializer(evidence).data, status=status.HTTP_201_CREATED)
 
 
-class EvidenceFileApi(APIView):
+class EvidenceFileApi(ApiView):
     """The picture itself (token or session auth), same check as the console's view."""
 
     permission_classes = [IsStaffRole]

@@ -185,14 +185,15 @@ class AppealFilter(django_filters.FilterSet):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        for name, queryset in (("district", District.objects.all()),
-                               ("assigned_to", self.form.fields["assigned_to"].queryset)):
-            field = self.form.fields[name]
-            options = cached_options(f"appeals:queue-choices:{name}", queryset, self.CHOICES_TIMEOUT)
-            if name == "district":
-                field.choices = [(str(pk), label) for pk, label in options]
-            else:
-                field.widget.choices = [("", field.empty_label or "---------"), *options]
+        self.form.fields["district"].choices = [(str(pk), label) for pk, label in self.district_options()]
+        staff = self.form.fields["assigned_to"]
+        staff.widget.choices = [("", staff.empty_label or "---------"), *cached_options(
+            "appeals:queue-choices:assigned_to", staff.queryset, self.CHOICES_TIMEOUT)]
+
+    @classmethod
+    def district_options(cls) -> list[tuple[int, str]]:
+        """The districts a `district` filter takes, (id, name), from the cache (the API documents them)."""
+        return cached_options("appeals:queue-choices:district", District.objects.all(), cls.CHOICES_TIMEOUT)
 
     def filter_queue(self, qs, name, value):
         open_q = Q(status__in=Appeal.OPEN_STATUSES)

@@ -1,11 +1,27 @@
 """URLs of the appeals app: resident pages under appeals/, console under console/appeals/,
 REST API under api/v1/appeals/, Open311 GeoReport v2 under open311/v2/."""
 
-from django.urls import path, re_path
+from django.urls import path, re_path, register_converter
 
 from appeals import api, open311, views_console, views_public
 
 app_name = "appeals"
+
+
+class ReferenceConverter:
+    """An appeal's reference in an API path (api.REFERENCE): anything else matches no route, a 404,
+    and the OpenAPI schema declares the parameter with this pattern (drf-spectacular reads it)."""
+
+    regex = api.REFERENCE.pattern
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(ReferenceConverter, "reference")
 
 FMT = r"\.(?P<fmt>json|xml)$"
 
@@ -34,13 +50,13 @@ urlpatterns = [
     path("api/v1/appeals/search/", api.AppealSearchApi.as_view(), name="api-search"),
     path("api/v1/appeals/create/", api.AppealCreateApi.as_view(), name="api-create"),
     path("api/v1/appeals/evidence/<int:pk>/file/", api.EvidenceFileApi.as_view(), name="api-evidence-file"),
-    path("api/v1/appeals/<str:reference>/", api.AppealDetailApi.as_view(), name="api-detail"),
-    path("api/v1/appeals/<str:reference>/assign/", api.AppealAssignApi.as_view(), name="api-assign"),
-    path("api/v1/appeals/<str:reference>/route/", api.AppealRouteApi.as_view(), name="api-route"),
-    path("api/v1/appeals/<str:reference>/close/", api.AppealCloseApi.as_view(), name="api-close"),
-    path("api/v1/appeals/<str:reference>/contacts/", api.AppealContactCreateApi.as_view(), name="api-contacts"),
-    path("api/v1/appeals/<str:reference>/evidence/", api.AppealEvidenceListApi.as_view(), name="api-evidence"),
-    path("api/v1/appeals/<str:reference>/evidence/upload/", api.AppealEvidenceUploadApi.as_view(),
+    path("api/v1/appeals/<reference:reference>/", api.AppealDetailApi.as_view(), name="api-detail"),
+    path("api/v1/appeals/<reference:reference>/assign/", api.AppealAssignApi.as_view(), name="api-assign"),
+    path("api/v1/appeals/<reference:reference>/route/", api.AppealRouteApi.as_view(), name="api-route"),
+    path("api/v1/appeals/<reference:reference>/close/", api.AppealCloseApi.as_view(), name="api-close"),
+    path("api/v1/appeals/<reference:reference>/contacts/", api.AppealContactCreateApi.as_view(), name="api-contacts"),
+    path("api/v1/appeals/<reference:reference>/evidence/", api.AppealEvidenceListApi.as_view(), name="api-evidence"),
+    path("api/v1/appeals/<reference:reference>/evidence/upload/", api.AppealEvidenceUploadApi.as_view(),
          name="api-evidence-upload"),
     # Open311 GeoReport v2.
     re_path(r"^open311/v2/services" + FMT, open311.ServicesView.as_view(), name="open311-services"),

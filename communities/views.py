@@ -1,14 +1,15 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
-from rest_framework.views import APIView
 
 from communities.selectors import community_find
+from healthkit.api import ApiView
+from healthkit.inputs import TextField
 
 
-class CommunityFindApi(APIView):
+class CommunityFindApi(ApiView):
     """Likely communities for an address or compound name (public: residents use it when filing)."""
 
     permission_classes = [AllowAny]
@@ -23,7 +24,14 @@ class CommunityFindApi(APIView):
         matched = serializers.CharField()
         score = serializers.FloatField()
 
-    @extend_schema(parameters=[OpenApiParameter("q", str, required=True)], responses=OutputSerializer(many=True))
+    class QuerySerializer(serializers.Serializer):
+        q = TextField(required=False, allow_blank=True,
+                      help_text="An address or compound name; its first 200 characters are read. Left out, empty "
+                                "or shorter than 2 characters: no matches (an empty list).")
+
+    query_serializer = QuerySerializer
+
+    @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request):
-        matches = community_find(request.query_params.get("q", "")[:200])
+        matches = community_find(self.query.get("q", "")[:200])
         return Response(self.OutputSerializer(matches, many=True).data)

@@ -10,12 +10,12 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from healthkit import ingest
+from healthkit.api import ApiView
 from healthkit.auth import ApiTokenAuthentication
 from healthkit.errors import ApplicationError
-from healthkit.inputs import RecordsJSONParser
+from healthkit.inputs import RecordsJSONParser, TextField
 from healthkit.models import IngestBatch
 from healthkit.permissions import IsIntegration
 
@@ -48,7 +48,8 @@ def record_id() -> KeyText:
 
 
 def batch_id() -> serializers.CharField:
-    return serializers.CharField(required=False, allow_null=True, min_length=1, max_length=80,
+    # TextField: its schema carries the pattern ingest.parse_batch_id enforces (no control characters)
+    return TextField(required=False, allow_null=True, min_length=1, max_length=80,
                                  help_text="Client batch id: the same batch sent again gets the stored answer. "
                                            "Null: none; never empty.")
 
@@ -78,7 +79,7 @@ class IngestOutputSerializer(serializers.Serializer):
     replayed = serializers.BooleanField(help_text="This batch id was seen before: stored answer.")
 
 
-class _IngestApi(APIView):
+class _IngestApi(ApiView):
     authentication_classes = [ApiTokenAuthentication]
     permission_classes = [IsIntegration]
     # a list of records: only JSON carries it; the records are checked one by one (healthkit.ingest)

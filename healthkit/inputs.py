@@ -45,9 +45,14 @@ class InputError(ValueError):
 # U+FFFD (what Django makes of bytes that were not UTF-8, e.g. a GBK form posted without a
 # charset: stored, it is a name or an address nobody can read). Line breaks and tabs are
 # allowed only in multi-line text.
-_BAD_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffd-\uffff]")
-_BAD_MULTILINE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffd-\uffff]")
+# The same classes as JSON Schema (ECMA 262) pattern text, for the OpenAPI schema (healthkit.api);
+# tests/test_openapi_schema.py holds them to the compiled ones.
+TEXT_BAD_LINE = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffd-\uffff"
+TEXT_BAD_MULTILINE = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffd-\uffff"
+# What str.strip() removes (in multi-line text, line breaks and tabs too).
+TEXT_WHITE_SPACE = r"\t\n\x0b\x0c\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_BAD_LINE = re.compile(f"[{TEXT_BAD_LINE}]")
+_BAD_MULTILINE = re.compile(f"[{TEXT_BAD_MULTILINE}]")
 # Only what cannot be stored or sent at all: NUL and lone surrogates (any JSON string anywhere).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _OFFSET_LIMIT = dt.timedelta(hours=15, minutes=59)  # PostgreSQL's timestamptz offset range
@@ -512,10 +517,10 @@ class InputBoundaryMiddleware:
             # before LocaleMiddleware: the reader's language from Accept-Language
             with translation.override(translation.get_language_from_request(request)):
                 message = _("The address holds characters that are not allowed.")
-            if request.path_info.startswith("/api/"):  # the REST API's {"detail"} shape
+            if request.path_info.startswith("/api/"):  # the REST API's error shape
                 from healthkit.views_errors import api_error
 
-                return api_error(message, 400)
+                return api_error(message, 400, "bad_characters")
             return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
         query = request.GET
         if any(has_bad_characters(k) or any(has_bad_characters(v) for v in query.getlist(k)) for k in query):

@@ -9,7 +9,6 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseRedirect,
-    JsonResponse,
 )
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -92,8 +91,10 @@ class SecondFactorMiddleware:
                 and not request.path.startswith(self.static_prefix)
                 and not user.is_verified() and second_factor_required(user)):
             if request.path.startswith("/api/"):
-                return JsonResponse({"message": _("Verify your second factor first: log in again in the console.")},
-                                    status=403)
+                from healthkit.views_errors import api_error
+
+                return api_error(_("Verify your second factor first: log in again in the console."), 403,
+                                 "second_factor_required")
             from django.contrib.auth.views import redirect_to_login
 
             return redirect_to_login(request.get_full_path(), reverse("otp-verify"))

@@ -269,7 +269,11 @@ IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
 STAFF_API_TOKEN_HOURS = env.int("STAFF_API_TOKEN_HOURS", default=8)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Health Kit back-office API",
-    "DESCRIPTION": "Integration API: labs, upstream data feeds, ticket systems, appeals.",
+    "DESCRIPTION": "Integration API: labs, upstream data feeds, ticket systems, appeals.\n\n"
+                   "Every error answer (4xx, 5xx) has one shape, `Error`: `detail` (a sentence), `code` (what a "
+                   "program branches on), `errors` (field errors) and `extra` (details). An operation takes only the "
+                   "query parameters it lists: any other is refused with 400 `unknown_parameters` naming it, never "
+                   "ignored.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Request bodies get their own components, so "required, not blank" (minLength 1) is declared
@@ -279,6 +283,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # An id in a path is a whole number (Django's int converter takes digits only): declared so.
+    "PATH_CONVERTER_OVERRIDES": {"int": {"type": "integer", "minimum": 0}},
 }
 
 # --- Celery ---

@@ -4,9 +4,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
-from rest_framework.views import APIView
 
 from communities.models import User
+from healthkit.api import ApiView
 from healthkit.auth import ApiTokenAuthentication
 from healthkit.inputs import InstantField, StrictJSONParser, TextField
 from healthkit.permissions import IsIntegration, IsStaffRole
@@ -14,7 +14,7 @@ from healthkit.services import health_code_lookup
 from healthkit.sms import MAX_RECEIPTS, sms_receipts_record
 
 
-class HealthCodeApi(APIView):
+class HealthCodeApi(ApiView):
     """Health code of one resident, by exact ID number (POST body: never in the URL). A reason is
     required, each account has a daily cap (HEALTH_CODE_LOOKUPS_PER_DAY, 429 beyond it) besides
     the per-minute throttle, and every look-up (hit or miss) is audited with its reason."""
@@ -56,7 +56,7 @@ class _SmsReceiptSerializer(serializers.Serializer):
     error = serializers.CharField(required=False, max_length=200, help_text="The gateway's reason, if undelivered.")
 
 
-class SmsReceiptApi(APIView):
+class SmsReceiptApi(ApiView):
     """Delivery receipts from the SMS gateway (token of an integration client): each message
     sent moves to delivered or not delivered, so staff see whether the resident got the link or
     the decision. Bulk and idempotent."""

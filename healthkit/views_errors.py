@@ -1,7 +1,7 @@
 """Django's own error answers (no view matched, a view crashed, a request Django refused before
-any view) for the REST API: the `{"detail"}` JSON every API client is promised (docs/engine.md),
-not an HTML page; the details are DRF's own (translated) words. Everything outside /api/ keeps
-Django's pages.
+any view) for the REST API: the error JSON every API client is promised (healthkit.errors.error_body,
+docs/engine.md), not an HTML page; the details are DRF's own (translated) words. Everything
+outside /api/ keeps Django's pages.
 
 Two refusals get their own status on every path (API and console alike), because a client can act
 on them: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 saying the limit (Django raises
@@ -27,6 +27,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views import defaults
 
+from healthkit.errors import STATUS_CODES, error_body
+
 API_PREFIX = "/api/"
 RETRY_AFTER_SECONDS = 5
 logger = logging.getLogger(__name__)
@@ -43,8 +45,10 @@ def is_api(request: HttpRequest) -> bool:
     return request.path_info.startswith(API_PREFIX)
 
 
-def api_error(detail: str, status: int) -> JsonResponse:
-    return JsonResponse({"detail": detail}, status=status, json_dumps_params={"ensure_ascii": False})
+def api_error(detail: str, status: int, code: str | None = None, *, extra: dict | None = None) -> JsonResponse:
+    """An error answer of the REST API in its one shape (healthkit.errors.error_body)."""
+    return JsonResponse(error_body(detail, code or STATUS_CODES.get(status, "error"), extra=extra), status=status,
+                        json_dumps_params={"ensure_ascii": False})
 
 
 def body_too_large_message() -> str:
@@ -157,7 +161,7 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     saved and leads back to the page the form came from (same site only). `reason` is Django's
     developer text: never shown."""
     if is_api(request):
-        return api_error(_("The form has expired. Reload the page and send it again."), 403)
+        return api_error(_("The form has expired. Reload the page and send it again."), 403, "csrf_failed")
     back = request.headers.get("Referer", "")
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
                                            require_https=request.is_secure()):

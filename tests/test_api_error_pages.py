@@ -43,14 +43,14 @@ def test_an_api_path_no_route_matches_is_a_json_404(api, url):
     response = api.post(url, data="{}", content_type="application/json")
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {"detail": "未找到。"}
+    assert response.json()["detail"] == ("未找到。")
 
 
 def test_an_api_path_with_a_control_character_is_a_json_400_in_the_readers_language(api):
     response = api.get("/api/v1/appeals/A%07B/")
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
-    assert set(response.json()) == {"detail"}
+    assert set(response.json()) == {"detail", "code", "errors", "extra"}
     english = api.get("/api/v1/appeals/A%07B/", HTTP_ACCEPT_LANGUAGE="en").json()["detail"]
     assert english == "The address holds characters that are not allowed." != response.json()["detail"]
 
@@ -60,7 +60,7 @@ def test_a_crash_under_api_is_a_json_500_and_the_console_keeps_html(api):
     response = api.get("/api/v1/boom/")
     assert response.status_code == 500
     assert response["Content-Type"] == "application/json"
-    assert set(response.json()) == {"detail"} and "a bug" not in response.content.decode()
+    assert set(response.json()) == {"detail", "code", "errors", "extra"} and "a bug" not in response.content.decode()
     console = api.get("/console/boom/")
     assert console.status_code == 500 and console["Content-Type"].startswith("text/html")
 
@@ -102,10 +102,10 @@ def test_an_api_body_over_the_limit_is_a_json_413_saying_the_limit(api, settings
     response = api.post("/api/v1/ingest/stays/", data=body, content_type="application/json")
     assert response.status_code == 413
     assert response["Content-Type"] == "application/json"
-    assert set(response.json()) == {"detail"} and "1000\xa0字节" in response.json()["detail"]
+    assert set(response.json()) == {"detail", "code", "errors", "extra"} and "1000\xa0字节" in response.json()["detail"]
     english = api.post("/api/v1/ingest/stays/", data=body, content_type="application/json",
                        HTTP_ACCEPT_LANGUAGE="en")
-    assert english.json() == {"detail": "The request body is too large (at most 1000\xa0bytes)."}
+    assert english.json()["detail"] == ("The request body is too large (at most 1000\xa0bytes).")
 
 
 def test_a_console_form_over_the_limit_is_a_413_page(client, settings):
@@ -146,8 +146,8 @@ def test_an_api_request_with_the_database_unreachable_is_a_json_503_with_retry_a
         english = api.get("/api/v1/clearance/tasks/", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 503 and response["Content-Type"] == "application/json"
     assert int(response["Retry-After"]) > 0
-    assert set(response.json()) == {"detail"}
-    assert english.json() == {"detail": "The service is briefly unavailable. Please try again in a few seconds."}
+    assert set(response.json()) == {"detail", "code", "errors", "extra"}
+    assert english.json()["detail"] == ("The service is briefly unavailable. Please try again in a few seconds.")
     logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert "database unavailable: OperationalError" in logged
     assert "10.9.8.7" not in logged and "Traceback" not in logged and "/api/v1/clearance" not in logged

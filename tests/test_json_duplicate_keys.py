@@ -98,7 +98,7 @@ def test_a_batch_with_a_repeated_key_in_one_record_stores_nothing(size):
     response = client.generic("POST", "/api/v1/ingest/arrivals/", body.encode(), content_type="application/json")
     # then it is a 400 naming the key, and no record is stored
     assert response.status_code == 400
-    assert response.json() == {"message": MESSAGE, "extra": {"key": "record_id"}}
+    assert response.json() == {"detail": MESSAGE, "code": "parse_error", "errors": {}, "extra": {"key": "record_id"}}
     assert not Arrival.objects.exists()
     # the same batch without the repeat goes in
     records[-1] = RECORD % (number, size)
@@ -114,4 +114,4 @@ def test_a_rest_request_with_a_repeated_key_is_a_400_and_does_nothing():
         user=UserFactory(role=User.Role.SUPERVISOR)).key)
     body = b'{"name": "A", "kind": "restaurant", "address": "x", "name": "B"}'
     response = client.generic("POST", "/api/v1/venues/create/", body, content_type="application/json")
-    assert response.status_code == 400 and response.json()["message"] == MESSAGE
+    assert response.status_code == 400 and response.json()["detail"] == MESSAGE

@@ -57,14 +57,14 @@ def test_a_zip_bomb_is_a_413_after_at_most_the_limit(client, settings):
     assert len(bomb) < settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     response = _post(client, bomb, HTTP_CONTENT_ENCODING="gzip")
     assert response.status_code == 413
-    assert response.json() == {"detail": "The request body is too large (at most 97.7\xa0KB)."}
+    assert response.json()["detail"] == ("The request body is too large (at most 97.7\xa0KB).")
 
 
 def test_a_body_that_does_not_decode_is_a_400_naming_the_coding(client):
     for body in (b"not gzip at all", gzip.compress(_batch())[:-20]):  # garbage; a truncated stream
         response = _post(client, body, HTTP_CONTENT_ENCODING="gzip")
         assert response.status_code == 400
-        assert response.json() == {"detail": "The body is not valid gzip data (Content-Encoding)."}
+        assert response.json()["detail"] == ("The body is not valid gzip data (Content-Encoding).")
     assert not Arrival.objects.exists()
 
 
@@ -93,6 +93,6 @@ def test_a_chunked_compressed_batch_over_the_limit_is_a_413(client, settings):
 def test_a_chunked_body_a_server_cannot_deliver_whole_is_a_411(client):
     response = _post(client, _batch(), HTTP_TRANSFER_ENCODING="chunked", CONTENT_LENGTH="")
     assert response.status_code == 411
-    assert response.json() == {"detail": "Send the body with a Content-Length header (a chunked body cannot be "
-                                         "read here)."}
+    assert response.json()["detail"] == ("Send the body with a Content-Length header (a chunked body cannot be "
+                                         "read here).")
     assert not Arrival.objects.exists()

@@ -11,10 +11,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from communities.models import Community, User
-from healthkit.api import IdempotentPost
+from healthkit.api import ApiView, IdempotentPost
 from healthkit.api_ingest import IngestOutputSerializer, batch_id, optional_name
 from healthkit.auth import ApiTokenAuthentication
 from healthkit.errors import ApplicationError
@@ -37,7 +36,7 @@ class _ScanRecord(serializers.Serializer):
     scanned_at = serializers.DateTimeField(help_text="ISO 8601 with an offset.")
 
 
-class ScanIngestApi(APIView):
+class ScanIngestApi(ApiView):
     """Venue scans in bulk (≤ 10 000 per request). Idempotent per scan (venue, resident, time)
     and per `batch_id`; bad records are reported by index and the rest are stored."""
 
@@ -83,7 +82,7 @@ class _WindowPages(CursorPagination):
     ordering = ("-starts_at", "-id")
 
 
-class VenueListApi(APIView):
+class VenueListApi(ApiView):
     """Venues the caller may see (a venue manager: only their own)."""
 
     permission_classes = [CanSeeVenues]
@@ -97,7 +96,7 @@ class VenueListApi(APIView):
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
-class VenueCreateApi(IdempotentPost, APIView):
+class VenueCreateApi(IdempotentPost, ApiView):
     """Register a venue (its code is generated and never changes)."""
 
     permission_classes = [IsSupervising]
@@ -141,27 +140,29 @@ class _WindowInput(serializers.Serializer):
     reason = TextField(max_length=200)
 
 
-class RiskWindowListApi(APIView):
-    """Risk windows, newest first; `?venue=<id>` and `?state=active|withdrawn` filter."""
+class RiskWindowListApi(ApiView):
+    """Risk windows, newest first; `venue` and `state` filter."""
 
     permission_classes = [IsSupervising]
     pagination_class = _WindowPages  # also tells the schema the list is paged
     OutputSerializer = _WindowOutput
 
+    class FilterSerializer(serializers.Serializer):
+        venue = serializers.IntegerField(required=False, min_value=1, help_text="A venue's id (an unknown one: 404).")
+        state = serializers.ChoiceField(choices=RiskWindow.State.choices, required=False)
+
+    query_serializer = FilterSerializer
+
     @extend_schema(responses=_WindowOutput(many=True))
     def get(self, request):
-        venue_id = request.query_params.get("venue")
-        # ASCII digits only: "²".isdigit() is true but is no venue id.
-        venue = (get_object_or_404(Venue, pk=venue_id)
-                 if venue_id and venue_id.isascii() and venue_id.isdigit() else None)
-        state = request.query_params.get("state")
-        qs = selectors.risk_windows(venue=venue, state=state if state in RiskWindow.State.values else None)
+        venue = get_object_or_404(Venue, pk=self.query["venue"]) if "venue" in self.query else None
+        qs = selectors.risk_windows(venue=venue, state=self.query.get("state"))
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
-class RiskWindowCreateApi(IdempotentPost, APIView):
+class RiskWindowCreateApi(IdempotentPost, ApiView):
     """Mark a venue as a risk point over [starts_at, ends_at); popups follow asynchronously."""
 
     permission_classes = [IsSupervising]
@@ -179,7 +180,9 @@ class RiskWindowCreateApi(IdempotentPost, APIView):
         return Response(self.OutputSerializer(window).data, status=status.HTTP_201_CREATED)
 
 
-class RiskWindowDetailApi(APIView):
+class RiskWindowDetailApi(ApiView):
+    """One risk window, with the number of popups it raised."""
+
     permission_classes = [IsSupervising]
     OutputSerializer = _WindowOutput
 
@@ -190,7 +193,7 @@ class RiskWindowDetailApi(APIView):
         return Response(self.OutputSerializer(window).data)
 
 
-class RiskWindowCorrectApi(IdempotentPost, APIView):
+class RiskWindowCorrectApi(IdempotentPost, ApiView):
     """Correct times, level or reason (a new version); the popups raised follow."""
 
     permission_classes = [IsSupervising]
@@ -212,7 +215,7 @@ class RiskWindowCorrectApi(IdempotentPost, APIView):
         return Response(self.OutputSerializer(window).data)
 
 
-class RiskWindowWithdrawApi(IdempotentPost, APIView):
+class RiskWindowWithdrawApi(IdempotentPost, ApiView):
     """Withdraw a window marked in error; untouched popups are withdrawn, others flagged."""
 
     permission_classes = [IsSupervising]

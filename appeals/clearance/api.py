@@ -8,11 +8,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from appeals.clearance import selectors, services
 from appeals.clearance.models import ClearanceTask
-from healthkit.api import IdempotentPost
+from healthkit.api import ApiView, IdempotentPost
 from healthkit.inputs import TextField
 from healthkit.permissions import role_permission
 from healthkit.selectors import popup_explain
@@ -45,7 +44,7 @@ class TaskSummarySerializer(serializers.Serializer):
     closed_at = serializers.DateTimeField(allow_null=True)
 
 
-class ClearanceTaskListApi(APIView):
+class ClearanceTaskListApi(ApiView):
     """Your communities' tasks (supervisors: all), by id, with the worklist's filters."""
 
     permission_classes = [IsClearanceWorker]
@@ -58,11 +57,11 @@ class ClearanceTaskListApi(APIView):
         community = serializers.IntegerField(required=False)
         overdue = serializers.BooleanField(required=False, default=False)
 
-    @extend_schema(parameters=[FilterSerializer], responses=TaskSummarySerializer(many=True))
+    query_serializer = FilterSerializer
+
+    @extend_schema(responses=TaskSummarySerializer(many=True))
     def get(self, request):
-        params = self.FilterSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        f = params.validated_data
+        f = self.query
         tasks = selectors.worklist(user=request.user, filters=selectors.WorklistFilters(
             state=f.get("state", ""), origin=f.get("origin", ""), priority=f.get("priority"),
             community=f.get("community"), overdue=f.get("overdue", False)))
@@ -71,7 +70,9 @@ class ClearanceTaskListApi(APIView):
         return paginator.get_paginated_response(TaskSummarySerializer(page, many=True).data)
 
 
-class ClearanceTaskDetailApi(APIView):
+class ClearanceTaskDetailApi(ApiView):
+    """One task you may see: its resident (masked), confirmation, decision and history."""
+
     permission_classes = [IsClearanceWorker]
 
     class OutputSerializer(TaskSummarySerializer):
@@ -103,7 +104,7 @@ class ClearanceTaskDetailApi(APIView):
         return Response(self.OutputSerializer(task).data)
 
 
-class ClearanceTaskDecisionApi(IdempotentPost, APIView):
+class ClearanceTaskDecisionApi(IdempotentPost, ApiView):
     """Accept (lift), reject with the next step, or ask the resident for information."""
 
     permission_classes = [IsClearanceWorker]
@@ -133,7 +134,7 @@ class ClearanceTaskDecisionApi(IdempotentPost, APIView):
         return Response(TaskSummarySerializer(selectors.task_get(user=request.user, task_id=task.pk)).data)
 
 
-class ClearanceTaskInvestigationApi(IdempotentPost, APIView):
+class ClearanceTaskInvestigationApi(IdempotentPost, ApiView):
     """Record a type-3 investigation's outcome and start its measures."""
 
     permission_classes = [IsClearanceWorker]

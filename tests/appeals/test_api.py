@@ -86,7 +86,7 @@ def test_application_error_is_a_400_with_message(api, operator):
     appeal = AppealFactory(status=Appeal.Status.CLOSED)
     api.force_authenticate(operator)
     response = api.post(reverse("appeals:api-assign", args=[appeal.reference]), {}, format="json")
-    assert response.status_code == 400 and response.json()["message"] == "This appeal is closed."
+    assert response.status_code == 400 and response.json()["detail"] == "This appeal is closed."
 
 
 def test_evidence_list_and_file_follow_the_same_rule(api, operator, operator_b):
@@ -108,7 +108,7 @@ def test_evidence_upload_via_api_is_validated(api, operator):
     assert ok.status_code == 201
     bad = api.post(reverse("appeals:api-evidence-upload", args=[appeal.reference]),
                    {"file": upload("x.png", b"nope")}, format="multipart")
-    assert bad.status_code == 400 and "not a PNG" in bad.json()["message"]
+    assert bad.status_code == 400 and "not a PNG" in bad.json()["detail"]
     assert appeal.events.filter(kind="evidence_added").count() == 1
 
 

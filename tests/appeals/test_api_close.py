@@ -33,7 +33,7 @@ def test_the_api_offers_exactly_the_console_outcomes():
 def test_outcomes_the_console_does_not_offer_are_refused(api, outcome):
     appeal = AppealFactory()
     response = close(api, appeal, outcome=outcome, reason="done")
-    assert response.status_code == 400 and "outcome" in response.json()
+    assert response.status_code == 400 and "outcome" in response.json()["errors"]
     appeal.refresh_from_db()
     assert appeal.status == Appeal.Status.NEW and appeal.outcome == ""
 
@@ -42,7 +42,7 @@ def test_closing_a_closed_appeal_is_refused_and_changes_nothing(api, operator):
     appeal = AppealFactory()
     assert close(api, appeal, outcome="lifted", reason="done").json()["outcome"] == "lifted"
     again = close(api, appeal, outcome="rejected", reason="changed my mind")
-    assert again.status_code == 400 and again.json()["message"] == "This appeal is already closed."
+    assert again.status_code == 400 and again.json()["detail"] == "This appeal is already closed."
     appeal.refresh_from_db()
     assert (appeal.outcome, appeal.close_reason) == ("lifted", "done")
     assert appeal.events.filter(kind="closed").count() == 1

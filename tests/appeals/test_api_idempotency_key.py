@@ -69,6 +69,15 @@ def test_keys_are_per_client_and_a_refusal_is_replayed_too(phone_entry):
     assert IdempotentRequest.objects.count() == 3
 
 
+def test_a_client_whose_role_may_not_post_gets_its_403_and_takes_no_key(phone_entry):
+    """The key is taken only by a request the client may make: before, a venue manager's second
+    try with the same key (another body) was a 422, not the 403 the schema documents."""
+    client = _client(UserFactory(role=User.Role.VENUE_MANAGER))
+    answers = [client.post(reverse("appeals:api-create"), {**phone_entry, "description": text}, format="json",
+                           HTTP_IDEMPOTENCY_KEY="k-1") for text in ("one", "two")]
+    assert [a.status_code for a in answers] == [403, 403] and not IdempotentRequest.objects.exists()
+
+
 def test_a_retried_upload_stores_the_picture_once(operator):
     appeal = AppealFactory(assigned_to=operator)
     client = _client(operator)
@@ -108,8 +117,10 @@ def test_a_retried_upload_with_a_new_boundary_is_the_same_request(operator):
 
 def test_a_key_that_is_not_printable_ascii_is_a_400(phone_entry):
     client = _client(UserFactory(role=User.Role.OPERATOR))
-    response = client.post(reverse("appeals:api-create"), phone_entry, format="json", HTTP_IDEMPOTENCY_KEY="x" * 201)
-    assert response.status_code == 400 and not Appeal.objects.exists()
+    for key in ("x" * 201, "é-1", " x", "x\t"):
+        response = client.post(reverse("appeals:api-create"), phone_entry, format="json", HTTP_IDEMPOTENCY_KEY=key)
+        assert response.status_code == 400 and response.json()["code"] == "invalid_idempotency_key", key
+    assert not Appeal.objects.exists()
 
 
 def test_the_schema_documents_the_header_and_the_422():

@@ -90,7 +90,7 @@ def test_a_read_only_storage_refuses_a_staff_upload_with_a_400_message(settings,
     response = api.post(reverse("appeals:api-evidence-upload", args=[appeal.reference]),
                         {"file": upload("a.png", image_bytes("PNG", (40, 40)))}, format="multipart",
                         HTTP_ACCEPT_LANGUAGE="en")
-    assert response.status_code == 400 and response.json()["message"].startswith(STORAGE_FAILED)
+    assert response.status_code == 400 and response.json()["detail"].startswith(STORAGE_FAILED)
     assert not AppealEvidence.objects.exists() and not appeal.events.filter(kind="evidence_added").exists()
     monkeypatch.undo()
     assert evidence_store(upload=upload("a.png", image_bytes("PNG", (40, 40))), appeal=appeal).pk

@@ -53,7 +53,7 @@ def test_accept_through_the_api_lifts_the_popup(setup):
 def test_service_errors_are_a_400_with_a_message(setup):
     api, mine, _theirs = setup
     response = api.post(reverse("clearance:api-decision", args=[mine.pk]), {"decision": "reject"}, format="json")
-    assert response.status_code == 400 and response.json()["message"]
+    assert response.status_code == 400 and response.json()["detail"]
     mine.refresh_from_db()
     assert mine.state == ClearanceTask.State.OPEN
 

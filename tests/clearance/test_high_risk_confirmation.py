@@ -41,7 +41,7 @@ def test_rest_api_needs_the_confirmation_too(client, task):
     headers = {"HTTP_AUTHORIZATION": f"Token {token}", "HTTP_ACCEPT_LANGUAGE": "en"}
 
     refused = client.post(url, {"outcome": "high_risk", "reason": "密接"}, content_type="application/json", **headers)
-    assert refused.status_code == 400 and "confirm" in refused.json()["message"]
+    assert refused.status_code == 400 and "confirm" in refused.json()["detail"]
     assert not HealthStatusOrder.objects.filter(resident=task.resident).exists()
 
     done = client.post(url, {"outcome": "high_risk", "reason": "密接", "confirm_high_risk": True},

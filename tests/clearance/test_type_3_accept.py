@@ -134,7 +134,7 @@ def test_api_refuses_accept_and_says_why_in_the_detail(task, worker):
     assert detail["accept_refusal"]
     response = api.post(reverse("clearance:api-decision", args=[task.pk]), {"decision": "accept", "reason": "同意"},
                         format="json")
-    assert response.status_code == 400 and response.json()["message"] == detail["accept_refusal"]
+    assert response.status_code == 400 and response.json()["detail"] == detail["accept_refusal"]
     assert _state(task) == (ClearanceTask.State.OPEN, PopupCase.State.ACTIVE)
 
 

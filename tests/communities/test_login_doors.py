@@ -109,7 +109,7 @@ def test_an_unverified_administrator_gets_no_api_answer_by_session(client):
     staff("adm2", User.Role.ADMINISTRATOR)
     post_login(client, "adm2", PASSWORD)
     response = client.get("/api/v1/appeals/", HTTP_ACCEPT_LANGUAGE="en")
-    assert response.status_code == 403 and "second factor" in response.json()["message"]
+    assert response.status_code == 403 and "second factor" in response.json()["detail"]
 
 
 def test_the_second_factor_is_optional_for_an_operator_until_enrolled(client):

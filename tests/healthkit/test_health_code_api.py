@@ -47,7 +47,7 @@ def test_misses_and_other_communities_are_refused_alike_and_audited():
     for number in (elsewhere.reveal_id_number(), make_id_number()):
         response = client.post(reverse("api-health-code"), {"id_number": number, "reason": "r"}, format="json")
         assert response.status_code == 400
-        assert response.json()["message"] == "No resident you may see has that ID number."
+        assert response.json()["detail"] == "No resident you may see has that ID number."
     assert list(PersonalDataAccess.objects.values_list("resident", "context")) == [
         (None, "api:health-code:no-match"), (None, "api:health-code:no-match")]
 
@@ -65,7 +65,7 @@ def test_a_look_up_without_a_reason_is_refused_in_plain_words_and_not_answered()
     resident = ResidentFactory()
     response = _client(UserFactory(role="operator")).post(
         reverse("api-health-code"), {"id_number": resident.reveal_id_number(), "reason": "  "}, format="json")
-    assert response.status_code == 400 and "code" not in response.json()
+    assert response.status_code == 400 and response.json()["code"] == "invalid"  # no health code
     assert not PersonalDataAccess.objects.exists()
 
 
@@ -78,7 +78,7 @@ def test_each_account_has_a_daily_cap_counting_misses_too(settings):
     second = client.post(reverse("api-health-code"), {"id_number": number, "reason": "r"}, format="json")
     third = client.post(reverse("api-health-code"), {"id_number": number, "reason": "r"}, format="json")
     assert (first.status_code, second.status_code, third.status_code) == (400, 200, 429)
-    assert "health-code look-ups for today" in third.json()["message"] and "code" not in third.json()
+    assert "health-code look-ups for today" in third.json()["detail"] and third.json()["code"] == "limit_reached"
     assert 0 < int(third["Retry-After"]) <= 24 * 3600  # until the next day, when the cap starts again
     assert PersonalDataAccess.objects.filter(actor=operator).count() == 2  # the refused one read nothing
     assert _client(other).post(reverse("api-health-code"), {"id_number": number, "reason": "r"},

@@ -183,7 +183,7 @@ def test_malformed_request_body_is_a_clear_400():
     client = _client()
     response = _post(client, "api-ingest-arrivals", {"rows": []})
     assert response.status_code == 400
-    assert "records" in response.json()["message"]
+    assert "records" in response.json()["detail"]
 
 
 def test_fast_id_path_agrees_with_the_registry():

@@ -56,7 +56,7 @@ def test_api_rejects_a_bad_window_with_a_readable_message(api):
     response = api.post("/api/v1/venues/risk-windows/create/", {
         "venue": venue.pk, "starts_at": "2022-09-01T14:00:00+08:00",
         "ends_at": "2022-09-01T10:00:00+08:00", "risk_level": "high", "reason": "x"}, format="json")
-    assert response.status_code == 400 and response.json()["message"]
+    assert response.status_code == 400 and response.json()["detail"]
     assert not RiskWindow.objects.exists()
 
 
