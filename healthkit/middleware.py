@@ -127,7 +127,8 @@ class PersonalDataAddressMiddleware:
             from healthkit.views_errors import api_error
 
             return api_error(_("ID numbers and phone numbers are never sent in an address (logs keep it): send "
-                               "them in a POST body, e.g. POST /api/v1/appeals/search/."), 400)
+                               "them in a POST body, e.g. POST /api/v1/appeals/search/."), 400,
+                             "personal_data_in_address")
         message = _("ID numbers and phone numbers are never put in an address (browser history and logs keep "
                     "it), so that filter was left out. Look a person up with “Find by exact ID number or phone” "
                     "on the queue.")
