@@ -24,6 +24,7 @@ from healthkit.filtering import FilteredView, single_values
 from healthkit.models import PopupCase
 from healthkit.permissions import STAFF_ROLES, RoleRequiredMixin, has_role
 from healthkit.selectors import popup_explain
+from healthkit.unsent import action_refused
 
 QUEUE_ROLES = STAFF_ROLES
 # Actions after which the ticket leaves the operator's hands: the next page is the queue they came
@@ -79,7 +80,6 @@ class QueueView(FilteredView, RoleRequiredMixin, View):
     allowed_roles = QUEUE_ROLES
     template_name = "appeals/console/queue.html"
     page_size = 50
-
     filter_form_class = AppealFilter
 
     def filter_form_kwargs(self) -> dict:
@@ -97,6 +97,7 @@ class QueueView(FilteredView, RoleRequiredMixin, View):
         if "order" not in errors and self.cursor and not selectors.cursor_readable(self.cursor, self.ordering):
             errors["after"] = _("This link to the next page is not one this page wrote; start from the first page.")
         return errors
+
     def _base(self):
         # The rows are read as values() of the columns the page shows (selectors.QUEUE_ROW_VALUES).
         return selectors.appeals_visible_to(self.request.user)
@@ -228,21 +229,16 @@ class TicketView(RoleRequiredMixin, View):
         """Reveal: the clear details are rendered once in this response, never stored or redirected."""
         appeal = selectors.appeal_access(user=request.user, pk=pk, where="console:reveal")
         form = forms.RevealForm(request.POST)
-        revealed = None
-        if form.is_valid():
-            try:
-                revealed = services.appeal_reveal(appeal=appeal, actor=request.user, reason=form.cleaned_data["reason"])
-            except ApplicationError as exc:
-                messages.error(request, exc.message)
+        back = ticket_url(appeal.pk, queue_place(request))
+        if not form.is_valid():
+            return action_refused(request, message=_("Please say why you need the full details."), back=back)
+        try:
+            revealed = services.appeal_reveal(appeal=appeal, actor=request.user, reason=form.cleaned_data["reason"])
+        except ApplicationError as exc:
+            return action_refused(request, message=exc.message, back=back)
         response = render(request, self.template_name, self._context(appeal, revealed=revealed))
         response["Cache-Control"] = "no-store"
         return response
-
-
-# The ticket page's form each action posts: a refused action shows the page again with that form
-# as the operator filled it in.
-ACTION_FORMS = {"assign": "assign", "priority": "priority", "merge": "merge", "request-evidence": "request",
-                "route": "route", "close": "close", "contact": "contact", "confirm-filer": "confirm_filer"}
 
 
 class TicketActionView(RoleRequiredMixin, View):
@@ -270,24 +266,9 @@ class TicketActionView(RoleRequiredMixin, View):
         return redirect(ticket_url(appeal.pk, place))
 
     def _refused(self, request, appeal, action: str, exc: ApplicationError):
-        """The ticket as it is now, with the refused form as the operator filled it in and why
-        (400). A redirect lost what they typed (a route or close reason). When the ticket no
-        longer offers the form (closed meanwhile), what they typed is shown to copy."""
-        appeal.refresh_from_db()
-        page = TicketView()
-        page.request = request
-        context = page._context(appeal)
-        key = ACTION_FORMS.get(action)
-        form = None
-        if key is not None:
-            form = type(context["forms"][key])(request.POST)
-            if form.is_valid():  # the service refused it: say why on the form itself
-                form.add_error(None, exc.message)
-            context["forms"][key] = form
-        messages.error(request, exc.message)  # at the top too: the form may be far down the page
-        if not context["can_handle"]:
-            context["unsent"] = form
-        return render(request, page.template_name, context, status=400)
+        """Back to the ticket (the queue place kept), the reason said once, what was typed put
+        back into the form (healthkit.unsent.action_refused); a reload sends nothing again."""
+        return action_refused(request, message=exc.message, back=ticket_url(appeal.pk, queue_place(request)))
 
     def _form(self, cls, request):
         form = cls(request.POST)

@@ -13,7 +13,9 @@ import json
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from communities import pii
@@ -94,3 +96,13 @@ class DeskOwnerMiddleware:
                 response.set_signed_cookie(OWNER_COOKIE, str(user.pk), salt=OWNER_SALT, max_age=OWNER_MAX_AGE,
                                            httponly=True, samesite="Lax", secure=settings.SESSION_COOKIE_SECURE)
         return response
+
+
+def action_refused(request: HttpRequest, *, message: str, back: str) -> HttpResponse:
+    """A console action refused, by its form or by the service: the reason said once, as a
+    message in the reader's language, on the page the action was sent from (`back`, this site),
+    reached by a redirect so that reloading it sends nothing again (Post/Redirect/Get); what was
+    typed is kept for that page (unsent_keep), which puts it back into the same form."""
+    messages.error(request, message)
+    unsent_keep(request, back=back)
+    return redirect(back)

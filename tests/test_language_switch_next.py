@@ -22,11 +22,13 @@ def test_switching_language_after_a_refused_action_returns_to_the_ticket(client)
     appeal = AppealFactory()
     ticket = f"{reverse('appeals:ticket', args=[appeal.pk])}?from=queue%3Dnew"
     assert language_next(client.get(ticket).content.decode()) == ticket
-    # when a merge into an unknown reference is refused (the ticket is shown at the merge address)
+    # when a merge into an unknown reference is refused: back to the ticket, its queue place kept
     refused = client.post(reverse("appeals:ticket-action", args=[appeal.pk, "merge"]),
-                          {"into_reference": "261201-NOSUCH1"}, HTTP_REFERER=f"http://testserver{ticket}")
-    assert refused.status_code == 400
+                          {"into_reference": "261201-NOSUCH1", "from": "queue=new"},
+                          HTTP_REFERER=f"http://testserver{ticket}")
+    assert refused.status_code == 302 and refused["Location"] == ticket
     # then the language switch on that page leads back to the ticket, which answers
-    switched = client.post(reverse("set_language"), {"language": "en", "next": language_next(refused.content.decode())})
+    page = client.get(refused["Location"]).content.decode()
+    switched = client.post(reverse("set_language"), {"language": "en", "next": language_next(page)})
     assert switched.status_code == 302 and switched.url == ticket
     assert client.get(switched.url).status_code == 200

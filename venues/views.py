@@ -22,6 +22,7 @@ from healthkit.filtering import FilteredView
 from healthkit.middleware import retry_after
 from healthkit.permissions import RoleRequiredMixin
 from healthkit.spreadsheet import csv_stream_response, csv_writer
+from healthkit.unsent import action_refused
 from venues import poster, selectors, services
 from venues.forms import (
     RegisterRangeForm,
@@ -41,9 +42,9 @@ EXPORT_CHUNK_ROWS = 2000
 class VenueListView(FilteredView, RoleRequiredMixin, TemplateView):
     template_name = "venues/venue_list.html"
     allowed_roles = VENUE_ROLES
-
     filter_form_class = VenueSearchForm
     page_params = ("page",)
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         qs = selectors.venues_visible_to(self.request.user).select_related("community", "district")
@@ -181,9 +182,9 @@ class RiskWindowListView(FilteredView, RoleRequiredMixin, View):
 
     allowed_roles = set(selectors.SUPERVISING)
     template_name = "venues/window_list.html"
-
     filter_form_class = RiskWindowFilterForm
     page_params = ("page",)
+
     def get(self, request):
         return TemplateResponse(request, self.template_name, _window_list_context(self))
 
@@ -197,7 +198,7 @@ class RiskWindowListView(FilteredView, RoleRequiredMixin, View):
                         venue=data["venue_code"], starts_at=data["starts_at"], ends_at=data["ends_at"],
                         risk_level=data["risk_level"], reason=data["reason"], actor=request.user)
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                return action_refused(request, message=exc.message, back=reverse("venues:window-list"))
             else:
                 messages.success(request, _("Risk window marked; the exposure job raises the popups."))
                 return redirect("venues:window-detail", pk=window.pk)
@@ -219,33 +220,30 @@ class RiskWindowDetailView(RoleRequiredMixin, View):
         seen = seen_from(request.POST)  # the version the page showed: a stale or repeated form does nothing
         if request.POST.get("action") == "withdraw":
             form = RiskWindowWithdrawForm(request.POST)
-            if form.is_valid():
-                try:
-                    services.risk_window_withdraw(window=window, actor=request.user,
-                                                  reason=form.cleaned_data["reason"], seen=seen)
-                except ApplicationError as exc:
-                    # shown again with the reason as typed (a redirect lost it), as the correction is
-                    form.add_error(None, exc.message)
-                else:
-                    messages.success(request, _("Window withdrawn; untouched popups are withdrawn."))
-                    return redirect("venues:window-detail", pk=pk)
-            context = _window_context(window, withdraw_form=form)
+            act = lambda data: services.risk_window_withdraw(  # noqa: E731
+                window=window, actor=request.user, reason=data["reason"], seen=seen)
+            done = _("Window withdrawn; untouched popups are withdrawn.")
         else:
             form = RiskWindowCorrectForm(request.POST)
-            if form.is_valid():
-                try:
-                    services.risk_window_correct(window=window, actor=request.user, seen=seen,
-                                                 **form.cleaned_data)
-                except ApplicationError as exc:
-                    form.add_error(None, exc.message)
-                else:
-                    messages.success(request, _("Window corrected; the popups it raised follow."))
-                    return redirect("venues:window-detail", pk=pk)
-            context = _window_context(window, correct_form=form)
-        window.refresh_from_db()
-        if window.state != RiskWindow.State.ACTIVE:
-            # the page offers neither form on a withdrawn window: the refusal and what was typed, above
-            for error in form.non_field_errors():
-                messages.error(request, error)
-            context["unsent"] = form
-        return TemplateResponse(request, self.template_name, context, status=400)
+            act = lambda data: services.risk_window_correct(  # noqa: E731
+                window=window, actor=request.user, seen=seen, **data)
+            done = _("Window corrected; the popups it raised follow.")
+        back = reverse("venues:window-detail", args=[pk])
+        if not form.is_valid():
+            return action_refused(request, message=_form_errors(form), back=back)
+        try:
+            act(form.cleaned_data)
+        except ApplicationError as exc:
+            # back to the window, the reason once, what was typed put back into the form
+            return action_refused(request, message=exc.message, back=back)
+        messages.success(request, done)
+        return redirect(back)
+
+
+def _form_errors(form) -> str:
+    """A refused form's errors as one message (each field named), said once on the page it came from."""
+    parts = []
+    for name, errors in form.errors.items():
+        label = form.fields[name].label if name in form.fields else None
+        parts += [f"{label}: {error}" if label else str(error) for error in errors]
+    return " ".join(parts)

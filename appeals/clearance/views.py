@@ -38,6 +38,7 @@ from healthkit.models import PopupCase
 from healthkit.permissions import RoleRequiredMixin
 from healthkit.selectors import popup_explain
 from healthkit.spreadsheet import ChoiceLabels, csv_stream_response, csv_writer
+from healthkit.unsent import action_refused
 
 WORKER_ROLES = set(selectors.WORKER_ROLES)
 
@@ -277,16 +278,15 @@ class TaskActionView(WorkerMixin, View):
                 return retry_after(self._refused(request, task, action, form, _(
                     "Too many look-ups; please wait a while before the next one."), status=429), wait)
             if not form.is_valid():
-                return self._refused(request, task, action, form, _("Please say why you need the full details."))
+                return _task_refused(request, task, _("Please say why you need the full details."))
             revealed = services.clearance_reveal(task=task, actor=request.user, reason=form.cleaned_data["reason"])
             return TaskDetailView().get(request, pk=task.pk, revealed=revealed)
         if action == "resend":
             try:
                 services.clearance_link_resend(task=task, actor=request.user, seen=seen_from(request.POST))
             except ApplicationError as exc:
-                messages.error(request, exc.message)
-            else:
-                messages.success(request, _("A new link has been sent; the earlier one no longer works."))
+                return _task_refused(request, task, exc.message)
+            messages.success(request, _("A new link has been sent; the earlier one no longer works."))
             return redirect("clearance:task", pk=task.pk)
         if action not in self.ACTIONS:
             raise PermissionDenied
@@ -294,14 +294,12 @@ class TaskActionView(WorkerMixin, View):
         form = form_class(request.POST)
         if not form.is_valid():
             errors = form.errors.get("confirm_high_risk")
-            return self._refused(request, task, action, form,
-                                 errors[0] if errors else _("Please fill in every field of the form."))
+            return _task_refused(request, task, errors[0] if errors else _("Please fill in every field of the form."))
         try:
             # The version of the task the page showed: a stale or repeated form does nothing.
             result = act(task, request.user, form.cleaned_data, seen_from(request.POST))
         except ApplicationError as exc:
-            form.add_error(None, exc.message)
-            return self._refused(request, task, action, form, exc.message)
+            return _task_refused(request, task, exc.message)
         else:
             if isinstance(result, ClearanceTask) and result.state == ClearanceTask.State.ACCEPTED:
                 done = _("Accepted; there was no popup on record to lift. The resident is told so, and to call "
@@ -312,10 +310,16 @@ class TaskActionView(WorkerMixin, View):
 
     @staticmethod
     def _refused(request, task: ClearanceTask, action: str, form, message: str, status: int = 400):
-        """The task page as it is now with the refused form as the worker filled it in and why
-        (400; 429 over the look-up limit): a redirect lost the reason they had typed."""
+        """The task page as it is now with the refused form as the worker filled it in and why:
+        the look-up limit's 429, which must say when to try again (Retry-After)."""
         messages.error(request, message)
         return TaskDetailView().get(request, pk=task.pk, status=status, bound={action: form})
+
+
+def _task_refused(request, task: ClearanceTask, message: str):
+    """Back to the task page, the reason said once, what was typed put back into the form
+    (healthkit.unsent.action_refused); a reload sends nothing again."""
+    return action_refused(request, message=message, back=reverse("clearance:task", args=[task.pk]))
 
 
 class CheckpointView(WorkerMixin, View):
