@@ -20,14 +20,18 @@ from django.utils.translation import gettext as _
 
 logger = logging.getLogger(__name__)
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n",
+                  # full-width, as a Chinese input method types them: a spreadsheet may take "＝" for "="
+                  "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# Spaces (and the ideographic space) before a formula: some programs skip them and evaluate the rest.
+_LEADING_SPACES = " \u3000\u00a0"
 # Workbook options: XlsxWriter otherwise writes "=..." as a formula and "http..." as a link.
 XLSX_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
 
 
 def text_cell(value: object) -> object:
     """The value as a spreadsheet reads it literally (strings defused, everything else as is)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and value.lstrip(_LEADING_SPACES).startswith(FORMULA_STARTS):
         return "'" + value
     return value
 

@@ -101,3 +101,49 @@ def test_each_filter_of_each_page_alone_with_hostile_values_never_answers_5xx(wo
                         failures.append(f"{role} {name} ?{field}={value}: {status}")
     assert tried > 300  # the filter forms were found
     assert not failures, "\n".join(failures)
+
+
+# Typed into a filter box: long, right-to-left and zero-width text, emoji, a formula, a NUL.
+TYPED = ("x" * 5000, "\u202egnp.exe", "\u200b\u200d", "🦠🏥", "=HYPERLINK(\"http://evil.example\")", "a\x00b",
+         "<script>alert(1)</script>", "' OR 1=1 --")
+
+
+def test_what_is_typed_into_a_filter_is_shown_back_never_a_5xx(world):  # noqa: F811
+    """Read or refused, a hostile value typed into a text filter stays in its box (escaped) for
+    the person to correct, and the page answers 200 or 400, never a 5xx."""
+    from django import forms
+    from django.test import RequestFactory
+    from django.utils.html import escape
+
+    from healthkit.inputs import clean_query_string
+    from tests.test_filter_refusal import _filtered_views, _posted
+
+    failures, tried = [], 0
+    for name, view_class in sorted(_filtered_views().items()):
+        if _posted(view_class):
+            continue
+        key, expected = MATRIX[name]
+        role = next(r for r in ("supervisor", "administrator", "operator", "worker", "venue_manager")
+                    if expected[r] == 200)
+        client = client_for(role, world)
+        url = _url(name, world, key, role)
+        view = view_class()
+        view.request = RequestFactory().get(url)
+        view.request.user = world.users[role]
+        form = view_class.filter_form_class(None, **view.filter_form_kwargs())
+        fields = getattr(form, "form", form).fields
+        for field in [n for n, f in fields.items() if type(f) is not forms.ChoiceField
+                      and isinstance(f, forms.CharField)]:
+            for value in TYPED:
+                tried += 1
+                response = client.get(url, {field: value})
+                if "html" not in response.get("Content-Type", ""):
+                    continue  # an export: the form comes back on its refusal only
+                html = response.content.decode()
+                shown = clean_query_string(value)
+                if response.status_code not in (200, 400):
+                    failures.append(f"{name} {field}={value[:20]!r}: {response.status_code}")
+                elif shown and escape(shown) not in html:
+                    failures.append(f"{name} {field}={value[:20]!r}: what was typed is gone")
+    assert tried >= 40
+    assert not failures, "\n".join(failures)

@@ -29,7 +29,9 @@ def _assert_defused(cells: list[str], masked: list[str]) -> None:
         assert "'" + m in cells
 
 
-@pytest.mark.parametrize("text", [*HOSTILE, "\tx", "\r=1"])
+# Full-width signs as a Chinese input method types them, and spaces before a formula.
+@pytest.mark.parametrize("text", [*HOSTILE, "\tx", "\r=1", "＝1+1", "＋1", "－1+1", "＠SUM(1)", " =1+1",
+                                  "\u3000=HYPERLINK(\"http://evil.example\")"])
 def test_text_starting_like_a_formula_is_marked_as_text(text):
     assert text_cell(text) == "'" + text
     line = csv_writer().writerow([text, 5, -5])
