@@ -77,7 +77,7 @@ def test_a_policy_span_the_engine_cannot_read_or_past_a_year_is_refused(key, val
     popup_type = 4 if key == "deadline_hours" else 1
     params = {"window_days": 7, "deadline_hours": 72, "triggers": ["arrival"], key: value}
     policy = PopupPolicy(popup_type=popup_type, version="x", effective_from=cst(2030, 1, 1), params=params)
-    with pytest.raises(ValidationError, match=f"{key} must be a whole number from 1 to"):
+    with translation.override("en"), pytest.raises(ValidationError, match=f"{key} must be a whole number from 1 to"):
         policy.full_clean()
 
 
